@@ -1,0 +1,54 @@
+"""Open, inspect and re-encode Zarr and OME-Zarr data.
+
+Importing this package is cheap and never imports Qt or napari: the public functions are loaded
+on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "inspect": "napari_zarr_explorer.report",
+    "StoreReport": "napari_zarr_explorer.report",
+    "ArrayReport": "napari_zarr_explorer.report",
+    "GroupReport": "napari_zarr_explorer.report",
+    "chunk_map": "napari_zarr_explorer.chunks",
+    "ChunkMap": "napari_zarr_explorer.chunks",
+    "validate": "napari_zarr_explorer.ome.validate",
+    "ValidationReport": "napari_zarr_explorer.ome.validate",
+    "estimate": "napari_zarr_explorer.estimate",
+    "EstimateReport": "napari_zarr_explorer.estimate",
+    "recompress": "napari_zarr_explorer.recompress",
+    "RecompressReport": "napari_zarr_explorer.recompress",
+    "open_layers": "napari_zarr_explorer.layers",
+    "open_pyramid": "napari_zarr_explorer.pyramid",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_zarr_explorer.chunks import ChunkMap, chunk_map
+    from napari_zarr_explorer.estimate import EstimateReport, estimate
+    from napari_zarr_explorer.layers import open_layers
+    from napari_zarr_explorer.ome.validate import ValidationReport, validate
+    from napari_zarr_explorer.pyramid import open_pyramid
+    from napari_zarr_explorer.recompress import RecompressReport, recompress
+    from napari_zarr_explorer.report import ArrayReport, GroupReport, StoreReport, inspect
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_zarr_explorer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

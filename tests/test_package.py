@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+
+def test_import_does_not_pull_qt_or_napari():
+    code = (
+        "import sys, napari_zarr_explorer as m; m.__version__; "
+        "bad = [k for k in sys.modules if k.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'vispy', 'superqt', 'magicgui')]; "
+        "print(bad); raise SystemExit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_npe2_manifest_validates_with_imports():
+    proc = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-zarr-explorer", "--imports"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_version():
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_zarr_explorer", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    assert "napari-zarr-explorer" in proc.stdout
