@@ -28,3 +28,11 @@ def test_cli_version():
     )
     assert proc.returncode == 0
     assert "napari-zarr-explorer" in proc.stdout
+
+
+def test_every_subcommand_is_registered():
+    from napari_zarr_explorer.cli import SUBCOMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(SUBCOMMANDS)

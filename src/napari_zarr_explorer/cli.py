@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"napari_zarr_explorer._cli.{name}")
+        modname = f"napari_zarr_explorer._cli.{name}"
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:  # a sub-command whose optional parts are absent
+            if exc.name != modname:
+                raise
+            continue
         module.register(sub)
     return parser
 
