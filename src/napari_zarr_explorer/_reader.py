@@ -1,0 +1,71 @@
+"""The napari reader: cheap checks in ``napari_get_reader``, then ``layers.open_layers``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["napari_get_reader", "read_zarr"]
+
+LayerData = tuple[Any, dict[str, Any], str]
+ReaderFunction = Callable[[Any], list[LayerData]]
+
+_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+_REMOTE = ("http://", "https://", "s3://", "gs://", "gcs://")
+
+
+def _single(path: Any) -> str | None:
+    if isinstance(path, list | tuple):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    return path if isinstance(path, str) and path.strip() else None
+
+
+def _looks_like_zarr(text: str) -> bool:
+    text = text.strip()
+    low = text.lower()
+    if low.startswith(_REMOTE):
+        return True  # remote: no network access here; the reader reports problems
+    if low.startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            return False
+        text = unquote(parts.path)
+    elif "://" in text:
+        return False
+    try:
+        p = Path(text).expanduser()
+        if not p.is_dir():
+            return False
+        return any((p / m).is_file() for m in _MARKERS)
+    except OSError:
+        return False
+
+
+def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:
+    """Return :func:`read_zarr` when *path* is a Zarr / OME-Zarr store, else None.
+
+    Only cheap checks are made: a local directory holding Zarr metadata, a ``file://`` URL of
+    one, or a remote URL (``http(s)://``, ``s3://``, ``gs://``). Lists of more than one path are
+    declined.
+    """
+    one = _single(path)
+    if one is None or not _looks_like_zarr(one):
+        return None
+    return read_zarr
+
+
+def read_zarr(path: str | list[str]) -> list[LayerData]:
+    """Open *path* (a store path or URL, or a list of one) as napari layer data."""
+    from napari_zarr_explorer.layers import open_layers
+
+    one = _single(path)
+    if one is None:
+        raise ValueError("Open one Zarr store at a time.")
+    return open_layers(one)

@@ -1,0 +1,891 @@
+"""Turn a Zarr or OME-Zarr store into napari layer data, without importing napari.
+
+:func:`open_layers` returns ``(data, kwargs, layer_type)`` tuples (npe2 ``LayerData``). Data are
+lazy dask arrays (see :mod:`napari_zarr_explorer.pyramid`); nothing but metadata is read here.
+Problems that do not stop the opening are reported as
+:class:`~napari_zarr_explorer.errors.ExplorerWarning`.
+
+Every layer's ``metadata`` records where it came from, so that the explorer can map a layer back
+to its node: ``source_url``, ``node_path``, ``level_paths``, ``zarr_format``, ``ome_version``,
+``ome_kind`` and, depending on the kind, ``series``, ``plate`` or ``fields``.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_zarr_explorer.errors import (
+    ExplorerError,
+    ExplorerWarning,
+    MetadataError,
+    NotFoundError,
+    PathEscapeError,
+)
+from napari_zarr_explorer.locate import Location, parse_location, safe_join
+from napari_zarr_explorer.meta import NodeMeta, check_array_metadata, open_array, read_node
+from napari_zarr_explorer.ome.model import (
+    Axis,
+    Multiscale,
+    OmeMetadata,
+    Omero,
+    infer_axes,
+    parse_ome,
+)
+from napari_zarr_explorer.pyramid import (
+    ChunkReader,
+    _numeric,
+    as_dask,
+    find_pyramid,
+    list_children,
+)
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+__all__ = ["LayerData", "colormap_spec", "open_layers"]
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Named napari colormaps for the common pure OMERO colours.
+_NAMED = {
+    "FF0000": "red",
+    "00FF00": "green",
+    "0000FF": "blue",
+    "FF00FF": "magenta",
+    "00FFFF": "cyan",
+    "FFFF00": "yellow",
+    "FFFFFF": "gray",
+}
+#: Colours used for channels without one (napari's own multichannel cycle).
+_CYCLE = ("magenta", "green", "cyan", "red", "blue", "yellow")
+#: At most this many arrays of a plain group become layers.
+MAX_PLAIN_LAYERS = 32
+#: At most this many bioformats2raw series are probed when no ``OME/series`` list exists.
+MAX_SERIES_PROBE = 1000
+
+
+def open_layers(
+    url: str | Location,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    path: str = "",
+) -> list[LayerData]:
+    """Open the Zarr / OME-Zarr node at *url* (and *path*) as napari layer data.
+
+    Parameters
+    ----------
+    url
+        Local path, ``file://``, ``http(s)://``, ``s3://`` or ``gs://`` URL of the store.
+    storage_options
+        Options for remote stores (credentials, endpoint...).
+    path
+        Store-relative node to open (default: the root).
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        Image layers (``"image"``) and label layers (``"labels"``); data are dask arrays, or
+        lists of dask arrays for multiscale layers.
+
+    Raises
+    ------
+    ExplorerError
+        When nothing can be opened (no Zarr metadata, unsafe data, unknown codec...).
+    """
+    loc = parse_location(url, storage_options)
+    store = loc.open_store()
+    ctx = _Ctx(loc, store)
+    path = safe_join("", path)
+    node = read_node(store, path, where=loc.url)
+    if node is None:
+        raise NotFoundError(
+            f"{ctx.where(path)}: no Zarr metadata found (.zarray, .zgroup, .zattrs or zarr.json).",
+            hint="Open the folder of a Zarr array or group.",
+        )
+    layers = ctx.open_node(node)
+    if not layers:
+        raise ExplorerError(
+            f"{ctx.where(path)}: nothing to show: no image-like array found.",
+            hint="Numeric arrays with at least two dimensions are opened as images.",
+        )
+    return layers
+
+
+@dataclass
+class _Ctx:
+    loc: Location
+    store: Any
+
+    def where(self, path: str) -> str:
+        return f"{self.loc.url}/{path}" if path else self.loc.url
+
+    def warn(self, path: str, message: str) -> None:
+        warnings.warn(f"{self.where(path)}: {message}", ExplorerWarning, stacklevel=4)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def open_node(self, node: NodeMeta) -> list[LayerData]:
+        if node.kind == "array":
+            return [self.plain_array(node)]
+        ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+        if ome is None:
+            return self.plain_group(node)
+        if ome.warnings:
+            self.warn(
+                node.path,
+                f"the OME-NGFF {ome.version or ''} metadata is not valid but was used: "
+                + "; ".join(ome.warnings),
+            )
+        try:
+            if ome.kind == "image":
+                return self.ome_image(node, ome)
+            if ome.kind == "labels":
+                return self.labels_group(node.path, ome)
+            if ome.kind == "plate":
+                return self.plate(node, ome)
+            if ome.kind == "well":
+                return self.well(node, ome)
+            if ome.kind == "bioformats2raw":
+                return self.bioformats2raw(node, ome)
+        except _Unusable as exc:
+            self.warn(
+                node.path,
+                f"the OME-NGFF metadata cannot be used ({exc}); the arrays are opened plainly.",
+            )
+            return self.plain_group(node)
+        return self.plain_group(node)  # pragma: no cover
+
+    # ---------------------------------------------------------------- plain data
+
+    def base_metadata(self, path: str, node: NodeMeta | None, **extra: Any) -> dict[str, Any]:
+        md: dict[str, Any] = {
+            "source_url": self.loc.url,
+            "node_path": path,
+            "zarr_format": node.zarr_format if node is not None else None,
+        }
+        md.update(extra)
+        return md
+
+    def plain_array(self, node: NodeMeta, name: str | None = None) -> LayerData:
+        # unsafe or undecodable data is refused with its own reason first
+        check_array_metadata(
+            node.metadata, where=self.where(node.path), zarr_format=node.zarr_format
+        )
+        shape = node.shape
+        if shape is not None and (len(shape) < 2 or not _numeric(node.metadata, node.zarr_format)):
+            dtype = node.metadata.get("dtype" if node.zarr_format == 2 else "data_type")
+            raise ExplorerError(
+                f"{self.where(node.path)}: a {len(shape)}-dimensional array of {dtype!r} cannot "
+                "be shown as an image.",
+                hint="Images need a numeric or boolean array with at least two dimensions.",
+            )
+        arr = open_array(self.loc, node.path, store=self.store)
+        data = as_dask(arr, where=self.where(node.path))
+        dims = node.metadata.get("dimension_names") if node.zarr_format == 3 else None
+        kwargs: dict[str, Any] = {
+            "name": name or (node.path.rsplit("/", 1)[-1] if node.path else self.loc.name),
+            "metadata": self.base_metadata(
+                node.path, node, level_paths=[node.path], ome_version=None, ome_kind=None
+            ),
+        }
+        if (
+            isinstance(dims, list)
+            and len(dims) == data.ndim
+            and all(isinstance(d, str) for d in dims)
+        ):
+            kwargs["axis_labels"] = tuple(dims)
+        return (_viewable(data), kwargs, "image")
+
+    def plain_group(self, node: NodeMeta) -> list[LayerData]:
+        path = node.path
+        arrays: list[tuple[str, tuple[int, ...]]] = []
+        nodes: dict[str, NodeMeta] = {}
+        groups: list[NodeMeta] = []
+        for name in list_children(self.store, path):
+            try:
+                key = safe_join(path, name)
+                child = read_node(self.store, key, where=self.loc.url)
+            except (PathEscapeError, MetadataError) as exc:
+                self.warn(path, f"child {name!r} skipped: {exc}")
+                continue
+            if child is None:
+                continue
+            if child.kind == "group":
+                groups.append(child)
+                continue
+            shape = child.shape
+            if shape is None or len(shape) < 2 or not _numeric(child.metadata, child.zarr_format):
+                continue
+            arrays.append((name, shape))
+            nodes[name] = child
+        layers: list[LayerData] = []
+        pyr = find_pyramid(arrays)
+        if pyr:
+            levels = [
+                as_dask(
+                    open_array(self.loc, nodes[n].path, store=self.store),
+                    where=self.where(nodes[n].path),
+                )
+                for n in pyr
+            ]
+            kwargs: dict[str, Any] = {
+                "name": path.rsplit("/", 1)[-1] if path else self.loc.name,
+                "multiscale": True,
+                "metadata": self.base_metadata(
+                    path,
+                    node,
+                    level_paths=[nodes[n].path for n in pyr],
+                    ome_version=None,
+                    ome_kind=None,
+                ),
+            }
+            layers.append(([_viewable(lv) for lv in levels], kwargs, "image"))
+        else:
+            for name, _ in arrays[:MAX_PLAIN_LAYERS]:
+                layers.append(self.plain_array(nodes[name]))
+            if len(arrays) > MAX_PLAIN_LAYERS:
+                self.warn(
+                    path,
+                    f"{len(arrays)} arrays found; only the first {MAX_PLAIN_LAYERS} are opened.",
+                )
+        if not layers:
+            # a container of OME images (e.g. several images in one store)
+            for child in groups[:MAX_PLAIN_LAYERS]:
+                ome = parse_ome(child.attributes, zarr_format=child.zarr_format)
+                if ome is not None and ome.kind in ("image", "plate", "bioformats2raw"):
+                    layers.extend(self.open_node(child))
+        return layers
+
+    # ---------------------------------------------------------------- OME images
+
+    def ome_image(
+        self,
+        node: NodeMeta,
+        ome: OmeMetadata,
+        *,
+        with_labels: bool = True,
+        extra_md: Mapping[str, Any] | None = None,
+    ) -> list[LayerData]:
+        if not ome.multiscales:
+            raise _Unusable("no usable 'multiscales' entry")
+        ms = ome.multiscales[0]
+        if len(ome.multiscales) > 1:
+            self.warn(
+                node.path,
+                f"{len(ome.multiscales)} multiscales entries; the first is opened.",
+            )
+        is_label = ome.image_label is not None or _is_in_labels(node.path)
+        layer = self.multiscale_layer(node, ms, ome, as_labels=is_label, extra_md=extra_md)
+        layers = [layer]
+        if with_labels and not is_label:
+            layers.extend(self.labels_of(node.path))
+        return layers
+
+    def levels(
+        self, node: NodeMeta, ms: Multiscale
+    ) -> tuple[list[da.Array], list[str], list[int], tuple[Axis, ...]]:
+        """Open the usable levels of *ms*; return arrays, paths, dataset indices and axes."""
+        out: list[da.Array] = []
+        paths: list[str] = []
+        used: list[int] = []
+        problems: list[str] = []
+        ndim: int | None = None
+        for i, ds in enumerate(ms.datasets):
+            try:
+                key = safe_join(node.path, ds.path)
+            except PathEscapeError as exc:
+                problems.append(f"level {ds.path!r} refused: {exc.message}")
+                continue
+            child = read_node(self.store, key, where=self.loc.url)
+            if child is None or child.kind != "array":
+                problems.append(f"level {ds.path!r} does not exist or is not an array")
+                continue
+            arr = open_array(self.loc, key, store=self.store)
+            if ndim is None:
+                ndim = arr.ndim
+            elif arr.ndim != ndim:
+                problems.append(
+                    f"level {ds.path!r} has {arr.ndim} dimensions, level 0 has {ndim}; skipped"
+                )
+                continue
+            if out and any(s > p for s, p in zip(arr.shape, out[-1].shape, strict=True)):
+                problems.append(f"level {ds.path!r} is larger than the level before it; skipped")
+                continue
+            out.append(as_dask(arr, where=self.where(key)))
+            paths.append(key)
+            used.append(i)
+        if problems:
+            self.warn(
+                node.path, "; ".join(problems) + (" (the other levels are opened)." if out else ".")
+            )
+        if not out:
+            refused = [p for p in problems if "refused" in p]
+            if refused and len(refused) == len(problems):
+                raise PathEscapeError(
+                    f"{self.where(node.path)}: every multiscales level was refused: "
+                    + "; ".join(refused)
+                )
+            raise _Unusable("none of the multiscales levels could be opened")
+        assert ndim is not None
+        axes = ms.axes
+        if not axes:
+            axes = infer_axes(ndim)
+        elif len(axes) != ndim:
+            self.warn(
+                node.path,
+                f"{len(axes)} axes are declared for {ndim}-dimensional data; axes inferred.",
+            )
+            axes = infer_axes(ndim)
+        return out, paths, used, axes
+
+    def multiscale_layer(
+        self,
+        node: NodeMeta,
+        ms: Multiscale,
+        ome: OmeMetadata,
+        *,
+        as_labels: bool,
+        extra_md: Mapping[str, Any] | None = None,
+        data_override: list[da.Array] | None = None,
+        opened: tuple[list[da.Array], list[str], list[int], tuple[Axis, ...]] | None = None,
+        name: str | None = None,
+    ) -> LayerData:
+        levels, paths, used, axes = opened if opened is not None else self.levels(node, ms)
+        if data_override is not None:
+            levels = data_override
+        ndim = levels[0].ndim
+        ds0 = ms.datasets[used[0]]
+        scale = list(ds0.scale) if ds0.scale is not None and len(ds0.scale) == ndim else None
+        translate = (
+            list(ds0.translation)
+            if ds0.translation is not None and len(ds0.translation) == ndim
+            else None
+        )
+        labels_ = [a.name for a in axes]
+        units = [a.unit for a in axes]
+        caxis = None if as_labels else _channel_axis(axes)
+        base_name = name or ms.name or _basename(node.path) or self.loc.name
+        md = self.base_metadata(
+            node.path,
+            node,
+            level_paths=paths,
+            ome_version=ome.version,
+            ome_kind=ome.kind,
+            axes=[{"name": a.name, "type": a.type, "unit": a.unit} for a in axes],
+        )
+        if extra_md:
+            md.update(extra_md)
+        kwargs: dict[str, Any] = {"multiscale": len(levels) > 1, "metadata": md}
+        if caxis is not None:
+            for lst in (scale, translate):
+                if lst is not None:
+                    del lst[caxis]
+            del labels_[caxis]
+            del units[caxis]
+        if scale is not None:
+            if any(s <= 0 for s in scale):
+                self.warn(node.path, f"scale {scale} is not positive; ignored.")
+            else:
+                kwargs["scale"] = tuple(scale)
+        if translate is not None:
+            kwargs["translate"] = tuple(translate)
+        kwargs["axis_labels"] = tuple(labels_)
+        if units and all(u is not None for u in units):
+            if all(u in _OME_UNITS for u in units):
+                kwargs["units"] = tuple(units)
+            else:
+                self.warn(node.path, f"axis units {units} are not OME-NGFF units; ignored.")
+        data: Any = [_viewable(lv) for lv in levels] if len(levels) > 1 else _viewable(levels[0])
+        if as_labels:
+            dt = levels[0].dtype
+            if dt.kind not in "iub":
+                self.warn(node.path, f"label image has dtype {dt}; opened as an image instead.")
+            else:
+                kwargs["name"] = base_name
+                cmap = _label_colormap(ome)
+                if cmap is not None:
+                    kwargs["colormap"] = cmap
+                if ome.image_label is not None and ome.image_label.properties:
+                    kwargs["metadata"]["label_properties"] = [
+                        dict(p) for p in ome.image_label.properties
+                    ]
+                return (data, kwargs, "labels")
+        dtype = levels[0].dtype
+        if caxis is not None:
+            n = int(levels[0].shape[caxis])
+            kwargs["channel_axis"] = caxis
+            kwargs.update(self.channel_settings(node.path, ome.omero, n, dtype, base_name))
+        else:
+            kwargs["name"] = base_name
+            if ome.omero is not None and len(ome.omero.channels) == 1:
+                one = self.channel_settings(node.path, ome.omero, 1, dtype, base_name)
+                for key in ("colormap", "contrast_limits", "visible"):
+                    if key in one:
+                        kwargs[key] = one[key][0]
+                if one.get("name") and ome.omero.channels[0].label:
+                    kwargs["name"] = one["name"][0]
+        return (data, kwargs, "image")
+
+    def channel_settings(
+        self, path: str, omero: Omero | None, n: int, dtype: np.dtype[Any], base: str
+    ) -> dict[str, Any]:
+        chans = list(omero.channels) if omero is not None else []
+        if omero is not None and len(chans) != n:
+            self.warn(
+                path,
+                f"omero lists {len(chans)} channels for {n} in the data; "
+                "missing ones use defaults, extra ones are ignored.",
+            )
+        chans = chans[:n]
+        names = []
+        cmaps: list[Any] = []
+        limits: list[list[float] | None] = []
+        visible = []
+        for i in range(n):
+            ch = chans[i] if i < len(chans) else None
+            label = ch.label if ch is not None and ch.label else None
+            names.append(label or (f"{base} [{i}]" if n > 1 else base))
+            cmaps.append(colormap_spec(ch.color if ch else None, i, n, ch.inverted if ch else None))
+            limits.append(_window(ch, dtype) if ch is not None else None)
+            visible.append(bool(ch.active) if ch is not None and ch.active is not None else True)
+        out: dict[str, Any] = {"name": names, "colormap": cmaps, "visible": visible}
+        if any(lim is not None for lim in limits):
+            fallback = _dtype_range(dtype)
+            out["contrast_limits"] = [lim if lim is not None else fallback for lim in limits]
+        if dtype.kind not in "iuf" and "contrast_limits" in out:
+            del out["contrast_limits"]
+        return out
+
+    # ---------------------------------------------------------------- labels
+
+    def labels_of(self, image_path: str) -> list[LayerData]:
+        key = safe_join(image_path, "labels")
+        try:
+            node = read_node(self.store, key, where=self.loc.url)
+        except MetadataError as exc:
+            self.warn(image_path, f"labels skipped: {exc}")
+            return []
+        if node is None or node.kind != "group":
+            return []
+        ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+        if ome is None or not ome.labels:
+            return []
+        return self.labels_group(key, ome)
+
+    def labels_group(self, path: str, ome: OmeMetadata) -> list[LayerData]:
+        layers: list[LayerData] = []
+        for name in ome.labels:
+            try:
+                key = safe_join(path, name)
+                node = read_node(self.store, key, where=self.loc.url)
+                if node is None:
+                    self.warn(path, f"label image {name!r} is listed but does not exist.")
+                    continue
+                lome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+                if lome is None or not lome.multiscales:
+                    self.warn(path, f"label image {name!r} has no multiscales; skipped.")
+                    continue
+                if lome.warnings:
+                    self.warn(
+                        key, "label metadata is not valid but was used: " + "; ".join(lome.warnings)
+                    )
+                layers.append(
+                    self.multiscale_layer(
+                        node, lome.multiscales[0], lome, as_labels=True, name=name
+                    )
+                )
+            except (PathEscapeError, _Unusable, MetadataError) as exc:
+                self.warn(path, f"label image {name!r} skipped: {exc}")
+        return layers
+
+    # ---------------------------------------------------------------- HCS
+
+    def well(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
+        assert ome.well is not None
+        if not ome.well.images:
+            raise _Unusable("the well lists no images")
+        fields = [im.path for im in ome.well.images]
+        for fpath in fields:
+            try:
+                key = safe_join(node.path, fpath)
+            except PathEscapeError as exc:
+                self.warn(node.path, f"field {fpath!r} refused: {exc.message}")
+                continue
+            child = read_node(self.store, key, where=self.loc.url)
+            if child is None:
+                self.warn(node.path, f"field {fpath!r} does not exist.")
+                continue
+            fome = parse_ome(child.attributes, zarr_format=child.zarr_format)
+            if fome is None or not fome.multiscales:
+                continue
+            return self.ome_image(child, fome, extra_md={"fields": fields, "ome_kind": "well"})
+        raise _Unusable("no field of the well could be opened")
+
+    def plate(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
+        plate = ome.plate
+        assert plate is not None
+        if not plate.wells:
+            raise _Unusable("the plate lists no wells")
+        # the template: the first well (in plate order) whose first field opens
+        template = None
+        for w in sorted(plate.wells, key=lambda w: (w.row_index, w.column_index)):
+            try:
+                wkey = safe_join(node.path, w.path)
+            except PathEscapeError as exc:
+                self.warn(node.path, f"well {w.path!r} refused: {exc.message}")
+                continue
+            wnode = read_node(self.store, wkey, where=self.loc.url)
+            if wnode is None:
+                continue
+            wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
+            if wome is None or wome.well is None or not wome.well.images:
+                continue
+            try:
+                fkey = safe_join(wkey, wome.well.images[0].path)
+            except PathEscapeError:
+                continue
+            fnode = read_node(self.store, fkey, where=self.loc.url)
+            if fnode is None:
+                continue
+            fome = parse_ome(fnode.attributes, zarr_format=fnode.zarr_format)
+            if fome is None or not fome.multiscales:
+                continue
+            template = (w, wome.well.images[0].path, fnode, fome)
+            break
+        if template is None:
+            raise _Unusable("no well with an openable field was found")
+        tw, field_path, fnode, fome = template
+        ms = fome.multiscales[0]
+        opened = self.levels(fnode, ms)
+        levels, paths, _used, axes = opened
+        names = [a.name.lower() for a in axes]
+        if len(names) < 2 or names[-2:] != ["y", "x"]:
+            self.warn(node.path, "field axes do not end with y, x; only the first well is opened.")
+            return self.ome_image(fnode, fome, with_labels=False)
+        nrows = max(len(plate.rows), 1 + max(w.row_index for w in plate.wells))
+        ncols = max(len(plate.columns), 1 + max(w.column_index for w in plate.wells))
+        where_well = {(w.row_index, w.column_index): w.path for w in plate.wells}
+        rel_levels = [p[len(fnode.path) + 1 :] for p in paths]
+        mosaic: list[da.Array] = []
+        import dask.array as da
+
+        for lev, rel, tmpl in zip(range(len(levels)), rel_levels, levels, strict=True):
+            rows = []
+            for r in range(nrows):
+                row = []
+                for c in range(ncols):
+                    wpath = where_well.get((r, c))
+                    if wpath is None:
+                        row.append(da.zeros(tmpl.shape, dtype=tmpl.dtype, chunks=tmpl.chunks))
+                        continue
+                    reader = _LazyWellLevel(self, node.path, wpath, field_path, rel, tmpl)
+                    row.append(
+                        da.from_array(  # type: ignore[no-untyped-call]
+                            reader,
+                            chunks=tmpl.chunks,
+                            name=f"plate-{lev}-{r}-{c}-" + _token(self.loc.url, node.path, rel),
+                            asarray=False,
+                            inline_array=True,
+                            fancy=True,
+                            meta=np.empty((0,) * tmpl.ndim, dtype=tmpl.dtype),
+                        )
+                    )
+                rows.append(row)
+            mosaic.append(_nest_block(rows, tmpl.ndim))
+        extra = {
+            "ome_kind": "plate",
+            "plate": {
+                "rows": list(plate.rows),
+                "columns": list(plate.columns),
+                "wells": [w.path for w in plate.wells],
+                "field": field_path,
+                "template_well": tw.path,
+            },
+        }
+        layer = self.multiscale_layer(
+            fnode,
+            ms,
+            fome,
+            as_labels=False,
+            extra_md=extra,
+            data_override=mosaic,
+            opened=opened,
+            name=plate.name or _basename(node.path) or self.loc.name,
+        )
+        layer[1]["metadata"]["node_path"] = node.path
+        layer[1]["metadata"]["level_paths"] = [f"{{well}}/{field_path}/{r}" for r in rel_levels]
+        return [layer]
+
+    # ---------------------------------------------------------------- bioformats2raw
+
+    def bioformats2raw(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
+        series: list[str] = list(ome.series)
+        if not series:
+            try:
+                okey = safe_join(node.path, "OME")
+                onode = read_node(self.store, okey, where=self.loc.url)
+            except MetadataError as exc:
+                self.warn(node.path, f"OME group unreadable: {exc}")
+                onode = None
+            if onode is not None:
+                oome = parse_ome(onode.attributes, zarr_format=onode.zarr_format)
+                if oome is not None:
+                    series = list(oome.series)
+        if not series:
+            for i in range(MAX_SERIES_PROBE):
+                if read_node(self.store, safe_join(node.path, str(i)), where=self.loc.url) is None:
+                    break
+                series.append(str(i))
+        for s in series:
+            try:
+                skey = safe_join(node.path, s)
+            except PathEscapeError as exc:
+                self.warn(node.path, f"series {s!r} refused: {exc.message}")
+                continue
+            snode = read_node(self.store, skey, where=self.loc.url)
+            if snode is None:
+                self.warn(node.path, f"series {s!r} is listed but does not exist.")
+                continue
+            some = parse_ome(snode.attributes, zarr_format=snode.zarr_format)
+            if some is None or not some.multiscales:
+                continue
+            extra = {"series": series, "series_opened": s, "ome_kind": "bioformats2raw"}
+            layers = self.ome_image(snode, some, extra_md=extra)
+            for lay in layers:
+                lay[1]["metadata"].setdefault("series", series)
+            return layers
+        raise _Unusable("no series could be opened")
+
+
+class _Unusable(Exception):
+    pass
+
+
+class _LazyWellLevel:
+    """One level of one well's first field, opened on first read; zeros when unavailable."""
+
+    def __init__(
+        self, ctx: _Ctx, plate_path: str, well_path: str, field: str, level: str, tmpl: Any
+    ) -> None:
+        self.ctx = ctx
+        self.plate_path = plate_path
+        self.well_path = well_path
+        self.field = field
+        self.level = level
+        self.shape = tuple(tmpl.shape)
+        self.dtype = tmpl.dtype
+        self.ndim = len(self.shape)
+        self._reader: ChunkReader | bool | None = False
+        self._lock = threading.Lock()
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("well", self.ctx.loc.url, self.plate_path, self.well_path, self.level)
+
+    def _open(self) -> ChunkReader | None:
+        with self._lock:
+            if self._reader is not False:
+                return self._reader  # type: ignore[return-value]
+            reader: ChunkReader | None = None
+            try:
+                wkey = safe_join(self.plate_path, self.well_path)
+                field = self.field
+                wnode = read_node(self.ctx.store, wkey, where=self.ctx.loc.url)
+                if wnode is not None:
+                    wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
+                    if wome is not None and wome.well is not None and wome.well.images:
+                        field = wome.well.images[0].path
+                key = safe_join(safe_join(wkey, field), self.level)
+                arr = open_array(self.ctx.loc, key, store=self.ctx.store)
+                reader = ChunkReader(arr, where=self.ctx.where(key))
+                if reader.ndim != self.ndim or reader.dtype != self.dtype:
+                    raise MetadataError(
+                        f"shape/dtype {reader.shape}/{reader.dtype} differ from the first well's "
+                        f"{self.shape}/{self.dtype}"
+                    )
+            except Exception as exc:
+                reader = None
+                warnings.warn(
+                    f"{self.ctx.where(self.plate_path)}: well {self.well_path!r} is shown "
+                    f"empty: {exc}",
+                    ExplorerWarning,
+                    stacklevel=2,
+                )
+            self._reader = reader
+            return reader
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        from napari_zarr_explorer.pyramid import _plan
+
+        region, post, trivial = _plan(key, self.shape)
+        out = np.zeros(tuple(s.stop - s.start for s in region), dtype=self.dtype)
+        reader = self._open()
+        if reader is not None and 0 not in out.shape:
+            # crop to the well's own shape when it differs from the template
+            inner = tuple(
+                slice(min(s.start, n), min(s.stop, n))
+                for s, n in zip(region, reader.shape, strict=True)
+            )
+            if all(s.stop > s.start for s in inner):
+                part = reader.read(inner)
+                out[tuple(slice(0, s.stop - s.start) for s in inner)] = part
+        return out if trivial else out[post]
+
+
+def _nest_block(rows: list[list[da.Array]], ndim: int) -> da.Array:
+    import dask.array as da
+
+    nested: Any = rows
+    for _ in range(ndim - 2):
+        nested = [nested]
+    result: da.Array = da.block(nested)  # type: ignore[no-untyped-call]
+    return result
+
+
+def _token(*parts: Any) -> str:
+    from dask.base import tokenize
+
+    return str(tokenize(*parts))
+
+
+def _viewable(arr: da.Array) -> da.Array:
+    if arr.dtype == bool:
+        converted: da.Array = arr.astype(np.uint8)  # type: ignore[no-untyped-call]
+        return converted
+    return arr
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _is_in_labels(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) >= 2 and parts[-2] == "labels"
+
+
+def _channel_axis(axes: Sequence[Axis]) -> int | None:
+    for i, a in enumerate(axes):
+        if a.type == "channel":
+            return i
+    for i, a in enumerate(axes):
+        if a.type is None and a.name.lower() in ("c", "channel", "ch"):
+            return i
+    return None
+
+
+#: Units allowed by OME-NGFF (all known to pint, which napari uses).
+_OME_UNITS = frozenset(
+    f"{p}{u}"
+    for u in ("meter", "second")
+    for p in (
+        "",
+        "yotta",
+        "zetta",
+        "exa",
+        "peta",
+        "tera",
+        "giga",
+        "mega",
+        "kilo",
+        "hecto",
+        "deca",
+        "deci",
+        "centi",
+        "milli",
+        "micro",
+        "nano",
+        "pico",
+        "femto",
+        "atto",
+        "zepto",
+        "yocto",
+    )
+) | {"angstrom", "foot", "inch", "mile", "parsec", "yard", "day", "hour", "minute"}
+
+
+def colormap_spec(color: str | None, index: int, count: int, inverted: bool | None = None) -> Any:
+    """Return a napari colormap for an OMERO hex colour, without importing napari.
+
+    Pure colours map to napari's named colormaps (``"FF0000"`` -> ``"red"``); other colours to a
+    ``{"name", "colors"}`` dict (black to the colour) that napari turns into a Colormap. Without a
+    colour, single-channel images are gray and channels cycle through magenta, green, cyan...
+
+    Parameters
+    ----------
+    color
+        ``RRGGBB`` (optionally with ``#`` or alpha), or None.
+    index, count
+        Channel index and channel count, for the default.
+    inverted
+        Reverse the colormap (OMERO ``inverted``).
+    """
+    from napari_zarr_explorer.ome.model import OmeroChannel
+
+    rgb = OmeroChannel(color=color).rgb if color else None
+    if rgb is None:
+        if color:
+            warnings.warn(
+                f"channel colour {color!r} is not a hex colour; a default is used.",
+                ExplorerWarning,
+                stacklevel=3,
+            )
+        name: str = "gray" if count == 1 else _CYCLE[index % len(_CYCLE)]
+        if not inverted:
+            return name
+        rgb = {"gray": (1.0, 1.0, 1.0)}.get(name) or _named_rgb(name)
+    hexs = "".join(f"{round(c * 255):02X}" for c in rgb)
+    if hexs in _NAMED and not inverted:
+        return _NAMED[hexs]
+    lo, hi = [0.0, 0.0, 0.0, 1.0], [rgb[0], rgb[1], rgb[2], 1.0]
+    colors = [hi, lo] if inverted else [lo, hi]
+    return {"name": f"ome #{hexs.lower()}" + (" inverted" if inverted else ""), "colors": colors}
+
+
+def _named_rgb(name: str) -> tuple[float, float, float]:
+    for hexs, n in _NAMED.items():
+        if n == name:
+            return (int(hexs[0:2], 16) / 255, int(hexs[2:4], 16) / 255, int(hexs[4:6], 16) / 255)
+    return (1.0, 1.0, 1.0)
+
+
+def _dtype_range(dtype: np.dtype[Any]) -> list[float]:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return [float(info.min), float(info.max)]
+    if dtype.kind == "b":
+        return [0.0, 1.0]
+    return [0.0, 1.0]
+
+
+def _window(ch: Any, dtype: np.dtype[Any]) -> list[float] | None:
+    start, end = ch.window_start, ch.window_end
+    if start is None or end is None:
+        start, end = ch.window_min, ch.window_max
+    if start is None or end is None:
+        return None
+    if end < start:
+        start, end = end, start
+    if end == start:
+        end = start + 1
+    return [float(start), float(end)]
+
+
+def _label_colormap(ome: OmeMetadata) -> dict[Any, Any] | None:
+    il = ome.image_label
+    if il is None or not il.colors:
+        return None
+    cmap: dict[Any, Any] = {None: [0.6, 0.6, 0.6, 1.0], 0: [0.0, 0.0, 0.0, 0.0]}
+    for c in il.colors:
+        value = c.label_value
+        if isinstance(value, float):
+            if not value.is_integer():
+                continue
+            value = int(value)
+        cmap[value] = [v / 255 for v in c.rgba]
+    return cmap
