@@ -1,0 +1,120 @@
+"""``napari-zarr-explorer estimate URL``: preview candidate encodings on sampled chunks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``estimate`` sub-command to *subparsers*."""
+    parser = subparsers.add_parser(
+        "estimate",
+        help="ratio and speed of candidate encodings on sampled chunks (writes nothing)",
+        description=(
+            "Encode a random sample of chunks of one array with each candidate compressor and "
+            "report compression ratio, encode and decode speed, and the projected stored size "
+            "and object count of the whole array. Nothing is written."
+        ),
+    )
+    parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    parser.add_argument(
+        "--array",
+        default=None,
+        metavar="PATH",
+        help="path of the array (or OME image group) in the store; default: the URL itself, "
+        "or its only array",
+    )
+    parser.add_argument("--level", type=int, default=None, help="multiscale level (default 0)")
+    parser.add_argument(
+        "--compressor",
+        action="append",
+        metavar="SPEC",
+        help="candidate compressor, repeatable: zstd:5, blosc-zstd:5, blosc-lz4, "
+        "blosc-lz4hc, gzip:6, none, zfp:rate=8, bitround:7+zstd:3 (default: zstd:3)",
+    )
+    parser.add_argument(
+        "--shuffle", choices=("none", "byte", "bit"), default=None, help="blosc shuffle"
+    )
+    parser.add_argument(
+        "--chunks",
+        default=None,
+        help="candidate chunk shape, e.g. 1,1,256,256 (default: the array's own chunks)",
+    )
+    parser.add_argument(
+        "--shards",
+        default=None,
+        help="candidate shard shape, e.g. 1,1,2048,2048, or 'none' (default: the array's own "
+        "sharding)",
+    )
+    parser.add_argument("--sample", type=int, default=16, help="chunks to sample (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``estimate``; return the exit code."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from napari_zarr_explorer._cli._common import out_console, print_json
+    from napari_zarr_explorer._cli.chunks import _default_array
+    from napari_zarr_explorer._html import human_bytes
+    from napari_zarr_explorer.estimate import estimate
+
+    path = args.array if args.array is not None else _default_array(args.url)
+    compressors = args.compressor or ["zstd:3"]
+    any_blosc = any(c.strip().lower().startswith("blosc") for c in compressors)
+    candidates = [
+        {
+            "compressor": c,
+            # --shuffle is a blosc option: it applies to the blosc candidates among several.
+            "shuffle": args.shuffle
+            if (not any_blosc or c.strip().lower().startswith("blosc"))
+            else None,
+            "chunks": args.chunks,
+            "shards": args.shards,
+        }
+        for c in compressors
+    ]
+    report = estimate(
+        args.url, path, candidates, sample=args.sample, seed=args.seed, level=args.level
+    )
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    ratio = report.ratio
+    out_console.print(
+        f"[bold]{escape(report.url)}{'/' + escape(report.path) if report.path else ''}[/]: "
+        f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
+        + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
+        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} objects"
+        + (f", ratio {ratio:.2f}" if ratio else "")
+    )
+    table = Table(title=f"sample of {report.sample} chunks (seed {report.seed})")
+    for col in ("candidate", "ratio", "encode MB/s", "decode MB/s", "projected", "objects"):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    table.add_column("max error", justify="right")
+    best = report.best
+    for c in report.candidates:
+        if c.problems:
+            table.add_row(escape(c.label), "[red]" + escape("; ".join(c.problems)) + "[/]")
+            continue
+        style = "bold green" if best is not None and c is best else ""
+        table.add_row(
+            escape(c.label),
+            f"{c.ratio:.2f}" if c.ratio else "-",
+            f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
+            f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
+            human_bytes(c.projected_bytes),
+            str(c.projected_objects),
+            f"{c.error.max_abs:.3g}" if c.error is not None else "-",
+            style=style,
+        )
+    out_console.print(table)
+    for warn in report.warnings:
+        out_console.print(f"[yellow]warning:[/] {escape(warn)}")
+    return 0

@@ -1,0 +1,147 @@
+"""``napari-zarr-explorer inspect URL``: the hierarchy, arrays, codecs and bytes of a store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from napari_zarr_explorer.report import NodeReport, StoreReport
+
+__all__ = ["EXIT_PROBLEMS", "register", "run"]
+
+EXIT_PROBLEMS = 3
+"""Exit code when the report was made but some nodes (or the store) have errors."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``inspect`` sub-command to *subparsers*."""
+    parser = subparsers.add_parser(
+        "inspect",
+        help="show the hierarchy, arrays, chunks, shards, codecs and bytes of a store",
+        description=(
+            "Show what a Zarr / OME-Zarr store holds: groups and arrays with shape, dtype, "
+            "chunk and shard shapes, codec pipeline, bytes stored and compression ratio, and "
+            "the OME metadata. Exit code 0 when every node could be read, 3 when some could "
+            "not (they are reported, the others too), 1 when the store could not be opened."
+        ),
+    )
+    parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    parser.add_argument("--path", default="", help="start at this node of the store")
+    parser.add_argument(
+        "--max-nodes",
+        type=int,
+        default=500,
+        help="report at most this many nodes (default 500); go deeper with --path",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--attributes",
+        action="store_true",
+        help="also print every node's attributes in the tree",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``inspect``; return the exit code."""
+    from napari_zarr_explorer._cli._common import out_console, print_json
+    from napari_zarr_explorer.report import inspect
+
+    report = inspect(args.url, max_nodes=args.max_nodes, path=args.path)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        out_console.print(render_tree(report, attributes=args.attributes))
+        out_console.print(_totals(report))
+    return EXIT_PROBLEMS if report.problems else 0
+
+
+def _node_label(node: NodeReport) -> str:
+    from rich.markup import escape
+
+    from napari_zarr_explorer._html import human_bytes
+    from napari_zarr_explorer.report import ArrayReport, GroupReport
+
+    name = escape(node.name)
+    if isinstance(node, ArrayReport):
+        shard = f" shards {_shape(node.shard_shape)}" if node.shard_shape else ""
+        ratio = node.ratio
+        text = (
+            f"[bold cyan]{name}[/] [dim]array v{node.zarr_format}[/] {_shape(node.shape)} "
+            f"{escape(node.dtype)} chunks {_shape(node.chunk_shape)}{shard} "
+            f"[magenta]{escape(node.codecs_text)}[/] "
+            f"stored {human_bytes(node.bytes_stored)}"
+        )
+        if ratio:
+            text += f" [green]ratio {ratio:.2f}[/]"
+        return text
+    if isinstance(node, GroupReport):
+        text = f"[bold]{name}[/] [dim]group v{node.zarr_format}[/]"
+        if node.ome:
+            text += f" [yellow]{escape(node.ome.summary)}[/]"
+        return text
+    return f"[bold red]{name}[/] [red]unreadable[/]"
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(str(s) for s in shape) if shape else "()"
+
+
+def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
+    """Render the report as a :class:`rich.tree.Tree`."""
+    import json
+
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    title = f"[bold]{escape(report.url)}[/]" + (f"/{escape(report.path)}" if report.path else "")
+    tree = Tree(title)
+    branches: dict[str, Tree] = {report.path: tree}
+    for node in report.nodes:
+        if node.path == report.path:
+            branch = tree
+            tree.label = f"{title}  {_node_label(node)}"
+        else:
+            parent = node.path.rsplit("/", 1)[0] if "/" in node.path else ""
+            while parent not in branches and parent:
+                parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+            branch = branches.get(parent, tree).add(_node_label(node))
+        branches[node.path] = branch
+        for err in node.errors:
+            branch.add(f"[red]error:[/] {escape(err)}")
+        for warn in node.warnings:
+            branch.add(f"[yellow]warning:[/] {escape(warn)}")
+        if attributes and node.attributes:
+            text = json.dumps(node.attributes, indent=1, default=str)
+            if len(text) > 2000:
+                text = text[:2000] + " ..."
+            branch.add(f"[dim]{escape(text)}[/]")
+    if report.truncated:
+        tree.add(
+            f"[yellow]... more than {report.max_nodes} nodes; go deeper with --path "
+            f"{escape(', '.join(report.more[:10]))}[/]"
+        )
+    for warn in report.warnings:
+        tree.add(f"[yellow]warning:[/] {escape(warn)}")
+    for err in report.errors:
+        tree.add(f"[red]error:[/] {escape(err)}")
+    return tree
+
+
+def _totals(report: StoreReport) -> str:
+    from napari_zarr_explorer._html import human_bytes
+
+    stored = report.bytes_stored
+    text = (
+        f"{len(report.groups)} groups, {len(report.arrays)} arrays; stored "
+        f"{human_bytes(stored)}, logical {human_bytes(report.logical_bytes)}"
+    )
+    if stored:
+        text += f", ratio {report.logical_bytes / stored:.2f}"
+    problems = len(report.problems)
+    if problems:
+        text += f"; [red]{problems} problem{'s' if problems != 1 else ''}[/]"
+    return text

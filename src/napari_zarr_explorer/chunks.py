@@ -1,0 +1,1274 @@
+"""Which chunks are really stored: per-chunk state and bytes, from listings and shard indexes.
+
+The default map costs one listing of the array's prefix (with object sizes) plus, for sharded
+arrays, one small byte-range read of each shard's index: no chunk data is read, so it stays cheap
+for millions of chunks. ``verify=True`` decodes every stored chunk as well (a file system check
+for Zarr) and lists the keys that fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer import codecs as _codecs
+from napari_zarr_explorer.codecs import jsonable
+from napari_zarr_explorer.errors import (
+    AccessDeniedError,
+    ExplorerError,
+    MetadataError,
+    RemoteError,
+)
+
+if TYPE_CHECKING:
+    from zarr.abc.store import Store
+
+
+__all__ = [
+    "CORRUPT",
+    "MISSING",
+    "PARTIAL",
+    "PRESENT",
+    "STATE_NAMES",
+    "UNKNOWN",
+    "CancelLike",
+    "ChunkMap",
+    "ProgressCallback",
+    "StoredListing",
+    "aggregate",
+    "chunk_map",
+    "list_stored",
+    "open_store",
+    "parse_chunk_keys",
+]
+
+MISSING = 0
+"""No object is stored for the chunk: it reads as the fill value."""
+PRESENT = 1
+"""The chunk is stored (and decodes, when verified)."""
+CORRUPT = 2
+"""The chunk is stored but cannot be decoded, or the shard index says it lies past the shard end."""
+UNKNOWN = 3
+"""The state could not be determined (unlistable store, unreadable shard index codecs...)."""
+PARTIAL = 4
+"""Only in aggregated maps: a block mixing present and missing chunks."""
+
+STATE_NAMES = {
+    MISSING: "missing",
+    PRESENT: "present",
+    CORRUPT: "corrupt",
+    UNKNOWN: "unknown",
+    PARTIAL: "partial",
+}
+
+_MAX_PROBES = 200_000
+_INDEX_CONCURRENCY = 32
+_VERIFY_MEMORY = 256 * 1024 * 1024
+"""Decoded bytes in flight at most when verifying a sharded array (one shard at a time below)."""
+_EMPTY = np.uint64(2**64 - 1)
+
+
+class ProgressCallback(Protocol):
+    """``progress(done, total, message)``, called from a worker thread during long work."""
+
+    def __call__(self, done: int, total: int, message: str) -> None:  # noqa: D102
+        ...
+
+
+class CancelLike(Protocol):
+    """Anything with ``is_set()`` (a :class:`threading.Event`)."""
+
+    def is_set(self) -> bool:  # noqa: D102
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# store access
+
+
+def open_store(url: Any, storage_options: Mapping[str, Any] | None = None) -> tuple[Store, str]:
+    """Open *url* (a path, URL, :class:`~napari_zarr_explorer.locate.Location` or zarr store).
+
+    Returns
+    -------
+    tuple
+        The read-only store and the text naming it in messages.
+    """
+    from zarr.abc.store import Store
+
+    if isinstance(url, Store):
+        return url, str(getattr(url, "root", None) or getattr(url, "path", None) or url)
+    from napari_zarr_explorer.locate import parse_location
+
+    loc = parse_location(url, dict(storage_options) if storage_options else None)
+    return loc.open_store(), loc.url
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine on zarr's event loop (where the store's sessions live)."""
+    from zarr.core.sync import sync
+
+    return sync(coro)
+
+
+def _unwrap(store: Any) -> Any:
+    seen = 0
+    while hasattr(store, "_store") and seen < 8 and not _is_leaf_store(store):
+        store = store._store
+        seen += 1
+    return store
+
+
+def _is_leaf_store(store: Any) -> bool:
+    from zarr.storage import FsspecStore, LocalStore, MemoryStore
+
+    return isinstance(store, LocalStore | FsspecStore | MemoryStore)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredListing:
+    """The keys below a prefix with their stored sizes in bytes.
+
+    Attributes
+    ----------
+    keys
+        Keys relative to the listed prefix.
+    sizes
+        Sizes in bytes, aligned with ``keys``.
+    """
+
+    keys: list[str]
+    sizes: npt.NDArray[np.int64]
+
+    @property
+    def total(self) -> int:
+        """Sum of the sizes."""
+        return int(self.sizes.sum()) if self.sizes.size else 0
+
+    def as_dict(self) -> dict[str, int]:
+        """``{key: size}``."""
+        return dict(zip(self.keys, self.sizes.tolist(), strict=True))
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix.rstrip('/')}/{key}" if prefix else key
+
+
+def list_stored(store: Any, prefix: str = "") -> StoredListing | None:
+    """List the objects below *prefix* with their sizes, or None when the store cannot list.
+
+    Local stores are walked with ``os.scandir``; fsspec stores use ``find(detail=True)``; object
+    stores their listing with sizes; memory stores their buffers. Other listable stores ask
+    ``getsize`` for each key. HTTP stores cannot list: None.
+    """
+    prefix = prefix.strip("/")
+    if not getattr(store, "supports_listing", False):
+        return None
+    inner = _unwrap(store)
+    from zarr.storage import FsspecStore, LocalStore, MemoryStore
+
+    if isinstance(inner, LocalStore):
+        return _list_local(Path(inner.root), prefix)
+    if isinstance(inner, MemoryStore):
+        pre = f"{prefix}/" if prefix else ""
+        items = [(k[len(pre) :], len(v)) for k, v in inner._store_dict.items() if k.startswith(pre)]
+        return StoredListing([k for k, _ in items], np.array([s for _, s in items], np.int64))
+    try:
+        if isinstance(inner, FsspecStore):
+            return _list_fsspec(inner, prefix)
+        if type(inner).__name__ == "ObjectStore" and hasattr(inner, "_list"):
+            return _list_obstore(inner, prefix)
+        return _list_generic(store, prefix)
+    except FileNotFoundError:
+        return StoredListing([], np.zeros(0, dtype=np.int64))
+    except ExplorerError:
+        raise
+    except PermissionError as exc:
+        raise AccessDeniedError(
+            f"{store}: listing {prefix or 'the store'} was refused ({exc}).",
+            hint="Check the credentials (storage_options or the environment).",
+        ) from exc
+    except Exception as exc:
+        raise RemoteError(
+            f"{store}: listing {prefix or 'the store'} failed: {type(exc).__name__}: {exc}",
+            hint="Try again; if the store cannot list, open it through a plain HTTP URL.",
+        ) from exc
+
+
+def _list_local(root: Path, prefix: str) -> StoredListing:
+    base = root / prefix if prefix else root
+    keys: list[str] = []
+    sizes: list[int] = []
+    if not base.is_dir():
+        return StoredListing(keys, np.zeros(0, np.int64))
+    stack: list[tuple[str, str]] = [(os.fspath(base), "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = f"{rel}{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{name}/"))
+                elif entry.is_file(follow_symlinks=False):
+                    keys.append(name)
+                    sizes.append(entry.stat(follow_symlinks=False).st_size)
+            except OSError:
+                continue
+    return StoredListing(keys, np.array(sizes, dtype=np.int64))
+
+
+def _list_fsspec(store: Any, prefix: str) -> StoredListing:
+    fs = store.fs
+    root = str(store.path).rstrip("/")
+    base = f"{root}/{prefix}" if prefix else root
+
+    async def _find() -> Any:
+        return await fs._find(base, detail=True)
+
+    found = run_sync(_find()) if fs.async_impl else fs.find(base, detail=True)
+    keys: list[str] = []
+    sizes: list[int] = []
+    strip = len(base) + 1
+    for name, info in found.items():
+        if info.get("type") == "directory":
+            continue
+        name = str(name).rstrip("/")
+        if not name.startswith(base):
+            continue
+        keys.append(name[strip:])
+        sizes.append(int(info.get("size") or 0))
+    return StoredListing(keys, np.array(sizes, dtype=np.int64))
+
+
+def _list_obstore(store: Any, prefix: str) -> StoredListing:
+    pre = f"{prefix}/" if prefix else ""
+
+    async def _collect() -> list[tuple[str, int]]:
+        return [(obj["path"], int(obj["size"])) async for obj in store._list(pre)]
+
+    items = run_sync(_collect())
+    return StoredListing(
+        [k[len(pre) :] for k, _ in items], np.array([s for _, s in items], dtype=np.int64)
+    )
+
+
+def _list_generic(store: Any, prefix: str) -> StoredListing:
+    pre = f"{prefix}/" if prefix else ""
+
+    async def _collect() -> tuple[list[str], list[int]]:
+        keys = [k async for k in store.list_prefix(pre)]
+
+        async def _size(key: str) -> int:
+            try:
+                return int(await store.getsize(key))
+            except (FileNotFoundError, KeyError):
+                return 0
+
+        sizes = await _bounded_map(keys, _size, _INDEX_CONCURRENCY)
+        return [k[len(pre) :] for k in keys], list(sizes)
+
+    keys, sizes = run_sync(_collect())
+    return StoredListing(keys, np.array(sizes, dtype=np.int64))
+
+
+async def _bounded_map(
+    items: Sequence[Any], fn: Callable[[Any], Any], concurrency: int
+) -> list[Any]:
+    """``[await fn(x) for x in items]`` with at most *concurrency* calls in flight.
+
+    A few worker coroutines pull from the list, so millions of items never become millions of
+    tasks at once.
+    """
+    results: list[Any] = [None] * len(items)
+    position = 0
+
+    async def _worker() -> None:
+        nonlocal position
+        while position < len(items):
+            i = position
+            position += 1
+            results[i] = await fn(items[i])
+
+    await asyncio.gather(*(_worker() for _ in range(max(1, min(concurrency, len(items) or 1)))))
+    return results
+
+
+def _probe_sizes(
+    store: Any,
+    keys: Sequence[str],
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelLike | None = None,
+) -> npt.NDArray[np.int64]:
+    """Size of each key (``-1`` when absent) by asking the store for each (HEAD requests)."""
+
+    async def _all() -> list[int]:
+        done = 0
+
+        async def _one(key: str) -> int:
+            nonlocal done
+            if cancel is not None and cancel.is_set():
+                return -2
+            try:
+                size = int(await store.getsize(key))
+            except (FileNotFoundError, KeyError):
+                size = -1
+            except Exception:
+                size = -2
+            done += 1
+            if progress is not None and (done % 256 == 0 or done == len(keys)):
+                progress(done, len(keys), "probing chunks")
+            return size
+
+        return await _bounded_map(keys, _one, _INDEX_CONCURRENCY)
+
+    return np.array(run_sync(_all()), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# chunk keys
+
+
+def parse_chunk_keys(
+    keys: Sequence[str],
+    grid: Sequence[int],
+    encoding: tuple[str, str],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Turn chunk keys (relative to the array) into flat grid indices, vectorised.
+
+    Parameters
+    ----------
+    keys
+        Keys below the array prefix (metadata keys are ignored).
+    grid
+        The chunk grid shape.
+    encoding
+        ``(name, separator)`` from :func:`napari_zarr_explorer.codecs.chunk_key_encoding`.
+
+    Returns
+    -------
+    flat, valid
+        ``flat[i]`` is the C-order flat grid index of ``keys[i]`` where ``valid[i]``; other keys
+        (metadata, strays, out-of-grid) have ``valid[i] == False``.
+    """
+    name, sep = encoding
+    ndim = len(grid)
+    n = len(keys)
+    valid = np.zeros(n, dtype=bool)
+    flat = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return flat, valid
+    if ndim == 0:
+        target = "c" if name == "default" else "0"
+        for i, key in enumerate(keys):
+            if key == target:
+                valid[i] = True
+        return flat, valid
+    lead = f"c{sep}" if name == "default" else ""
+    esc = re.escape(sep)
+    pattern = re.compile(rf"{re.escape(lead)}\d+(?:{esc}\d+){{{ndim - 1}}}")
+    match = pattern.fullmatch
+    cut = len(lead)
+    positions = [i for i, k in enumerate(keys) if match(k)]
+    if not positions:
+        return flat, valid
+    bodies = [keys[i][cut:] for i in positions]
+    text = " ".join(bodies)
+    if sep != " ":
+        text = text.replace(sep, " ")
+    numbers = np.fromstring(text, sep=" ", dtype=np.int64)  # text mode: fast and not deprecated
+    idx = numbers.reshape(len(positions), ndim)
+    limits = np.asarray(grid, dtype=np.int64)
+    inside = np.all(idx < limits, axis=1)
+    pos = np.asarray(positions, dtype=np.int64)
+    if idx.size and inside.any():
+        flat[pos[inside]] = np.ravel_multi_index(tuple(idx[inside].T), tuple(int(g) for g in grid))
+    valid[pos[inside]] = True
+    return flat, valid
+
+
+_META_KEYS = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
+
+
+# --------------------------------------------------------------------------------------------
+# shard index
+
+
+def decode_shard_index(
+    raw: bytes,
+    chunks_per_shard: Sequence[int],
+    index_codecs: Sequence[_codecs.CodecInfo],
+    *,
+    where: str,
+) -> npt.NDArray[np.uint64]:
+    """Decode a shard index into an ``(*chunks_per_shard, 2)`` array of ``(offset, nbytes)``.
+
+    Raises
+    ------
+    MetadataError
+        When the checksum does not match, the size is wrong, or a codec is not supported.
+    """
+    data = bytes(raw)
+    endian = "little"
+    for codec in reversed(index_codecs):
+        if codec.name == "crc32c":
+            if len(data) < 4:
+                raise MetadataError(f"{where}: shard index is shorter than its checksum.")
+            import crc32c
+
+            expected = int.from_bytes(data[-4:], "little")
+            data = data[:-4]
+            if crc32c.crc32c(data) != expected:
+                raise MetadataError(
+                    f"{where}: shard index checksum (crc32c) does not match; the shard is "
+                    "damaged or truncated."
+                )
+        elif codec.name == "bytes":
+            value = codec.configuration.get("endian", "little")
+            endian = value if value in ("little", "big") else "little"
+        else:
+            raise MetadataError(
+                f"{where}: shard index codec {codec.name!r} is not supported for index reads."
+            )
+    count = math.prod(chunks_per_shard)
+    if len(data) != count * 16:
+        raise MetadataError(
+            f"{where}: shard index has {len(data)} bytes, expected {count * 16}; the shard "
+            "is damaged or truncated."
+        )
+    arr = np.frombuffer(data, dtype="<u8" if endian == "little" else ">u8")
+    return arr.astype(np.uint64).reshape((*chunks_per_shard, 2))
+
+
+async def _read_index(store: Any, key: str, nbytes: int, location: str) -> bytes | None:
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+
+    request = SuffixByteRequest(nbytes) if location == "end" else RangeByteRequest(0, nbytes)
+    buf = await store.get(key, prototype=default_buffer_prototype(), byte_range=request)
+    if buf is None:
+        return None
+    return bytes(buf.to_bytes())
+
+
+# --------------------------------------------------------------------------------------------
+# the map
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class ChunkMap:
+    """Per-chunk state and stored bytes of one array.
+
+    Attributes
+    ----------
+    url, path
+        The store and the array's path in it.
+    zarr_format
+        2 or 3.
+    shape, dtype
+        The array's shape and data type.
+    chunk_shape
+        Shape of the chunks the map describes (inner chunks when sharded).
+    shard_shape
+        Shape of the shards, or None when unsharded.
+    key_encoding
+        ``(name, separator)`` of the chunk keys.
+    state
+        ``uint8`` array in chunk-grid shape: :data:`MISSING`, :data:`PRESENT`, :data:`CORRUPT`,
+        :data:`UNKNOWN`.
+    nbytes
+        ``int64`` array in chunk-grid shape: stored bytes of each chunk (0 when missing, -1 when
+        unknown). For sharded arrays, from the shard index.
+    shard_nbytes
+        ``int64`` array in shard-grid shape (-1 when unknown, 0 when missing); None when
+        unsharded.
+    corrupt_keys
+        Keys (relative to the array, as stored) of objects that failed.
+    problems
+        ``{key: message}`` for the corrupt keys.
+    stray_keys
+        Keys below the array that are neither metadata nor in the chunk grid (capped at 100).
+    verified
+        True when every stored chunk was decoded.
+    listed
+        True when the map comes from a listing; False when each key was probed.
+    cancelled
+        True when the work was cancelled: states not reached are :data:`UNKNOWN`.
+    warnings
+        Anything noteworthy (unlistable store, unsupported index codec...).
+    """
+
+    url: str
+    path: str
+    zarr_format: int
+    shape: tuple[int, ...]
+    dtype: str
+    itemsize: int = 0
+    chunk_shape: tuple[int, ...]
+    shard_shape: tuple[int, ...] | None = None
+    key_encoding: tuple[str, str] = ("default", "/")
+    state: npt.NDArray[np.uint8]
+    nbytes: npt.NDArray[np.int64]
+    shard_nbytes: npt.NDArray[np.int64] | None = None
+    metadata_bytes: int = 0
+    corrupt_keys: tuple[str, ...] = ()
+    problems: Mapping[str, str] = field(default_factory=dict)
+    stray_keys: tuple[str, ...] = ()
+    verified: bool = False
+    listed: bool = True
+    cancelled: bool = False
+    dimension_names: tuple[str | None, ...] | None = None
+    warnings: tuple[str, ...] = ()
+
+    # -- totals ---------------------------------------------------------------------------
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Number of chunks along each axis."""
+        return tuple(self.state.shape)
+
+    @property
+    def shard_grid_shape(self) -> tuple[int, ...] | None:
+        """Number of shards along each axis, or None when unsharded."""
+        if self.shard_shape is None:
+            return None
+        return _codecs.grid_shape(self.shape, self.shard_shape)
+
+    @property
+    def chunks_total(self) -> int:
+        """Number of chunks in the grid."""
+        return int(self.state.size)
+
+    def count(self, state: int) -> int:
+        """Count the chunks in *state*."""
+        return int(np.count_nonzero(self.state == state))
+
+    @property
+    def chunks_present(self) -> int:
+        """Stored chunks that are not corrupt."""
+        return self.count(PRESENT)
+
+    @property
+    def chunks_missing(self) -> int:
+        """Chunks not stored (read as the fill value)."""
+        return self.count(MISSING)
+
+    @property
+    def chunks_corrupt(self) -> int:
+        """Chunks that could not be decoded."""
+        return self.count(CORRUPT)
+
+    @property
+    def chunks_unknown(self) -> int:
+        """Chunks whose state is unknown."""
+        return self.count(UNKNOWN)
+
+    @property
+    def shards_total(self) -> int | None:
+        """Number of shards in the grid, or None when unsharded."""
+        return None if self.shard_nbytes is None else int(self.shard_nbytes.size)
+
+    @property
+    def shards_present(self) -> int | None:
+        """Number of stored shards, or None when unsharded."""
+        return None if self.shard_nbytes is None else int(np.count_nonzero(self.shard_nbytes > 0))
+
+    @property
+    def bytes_stored(self) -> int | None:
+        """Bytes stored for the chunk (or shard) objects; None when unknown."""
+        sizes = self.shard_nbytes if self.shard_nbytes is not None else self.nbytes
+        if sizes.size and bool((sizes < 0).any()):
+            known = sizes[sizes >= 0]
+            return int(known.sum()) if known.size else None
+        return int(sizes.sum())
+
+    @property
+    def logical_bytes(self) -> int:
+        """Bytes of the whole array in memory."""
+        return int(math.prod(self.shape) * self.itemsize)
+
+    # -- geometry -------------------------------------------------------------------------
+    def chunk_bounds(self, index: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Return ``(start, stop)`` in array coordinates of the chunk at grid *index*."""
+        start = tuple(int(i) * c for i, c in zip(index, self.chunk_shape, strict=True))
+        stop = tuple(
+            min(s + c, n) for s, c, n in zip(start, self.chunk_shape, self.shape, strict=True)
+        )
+        return start, stop
+
+    def chunk_at(self, point: Sequence[float]) -> tuple[int, ...]:
+        """Grid index of the chunk containing the array coordinate *point*."""
+        return tuple(
+            int(min(max(int(p) // c, 0), g - 1))
+            for p, c, g in zip(point, self.chunk_shape, self.grid_shape, strict=True)
+        )
+
+    def key_for(self, index: Sequence[int]) -> str:
+        """Store key (relative to the array) of the object holding the chunk at grid *index*.
+
+        For sharded arrays this is the key of the shard containing the chunk.
+        """
+        if self.shard_shape is not None:
+            per = [s // c for s, c in zip(self.shard_shape, self.chunk_shape, strict=True)]
+            index = [int(i) // p for i, p in zip(index, per, strict=True)]
+        return _codecs.chunk_key(index, self.key_encoding)
+
+    def plane(
+        self, point: Sequence[int | None]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Return the 2-D slice of ``state`` and ``nbytes`` through *point*.
+
+        Parameters
+        ----------
+        point
+            One entry per array axis: an array coordinate (pixel index) for the axes not shown,
+            None for the (usually two) axes shown.
+
+        Returns
+        -------
+        state, nbytes
+            The maps restricted to the chunks intersecting the plane.
+        """
+        if len(point) != len(self.shape):
+            raise ValueError(f"point has {len(point)} entries, the array has {len(self.shape)}")
+        sel: list[int | slice] = []
+        for p, c, g in zip(point, self.chunk_shape, self.grid_shape, strict=True):
+            sel.append(slice(None) if p is None else int(min(max(int(p) // c, 0), g - 1)))
+        key = tuple(sel)
+        return self.state[key], self.nbytes[key]
+
+    def projection(self) -> npt.NDArray[np.uint8]:
+        """Reduce the state map to the last two grid axes (values as in :func:`aggregate`)."""
+        if self.state.ndim <= 2:
+            return self.state
+        lead = tuple(range(self.state.ndim - 2))
+        return _combine(self.state, lead)
+
+    def aggregated(self, max_cells: int = 128) -> tuple[npt.NDArray[np.uint8], tuple[int, ...]]:
+        """Downsample the 2-D projection so that no side exceeds *max_cells* blocks."""
+        proj = self.projection()
+        return aggregate(proj, max_cells)
+
+    # -- renderings -----------------------------------------------------------------------
+    def to_dict(self, *, include_grid: bool = False) -> dict[str, Any]:
+        """JSON-safe summary; with *include_grid* also the state and nbytes grids as lists."""
+        out: dict[str, Any] = {
+            "url": self.url,
+            "path": self.path,
+            "zarr_format": self.zarr_format,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "chunk_shape": list(self.chunk_shape),
+            "shard_shape": list(self.shard_shape) if self.shard_shape is not None else None,
+            "grid_shape": list(self.grid_shape),
+            "chunks_total": self.chunks_total,
+            "chunks_present": self.chunks_present,
+            "chunks_missing": self.chunks_missing,
+            "chunks_corrupt": list(self.corrupt_keys),
+            "chunks_corrupt_count": self.chunks_corrupt,
+            "chunks_unknown": self.chunks_unknown,
+            "shards_total": self.shards_total,
+            "shards_present": self.shards_present,
+            "bytes_stored": self.bytes_stored,
+            "logical_bytes": self.logical_bytes,
+            "problems": dict(self.problems),
+            "stray_keys": list(self.stray_keys),
+            "verified": self.verified,
+            "listed": self.listed,
+            "cancelled": self.cancelled,
+            "warnings": list(self.warnings),
+        }
+        if include_grid:
+            out["state"] = self.state.tolist()
+            out["nbytes"] = self.nbytes.tolist()
+        return jsonable(out)  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        lines = [
+            f"Chunk map of {self.url}{'/' + self.path if self.path else ''}",
+            f"  shape {self.shape}  dtype {self.dtype}  chunks {self.chunk_shape}"
+            + (f"  shards {self.shard_shape}" if self.shard_shape else ""),
+            f"  chunks: {self.chunks_total} total, {self.chunks_present} present, "
+            f"{self.chunks_missing} missing, {self.chunks_corrupt} corrupt"
+            + (f", {self.chunks_unknown} unknown" if self.chunks_unknown else ""),
+        ]
+        if self.shard_nbytes is not None:
+            lines.append(f"  shards: {self.shards_total} total, {self.shards_present} stored")
+        stored = self.bytes_stored
+        lines.append(
+            f"  bytes stored: {_human(stored)}  logical: {_human(self.logical_bytes)}"
+            + (f"  ratio {self.logical_bytes / stored:.2f}" if stored else "")
+        )
+        lines.append(f"  verified: {'yes' if self.verified else 'no (listing only)'}")
+        for key in self.corrupt_keys[:20]:
+            lines.append(f"  corrupt: {key}: {self.problems.get(key, '')}")
+        if len(self.corrupt_keys) > 20:
+            lines.append(f"  ... and {len(self.corrupt_keys) - 20} more corrupt keys")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from napari_zarr_explorer import _html
+
+        return _html.chunk_map_html(self)
+
+
+def _human(n: int | None) -> str:
+    from napari_zarr_explorer._html import human_bytes
+
+    return human_bytes(n)
+
+
+def _combine(state: npt.NDArray[np.uint8], axes: tuple[int, ...]) -> npt.NDArray[np.uint8]:
+    if not axes:
+        return state
+    any_corrupt = np.any(state == CORRUPT, axis=axes)
+    any_unknown = np.any(state == UNKNOWN, axis=axes)
+    all_present = np.all(state == PRESENT, axis=axes)
+    all_missing = np.all(state == MISSING, axis=axes)
+    out = np.full(any_corrupt.shape, PARTIAL, dtype=np.uint8)
+    out[all_present] = PRESENT
+    out[all_missing] = MISSING
+    out[any_unknown & ~all_present & ~all_missing] = UNKNOWN
+    out[any_corrupt] = CORRUPT
+    return out
+
+
+def aggregate(
+    state: npt.NDArray[np.uint8], max_cells: int = 128
+) -> tuple[npt.NDArray[np.uint8], tuple[int, ...]]:
+    """Downsample a state grid by blocks so that no side exceeds *max_cells*.
+
+    A block is :data:`CORRUPT` when any chunk in it is, :data:`PRESENT` / :data:`MISSING` when
+    all are, :data:`UNKNOWN` when some are unknown, else :data:`PARTIAL`.
+
+    Returns
+    -------
+    blocks, factor
+        The aggregated grid and the block size along each axis.
+    """
+    factor = tuple(max(1, -(-s // max_cells)) for s in state.shape)
+    if all(f == 1 for f in factor):
+        return state, factor
+    padded_shape = tuple(-(-s // f) * f for s, f in zip(state.shape, factor, strict=True))
+    pad = [(0, p - s) for p, s in zip(padded_shape, state.shape, strict=True)]
+    # Pad with a value that never changes the outcome: replicate the edge.
+    padded = np.pad(state, pad, mode="edge") if any(p for _, p in pad) else state
+    split: list[int] = []
+    for p, f in zip(padded_shape, factor, strict=True):
+        split.extend([p // f, f])
+    blocks = padded.reshape(split)
+    axes = tuple(range(1, 2 * state.ndim, 2))
+    return _combine(blocks, axes), factor
+
+
+# --------------------------------------------------------------------------------------------
+# building a map
+
+
+def _resolve_level(
+    store: Any, path: str, level: int | None, where: str
+) -> tuple[str, Mapping[str, Any], int]:
+    """Follow an OME multiscale group to the array of *level* (0 by default)."""
+    from napari_zarr_explorer import meta
+
+    node = meta.read_node(store, path, where=where)
+    if node is None:
+        raise MetadataError(
+            f"{where}/{path}: no Zarr array or group here (no zarr.json, .zarray or .zgroup).",
+            hint="Check the path; `napari-zarr-explorer inspect` lists the arrays.",
+        )
+    if node.kind == "array":
+        return path, node.metadata, node.zarr_format
+    datasets = _multiscale_paths(node.attributes)
+    if not datasets:
+        raise ExplorerError(
+            f"{where}/{path} is a group, not an array, and has no OME multiscales.",
+            hint="Give the path of an array (see `napari-zarr-explorer inspect`).",
+        )
+    lvl = 0 if level is None else int(level)
+    if not 0 <= lvl < len(datasets):
+        raise ExplorerError(
+            f"{where}/{path}: level {lvl} does not exist (levels 0..{len(datasets) - 1})."
+        )
+    from napari_zarr_explorer.locate import safe_join
+
+    sub = safe_join(path, datasets[lvl])
+    child = meta.read_node(store, sub, where=where)
+    if child is None or child.kind != "array":
+        raise MetadataError(f"{where}/{sub}: multiscale level {lvl} is not an array.")
+    return sub, child.metadata, child.zarr_format
+
+
+def _multiscale_paths(attributes: Mapping[str, Any]) -> list[str]:
+    ome = attributes.get("ome") if isinstance(attributes.get("ome"), Mapping) else attributes
+    assert isinstance(ome, Mapping)
+    ms = ome.get("multiscales")
+    if not isinstance(ms, list) or not ms or not isinstance(ms[0], Mapping):
+        return []
+    out = []
+    for ds in ms[0].get("datasets", []) or []:
+        if isinstance(ds, Mapping) and isinstance(ds.get("path"), str):
+            out.append(ds["path"])
+    return out
+
+
+def _dtype_info(metadata: Mapping[str, Any], zarr_format: int) -> tuple[str, int]:
+    raw = metadata.get("dtype") if zarr_format == 2 else metadata.get("data_type")
+    try:
+        if zarr_format == 2:
+            dt = np.dtype(raw if isinstance(raw, str) else [tuple(f) for f in raw or []])
+            return dt.str if dt.fields is None else str(dt), dt.itemsize
+        if isinstance(raw, str):
+            from zarr.core.dtype import parse_dtype
+
+            zdt = parse_dtype(raw, zarr_format=3)
+            dt = zdt.to_native_dtype()
+            return raw, int(dt.itemsize)
+    except Exception:  # an unknown dtype must not stop the map
+        return str(raw), 0
+    return str(raw), 0
+
+
+def chunk_map(
+    url: Any,
+    path: str = "",
+    *,
+    level: int | None = None,
+    verify: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelLike | None = None,
+    concurrency: int = 8,
+) -> ChunkMap:
+    """Map which chunks of an array are stored, missing or corrupt.
+
+    Parameters
+    ----------
+    url
+        Path or URL of the store (or a :class:`~napari_zarr_explorer.locate.Location`, or an
+        open zarr store).
+    path
+        Path of the array in the store, or of an OME multiscale image group (then *level*
+        chooses the resolution level, 0 by default).
+    level
+        Multiscale level when *path* is an image group.
+    verify
+        Decode every stored chunk and list the keys that fail.
+    storage_options
+        Options for remote stores.
+    progress
+        ``progress(done, total, message)`` called as the work advances.
+    cancel
+        An object with ``is_set()``; when set, the work stops and the map says ``cancelled``.
+    concurrency
+        Number of chunks decoded at once when verifying (bounds the memory used).
+
+    Returns
+    -------
+    ChunkMap
+    """
+    store, where = open_store(url, storage_options)
+    path = path.strip("/")
+    path, metadata, zarr_format = _resolve_level(store, path, level, where)
+    codecs = _codecs.codec_pipeline(metadata, zarr_format=zarr_format)
+    shape = tuple(int(s) for s in metadata.get("shape", ()))
+    outer = _codecs.outer_chunk_shape(metadata, zarr_format=zarr_format)
+    sharding = _codecs.sharding_info(codecs)
+    inner = sharding.chunk_shape if sharding is not None else outer
+    encoding = _codecs.chunk_key_encoding(metadata, zarr_format=zarr_format)
+    dtype, itemsize = _dtype_info(metadata, zarr_format)
+    dims = metadata.get("dimension_names") if zarr_format == 3 else None
+    warnings: list[str] = []
+    problems: dict[str, str] = {}
+
+    outer_grid = _codecs.grid_shape(shape, outer)
+    inner_grid = _codecs.grid_shape(shape, inner)
+    n_outer = math.prod(outer_grid)
+    listed = True
+    listing = list_stored(store, path)
+    metadata_bytes = 0
+    stray: list[str] = []
+    outer_sizes = np.zeros(n_outer, dtype=np.int64)
+    cancelled = False
+    if listing is not None:
+        flat, valid = parse_chunk_keys(listing.keys, outer_grid, encoding)
+        outer_sizes[flat[valid]] = listing.sizes[valid]
+        # An object of 0 bytes still exists: mark it present with size 0 via a separate mask.
+        present_outer = np.zeros(n_outer, dtype=bool)
+        present_outer[flat[valid]] = True
+        for key, ok, size in zip(listing.keys, valid.tolist(), listing.sizes.tolist(), strict=True):
+            if ok:
+                continue
+            if key.rsplit("/", 1)[-1] in _META_KEYS:
+                metadata_bytes += int(size)
+            elif len(stray) < 100:
+                stray.append(key)
+    else:
+        listed = False
+        if n_outer > _MAX_PROBES:
+            warnings.append(
+                f"{where}: the store cannot list its keys and the array has {n_outer} "
+                f"stored objects to probe (more than {_MAX_PROBES}); chunk states are unknown."
+            )
+            state = np.full(inner_grid, UNKNOWN, dtype=np.uint8)
+            nbytes = np.full(inner_grid, -1, dtype=np.int64)
+            return ChunkMap(
+                url=where,
+                path=path,
+                zarr_format=zarr_format,
+                shape=shape,
+                dtype=dtype,
+                itemsize=itemsize,
+                chunk_shape=inner,
+                shard_shape=outer if sharding else None,
+                key_encoding=encoding,
+                state=state,
+                nbytes=nbytes,
+                shard_nbytes=np.full(outer_grid, -1, np.int64) if sharding else None,
+                listed=False,
+                dimension_names=tuple(dims) if isinstance(dims, list) else None,
+                warnings=tuple(warnings),
+            )
+        keys = [_join(path, _codecs.chunk_key(idx, encoding)) for idx in np.ndindex(*outer_grid)]
+        sizes = _probe_sizes(store, keys, progress=progress, cancel=cancel)
+        present_outer = sizes >= 0
+        outer_sizes = np.where(sizes >= 0, sizes, 0)
+        if bool((sizes == -2).any()):
+            cancelled = bool(cancel is not None and cancel.is_set())
+            outer_sizes[sizes == -2] = -1
+
+    outer_state = np.where(present_outer, PRESENT, MISSING).astype(np.uint8)
+    if listing is None:
+        outer_state[outer_sizes < 0] = UNKNOWN
+
+    if sharding is None:
+        state = outer_state.reshape(outer_grid)
+        nbytes = outer_sizes.reshape(outer_grid)
+        shard_nbytes = None
+    else:
+        state, nbytes, cancelled_idx = _shard_occupancy(
+            store,
+            path,
+            where,
+            shape=shape,
+            shard_shape=outer,
+            sharding=sharding,
+            encoding=encoding,
+            outer_grid=outer_grid,
+            inner_grid=inner_grid,
+            outer_state=outer_state,
+            outer_sizes=outer_sizes,
+            problems=problems,
+            warnings=warnings,
+            progress=progress,
+            cancel=cancel,
+        )
+        cancelled = cancelled or cancelled_idx
+        shard_nbytes = outer_sizes.reshape(outer_grid)
+
+    verified = False
+    if verify and not cancelled:
+        cancelled = _verify(
+            store,
+            path,
+            where,
+            metadata=metadata,
+            zarr_format=zarr_format,
+            state=state,
+            inner=inner,
+            shape=shape,
+            itemsize=itemsize,
+            encoding=encoding,
+            shard_shape=outer if sharding is not None else None,
+            problems=problems,
+            progress=progress,
+            cancel=cancel,
+            concurrency=concurrency,
+        )
+        verified = not cancelled
+
+    corrupt_keys = tuple(sorted(problems))
+    return ChunkMap(
+        url=where,
+        path=path,
+        zarr_format=zarr_format,
+        shape=shape,
+        dtype=dtype,
+        itemsize=itemsize,
+        chunk_shape=inner,
+        shard_shape=outer if sharding is not None else None,
+        key_encoding=encoding,
+        state=state,
+        nbytes=nbytes,
+        shard_nbytes=shard_nbytes,
+        metadata_bytes=metadata_bytes,
+        corrupt_keys=corrupt_keys,
+        problems=problems,
+        stray_keys=tuple(stray),
+        verified=verified,
+        listed=listed,
+        cancelled=cancelled,
+        dimension_names=tuple(dims) if isinstance(dims, list) else None,
+        warnings=tuple(warnings),
+    )
+
+
+def _shard_occupancy(
+    store: Any,
+    path: str,
+    where: str,
+    *,
+    shape: tuple[int, ...],
+    shard_shape: tuple[int, ...],
+    sharding: _codecs.ShardingInfo,
+    encoding: tuple[str, str],
+    outer_grid: tuple[int, ...],
+    inner_grid: tuple[int, ...],
+    outer_state: npt.NDArray[np.uint8],
+    outer_sizes: npt.NDArray[np.int64],
+    problems: dict[str, str],
+    warnings: list[str],
+    progress: ProgressCallback | None,
+    cancel: CancelLike | None,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], bool]:
+    """Inner-chunk states and sizes from the shard indexes (byte-range reads of the index only)."""
+    per = sharding.chunks_per_shard(shard_shape)
+    full = tuple(g * p for g, p in zip(outer_grid, per, strict=True))
+    state = np.zeros(full, dtype=np.uint8)
+    nbytes = np.zeros(full, dtype=np.int64)
+    index_nbytes = sharding.index_nbytes(shard_shape)
+    supported = all(c.name in ("bytes", "crc32c") for c in sharding.index_codecs)
+    if not supported:
+        names = ", ".join(c.name for c in sharding.index_codecs)
+        warnings.append(
+            f"{where}/{path}: shard index codecs ({names}) are not read here; inner chunk "
+            "states are unknown."
+        )
+    todo = [int(i) for i in np.flatnonzero(outer_state == PRESENT)]
+    total = len(todo)
+    cancelled = False
+
+    def _block(flat_index: int) -> tuple[slice, ...]:
+        sidx = np.unravel_index(flat_index, outer_grid)
+        return tuple(slice(int(s) * p, (int(s) + 1) * p) for s, p in zip(sidx, per, strict=True))
+
+    for flat_index in np.flatnonzero(outer_state == UNKNOWN).tolist():
+        blk = _block(int(flat_index))
+        state[blk] = UNKNOWN
+        nbytes[blk] = -1
+
+    async def _all() -> list[tuple[int, bytes | BaseException | None]]:
+        nonlocal cancelled
+        done = 0
+
+        async def _one(flat_index: int) -> tuple[int, bytes | BaseException | None]:
+            nonlocal done, cancelled
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                return flat_index, asyncio.CancelledError()
+            key = _join(path, _codecs.chunk_key(_unravel(flat_index, outer_grid), encoding))
+            try:
+                raw: bytes | BaseException | None = await _read_index(
+                    store, key, index_nbytes, sharding.index_location
+                )
+            except Exception as exc:
+                raw = exc
+            done += 1
+            if progress is not None and (done % 64 == 0 or done == total):
+                progress(done, total, "reading shard indexes")
+            return flat_index, raw
+
+        return await _bounded_map(todo, _one, _INDEX_CONCURRENCY)
+
+    results = run_sync(_all()) if (todo and supported) else []
+    if not supported:
+        for flat_index in todo:
+            blk = _block(flat_index)
+            state[blk] = UNKNOWN
+            nbytes[blk] = -1
+    for flat_index, raw in results:
+        blk = _block(flat_index)
+        rel_key = _codecs.chunk_key(_unravel(flat_index, outer_grid), encoding)
+        if isinstance(raw, asyncio.CancelledError):
+            state[blk] = UNKNOWN
+            nbytes[blk] = -1
+            continue
+        shard_size = int(outer_sizes[flat_index])
+        try:
+            if isinstance(raw, BaseException):
+                raise MetadataError(
+                    f"{where}/{_join(path, rel_key)}: shard index unreadable: {raw}"
+                )
+            if raw is None:
+                raise MetadataError(f"{where}/{_join(path, rel_key)}: shard vanished while reading")
+            if len(raw) < index_nbytes:
+                raise MetadataError(
+                    f"{where}/{_join(path, rel_key)}: shard has {len(raw)} bytes, less than its "
+                    f"index ({index_nbytes} bytes); it is truncated."
+                )
+            index = decode_shard_index(
+                raw, per, sharding.index_codecs, where=f"{where}/{_join(path, rel_key)}"
+            )
+        except MetadataError as exc:
+            state[blk] = CORRUPT
+            nbytes[blk] = -1
+            problems[rel_key] = exc.message
+            continue
+        offsets = index[..., 0]
+        sizes = index[..., 1]
+        empty = (offsets == _EMPTY) & (sizes == _EMPTY)
+        sub_state = np.where(empty, MISSING, PRESENT).astype(np.uint8)
+        sub_bytes = np.where(empty, 0, sizes).astype(np.int64)
+        if shard_size >= 0:
+            with np.errstate(over="ignore"):
+                end = offsets + sizes
+            beyond = ~empty & ((end > np.uint64(shard_size)) | (end < offsets))
+            if bool(beyond.any()):
+                sub_state[beyond] = CORRUPT
+                problems[rel_key] = (
+                    f"{where}/{_join(path, rel_key)}: {int(beyond.sum())} inner chunk(s) lie past "
+                    f"the end of the shard ({shard_size} bytes); it is truncated."
+                )
+        state[blk] = sub_state
+        nbytes[blk] = sub_bytes
+    crop = tuple(slice(0, g) for g in inner_grid)
+    return state[crop].copy(), nbytes[crop].copy(), cancelled
+
+
+def _unravel(flat_index: int, grid: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(flat_index), tuple(grid)))
+
+
+def _open_for_decode(
+    store: Any, path: str, metadata: Mapping[str, Any], zarr_format: int, where: str
+) -> Any:
+    from napari_zarr_explorer import meta
+
+    meta.check_array_metadata(metadata, where=f"{where}/{path}", zarr_format=zarr_format)
+    import zarr
+
+    return zarr.open_array(
+        store=store, path=path, mode="r", zarr_format=2 if zarr_format == 2 else 3
+    )
+
+
+def _verify(
+    store: Any,
+    path: str,
+    where: str,
+    *,
+    metadata: Mapping[str, Any],
+    zarr_format: int,
+    state: npt.NDArray[np.uint8],
+    inner: tuple[int, ...],
+    shape: tuple[int, ...],
+    itemsize: int,
+    encoding: tuple[str, str],
+    shard_shape: tuple[int, ...] | None,
+    problems: dict[str, str],
+    progress: ProgressCallback | None,
+    cancel: CancelLike | None,
+    concurrency: int,
+) -> bool:
+    """Decode every present chunk; mark failures CORRUPT in *state*. Returns True if cancelled.
+
+    Unsharded chunks are decoded one by one. Sharded arrays are decoded a shard at a time (one
+    read of the shard), and only a shard that fails is decoded again chunk by chunk to name the
+    inner chunks at fault. At most *concurrency* chunks (or as many shards as fit in
+    :data:`_VERIFY_MEMORY` bytes) are in flight, which bounds the memory used.
+    """
+    try:
+        arr = _open_for_decode(store, path, metadata, zarr_format, where)
+    except ExplorerError:
+        raise
+    except Exception as exc:
+        raise ExplorerError(
+            f"{where}/{path}: cannot open the array to decode its chunks: {exc}",
+            hint="The listing-based map (without --verify) still works.",
+        ) from exc
+    async_arr = arr._async_array
+    todo = [tuple(int(i) for i in idx) for idx in np.argwhere(state == PRESENT)]
+    total = len(todo)
+    per: tuple[int, ...] | None = None
+    if shard_shape is not None:
+        per = tuple(s // c for s, c in zip(shard_shape, inner, strict=True))
+    cancelled = False
+    done = 0
+
+    def _region(index: Sequence[int], size: Sequence[int]) -> tuple[slice, ...]:
+        return tuple(
+            slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, size, shape, strict=True)
+        )
+
+    def _report() -> None:
+        if progress is not None and (done % 16 == 0 or done == total):
+            progress(done, total, "decoding chunks")
+
+    async def _check_chunk(idx: tuple[int, ...]) -> None:
+        try:
+            await async_arr.getitem(_region(idx, inner))
+        except Exception as exc:
+            outer_idx = idx if per is None else tuple(i // p for i, p in zip(idx, per, strict=True))
+            key = _codecs.chunk_key(outer_idx, encoding)
+            state[idx] = CORRUPT
+            detail = f"{type(exc).__name__}: {exc}".strip()
+            msg = f"{where}/{_join(path, key)}"
+            if per is not None:
+                msg += f" (inner chunk {list(idx)})"
+            msg += f": cannot be decoded ({detail[:300]})"
+            problems.setdefault(key, msg)
+
+    async def _one_chunk(idx: tuple[int, ...]) -> None:
+        nonlocal done, cancelled
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            return
+        await _check_chunk(idx)
+        done += 1
+        _report()
+
+    async def _one_shard(item: tuple[tuple[int, ...], list[tuple[int, ...]]]) -> None:
+        nonlocal done, cancelled
+        shard_idx, members = item
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            return
+        assert shard_shape is not None
+        try:
+            await async_arr.getitem(_region(shard_idx, shard_shape))
+        except Exception:
+            for idx in members:  # find the inner chunks at fault
+                await _check_chunk(idx)
+        done += len(members)
+        _report()
+
+    async def _all() -> None:
+        if per is None or shard_shape is None:
+            await _bounded_map(todo, _one_chunk, concurrency)
+            return
+        by_shard: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        for idx in todo:
+            by_shard.setdefault(tuple(i // p for i, p in zip(idx, per, strict=True)), []).append(
+                idx
+            )
+        shard_bytes = max(1, math.prod(shard_shape) * max(1, itemsize))
+        slots = max(1, min(concurrency, _VERIFY_MEMORY // shard_bytes))
+        await _bounded_map(list(by_shard.items()), _one_shard, slots)
+
+    if progress is not None:
+        progress(0, total, "decoding chunks")
+    run_sync(_all())
+    return cancelled

@@ -1,0 +1,588 @@
+"""Preview a re-encoding on a sample of chunks, writing nothing.
+
+:func:`estimate` reads a random sample of chunks of an array (re-chunked to each candidate's
+chunk shape when one is given), encodes them with each candidate encoding, decodes them back,
+and projects the stored size and the number of stored objects of the whole array.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer.codec_spec import CompressorSpec, ErrorStats, parse_compressor
+from napari_zarr_explorer.codecs import jsonable
+from napari_zarr_explorer.errors import CodecError, ExplorerError
+
+__all__ = ["Candidate", "CandidateResult", "EstimateReport", "estimate", "parse_shape"]
+
+
+def parse_shape(text: str | Sequence[int] | None, *, what: str = "shape") -> tuple[int, ...] | None:
+    """Parse ``"1,1,256,256"`` (or a sequence) into a tuple of positive ints; None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        try:
+            values = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+        except ValueError:
+            raise ExplorerError(
+                f"{what} {text!r} is not a comma-separated list of integers.",
+                hint="Write it like 1,1,256,256.",
+            ) from None
+    else:
+        values = tuple(int(v) for v in text)
+    if not values or any(v <= 0 for v in values):
+        raise ExplorerError(f"{what} {text!r} must have positive sizes.")
+    return values
+
+
+def _parse_shards(value: Any) -> tuple[int, ...] | Literal["none"] | None:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return "none"
+    return parse_shape(value, what="shards")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One encoding to try: a compressor spec, and optionally new chunk and shard shapes.
+
+    ``chunks=None`` keeps the array's chunk shape (its inner chunks when sharded);
+    ``shards=None`` keeps its sharding (rounded up to whole chunks), ``shards="none"`` projects
+    an unsharded array. This is what ``recompress`` does with the same options.
+    """
+
+    spec: CompressorSpec
+    chunks: tuple[int, ...] | None = None
+    shards: tuple[int, ...] | Literal["none"] | None = None
+
+    @property
+    def label(self) -> str:
+        """``"zstd:5 chunks 1x256x256 shards 1x2048x2048"``."""
+        text = self.spec.label
+        if self.chunks:
+            text += " chunks " + "x".join(map(str, self.chunks))
+        if self.shards == "none":
+            text += " unsharded"
+        elif self.shards:
+            text += " shards " + "x".join(map(str, self.shards))
+        return text
+
+    @classmethod
+    def coerce(cls, value: Any) -> Candidate:
+        """Make a candidate from a string, a :class:`CompressorSpec`, a mapping or a candidate.
+
+        A mapping may have the keys ``compressor``, ``shuffle``, ``chunks`` and ``shards``.
+        """
+        if isinstance(value, Candidate):
+            return value
+        if isinstance(value, CompressorSpec | str):
+            return cls(parse_compressor(value))
+        if isinstance(value, Mapping):
+            spec = parse_compressor(value.get("compressor"), shuffle=value.get("shuffle"))
+            return cls(
+                spec,
+                parse_shape(value.get("chunks"), what="chunks"),
+                _parse_shards(value.get("shards")),
+            )
+        raise CodecError(
+            f"Cannot use {value!r} as an estimate candidate.",
+            hint="Give a compressor string such as 'zstd:5' or a CompressorSpec.",
+        )
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class CandidateResult:
+    """What one candidate would give.
+
+    Attributes
+    ----------
+    label
+        The candidate in words.
+    chunk_shape, shard_shape
+        The chunk and shard shapes the projection is for.
+    sampled
+        Chunks sampled (including the ones found empty).
+    sampled_empty
+        Sampled chunks holding only the fill value (not stored by a rewrite).
+    bytes_in, bytes_out
+        Raw and encoded bytes of the non-empty sampled chunks.
+    ratio
+        ``bytes_in / bytes_out``.
+    encode_mbps, decode_mbps
+        Speed in MB/s (10^6 bytes of raw data per second) on this machine, one thread.
+    projected_bytes
+        Projected stored bytes of the whole array (chunks, plus shard indexes).
+    projected_objects
+        Projected number of stored objects (chunks, or shards when sharded).
+    error
+        Round-trip error of lossy encodings, None for lossless ones.
+    problems
+        Why a candidate could not be evaluated (then the numbers are zero).
+    """
+
+    label: str
+    compressor: str
+    chunk_shape: tuple[int, ...]
+    shard_shape: tuple[int, ...] | None = None
+    sampled: int = 0
+    sampled_empty: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    ratio: float | None = None
+    encode_mbps: float | None = None
+    decode_mbps: float | None = None
+    projected_bytes: int | None = None
+    projected_objects: int | None = None
+    error: ErrorStats | None = None
+    problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (see ``docs/cli-json.md``)."""
+        return {
+            "label": self.label,
+            "compressor": self.compressor,
+            "chunk_shape": list(self.chunk_shape),
+            "shard_shape": list(self.shard_shape) if self.shard_shape else None,
+            "sampled": self.sampled,
+            "sampled_empty": self.sampled_empty,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "ratio": _round(self.ratio),
+            "encode_mbps": _round(self.encode_mbps),
+            "decode_mbps": _round(self.decode_mbps),
+            "projected_bytes": self.projected_bytes,
+            "projected_objects": self.projected_objects,
+            "error": self.error.to_dict() if self.error is not None else None,
+            "problems": list(self.problems),
+        }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class EstimateReport:
+    """The estimate of every candidate on one array.
+
+    Attributes
+    ----------
+    url, path
+        The array.
+    shape, dtype, chunk_shape, shard_shape
+        The array as it is now.
+    bytes_stored, objects_stored
+        What it stores now (from the listing; None when the store cannot list).
+    logical_bytes
+        ``prod(shape) * itemsize``.
+    candidates
+        One :class:`CandidateResult` per candidate, in the order given.
+    sample, seed
+        The sample size asked for and the random seed.
+    """
+
+    url: str
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunk_shape: tuple[int, ...]
+    shard_shape: tuple[int, ...] | None = None
+    bytes_stored: int | None = None
+    objects_stored: int | None = None
+    logical_bytes: int = 0
+    candidates: tuple[CandidateResult, ...] = ()
+    sample: int = 16
+    seed: int = 0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ratio(self) -> float | None:
+        """The current compression ratio."""
+        if not self.bytes_stored:
+            return None
+        return self.logical_bytes / self.bytes_stored
+
+    @property
+    def best(self) -> CandidateResult | None:
+        """The candidate with the smallest projected size."""
+        ok = [c for c in self.candidates if c.projected_bytes is not None and not c.problems]
+        return min(ok, key=lambda c: c.projected_bytes or 0) if ok else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (see ``docs/cli-json.md``)."""
+        return jsonable(  # type: ignore[no-any-return]
+            {
+                "url": self.url,
+                "path": self.path,
+                "shape": list(self.shape),
+                "dtype": self.dtype,
+                "chunk_shape": list(self.chunk_shape),
+                "shard_shape": list(self.shard_shape) if self.shard_shape else None,
+                "bytes_stored": self.bytes_stored,
+                "objects_stored": self.objects_stored,
+                "logical_bytes": self.logical_bytes,
+                "ratio": _round(self.ratio),
+                "sample": self.sample,
+                "seed": self.seed,
+                "candidates": [c.to_dict() for c in self.candidates],
+                "warnings": list(self.warnings),
+            }
+        )
+
+    def __str__(self) -> str:
+        from napari_zarr_explorer._html import human_bytes
+
+        ratio = self.ratio
+        lines = [
+            f"Estimate for {self.url}{'/' + self.path if self.path else ''}: {list(self.shape)} "
+            f"{self.dtype}, chunks {list(self.chunk_shape)}"
+            + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
+            f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_stored} objects"
+            + (f", ratio {ratio:.2f}" if ratio else ""),
+        ]
+        for c in self.candidates:
+            if c.problems:
+                lines.append(f"  {c.label}: {'; '.join(c.problems)}")
+                continue
+            lines.append(
+                f"  {c.label}: ratio {c.ratio or 0:.2f}, encode {c.encode_mbps or 0:.0f} MB/s, "
+                f"decode {c.decode_mbps or 0:.0f} MB/s, projected {human_bytes(c.projected_bytes)}"
+                f" in {c.projected_objects} objects"
+                + (
+                    f", max error {c.error.max_abs:.3g}"
+                    if c.error is not None and c.error.max_abs
+                    else ""
+                )
+            )
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from napari_zarr_explorer import _html
+
+        ratio = self.ratio
+        head = (
+            f"<div><b>{_html.esc(self.url)}</b>{_html.esc('/' + self.path if self.path else '')}"
+            f": {_html.esc(list(self.shape))} {_html.esc(self.dtype)}, now "
+            f"{_html.human_bytes(self.bytes_stored)} stored"
+            + (f", ratio {ratio:.2f}" if ratio else "")
+            + "</div>"
+        )
+        rows = []
+        for c in self.candidates:
+            rows.append(
+                (
+                    c.label,
+                    f"{c.ratio:.2f}" if c.ratio else "-",
+                    f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
+                    f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
+                    _html.human_bytes(c.projected_bytes),
+                    c.projected_objects if c.projected_objects is not None else "-",
+                    f"{c.error.max_abs:.3g}" if c.error is not None else "-",
+                    "; ".join(c.problems),
+                )
+            )
+        return head + _html.table(
+            [
+                "candidate",
+                "ratio",
+                "encode MB/s",
+                "decode MB/s",
+                "projected size",
+                "objects",
+                "max error",
+                "problems",
+            ],
+            rows,
+        )
+
+
+def _sample_indices(grid: Sequence[int], sample: int, seed: int) -> list[tuple[int, ...]]:
+    total = math.prod(grid)
+    if total == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    if total <= sample:
+        flat = np.arange(total)
+    else:
+        picked: set[int] = set()
+        while len(picked) < sample:
+            picked.update(int(i) for i in rng.integers(0, total, size=sample - len(picked)))
+        flat = np.array(sorted(picked))
+    return [tuple(int(i) for i in np.unravel_index(f, tuple(grid))) for f in flat]
+
+
+def _read_block(
+    arr: Any, index: Sequence[int], chunk: Sequence[int], fill: Any
+) -> tuple[npt.NDArray[Any], bool]:
+    """Read one candidate chunk, padded with the fill value to its full shape."""
+    shape = arr.shape
+    sel = tuple(
+        slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, shape, strict=True)
+    )
+    data = np.asarray(arr[sel])
+    empty = _all_fill(data, fill)
+    if data.shape != tuple(chunk):
+        full = np.full(tuple(chunk), fill if fill is not None else 0, dtype=data.dtype)
+        full[tuple(slice(0, s) for s in data.shape)] = data
+        data = full
+    return data, empty
+
+
+def _all_fill(data: npt.NDArray[Any], fill: Any) -> bool:
+    if fill is None:
+        fill = 0
+    try:
+        if data.dtype.kind in "fc" and isinstance(fill, float) and math.isnan(fill):
+            return bool(np.isnan(data).all())
+        return bool((data == fill).all())
+    except (TypeError, ValueError):
+        return False
+
+
+def estimate(
+    url: Any,
+    path: str,
+    candidates: Sequence[Any] | Any,
+    *,
+    sample: int = 16,
+    seed: int = 0,
+    storage_options: Mapping[str, Any] | None = None,
+    level: int | None = None,
+) -> EstimateReport:
+    """Estimate ratio, speed and projected size of candidate encodings on sampled chunks.
+
+    Parameters
+    ----------
+    url
+        Path or URL of the store (or an open zarr store).
+    path
+        Path of the array (or of an OME image group: then *level* picks the level, 0 by
+        default).
+    candidates
+        Compressor strings (``"zstd:5"``, ``"blosc-zstd:5"``...), :class:`CompressorSpec`
+        objects, :class:`Candidate` objects (with chunk and shard shapes), or mappings with the
+        keys ``compressor``, ``shuffle``, ``chunks`` and ``shards``. One candidate alone is
+        accepted too.
+    sample
+        How many chunks to sample (at random, the same positions for every candidate of the
+        same chunk shape).
+    seed
+        Random seed of the sample.
+    storage_options
+        Options for remote stores.
+    level
+        Multiscale level when *path* is an OME image group.
+
+    Returns
+    -------
+    EstimateReport
+        Nothing is written anywhere.
+    """
+    from napari_zarr_explorer import chunks as _chunks
+    from napari_zarr_explorer import codecs as _codecs
+
+    if isinstance(candidates, str | CompressorSpec | Candidate | Mapping):
+        candidates = [candidates]
+    cands = [Candidate.coerce(c) for c in candidates]
+    if not cands:
+        raise ExplorerError("No candidate encodings given.", hint="Give at least one, e.g. zstd:5.")
+    store, where = _chunks.open_store(url, storage_options)
+    path, metadata, zarr_format = _chunks._resolve_level(store, path.strip("/"), level, where)
+    arr = _chunks._open_for_decode(store, path, metadata, zarr_format, where)
+    codecs = _codecs.codec_pipeline(metadata, zarr_format=zarr_format)
+    sharding = _codecs.sharding_info(codecs)
+    outer = _codecs.outer_chunk_shape(metadata, zarr_format=zarr_format)
+    inner = sharding.chunk_shape if sharding is not None else outer
+    shape = tuple(int(s) for s in arr.shape)
+    dtype = np.dtype(arr.dtype)
+    itemsize = dtype.itemsize
+    fill = arr.fill_value
+    fill_value: Any = fill.item() if hasattr(fill, "item") else fill
+    warnings: list[str] = []
+
+    listing = None
+    try:
+        listing = _chunks.list_stored(store, path)
+    except Exception as exc:
+        warnings.append(f"{where}/{path}: listing failed ({exc}); current size unknown.")
+    bytes_stored = objects_stored = None
+    if listing is not None:
+        _, valid = _chunks.parse_chunk_keys(
+            listing.keys,
+            _codecs.grid_shape(shape, outer),
+            _codecs.chunk_key_encoding(metadata, zarr_format=zarr_format),
+        )
+        objects_stored = int(valid.sum())
+        bytes_stored = int(listing.sizes[valid].sum()) if objects_stored else 0
+
+    samples: dict[tuple[int, ...], list[tuple[npt.NDArray[Any], bool]]] = {}
+    results: list[CandidateResult] = []
+    for cand in cands:
+        chunk = tuple(cand.chunks) if cand.chunks else tuple(inner)
+        problems: list[str] = []
+        if len(chunk) != len(shape):
+            problems.append(f"chunks {list(chunk)} do not match the array's {len(shape)} axes.")
+        else:  # a chunk larger than the array is the whole axis
+            chunk = tuple(max(1, min(c, n)) if n else 1 for c, n in zip(chunk, shape, strict=True))
+        shard: tuple[int, ...] | None
+        if cand.shards == "none":
+            shard = None
+        elif cand.shards is None:
+            shard = None
+            if sharding is not None and len(chunk) == len(shape):  # keep the array's sharding
+                shard = tuple(
+                    max(c, min(-(-s // c) * c, -(-n // c) * c if n else c))
+                    for s, c, n in zip(outer, chunk, shape, strict=True)
+                )
+        else:
+            shard = tuple(cand.shards)
+            if len(shard) != len(shape):
+                problems.append(f"shards {list(shard)} do not match the array's {len(shape)} axes.")
+            elif any(s % c for s, c in zip(shard, chunk, strict=False)):
+                problems.append(f"shards {list(shard)} are not multiples of chunks {list(chunk)}.")
+        try:
+            cand.spec.check_dtype(dtype)
+        except CodecError as exc:
+            problems.append(str(exc))
+        if problems:
+            results.append(
+                CandidateResult(
+                    label=cand.label,
+                    compressor=cand.spec.label,
+                    chunk_shape=chunk,
+                    shard_shape=shard,
+                    problems=tuple(problems),
+                )
+            )
+            continue
+        if chunk not in samples:
+            grid = _codecs.grid_shape(shape, chunk)
+            blocks: list[tuple[npt.NDArray[Any], bool]] = []
+            for idx in _sample_indices(grid, sample, seed):
+                try:
+                    blocks.append(_read_block(arr, idx, chunk, fill_value))
+                except Exception as exc:  # a corrupt chunk must not stop the estimate
+                    warnings.append(
+                        f"{where}/{path}: sampled region {list(idx)} (chunks {list(chunk)}) "
+                        f"could not be read and was skipped: {type(exc).__name__}: {exc}"
+                    )
+            samples[chunk] = blocks
+        results.append(_evaluate(cand, chunk, shard, shape, dtype, itemsize, samples[chunk]))
+    return EstimateReport(
+        url=where,
+        path=path,
+        shape=shape,
+        dtype=str(dtype),
+        chunk_shape=tuple(inner),
+        shard_shape=tuple(outer) if sharding is not None else None,
+        bytes_stored=bytes_stored,
+        objects_stored=objects_stored,
+        logical_bytes=math.prod(shape) * itemsize,
+        candidates=tuple(results),
+        sample=sample,
+        seed=seed,
+        warnings=tuple(warnings),
+    )
+
+
+def _evaluate(
+    cand: Candidate,
+    chunk: tuple[int, ...],
+    shard: tuple[int, ...] | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    itemsize: int,
+    blocks: list[tuple[npt.NDArray[Any], bool]],
+) -> CandidateResult:
+    spec = cand.spec
+    bytes_in = bytes_out = 0
+    t_enc = t_dec = 0.0
+    empty = 0
+    max_abs = rms_sq = 0.0
+    psnr = math.inf
+    n_values = 0
+    for data, is_empty in blocks:
+        if is_empty:
+            empty += 1
+            continue
+        t0 = time.perf_counter()
+        encoded = spec.encode(data)
+        t1 = time.perf_counter()
+        back = spec.decode(encoded, dtype, data.shape)
+        t2 = time.perf_counter()
+        t_enc += t1 - t0
+        t_dec += t2 - t1
+        bytes_in += data.nbytes
+        bytes_out += len(encoded)
+        if spec.is_lossy:
+            err = _error(data, back)
+            max_abs = max(max_abs, err.max_abs)
+            rms_sq += err.rms**2 * data.size
+            psnr = min(psnr, err.psnr)
+            n_values += data.size
+    sampled = len(blocks)
+    grid = _codecs_grid(shape, chunk)
+    n_chunks = math.prod(grid)
+    filled_fraction = (sampled - empty) / sampled if sampled else 0.0
+    stored_chunks = n_chunks * filled_fraction
+    mean_out = bytes_out / (sampled - empty) if sampled > empty else 0.0
+    projected = stored_chunks * mean_out
+    if shard is not None:
+        per = math.prod(s // c for s, c in zip(shard, chunk, strict=True))
+        n_shards = math.prod(_codecs_grid(shape, shard))
+        # probability that a shard holds at least one stored chunk
+        p_shard = 1.0 - (1.0 - filled_fraction) ** per
+        objects = round(n_shards * p_shard)
+        projected += objects * (16 * per + 4)
+    else:
+        objects = round(stored_chunks)
+    error = None
+    if spec.is_lossy:
+        rms = math.sqrt(rms_sq / n_values) if n_values else 0.0
+        error = ErrorStats(max_abs, rms, psnr)
+    return CandidateResult(
+        label=cand.label,
+        compressor=spec.label,
+        chunk_shape=chunk,
+        shard_shape=shard,
+        sampled=sampled,
+        sampled_empty=empty,
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        ratio=(bytes_in / bytes_out) if bytes_out else None,
+        encode_mbps=(bytes_in / t_enc / 1e6) if t_enc > 0 else None,
+        decode_mbps=(bytes_in / t_dec / 1e6) if t_dec > 0 else None,
+        projected_bytes=round(projected),
+        projected_objects=int(objects),
+        error=error,
+    )
+
+
+def _codecs_grid(shape: Sequence[int], chunk: Sequence[int]) -> tuple[int, ...]:
+    from napari_zarr_explorer.codecs import grid_shape
+
+    return grid_shape(shape, chunk)
+
+
+def _error(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> ErrorStats:
+    x = a.astype(np.float64)
+    y = b.astype(np.float64)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if not ok.any():
+        return ErrorStats(0.0, 0.0, math.inf)
+    d = np.abs(x[ok] - y[ok])
+    max_abs = float(d.max())
+    rms = float(np.sqrt(np.mean(d**2)))
+    finite = x[ok][np.isfinite(x[ok])]
+    peak = float(finite.max() - finite.min()) if finite.size else 0.0
+    psnr = math.inf if rms == 0 else (20 * math.log10(peak / rms) if peak > 0 else 0.0)
+    return ErrorStats(max_abs, rms, psnr)

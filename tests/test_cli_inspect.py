@@ -1,0 +1,166 @@
+"""The inspect, chunks and estimate sub-commands, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_zarr_explorer.testing import write_array, write_ome_image
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_zarr_explorer", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    image = write_ome_image(root / "img.ome.zarr", shape=(2, 4, 32, 32), levels=2, labels=True)
+    data = np.zeros((20, 20), dtype="uint16")
+    data[:10] = 5
+    v2 = write_array(root / "v2.zarr", data, zarr_format=2, chunks=(5, 5), fill_value=0)
+    bad = v2 / "0.1"
+    bad.write_bytes(bad.read_bytes()[:5])
+    sharded = write_array(root / "s.zarr", data, chunks=(5, 5), shards=(10, 10), fill_value=0)
+    return {"image": image, "v2": v2, "sharded": sharded, "root": root}
+
+
+def test_inspect_json(stores):
+    proc = _run("inspect", str(stores["image"]), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["url"] == str(stores["image"])
+    nodes = {n["path"]: n for n in doc["nodes"]}
+    assert nodes[""]["kind"] == "group" and "attributes" in nodes[""]
+    arr = nodes["0"]
+    assert arr["kind"] == "array"
+    for key in (
+        "zarr_format",
+        "shape",
+        "dtype",
+        "chunk_shape",
+        "shard_shape",
+        "codecs",
+        "fill_value",
+        "dimension_names",
+        "bytes_stored",
+        "attributes",
+    ):
+        assert key in arr
+    assert arr["shape"] == [2, 4, 32, 32]
+
+
+def test_inspect_json_sharded(stores):
+    doc = json.loads(_run("inspect", str(stores["sharded"]), "--json").stdout)
+    (arr,) = doc["nodes"]
+    assert arr["shard_shape"] == [10, 10] and arr["chunk_shape"] == [5, 5]
+    assert arr["codecs"][0]["name"] == "sharding_indexed"
+    assert arr["codecs"][0]["configuration"]["codecs"][0]["name"] == "bytes"
+
+
+def test_inspect_human(stores):
+    proc = _run("inspect", str(stores["root"]))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "img.ome.zarr" in out and "OME image 0.5" in out
+    assert "shards 10x10" in out and "ratio" in out
+
+
+def test_inspect_reports_bad_node_and_keeps_going(stores, tmp_path):
+    root = tmp_path / "h.zarr"
+    write_array(root, np.ones(4, dtype="uint8"), name="good")
+    (root / "bad").mkdir()
+    (root / "bad" / "zarr.json").write_text("{not json")
+    proc = _run("inspect", str(root), "--json")
+    assert proc.returncode == 3
+    nodes = {n["path"]: n for n in json.loads(proc.stdout)["nodes"]}
+    assert nodes["good"]["kind"] == "array"
+    assert nodes["bad"]["kind"] == "error" and "bad/zarr.json" in nodes["bad"]["errors"][0]
+    human = _run("inspect", str(root))
+    assert human.returncode == 3 and "bad/zarr.json" in human.stdout
+
+
+def test_inspect_missing_path(tmp_path):
+    proc = _run("inspect", str(tmp_path / "nope"))
+    assert proc.returncode == 1
+    assert "nope" in proc.stderr
+
+
+def test_chunks_json_and_verify(stores):
+    proc = _run("chunks", str(stores["v2"]), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["chunk_shape"] == [5, 5] and doc["shard_shape"] is None
+    assert doc["chunks_total"] == 16
+    assert doc["chunks_present"] == 8 and doc["chunks_missing"] == 8
+    assert doc["chunks_corrupt"] == []
+    assert doc["bytes_stored"] > 0
+    proc = _run("chunks", str(stores["v2"]), "--verify", "--json")
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    assert doc["chunks_corrupt"] == ["0.1"]
+    assert doc["chunks_present"] == 7
+    human = _run("chunks", str(stores["v2"]), "--verify")
+    assert human.returncode == 3 and "0.1" in human.stdout and "corrupt" in human.stdout
+
+
+def test_chunks_sharded_and_group(stores):
+    doc = json.loads(_run("chunks", str(stores["sharded"]), "--json").stdout)
+    assert doc["shard_shape"] == [10, 10] and doc["chunks_present"] == 8
+    assert doc["shards_present"] == 2
+    doc = json.loads(_run("chunks", str(stores["image"]), "--json").stdout)
+    assert doc["path"] == "0"
+    doc = json.loads(
+        _run(
+            "chunks", str(stores["image"]), "--array", "labels/cells", "--level", "1", "--json"
+        ).stdout
+    )
+    assert doc["path"] == "labels/cells/1"
+    proc = _run("chunks", str(stores["root"]))
+    assert proc.returncode == 1 and "--array" in proc.stderr
+    human = _run("chunks", str(stores["sharded"]))
+    assert human.returncode == 0 and "shards stored" in human.stdout
+
+
+def test_estimate_cli(stores):
+    proc = _run(
+        "estimate",
+        str(stores["image"]),
+        "--compressor",
+        "zstd:5",
+        "--compressor",
+        "blosc-lz4",
+        "--shuffle",
+        "bit",
+        "--chunks",
+        "1,2,32,32",
+        "--shards",
+        "2,4,32,32",
+        "--sample",
+        "3",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [c["compressor"] for c in doc["candidates"]] == [
+        "zstd:5",
+        "blosc-lz4:level=5,shuffle=bit",
+    ]
+    assert doc["candidates"][0]["chunk_shape"] == [1, 2, 32, 32]
+    assert doc["candidates"][0]["shard_shape"] == [2, 4, 32, 32]
+    human = _run("estimate", str(stores["image"]), "--compressor", "gzip:6")
+    assert human.returncode == 0, human.stderr
+    assert "gzip:6" in human.stdout and "ratio" in human.stdout
+    bad = _run("estimate", str(stores["image"]), "--compressor", "what")
+    assert bad.returncode == 1 and "what" in bad.stderr

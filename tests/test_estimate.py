@@ -1,0 +1,133 @@
+"""Estimates of candidate encodings on sampled chunks (nothing written)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from napari_zarr_explorer import estimate
+from napari_zarr_explorer.codec_spec import parse_compressor
+from napari_zarr_explorer.errors import CodecError, ExplorerError
+from napari_zarr_explorer.estimate import Candidate, EstimateReport, parse_shape
+from napari_zarr_explorer.testing import blobs, write_array, write_ome_image
+
+
+def _snapshot(path):
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def image(tmp_path):
+    data = blobs((4, 64, 64), dtype="uint16", seed=3)
+    return write_array(tmp_path / "img.zarr", data, chunks=(1, 32, 32), compressor="zstd:1")
+
+
+def test_candidates_of_every_form(image):
+    before = _snapshot(image)
+    report = estimate(
+        image,
+        "",
+        [
+            "zstd:5",
+            parse_compressor("blosc-lz4"),
+            Candidate(parse_compressor("gzip:6"), chunks=(2, 64, 64)),
+            {
+                "compressor": "blosc-zstd:5",
+                "shuffle": "bit",
+                "chunks": "1,32,32",
+                "shards": "2,64,64",
+            },
+            "none",
+        ],
+        sample=4,
+    )
+    assert _snapshot(image) == before  # nothing written
+    assert isinstance(report, EstimateReport)
+    assert report.shape == (4, 64, 64) and report.chunk_shape == (1, 32, 32)
+    assert report.objects_stored == 16 and report.bytes_stored
+    labels = [c.label for c in report.candidates]
+    assert labels[0] == "zstd:5"
+    assert "chunks 2x64x64" in labels[2]
+    for c in report.candidates:
+        assert not c.problems
+        assert c.ratio and c.ratio > 0
+        assert c.encode_mbps and c.decode_mbps
+        assert c.projected_bytes and c.projected_objects
+        assert c.sampled in (2, 4) and c.sampled_empty == 0
+    none = report.candidates[-1]
+    assert none.ratio == pytest.approx(1.0)
+    assert none.projected_bytes == 4 * 64 * 64 * 2
+    assert report.candidates[0].projected_objects == 16
+    assert report.candidates[2].projected_objects == 2
+    sharded = report.candidates[3]
+    assert sharded.shard_shape == (2, 64, 64) and sharded.projected_objects == 2
+    assert report.best is not None
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert d["candidates"][0]["compressor"] == "zstd:5"
+    assert {"ratio", "encode_mbps", "decode_mbps", "projected_bytes", "projected_objects"} <= set(
+        d["candidates"][0]
+    )
+    assert "zstd:5" in str(report)
+    assert "<table" in report._repr_html_()
+
+
+def test_empty_chunks_are_not_projected(tmp_path):
+    data = np.zeros((8, 32), dtype="uint8")
+    data[:4] = 7
+    path = write_array(tmp_path / "a.zarr", data, chunks=(1, 32), fill_value=0)
+    report = estimate(path, "", "zstd:3", sample=8)
+    (c,) = report.candidates
+    assert c.sampled == 8 and c.sampled_empty == 4
+    assert c.projected_objects == 4
+
+
+def test_bad_candidates_are_reported(image):
+    report = estimate(image, "", [{"compressor": "zstd", "chunks": "1,2"}, "zfp:rate=8"])
+    assert all(c.problems for c in report.candidates)
+    assert report.best is None
+    with pytest.raises(CodecError):
+        estimate(image, "", "nonsense-codec")
+    with pytest.raises(ExplorerError):
+        parse_shape("1,a")
+    with pytest.raises(ExplorerError):
+        estimate(image, "", [])
+
+
+def test_lossy_error_reported(tmp_path):
+    data = blobs((32, 32), dtype="float32")
+    path = write_array(tmp_path / "f.zarr", data, chunks=(16, 16))
+    report = estimate(path, "", ["bitround:keepbits=4+zstd:3", "zstd:3"], sample=2)
+    lossy, lossless = report.candidates
+    assert lossy.error is not None and lossy.error.max_abs > 0
+    assert lossless.error is None
+    assert math.isfinite(lossy.ratio or 0)
+
+
+def test_ome_level_and_v2(tmp_path):
+    path = write_ome_image(tmp_path / "i.ome.zarr", version="0.4", shape=(1, 2, 32, 32), levels=2)
+    report = estimate(path, "", "zstd:3", level=1)
+    assert report.path == "1" and report.shape == (1, 2, 16, 16)
+
+
+def test_corrupt_sampled_chunk_is_skipped(image):
+    chunk = image / "c" / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    report = estimate(image, "", "zstd:3", sample=16)
+    assert any("could not be read" in w for w in report.warnings)
+    assert report.candidates[0].sampled == 15
+
+
+def test_sharded_source_keeps_sharding_by_default(tmp_path):
+    data = blobs((4, 64, 64), dtype="uint16")
+    path = write_array(tmp_path / "s.zarr", data, chunks=(1, 32, 32), shards=(2, 64, 64))
+    report = estimate(path, "", ["zstd:3", {"compressor": "zstd:3", "shards": "none"}], sample=4)
+    kept, unsharded = report.candidates
+    assert report.shard_shape == (2, 64, 64) and report.objects_stored == 2
+    assert kept.shard_shape == (2, 64, 64) and kept.projected_objects == 2
+    assert unsharded.shard_shape is None and unsharded.projected_objects == 16
+    assert "unsharded" in unsharded.label
+    big = estimate(path, "", {"compressor": "zstd:3", "chunks": "8,100,100"}, sample=1)
+    assert big.candidates[0].chunk_shape == (4, 64, 64)
