@@ -1,0 +1,110 @@
+"""``napari-zarr-explorer validate``: the conformance JSON protocol, exit codes, human output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_zarr_explorer", "validate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    return testing.write_ome_image(
+        root / "img.ome.zarr", version="0.5", shape=(2, 2, 16, 16), levels=2, labels=True
+    )
+
+
+@pytest.fixture
+def broken(image: Path, tmp_path: Path) -> Path:
+    """A copy of the image whose second level is gone and whose label document is corrupt."""
+    copy = Path(shutil.copytree(image, tmp_path / "broken.ome.zarr"))
+    shutil.rmtree(copy / "1")
+    (copy / "labels" / "cells" / "zarr.json").write_text("{")
+    return copy
+
+
+def test_json_valid_store(image: Path) -> None:
+    proc = run_cli(str(image), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # exactly one JSON document on stdout
+    assert out == {"valid": True, "message": out["message"]}
+    assert out["message"].startswith("valid OME-NGFF 0.5 image")
+
+
+def test_json_invalid_store_still_exits_0(broken: Path) -> None:
+    proc = run_cli("--json", str(broken))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"valid", "message"}
+    assert out["valid"] is False
+    # The message says where: file and JSON path.
+    assert "zarr.json#/attributes/ome/multiscales/0/datasets/1/path" in out["message"]
+    assert "labels/cells/zarr.json" in out["message"]
+
+
+def test_human_output(broken: Path) -> None:
+    proc = run_cli(str(broken))
+    assert proc.returncode == 0, proc.stderr
+    assert "invalid" in proc.stdout
+    assert "where (file#JSON path)" in proc.stdout  # the table
+    assert "/attributes/ome/multiscales/0/datasets/1/path" in proc.stdout
+    assert "labels/cells" in proc.stdout
+
+
+def test_strict(image: Path) -> None:
+    proc = run_cli(str(image), "--json", "--strict")
+    assert proc.returncode == 0
+    out = json.loads(proc.stdout)
+    assert out["valid"] is False
+    assert "strict schema" in out["message"]
+
+
+def test_unreadable_inputs_exit_nonzero(tmp_path: Path) -> None:
+    proc = run_cli(str(tmp_path / "missing.zarr"), "--json")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "missing.zarr: no such file or directory" in proc.stderr
+    bad = tmp_path / "attrs.json"
+    bad.write_text('{"ome": ')
+    proc = run_cli(str(bad), "--json")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "attrs.json: not valid JSON" in proc.stderr
+
+
+def test_in_process_json_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "zarr.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "zarr_format": 3,
+                "node_type": "group",
+                "attributes": {"ome": {"version": "0.5", "plate": {"rows": []}}},
+            }
+        )
+    )
+    assert main(["validate", str(doc), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False
+    assert "zarr.json#/attributes/ome/plate/rows" in out["message"]
+    assert main(["validate", str(doc)]) == 0
+    text = capsys.readouterr().out
+    assert "invalid" in text and "rows" in text  # the table wraps at the console width
