@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Loopback HTTP, S3 and GCS servers (fixtures http_server, s3_server, gcs_server).
+pytest_plugins = ["servers"]
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("NZE_CORPUS", REPO.parent / "shared" / "corpus"))
 

@@ -1,0 +1,209 @@
+"""Time to first image over HTTP with latency: napari-zarr-explorer vs napari-ome-zarr.
+
+An OME-Zarr 0.5 pyramid is served from a loopback HTTP server that adds 20 ms to every request.
+For each reader, in a fresh process (imports done before the clock starts):
+
+1. open: the napari reader function turns the URL into layer data;
+2. read the coarsest level's central plane (all channels);
+3. read one full-resolution 256x256 tile at the centre (all channels).
+
+The server counts the requests. napari-ome-zarr is installed into its own folder under
+``benchmarks/.venvs/napari-ome-zarr`` (its dependencies are all in our environment, so only the
+plugin itself is installed there, and it never becomes a reader of our environment).
+
+Run: ``.venv/bin/python benchmarks/bench_remote.py [--latency 0.02] [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+PEER_DIR = HERE / ".venvs" / "napari-ome-zarr"
+PEER_SPEC = "napari-ome-zarr==0.10.0"
+DATA_DIR = Path(tempfile.gettempdir()) / "nze-bench-remote"
+TARGET_RATIO = 0.5
+
+# The work done in each fresh process. argv: tool url
+CHILD = r"""
+import json, sys, time
+tool, url = sys.argv[1], sys.argv[2]
+import numpy as np, dask.array, zarr, zarr.storage, fsspec.implementations.http, aiohttp
+# napari is running when a user opens a URL: what it imports is not part of the timing
+import napari.utils.colormaps, napari.layers
+dask.array.zeros(4, chunks=2).sum().compute()  # dask's scheduler set up, as in a running napari
+if tool == "ours":
+    from napari_zarr_explorer._reader import napari_get_reader
+else:
+    import contextlib, io
+    from napari_ome_zarr._reader import napari_get_reader
+
+def first_image(layers):
+    data = layers[0][0]
+    levels = data if isinstance(data, list) else [data]
+    meta = layers[0][1]
+    coarse, full = levels[-1], levels[0]
+    def plane(arr, tile=None):
+        # czyx: all channels, the central z, the whole plane or a centred tile
+        idx = [slice(None)] * arr.ndim
+        for ax in range(arr.ndim - 2):
+            if ax != meta.get("channel_axis", 0):
+                idx[ax] = arr.shape[ax] // 2
+        if tile:
+            # the tile of the 256-pixel grid at the centre of the image
+            for ax in (arr.ndim - 2, arr.ndim - 1):
+                start = (arr.shape[ax] // 2) // tile * tile
+                idx[ax] = slice(start, start + tile)
+        return np.asarray(arr[tuple(idx)])
+    return plane, coarse, full
+
+times = {}
+t0 = time.perf_counter()
+if tool == "ours":
+    layers = napari_get_reader(url)(url)
+else:
+    with contextlib.redirect_stdout(io.StringIO()):
+        layers = napari_get_reader(url)(url)
+t1 = time.perf_counter()
+plane, coarse, full = first_image(layers)
+a = plane(coarse)
+t2 = time.perf_counter()
+b = plane(full, 256)
+t3 = time.perf_counter()
+print(json.dumps({"open": t1 - t0, "coarse": t2 - t1, "tile": t3 - t2, "total": t3 - t0,
+                  "checksum": [int(a.sum()), int(b.sum())], "shapes": [a.shape, b.shape]}))
+"""
+
+
+def ensure_peer() -> Path:
+    """Install napari-ome-zarr (without dependencies) into its own folder; return it."""
+    marker = PEER_DIR / ".installed"
+    if not marker.exists():
+        PEER_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+                str(PEER_DIR),
+                PEER_SPEC,
+            ],
+            check=True,
+        )
+        marker.write_text(PEER_SPEC)
+    return PEER_DIR
+
+
+def ensure_data(shape: tuple[int, ...], levels: int, folder: Path) -> Path:
+    from napari_zarr_explorer.testing import write_ome_image
+
+    name = "x".join(map(str, shape)) + f"-l{levels}.ome.zarr"
+    path = folder / name
+    if not (path / "zarr.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"writing {path} ...", flush=True)
+        write_ome_image(
+            path,
+            version="0.5",
+            shape=shape,
+            axes="czyx",
+            levels=levels,
+            chunks=(1, 1, 256, 256),
+            shards=(1, 1, 1024, 1024),
+        )
+    return path
+
+
+def run_child(tool: str, url: str) -> dict[str, object]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if tool == "napari-ome-zarr":
+        env["PYTHONPATH"] = str(ensure_peer())
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, tool, url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds added per request")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per reader (median shown)")
+    parser.add_argument("--shape", default="2,8,2048,2048", help="level-0 shape (czyx)")
+    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--data", default=None, help="folder for the image (default: a cache)")
+    args = parser.parse_args(argv)
+    from servers import serve_directory
+
+    shape = tuple(int(s) for s in args.shape.split(","))
+    data = ensure_data(shape, args.levels, Path(args.data) if args.data else DATA_DIR)
+    ensure_peer()
+    tools = ["ours", "napari-ome-zarr"]
+    runs: dict[str, list[dict[str, object]]] = {t: [] for t in tools}
+    with serve_directory(data.parent, latency=args.latency) as srv:
+        url = f"{srv.url}/{data.name}"
+        for _ in range(args.repeat):
+            for tool in tools:
+                srv.clear_log()
+                result = run_child(tool, url)
+                result["requests"] = len(srv.requests)
+                result["paths"] = srv.paths()
+                runs[tool].append(result)
+    checks = {t: runs[t][0]["checksum"] for t in tools}
+    if checks["ours"] != checks["napari-ome-zarr"]:
+        print(f"warning: the readers returned different pixels: {checks}")
+
+    def med(tool: str, key: str) -> float:
+        return statistics.median(float(r[key]) for r in runs[tool])  # type: ignore[arg-type]
+
+    print(
+        f"\nTime to first image over HTTP, {args.latency * 1000:.0f} ms per request, "
+        f"{data.name} (median of {args.repeat})"
+    )
+    header = f"{'':18}{'open':>9}{'coarse':>9}{'tile':>9}{'total':>9}{'requests':>10}"
+    print(header)
+    print("-" * len(header))
+    for tool in tools:
+        print(
+            f"{tool:18}"
+            + "".join(f"{med(tool, k) * 1000:>7.0f}ms" for k in ("open", "coarse", "tile", "total"))
+            + f"{med(tool, 'requests'):>10.0f}"
+        )
+    ratio = med("ours", "total") / med("napari-ome-zarr", "total")
+    fewer = med("ours", "requests") < med("napari-ome-zarr", "requests")
+    print(
+        f"\nratio ours / napari-ome-zarr: {ratio:.2f} (target <= {TARGET_RATIO}); "
+        f"requests {med('ours', 'requests'):.0f} vs {med('napari-ome-zarr', 'requests'):.0f}"
+    )
+    if os.environ.get("BENCH_VERBOSE") == "1":
+        for tool in tools:
+            print(tool, runs[tool][-1]["paths"])
+    ok = ratio <= TARGET_RATIO and fewer
+    print("target met" if ok else "target NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1358 @@
+"""Read-only Zarr stores for data on web servers and in object stores.
+
+:func:`open_remote_store` turns an ``http(s)://``, ``s3://`` or ``gs://`` :class:`Location` into
+a :class:`RemoteStore`: zarr's ``FsspecStore`` (over aiohttp, s3fs or gcsfs) wrapped with
+
+- a timeout on every request and retries with exponential backoff for transient failures
+  (HTTP 5xx/408/429, timeouts, connection resets);
+- clear errors for permanent ones (:class:`~napari_zarr_explorer.errors.AccessDeniedError`,
+  :class:`~napari_zarr_explorer.errors.RemoteError` naming the host and key); a missing key is
+  not an error: the store answers ``None`` and zarr uses the fill value;
+- a limit on concurrent requests and an in-memory LRU cache of recently read values keyed by
+  ``(key, byte range)``, so panning back over an image does not fetch it again, plus merging of
+  identical requests that are in flight at the same time;
+- anonymous access to public buckets without any set-up, and the standard credential chains
+  (environment variables, profiles, application default credentials) for private ones;
+- few metadata requests: once the Zarr format of the store is known, documents the other format
+  would have are not asked for, and when a group's metadata arrives the metadata of the children
+  it names (multiscales levels, labels, wells) is requested concurrently in the background;
+- a chunk that cannot be fetched raises :class:`ChunkFetchError`, which readers show as the fill
+  value with a warning; a host that fails repeatedly is left alone for a while.
+
+:func:`fetch_many` reads several keys concurrently from synchronous code, and
+:func:`read_region` reads the inner chunks of sharded arrays concurrently.
+
+Options come from the user only (``storage_options``, environment variables), never from data,
+and only paths inside the store are followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.storage import WrapperStore
+
+from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, RemoteError
+
+if TYPE_CHECKING:
+    from zarr.core.buffer import Buffer, BufferPrototype
+
+    from napari_zarr_explorer.locate import Location
+
+__all__ = [
+    "ENV_PREFIX",
+    "ChunkFetchError",
+    "RemoteOptions",
+    "RemoteStats",
+    "RemoteStore",
+    "fetch_many",
+    "open_remote_store",
+    "read_region",
+]
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "NZE_REMOTE_"
+"""Prefix of the environment variables read by :meth:`RemoteOptions.from_env`."""
+
+_OPTION_PREFIX = "explorer_"
+_T = TypeVar("_T")
+
+#: Names of metadata documents; every other key is data (a chunk or a shard).
+METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+#: Seconds a failed read is remembered, so that a retry right away fails at once.
+FAILURE_TTL = 10.0
+#: After this many requests in a row failed (after their retries), the host is not asked
+#: again for _BREAKER_SECONDS: reads fail at once (chunks show as fill) instead of each waiting.
+_BREAKER_FAILURES = 3
+_BREAKER_SECONDS = 30.0
+_V2_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+_READ_AHEAD_MAX_DOC = 4 * 2**20
+_READ_AHEAD_MAX_KEYS = 64
+
+
+def _children_metadata_keys(key: str, data: bytes, zarr_format: int | None) -> list[str]:
+    """Metadata keys of the children that an OME group document names (store-relative).
+
+    Only relative paths inside the store are followed (checked with ``safe_join``).
+    """
+    import json
+
+    from napari_zarr_explorer.errors import PathEscapeError
+    from napari_zarr_explorer.locate import safe_join
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if key.rpartition("/")[2] == "zarr.json":
+        if doc.get("node_type") != "group":
+            return []
+        attrs = doc.get("attributes")
+    else:
+        attrs = doc
+    if not isinstance(attrs, dict):
+        return []
+    nested = attrs.get("ome")
+    ome: dict[str, Any] = nested if isinstance(nested, dict) else attrs
+    arrays: list[Any] = []
+    groups: list[Any] = []
+    multiscales = ome.get("multiscales")
+    if isinstance(multiscales, list):
+        for ms in multiscales[:4]:
+            datasets = ms.get("datasets") if isinstance(ms, dict) else None
+            if isinstance(datasets, list):
+                arrays.extend(d.get("path") for d in datasets if isinstance(d, dict))
+        if multiscales and "image-label" not in ome:
+            groups.append("labels")
+    labels = ome.get("labels")
+    if isinstance(labels, list):
+        groups.extend(labels)
+    for section, field in (("plate", "wells"), ("well", "images")):
+        part = ome.get(section)
+        items = part.get(field) if isinstance(part, dict) else None
+        if isinstance(items, list):
+            groups.extend(i.get("path") for i in items if isinstance(i, dict))
+    base = key.rpartition("/")[0]
+    out: list[str] = []
+    for rel, is_array in [(r, True) for r in arrays] + [(r, False) for r in groups]:
+        try:
+            child = safe_join(base, rel)
+        except PathEscapeError:
+            continue
+        if not child or child == base:
+            continue
+        if zarr_format == 3:
+            out.append(f"{child}/zarr.json")
+        elif is_array:
+            out.extend((f"{child}/.zarray", f"{child}/.zattrs"))
+        else:
+            out.extend((f"{child}/.zarray", f"{child}/.zgroup", f"{child}/.zattrs"))
+        if len(out) >= _READ_AHEAD_MAX_KEYS:
+            break
+    return list(dict.fromkeys(out))[:_READ_AHEAD_MAX_KEYS]
+
+
+class ChunkFetchError(ExplorerError, OSError):
+    """A chunk (or shard) could not be fetched, even after retries.
+
+    Not a :class:`~napari_zarr_explorer.errors.RemoteError` on purpose: readers treat it like a
+    corrupt chunk (shown as the fill value, with a warning naming the key) rather than stopping.
+    The original error is its ``__cause__``.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# options
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOptions:
+    """How remote stores behave.
+
+    Each field can be set with an environment variable ``NZE_REMOTE_<FIELD>`` (upper case) or a
+    storage option ``explorer_<field>``; storage options win over environment variables.
+
+    Attributes
+    ----------
+    concurrency
+        Maximum number of requests in flight at once, per store.
+    cache_mb
+        Size of the in-memory cache of recently read values, in MiB (0 disables it).
+    timeout
+        Seconds one request may take (connecting, waiting and reading) before it is abandoned.
+    retries
+        How many times a request that failed transiently is tried again.
+    backoff
+        Seconds to wait before the first retry; doubled for each further retry (with jitter,
+        at most 10 s).
+    read_ahead
+        When a group's metadata arrives, also request (concurrently, in the background) the
+        metadata of the children it names: multiscales levels, labels, plate wells, well images.
+    """
+
+    concurrency: int = 32
+    cache_mb: float = 256.0
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.2
+    read_ahead: bool = True
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ExplorerError(f"Remote concurrency must be at least 1, got {self.concurrency}.")
+        if self.cache_mb < 0 or self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
+            raise ExplorerError(
+                f"Invalid remote options {self}: cache_mb, retries and backoff must not be "
+                "negative and timeout must be positive."
+            )
+
+    @property
+    def cache_bytes(self) -> int:
+        """Cache size in bytes."""
+        return int(self.cache_mb * 2**20)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RemoteOptions:
+        """Read the options from ``NZE_REMOTE_*`` environment variables (defaults otherwise)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw not in (None, ""):
+                values[f.name] = _convert(f.name, raw, f"environment variable {ENV_PREFIX}")
+        return cls(**values)
+
+    @classmethod
+    def split(
+        cls, storage_options: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+    ) -> tuple[RemoteOptions, dict[str, Any]]:
+        """Separate our ``explorer_*`` options from the file-system options.
+
+        Returns
+        -------
+        tuple
+            The options (environment, overridden by ``explorer_*`` storage options) and the
+            remaining storage options for the file system.
+        """
+        opts = cls.from_env(environ)
+        rest: dict[str, Any] = {}
+        ours: dict[str, Any] = {}
+        names = {f.name for f in fields(cls)}
+        for key, value in (storage_options or {}).items():
+            if key.startswith(_OPTION_PREFIX):
+                name = key[len(_OPTION_PREFIX) :]
+                if name not in names:
+                    raise ExplorerError(
+                        f"Unknown storage option {key!r}.",
+                        hint="Known: " + ", ".join(_OPTION_PREFIX + n for n in sorted(names)) + ".",
+                    )
+                ours[name] = _convert(name, value, "storage option explorer_")
+            else:
+                rest[key] = value
+        return replace(opts, **ours), rest
+
+
+def _convert(name: str, raw: Any, where: str) -> Any:
+    if name == "read_ahead":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ExplorerError(f"{where}{name}={raw!r} is not a boolean (use 1 or 0).")
+    try:
+        if name in ("concurrency", "retries"):
+            return int(raw)
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ExplorerError(
+            f"{where}{name.upper() if 'environ' in where else name}={raw!r} is not a number."
+        ) from None
+
+
+@dataclass(slots=True)
+class RemoteStats:
+    """Counters of one :class:`RemoteStore` (for diagnostics, tests and benchmarks)."""
+
+    requests: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    merged: int = 0
+    bytes_read: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+
+
+_MISSING = object()
+
+
+def _range_key(byte_range: ByteRequest | None) -> tuple[Any, ...] | None:
+    if byte_range is None:
+        return None
+    if isinstance(byte_range, RangeByteRequest):
+        return ("range", byte_range.start, byte_range.end)
+    if isinstance(byte_range, OffsetByteRequest):
+        return ("offset", byte_range.offset)
+    if isinstance(byte_range, SuffixByteRequest):
+        return ("suffix", byte_range.suffix)
+    raise TypeError(f"Unexpected byte range {byte_range!r}")
+
+
+def _trim(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    """Cut *data* down to *byte_range* when a server ignored the Range header (sent it all)."""
+    if isinstance(byte_range, RangeByteRequest):
+        want = byte_range.end - byte_range.start
+        if len(data) > want:
+            return data[byte_range.start : byte_range.end]
+    elif isinstance(byte_range, SuffixByteRequest) and len(data) > byte_range.suffix:
+        return data[len(data) - byte_range.suffix :]
+    return data
+
+
+def _cut(data: bytes, byte_range: ByteRequest) -> bytes:
+    """Return the bytes of *byte_range* within the whole object *data*."""
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[max(len(data) - byte_range.suffix, 0) :]
+    raise TypeError(f"Unexpected byte range {byte_range!r}")
+
+
+class _LRU:
+    """A thread-safe LRU of bytes (or None for missing keys) bounded by total size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._data: OrderedDict[tuple[Any, ...], bytes | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(value: bytes | None) -> int:
+        return 64 + (len(value) if value is not None else 0)
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            try:
+                value = self._data[key]
+            except KeyError:
+                return _MISSING
+            self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[Any, ...], value: bytes | None) -> None:
+        size = self._size(value)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._data.pop(key, _MISSING)
+            if old is not _MISSING:
+                self.nbytes -= self._size(old)  # type: ignore[arg-type]
+            self._data[key] = value
+            self.nbytes += size
+            while self.nbytes > self.max_bytes and self._data:
+                _, evicted = self._data.popitem(last=False)
+                self.nbytes -= self._size(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class RemoteStore(WrapperStore[Store]):
+    """A read-only remote store with timeouts, retries, a concurrency limit and a cache.
+
+    Parameters
+    ----------
+    store
+        The store doing the requests (zarr's ``FsspecStore``, or any zarr store).
+    url
+        The store's URL, used in error messages.
+    options
+        Timeouts, retries, concurrency and cache size.
+    alternate
+        A factory for the same store with the other kind of access (anonymous instead of signed
+        requests, or the reverse); tried once when the server refuses access.
+    credentials_hint
+        What to tell the user when access is denied.
+
+    listable
+        Whether the store can list its keys (None: ask the wrapped store). Web servers cannot.
+    missing_on_denied
+        Treat a refusal as a missing key once reading has worked (S3 answers 403 instead of 404
+        for missing keys when listing is not allowed).
+
+    Notes
+    -----
+    ``get`` answers ``None`` for keys that do not exist (zarr then uses the fill value). A
+    metadata document that still fails after the retries raises
+    :class:`~napari_zarr_explorer.errors.RemoteError` (or its subclass
+    :class:`~napari_zarr_explorer.errors.AccessDeniedError`) naming the host and the key; a
+    chunk raises :class:`ChunkFetchError`, which readers show as the fill value with a warning.
+    """
+
+    supports_writes = False
+    supports_deletes = False
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        url: str = "",
+        options: RemoteOptions | None = None,
+        alternate: Callable[[], Store] | None = None,
+        credentials_hint: str = "",
+        listable: bool | None = None,
+        missing_on_denied: bool = False,
+    ) -> None:
+        super().__init__(store)
+        self.url = url.rstrip("/")
+        self.host = urlsplit(url).netloc or url
+        self.options = options or RemoteOptions()
+        self.stats = RemoteStats()
+        self._alternate = alternate
+        self._credentials_hint = credentials_hint
+        self._listable = listable
+        self._missing_on_denied = missing_on_denied
+        self._reopen: Callable[[], RemoteStore] | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        self._cache = _LRU(self.options.cache_bytes)
+        self._state_lock = threading.Lock()
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+        self._locks = weakref.WeakKeyDictionary()
+        self._inflight: dict[tuple[Any, ...], asyncio.Future[bytes | None]] = {}
+        self._failures: dict[tuple[Any, ...], tuple[float, ExplorerError]] = {}
+        self._reads_ok = 0
+        self._format: int | None = None  # Zarr format of the store, once a document says so
+        self._background: set[asyncio.Task[None]] = set()
+        self._failed_in_a_row = 0
+        self._unreachable: tuple[float, str] | None = None  # (until, last error)
+        self._expanded: set[str] = set()  # metadata keys whose children were read ahead
+
+    # -- pickling (dask workers), copies ----------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        if self._reopen is not None:
+            return {"reopen": self._reopen}
+        return {
+            "store": self._store,
+            "url": self.url,
+            "options": self.options,
+            "alternate": self._alternate,
+            "credentials_hint": self._credentials_hint,
+            "listable": self._listable,
+            "missing_on_denied": self._missing_on_denied,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "reopen" in state:
+            self.__dict__.update(state["reopen"]().__dict__)
+            return
+        self.__init__(state.pop("store"), **state)  # type: ignore[misc]
+
+    def _with_store(self, store: Store) -> RemoteStore:
+        return RemoteStore(
+            store,
+            url=self.url,
+            options=self.options,
+            alternate=self._alternate,
+            credentials_hint=self._credentials_hint,
+            listable=self._listable,
+            missing_on_denied=self._missing_on_denied,
+        )
+
+    def with_read_only(self, read_only: bool = False) -> RemoteStore:
+        """Return this store; remote stores are always read-only."""
+        if not read_only:
+            raise ExplorerError(f"{self.url}: remote stores are opened read-only.")
+        return self
+
+    @property
+    def read_only(self) -> bool:
+        """Always True."""
+        return True
+
+    def _check_writable(self) -> None:
+        raise ExplorerError(f"{self.url}: remote stores are opened read-only.")
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Refuse: remote stores are read-only."""
+        self._check_writable()
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Refuse: remote stores are read-only."""
+        self._check_writable()
+
+    async def delete(self, key: str) -> None:
+        """Refuse: remote stores are read-only."""
+        self._check_writable()
+
+    async def delete_dir(self, prefix: str) -> None:
+        """Refuse: remote stores are read-only."""
+        self._check_writable()
+
+    async def clear(self) -> None:
+        """Refuse: remote stores are read-only."""
+        self._check_writable()
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, RemoteStore) and value.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(("RemoteStore", self.url))
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    # -- cache ------------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        """Forget every cached value and remembered failure (the host is asked again)."""
+        self._cache.clear()
+        self._failures.clear()
+        self._failed_in_a_row = 0
+        self._unreachable = None
+
+    @property
+    def cache_nbytes(self) -> int:
+        """Bytes currently held by the cache."""
+        return self._cache.nbytes
+
+    # -- reading ----------------------------------------------------------------------------
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            sem = self._semaphores.get(loop)
+            if sem is None:
+                sem = asyncio.Semaphore(self.options.concurrency)
+                self._semaphores[loop] = sem
+            return sem
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read *key* (or a byte range of it); ``None`` when it does not exist."""
+        data = await self.get_bytes(key, byte_range)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def get_bytes(self, key: str, byte_range: ByteRequest | None = None) -> bytes | None:
+        """Like :meth:`get` but returning ``bytes`` (cached and shared by identical requests)."""
+        return await self._read(key, byte_range, read_ahead=self.options.read_ahead)
+
+    async def _read(
+        self, key: str, byte_range: ByteRequest | None, *, read_ahead: bool
+    ) -> bytes | None:
+        name = key.rpartition("/")[2]
+        if byte_range is None and self._skip_probe(name):
+            return None
+        ck = (key, _range_key(byte_range))
+        if byte_range is not None:
+            whole = self._cache.get((key, None))
+            if whole is None or isinstance(whole, bytes):
+                self.stats.cache_hits += 1
+                return None if whole is None else _cut(whole, byte_range)
+        cached = self._cache.get(ck)
+        if cached is not _MISSING:
+            self.stats.cache_hits += 1
+            if read_ahead and cached is not None and byte_range is None:
+                self._expand(key, name, cached)
+            return cached  # type: ignore[no-any-return]
+        failed = self._failures.get(ck)
+        if failed is not None:
+            when, known = failed
+            if time.monotonic() - when < FAILURE_TTL:
+                raise type(known)(known.message, hint=known.hint)
+            self._failures.pop(ck, None)
+        loop = asyncio.get_running_loop()
+        fkey = (id(loop), *ck)
+        pending = self._inflight.get(fkey)
+        if pending is not None:
+            self.stats.merged += 1
+            try:
+                data = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and task is not None and not task.cancelling():
+                    # the request we joined was cancelled, not us: make it ourselves
+                    return await self._read(key, byte_range, read_ahead=read_ahead)
+                raise
+            if read_ahead and data is not None and byte_range is None:
+                self._expand(key, name, data)
+            return data
+        fut: asyncio.Future[bytes | None] = loop.create_future()
+        self._inflight[fkey] = fut
+        try:
+            data = await self._fetch(key, byte_range)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except BaseException as exc:
+            err: BaseException = exc
+            if isinstance(exc, RemoteError) and key.rpartition("/")[2] not in METADATA_NAMES:
+                err = ChunkFetchError(
+                    f"Could not fetch chunk {key!r}: {exc.message}", hint=exc.hint
+                )
+                err.__cause__ = exc
+            if isinstance(err, ExplorerError):
+                self._failures[ck] = (time.monotonic(), err)
+            if not fut.done():
+                fut.set_exception(err)
+                fut.exception()  # mark retrieved: nobody else may be waiting
+            if err is exc:
+                raise
+            raise err from exc
+        else:
+            fut.set_result(data)
+            self._cache.put(ck, data)
+            if byte_range is None and name in METADATA_NAMES:
+                if data is not None:
+                    self._metadata_seen(key, name, data)
+                    if read_ahead:
+                        self._expand(key, name, data)
+                elif name == "zarr.json" and self._format is None and read_ahead:
+                    # Not Zarr v3 here: the reader will ask for the v2 documents next.
+                    base = key.rpartition("/")[0]
+                    names = [".zarray", ".zgroup", ".zattrs"] + ([] if base else [".zmetadata"])
+                    self._start_read_ahead([f"{base}/{n}" if base else n for n in names])
+            return data
+        finally:
+            self._inflight.pop(fkey, None)
+
+    # -- metadata: format, read-ahead -------------------------------------------------------
+    def _skip_probe(self, name: str) -> bool:
+        """Tell whether *name* is a document the known format cannot have (answered missing)."""
+        if self._format == 3:
+            return name in _V2_NAMES
+        if self._format == 2:
+            return name == "zarr.json"
+        return False
+
+    def _metadata_seen(self, key: str, name: str, data: bytes) -> None:
+        if self._format is None:
+            self._format = 3 if name == "zarr.json" else 2
+
+    def _expand(self, key: str, name: str, data: bytes) -> None:
+        """Read ahead the children named by a document a reader asked for (once per document).
+
+        Documents fetched by read-ahead are expanded only when a reader asks for them too, so
+        read-ahead never cascades through a hierarchy on its own.
+        """
+        if name not in ("zarr.json", ".zattrs") or len(data) > _READ_AHEAD_MAX_DOC:
+            return
+        with self._state_lock:
+            if key in self._expanded:
+                return
+            self._expanded.add(key)
+        self._start_read_ahead(_children_metadata_keys(key, data, self._format))
+
+    def _start_read_ahead(self, keys: Iterable[str]) -> None:
+        loop = asyncio.get_running_loop()
+        for child in keys:
+            if self._cache.get((child, None)) is not _MISSING:
+                continue
+            if (id(loop), child, None) in self._inflight:
+                continue
+            task = loop.create_task(self._read_ahead_one(child))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _read_ahead_one(self, key: str) -> None:
+        try:
+            await self._read(key, None, read_ahead=False)
+        except Exception:  # the real read reports it
+            logger.debug("read-ahead of %s failed", self._where(key), exc_info=True)
+
+    async def _fetch(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        async def attempt(store: Store) -> bytes | None:
+            from zarr.core.buffer import default_buffer_prototype
+
+            buf = await store.get(key, default_buffer_prototype(), byte_range)
+            return None if buf is None else _trim(buf.to_bytes(), byte_range)
+
+        data = await self._call(key, attempt)
+        if data is not None:
+            self.stats.bytes_read += len(data)
+        return data
+
+    async def _call(self, key: str, func: Callable[[Store], Awaitable[_T]]) -> _T:
+        """Run ``func(store)`` with the concurrency limit, a timeout and retries."""
+        opts = self.options
+        attempt = 0
+        if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
+            left = self._unreachable[0] - time.monotonic()
+            raise RemoteError(
+                f"{self.host} failed {_BREAKER_FAILURES} requests in a row; not asking it again "
+                f"for {left:.0f} s (reading {self._where(key)}). Last error: "
+                f"{self._unreachable[1]}",
+                hint="Check the server and your network connection.",
+            )
+        while True:
+            store = self._store
+            try:
+                async with self._semaphore():
+                    self.stats.requests += 1
+                    result = await asyncio.wait_for(func(store), opts.timeout)
+                self._reads_ok += 1
+                self._failed_in_a_row = 0
+                return result
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                kind, detail = _classify(exc)
+                if kind == "denied":
+                    if self._reads_ok == 0 or self._store is not store:
+                        async with self._lock():
+                            if self._store is not store:
+                                continue  # switched to the other access meanwhile: retry
+                            result = await self._try_alternate(func)
+                            if result is not _MISSING:
+                                return result
+                    if self._missing_on_denied and self._reads_ok > 0:
+                        # S3 answers 403 instead of 404 for missing keys when listing is not
+                        # allowed: once reading works, a refusal means a missing key.
+                        logger.debug("%s: access denied, treated as missing", self._where(key))
+                        return None  # type: ignore[return-value]
+                    raise AccessDeniedError(
+                        f"Access denied ({detail}) reading {self._where(key)} from {self.host}.",
+                        hint=self._credentials_hint or None,
+                    ) from exc
+                if kind in ("fatal", "dns") or attempt >= opts.retries:
+                    error = self._failure(key, kind, detail, attempt + 1)
+                    if kind != "fatal":
+                        self._failed_in_a_row += 1
+                        if self._failed_in_a_row >= _BREAKER_FAILURES:
+                            # The host looks down: fail fast for a while instead of making
+                            # every chunk wait for its own timeouts.
+                            until = time.monotonic() + _BREAKER_SECONDS
+                            self._unreachable = (until, error.message)
+                    raise error from exc
+                attempt += 1
+                self.stats.retries += 1
+                delay = min(opts.backoff * 2 ** (attempt - 1), 10.0) * (0.5 + random.random())
+                logger.debug("%s: %s, retry %d in %.2fs", self._where(key), detail, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def _try_alternate(self, func: Callable[[Store], Awaitable[_T]]) -> Any:
+        """After a refusal, try the other kind of access once; switch to it if it works.
+
+        Returns the result, or ``_MISSING`` when there is no alternate or it failed too.
+        """
+        factory, self._alternate = self._alternate, None
+        if factory is None:
+            return _MISSING
+        try:
+            candidate = factory()
+            async with self._semaphore():
+                self.stats.requests += 1
+                result = await asyncio.wait_for(func(candidate), self.options.timeout)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception:
+            logger.debug("%s: the other kind of access failed too", self.url, exc_info=True)
+            return _MISSING
+        logger.debug("%s: access refused; switched to the other kind of access", self.url)
+        self._store = candidate
+        self._reads_ok += 1
+        return result
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = asyncio.Lock()
+                self._locks[loop] = lock
+            return lock
+
+    def _where(self, key: str) -> str:
+        return f"{self.url}/{key}" if key else self.url
+
+    def _failure(self, key: str, kind: str, detail: str, attempts: int) -> RemoteError:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if kind == "timeout":
+            return RemoteError(
+                f"{self.host} did not answer within {self.options.timeout:g} s{tries} "
+                f"for {self._where(key)}.",
+                hint=f"The server is slow or unreachable; raise the limit with "
+                f"{ENV_PREFIX}TIMEOUT or storage_options={{'{_OPTION_PREFIX}timeout': ...}}.",
+            )
+        if kind == "connection":
+            return RemoteError(
+                f"Could not connect to {self.host} ({detail}){tries} reading {self._where(key)}.",
+                hint="Check the host name in the URL and your network connection.",
+            )
+        if kind == "dns":
+            return RemoteError(
+                f"Unknown host {self.host}: its name could not be resolved ({detail}).",
+                hint="Check the host name in the URL and your network connection.",
+            )
+        return RemoteError(
+            f"{self.host} answered {detail}{tries} for {self._where(key)}.",
+            hint="The server had a problem; try again later."
+            if kind == "transient"
+            else "Check the URL and the storage options.",
+        )
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Read several keys or ranges concurrently."""
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> Any:
+        reqs = list(requests)
+        results = await asyncio.gather(*(self.get(*r) for r in reqs))
+        for (key, _, _), value in zip(reqs, results, strict=True):
+            yield key, value
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether *key* exists (answered from the cache when possible)."""
+        cached = self._cache.get((key, None))
+        if cached is not _MISSING:
+            return cached is not None
+        return await self._call(key, lambda s: s.exists(key))
+
+    async def getsize(self, key: str) -> int:
+        """Size of *key* in bytes."""
+        cached = self._cache.get((key, None))
+        if isinstance(cached, bytes):
+            return len(cached)
+        return await self._call(key, lambda s: s.getsize(key))
+
+    @property
+    def supports_listing(self) -> bool:
+        """False for plain web servers (they cannot list), True for object stores."""
+        if self._listable is not None:
+            return self._listable
+        return bool(self._store.supports_listing)
+
+    async def _listing(self, key: str, make: Callable[[Store], AsyncIterator[str]]) -> list[str]:
+        if not self.supports_listing:
+            raise NotImplementedError(f"{self.url}: this server cannot list its files.")
+
+        async def collect(store: Store) -> list[str]:
+            return [k async for k in make(store)]
+
+        return await self._call(key, collect)
+
+    async def list(self) -> AsyncIterator[str]:
+        """List every key of the store."""
+        for k in await self._listing("", lambda s: s.list()):
+            yield k
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """List every key starting with *prefix*."""
+        for k in await self._listing(prefix, lambda s: s.list_prefix(prefix)):
+            yield k
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """List the keys and "directories" directly below *prefix*."""
+        for k in await self._listing(prefix, lambda s: s.list_dir(prefix)):
+            yield k
+
+    async def is_empty(self, prefix: str) -> bool:
+        """Tell whether nothing is stored below *prefix*."""
+        async for _ in self.list_prefix(prefix):
+            return False
+        return True
+
+
+def _status_kind(status: int) -> str:
+    if status in (401, 403):
+        return "denied"
+    if status in (404, 410):
+        return "missing"
+    if status in (408, 425, 429) or status >= 500:
+        return "transient"
+    return "fatal"
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """Sort an exception from the file-system layer into what to do about it.
+
+    Returns
+    -------
+    tuple
+        ``(kind, detail)`` where kind is ``"denied"``, ``"transient"``, ``"timeout"``,
+        ``"connection"``, ``"dns"`` or ``"fatal"``.
+    """
+    name = type(exc).__name__
+    text = str(exc) or name
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover
+        aiohttp = None  # type: ignore[assignment]
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout", "timed out"
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ClientResponseError):
+            kind = _status_kind(exc.status)
+            detail = f"HTTP {exc.status} {exc.message}".strip()
+            return ("fatal" if kind == "missing" else kind), detail
+        dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
+        if dns_error is not None and isinstance(exc, dns_error):
+            return "dns", text
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return "connection", text
+        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+            return "transient", f"connection dropped ({name})"
+        if isinstance(exc, aiohttp.ClientConnectionError):
+            return "transient", f"connection error ({text})"
+    # gcsfs
+    code = getattr(exc, "code", None)
+    if name == "HttpError" and isinstance(code, int):
+        return _status_kind(code) if _status_kind(code) != "missing" else "fatal", f"HTTP {code}"
+    # botocore (through s3fs when not translated)
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "denied", "no credentials found"
+    if name in ("EndpointConnectionError", "ConnectTimeoutError"):
+        return "connection", text
+    if name in ("ReadTimeoutError",):
+        return "timeout", text
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int):
+            return _status_kind(
+                status
+            ), f"HTTP {status} {response.get('Error', {}).get('Code', '')}"
+    if isinstance(exc, PermissionError):
+        return "denied", "HTTP 403"
+    if isinstance(exc, OSError) and text.startswith("Forbidden"):
+        return "denied", "HTTP 403"
+    if isinstance(exc, ConnectionError):
+        return "transient", f"connection error ({name})"
+    # s3fs wraps 5xx/throttling in OSError subclasses carrying the boto error as __cause__
+    cause = exc.__cause__
+    if cause is not None and cause is not exc:
+        kind, detail = _classify(cause)
+        if kind != "fatal":
+            return kind, detail
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno in (104, 110, 111):
+        return "transient", text
+    return "fatal", f"{name}: {text}"
+
+
+# --------------------------------------------------------------------------------------------
+# opening
+
+
+_AWS_CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+_AWS_AUTH_OPTIONS = ("anon", "key", "secret", "token", "profile", "session", "username", "password")
+
+_S3_HINT = (
+    "Public buckets are read anonymously. For a private bucket set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass storage_options={'key': ..., "
+    "'secret': ...} or {'profile': ...}."
+)
+_GCS_HINT = (
+    "Public buckets are read anonymously. For a private bucket set "
+    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run `gcloud auth "
+    "application-default login`, or pass storage_options={'token': ...}."
+)
+_HTTP_HINT = (
+    "Pass credentials with storage_options, e.g. {'headers': {'Authorization': 'Bearer ...'}}."
+)
+
+
+def _aws_credentials_configured(environ: Mapping[str, str]) -> bool:
+    if any(environ.get(v) for v in _AWS_CREDENTIAL_ENV):
+        return True
+    home = Path.home()
+    files = (
+        environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(home / ".aws" / "credentials"),
+        environ.get("AWS_CONFIG_FILE") or str(home / ".aws" / "config"),
+    )
+    return any(Path(f).is_file() for f in files)
+
+
+def _gcp_credentials_configured(environ: Mapping[str, str]) -> bool:
+    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return True
+    config = environ.get("CLOUDSDK_CONFIG") or str(Path.home() / ".config" / "gcloud")
+    return (Path(config) / "application_default_credentials.json").is_file()
+
+
+def _emulator_host(environ: Mapping[str, str]) -> str | None:
+    host = environ.get("STORAGE_EMULATOR_HOST", "")
+    if host in ("", "default"):
+        return None
+    return host if host.startswith(("http://", "https://")) else f"http://{host}"
+
+
+async def _aclose_fs(fs: Any) -> None:
+    session = getattr(fs, "_session", None)  # fsspec HTTP, gcsfs: an aiohttp session
+    if session is not None and not session.closed:
+        await session.close()
+    creator = getattr(fs, "_s3creator", None)  # s3fs: an aiobotocore client context
+    if creator is not None:
+        await creator.__aexit__(None, None, None)
+
+
+def _close_fs(fs: Any) -> None:
+    """Close the network sessions of an asynchronous fsspec file system (fsspec does not)."""
+    from zarr.core import sync as zsync
+
+    loop = zsync.loop[0]
+    try:
+        if (
+            loop is not None
+            and loop.is_running()
+            and threading.current_thread() is not (zsync.iothread[0])
+        ):
+            asyncio.run_coroutine_threadsafe(_aclose_fs(fs), loop).result(timeout=1)
+            return
+        if loop is not None and loop.is_running():
+            loop.create_task(_aclose_fs(fs))
+            return
+    except Exception:
+        logger.debug("closing %r failed", fs, exc_info=True)
+    session = getattr(fs, "_session", None)
+    connector = getattr(session, "_connector", None)
+    if connector is not None:
+        connector._close()
+
+
+def _fsspec_store(fs: Any, path: str) -> Store:
+    from zarr.storage import FsspecStore
+
+    store = FsspecStore(fs, path=path, read_only=True)
+    weakref.finalize(store, _close_fs, fs)
+    return store
+
+
+def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> Store:
+    import aiohttp
+    from fsspec.implementations.http import HTTPFileSystem
+
+    fs_options = dict(fs_options)
+    client_kwargs = dict(fs_options.pop("client_kwargs", None) or {})
+    client_kwargs.setdefault(
+        "timeout", aiohttp.ClientTimeout(total=None, sock_connect=opts.timeout)
+    )
+    fs = HTTPFileSystem(
+        asynchronous=True, client_kwargs=client_kwargs, skip_instance_cache=True, **fs_options
+    )
+    return _fsspec_store(fs, url)
+
+
+def _s3_store(path: str, fs_options: dict[str, Any], opts: RemoteOptions, anon: bool) -> Store:
+    import s3fs
+
+    fs_options = dict(fs_options)
+    config = dict(fs_options.pop("config_kwargs", None) or {})
+    config.setdefault("connect_timeout", opts.timeout)
+    config.setdefault("read_timeout", opts.timeout)
+    # botocore's pool holds 10 connections by default: allow as many as requests in flight.
+    config.setdefault("max_pool_connections", opts.concurrency)
+    # Retries happen in RemoteStore, once, with our limits.
+    config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+    if anon:
+        fs_options["anon"] = True
+    # With max_concurrency > 1, s3fs asks for the size (HEAD) before every whole-object read:
+    # one more round trip per key. Keys are fetched concurrently here anyway.
+    fs_options.setdefault("max_concurrency", 1)
+    fs = s3fs.S3FileSystem(
+        asynchronous=True, config_kwargs=config, skip_instance_cache=True, **fs_options
+    )
+    fs.retries = 1
+    return _fsspec_store(fs, path)
+
+
+def _gcs_store(path: str, fs_options: dict[str, Any], opts: RemoteOptions, token: Any) -> Store:
+    # The plain GCS file system: gcsfs's default "extended" one first asks a gRPC control API
+    # for the bucket layout (another round trip, refused for anonymous users, not cached then).
+    from gcsfs.core import GCSFileSystem
+
+    fs_options = dict(fs_options)
+    fs_options.setdefault("token", token)
+    fs_options.setdefault("requests_timeout", opts.timeout)
+    fs = GCSFileSystem(asynchronous=True, skip_instance_cache=True, **fs_options)
+    return _fsspec_store(fs, path)
+
+
+def open_remote_store(
+    location: Location, *, environ: Mapping[str, str] | None = None
+) -> RemoteStore:
+    """Open a remote location as a read-only zarr store.
+
+    Parameters
+    ----------
+    location
+        An ``http``, ``https``, ``s3`` or ``gs`` location (see
+        :func:`~napari_zarr_explorer.locate.parse_location`). Its ``storage_options`` go to the
+        file system (fsspec's HTTP file system, s3fs or gcsfs), except the ``explorer_*`` keys
+        of :class:`RemoteOptions`.
+    environ
+        Environment variables to use instead of ``os.environ`` (for tests).
+
+    Returns
+    -------
+    RemoteStore
+        Opening makes no request: the first read does.
+
+    Raises
+    ------
+    ExplorerError
+        For an unsupported scheme or invalid options.
+    RemoteError
+        When the package needed for the scheme is not installed.
+    """
+    env = os.environ if environ is None else environ
+    store = _open(location, env)
+    if environ is None:
+        store._reopen = functools.partial(open_remote_store, location)
+    return store
+
+
+def _open(location: Location, env: Mapping[str, str]) -> RemoteStore:
+    opts, fs_options = RemoteOptions.split(location.storage_options, env)
+    protocol = location.protocol
+    url = location.url
+    try:
+        if protocol in ("http", "https"):
+            if "?" in url:
+                raise ExplorerError(
+                    f"{url}: URLs with a query string cannot be opened as a Zarr store.",
+                    hint="Remove the '?...' part; pass tokens with storage_options headers.",
+                )
+            return RemoteStore(
+                _http_store(url, fs_options, opts),
+                url=url,
+                options=opts,
+                credentials_hint=_HTTP_HINT,
+                listable=False,
+            )
+        if protocol == "s3":
+            return _open_s3(url, fs_options, opts, env)
+        if protocol in ("gs", "gcs"):
+            return _open_gcs(url, fs_options, opts, env)
+    except ImportError as exc:
+        raise RemoteError(
+            f"Opening {protocol}:// URLs needs the package {exc.name!r}, which is not installed.",
+            hint="Install it with: pip install 'napari-zarr-explorer[remote]'.",
+        ) from exc
+    raise ExplorerError(
+        f"{url}: the protocol {protocol!r} is not a remote protocol.",
+        hint="Use http(s)://, s3:// or gs://.",
+    )
+
+
+def _split_bucket(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if not parts.netloc:
+        raise ExplorerError(f"{url}: no bucket name in the URL.", hint="Use s3://bucket/path.")
+    return parts.netloc, f"{parts.netloc}{parts.path}".rstrip("/")
+
+
+def _open_s3(
+    url: str, fs_options: dict[str, Any], opts: RemoteOptions, env: Mapping[str, str]
+) -> RemoteStore:
+    _, path = _split_bucket(url)
+    endpoint = (
+        fs_options.get("endpoint_url")
+        or (fs_options.get("client_kwargs") or {}).get("endpoint_url")
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+    )
+    if endpoint and "endpoint_url" not in fs_options:
+        fs_options = {**fs_options, "endpoint_url": endpoint}
+    alternate: Callable[[], Store] | None = None
+    if any(k in fs_options for k in _AWS_AUTH_OPTIONS):
+        store = _s3_store(path, fs_options, opts, anon=False)
+    else:
+        signed = _aws_credentials_configured(env)
+        store = _s3_store(path, fs_options, opts, anon=not signed)
+
+        def alternate() -> Store:
+            return _s3_store(path, fs_options, opts, anon=signed)
+
+    rs = RemoteStore(
+        store,
+        url=url,
+        options=opts,
+        alternate=alternate,
+        credentials_hint=_S3_HINT,
+        missing_on_denied=True,
+    )
+    rs.host = urlsplit(endpoint).netloc if endpoint else "s3.amazonaws.com"
+    return rs
+
+
+def _open_gcs(
+    url: str, fs_options: dict[str, Any], opts: RemoteOptions, env: Mapping[str, str]
+) -> RemoteStore:
+    _, path = _split_bucket(url)
+    url = "gs://" + path
+    emulator = _emulator_host(env)
+    endpoint = fs_options.get("endpoint_url") or emulator
+    if endpoint and "endpoint_url" not in fs_options:
+        fs_options = {**fs_options, "endpoint_url": endpoint}
+    alternate: Callable[[], Store] | None = None
+    if "token" in fs_options:
+        store = _gcs_store(path, fs_options, opts, fs_options["token"])
+    elif emulator is None and _gcp_credentials_configured(env):
+        store = _gcs_store(path, fs_options, opts, "google_default")
+
+        def alternate() -> Store:
+            return _gcs_store(path, fs_options, opts, "anon")
+    else:
+        # gcsfs would otherwise probe the cloud metadata server, which takes seconds off GCP.
+        store = _gcs_store(path, fs_options, opts, "anon")
+    rs = RemoteStore(store, url=url, options=opts, alternate=alternate, credentials_hint=_GCS_HINT)
+    rs.host = urlsplit(endpoint).netloc if endpoint else "storage.googleapis.com"
+    return rs
+
+
+# --------------------------------------------------------------------------------------------
+# helpers for metadata readers
+
+
+def fetch_many(store: Store, keys: Sequence[str]) -> dict[str, bytes | None]:
+    """Read several keys of *store* concurrently, from synchronous code.
+
+    Parameters
+    ----------
+    store
+        Any zarr store (local stores too).
+    keys
+        Store keys such as ``"zarr.json"`` or ``"0/.zarray"``.
+
+    Returns
+    -------
+    dict
+        Each key mapped to its bytes, or ``None`` when absent.
+    """
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    async def one(key: str) -> bytes | None:
+        if isinstance(store, RemoteStore):
+            return await store.get_bytes(key)
+        buf = await store.get(key, default_buffer_prototype())
+        return None if buf is None else buf.to_bytes()
+
+    unique = list(dict.fromkeys(keys))
+
+    async def many() -> list[bytes | None]:
+        return list(await asyncio.gather(*(one(k) for k in unique)))
+
+    results: list[bytes | None] = sync(many()) if unique else []
+    return dict(zip(unique, results, strict=True))
+
+
+#: Most pieces :func:`read_region` splits a read into (beyond it, one plain read).
+_MAX_PIECES = 4096
+
+
+def read_region(array: Any, selection: Sequence[slice]) -> Any:
+    """Read a region of a zarr array, its inner chunks fetched concurrently when sharded.
+
+    zarr-python reads the inner chunks of one shard one after another; on a remote store each
+    costs a round trip. This reads the region as one piece per inner chunk, all at once (the
+    shard index is fetched once: identical requests are merged and cached by
+    :class:`RemoteStore`). Arrays that are not sharded, or not on a :class:`RemoteStore`, are read
+    as usual.
+
+    Parameters
+    ----------
+    array
+        A ``zarr.Array``.
+    selection
+        One step-1 slice per dimension, with explicit ``start`` and ``stop``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The region, as ``array[selection]`` would return it.
+    """
+    import numpy as np
+    from zarr.core.sync import sync
+
+    sel = tuple(selection)
+    shards = getattr(array, "shards", None)
+    if shards is None or not isinstance(array.store, RemoteStore) or len(sel) != array.ndim:
+        return array[sel]
+    import itertools
+
+    chunks = array.chunks
+    shape = array.shape
+    origin = tuple(int(s.start) for s in sel)
+    # One piece per shard touched; a shard read only in part is split into its inner chunks
+    # (a shard read whole is one request anyway).
+    pieces: list[tuple[slice, ...]] = []
+    for shard_part in itertools.product(
+        *(_split(int(s.start), int(s.stop), n) for s, n in zip(sel, shards, strict=True))
+    ):
+        whole = all(
+            p.start % n == 0 and (p.stop - p.start == n or p.stop == size)
+            for p, n, size in zip(shard_part, shards, shape, strict=True)
+        )
+        if whole:
+            pieces.append(shard_part)
+        else:
+            pieces.extend(
+                itertools.product(
+                    *(_split(p.start, p.stop, c) for p, c in zip(shard_part, chunks, strict=True))
+                )
+            )
+        if len(pieces) > _MAX_PIECES:
+            return array[sel]
+    if len(pieces) <= 1:
+        return array[sel]
+    out = np.empty(tuple(int(s.stop) - int(s.start) for s in sel), dtype=array.dtype)
+    async_array = array.async_array
+
+    async def one(src: tuple[slice, ...]) -> None:
+        dst = tuple(slice(p.start - o, p.stop - o) for p, o in zip(src, origin, strict=True))
+        out[dst] = await async_array.getitem(src)
+
+    async def all_pieces() -> None:
+        await asyncio.gather(*(one(p) for p in pieces))
+
+    sync(all_pieces())
+    return out
+
+
+def _split(start: int, stop: int, size: int) -> list[slice]:
+    """Cut ``start:stop`` at the multiples of *size*."""
+    out = []
+    lo = start
+    while lo < stop:
+        hi = min((lo // size + 1) * size, stop)
+        out.append(slice(lo, hi))
+        lo = hi
+    return out

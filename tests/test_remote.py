@@ -1,0 +1,557 @@
+"""Remote stores over HTTP: reading, request economy, caching and failing gracefully.
+
+Everything runs against a real threaded HTTP server on loopback (``tests/servers.py``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.errors import (
+    AccessDeniedError,
+    ExplorerError,
+    ExplorerWarning,
+    NotFoundError,
+    RemoteError,
+)
+from napari_zarr_explorer.locate import parse_location
+from napari_zarr_explorer.remote import (
+    ChunkFetchError,
+    RemoteOptions,
+    RemoteStore,
+    fetch_many,
+    open_remote_store,
+    read_region,
+)
+
+# Fast failure settings so that error tests take milliseconds.
+FAST = {"explorer_retries": 2, "explorer_backoff": 0.01, "explorer_timeout": 2}
+METADATA_SUFFIXES = (".zarray", ".zgroup", ".zattrs", ".zmetadata", "zarr.json")
+
+
+def _image(root: Path, name: str = "img.ome.zarr", **kwargs: object) -> Path:
+    opts: dict[str, object] = {"shape": (2, 4, 64, 64), "chunks": (1, 1, 32, 32), "levels": 2}
+    opts.update(kwargs)
+    return testing.write_ome_image(root / name, **opts)  # type: ignore[arg-type]
+
+
+def _store(url: str, **options: object) -> RemoteStore:
+    return open_remote_store(parse_location(url, dict(options)))
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def test_reader_opens_ome_image_over_http(http_server):
+    pytest.importorskip("napari_zarr_explorer._reader")
+    import npe2
+
+    npe2.PluginManager.instance().discover()
+
+    local = _image(http_server.root, labels=True)
+    url = f"{http_server.url}/{local.name}"
+    remote_layers = npe2.read([url], stack=False, plugin_name="napari-zarr-explorer")
+    local_layers = npe2.read([str(local)], stack=False, plugin_name="napari-zarr-explorer")
+    assert [lt for *_, lt in remote_layers] == [lt for *_, lt in local_layers]
+    for (rdata, rmeta, _), (ldata, lmeta, _) in zip(remote_layers, local_layers, strict=True):
+        assert set(rmeta) == set(lmeta)
+        assert rmeta.get("name") == lmeta.get("name")
+        r = rdata[-1] if isinstance(rdata, list) else rdata
+        ln = ldata[-1] if isinstance(ldata, list) else ldata
+        np.testing.assert_array_equal(np.asarray(r), np.asarray(ln))
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_pyramid_over_http_equals_local(http_server, version):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    local = _image(http_server.root, version=version)
+    remote = open_pyramid(f"{http_server.url}/{local.name}")
+    here = open_pyramid(str(local))
+    assert [a.shape for a in remote] == [a.shape for a in here]
+    for r, h in zip(remote, here, strict=True):
+        np.testing.assert_array_equal(r.compute(), h.compute())
+
+
+def test_sharded_array_reads_with_range_requests(http_server):
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(http_server.root / "s.zarr", data, chunks=(8, 8), shards=(32, 32))
+    store = _store(f"{http_server.url}/s.zarr")
+    arr = zarr.open_array(store, mode="r", zarr_format=3)
+    np.testing.assert_array_equal(arr[3:10, 40:50], data[3:10, 40:50])
+    ranged = [r for r in http_server.requests if r.range]
+    assert ranged, "inner chunks of a shard are read with Range requests"
+    assert all(r.status == 206 for r in ranged)
+
+
+def test_answers_to_ignored_range_headers_are_cut_to_the_range():
+    # Some servers answer a Range request with the whole object (the GCS emulator does for
+    # suffix ranges: see test_gcs_sharded_array); the store cuts out the range asked for.
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+    from napari_zarr_explorer.remote import _trim
+
+    assert _trim(b"0123456789", RangeByteRequest(2, 5)) == b"234"
+    assert _trim(b"0123456789", SuffixByteRequest(3)) == b"789"
+    assert _trim(b"234", RangeByteRequest(2, 5)) == b"234"
+    assert _trim(b"789", SuffixByteRequest(3)) == b"789"
+
+
+# --------------------------------------------------------------------------------------------
+# request economy
+
+
+def test_v3_metadata_is_not_probed_for_v2_files(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    local = _image(http_server.root, version="0.5")
+    levels = open_pyramid(f"{http_server.url}/{local.name}")
+    levels[-1][0, 0].compute()
+    paths = http_server.paths()
+    assert not [p for p in paths if p.endswith((".zarray", ".zgroup", ".zattrs", ".zmetadata"))]
+    # each metadata document is asked for once
+    meta = [p for p in paths if p.endswith("zarr.json")]
+    assert len(meta) == len(set(meta))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_consolidated_metadata_is_used(http_server, zarr_format):
+    from napari_zarr_explorer.meta import read_node
+
+    root = http_server.root / "c.zarr"
+    group = zarr.open_group(root, mode="w", zarr_format=zarr_format)
+    for i in range(4):
+        group.create_array(f"a{i}", shape=(8, 8), chunks=(4, 4), dtype="uint8")
+    zarr.consolidate_metadata(str(root), zarr_format=zarr_format)
+    store = _store(f"{http_server.url}/c.zarr")
+    for i in range(4):
+        node = read_node(store, f"a{i}", where=store.url)
+        assert node is not None
+        assert node.kind == "array"
+        assert node.shape == (8, 8)
+    paths = http_server.paths()
+    assert not [p for p in paths if p.startswith("c.zarr/a")], paths  # nothing below the root
+    assert len(paths) == len(set(paths))
+
+
+def test_metadata_requests_go_out_concurrently(tmp_path):
+    from servers import serve_directory
+
+    local = _image(tmp_path, levels=4)
+    with serve_directory(tmp_path, latency=0.2) as srv:
+        store = _store(f"{srv.url}/{local.name}")
+        keys = [f"{i}/zarr.json" for i in range(4)]
+        docs = fetch_many(store, keys)
+        assert all(docs[k] is not None for k in keys)
+        assert srv.max_active >= 2
+        # and again from the cache, without a request
+        srv.clear_log()
+        fetch_many(store, keys)
+        assert srv.requests == []
+
+
+def test_read_ahead_requests_levels_and_labels_concurrently(tmp_path):
+    from servers import serve_directory
+
+    local = _image(tmp_path, levels=3)
+    with serve_directory(tmp_path, latency=0.2) as srv:
+        store = _store(f"{srv.url}/{local.name}")
+        fetch_many(store, ["zarr.json"])
+        docs = fetch_many(store, ["0/zarr.json", "1/zarr.json", "2/zarr.json", "labels/zarr.json"])
+        assert docs["labels/zarr.json"] is None
+        for key in ("0", "1", "2", "labels"):
+            assert srv.count(f"{local.name}/{key}/zarr.json") == 1
+        assert srv.max_active >= 2
+
+
+def test_read_ahead_can_be_disabled(http_server):
+    local = _image(http_server.root)
+    store = _store(f"{http_server.url}/{local.name}", explorer_read_ahead="0")
+    fetch_many(store, ["zarr.json"])
+    assert http_server.paths() == [f"{local.name}/zarr.json"]
+
+
+def test_read_ahead_stays_inside_the_store(http_server):
+    import json
+
+    root = http_server.root / "g.zarr"
+    (root / "ok").mkdir(parents=True)
+    (http_server.root / "outside").mkdir()
+    ms = {
+        "datasets": [
+            {"path": "../outside"},
+            {"path": f"{http_server.url}/outside"},
+            {"path": "/outside"},
+            {"path": "ok"},
+        ]
+    }
+    doc = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"multiscales": [ms]}}}
+    (root / "zarr.json").write_text(json.dumps(doc))
+    store = _store(f"{http_server.url}/g.zarr")
+    fetch_many(store, ["zarr.json"])
+    fetch_many(store, ["ok/zarr.json", "labels/zarr.json"])  # joins the read-ahead in flight
+    assert sorted(http_server.paths()) == [
+        "g.zarr/labels/zarr.json",
+        "g.zarr/ok/zarr.json",
+        "g.zarr/zarr.json",
+    ]
+
+
+def test_v2_store_is_not_probed_for_v3_documents(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    local = _image(http_server.root, version="0.4")
+    levels = open_pyramid(f"{http_server.url}/{local.name}")
+    levels[-1][0, 0].compute()
+    v3 = [p for p in http_server.paths() if p.endswith("zarr.json")]
+    assert v3 == [f"{local.name}/zarr.json"]  # only the first probe, at the root
+
+
+def test_joined_request_survives_cancellation_of_the_first_reader(http_server):
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    _image(http_server.root)
+    http_server.slow("img.ome.zarr/zarr.json", 0.5, times=1)
+    store = _store(f"{http_server.url}/img.ome.zarr")
+
+    async def scenario() -> bytes | None:
+        first = asyncio.ensure_future(store.get_bytes("zarr.json"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(store.get_bytes("zarr.json"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        return await second
+
+    assert sync(scenario()) is not None
+    assert store.stats.merged == 1
+
+
+def test_fetch_many_reports_missing_keys_as_none(http_server):
+    _image(http_server.root)
+    store = _store(f"{http_server.url}/img.ome.zarr")
+    docs = fetch_many(store, ["zarr.json", "nope/zarr.json", "zarr.json"])
+    assert docs["nope/zarr.json"] is None
+    assert docs["zarr.json"] is not None
+    assert http_server.count("img.ome.zarr/zarr.json") == 1
+
+
+def test_concurrency_limit_is_respected(tmp_path):
+    from servers import serve_directory
+
+    data = np.ones((64, 64), dtype="uint8")
+    testing.write_array(tmp_path / "a.zarr", data, chunks=(8, 8))
+    with serve_directory(tmp_path, latency=0.05) as srv:
+        store = _store(f"{srv.url}/a.zarr", explorer_concurrency=2)
+        arr = zarr.open_array(store, mode="r", zarr_format=3)
+        np.testing.assert_array_equal(arr[:], data)
+        assert srv.count("a.zarr/c/*") == 64
+        assert srv.max_active <= 2
+
+
+def test_cache_avoids_refetching_chunks(http_server):
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16))
+    store = _store(f"{http_server.url}/a.zarr")
+    arr = zarr.open_array(store, mode="r", zarr_format=3)
+    np.testing.assert_array_equal(arr[0:32, 0:32], data[0:32, 0:32])
+    first = http_server.count("a.zarr/c/*")
+    assert first == 4
+    np.testing.assert_array_equal(arr[0:32, 16:48], data[0:32, 16:48])  # pan right
+    np.testing.assert_array_equal(arr[0:32, 0:32], data[0:32, 0:32])  # and back
+    assert http_server.count("a.zarr/c/*") == 6  # only the two new chunks were fetched
+    assert store.stats.cache_hits >= 6
+    assert store.cache_nbytes > 0
+
+
+def test_cache_can_be_disabled(http_server):
+    data = np.zeros((16, 16), dtype="uint8")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16))
+    store = _store(f"{http_server.url}/a.zarr", explorer_cache_mb=0)
+    arr = zarr.open_array(store, mode="r", zarr_format=3)
+    arr[:]
+    arr[:]
+    assert http_server.count("a.zarr/c/*") == 2
+
+
+def test_cache_is_bounded(http_server):
+    data = np.random.default_rng(0).integers(0, 255, (64, 64), dtype="uint8")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), compressor="none")
+    # 16 chunks of 256 bytes; room for about two of them
+    store = _store(f"{http_server.url}/a.zarr", explorer_cache_mb=700 / 2**20)
+    arr = zarr.open_array(store, mode="r", zarr_format=3)
+    arr[:]
+    assert store.cache_nbytes <= 700
+
+
+@pytest.mark.parametrize(
+    "region",
+    [(0, 32, 0, 32), (3, 29, 5, 30), (10, 50, 20, 64), (0, 64, 0, 64), (32, 40, 33, 34)],
+    ids=["one-shard", "inside-a-shard", "across-shards", "everything", "small"],
+)
+def test_read_region_equals_plain_read(http_server, region):
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(http_server.root / "s.zarr", data, chunks=(8, 8), shards=(32, 32))
+    arr = zarr.open_array(_store(f"{http_server.url}/s.zarr"), mode="r")
+    y0, y1, x0, x1 = region
+    sel = (slice(y0, y1), slice(x0, x1))
+    np.testing.assert_array_equal(read_region(arr, sel), data[sel])
+
+
+def test_read_region_fetches_inner_chunks_concurrently(tmp_path):
+    from servers import serve_directory
+
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(tmp_path / "s.zarr", data, chunks=(8, 8), shards=(64, 64))
+    with serve_directory(tmp_path, latency=0.1) as srv:
+        arr = zarr.open_array(_store(f"{srv.url}/s.zarr"), mode="r")
+        srv.clear_log()
+        np.testing.assert_array_equal(
+            read_region(arr, (slice(4, 28), slice(4, 28))), data[4:28, 4:28]
+        )
+        assert srv.count("s.zarr/c/0/0") == 1 + 16  # the index once, then 16 inner chunks
+        assert srv.max_active >= 2
+
+
+def test_ranges_of_an_object_read_whole_come_from_the_cache(http_server):
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(http_server.root / "s.zarr", data, chunks=(8, 8), shards=(32, 32))
+    arr = zarr.open_array(_store(f"{http_server.url}/s.zarr"), mode="r")
+    np.testing.assert_array_equal(arr[:32, :32], data[:32, :32])  # the whole shard
+    http_server.clear_log()
+    np.testing.assert_array_equal(arr[3:9, 17:30], data[3:9, 17:30])  # index + inner chunks
+    assert http_server.requests == []
+
+
+# --------------------------------------------------------------------------------------------
+# failing gracefully
+
+
+def test_missing_store_names_the_url(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    with pytest.raises(NotFoundError, match=r"127\.0\.0\.1:\d+/nothing\.zarr"):
+        open_pyramid(f"{http_server.url}/nothing.zarr")
+
+
+def test_missing_chunk_is_the_fill_value_without_warning(http_server):
+    data = np.full((32, 32), 7, dtype="uint8")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), fill_value=3)
+    (http_server.root / "a.zarr" / "c" / "0" / "0").unlink()
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExplorerWarning)
+        (level,) = open_pyramid(f"{http_server.url}/a.zarr")
+        out = level.compute()
+    assert (out[:16, :16] == 3).all()
+    assert (out[16:, 16:] == 7).all()
+
+
+def test_access_denied_says_so_and_how_to_pass_credentials(http_server):
+    _image(http_server.root)
+    http_server.fail("img.ome.zarr/zarr.json", 403)
+    store = _store(f"{http_server.url}/img.ome.zarr", **FAST)
+    with pytest.raises(AccessDeniedError) as info:
+        fetch_many(store, ["zarr.json"])
+    msg = str(info.value)
+    assert "Access denied" in msg
+    assert "img.ome.zarr/zarr.json" in msg
+    assert "storage_options" in msg
+    assert http_server.count("img.ome.zarr/zarr.json") == 1  # not retried
+
+
+def test_http_credentials_from_storage_options(http_server):
+    data = np.arange(16, dtype="uint8").reshape(4, 4)
+    testing.write_array(http_server.root / "a.zarr", data)
+    http_server.require_header("Authorization", "Bearer sesame")
+    with pytest.raises(AccessDeniedError, match="HTTP 401"):
+        fetch_many(_store(f"{http_server.url}/a.zarr", **FAST), ["zarr.json"])
+    store = _store(f"{http_server.url}/a.zarr", headers={"Authorization": "Bearer sesame"})
+    np.testing.assert_array_equal(zarr.open_array(store, mode="r")[:], data)
+
+
+def test_server_error_then_ok_is_retried(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    local = _image(http_server.root)
+    http_server.fail("img.ome.zarr/zarr.json", 500, times=2)
+    http_server.fail("img.ome.zarr/1/c/*", 503, times=1)
+    levels = open_pyramid(f"{http_server.url}/{local.name}", storage_options=FAST)
+    here = open_pyramid(str(local))
+    np.testing.assert_array_equal(levels[-1].compute(), here[-1].compute())
+    assert http_server.count("img.ome.zarr/zarr.json") == 3
+
+
+def test_persistent_server_error_names_host_and_key(http_server):
+    _image(http_server.root)
+    http_server.fail("img.ome.zarr/zarr.json", 500)
+    store = _store(f"{http_server.url}/img.ome.zarr", **FAST)
+    with pytest.raises(RemoteError) as info:
+        fetch_many(store, ["zarr.json"])
+    msg = str(info.value)
+    assert f"127.0.0.1:{http_server.port}" in msg
+    assert "HTTP 500" in msg
+    assert "img.ome.zarr/zarr.json" in msg
+    assert "3 attempts" in msg
+    assert http_server.count("img.ome.zarr/zarr.json") == 3
+
+
+def test_slow_response_times_out_then_succeeds(http_server):
+    _image(http_server.root)
+    http_server.slow("img.ome.zarr/zarr.json", 5.0, times=1)
+    store = _store(f"{http_server.url}/img.ome.zarr", **{**FAST, "explorer_timeout": 0.3})
+    assert fetch_many(store, ["zarr.json"])["zarr.json"] is not None
+    assert store.stats.retries == 1
+
+
+def test_always_slow_server_gives_a_timeout_error(http_server):
+    _image(http_server.root)
+    http_server.slow("img.ome.zarr/zarr.json", 5.0)
+    store = _store(
+        f"{http_server.url}/img.ome.zarr",
+        **{**FAST, "explorer_timeout": 0.2, "explorer_retries": 1},
+    )
+    with pytest.raises(RemoteError, match=r"did not answer within 0\.2 s"):
+        fetch_many(store, ["zarr.json"])
+
+
+def test_connection_reset_is_retried(http_server):
+    _image(http_server.root)
+    http_server.reset("img.ome.zarr/zarr.json", times=2)
+    store = _store(f"{http_server.url}/img.ome.zarr", **FAST)
+    assert fetch_many(store, ["zarr.json"])["zarr.json"] is not None
+    assert http_server.count("img.ome.zarr/zarr.json") == 3
+
+
+def test_connection_refused_names_the_host(tmp_path):
+    from servers import serve_directory
+
+    with serve_directory(tmp_path) as srv:
+        url = srv.url
+    store = _store(f"{url}/a.zarr", **FAST)
+    with pytest.raises(RemoteError, match=r"Could not connect to 127\.0\.0\.1:\d+"):
+        fetch_many(store, ["zarr.json"])
+
+
+def test_unknown_host_is_named():
+    store = _store("http://no-such-host.invalid/a.zarr", **FAST)
+    with pytest.raises(RemoteError, match=r"no-such-host\.invalid"):
+        fetch_many(store, ["zarr.json"])
+
+
+def test_chunk_failing_after_retries_is_fill_with_warning(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    data = np.full((32, 32), 9, dtype="uint16")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), fill_value=0)
+    http_server.fail("a.zarr/c/1/0", 500)
+    (level,) = open_pyramid(f"{http_server.url}/a.zarr", storage_options=FAST)
+    with pytest.warns(ExplorerWarning, match=r"c/1/0") as record:
+        out = level.compute()
+    assert (out[16:, :16] == 0).all()
+    assert (out[:16] == 9).all()
+    assert "HTTP 500" in str(record[0].message)
+    # three attempts, then the failure is remembered rather than retried at once
+    assert http_server.count("a.zarr/c/1/0") == 3
+
+
+def test_host_failing_repeatedly_is_not_asked_again_for_a_while(http_server):
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    data = np.full((64, 16), 4, dtype="uint8")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(8, 16), fill_value=0)
+    (level,) = open_pyramid(f"{http_server.url}/a.zarr", storage_options=FAST)
+    http_server.fail("a.zarr/c/*", 500)
+    with pytest.warns(ExplorerWarning):
+        assert (level[:32].compute() == 0).all()
+    http_server.clear_log()
+    with pytest.warns(ExplorerWarning, match="not asking it again"):
+        assert (level[32:].compute() == 0).all()
+    assert http_server.requests == []
+
+
+def test_chunk_fetch_error_is_not_a_remote_error():
+    # readers treat it like a corrupt chunk; metadata failures stay RemoteError
+    assert not issubclass(ChunkFetchError, RemoteError)
+    assert issubclass(ChunkFetchError, ExplorerError)
+
+
+# --------------------------------------------------------------------------------------------
+# store behaviour and options
+
+
+def test_remote_store_is_read_only(http_server):
+    store = _store(f"{http_server.url}/a.zarr")
+    assert store.read_only
+    assert not store.supports_writes
+    assert not store.supports_listing  # plain web servers cannot list
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    with pytest.raises(ExplorerError, match="read-only"):
+        sync(store.set("x", default_buffer_prototype().buffer.from_bytes(b"1")))
+    with pytest.raises(ExplorerError, match="read-only"):
+        store.with_read_only(False)
+
+
+def test_remote_store_pickles_for_workers(http_server):
+    data = np.arange(16, dtype="uint8").reshape(4, 4)
+    testing.write_array(http_server.root / "a.zarr", data)
+    store = _store(f"{http_server.url}/a.zarr", explorer_concurrency=3)
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.options.concurrency == 3
+    np.testing.assert_array_equal(zarr.open_array(clone, mode="r")[:], data)
+
+
+def test_options_from_environment_and_storage_options():
+    opts, rest = RemoteOptions.split(
+        {"explorer_timeout": "3", "anon": True},
+        {"NZE_REMOTE_TIMEOUT": "9", "NZE_REMOTE_RETRIES": "5", "NZE_REMOTE_CACHE_MB": "1"},
+    )
+    assert opts.timeout == 3.0  # storage options win
+    assert opts.retries == 5
+    assert opts.cache_bytes == 2**20
+    assert rest == {"anon": True}
+    assert RemoteOptions.from_env({}) == RemoteOptions()
+
+
+def test_invalid_options_are_refused():
+    with pytest.raises(ExplorerError, match="explorer_timeout"):
+        RemoteOptions.split({"explorer_timout": 1}, {})
+    with pytest.raises(ExplorerError, match="not a number"):
+        RemoteOptions.split({}, {"NZE_REMOTE_TIMEOUT": "soon"})
+    with pytest.raises(ExplorerError):
+        RemoteOptions(concurrency=0)
+
+
+def test_chained_urls_are_refused():
+    with pytest.raises(ExplorerError, match="chained"):
+        parse_location("simplecache::http://example.org/a.zarr")
+
+
+# --------------------------------------------------------------------------------------------
+# inspection
+
+
+def test_inspect_over_http_matches_local(http_server):
+    report = pytest.importorskip("napari_zarr_explorer.report")
+    local = _image(http_server.root, labels=True)
+    here = report.inspect(str(local))
+    there = report.inspect(f"{http_server.url}/{local.name}")
+    assert not there.errors
+    # Without a listing the walk may also name probed paths that turned out not to exist.
+    found = [n for n in there.nodes if type(n).__name__ != "ErrorReport"]
+    assert [n.path for n in found] == [n.path for n in here.nodes]
+    for a, b in zip(found, here.nodes, strict=True):
+        assert type(a) is type(b)
+        assert getattr(a, "shape", None) == getattr(b, "shape", None)
