@@ -1,0 +1,268 @@
+"""Benchmark: rewrite a Zarr v2 array as sharded Zarr v3, side by side with zarr and tensorstore.
+
+The source is a (64, 2048, 2048) uint16 Zarr v2 array (512 MiB, blosc-lz4, chunks 1x256x256)
+with image-like content (smooth background, bright blobs, sensor noise). Each contestant rewrites
+it as Zarr v3 with zstd level 3, chunks 1x512x512 and shards 8x1024x1024, in its own process
+(so peak memory is its own):
+
+- ours: ``napari_zarr_explorer.recompress.recompress`` with verification (every chunk read back
+  and compared with the source);
+- zarr: ``zarr.from_array`` doing the same rewrite without verifying;
+- tensorstore: a tensorstore ``zarr`` -> ``zarr3`` copy.
+
+Targets: ours <= 0.8x zarr's time, <= 1.5x tensorstore's, peak memory <= 400 MB.
+``--size small`` uses a (16, 1024, 1024) array for a quick run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SIZES = {"full": (64, 2048, 2048), "small": (16, 1024, 1024)}
+CHUNKS = (1, 512, 512)
+SHARDS = (8, 1024, 1024)
+TARGET_VS_ZARR = 0.8
+TARGET_VS_TENSORSTORE = 1.5
+TARGET_PEAK_MB = 400.0
+
+
+def make_source(path: Path, shape: tuple[int, int, int], seed: int = 0) -> None:
+    """Write the image-like uint16 source array (Zarr v2, blosc-lz4, chunks 1x256x256)."""
+    import numcodecs
+    import numpy as np
+    import zarr
+
+    z, y, x = shape
+    rng = np.random.default_rng(seed)
+    yy = np.arange(y, dtype=np.float32)[:, None]
+    xx = np.arange(x, dtype=np.float32)[None, :]
+    background = (np.sin(xx / 97.0) * np.cos(yy / 131.0) + 1.0) * 600.0 + 200.0
+    n_blobs = max(8, (y * x) // 20000)
+    cy = rng.integers(0, y, n_blobs)
+    cx = rng.integers(0, x, n_blobs)
+    radius = rng.integers(6, 24, n_blobs)
+    arr = zarr.create_array(
+        path,
+        shape=shape,
+        chunks=(1, 256, 256),
+        dtype="uint16",
+        zarr_format=2,
+        compressors=numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE),
+        fill_value=0,
+        overwrite=True,
+    )
+    slab = 8
+    for z0 in range(0, z, slab):
+        n = min(slab, z - z0)
+        block = np.empty((n, y, x), dtype=np.uint16)
+        for i in range(n):
+            plane = background * (1.0 + 0.004 * (z0 + i))
+            blobs = np.zeros((y, x), np.float32)
+            for k in range(n_blobs):
+                r = int(radius[k])
+                r0, c0 = int(cy[k]) + (z0 + i) // 4, int(cx[k])
+                blobs[max(0, r0 - r) : r0 + r, max(0, c0 - r) : c0 + r] += 1200.0
+            noise = rng.normal(0.0, 12.0, size=(y, x)).astype(np.float32)
+            block[i] = np.clip(plane + blobs + noise, 0, 65535).astype(np.uint16)
+        arr[z0 : z0 + n] = block
+
+
+# ---------------------------------------------------------------------------------------------
+# contestants (each runs in a child process: python bench_recompress.py --run NAME SRC DST)
+
+
+def run_ours(src: str, dst: str) -> dict[str, Any]:
+    from napari_zarr_explorer.recompress import recompress
+
+    report = recompress(src, dst, compressor="zstd:3", chunks=CHUNKS, shards=SHARDS, verify=True)
+    if not report.ok:
+        raise SystemExit(f"recompress failed: {report}")
+    return {"verified_chunks": report.chunks_verified, "bytes_after": report.bytes_after}
+
+
+def run_zarr(src: str, dst: str) -> dict[str, Any]:
+    import warnings
+
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = zarr.open_array(src, mode="r")
+        zarr.from_array(
+            dst,
+            data=source,
+            chunks=CHUNKS,
+            shards=SHARDS,
+            compressors=ZstdCodec(level=3),
+            zarr_format=3,
+        )
+    return {}
+
+
+def run_tensorstore(src: str, dst: str) -> dict[str, Any]:
+    import tensorstore as ts
+
+    source = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": src}}).result()
+    shape = list(source.shape)
+    out = ts.open(
+        {
+            "driver": "zarr3",
+            "kvstore": {"driver": "file", "path": dst},
+            "metadata": {
+                "shape": shape,
+                "data_type": "uint16",
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARDS)}},
+                "codecs": [
+                    {
+                        "name": "sharding_indexed",
+                        "configuration": {
+                            "chunk_shape": list(CHUNKS),
+                            "codecs": [
+                                {"name": "bytes", "configuration": {"endian": "little"}},
+                                {"name": "zstd", "configuration": {"level": 3}},
+                            ],
+                            "index_codecs": [
+                                {"name": "bytes", "configuration": {"endian": "little"}},
+                                {"name": "crc32c"},
+                            ],
+                        },
+                    }
+                ],
+            },
+            "create": True,
+            "delete_existing": True,
+        }
+    ).result()
+    out.write(source).result()
+    return {}
+
+
+CONTESTANTS = {"ours": run_ours, "zarr": run_zarr, "tensorstore": run_tensorstore}
+
+
+def _child(name: str, src: str, dst: str) -> int:
+    import resource
+
+    t0 = time.perf_counter()
+    extra = CONTESTANTS[name](src, dst)
+    seconds = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": usage.ru_maxrss / 1024, **extra}))
+    return 0
+
+
+def _measure(name: str, src: Path, dst: Path) -> dict[str, Any]:
+    if dst.exists():
+        shutil.rmtree(dst)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", __file__, "--run", name, str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    shutil.rmtree(dst, ignore_errors=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return 0 (1 with ``--strict`` when a target is missed)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contestant (best kept)")
+    parser.add_argument("--only", choices=sorted(CONTESTANTS), action="append")
+    parser.add_argument("--workdir", help="where to write the data (default: a temp dir)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--run", nargs=3, metavar=("NAME", "SRC", "DST"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        return _child(*args.run)
+
+    shape = SIZES[args.size]
+    names = args.only or list(CONTESTANTS)
+    tmp = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-recompress-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        src = tmp / f"source-{args.size}.zarr"
+        if not (src / ".zarray").exists():
+            t0 = time.perf_counter()
+            make_source(src, shape)
+            print(f"source {shape} uint16 written in {time.perf_counter() - t0:.1f} s")
+        nbytes = 2 * shape[0] * shape[1] * shape[2]
+        best: dict[str, dict[str, Any]] = {}
+        for rep in range(args.repeat):
+            for name in names:
+                r = _measure(name, src, tmp / f"out-{name}.zarr")
+                print(
+                    f"  run {rep + 1}: {name:<12} {r['seconds']:7.2f} s  cpu {r['cpu']:6.2f} s"
+                    f"  {r['peak_mb']:6.0f} MB"
+                )
+                if name not in best or r["seconds"] < best[name]["seconds"]:
+                    best[name] = r
+        print()
+        print(
+            f"Rewrite {shape} uint16 ({nbytes / 2**20:.0f} MiB) v2 blosc-lz4 1x256x256 -> "
+            f"v3 zstd:3 chunks {CHUNKS} shards {SHARDS} (best of {args.repeat})"
+        )
+        print(f"{'contestant':<14}{'seconds':>9}{'MiB/s':>9}{'cpu s':>9}{'peak MB':>9}  notes")
+        for name in names:
+            r = best[name]
+            note = "verify included" if name == "ours" else "no verify"
+            print(
+                f"{name:<14}{r['seconds']:9.2f}{nbytes / 2**20 / r['seconds']:9.0f}"
+                f"{r['cpu']:9.2f}{r['peak_mb']:9.0f}  {note}"
+            )
+        ok = True
+        if "ours" in best:
+            ours = best["ours"]["seconds"]
+            checks = []
+            if "zarr" in best:
+                ratio = ours / best["zarr"]["seconds"]
+                checks.append(
+                    (
+                        f"ours / zarr.from_array = {ratio:.2f}",
+                        ratio <= TARGET_VS_ZARR,
+                        f"<= {TARGET_VS_ZARR}",
+                    )
+                )
+            if "tensorstore" in best:
+                ratio = ours / best["tensorstore"]["seconds"]
+                checks.append(
+                    (
+                        f"ours / tensorstore     = {ratio:.2f}",
+                        ratio <= TARGET_VS_TENSORSTORE,
+                        f"<= {TARGET_VS_TENSORSTORE}",
+                    )
+                )
+            peak = best["ours"]["peak_mb"]
+            checks.append(
+                (
+                    f"ours peak memory       = {peak:.0f} MB",
+                    peak <= TARGET_PEAK_MB,
+                    f"<= {TARGET_PEAK_MB:.0f} MB",
+                )
+            )
+            print()
+            for text, passed, target in checks:
+                print(f"{text:<36} target {target:<10} {'PASS' if passed else 'MISS'}")
+                ok = ok and passed
+        return 0 if ok or not args.strict else 1
+    finally:
+        if not args.workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""``napari-zarr-explorer recompress``: rewrite a dataset with new codecs, chunks and shards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from typing import Any
+
+__all__ = ["register", "run"]
+
+_EPILOG = """\
+examples:
+  recompress in.zarr out.zarr --compressor zstd:5 --chunks 1,1,256,256 --shards 1,1,2048,2048
+  recompress in.ome.zarr out.ome.zarr --zarr-format 3        (OME 0.4 -> 0.5)
+  recompress in.zarr out.zarr --resume                        (continue an interrupted run)
+  recompress in.zarr new.zarr --replace                       (swap in; keeps in.zarr.backup-*)
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``recompress`` sub-command."""
+    p = subparsers.add_parser(
+        "recompress",
+        help="rewrite arrays, groups or OME hierarchies with new codecs, chunks and shards",
+        description="Rewrite a Zarr array, group or whole OME-Zarr hierarchy (all levels, labels, "
+        "plates) into a new store with a new compressor, chunk and shard shape or Zarr format. "
+        "Every written object is read back and compared with the source before success is "
+        "reported. The source is never modified (except --replace, which renames it to a "
+        "backup after a verified run).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src", metavar="SRC", help="source path or URL")
+    p.add_argument("dst", metavar="DST", help="output path or URL (must not exist)")
+    p.add_argument(
+        "--compressor",
+        default="zstd:3",
+        help="zstd:N, blosc-zstd:N, blosc-lz4, blosc-lz4hc:N, gzip:N, none, or lossy "
+        "zfp:rate=N, bitround:N, quantize:N (default: zstd:3)",
+    )
+    p.add_argument(
+        "--shuffle", choices=("none", "byte", "bit"), help="blosc shuffle (default: byte)"
+    )
+    p.add_argument("--chunks", help="chunk shape for the full rank, e.g. 1,1,256,256")
+    p.add_argument("--shards", help="shard shape for the full rank, e.g. 1,1,2048,2048, or 'none'")
+    p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="default: 3")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--threads", type=int, help="local worker threads (default: CPU count)")
+    p.add_argument(
+        "--task-size",
+        type=float,
+        default=16.0,
+        metavar="MIB",
+        help="logical MiB one task aims at when shards/chunks are smaller (default: 16)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in DST")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing DST first")
+    p.add_argument(
+        "--replace", action="store_true", help="after verifying, swap DST in for SRC (backup kept)"
+    )
+    p.add_argument("--no-verify", action="store_true", help="do not read back and compare")
+    p.add_argument("--storage-options", metavar="JSON", help="JSON file-system options for SRC")
+    p.add_argument("--dst-storage-options", metavar="JSON", help="JSON file-system options for DST")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan (arrays, layouts) and write nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def _options(text: str | None, flag: str) -> dict[str, Any] | None:
+    from napari_zarr_explorer.errors import ExplorerError
+
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExplorerError(f"{flag}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(value, dict):
+        raise ExplorerError(f"{flag}: expected a JSON object.")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sub-command; return the exit code."""
+    from napari_zarr_explorer._cli._common import err_console, out_console, print_json
+    from napari_zarr_explorer.recompress import RichProgress, plan_recompress, recompress
+
+    if args.dry_run:
+        plan = plan_recompress(
+            args.src,
+            compressor=args.compressor,
+            shuffle=args.shuffle,
+            chunks=args.chunks,
+            shards=args.shards,
+            zarr_format=args.zarr_format,
+            storage_options=_options(args.storage_options, "--storage-options"),
+        )
+        if args.json:
+            print_json(plan.to_dict())
+        else:
+            out_console.print(str(plan), markup=False, highlight=False)
+        return 0
+
+    cancel = threading.Event()
+    previous = None
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print(
+            "[yellow]Stopping after the running tasks (press Ctrl-C again to abort)...[/]"
+        )
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+
+    progress_bar = RichProgress(err_console, disable=args.json and not err_console.is_terminal)
+    try:
+        with progress_bar:
+            report = recompress(
+                args.src,
+                args.dst,
+                compressor=args.compressor,
+                shuffle=args.shuffle,
+                chunks=args.chunks,
+                shards=args.shards,
+                zarr_format=args.zarr_format,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                verify=not args.no_verify,
+                replace=args.replace,
+                scheduler=args.scheduler,
+                threads=args.threads,
+                task_bytes=max(1, int(args.task_size * 1024 * 1024)),
+                progress=progress_bar,
+                cancel=cancel,
+                storage_options=_options(args.storage_options, "--storage-options"),
+                dst_storage_options=_options(args.dst_storage_options, "--dst-storage-options"),
+            )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        out_console.print(str(report), markup=False, highlight=False)
+    if report.cancelled:
+        err_console.print(
+            f"[yellow]Cancelled.[/] The output is marked incomplete; continue with: "
+            f"napari-zarr-explorer recompress {args.src} {args.dst} --resume",
+            markup=True,
+        )
+        return 130
+    if not report.ok:
+        from napari_zarr_explorer._cli._common import print_error
+
+        print_error(
+            f"Verification found {len(report.mismatches)} problem(s); the output stays marked "
+            "incomplete and the source was not replaced."
+        )
+        return 1
+    return 0

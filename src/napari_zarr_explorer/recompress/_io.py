@@ -1,0 +1,463 @@
+"""Low-level reading and writing of chunk objects for the recompress engine.
+
+Everything here is synchronous and thread-safe, and runs on worker threads or on
+``dask.distributed`` worker processes. Source regions are read by decoding the source's chunk
+objects directly when its codecs are simple (Zarr v2, or v3 unsharded with bytes, blosc, zstd,
+gzip and crc32c), otherwise through zarr-python. Output objects (whole chunks or whole shards)
+are encoded here, with the same bytes zarr-python would write, and written once each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer.errors import ExplorerError, MetadataError
+
+__all__ = [
+    "SourceReader",
+    "StoreWriter",
+    "all_fill",
+    "build_shard",
+    "chunk_key",
+    "grid_indices",
+    "parse_shard",
+]
+
+_MISSING = 2**64 - 1
+
+
+def _sync(coro: Any) -> Any:
+    from zarr.core.sync import sync
+
+    return sync(coro)
+
+
+async def _collect(agen: Any) -> list[Any]:
+    return [x async for x in agen]
+
+
+def list_dir(store: Any, prefix: str) -> list[str]:
+    """List the immediate children of *prefix* in *store* (empty when it cannot list)."""
+    if not getattr(store, "supports_listing", False):
+        return []
+    try:
+        return sorted(_sync(_collect(store.list_dir(prefix))))
+    except (FileNotFoundError, NotADirectoryError, OSError):
+        return []
+
+
+def get_bytes(store: Any, key: str) -> bytes | None:
+    """Read one object from a zarr store (None when absent); local stores are read directly."""
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        try:
+            with open(root / key, "rb") as fh:
+                return fh.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+    from zarr.core.buffer import default_buffer_prototype
+
+    try:
+        buf = _sync(store.get(key, prototype=default_buffer_prototype()))
+    except (FileNotFoundError, KeyError):
+        return None
+    return None if buf is None else bytes(buf.to_bytes())
+
+
+def grid_indices(shape: Sequence[int], unit: Sequence[int]) -> list[range]:
+    """Per-dimension ranges of grid indices covering *shape* with blocks of *unit*."""
+    return [range(math.ceil(s / u) if s else 0) for s, u in zip(shape, unit, strict=True)]
+
+
+def chunk_key(path: str, coords: Sequence[int], *, zarr_format: int, separator: str) -> str:
+    """Return the store key of the chunk (or shard) at grid *coords* of the array at *path*."""
+    if zarr_format == 3:
+        key = "/".join(["c", *(str(c) for c in coords)])
+    else:
+        key = separator.join(str(c) for c in coords) if coords else "0"
+    return f"{path}/{key}" if path else key
+
+
+def all_fill(block: npt.NDArray[Any], fill: Any) -> bool:
+    """Return True when every element of *block* equals *fill* (NaN equals NaN)."""
+    if block.dtype.kind in "fc":
+        f = np.asarray(fill, dtype=block.dtype)
+        if np.isnan(f).any():
+            return bool(np.isnan(block).all())
+    return bool((block == np.asarray(fill, dtype=block.dtype)).all())
+
+
+def arrays_equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    """NaN-aware exact comparison of two arrays of the same shape."""
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fc":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+# --------------------------------------------------------------------------------------------
+# shards
+# --------------------------------------------------------------------------------------------
+
+
+def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
+    """Assemble a ``sharding_indexed`` object (index at the end, ``bytes`` + ``crc32c``).
+
+    Parameters
+    ----------
+    chunks
+        Encoded inner chunks in C order of the inner chunk grid; None for missing chunks.
+
+    Returns
+    -------
+    bytes or None
+        None when every inner chunk is missing (the shard is not written at all).
+    """
+    import crc32c
+
+    if all(c is None for c in chunks):
+        return None
+    index = np.full((len(chunks), 2), _MISSING, dtype="<u8")
+    offset = 0
+    for i, c in enumerate(chunks):
+        if c is not None:
+            index[i] = (offset, len(c))
+            offset += len(c)
+    idx = index.tobytes()
+    crc = np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
+    return b"".join([*(c for c in chunks if c is not None), idx, crc])
+
+
+def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
+    """Split a ``sharding_indexed`` object (index at the end, crc32c) into its inner chunks."""
+    import crc32c
+
+    size = n_chunks * 16 + 4
+    if len(data) < size:
+        raise MetadataError(f"{where}: shard is {len(data)} bytes, too short for its index.")
+    idx = data[-size:-4]
+    crc = int(np.frombuffer(data[-4:], dtype="<u4")[0])
+    if crc32c.crc32c(idx) != crc:
+        raise MetadataError(f"{where}: the shard index checksum does not match.")
+    index = np.frombuffer(idx, dtype="<u8").reshape(n_chunks, 2)
+    view = memoryview(data)
+    out: list[Any] = []
+    for off, n in index.tolist():
+        if off == _MISSING and n == _MISSING:
+            out.append(None)
+        elif off + n > len(data) - size:
+            raise MetadataError(f"{where}: shard index points outside the shard.")
+        else:
+            out.append(view[off : off + n])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# source reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _V2Decode:
+    dtype: np.dtype[Any]
+    chunks: tuple[int, ...]
+    order: str
+    compressor: Any
+    filters: tuple[Any, ...]
+
+    def __call__(self, data: bytes) -> npt.NDArray[Any]:
+        buf: Any = data
+        if self.compressor is not None:
+            buf = self.compressor.decode(buf)
+        for f in reversed(self.filters):
+            buf = f.decode(buf)
+        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
+        return arr.reshape(self.chunks, order=self.order)  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass(frozen=True)
+class _V3Decode:
+    dtype: np.dtype[Any]
+    chunks: tuple[int, ...]
+    steps: tuple[Any, ...]  # bytes->bytes decoders in decode order (callables)
+
+    def __call__(self, data: bytes) -> npt.NDArray[Any]:
+        buf: Any = data
+        for step in self.steps:
+            buf = step(buf)
+        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
+        return arr.reshape(self.chunks)
+
+
+def _crc_strip(data: Any) -> bytes:
+    import crc32c
+
+    b = bytes(data)
+    if crc32c.crc32c(b[:-4]) != int(np.frombuffer(b[-4:], dtype="<u4")[0]):
+        raise ExplorerError("A source chunk failed its crc32c checksum.")
+    return b[:-4]
+
+
+def _v3_steps(
+    codecs: Sequence[Any], dtype: np.dtype[Any]
+) -> tuple[np.dtype[Any], tuple[Any, ...]] | None:
+    """Decode steps for a simple v3 pipeline, or None when zarr-python must decode it."""
+    import numcodecs
+
+    if not codecs:
+        return None
+    first = codecs[0]
+    name0 = first if isinstance(first, str) else first.get("name")
+    if name0 != "bytes":
+        return None
+    conf0 = {} if isinstance(first, str) else (first.get("configuration") or {})
+    endian = conf0.get("endian", "little")
+    dt = dtype.newbyteorder("<" if endian == "little" else ">") if dtype.itemsize > 1 else dtype
+    steps: list[Any] = []
+    for c in codecs[1:]:
+        name = c if isinstance(c, str) else c.get("name")
+        if name == "zstd":
+            steps.append(numcodecs.Zstd().decode)
+        elif name == "gzip":
+            steps.append(numcodecs.GZip().decode)
+        elif name == "blosc":
+            steps.append(numcodecs.Blosc().decode)
+        elif name == "crc32c":
+            steps.append(_crc_strip)
+        else:
+            return None
+    return dt, tuple(reversed(steps))
+
+
+class SourceReader:
+    """Read regions of a source array, decoding its chunks directly when that is safe.
+
+    Parameters
+    ----------
+    array
+        The source ``zarr.Array`` (opened read-only and checked).
+    store
+        The store it lives in.
+    path
+        Store path of the array.
+    """
+
+    def __init__(self, array: Any, store: Any, path: str) -> None:
+        self.array = array
+        self.store = store
+        self.path = path
+        self.shape: tuple[int, ...] = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        fill = array.fill_value
+        self.fill_value = np.zeros((), dtype=self.dtype).item() if fill is None else fill
+        self._decode: Any = None
+        self._key: Any = None
+        md = array.metadata.to_dict()
+        try:
+            self._setup_fast(md)
+        except Exception:
+            self._decode = None
+
+    def _setup_fast(self, md: Mapping[str, Any]) -> None:
+        import numcodecs
+
+        if md.get("zarr_format") == 2:
+            if md.get("order", "C") not in ("C", "F"):
+                return
+            comp = md.get("compressor")
+            self._decode = _V2Decode(
+                dtype=np.dtype(md["dtype"]),
+                chunks=tuple(md["chunks"]),
+                order=str(md.get("order", "C")),
+                compressor=None if comp is None else numcodecs.get_codec(dict(comp)),
+                filters=tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or [])),
+            )
+            self.chunks = tuple(md["chunks"])
+            self._key = self.array.metadata.encode_chunk_key
+            return
+        grid = md.get("chunk_grid") or {}
+        if not isinstance(grid, Mapping) or grid.get("name") != "regular":
+            return
+        steps = _v3_steps(list(md.get("codecs") or []), self.dtype)
+        if steps is None:
+            return
+        self.chunks = tuple(grid["configuration"]["chunk_shape"])
+        self._decode = _V3Decode(dtype=steps[0], chunks=self.chunks, steps=steps[1])
+        self._key = self.array.metadata.encode_chunk_key
+
+    @property
+    def fast(self) -> bool:
+        """True when chunks are decoded directly rather than through zarr-python."""
+        return self._decode is not None
+
+    def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int]:
+        """Return the data of *region* (native byte order) and the stored bytes it owns.
+
+        The stored bytes count the source chunks whose first element lies inside *region*, so
+        that adding them over a partition of the array counts each chunk once.
+        """
+        if self._decode is None:
+            data = np.asarray(self.array[tuple(region)])
+            return _native(data), 0
+        shape = tuple(s.stop - s.start for s in region)
+        out = np.empty(shape, dtype=self.dtype.newbyteorder("="))
+        owned = 0
+        lo = [s.start // c for s, c in zip(region, self.chunks, strict=True)]
+        hi = [
+            (s.stop - 1) // c + 1 if s.stop > s.start else s.start // c
+            for s, c in zip(region, self.chunks, strict=True)
+        ]
+        for coords in itertools.product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+            origin = [i * c for i, c in zip(coords, self.chunks, strict=True)]
+            src_sel = []
+            dst_sel = []
+            for o, c, s, n in zip(origin, self.chunks, region, self.shape, strict=True):
+                a = max(o, s.start)
+                b = min(o + c, s.stop, n)
+                src_sel.append(slice(a - o, b - o))
+                dst_sel.append(slice(a - s.start, b - s.start))
+            key = self._key(coords)
+            key = f"{self.path}/{key}" if self.path else key
+            raw = get_bytes(self.store, key)
+            if raw is None:
+                out[tuple(dst_sel)] = self.fill_value
+                continue
+            if all(o >= s.start for o, s in zip(origin, region, strict=True)):
+                owned += len(raw)
+            chunk = self._decode(raw)
+            out[tuple(dst_sel)] = chunk[tuple(src_sel)]
+        return out, owned
+
+
+def _native(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    if not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# output writing
+# --------------------------------------------------------------------------------------------
+
+
+class StoreWriter:
+    """Write, read back and delete whole objects in the output store.
+
+    Local outputs are written as files directly (parents created as needed); remote outputs go
+    through the zarr store.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        root = getattr(store, "root", None)
+        self.root: Path | None = root if isinstance(root, Path) else None
+
+    def set(self, key: str, data: bytes, *, atomic: bool = False) -> None:
+        """Write the object *key* in one go.
+
+        With *atomic* (metadata documents), a local file is written beside and renamed into
+        place, so an interruption never leaves a truncated document.
+        """
+        if self.root is not None:
+            path = self.root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target = path.with_name(f".{path.name}.partial") if atomic else path
+            with open(target, "wb") as fh:
+                fh.write(data)
+            if atomic:
+                os.replace(target, path)
+            return
+        from zarr.core.buffer import default_buffer_prototype
+
+        _sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
+
+    def get(self, key: str) -> bytes | None:
+        """Read the object *key* back (None when absent)."""
+        return get_bytes(self.store, key)
+
+    def delete(self, key: str) -> None:
+        """Delete the object *key* if it exists."""
+        if self.root is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.root / key)
+            return
+        with contextlib.suppress(FileNotFoundError, KeyError):
+            _sync(self.store.delete(key))
+
+
+# --------------------------------------------------------------------------------------------
+# per-process caches (threads share them; distributed workers build their own)
+# --------------------------------------------------------------------------------------------
+
+_CACHE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_source(url: str, options_json: str, path: str, run_id: str) -> SourceReader:
+    from napari_zarr_explorer.locate import parse_location
+    from napari_zarr_explorer.meta import open_array
+
+    loc = parse_location(url, json.loads(options_json) or None)
+    store = _cached_source_store(url, options_json, run_id)
+    arr = open_array(loc, path, store=store)
+    return SourceReader(arr, store, path)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_source_store(url: str, options_json: str, run_id: str) -> Any:
+    from napari_zarr_explorer.locate import parse_location
+
+    return parse_location(url, json.loads(options_json) or None).open_store()
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_writer(url: str, options_json: str, run_id: str) -> StoreWriter:
+    return StoreWriter(open_output_store(url, json.loads(options_json) or None))
+
+
+def source_reader(url: str, options_json: str, path: str, run_id: str = "") -> SourceReader:
+    """Return a reader for the source array *path* at *url*, cached per process and run."""
+    with _CACHE_LOCK:
+        return _cached_source(url, options_json, path, run_id)
+
+
+def writer(url: str, options_json: str, run_id: str = "") -> StoreWriter:
+    """Return a writer for the output store at *url*, cached per process and run."""
+    with _CACHE_LOCK:
+        return _cached_writer(url, options_json, run_id)
+
+
+def open_output_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """Open the output store for writing: a local directory or a remote fsspec URL."""
+    from napari_zarr_explorer.locate import parse_location
+
+    loc = parse_location(url, dict(storage_options or {}))
+    if loc.is_local:
+        from zarr.storage import LocalStore
+
+        loc.path.mkdir(parents=True, exist_ok=True)
+        return LocalStore(loc.path, read_only=False)
+    from zarr.storage import FsspecStore
+
+    if loc.protocol in ("http", "https"):
+        raise ExplorerError(
+            f"{loc.url}: cannot write to an http(s) URL.",
+            hint="Write to a local path, s3:// or gs:// instead.",
+        )
+    return FsspecStore.from_url(
+        loc.url, storage_options=dict(storage_options or {}), read_only=False
+    )

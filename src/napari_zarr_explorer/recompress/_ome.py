@@ -1,0 +1,183 @@
+"""Carry OME-NGFF attributes across Zarr formats: 0.1-0.4 (Zarr v2) <-> 0.5 (Zarr v3)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["OME_KEYS", "axes_names", "convert_attributes", "ome_body"]
+
+#: Attribute keys that belong to OME-NGFF (top level in 0.1-0.4, under "ome" in 0.5).
+OME_KEYS = (
+    "multiscales",
+    "omero",
+    "labels",
+    "image-label",
+    "plate",
+    "well",
+    "bioformats2raw.layout",
+    "series",
+)
+_AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+_DEFAULT_AXES = ("t", "c", "z", "y", "x")
+
+
+def ome_body(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the OME-NGFF part of *attrs* (the ``ome`` object, or the top-level keys)."""
+    ome = attrs.get("ome")
+    if isinstance(ome, Mapping):
+        return dict(ome)
+    body = {k: attrs[k] for k in OME_KEYS if k in attrs}
+    if body.get("labels") is not None and not _is_str_list(body.get("labels")):
+        body.pop("labels")
+    if "series" in body and not _is_str_list(body["series"]):
+        body.pop("series")
+    return body or None
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _old_version(body: Mapping[str, Any]) -> str | None:
+    for key in ("multiscales", "plate", "well", "image-label"):
+        v = body.get(key)
+        items = v if isinstance(v, list) else [v]
+        for item in items:
+            if isinstance(item, Mapping) and isinstance(item.get("version"), str):
+                return str(item["version"])
+    return None
+
+
+def axes_names(attrs: Mapping[str, Any]) -> list[str] | None:
+    """Return the axis names of the first multiscale of *attrs*, if any."""
+    body = ome_body(attrs) or {}
+    ms = body.get("multiscales")
+    if not isinstance(ms, list) or not ms or not isinstance(ms[0], Mapping):
+        return None
+    axes = ms[0].get("axes")
+    if not isinstance(axes, list):
+        return None
+    names = [a.get("name") if isinstance(a, Mapping) else a for a in axes]
+    if all(isinstance(n, str) for n in names):
+        return [str(n) for n in names]
+    return None
+
+
+def _upgrade_multiscale(
+    ms: dict[str, Any], level_shapes: Mapping[str, Sequence[int]]
+) -> dict[str, Any]:
+    """Give a pre-0.4 multiscale what 0.4/0.5 require: axes objects and scale transforms."""
+    datasets = [d for d in ms.get("datasets", []) if isinstance(d, Mapping)]
+    ndim = None
+    for d in datasets:
+        shape = level_shapes.get(str(d.get("path")))
+        if shape is not None:
+            ndim = len(shape)
+            break
+    axes = ms.get("axes")
+    if axes is None and ndim is not None:
+        axes = list(_DEFAULT_AXES[-ndim:]) if ndim <= 5 else None
+    if isinstance(axes, list) and all(isinstance(a, str) for a in axes):
+        ms["axes"] = [
+            {"name": a, "type": _AXIS_TYPES[a]} if a in _AXIS_TYPES else {"name": a} for a in axes
+        ]
+    base = level_shapes.get(str(datasets[0].get("path"))) if datasets else None
+    new_datasets = []
+    for d in datasets:
+        nd = dict(d)
+        if "coordinateTransformations" not in nd:
+            shape = level_shapes.get(str(d.get("path")))
+            if base is not None and shape is not None and len(shape) == len(base):
+                scale = [
+                    float(b) / float(s) if s else 1.0 for b, s in zip(base, shape, strict=True)
+                ]
+            elif ndim is not None:
+                scale = [1.0] * ndim
+            else:
+                scale = None
+            if scale is not None:
+                nd["coordinateTransformations"] = [{"type": "scale", "scale": scale}]
+        new_datasets.append(nd)
+    ms["datasets"] = new_datasets
+    return ms
+
+
+def convert_attributes(
+    attrs: Mapping[str, Any],
+    *,
+    src_format: int,
+    dst_format: int,
+    level_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Convert a node's attributes for the output's Zarr format.
+
+    Zarr v2 -> v3 moves OME-NGFF 0.1-0.4 keys under ``"ome"`` with ``"version": "0.5"``,
+    dropping the per-object ``"version"`` keys (0.5 keeps the version in one place), and
+    completes pre-0.4 multiscales (axes objects, scale transformations). Zarr v3 -> v2 does the
+    reverse (0.5 -> 0.4). Other attributes are kept as they are.
+
+    Parameters
+    ----------
+    attrs
+        The source node's attributes.
+    src_format, dst_format
+        Zarr formats of the source and the output.
+    level_shapes
+        Shapes of the multiscale levels by dataset path (used to complete pre-0.4 metadata).
+
+    Returns
+    -------
+    tuple of (dict, list of str)
+        The new attributes and notes describing what was changed.
+    """
+    out = copy.deepcopy(dict(attrs))
+    notes: list[str] = []
+    if dst_format == 3 and "ome" not in out:
+        body = ome_body(out)
+        if not body:
+            return out, notes
+        for k in body:
+            out.pop(k, None)
+        old = _old_version(body) or "0.4"
+        for key in ("multiscales",):
+            items = body.get(key)
+            if isinstance(items, list):
+                new_items = []
+                for item in items:
+                    if isinstance(item, Mapping):
+                        item = dict(item)
+                        item.pop("version", None)
+                        if old in ("0.1", "0.2", "0.3"):
+                            item = _upgrade_multiscale(item, level_shapes or {})
+                    new_items.append(item)
+                body[key] = new_items
+        for key in ("plate", "well", "image-label", "omero"):
+            item = body.get(key)
+            if isinstance(item, Mapping):
+                item = dict(item)
+                item.pop("version", None)
+                body[key] = item
+        out["ome"] = {"version": "0.5", **body}
+        notes.append(f"OME-NGFF {old} metadata converted to 0.5 (under 'ome')")
+        return out, notes
+    if dst_format == 2 and isinstance(out.get("ome"), Mapping):
+        body = dict(out.pop("ome"))
+        version = str(body.pop("version", "0.5"))
+        if version != "0.5":
+            notes.append(f"OME-NGFF {version} metadata written as 0.4 in Zarr v2 without changes")
+        for key in ("multiscales",):
+            items = body.get(key)
+            if isinstance(items, list):
+                body[key] = [
+                    {**item, "version": "0.4"} if isinstance(item, Mapping) else item
+                    for item in items
+                ]
+        for key in ("plate", "well", "image-label"):
+            item = body.get(key)
+            if isinstance(item, Mapping):
+                body[key] = {**item, "version": "0.4"}
+        out.update(body)
+        notes.append("OME-NGFF 0.5 metadata converted to 0.4 (top-level keys)")
+    return out, notes

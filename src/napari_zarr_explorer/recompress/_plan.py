@@ -1,0 +1,530 @@
+"""Plan a recompression: walk the source hierarchy and decide every output array's layout."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_zarr_explorer.codec_spec import CompressorSpec
+from napari_zarr_explorer.errors import ExplorerError, MetadataError, NotFoundError
+from napari_zarr_explorer.locate import Location, safe_join
+from napari_zarr_explorer.recompress import _io
+from napari_zarr_explorer.recompress._ome import axes_names, convert_attributes, ome_body
+from napari_zarr_explorer.recompress._task import ArrayTarget
+
+__all__ = [
+    "ArrayPlan",
+    "GroupPlan",
+    "Plan",
+    "make_plan",
+    "resolve_layout",
+    "suggest_layout",
+]
+
+META_DOCS = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+MARKER_KEY = "napari_zarr_explorer"
+#: Largest non-Zarr file (e.g. ``OME/METADATA.ome.xml``) carried over from a group.
+MAX_EXTRA_FILE = 64 * 1024 * 1024
+ShapeArg = Sequence[int] | str | bool | None
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One output group and its (converted) attributes."""
+
+    path: str
+    attributes: dict[str, Any]
+    extra_files: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """One output array."""
+
+    target: ArrayTarget
+    attributes: dict[str, Any]
+    dimension_names: tuple[str | None, ...] | None
+    source_chunks: tuple[int, ...]
+    source_shards: tuple[int, ...] | None
+    bytes_before: int | None
+    src_fill_value: Any
+
+    @property
+    def nbytes(self) -> int:
+        """Logical bytes of the array."""
+        return math.prod(self.target.shape) * np.dtype(self.target.dtype).itemsize
+
+    @property
+    def objects_total(self) -> int:
+        """Output objects (shards or chunks) covering the array."""
+        return math.prod(len(r) for r in _io.grid_indices(self.target.shape, self.target.unit))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before any byte is written."""
+
+    source: Location
+    spec: CompressorSpec
+    zarr_format: int
+    root_kind: str
+    groups: tuple[GroupPlan, ...]
+    arrays: tuple[ArrayPlan, ...]
+    notes: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    consolidated: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        """Logical bytes of all arrays."""
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def is_ome(self) -> bool:
+        """True when the root (or any group) carries OME-NGFF metadata."""
+        return any(ome_body(g.attributes) for g in self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary: every output array with its layout, the groups and notes."""
+        return {
+            "source": str(self.source),
+            "compressor": self.spec.label,
+            "lossy": self.spec.is_lossy,
+            "zarr_format": self.zarr_format,
+            "root": self.root_kind,
+            "nbytes": self.nbytes,
+            "groups": [g.path for g in self.groups],
+            "arrays": [
+                {
+                    "path": a.target.path,
+                    "shape": list(a.target.shape),
+                    "dtype": a.target.dtype,
+                    "source_chunks": list(a.source_chunks),
+                    "source_shards": list(a.source_shards) if a.source_shards else None,
+                    "chunks": list(a.target.chunks),
+                    "shards": list(a.target.shards) if a.target.shards else None,
+                    "objects": a.objects_total,
+                    "nbytes": a.nbytes,
+                    "bytes_before": a.bytes_before,
+                }
+                for a in self.arrays
+            ],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"Plan: {self.source} -> Zarr v{self.zarr_format}, {self.spec.label}: "
+            f"{len(self.arrays)} arrays, {len(self.groups)} groups"
+        ]
+        for a in self.arrays:
+            lines.append(
+                f"  {a.target.path or '/'} {a.target.shape} {a.target.dtype}: chunks "
+                f"{a.source_chunks} -> {a.target.chunks}, shards {a.source_shards} -> "
+                f"{a.target.shards} ({a.objects_total} objects)"
+            )
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _fit(arg: Sequence[int], shape: Sequence[int], what: str) -> list[int]:
+    """Apply a full-rank shape argument to an array of possibly lower (or higher) rank."""
+    vals = [int(v) for v in arg]
+    nd = len(shape)
+    vals = vals[len(vals) - nd :] if len(vals) >= nd else [1] * (nd - len(vals)) + vals
+    out = []
+    for v, s in zip(vals, shape, strict=True):
+        if v <= 0:  # -1 or 0: the whole dimension
+            v = max(s, 1)
+        out.append(v)
+    return out
+
+
+def suggest_layout(
+    shape: Sequence[int], *, tile: int = 256, shard_tile: int = 2048
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Suggest chunk and shard shapes for imaging data of *shape* (a sensible default).
+
+    The last two dimensions (y, x) get ``tile`` x ``tile`` chunks in ``shard_tile`` x
+    ``shard_tile`` shards, every other dimension (t, c, z) 1: each chunk is one plane tile, which
+    is what a viewer reads when it shows a slice, and each shard holds a few MiB to tens of MiB.
+    Both are clipped to *shape*.
+
+    Returns
+    -------
+    tuple of (chunks, shards)
+    """
+    nd = len(shape)
+    chunks = [1] * nd
+    shards = [1] * nd
+    for d in range(max(0, nd - 2), nd):
+        n = max(int(shape[d]), 1)
+        chunks[d] = min(tile, n)
+        shards[d] = min(math.ceil(min(shard_tile, n) / chunks[d]) * chunks[d], shard_tile)
+    return tuple(chunks), tuple(shards)
+
+
+def parse_shape_arg(arg: ShapeArg, what: str) -> tuple[int, ...] | str | None:
+    """Normalise a chunk/shard argument: a sequence of ints, ``"none"`` or None."""
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        text = arg.strip().lower()
+        if text in ("none", "no", "off", "false", ""):
+            return "none"
+        try:
+            return tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+        except ValueError:
+            raise ExplorerError(
+                f"{what} {arg!r} is not a comma-separated list of integers.",
+                hint="For example 1,1,256,256.",
+            ) from None
+    if isinstance(arg, bool):
+        return "none"
+    vals = tuple(int(v) for v in arg)
+    if not vals:
+        return "none"
+    return vals
+
+
+def resolve_layout(
+    shape: Sequence[int],
+    src_chunks: Sequence[int],
+    src_shards: Sequence[int] | None,
+    chunks: tuple[int, ...] | str | None,
+    shards: tuple[int, ...] | str | None,
+    zarr_format: int,
+    *,
+    where: str,
+) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Decide an array's output chunk and shard shapes, clipped to its shape.
+
+    Chunk and shard shapes given for the full rank are right-aligned to the array's rank, values
+    <= 0 mean the whole dimension, and each is clipped to the array's shape (shards to the
+    shape rounded up to a whole number of chunks). ``chunks=None`` keeps the source chunks;
+    ``shards=None`` keeps the source sharding (Zarr v3 only), ``"none"`` writes no shards.
+    """
+    nd = len(shape)
+    if chunks is None or chunks == "none":
+        c = list(src_chunks)
+    else:
+        assert not isinstance(chunks, str)
+        c = _fit(chunks, shape, "chunks")
+    c = [max(1, min(ci, si)) if si else 1 for ci, si in zip(c, shape, strict=True)]
+    s: list[int] | None
+    if shards is None:
+        s = list(src_shards) if (src_shards is not None and zarr_format == 3) else None
+        if s is not None:
+            s = [math.ceil(si / ci) * ci for si, ci in zip(s, c, strict=True)]
+    elif shards == "none":
+        s = None
+    else:
+        assert not isinstance(shards, str)
+        if zarr_format != 3:
+            raise ExplorerError(
+                "Zarr v2 has no shards.", hint="Drop --shards or write Zarr v3 (--zarr-format 3)."
+            )
+        s = _fit(shards, shape, "shards")
+        full_c = _fit(chunks, shape, "chunks") if isinstance(chunks, tuple) else list(c)
+        for si, ci, n in zip(s, full_c, shape, strict=True):
+            if si % ci and si < n:
+                raise ExplorerError(
+                    f"{where}: shard shape {tuple(s)} is not a multiple of the chunk shape "
+                    f"{tuple(full_c)}.",
+                    hint="Each shard dimension must be a whole number of chunks.",
+                )
+    if s is not None:
+        s = [
+            max(ci, min(math.ceil(si / ci) * ci, math.ceil(n / ci) * ci if n else ci))
+            for si, ci, n in zip(s, c, shape, strict=True)
+        ]
+    assert len(c) == nd
+    return tuple(c), (tuple(s) if s is not None else None)
+
+
+def _source_layout(
+    node_md: Mapping[str, Any], fmt: int
+) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    if fmt == 2:
+        return tuple(node_md["chunks"]), None
+    grid = tuple(node_md["chunk_grid"]["configuration"]["chunk_shape"])
+    codecs = node_md.get("codecs") or []
+    first = codecs[0] if codecs else None
+    if isinstance(first, Mapping) and first.get("name") == "sharding_indexed":
+        inner = tuple(first["configuration"]["chunk_shape"])
+        return inner, grid
+    return grid, None
+
+
+def _ome_children(path: str, attrs: Mapping[str, Any]) -> list[str]:
+    body = ome_body(attrs) or {}
+    out: list[str] = []
+    for ms in body.get("multiscales") or []:
+        if isinstance(ms, Mapping):
+            for d in ms.get("datasets") or []:
+                if isinstance(d, Mapping) and isinstance(d.get("path"), str):
+                    out.append(safe_join(path, d["path"]))
+    if body.get("multiscales"):
+        out.append(safe_join(path, "labels"))
+    labels = body.get("labels")
+    if isinstance(labels, list):
+        out += [safe_join(path, p) for p in labels if isinstance(p, str)]
+    plate = body.get("plate")
+    if isinstance(plate, Mapping):
+        for w in plate.get("wells") or []:
+            if isinstance(w, Mapping) and isinstance(w.get("path"), str):
+                out.append(safe_join(path, w["path"]))
+    well = body.get("well")
+    if isinstance(well, Mapping):
+        for im in well.get("images") or []:
+            if isinstance(im, Mapping) and isinstance(im.get("path"), str):
+                out.append(safe_join(path, im["path"]))
+    series = body.get("series")
+    if isinstance(series, list):
+        out += [safe_join("", p) for p in series if isinstance(p, str)]
+    if "bioformats2raw.layout" in body:
+        out.append(safe_join(path, "OME"))
+    return out
+
+
+def _local_size(loc: Location, path: str) -> int | None:
+    if not loc.is_local:
+        return None
+    base = loc.path / path if path else loc.path
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(base):
+        for fn in filenames:
+            if fn in META_DOCS:
+                continue
+            try:
+                total += os.stat(os.path.join(dirpath, fn)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def make_plan(
+    source: Location,
+    *,
+    spec: CompressorSpec,
+    zarr_format: int,
+    chunks: tuple[int, ...] | str | None,
+    shards: tuple[int, ...] | str | None,
+) -> Plan:
+    """Walk the source and plan every output group and array (nothing is written).
+
+    Parameters
+    ----------
+    source
+        The source location (an array, a group or an OME hierarchy).
+    spec
+        The output compressor.
+    zarr_format
+        2 or 3.
+    chunks, shards
+        As for :func:`napari_zarr_explorer.recompress.recompress`.
+
+    Returns
+    -------
+    Plan
+    """
+    from napari_zarr_explorer.meta import check_array_metadata, read_node
+
+    if zarr_format not in (2, 3):
+        raise ExplorerError(f"zarr_format must be 2 or 3, not {zarr_format!r}.")
+    store = source.open_store()
+    where = str(source)
+    root = read_node(store, "", where=where)
+    if root is None:
+        raise NotFoundError(
+            f"{where}: no Zarr array or group here.",
+            hint="Give the path of a .zarr folder (or of an array inside it).",
+        )
+    nodes: dict[str, Any] = {}
+    extras: dict[str, list[tuple[str, bytes]]] = {}
+    parent_axes: dict[str, list[str]] = {}
+    level_shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    stack = [""]
+    while stack:
+        path = stack.pop()
+        if path in nodes:
+            continue
+        node = root if path == "" else read_node(store, path, where=where)
+        if node is None:
+            continue
+        nodes[path] = node
+        if node.kind != "group":
+            continue
+        children: set[str] = set()
+        prefix = path
+        for name in _io.list_dir(store, prefix):
+            if name in META_DOCS or name.startswith(".napari-zarr-explorer"):
+                continue
+            child = f"{path}/{name}" if path else name
+            children.add(child)
+        for child in _ome_children(path, node.attributes):
+            children.add(child)
+        names = axes_names(node.attributes)
+        body = ome_body(node.attributes) or {}
+        for ms in body.get("multiscales") or []:
+            if isinstance(ms, Mapping):
+                for d in ms.get("datasets") or []:
+                    if isinstance(d, Mapping) and isinstance(d.get("path"), str):
+                        child = safe_join(path, d["path"])
+                        if names:
+                            parent_axes[child] = names
+        if "bioformats2raw.layout" in body and not getattr(store, "supports_listing", False):
+            i = 0
+            while i < 10000 and read_node(store, str(i), where=where) is not None:
+                children.add(str(i))
+                i += 1
+        stack.extend(sorted(children, reverse=True))
+        # Non-Zarr files kept in groups (bioformats2raw's OME/METADATA.ome.xml).
+        for child in sorted(children):
+            if child in nodes or child.rsplit("/", 1)[-1] in META_DOCS:
+                continue
+            if read_node(store, child, where=where) is not None:
+                continue
+            data = _io.get_bytes(store, child)
+            if data is not None and len(data) <= MAX_EXTRA_FILE:
+                extras.setdefault(path, []).append((child.rsplit("/", 1)[-1], data))
+        if path == "" and "bioformats2raw.layout" in body:
+            xml = _io.get_bytes(store, "OME/METADATA.ome.xml")
+            if xml is not None and not any(
+                n == "METADATA.ome.xml" for n, _ in extras.get("OME", [])
+            ):
+                extras.setdefault("OME", []).append(("METADATA.ome.xml", xml))
+
+    for path, node in nodes.items():
+        if node.kind == "array" and node.shape is not None:
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            level_shapes.setdefault(parent, {})[path.rsplit("/", 1)[-1]] = node.shape
+
+    groups: list[GroupPlan] = []
+    arrays: list[ArrayPlan] = []
+    notes: list[str] = []
+    note_paths: dict[str, list[str]] = {}
+    for path in sorted(nodes):
+        node = nodes[path]
+        attrs, n = convert_attributes(
+            node.attributes,
+            src_format=node.zarr_format,
+            dst_format=zarr_format,
+            level_shapes=level_shapes.get(path, {}),
+        )
+        if path == "" and isinstance(attrs.pop(MARKER_KEY, None), Mapping):
+            notes.append(
+                "the source itself is marked as an incomplete recompress output; its missing "
+                "parts read as fill values"
+            )
+        for x in n:
+            note_paths.setdefault(x, []).append(path or "/")
+        if node.kind == "group":
+            groups.append(
+                GroupPlan(path=path, attributes=attrs, extra_files=tuple(extras.get(path, ())))
+            )
+            continue
+        awhere = f"{where}/{path}" if path else where
+        check_array_metadata(node.metadata, where=awhere, zarr_format=node.zarr_format)
+        md = node.metadata
+        shape = tuple(int(s) for s in md["shape"])
+        if node.zarr_format == 2:
+            dtype = np.dtype(md["dtype"]) if isinstance(md["dtype"], str) else None
+            fill = md.get("fill_value")
+        else:
+            from napari_zarr_explorer.meta import open_array
+
+            arr = open_array(source, path, store=store)
+            dtype = np.dtype(arr.dtype)
+            fill = arr.fill_value
+        if dtype is None or dtype.kind not in "biufc":
+            raise MetadataError(
+                f"{awhere}: data type {md.get('dtype', md.get('data_type'))!r} cannot be "
+                "recompressed (numbers and booleans only).",
+            )
+        dtype = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
+        src_chunks, src_shards = _source_layout(md, node.zarr_format)
+        out_chunks, out_shards = resolve_layout(
+            shape, src_chunks, src_shards, chunks, shards, zarr_format, where=awhere
+        )
+        spec.check_dtype(dtype)
+        if fill is None:
+            data_fill: Any = np.zeros((), dtype=dtype).item()
+        elif isinstance(fill, str) and dtype.kind in "fc":
+            data_fill = float(fill)
+        else:
+            data_fill = np.asarray(fill).astype(dtype).item()
+        dim_names: tuple[str | None, ...] | None = None
+        if node.zarr_format == 3 and md.get("dimension_names") is not None:
+            dim_names = tuple(md["dimension_names"])
+        elif isinstance(node.attributes.get("_ARRAY_DIMENSIONS"), list):
+            dim_names = tuple(node.attributes["_ARRAY_DIMENSIONS"])
+        elif path in parent_axes and len(parent_axes[path]) == len(shape):
+            dim_names = tuple(parent_axes[path])
+        if dim_names is not None and len(dim_names) != len(shape):
+            dim_names = None
+        if (
+            zarr_format == 2
+            and dim_names is not None
+            and "_ARRAY_DIMENSIONS" not in attrs
+            and all(isinstance(d, str) for d in dim_names)
+        ):
+            attrs["_ARRAY_DIMENSIONS"] = list(dim_names)
+        target = ArrayTarget(
+            path=path,
+            shape=shape,
+            dtype=dtype.str,
+            fill_value=data_fill,
+            zarr_format=zarr_format,
+            chunks=out_chunks,
+            shards=out_shards,
+            compressor=spec.label,
+        )
+        arrays.append(
+            ArrayPlan(
+                target=target,
+                attributes=attrs,
+                dimension_names=dim_names,
+                source_chunks=src_chunks,
+                source_shards=src_shards,
+                bytes_before=_local_size(source, path),
+                src_fill_value=None if fill is None and zarr_format == 2 else data_fill,
+            )
+        )
+    for text, paths in note_paths.items():
+        where_text = paths[0] if len(paths) == 1 else f"{len(paths)} groups"
+        notes.append(f"{text} ({where_text})")
+    params = {
+        "source": str(source),
+        "compressor": spec.label,
+        "zarr_format": zarr_format,
+        "arrays": {
+            a.target.path: {
+                "shape": list(a.target.shape),
+                "chunks": list(a.target.chunks),
+                "shards": list(a.target.shards) if a.target.shards else None,
+            }
+            for a in arrays
+        },
+    }
+    return Plan(
+        source=source,
+        spec=spec,
+        zarr_format=zarr_format,
+        root_kind=root.kind,
+        consolidated=root.kind == "group"
+        and (
+            _io.get_bytes(store, ".zmetadata") is not None
+            or isinstance(root.metadata.get("consolidated_metadata"), Mapping)
+        ),
+        groups=tuple(groups),
+        arrays=tuple(arrays),
+        notes=tuple(notes),
+        params=json.loads(json.dumps(params)),
+    )

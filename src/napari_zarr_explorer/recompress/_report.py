@@ -1,0 +1,312 @@
+"""The results and progress events of a recompression run."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["ArrayResult", "ProgressEvent", "RecompressReport"]
+
+
+def _size(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One progress update of a running recompression.
+
+    Attributes
+    ----------
+    phase
+        ``"plan"``, ``"write"`` (also covers verifying), ``"check"`` (resume re-verification),
+        ``"finish"`` or ``"done"``.
+    array
+        Path of the array the last finished task belonged to.
+    objects_done, objects_total
+        Output objects (shards, or chunks when unsharded) finished and in total.
+    bytes_done, bytes_total
+        Logical (uncompressed) bytes finished and in total.
+    elapsed
+        Seconds since the run started.
+    rate
+        Logical bytes per second so far.
+    eta
+        Estimated seconds left (None before anything finished).
+    message
+        Human-readable status line.
+    """
+
+    phase: str
+    array: str = ""
+    objects_done: int = 0
+    objects_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    elapsed: float = 0.0
+    rate: float = 0.0
+    eta: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the logical bytes done (0..1)."""
+        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe mapping."""
+        return dict(_json_safe(asdict(self)), fraction=self.fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayResult:
+    """What was done to one array."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    source_chunks: tuple[int, ...]
+    source_shards: tuple[int, ...] | None
+    nbytes: int
+    bytes_before: int | None
+    bytes_after: int
+    objects_total: int
+    objects_written: int
+    objects_empty: int
+    chunks_written: int
+    objects_verified: int
+    chunks_verified: int
+    mismatches: tuple[str, ...] = ()
+    max_error: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe mapping."""
+        d: dict[str, Any] = _json_safe(asdict(self))
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class RecompressReport:
+    """The outcome of :func:`napari_zarr_explorer.recompress.recompress`.
+
+    Attributes
+    ----------
+    source, destination
+        Where the data was read from and written to (after ``replace``, ``destination`` is the
+        source's path, holding the new data).
+    compressor
+        Canonical compressor label (``"zstd:3"``).
+    zarr_format
+        Zarr format of the output.
+    arrays
+        One :class:`ArrayResult` per array written.
+    groups
+        Paths of the groups written.
+    bytes_before, bytes_after
+        Stored bytes of the arrays' chunks in the source and in the output (``bytes_before`` is
+        None when the source could not be measured).
+    nbytes
+        Logical (uncompressed) bytes of all arrays.
+    objects_written, chunks_written
+        Objects (shards, or chunks when unsharded) and chunks (inner chunks of shards) written.
+    objects_verified, chunks_verified
+        Objects and chunks read back and compared with the source.
+    verified
+        True when every output object was read back and matched the source.
+    mismatches
+        Descriptions of every difference or problem found by verification.
+    complete
+        True when every task finished (not cancelled, nothing failed).
+    cancelled
+        True when the run was stopped by its cancel event; continue it with ``resume=True``.
+    resumed
+        True when this run continued an earlier one.
+    tasks_total, tasks_skipped, tasks_rewritten
+        Tasks planned; found done and re-verified on resume; rewritten because re-verification
+        found them incomplete.
+    backup
+        Where the original data was moved by ``replace=True`` (None otherwise).
+    duration
+        Wall-clock seconds.
+    max_error
+        Largest absolute error of a lossy compressor (None for lossless ones).
+    notes
+        Metadata conversions and other remarks.
+    validation
+        The OME-NGFF validator's verdict on the output (None when not an OME dataset).
+    """
+
+    source: str
+    destination: str
+    compressor: str
+    zarr_format: int
+    arrays: tuple[ArrayResult, ...] = ()
+    groups: tuple[str, ...] = ()
+    bytes_before: int | None = None
+    bytes_after: int = 0
+    nbytes: int = 0
+    objects_written: int = 0
+    chunks_written: int = 0
+    objects_verified: int = 0
+    chunks_verified: int = 0
+    verified: bool = False
+    mismatches: tuple[str, ...] = ()
+    complete: bool = False
+    cancelled: bool = False
+    resumed: bool = False
+    tasks_total: int = 0
+    tasks_skipped: int = 0
+    tasks_rewritten: int = 0
+    backup: str | None = None
+    duration: float = 0.0
+    max_error: float | None = None
+    notes: tuple[str, ...] = ()
+    validation: str | None = None
+    scheduler: str = "threads"
+
+    @property
+    def ok(self) -> bool:
+        """True when the run completed and verification (if any) found no problem."""
+        return self.complete and not self.cancelled and not self.mismatches
+
+    @property
+    def arrays_written(self) -> int:
+        """Number of arrays written."""
+        return len(self.arrays)
+
+    @property
+    def ratio(self) -> float | None:
+        """Stored size before divided by stored size after (> 1 means smaller now)."""
+        if not self.bytes_before or not self.bytes_after:
+            return None
+        return self.bytes_before / self.bytes_after
+
+    @property
+    def compression_ratio(self) -> float | None:
+        """Logical bytes divided by stored bytes of the output."""
+        return self.nbytes / self.bytes_after if self.bytes_after else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe mapping of the whole report."""
+        d = {
+            "ok": self.ok,
+            "source": self.source,
+            "destination": self.destination,
+            "compressor": self.compressor,
+            "zarr_format": self.zarr_format,
+            "arrays_written": self.arrays_written,
+            "groups_written": len(self.groups),
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "nbytes": self.nbytes,
+            "ratio": self.ratio,
+            "compression_ratio": self.compression_ratio,
+            "objects_written": self.objects_written,
+            "chunks_written": self.chunks_written,
+            "objects_verified": self.objects_verified,
+            "chunks_verified": self.chunks_verified,
+            "verified": self.verified,
+            "mismatches": list(self.mismatches),
+            "complete": self.complete,
+            "cancelled": self.cancelled,
+            "resumed": self.resumed,
+            "tasks_total": self.tasks_total,
+            "tasks_skipped": self.tasks_skipped,
+            "tasks_rewritten": self.tasks_rewritten,
+            "backup": self.backup,
+            "duration": self.duration,
+            "max_error": self.max_error,
+            "notes": list(self.notes),
+            "validation": self.validation,
+            "scheduler": self.scheduler,
+            "arrays": [a.to_dict() for a in self.arrays],
+            "groups": list(self.groups),
+        }
+        out: dict[str, Any] = _json_safe(d)
+        return out
+
+    def _status(self) -> str:
+        if self.cancelled:
+            return "CANCELLED (continue with resume)"
+        if not self.complete:
+            return "INCOMPLETE"
+        if self.mismatches:
+            return f"FAILED VERIFICATION ({len(self.mismatches)} problems)"
+        return "OK, verified" if self.verified else "OK (not verified)"
+
+    def __str__(self) -> str:
+        ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
+        lines = [
+            f"Recompress {self.source} -> {self.destination}: {self._status()}",
+            f"  compressor {self.compressor}, Zarr v{self.zarr_format}, scheduler {self.scheduler}",
+            f"  {self.arrays_written} arrays, {len(self.groups)} groups, "
+            f"{self.objects_written} objects ({self.chunks_written} chunks) written"
+            + (f", {self.tasks_skipped} tasks already done" if self.resumed else ""),
+            f"  stored {_size(self.bytes_before)} -> {_size(self.bytes_after)} "
+            f"(ratio {ratio}; logical {_size(self.nbytes)})",
+            f"  verified {self.objects_verified} objects / {self.chunks_verified} chunks, "
+            f"{len(self.mismatches)} mismatches",
+            f"  took {self.duration:.1f} s",
+        ]
+        if self.max_error is not None:
+            lines.append(f"  lossy: largest absolute error {self.max_error:.6g}")
+        if self.backup:
+            lines.append(f"  original kept as backup: {self.backup}")
+        if self.validation:
+            lines.append(f"  OME-NGFF validation: {self.validation}")
+        for n in self.notes:
+            lines.append(f"  note: {n}")
+        for m in self.mismatches[:20]:
+            lines.append(f"  mismatch: {m}")
+        if len(self.mismatches) > 20:
+            lines.append(f"  ... and {len(self.mismatches) - 20} more mismatches")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows = "".join(
+            f"<tr><td><code>{e(a.path or '/')}</code></td><td>{e(str(a.shape))}</td>"
+            f"<td>{e(a.dtype)}</td><td>{e(str(a.chunks))}</td><td>{e(str(a.shards))}</td>"
+            f"<td>{_size(a.bytes_before)}</td><td>{_size(a.bytes_after)}</td>"
+            f"<td>{a.objects_written}</td><td>{a.chunks_verified}</td>"
+            f"<td>{len(a.mismatches)}</td></tr>"
+            for a in self.arrays
+        )
+        colour = "green" if self.ok else "red"
+        extra = ""
+        if self.backup:
+            extra += f"<p>Original kept as backup: <code>{e(self.backup)}</code></p>"
+        if self.mismatches:
+            items = "".join(f"<li>{e(m)}</li>" for m in self.mismatches[:50])
+            extra += f"<ul>{items}</ul>"
+        return (
+            f"<div><p><b>Recompress</b> <code>{e(self.source)}</code> &rarr; "
+            f"<code>{e(self.destination)}</code>: "
+            f"<b style='color:{colour}'>{e(self._status())}</b></p>"
+            f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; stored "
+            f"{_size(self.bytes_before)} &rarr; {_size(self.bytes_after)}"
+            f" ({e(f'{self.ratio:.2f}x' if self.ratio else '?')}); {self.duration:.1f} s</p>"
+            "<table><tr><th>array</th><th>shape</th><th>dtype</th><th>chunks</th>"
+            "<th>shards</th><th>before</th><th>after</th><th>objects</th>"
+            f"<th>chunks verified</th><th>mismatches</th></tr>{rows}</table>{extra}</div>"
+        )

@@ -1,0 +1,327 @@
+"""One unit of recompression work: a block of whole output objects, written by one task.
+
+A task reads the source region covering its output objects (whole shards, or whole chunks when
+the output is not sharded), encodes each object once, writes it once, and reads it back to
+verify it. No other task writes these objects, so no object is ever written partially or by two
+writers. Tasks are plain picklable dataclasses and :func:`run_task` is a module-level function,
+so the same code runs on local threads and on ``dask.distributed`` worker processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
+from napari_zarr_explorer.recompress import _io
+
+__all__ = ["ArrayTarget", "TaskResult", "TaskSpec", "run_task"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayTarget:
+    """How one output array is laid out and encoded."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    fill_value: Any
+    zarr_format: int
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    compressor: str
+    separator: str = "/"
+
+    @property
+    def unit(self) -> tuple[int, ...]:
+        """Shape of one output object: the shard shape, or the chunk shape when unsharded."""
+        return self.shards if self.shards is not None else self.chunks
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A block of output objects ``units`` (per-dimension ``[start, stop)`` grid ranges)."""
+
+    src_url: str
+    src_options: str
+    dst_url: str
+    dst_options: str
+    src_path: str
+    target: ArrayTarget
+    index: int
+    units: tuple[tuple[int, int], ...]
+    verify: bool = True
+    mode: Literal["write", "check"] = "write"
+    clean: bool = False
+    run_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What a task did and found."""
+
+    array: str
+    index: int
+    objects_written: int = 0
+    objects_empty: int = 0
+    chunks_written: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    nbytes: int = 0
+    objects_verified: int = 0
+    chunks_verified: int = 0
+    mismatches: tuple[str, ...] = ()
+    max_error: float | None = None
+    checked_ok: bool = False
+    rewritten: bool = False
+
+
+def _pad(part: npt.NDArray[Any], shape: tuple[int, ...], fill: Any) -> npt.NDArray[Any]:
+    if part.shape == shape:
+        return part if part.flags.c_contiguous else part.copy(order="C")
+    out = np.full(shape, fill, dtype=part.dtype)
+    out[tuple(slice(0, n) for n in part.shape)] = part
+    return out
+
+
+def _equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    return _io.arrays_equal(a, b)
+
+
+def _max_error(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
+    if a.dtype.kind not in "iufb":
+        return 0.0 if _equal(a, b) else math.inf
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    if d.size == 0:
+        return 0.0
+    m = np.nanmax(d) if np.isnan(d).any() and not np.isnan(d).all() else d.max()
+    return 0.0 if np.isnan(m) else float(m)
+
+
+class _Unit:
+    """One output object: the chunk pieces it is made of, with their data."""
+
+    def __init__(
+        self,
+        target: ArrayTarget,
+        coords: tuple[int, ...],
+        data: npt.NDArray[Any],
+        region_start: tuple[int, ...],
+    ) -> None:
+        self.key = _io.chunk_key(
+            target.path, coords, zarr_format=target.zarr_format, separator=target.separator
+        )
+        unit = target.unit
+        origin = tuple(c * u for c, u in zip(coords, unit, strict=True))
+        inner_grid = tuple(u // c for u, c in zip(unit, target.chunks, strict=True))
+        self.pieces: list[npt.NDArray[Any] | None] = []
+        self.valid: list[tuple[slice, ...] | None] = []
+        fill = target.fill_value
+        for icoords in itertools.product(*(range(n) for n in inner_grid)):
+            io = [o + i * c for o, i, c in zip(origin, icoords, target.chunks, strict=True)]
+            stops = [min(a + c, n) for a, c, n in zip(io, target.chunks, target.shape, strict=True)]
+            if any(a >= b for a, b in zip(io, stops, strict=True)):
+                self.pieces.append(None)
+                self.valid.append(None)
+                continue
+            sel: tuple[Any, ...] = tuple(
+                slice(a - r, b - r) for a, b, r in zip(io, stops, region_start, strict=True)
+            )
+            part = data[(*sel, Ellipsis)]  # a 0-d array (not a scalar) for 0-d data
+            self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
+            if _io.all_fill(part, fill):
+                self.pieces.append(None)
+            else:
+                self.pieces.append(_pad(part, target.chunks, fill))
+
+    @property
+    def empty(self) -> bool:
+        return all(p is None for p in self.pieces)
+
+
+def _encode(
+    spec: CompressorSpec, unit: _Unit, sharded: bool
+) -> tuple[bytes | None, list[bytes | None]]:
+    encoded = [None if p is None else spec.encode(p) for p in unit.pieces]
+    if sharded:
+        return _io.build_shard(encoded), encoded
+    return encoded[0], encoded
+
+
+def _decode_object(
+    data: bytes | None, n_pieces: int, sharded: bool, where: str
+) -> list[bytes | None]:
+    if data is None:
+        return [None] * n_pieces
+    if sharded:
+        return _io.parse_shard(data, n_pieces, where=where)
+    return [data]
+
+
+def _check_unit(
+    spec: CompressorSpec,
+    target: ArrayTarget,
+    unit: _Unit,
+    stored: bytes | None,
+    written: list[bytes | None] | None,
+) -> tuple[int, list[str], float]:
+    """Compare a stored object with the source data; return (chunks checked, problems, error)."""
+    sharded = target.shards is not None
+    problems: list[str] = []
+    checked = 0
+    err = 0.0
+    try:
+        pieces = _decode_object(stored, len(unit.pieces), sharded, unit.key)
+    except Exception as exc:
+        return 0, [f"{unit.key}: {exc}"], err
+    dtype = np.dtype(target.dtype)
+    for i, (src, got) in enumerate(zip(unit.pieces, pieces, strict=True)):
+        where = unit.key if not sharded else f"{unit.key} (inner chunk {i})"
+        if src is None:
+            if got is not None:
+                # A stored chunk where the source is all fill: still correct if it decodes to fill.
+                try:
+                    vals = spec.decode(got, dtype, target.chunks)
+                except Exception as exc:
+                    problems.append(f"{where}: {exc}")
+                    continue
+                if not _io.all_fill(vals, target.fill_value):
+                    problems.append(f"{where}: stored data where the source is empty")
+                checked += 1
+            continue
+        if got is None:
+            problems.append(f"{where}: missing in the output")
+            continue
+        checked += 1
+        if spec.is_lossy:
+            if written is not None and got != written[i]:
+                problems.append(f"{where}: bytes read back differ from the bytes written")
+                continue
+            try:
+                vals = spec.decode(got, dtype, target.chunks)
+            except Exception as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            valid = unit.valid[i]
+            assert valid is not None
+            if written is None and got != spec.encode(src):
+                problems.append(f"{where}: stored bytes differ from a fresh encoding")
+                continue
+            err = max(err, _max_error(src[valid], vals[valid]))
+            continue
+        try:
+            vals = spec.decode(got, dtype, target.chunks)
+        except Exception as exc:
+            problems.append(f"{where}: could not decode: {exc}")
+            continue
+        valid = unit.valid[i]
+        assert valid is not None
+        if not _equal(vals[valid], src[valid]):
+            problems.append(f"{where}: decoded values differ from the source")
+    return checked, problems, err
+
+
+def run_task(task: TaskSpec) -> TaskResult:
+    """Run one task: read its source region, then write (or check) and verify its objects.
+
+    Parameters
+    ----------
+    task
+        The task description.
+
+    Returns
+    -------
+    TaskResult
+    """
+    t = task.target
+    spec = parse_compressor(t.compressor)
+    sharded = t.shards is not None
+    unit_shape = t.unit
+    start = tuple(a * u for (a, _), u in zip(task.units, unit_shape, strict=True))
+    stop = tuple(
+        min(b * u, n) for (_, b), u, n in zip(task.units, unit_shape, t.shape, strict=True)
+    )
+    region = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
+    reader = _io.source_reader(task.src_url, task.src_options, task.src_path, task.run_id)
+    data, bytes_read = reader.read(region)
+    data = data.astype(np.dtype(t.dtype).newbyteorder("="), copy=False)
+    out = _io.writer(task.dst_url, task.dst_options, task.run_id)
+    nbytes = int(data.nbytes)
+    del reader
+
+    units = [
+        _Unit(t, coords, data, start)
+        for coords in itertools.product(*(range(a, b) for a, b in task.units))
+    ]
+    if task.mode == "check":
+        problems: list[str] = []
+        checked = 0
+        err = 0.0
+        stored_total = 0
+        for u in units:
+            stored = out.get(u.key)
+            stored_total += len(stored) if stored is not None else 0
+            c, p, e = _check_unit(spec, t, u, stored, None)
+            if u.empty and not p and stored is not None:
+                p = [f"{u.key}: stored object where the source is empty"]
+            checked += c
+            problems += p
+            err = max(err, e)
+        if not problems:
+            return TaskResult(
+                array=t.path,
+                index=task.index,
+                nbytes=nbytes,
+                bytes_read=bytes_read,
+                bytes_written=stored_total,
+                objects_verified=len(units),
+                chunks_verified=checked,
+                max_error=err if spec.is_lossy else None,
+                checked_ok=True,
+            )
+        task_write = True
+    else:
+        task_write = False
+
+    written = empty = chunks_written = bytes_written = verified = chunks_verified = 0
+    mismatches: list[str] = []
+    err = 0.0
+    for u in units:
+        obj, pieces = _encode(spec, u, sharded)
+        if obj is None:
+            empty += 1
+            if task.clean or task_write:
+                out.delete(u.key)
+            if task.verify:
+                verified += 1
+            continue
+        out.set(u.key, obj)
+        written += 1
+        chunks_written += sum(p is not None for p in pieces)
+        bytes_written += len(obj)
+        if task.verify:
+            c, p, e = _check_unit(spec, t, u, out.get(u.key), pieces)
+            verified += 1
+            chunks_verified += c
+            mismatches += p
+            err = max(err, e)
+    return TaskResult(
+        array=t.path,
+        index=task.index,
+        objects_written=written,
+        objects_empty=empty,
+        chunks_written=chunks_written,
+        bytes_written=bytes_written,
+        bytes_read=bytes_read,
+        nbytes=nbytes,
+        objects_verified=verified,
+        chunks_verified=chunks_verified,
+        mismatches=tuple(mismatches),
+        max_error=err if (spec.is_lossy and task.verify) else None,
+        rewritten=task_write,
+    )

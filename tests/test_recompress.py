@@ -1,0 +1,747 @@
+"""The recompress engine: round trips, layouts, codecs, metadata, safety."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.codec_spec import parse_compressor, register_zarr_codecs
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.recompress import (
+    JOURNAL_NAME,
+    MARKER_KEY,
+    ProgressEvent,
+    RecompressReport,
+    _io,
+    recompress,
+)
+from napari_zarr_explorer.recompress._engine import _task_blocks
+from napari_zarr_explorer.recompress._plan import make_plan
+
+
+def tree_hash(root: Path) -> str:
+    """Hash of every file name and content under *root*."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def read(path: Path, name: str = "") -> np.ndarray:
+    register_zarr_codecs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = zarr.open_array(path / name if name else path, mode="r")
+        return np.asarray(arr[...])
+
+
+def image(shape: tuple[int, ...], dtype: str = "uint16", seed: int = 0) -> np.ndarray:
+    return testing.blobs(shape, seed=seed, dtype=dtype)
+
+
+def chunk_files(root: Path) -> set[str]:
+    """Relative paths of the chunk objects (not metadata) under *root*."""
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+    }
+
+
+def read_ts(path: Path, zarr_format: int) -> np.ndarray:
+    ts = pytest.importorskip("tensorstore")
+    driver = "zarr3" if zarr_format == 3 else "zarr"
+    store = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": str(path)}}).result()
+    return np.asarray(store.read().result())
+
+
+# ---------------------------------------------------------------------------------------------
+# round trips
+
+
+@pytest.mark.parametrize(
+    ("src_format", "src_shards", "dst_format", "chunks", "shards"),
+    [
+        pytest.param(2, None, 3, (8, 32, 32), None, id="v2-to-v3"),
+        pytest.param(2, None, 3, (4, 16, 16), (8, 64, 64), id="v2-to-v3-sharded"),
+        pytest.param(3, (8, 32, 32), 3, None, "none", id="sharded-to-unsharded"),
+        pytest.param(3, None, 3, (4, 16, 16), (8, 32, 32), id="unsharded-to-sharded"),
+        pytest.param(3, (8, 32, 32), 2, (4, 16, 16), "none", id="v3-sharded-to-v2"),
+        pytest.param(3, None, 2, None, None, id="v3-to-v2"),
+    ],
+)
+def test_round_trip(
+    tmp_path: Path,
+    src_format: int,
+    src_shards: Any,
+    dst_format: int,
+    chunks: Any,
+    shards: Any,
+) -> None:
+    data = image((10, 70, 50))
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        data,
+        zarr_format=src_format,
+        chunks=(4, 16, 16),
+        shards=src_shards,
+        dimension_names=("z", "y", "x") if src_format == 3 else None,
+        attributes={"note": "kept"},
+    )
+    before = tree_hash(src)
+    dst = tmp_path / "dst.zarr"
+    report = recompress(
+        src, dst, compressor="zstd:5", chunks=chunks, shards=shards, zarr_format=dst_format
+    )
+    assert report.ok, str(report)
+    assert report.verified
+    assert report.chunks_verified > 0
+    assert report.mismatches == ()
+    out = read(dst)
+    assert out.dtype == data.dtype
+    np.testing.assert_array_equal(out, data)
+    np.testing.assert_array_equal(read_ts(dst, dst_format), data)
+    assert tree_hash(src) == before
+    arr = zarr.open_array(dst, mode="r")
+    assert arr.metadata.zarr_format == dst_format
+    assert arr.attrs["note"] == "kept"
+    assert MARKER_KEY not in arr.attrs
+    assert not (dst / JOURNAL_NAME).exists()
+    if dst_format == 3 and src_format == 3:
+        assert arr.metadata.dimension_names == ("z", "y", "x")
+    if dst_format == 2 and src_format == 3:
+        assert arr.attrs["_ARRAY_DIMENSIONS"] == ["z", "y", "x"]
+    if dst_format == 3:
+        expect_shards = None if shards == "none" else (shards if shards is not None else src_shards)
+        assert arr.shards == expect_shards
+
+
+@pytest.mark.parametrize(
+    "compressor",
+    [
+        "zstd:5",
+        "blosc-zstd:5",
+        "blosc-lz4",
+        "blosc-lz4hc:9",
+        "blosc-blosclz",
+        "blosc-zlib:3",
+        "blosc-zstd:level=5,shuffle=bit",
+        "blosc-lz4:level=1,shuffle=none",
+        "gzip:6",
+        "none",
+    ],
+)
+def test_every_compressor(tmp_path: Path, compressor: str, zarr_format: int) -> None:
+    data = image((3, 40, 30))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    report = recompress(
+        src,
+        dst,
+        compressor=compressor,
+        chunks=(2, 16, 16),
+        shards=(2, 32, 32) if zarr_format == 3 else None,
+        zarr_format=zarr_format,
+    )
+    assert report.ok, str(report)
+    assert report.compressor == parse_compressor(compressor).label
+    np.testing.assert_array_equal(read(dst), data)
+    np.testing.assert_array_equal(read_ts(dst, zarr_format), data)
+
+
+@pytest.mark.parametrize(
+    "compressor", ["zfp:rate=16", "zfp:reversible", "bitround:12", "quantize:3"]
+)
+def test_lossy_compressors_report_their_error(
+    tmp_path: Path, compressor: str, zarr_format: int
+) -> None:
+    pytest.importorskip("imagecodecs")
+    rng = np.random.default_rng(1)
+    data = (rng.random((2, 32, 32)) * 100).astype("float32")
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=3, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, compressor=compressor, zarr_format=zarr_format)
+    assert report.ok, str(report)
+    out = read(dst)
+    err = float(np.abs(out.astype(np.float64) - data).max())
+    if compressor == "zfp:reversible":
+        assert report.max_error is None
+        assert err == 0
+    else:
+        assert report.max_error is not None
+        assert report.max_error == pytest.approx(err, rel=1e-6, abs=1e-9)
+        assert 0 <= err < 1.0
+    assert "max_error" in report.to_dict()
+
+
+def test_lossy_codec_refuses_integer_data(tmp_path: Path) -> None:
+    src = testing.write_array(tmp_path / "src.zarr", image((2, 16, 16)), zarr_format=3)
+    with pytest.raises(ExplorerError, match="floating-point"):
+        recompress(src, tmp_path / "dst.zarr", compressor="bitround:7")
+    assert not (tmp_path / "dst.zarr").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# layouts
+
+
+@pytest.mark.parametrize(
+    ("shape", "src_chunks", "chunks", "shards"),
+    [
+        pytest.param((1, 1, 37), (1, 1, 5), (1, 1, 8), (1, 1, 24), id="one-element-dims"),
+        pytest.param((13, 17), (4, 5), (3, 7), (9, 14), id="edge-chunks-and-shards"),
+        pytest.param((5, 9, 11), (2, 2, 2), (64, 64, 64), (128, 128, 128), id="clip-to-shape"),
+        pytest.param((40,), (7,), (6,), (18,), id="one-dim"),
+        pytest.param((3, 4), (3, 4), (-1, 1), (-1, 4), id="whole-dimension"),
+    ],
+)
+def test_odd_shapes(
+    tmp_path: Path, shape: tuple[int, ...], src_chunks: Any, chunks: Any, shards: Any
+) -> None:
+    data = (np.arange(int(np.prod(shape)), dtype="int32").reshape(shape) * 7 + 1).astype("int32")
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=src_chunks)
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, chunks=chunks, shards=shards)
+    assert report.ok, str(report)
+    np.testing.assert_array_equal(read(dst), data)
+    np.testing.assert_array_equal(read_ts(dst, 3), data)
+    arr = zarr.open_array(dst, mode="r")
+    assert all(c <= max(s, 1) for c, s in zip(arr.chunks, shape, strict=True))
+
+
+def test_misaligned_source_chunks_and_target_shards_every_element(tmp_path: Path) -> None:
+    """Source chunks that straddle target shards (dask issue 12583 writes wrong data here)."""
+    rng = np.random.default_rng(12583)
+    shape = (37, 53, 41)
+    data = rng.integers(1, 60000, size=shape, dtype="uint16")
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(5, 7, 3))
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, chunks=(4, 8, 8), shards=(16, 32, 24), threads=4, task_bytes=1)
+    assert report.ok, str(report)
+    # Each shard object is written once by one task: objects written == shard files present.
+    shards = [p for p in chunk_files(dst) if p.startswith("c/")]
+    assert report.objects_written == len(shards) == 3 * 2 * 2
+    assert report.chunks_verified == report.chunks_written
+    out = read(dst)
+    assert out.shape == shape
+    assert int((out != data).sum()) == 0
+    np.testing.assert_array_equal(read_ts(dst, 3), data)
+
+
+@pytest.mark.parametrize(
+    ("shape", "unit", "task_bytes"),
+    [((37, 53, 41), (16, 32, 24), 1), ((100, 100), (7, 9), 2000), ((5, 1000), (1, 10), 10**6)],
+)
+def test_tasks_partition_the_output_objects(
+    tmp_path: Path, shape: tuple[int, ...], unit: tuple[int, ...], task_bytes: int
+) -> None:
+    """Every output object belongs to exactly one task: no two writers, none forgotten."""
+    data = np.ones(shape, dtype="uint8")
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=3, chunks=unit)
+    from napari_zarr_explorer.locate import parse_location
+
+    plan = make_plan(
+        parse_location(src), spec=parse_compressor("none"), zarr_format=3, chunks=unit, shards=None
+    )
+    (a,) = plan.arrays
+    seen: dict[tuple[int, ...], int] = {}
+    import itertools
+
+    for i, block in enumerate(_task_blocks(a, task_bytes)):
+        for coords in itertools.product(*(range(lo, hi) for lo, hi in block)):
+            assert coords not in seen, f"{coords} in tasks {seen[coords]} and {i}"
+            seen[coords] = i
+    grid = [len(r) for r in _io.grid_indices(shape, unit)]
+    assert len(seen) == int(np.prod(grid))
+
+
+# ---------------------------------------------------------------------------------------------
+# missing chunks and fill values
+
+
+def test_missing_chunks_stay_missing(tmp_path: Path, zarr_format: int) -> None:
+    data = np.zeros((4, 64, 64), dtype="uint16")
+    data[0, :16, :16] = 5  # one chunk
+    data[2, 40:50, 40:50] = 9  # chunks (2, 2..3, 2..3)
+    src = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=zarr_format, chunks=(1, 16, 16), fill_value=0
+    )
+    src_chunks = {p for p in chunk_files(src)}
+    assert len(src_chunks) == 1 + 4  # zarr did not store the all-fill chunks
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, shards="none")
+    assert report.ok, str(report)
+    out_chunks = chunk_files(dst)
+    assert len(out_chunks) == len(src_chunks)
+    assert report.objects_written == 5
+    np.testing.assert_array_equal(read(dst), data)
+
+
+def test_sharded_output_omits_all_fill_inner_chunks(tmp_path: Path) -> None:
+    data = np.zeros((2, 64, 64), dtype="uint16")
+    data[1, 0:16, 16:32] = 3
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, chunks=(1, 16, 16), shards=(2, 64, 64))
+    assert report.ok
+    assert report.objects_written == 1
+    assert report.chunks_written == 1
+    (shard,) = [dst / p for p in chunk_files(dst)]
+    pieces = _io.parse_shard(shard.read_bytes(), 2 * 4 * 4, where="test")
+    assert sum(p is not None for p in pieces) == 1
+    assert pieces[16 + 1] is not None  # z=1, y=0, x=1
+    np.testing.assert_array_equal(read(dst), data)
+
+
+def test_all_fill_array_writes_no_chunks(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr", np.zeros((8, 8), "float64"), zarr_format=3, chunks=(4, 4)
+    )
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, shards=(8, 8))
+    assert report.ok
+    assert chunk_files(dst) == set()
+    np.testing.assert_array_equal(read(dst), np.zeros((8, 8)))
+
+
+def test_nan_fill_value(tmp_path: Path, zarr_format: int) -> None:
+    data = np.full((3, 32, 32), np.nan, dtype="float32")
+    data[0, :8, :8] = 1.5
+    data[1, 10:20, 3:30] = np.arange(270, dtype="float32").reshape(10, 27)
+    data[1, 12, 5] = np.nan  # a NaN inside a stored chunk
+    src = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=3, chunks=(1, 8, 8), fill_value=float("nan")
+    )
+    dst = tmp_path / "dst.zarr"
+    report = recompress(
+        src,
+        dst,
+        zarr_format=zarr_format,
+        chunks=(1, 8, 8),
+        shards=(1, 16, 16) if zarr_format == 3 else "none",
+        compressor="blosc-zstd:5",
+    )
+    assert report.ok, str(report)
+    out = read(dst)
+    np.testing.assert_array_equal(out, data)  # NaN == NaN for assert_array_equal
+    arr = zarr.open_array(dst, mode="r")
+    assert np.isnan(arr.fill_value)
+    if zarr_format == 2:
+        assert len(chunk_files(dst)) == len(chunk_files(src))
+
+
+def test_fill_value_and_attributes_carried(tmp_path: Path) -> None:
+    data = np.full((6, 6), 7, dtype="int16")
+    data[0, 0] = -3
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        data,
+        zarr_format=2,
+        chunks=(3, 3),
+        fill_value=7,
+        attributes={"units": "counts", "nested": {"a": [1, 2]}},
+    )
+    dst = tmp_path / "dst.zarr"
+    assert recompress(src, dst).ok
+    arr = zarr.open_array(dst, mode="r")
+    assert arr.fill_value == 7
+    assert dict(arr.attrs) == {"units": "counts", "nested": {"a": [1, 2]}}
+    assert len(chunk_files(dst)) == 1
+    np.testing.assert_array_equal(arr[...], data)
+
+
+def test_big_endian_and_bool_sources(tmp_path: Path) -> None:
+    data = np.arange(24, dtype=">i4").reshape(4, 6)
+    src = testing.write_array(tmp_path / "be.zarr", data, zarr_format=2, chunks=(2, 3))
+    assert recompress(src, tmp_path / "be_out.zarr").ok
+    np.testing.assert_array_equal(read(tmp_path / "be_out.zarr"), data)
+    mask = np.arange(30).reshape(5, 6) % 3 == 0
+    src = testing.write_array(tmp_path / "b.zarr", mask, zarr_format=3, chunks=(2, 2))
+    assert recompress(src, tmp_path / "b_out.zarr", compressor="blosc-lz4").ok
+    np.testing.assert_array_equal(read(tmp_path / "b_out.zarr"), mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# OME hierarchies
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((path / "zarr.json").read_text())
+    return doc["attributes"]
+
+
+def _levels(root: Path) -> list[Path]:
+    return sorted(
+        p.parent
+        for p in root.rglob("zarr.json")
+        if "c" not in p.parent.parts[-1:] and json.loads(p.read_text())["node_type"] == "array"
+    )
+
+
+def test_ome_pyramid_with_labels_04_to_05(tmp_path: Path) -> None:
+    src = testing.write_ome_image(
+        tmp_path / "img.ome.zarr", version="0.4", labels=True, shape=(2, 8, 64, 64), levels=3
+    )
+    before = tree_hash(src)
+    dst = tmp_path / "out.ome.zarr"
+    report = recompress(src, dst, chunks=(1, 1, 32, 32), shards=(1, 4, 64, 64))
+    assert report.ok, str(report)
+    assert tree_hash(src) == before
+    # every level of the image and of the labels
+    src_arrays = sorted(p.parent.relative_to(src).as_posix() for p in src.rglob(".zarray"))
+    assert sorted(a.path for a in report.arrays) == src_arrays
+    assert any(a.path.startswith("labels/") for a in report.arrays)
+    for rel in src_arrays:
+        np.testing.assert_array_equal(read(dst, rel), read(src, rel))
+        arr = zarr.open_array(dst / rel, mode="r")
+        assert arr.metadata.zarr_format == 3
+        assert arr.shards is not None
+        assert arr.metadata.dimension_names is not None
+    root = _attrs(dst)
+    assert root["ome"]["version"] == "0.5"
+    assert "multiscales" not in root
+    ms = root["ome"]["multiscales"][0]
+    assert "version" not in ms
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
+    assert ms["datasets"][0]["coordinateTransformations"]
+    assert "version" not in root["ome"].get("omero", {})
+    assert _attrs(dst / "labels")["ome"]["labels"]
+    label_name = _attrs(dst / "labels")["ome"]["labels"][0]
+    assert "image-label" in _attrs(dst / "labels" / label_name)["ome"]
+    assert report.validation is not None and report.validation.startswith("valid"), (
+        report.validation
+    )
+    from napari_zarr_explorer.ome.validate import validate
+
+    assert validate(str(dst)).valid
+
+
+def test_ome_05_to_v2_becomes_04(tmp_path: Path) -> None:
+    src = testing.write_ome_image(tmp_path / "img.zarr", version="0.5", shape=(1, 4, 32, 32))
+    dst = tmp_path / "out.zarr"
+    report = recompress(src, dst, zarr_format=2, shards="none")
+    assert report.ok, str(report)
+    attrs = json.loads((dst / ".zattrs").read_text())
+    assert "ome" not in attrs
+    assert attrs["multiscales"][0]["version"] == "0.4"
+    np.testing.assert_array_equal(read(dst, "0"), read(src, "0"))
+
+
+def test_plate_04_to_05(tmp_path: Path) -> None:
+    src = testing.write_plate(tmp_path / "plate.zarr", version="0.4", rows=2, cols=2, fields=2)
+    dst = tmp_path / "plate_out.zarr"
+    report = recompress(src, dst, chunks=(1, 32, 32))
+    assert report.ok, str(report)
+    src_arrays = sorted(p.parent.relative_to(src).as_posix() for p in src.rglob(".zarray"))
+    assert sorted(a.path for a in report.arrays) == src_arrays
+    assert len(src_arrays) == 2 * 2 * 2 * 2  # wells x fields x levels
+    root = _attrs(dst)["ome"]
+    assert root["version"] == "0.5"
+    assert "version" not in root["plate"]
+    well = _attrs(dst / root["plate"]["wells"][0]["path"])["ome"]
+    assert "version" not in well["well"]
+    for rel in src_arrays:
+        np.testing.assert_array_equal(read(dst, rel), read(src, rel))
+    assert report.validation is not None and report.validation.startswith("valid")
+
+
+def test_bioformats2raw_series_and_ome_xml(tmp_path: Path) -> None:
+    src = testing.write_bioformats2raw(tmp_path / "b2r.zarr", series=2)
+    dst = tmp_path / "b2r_out.zarr"
+    report = recompress(src, dst)
+    assert report.ok, str(report)
+    assert {a.path.split("/")[0] for a in report.arrays} == {"0", "1"}
+    xml = src / "OME" / "METADATA.ome.xml"
+    if xml.exists():
+        assert (dst / "OME" / "METADATA.ome.xml").read_bytes() == xml.read_bytes()
+    assert _attrs(dst)["ome"]["bioformats2raw.layout"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# safety: refusing, overwrite, replace, cancel, progress
+
+
+def test_refuses_existing_output_and_overlaps(tmp_path: Path) -> None:
+    src = testing.write_array(tmp_path / "src.zarr", image((2, 16, 16)), zarr_format=2)
+    dst = tmp_path / "dst.zarr"
+    dst.mkdir()
+    (dst / "precious.txt").write_text("keep me")
+    with pytest.raises(ExplorerError, match="already exists"):
+        recompress(src, dst)
+    assert (dst / "precious.txt").read_text() == "keep me"
+    with pytest.raises(ExplorerError, match="overlaps"):
+        recompress(src, src)
+    with pytest.raises(ExplorerError, match="overlaps"):
+        recompress(src, src / "inner")
+    with pytest.raises(ExplorerError, match="not a Zarr store"):
+        recompress(src, dst, overwrite=True)
+    assert (dst / "precious.txt").read_text() == "keep me"
+    (dst / "precious.txt").unlink()
+    assert recompress(src, dst).ok
+    report = recompress(src, dst, overwrite=True, compressor="gzip:1")
+    assert report.ok and report.compressor == "gzip:1"
+    (tmp_path / "file.zarr").write_text("x")
+    with pytest.raises(ExplorerError, match="existing file"):
+        recompress(src, tmp_path / "file.zarr")
+
+
+def test_replace_keeps_a_backup(tmp_path: Path) -> None:
+    data = image((2, 16, 16))
+    src = testing.write_array(tmp_path / "data.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    before = tree_hash(src)
+    dst = tmp_path / "new.zarr"
+    report = recompress(src, dst, replace=True, chunks=(2, 16, 16))
+    assert report.ok
+    assert report.backup is not None
+    backup = Path(report.backup)
+    assert backup.name.startswith("data.zarr.backup-")
+    assert tree_hash(backup) == before
+    assert not dst.exists()
+    assert (src / "zarr.json").exists()  # the new v3 data is in the original's place
+    np.testing.assert_array_equal(read(src), data)
+    assert report.destination == str(src)
+    assert "backup" in str(report)
+
+
+def test_replace_needs_verification(tmp_path: Path) -> None:
+    src = testing.write_array(tmp_path / "s.zarr", image((2, 8, 8)), zarr_format=2)
+    with pytest.raises(ExplorerError, match="verification"):
+        recompress(src, tmp_path / "d.zarr", replace=True, verify=False)
+
+
+def test_progress_events_and_report_faces(tmp_path: Path) -> None:
+    data = image((8, 32, 32))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    events: list[ProgressEvent] = []
+    report = recompress(
+        src,
+        tmp_path / "dst.zarr",
+        shards=(2, 16, 16),
+        chunks=(1, 8, 8),
+        progress=events.append,
+        task_bytes=1,
+    )
+    assert report.ok
+    phases = [e.phase for e in events]
+    assert phases[0] == "plan" and phases[-1] == "done"
+    writes = [e for e in events if e.phase == "write"]
+    assert [e.bytes_done for e in writes] == sorted(e.bytes_done for e in writes)
+    assert writes[-1].bytes_done == writes[-1].bytes_total == data.nbytes
+    assert writes[-1].objects_done == writes[-1].objects_total == 4 * 2 * 2
+    assert all(e.eta is not None for e in writes[1:])
+    json.dumps(events[-1].to_dict())
+    d = report.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["ok"] is True and d["arrays_written"] == 1 and d["ratio"] is not None
+    assert "OK, verified" in str(report)
+    assert "<table>" in report._repr_html_()
+    assert isinstance(report, RecompressReport)
+
+
+def test_cancel_then_resume(tmp_path: Path) -> None:
+    data = image((8, 32, 32))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    dst = tmp_path / "dst.zarr"
+    cancel = threading.Event()
+
+    def stop_after_first(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 2:
+            cancel.set()
+
+    report = recompress(
+        src,
+        dst,
+        shards=(1, 16, 16),
+        chunks=(1, 8, 8),
+        threads=1,
+        task_bytes=1,
+        progress=stop_after_first,
+        cancel=cancel,
+    )
+    assert report.cancelled and not report.ok and not report.complete
+    assert _attrs(dst)[MARKER_KEY]["incomplete"] is True
+    assert (dst / JOURNAL_NAME).exists()
+    with pytest.raises(ExplorerError, match="already exists"):
+        recompress(src, dst, shards=(1, 16, 16), chunks=(1, 8, 8))
+    with pytest.raises(ExplorerError, match="different settings"):
+        recompress(src, dst, shards=(1, 32, 32), chunks=(1, 8, 8), resume=True)
+    again = recompress(src, dst, shards=(1, 16, 16), chunks=(1, 8, 8), resume=True, task_bytes=1)
+    assert again.ok and again.resumed
+    assert again.tasks_skipped >= 2
+    assert MARKER_KEY not in _attrs(dst)
+    assert not (dst / JOURNAL_NAME).exists()
+    np.testing.assert_array_equal(read(dst), data)
+
+
+def test_resume_rewrites_corrupted_objects(tmp_path: Path) -> None:
+    data = image((4, 32, 32))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    dst = tmp_path / "dst.zarr"
+    assert recompress(src, dst, shards=(1, 32, 32), chunks=(1, 16, 16), task_bytes=1).ok
+    victim = dst / "c" / "2" / "0" / "0"
+    raw = bytearray(victim.read_bytes())
+    raw[10] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    (dst / "c" / "3" / "0" / "0").unlink()
+    report = recompress(src, dst, shards=(1, 32, 32), chunks=(1, 16, 16), resume=True, task_bytes=1)
+    assert report.ok, str(report)
+    assert report.tasks_rewritten == 2
+    np.testing.assert_array_equal(read(dst), data)
+
+
+def test_bad_options_are_clear(tmp_path: Path) -> None:
+    src = testing.write_array(tmp_path / "s.zarr", image((2, 8, 8)), zarr_format=2)
+    with pytest.raises(ExplorerError, match="unknown compressor"):
+        recompress(src, tmp_path / "d.zarr", compressor="brotli")
+    with pytest.raises(ExplorerError, match="no shards"):
+        recompress(src, tmp_path / "d.zarr", zarr_format=2, shards=(2, 8, 8))
+    with pytest.raises(ExplorerError, match="multiple of the chunk"):
+        recompress(src, tmp_path / "d.zarr", chunks=(1, 4, 4), shards=(1, 6, 6))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExplorerError, match="no Zarr"):
+        recompress(tmp_path / "empty", tmp_path / "d.zarr")
+    assert not (tmp_path / "d.zarr").exists() or not any((tmp_path / "d.zarr").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# remote output
+
+
+def test_remote_output_on_s3(tmp_path: Path, s3_server: Any) -> None:
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    data = image((3, 24, 24))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    opts = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    url = f"s3://{s3_server.private_bucket}/recompress-{os.getpid()}/out.zarr"
+    report = recompress(src, url, dst_storage_options=opts, shards=(3, 16, 16), chunks=(1, 8, 8))
+    assert report.ok, str(report)
+    with pytest.raises(ExplorerError, match="already exists"):
+        recompress(src, url, dst_storage_options=opts)
+    from zarr.storage import FsspecStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = FsspecStore.from_url(url, storage_options=opts, read_only=True)
+        out = zarr.open_array(store, mode="r")
+        np.testing.assert_array_equal(out[...], data)
+        assert MARKER_KEY not in out.attrs
+
+
+def test_inspect_warns_about_an_incomplete_output(tmp_path: Path) -> None:
+    from napari_zarr_explorer import inspect
+
+    src = testing.write_array(tmp_path / "src.zarr", image((4, 16, 16)), zarr_format=2)
+    dst = tmp_path / "dst.zarr"
+    cancel = threading.Event()
+    cancel.set()  # stop before the first task
+    report = recompress(src, dst, cancel=cancel)
+    assert report.cancelled and not report.ok
+    text = json.dumps(inspect(str(dst)).to_dict())
+    assert "incomplete output" in text
+    assert recompress(src, dst, resume=True).ok
+    assert "incomplete output" not in json.dumps(inspect(str(dst)).to_dict())
+
+
+def test_remote_http_source(tmp_path: Path, http_server: Any) -> None:
+    data = image((2, 24, 24))
+    www = Path(http_server.root) if hasattr(http_server, "root") else tmp_path / "www"
+    testing.write_array(www / "img.zarr", data, zarr_format=3, chunks=(1, 8, 8))
+    dst = tmp_path / "dst.zarr"
+    report = recompress(f"{http_server.url}/img.zarr", dst, compressor="gzip:1")
+    assert report.ok, str(report)
+    assert report.bytes_before is not None and report.bytes_before > 0
+    np.testing.assert_array_equal(read(dst), data)
+
+
+def test_corrupt_source_chunk_fails_clearly_and_stays_incomplete(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr", image((4, 16, 16)), zarr_format=2, chunks=(1, 16, 16)
+    )
+    (src / "2.0.0").write_bytes(b"definitely not blosc")
+    dst = tmp_path / "dst.zarr"
+    with pytest.raises(ExplorerError, match="failed in") as info:
+        recompress(src, dst, task_bytes=1, threads=1)
+    assert "--resume" in str(info.value)
+    assert _attrs(dst)[MARKER_KEY]["incomplete"] is True
+
+
+def test_plan_preview_writes_nothing(tmp_path: Path) -> None:
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    src = testing.write_ome_image(
+        tmp_path / "img.zarr", version="0.4", labels=True, shape=(2, 4, 64, 64), levels=2
+    )
+    before = tree_hash(src)
+    plan = plan_recompress(src, chunks=(1, 1, 32, 32), shards=(1, 4, 64, 64), compressor="zstd:5")
+    assert tree_hash(src) == before
+    d = plan.to_dict()
+    json.dumps(d)
+    assert d["compressor"] == "zstd:5" and d["zarr_format"] == 3
+    by_path = {a["path"]: a for a in d["arrays"]}
+    assert by_path["0"]["chunks"] == [1, 1, 32, 32]
+    assert by_path["1"]["chunks"] == [1, 1, 32, 32]
+    assert any(p.startswith("labels/") for p in by_path)
+    assert "converted to 0.5" in str(plan)
+
+
+@pytest.mark.parametrize("dst_format", [2, 3])
+def test_zero_dimensional_and_empty_arrays(tmp_path: Path, dst_format: int) -> None:
+    src = testing.write_array(tmp_path / "s0.zarr", np.array(5.5), zarr_format=3)
+    report = recompress(src, tmp_path / "d0.zarr", zarr_format=dst_format, shards="none")
+    assert report.ok, str(report)
+    assert read(tmp_path / "d0.zarr")[()] == 5.5
+    src = testing.write_array(
+        tmp_path / "se.zarr", np.zeros((0, 4), "uint8"), zarr_format=2, chunks=(2, 2)
+    )
+    report = recompress(src, tmp_path / "de.zarr", zarr_format=dst_format)
+    assert report.ok and report.objects_written == 0
+    assert read(tmp_path / "de.zarr").shape == (0, 4)
+
+
+def test_progress_true_shows_a_rich_bar(tmp_path: Path) -> None:
+    src = testing.write_array(tmp_path / "s.zarr", image((2, 16, 16)), zarr_format=2)
+    assert recompress(src, tmp_path / "d.zarr", progress=True).ok
+
+
+def test_consolidated_metadata_is_kept(tmp_path: Path, zarr_format: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root = zarr.open_group(tmp_path / "src.zarr", mode="w", zarr_format=2)
+        root.create_array("a", shape=(4, 4), chunks=(2, 2), dtype="int32")[...] = 3
+        root.attrs["title"] = "t"
+        zarr.consolidate_metadata(tmp_path / "src.zarr", zarr_format=2)
+    dst = tmp_path / "dst.zarr"
+    report = recompress(tmp_path / "src.zarr", dst, zarr_format=zarr_format)
+    assert report.ok
+    assert any("consolidated metadata written" in n for n in report.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = zarr.open_consolidated(dst, zarr_format=zarr_format)
+        assert MARKER_KEY not in g.attrs and g.attrs["title"] == "t"
+        np.testing.assert_array_equal(g["a"][...], np.full((4, 4), 3))
+
+
+def test_suggest_layout() -> None:
+    from napari_zarr_explorer.recompress import suggest_layout
+
+    assert suggest_layout((3, 16, 4096, 5000)) == ((1, 1, 256, 256), (1, 1, 2048, 2048))
+    assert suggest_layout((100, 100)) == ((100, 100), (100, 100))
+    assert suggest_layout((300, 1000)) == ((256, 256), (512, 1024))
+    assert suggest_layout((7,)) == ((7,), (7,))

@@ -1,0 +1,167 @@
+"""Compressor strings -> CompressorSpec -> zarr v2/v3 codecs and standalone encode/decode."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_zarr_explorer.codec_spec import (
+    COMPRESSOR_NAMES,
+    CompressorSpec,
+    parse_compressor,
+    register_zarr_codecs,
+)
+from napari_zarr_explorer.errors import CodecError
+
+DATA = (np.arange(4 * 32 * 32).reshape(4, 32, 32) % 977).astype("uint16")
+FLOATS = np.random.default_rng(0).random((4, 32, 32)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "level", "shuffle", "label"),
+    [
+        ("zstd:5", "zstd", 5, None, "zstd:5"),
+        ("zstd", "zstd", 3, None, "zstd:3"),
+        ("blosc-zstd:5", "blosc-zstd", 5, None, "blosc-zstd:5"),
+        ("blosc-lz4", "blosc-lz4", 5, None, "blosc-lz4:5"),
+        ("blosc-lz4hc:9", "blosc-lz4hc", 9, None, "blosc-lz4hc:9"),
+        ("gzip:6", "gzip", 6, None, "gzip:6"),
+        ("none", "none", None, None, "none"),
+        (
+            "BLOSC-ZSTD:level=7,shuffle=bit",
+            "blosc-zstd",
+            7,
+            "bit",
+            "blosc-zstd:level=7,shuffle=bit",
+        ),
+        ("blosc-lz4:1,noshuffle", "blosc-lz4", 1, "none", "blosc-lz4:level=1,shuffle=none"),
+    ],
+)
+def test_parse(text: str, name: str, level: int | None, shuffle: str | None, label: str) -> None:
+    spec = parse_compressor(text)
+    assert (spec.name, spec.level, spec.shuffle, spec.label) == (name, level, shuffle, label)
+    assert parse_compressor(spec.label) == spec
+    assert str(spec) == label
+    assert not spec.is_lossy
+
+
+def test_shuffle_argument_and_defaults() -> None:
+    assert parse_compressor("blosc-lz4", shuffle="bit").shuffle == "bit"
+    assert parse_compressor(None) == CompressorSpec()
+    spec = parse_compressor("blosc-zstd:5")
+    assert spec.shuffle_for("uint16") == "byte"
+    assert spec.shuffle_for("uint8") == "bit"
+    assert parse_compressor("zstd:3", shuffle="none").shuffle is None
+    assert parse_compressor(spec) is spec
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("brotli", "unknown compressor"),
+        ("zstd:99", "out of range"),
+        ("gzip:x", "not an integer"),
+        ("zstd:3+gzip:2", "only one lossless"),
+        ("zfp:tolerance=0.1", "tolerance"),
+        ("zfp:rate=8+zstd", "cannot be combined"),
+        ("none:3", "takes no options"),
+        ("zstd:3,foo=1", "unknown option"),
+        ("", "Empty"),
+        ("bitround:99", "0 to 52"),
+    ],
+)
+def test_parse_errors(text: str, match: str) -> None:
+    with pytest.raises(CodecError, match=match):
+        parse_compressor(text)
+
+
+def test_shuffle_needs_blosc() -> None:
+    with pytest.raises(CodecError, match="needs a blosc"):
+        parse_compressor("zstd:3", shuffle="bit")
+    with pytest.raises(CodecError, match="Unknown shuffle"):
+        parse_compressor("blosc-lz4", shuffle="sideways")
+
+
+def _zarr_bytes(spec: CompressorSpec, data: np.ndarray, zarr_format: int) -> np.ndarray:
+    register_zarr_codecs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = zarr.storage.MemoryStore()
+        if zarr_format == 3:
+            filters, serializer, compressors = spec.v3_parts(data.dtype)
+            arr = zarr.create_array(
+                store,
+                shape=data.shape,
+                chunks=data.shape,
+                dtype=data.dtype,
+                filters=filters,
+                serializer=serializer,
+                compressors=compressors,
+            )
+            key = "c/0/0/0"
+        else:
+            arr = zarr.create_array(
+                store,
+                shape=data.shape,
+                chunks=data.shape,
+                dtype=data.dtype,
+                zarr_format=2,
+                filters=spec.v2_filters(data.dtype),
+                compressors=spec.v2_compressor(data.dtype),
+            )
+            key = "0.0.0"
+        arr[...] = data
+        raw = store._store_dict[key].to_bytes()
+        # our decoder reads zarr's bytes, and zarr reads ours
+        np.testing.assert_array_equal(
+            spec.decode(raw, data.dtype, data.shape), np.asarray(arr[...])
+        )
+        store._store_dict[key] = store._store_dict[key].from_bytes(spec.encode(data))
+        return np.asarray(arr[...])
+
+
+@pytest.mark.parametrize(
+    "text", [*(n for n in COMPRESSOR_NAMES), "blosc-zstd:level=5,shuffle=bit", "gzip:1"]
+)
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_encode_matches_zarr(text: str, zarr_format: int) -> None:
+    spec = parse_compressor(text)
+    back = _zarr_bytes(spec, DATA, zarr_format)
+    np.testing.assert_array_equal(back, DATA)
+    np.testing.assert_array_equal(spec.decode(spec.encode(DATA), DATA.dtype, DATA.shape), DATA)
+    assert spec.error(DATA).max_abs == 0
+    assert len(spec.v3_json(DATA.dtype)) >= 1
+
+
+@pytest.mark.parametrize(
+    "text", ["zfp:rate=8", "zfp:precision=16", "zfp:reversible", "bitround:7", "quantize:3+gzip:4"]
+)
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_lossy(text: str, zarr_format: int) -> None:
+    pytest.importorskip("imagecodecs")
+    spec = parse_compressor(text)
+    assert parse_compressor(spec.label) == spec
+    back = _zarr_bytes(spec, FLOATS, zarr_format)
+    err = spec.error(FLOATS)
+    assert float(np.abs(back - FLOATS).max()) == pytest.approx(err.max_abs)
+    if text == "zfp:reversible":
+        assert not spec.is_lossy and err.max_abs == 0
+    else:
+        assert spec.is_lossy and 0 < err.max_abs < 0.1 and err.psnr > 20
+    assert err.to_dict()["rms"] is not None
+
+
+def test_lossy_dtype_checks() -> None:
+    with pytest.raises(CodecError, match="floating-point"):
+        parse_compressor("bitround:7").check_dtype("uint16")
+    with pytest.raises(CodecError, match="zfp encodes"):
+        parse_compressor("zfp:rate=8").check_dtype("uint16")
+
+
+def test_decode_without_dtype_gives_bytes() -> None:
+    spec = parse_compressor("zstd:1")
+    raw = spec.decode(spec.encode(DATA))
+    assert raw.dtype == np.uint8 and raw.tobytes() == DATA.astype("<u2").tobytes()
