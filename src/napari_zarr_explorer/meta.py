@@ -156,7 +156,8 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MetadataError(
-            f"{name}: invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            f"{name}: invalid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno}, "
+            f"column {exc.colno}.",
             hint="The metadata file is truncated or corrupt; restore it from a copy.",
         ) from None
     except RecursionError:
@@ -440,6 +441,11 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str) -> None:
         raise MetadataError(f"{where}: {position} must be a JSON list, found {codecs!r}.")
     from zarr.registry import get_codec_class
 
+    from napari_zarr_explorer.codec_spec import register_zarr_codecs
+
+    # Codecs this package itself writes (zfp through imagecodecs) are known to zarr only once
+    # registered; registering is cheap and idempotent.
+    register_zarr_codecs()
     for i, codec in enumerate(codecs):
         pos = f"{position}[{i}]"
         name, conf = _v3_codec_name(codec, where=where, position=pos)

@@ -266,7 +266,14 @@ class ChunkReader:
         return self._read_tolerant(sel, shape)
 
     def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
-        data = np.asarray(self.array[sel])
+        if self.shards is not None and type(self.array.store).__name__ == "RemoteStore":
+            # zarr reads the inner chunks of a shard one after another: on a remote store each
+            # is a round trip, so they are fetched concurrently instead.
+            from napari_zarr_explorer.remote import read_region
+
+            data = np.asarray(read_region(self.array, sel))
+        else:
+            data = np.asarray(self.array[sel])
         if data.dtype != self.dtype:
             data = data.astype(self.dtype)
         return data
