@@ -1,0 +1,1 @@
+"""Dock widgets for napari (Qt). Imported only by napari or the ``demo`` command."""

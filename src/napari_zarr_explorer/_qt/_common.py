@@ -1,0 +1,348 @@
+"""Helpers shared by the docks: theme colours, notifications, background tasks, recent stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import QObject, QStandardPaths, Signal  # type: ignore[attr-defined]
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = [
+    "RecentStores",
+    "Task",
+    "add_layer_data",
+    "camera_of",
+    "canvas_size",
+    "error_message",
+    "format_bytes",
+    "notify_error",
+    "notify_info",
+    "theme_colors",
+    "unwrap",
+]
+
+CONFIG_DIR_ENV = "NAPARI_ZARR_EXPLORER_CONFIG_DIR"
+
+
+# ---------------------------------------------------------------------------------------------
+# Look and messages
+
+
+def theme_colors(viewer: napari.Viewer | None) -> dict[str, str]:
+    """Return the current napari theme's colours as ``#rrggbb`` strings, keyed by role."""
+    from napari.utils.theme import get_theme
+
+    name = getattr(viewer, "theme", None) or "dark"
+    try:
+        theme = get_theme(str(name))
+    except (KeyError, ValueError):  # a custom theme that went away: fall back to the default
+        theme = get_theme("dark")
+    out: dict[str, str] = {}
+    for role in (
+        "background",
+        "foreground",
+        "primary",
+        "secondary",
+        "highlight",
+        "text",
+        "icon",
+        "warning",
+        "error",
+        "current",
+        "canvas",
+    ):
+        value = getattr(theme, role, None)
+        if value is not None:
+            out[role] = value.as_hex() if hasattr(value, "as_hex") else str(value)
+    return out
+
+
+def error_message(exc: BaseException) -> str:
+    """Return the message to show for *exc*: the core's own, or ``Type: message`` otherwise."""
+    from napari_zarr_explorer.errors import ExplorerError
+
+    if isinstance(exc, ExplorerError):
+        return str(exc)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def notify_error(exc: BaseException | str) -> None:
+    """Show *exc* as a napari error notification (never a traceback dialog)."""
+    from napari.utils.notifications import show_error
+
+    show_error(exc if isinstance(exc, str) else error_message(exc))
+
+
+def notify_info(message: str) -> None:
+    """Show an information notification."""
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+def format_bytes(n: float | None) -> str:
+    """Human-readable byte count (binary units): ``12.3 KiB``; ``-`` for None."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"  # pragma: no cover
+
+
+def unwrap(obj: Any) -> Any:
+    """Return the object behind napari's public-only proxy (plugin widgets get proxied viewers)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Viewer geometry (napari moved the camera under ``viewer.scene`` in 0.9)
+
+
+def camera_of(viewer: napari.Viewer) -> Any:
+    """Return the viewer's camera model."""
+    scene = getattr(viewer, "scene", None)
+    camera = getattr(scene, "camera", None) if scene is not None else None
+    return camera if camera is not None else viewer.camera
+
+
+def canvas_size(viewer: napari.Viewer) -> tuple[int, int]:
+    """Canvas size in screen pixels as (height, width)."""
+    canvas = getattr(viewer, "canvas", None)
+    size: Any = getattr(canvas, "size", None)
+    if size is None:
+        size = getattr(viewer, "_canvas_size", None) or (600, 800)
+    return int(size[0]), int(size[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+
+
+def add_layer_data(viewer: napari.Viewer, layer_data: Sequence[Any]) -> list[Any]:
+    """Add napari ``LayerData`` tuples (data, kwargs, type) to *viewer*; return the new layers.
+
+    Like napari's reader path, ``viewer.add_<type>(data, **kwargs)`` is used, so a
+    ``channel_axis`` splits an image into one layer per channel; each of those layers then
+    records its channel index in its provenance.
+    """
+    from napari_zarr_explorer._qt._provenance import PROVENANCE_KEY
+
+    added: list[Any] = []
+    for item in layer_data:
+        data = item[0]
+        meta = dict(item[1]) if len(item) > 1 and item[1] else {}
+        layer_type = item[2] if len(item) > 2 else "image"
+        result = getattr(viewer, f"add_{layer_type}")(data, **meta)
+        layers = list(result) if isinstance(result, list | tuple) else [result]
+        if len(layers) > 1 and meta.get("channel_axis") is not None:
+            for index, layer in enumerate(layers):
+                md = dict(layer.metadata)
+                md["channel"] = index
+                prov = md.get(PROVENANCE_KEY)
+                if isinstance(prov, dict):
+                    md[PROVENANCE_KEY] = {**prov, "channel": index}
+                layer.metadata = md
+        added.extend(unwrap(layer) for layer in layers)
+    return added
+
+
+# ---------------------------------------------------------------------------------------------
+# Background work
+
+
+class Cancelled(Exception):
+    """Raised inside a task's function when the user cancelled it."""
+
+
+class Task(QObject):
+    """Run ``func(progress, cancel)`` in a worker thread with a napari progress bar.
+
+    ``progress`` is a callback the core calls from the worker thread as ``progress(done, total)``
+    (or with one object having ``done``/``total`` attributes); ``cancel`` is a
+    :class:`threading.Event` the core checks. The result goes to *on_result* and an error to
+    *on_error* (default: a napari error notification) in the GUI thread; an exception raised by
+    either becomes a notification too. Nothing is delivered after :meth:`cancel` unless
+    *deliver_after_cancel* (for work that reports what it did before stopping).
+    """
+
+    progressed = Signal(object)  # (done, total, message, raw event); ints may exceed 32 bits
+    returned = Signal(object)
+    errored = Signal(object)
+    finished = Signal()
+
+    def __init__(
+        self,
+        func: Callable[[Callable[..., None], threading.Event], Any],
+        *,
+        desc: str,
+        parent: QObject | None = None,
+        show_progress: bool = True,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        deliver_after_cancel: bool = False,
+    ) -> None:
+        super().__init__(parent)
+        self._deliver_after_cancel = deliver_after_cancel
+        self._func = func
+        self._on_result = on_result
+        self._on_error = on_error
+        self.desc = desc
+        self.cancel_event = threading.Event()
+        self._pbar: Any = None
+        self._show_progress = show_progress
+        self._worker: Any = None
+        self.running = False
+        self.progressed.connect(self._on_progress)
+
+    # -- worker side ----------------------------------------------------------------------
+    def _report(self, *args: Any, **kwargs: Any) -> None:
+        done, total = _progress_numbers(args, kwargs)
+        message = kwargs.get("message")
+        if message is None and len(args) >= 3 and isinstance(args[2], str):
+            message = args[2]
+        if message is None and args:
+            message = getattr(args[0], "message", None)
+        self.progressed.emit((done, total, message or "", args[0] if args else None))
+
+    def _run(self) -> Any:
+        return self._func(self._report, self.cancel_event)
+
+    # -- GUI side ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the work in a thread."""
+        from superqt.utils import create_worker
+
+        if self._show_progress:
+            from napari.utils import progress
+
+            self._pbar = progress(total=0, desc=self.desc)
+        worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.running = True
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the work to stop; the core checks the event between steps."""
+        self.cancel_event.set()
+        if self._worker is not None:
+            self._worker.quit()
+
+    def _on_progress(self, update: tuple[int, int, str, Any]) -> None:
+        done, total, message, _ = update
+        pbar = self._pbar  # updating the bar may process events (and finish the task)
+        if pbar is None:
+            return
+        if message:
+            pbar.set_description(f"{self.desc}: {message}")
+        if done < pbar.n:  # a new phase started over
+            pbar.reset(total=total or None)
+        if total > 0 and pbar.total != total:
+            pbar.total = total
+        if done > pbar.n:
+            pbar.update(done - pbar.n)
+
+    def _on_returned(self, value: Any) -> None:
+        if self.cancel_event.is_set() and not self._deliver_after_cancel:
+            return
+        if self._on_result is not None:
+            try:
+                self._on_result(value)
+            except Exception as exc:  # a view failing to show a result must not take napari down
+                notify_error(exc)
+        self.returned.emit(value)
+
+    def _on_errored(self, exc: BaseException) -> None:
+        if self.cancel_event.is_set() or isinstance(exc, Cancelled):
+            return
+        handler = self._on_error if self._on_error is not None else notify_error
+        try:
+            handler(exc)
+        except Exception as inner:
+            notify_error(inner)
+        self.errored.emit(exc)
+
+    def _on_finished(self) -> None:
+        self.running = False
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self._worker = None
+        self.finished.emit()
+
+
+def _progress_numbers(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int]:
+    """Read (done, total) from the arguments of a core progress callback."""
+    if len(args) >= 2:
+        return int(args[0]), int(args[1])
+    obj: Any = args[0] if args else None
+    if obj is not None and not isinstance(obj, int | float):
+        for d_name, t_name in (
+            ("done", "total"),
+            ("shards_done", "shards_total"),
+            ("bytes_done", "bytes_total"),
+            ("n", "total"),
+        ):
+            d, t = getattr(obj, d_name, None), getattr(obj, t_name, None)
+            if d is not None and t is not None:
+                return int(d), int(t)
+    done = kwargs.get("done", obj if isinstance(obj, int | float) else 0)
+    return int(done or 0), int(kwargs.get("total", 0) or 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recently opened stores
+
+
+class RecentStores:
+    """The stores opened recently, most recent first, kept in a small JSON file.
+
+    The file lives in the user configuration folder (``$NAPARI_ZARR_EXPLORER_CONFIG_DIR`` when
+    set, otherwise Qt's generic configuration location + ``napari-zarr-explorer``).
+    """
+
+    def __init__(self, limit: int = 12) -> None:
+        self.limit = limit
+
+    @property
+    def path(self) -> Path:
+        """The JSON file."""
+        base = os.environ.get(CONFIG_DIR_ENV)
+        if not base:
+            loc = QStandardPaths.StandardLocation.GenericConfigLocation
+            base = str(Path(QStandardPaths.writableLocation(loc)) / "napari-zarr-explorer")
+        return Path(base) / "recent.json"
+
+    def load(self) -> list[str]:
+        """Return the recent stores (an unreadable file counts as empty)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        items = data.get("recent", []) if isinstance(data, dict) else []
+        return [s for s in items if isinstance(s, str)][: self.limit]
+
+    def add(self, url: str) -> list[str]:
+        """Put *url* first; return the new list. Failing to save is not an error."""
+        items = [url] + [s for s in self.load() if s != url]
+        items = items[: self.limit]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"recent": items}, indent=1), encoding="utf-8")
+        except OSError:
+            pass
+        return items

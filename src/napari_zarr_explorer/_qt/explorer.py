@@ -1,0 +1,1080 @@
+"""The Explorer dock: the hierarchy of a Zarr / OME-Zarr store, its arrays, codecs and metadata.
+
+A thin view of :func:`napari_zarr_explorer.report.inspect` and
+:func:`napari_zarr_explorer.ome.validate.validate`, both run in worker threads. Any node opens
+as napari layers through :func:`napari_zarr_explorer.layers.open_layers` (the reader's own
+function), so the layers are the same as with drag-and-drop or File > Open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_zarr_explorer._qt._common import (
+    RecentStores,
+    Task,
+    add_layer_data,
+    format_bytes,
+    notify_error,
+    theme_colors,
+    unwrap,
+)
+from napari_zarr_explorer._qt._icons import icon
+from napari_zarr_explorer._qt._provenance import (
+    PROVENANCE_KEY,
+    Provenance,
+    is_overlay,
+    provenance_of,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+    from napari_zarr_explorer.report import StoreReport
+
+__all__ = ["ExplorerWidget", "NodeView", "build_nodes", "explorer_for"]
+
+_PATH_ROLE = Qt.ItemDataRole.UserRole
+TIMES = " \u00d7 "  # multiplication sign between the dimensions of a shape
+_EXPLORERS: weakref.WeakKeyDictionary[Any, ExplorerWidget] = weakref.WeakKeyDictionary()
+
+
+def explorer_for(viewer: Any) -> ExplorerWidget | None:
+    """Return the Explorer dock open in *viewer*, if any (Recompress acts on its selection)."""
+    widget = _EXPLORERS.get(viewer)
+    try:
+        if widget is not None:
+            widget.objectName()  # raises RuntimeError once Qt deleted it
+    except RuntimeError:
+        return None
+    return widget
+
+
+# ------------------------------------------------------------------------------------------------
+# The tree model: what each node is, derived from the report only
+
+
+@dataclass(slots=True)
+class NodeView:
+    """How a report node shows in the tree.
+
+    Attributes
+    ----------
+    path
+        Store-relative path (``""`` for the root).
+    kind
+        ``group``, ``array``, ``level``, ``image``, ``label``, ``labels``, ``plate``, ``well``,
+        ``field``, ``series``, ``bioformats2raw`` or ``error``.
+    label
+        Text of the kind column (``"level 1"``, ``"OME image 0.5"``...).
+    shape, dtype
+        Of the array, or of level 0 of an image.
+    stored
+        Stored bytes of the array or of all arrays below the node; None when unknown.
+    report
+        The node's report (``ArrayReport``, ``GroupReport`` or ``ErrorReport``).
+    image_path, level
+        For a pyramid level: the image's path and the level index.
+    """
+
+    path: str
+    kind: str
+    label: str
+    shape: tuple[int, ...] | None
+    dtype: str | None
+    stored: int | None
+    report: Any
+    image_path: str | None = None
+    level: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Last path component (``/`` for the root)."""
+        return self.path.rsplit("/", 1)[-1] if self.path else "/"
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _join(base: str, rel: str) -> str:
+    return "/".join(p for p in f"{base}/{rel}".split("/") if p)
+
+
+def build_nodes(report: StoreReport) -> dict[str, NodeView]:
+    """Classify every node of *report* (insertion order = walk order, parents first)."""
+    by_path = {n.path: n for n in report.nodes}
+    nodes: dict[str, NodeView] = {}
+    # levels of images: array path -> (image path, level index)
+    levels: dict[str, tuple[str, int]] = {}
+    for n in report.nodes:
+        ome = getattr(n, "ome", None)
+        if n.kind == "group" and ome is not None:
+            for i, lvl in enumerate(ome.levels):
+                levels[_join(n.path, lvl.path)] = (n.path, i)
+    stored_below: dict[str, int | None] = {}
+    for n in report.nodes:
+        if n.kind != "array":
+            continue
+        b = n.bytes_stored
+        p: str | None = n.path
+        while p is not None:
+            if p in stored_below:
+                prev = stored_below[p]
+                stored_below[p] = None if (prev is None or b is None) else prev + b
+            else:
+                stored_below[p] = b
+            p = None if p == "" else _parent(p)
+    for n in report.nodes:
+        parent = by_path.get(_parent(n.path)) if n.path else None
+        parent_ome = getattr(parent, "ome", None)
+        parent_kind = parent_ome.kind if parent_ome is not None else None
+        ome = getattr(n, "ome", None)
+        shape: tuple[int, ...] | None = None
+        dtype: str | None = None
+        image_path: str | None = None
+        level: int | None = None
+        if n.kind == "error":
+            kind, label = "error", "unreadable"
+        elif n.kind == "array":
+            shape, dtype = tuple(n.shape), str(n.dtype)
+            if n.path in levels:
+                image_path, level = levels[n.path]
+                kind, label = "level", f"level {level}"
+            else:
+                kind, label = "array", f"array (v{n.zarr_format})"
+        elif ome is None:
+            kind, label = "group", f"group (v{n.zarr_format})"
+        else:
+            version = f" {ome.version}" if ome.version else ""
+            if ome.kind == "image":
+                if ome.label_image or parent_kind == "labels":
+                    kind, label = "label", "label image"
+                elif parent_kind == "well":
+                    kind, label = "field", "field"
+                elif parent_kind == "bioformats2raw":
+                    kind, label = "series", "series"
+                else:
+                    kind, label = "image", f"OME image{version}"
+                if ome.levels:
+                    first = by_path.get(_join(n.path, ome.levels[0].path))
+                    if first is not None and first.kind == "array":
+                        shape, dtype = tuple(first.shape), str(first.dtype)
+                    elif ome.levels[0].shape is not None:
+                        shape = tuple(ome.levels[0].shape)
+                    label += f", {len(ome.levels)} level{'s' if len(ome.levels) != 1 else ''}"
+            elif ome.kind == "labels":
+                kind, label = "labels", "labels"
+            elif ome.kind == "plate":
+                kind, label = "plate", f"OME plate{version}"
+            elif ome.kind == "well":
+                kind, label = "well", "well"
+            elif ome.kind == "bioformats2raw":
+                kind, label = "bioformats2raw", "bioformats2raw"
+            else:
+                kind, label = "group", f"OME {ome.kind}"
+        nodes[n.path] = NodeView(
+            path=n.path,
+            kind=kind,
+            label=label,
+            shape=shape,
+            dtype=dtype,
+            stored=stored_below.get(n.path) if n.kind != "error" else None,
+            report=n,
+            image_path=image_path,
+            level=level,
+        )
+    return nodes
+
+
+# ------------------------------------------------------------------------------------------------
+# Panels
+
+
+def _html_table(rows: Sequence[tuple[str, str]], colors: Mapping[str, str]) -> str:
+    cells = "".join(
+        f"<tr><td style='color:{colors.get('icon', '#aaa')};padding-right:8px'>"
+        f"{html.escape(k)}</td><td>{v}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    return TIMES.join(str(int(s)) for s in shape) if shape is not None else "-"
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def array_rows(report: Any) -> list[tuple[str, str]]:
+    """Rows of the Array panel for an array report."""
+    import math
+
+    rows: list[tuple[str, str]] = [
+        ("Path", _esc("/" + report.path)),
+        ("Zarr format", _esc(report.zarr_format)),
+        ("Shape", _esc(_shape_text(report.shape))),
+        ("Data type", _esc(report.dtype)),
+        ("Chunks", _esc(_shape_text(report.chunk_shape))),
+    ]
+    grid = [-(-s // c) if c else 0 for s, c in zip(report.shape, report.chunk_shape, strict=False)]
+    rows.append(("Chunk grid", _esc(f"{_shape_text(grid)} = {report.chunks_total} chunks")))
+    if report.shard_shape is not None:
+        per = [s // c for s, c in zip(report.shard_shape, report.chunk_shape, strict=False)]
+        rows.append(("Shards", _esc(_shape_text(report.shard_shape))))
+        rows.append(
+            (
+                "Shard grid",
+                _esc(
+                    f"{report.shards_total} shards of {math.prod(per)} chunks ({_shape_text(per)})"
+                ),
+            )
+        )
+    objects = (
+        "unknown (the store cannot list)"
+        if report.objects_stored is None
+        else (f"{report.objects_stored} of {report.shards_total or report.chunks_total}")
+    )
+    rows.append(("Objects stored", _esc(objects)))
+    rows.append(("Bytes stored", _esc(format_bytes(report.bytes_stored))))
+    rows.append(("Bytes logical", _esc(format_bytes(report.logical_bytes))))
+    ratio = report.ratio
+    rows.append(("Ratio", _esc(f"{ratio:.2f}x" if ratio else "-")))
+    rows.append(("Fill value", _esc(report.fill_value)))
+    if report.dimension_names:
+        rows.append(("Dimensions", _esc(", ".join(str(d) for d in report.dimension_names))))
+    rows.append(("Order", _esc(report.order)))
+    if report.endianness:
+        rows.append(("Byte order", _esc(report.endianness)))
+    name, sep = report.key_encoding
+    rows.append(("Chunk keys", _esc(f"{name}, separator '{sep}'")))
+    return rows
+
+
+def group_rows(node: NodeView, nodes: Mapping[str, NodeView]) -> list[tuple[str, str]]:
+    """Rows of the Array panel for a group: what it holds."""
+    below = [
+        n
+        for p, n in nodes.items()
+        if n.report.kind == "array" and (node.path == "" or p.startswith(node.path + "/"))
+    ]
+    logical = sum(int(getattr(n.report, "logical_bytes", 0)) for n in below)
+    stored = node.stored
+    rows = [
+        ("Path", _esc("/" + node.path)),
+        ("Kind", _esc(node.label)),
+        ("Arrays below", _esc(len(below))),
+        ("Bytes stored", _esc(format_bytes(stored))),
+        ("Bytes logical", _esc(format_bytes(logical))),
+        ("Ratio", _esc(f"{logical / stored:.2f}x" if stored else "-")),
+    ]
+    if node.shape is not None:
+        rows.insert(2, ("Level 0", _esc(f"{_shape_text(node.shape)} {node.dtype or ''}")))
+    return rows
+
+
+def ome_html(ome: Any, colors: Mapping[str, str]) -> str:
+    """Render the OME panel: axes, levels with scale/translation, channels, children, warnings."""
+    if ome is None:
+        return "<i>No OME-NGFF metadata on this node.</i>"
+    parts = [
+        _html_table(
+            [
+                ("Kind", _esc("label image" if ome.label_image else ome.kind)),
+                ("Version", _esc(ome.version or "unknown")),
+                ("Name", _esc(ome.name or "-")),
+            ],
+            colors,
+        )
+    ]
+    if ome.axes:
+        cells = "".join(
+            f"<tr><td>{_esc(a.get('name'))}</td><td>{_esc(a.get('type') or '')}</td>"
+            f"<td>{_esc(a.get('unit') or '')}</td></tr>"
+            for a in ome.axes
+        )
+        parts.append(
+            "<h4>Axes</h4><table cellpadding='2'><tr><th align='left'>name</th>"
+            f"<th align='left'>type</th><th align='left'>unit</th></tr>{cells}</table>"
+        )
+    if ome.levels:
+
+        def fmt(values: Sequence[float] | None) -> str:
+            if values is None:
+                return "-"
+            return ", ".join(f"{v:g}" for v in values)
+
+        cells = "".join(
+            f"<tr><td>{_esc(lvl.path)}</td><td>{_esc(_shape_text(lvl.shape))}</td>"
+            f"<td>{_esc(fmt(lvl.scale))}</td><td>{_esc(fmt(lvl.translation))}</td></tr>"
+            for lvl in ome.levels
+        )
+        parts.append(
+            "<h4>Levels</h4><table cellpadding='2'><tr><th align='left'>path</th>"
+            "<th align='left'>shape</th><th align='left'>scale</th>"
+            f"<th align='left'>translation</th></tr>{cells}</table>"
+        )
+    if ome.channels:
+        rows = []
+        for i, ch in enumerate(ome.channels):
+            color = str(ch.get("color") or "").lstrip("#")
+            swatch = (
+                f"<span style='background-color:#{_esc(color[:6])}'>&nbsp;&nbsp;&nbsp;&nbsp;</span>"
+                if len(color) in (6, 8)
+                else ""
+            )
+            window = ch.get("window") or [None, None]
+            win = " .. ".join("-" if w is None else f"{w:g}" for w in window)
+            active = "" if ch.get("active") in (None, True) else " (hidden)"
+            rows.append(
+                f"<tr><td>{i}</td><td>{swatch} {_esc(ch.get('label') or '')}{active}</td>"
+                f"<td>{_esc(win)}</td></tr>"
+            )
+        parts.append(
+            "<h4>Channels</h4><table cellpadding='2'><tr><th align='left'>#</th>"
+            "<th align='left'>label</th><th align='left'>window</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    if ome.children:
+        parts.append(
+            "<h4>Lists</h4>"
+            + ", ".join(_esc(c) for c in ome.children[:200])
+            + (" ..." if len(ome.children) > 200 else "")
+        )
+    if ome.warnings:
+        warn = colors.get("warning", "#e3b617")
+        parts.append(
+            "<h4>Tolerated problems</h4>"
+            + "".join(f"<div style='color:{warn}'>{_esc(w)}</div>" for w in ome.warnings)
+        )
+    return "".join(parts)
+
+
+def codec_items(codecs: Sequence[Any]) -> list[QTreeWidgetItem]:
+    """Tree items for a codec pipeline: each codec, its configuration, sharding's sub-chains."""
+    items = []
+    for position, codec in enumerate(codecs):
+        title = f"{position + 1}. {codec.name}"
+        if getattr(codec, "implied", False):
+            title += " (implied)"
+        item = QTreeWidgetItem([title, str(codec.role)])
+        item.setToolTip(0, codec.short)
+        if codec.name == "sharding_indexed":
+            cfg = codec.configuration
+            shape = _shape_text(cfg.get("chunk_shape"))
+            item.addChild(QTreeWidgetItem(["inner chunk shape", shape]))
+            item.addChild(
+                QTreeWidgetItem(["index location", str(cfg.get("index_location", "end"))])
+            )
+            inner = QTreeWidgetItem(["inner codecs", f"{len(codec.inner)}"])
+            inner.addChildren(codec_items(codec.inner))
+            item.addChild(inner)
+            index = QTreeWidgetItem(["index codecs", f"{len(codec.index)}"])
+            index.addChildren(codec_items(codec.index))
+            item.addChild(index)
+        else:
+            for key, value in codec.configuration.items():
+                item.addChild(QTreeWidgetItem([str(key), _value_text(value)]))
+        items.append(item)
+    return items
+
+
+def _value_text(value: Any) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# The widget
+
+
+class ExplorerWidget(QWidget):
+    """Browse a Zarr / OME-Zarr store and open any of its nodes as napari layers.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer layers are opened in and followed.
+    """
+
+    node_selected = Signal(str)
+    """Emitted with the store-relative path of the node selected in the tree."""
+    loaded = Signal(str)
+    """Emitted with the store URL once its report is shown."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.url: str | None = None
+        self.report: StoreReport | None = None
+        self.nodes: dict[str, NodeView] = {}
+        self.validation: Any = None
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._tasks: list[Task] = []
+        self._recent = RecentStores()
+        self._attr_tree: QWidget | None = None
+        self._opening: str | None = None
+        self.setObjectName("napari-zarr-explorer explorer")
+        self.setMinimumWidth(380)
+        _EXPLORERS[napari_viewer] = self
+        colors = theme_colors(napari_viewer)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+
+        row = QHBoxLayout()
+        row.setSpacing(2)
+        self.location_box = QComboBox()
+        self.location_box.setEditable(True)
+        self.location_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.location_box.setToolTip(
+            "Path or URL of a Zarr / OME-Zarr store (http(s)://, s3://, gs://); recent ones are "
+            "in the list"
+        )
+        line = self.location_box.lineEdit()
+        assert line is not None
+        line.setPlaceholderText("Open... path or URL of a .zarr store")
+        self.location_box.addItems(self._recent.load())
+        self.location_box.setCurrentIndex(-1)
+        self.browse_button = QToolButton()
+        self.browse_button.setIcon(icon("browse"))
+        self.browse_button.setToolTip("Choose a local .zarr folder")
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("Show the store's hierarchy")
+        row.addWidget(self.location_box, 1)
+        row.addWidget(self.browse_button)
+        row.addWidget(self.open_button)
+        layout.addLayout(row)
+
+        self.status_label = QLabel("Open a store to explore it.")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Name", "Kind", "Shape", "Type", "Stored"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.setMinimumHeight(140)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setAlternatingRowColors(False)
+        header = self.tree.header()
+        assert header is not None
+        header.setStretchLastSection(True)
+        for col in range(0, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        splitter.addWidget(self.tree)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.array_view = QTextBrowser()
+        self.codec_tree = QTreeWidget()
+        self.codec_tree.setHeaderLabels(["Codec", "Role / value"])
+        self.codec_tree.setUniformRowHeights(True)
+        self.summary_codecs = QLabel("")
+        self.summary_codecs.setWordWrap(True)
+        codec_page = QWidget()
+        codec_layout = QVBoxLayout(codec_page)
+        codec_layout.setContentsMargins(0, 0, 0, 0)
+        codec_layout.addWidget(self.summary_codecs)
+        codec_layout.addWidget(self.codec_tree)
+        self.attr_page = QWidget()
+        self._attr_layout = QVBoxLayout(self.attr_page)
+        self._attr_layout.setContentsMargins(0, 0, 0, 0)
+        self.ome_view = QTextBrowser()
+        self.validation_tree = QTreeWidget()
+        self.validation_tree.setHeaderLabels(["Node", "Message"])
+        self.validation_tree.setWordWrap(True)
+        self.validation_tree.setRootIsDecorated(False)
+        self.tabs.addTab(self.array_view, "Array")
+        self.tabs.addTab(codec_page, "Codecs")
+        self.tabs.addTab(self.attr_page, "Attributes")
+        self.tabs.addTab(self.ome_view, "OME")
+        self.tabs.addTab(self.validation_tree, "Validation")
+        self.tabs.setMinimumHeight(160)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout.addWidget(splitter, 1)
+
+        buttons = QHBoxLayout()
+        self.open_layer_button = QPushButton("Open as layer")
+        self.open_layer_button.setIcon(icon("open", colors.get("icon", "#d1d2d4")))
+        self.open_layer_button.setToolTip(
+            "Open the selected node in napari (any pyramid level, well, field or series); "
+            "double-click does the same"
+        )
+        self.open_layer_button.setEnabled(False)
+        self.refresh_button = QToolButton()
+        self.refresh_button.setIcon(icon("refresh"))
+        self.refresh_button.setToolTip("Read the store again")
+        buttons.addWidget(self.open_layer_button, 1)
+        buttons.addWidget(self.refresh_button)
+        layout.addLayout(buttons)
+
+        self.open_button.clicked.connect(self._open_from_box)
+        line.returnPressed.connect(self._open_from_box)
+        self.location_box.activated.connect(self._open_from_box)
+        self.browse_button.clicked.connect(self._browse)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.tree.currentItemChanged.connect(self._on_current_item)
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+        self.open_layer_button.clicked.connect(self.open_selected)
+
+        self._model_connections: list[tuple[Any, Any]] = [
+            (napari_viewer.layers.selection.events.active, self._on_active_layer),
+        ]
+        for emitter, callback in self._model_connections:
+            emitter.connect(callback)
+        self.destroyed.connect(self._disconnect_model)
+
+    # ------------------------------------------------------------------ lifetime
+    def _disconnect_model(self, *_: Any) -> None:
+        for emitter, callback in self._model_connections:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                emitter.disconnect(callback)
+        self._model_connections = []
+
+    def closeEvent(self, event: Any) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._disconnect_model()
+        super().closeEvent(event)
+
+    @property
+    def busy(self) -> bool:
+        """True while the store is being read or a node opened."""
+        return any(t.running for t in self._tasks)
+
+    def _run(self, func: Any, desc: str, on_result: Any, on_error: Any = None) -> Task:
+        task = Task(func, desc=desc, parent=self, on_result=on_result, on_error=on_error)
+        task.finished.connect(lambda: self._tasks.remove(task) if task in self._tasks else None)
+        self._tasks.append(task)
+        task.start()
+        return task
+
+    # ------------------------------------------------------------------ opening a store
+    def _open_from_box(self, *_: Any) -> None:
+        text = self.location_box.currentText().strip()
+        if text and not (self._opening == text and self.busy):  # Enter may also "activate"
+            self._opening = text
+            self.open(text)
+
+    def _browse(self) -> None:
+        start = self.url if self.url and "://" not in self.url else ""
+        folder = QFileDialog.getExistingDirectory(self, "Open a Zarr store", start)
+        if folder:
+            self.open(folder)
+
+    def refresh(self) -> None:
+        """Read the current store again."""
+        if self.url:
+            self.open(self.url, select=self.selected_path)
+
+    def open(self, url: str, *, select: str | None = "") -> None:
+        """Read the store at *url* (path or URL) in the background and show its hierarchy.
+
+        Parameters
+        ----------
+        url
+            Local path or URL of the store.
+        select
+            Path of the node to select once shown (the root by default; None selects nothing).
+        """
+        from napari_zarr_explorer.locate import parse_location
+
+        try:
+            location = parse_location(url)
+        except Exception as exc:
+            notify_error(exc)
+            return
+        target = location.url
+        self.status_label.setText(f"Reading {target}...")
+        self.open_button.setEnabled(False)
+
+        def work(progress: Any, cancel: Any) -> Any:
+            from napari_zarr_explorer.report import inspect
+
+            return inspect(location)
+
+        def done(report: StoreReport) -> None:
+            self.open_button.setEnabled(True)
+            if not report.nodes and report.errors:
+                notify_error(report.errors[0])
+                self.status_label.setText(f"Could not read {target}: {report.errors[0]}")
+                return
+            self._show_report(target, report, select)
+            self._remember(url, target)
+            self._validate(location)
+
+        def failed(exc: BaseException) -> None:
+            self.open_button.setEnabled(True)
+            self.status_label.setText(f"Could not read {target}.")
+            notify_error(exc)
+
+        self._run(work, f"Reading {location.name}", done, failed)
+
+    def _remember(self, typed: str, url: str) -> None:
+        items = self._recent.add(url)
+        self.location_box.blockSignals(True)
+        self.location_box.clear()
+        self.location_box.addItems(items)
+        self.location_box.setCurrentIndex(0)
+        self.location_box.blockSignals(False)
+
+    def _show_report(self, url: str, report: StoreReport, select: str | None) -> None:
+        self.url = url
+        self.report = report
+        self.validation = None
+        self.nodes = build_nodes(report)
+        self.tree.clear()
+        self._items = {}
+        colors = theme_colors(self.viewer)
+        icon_color = colors.get("icon", "#d1d2d4")
+        root_label = url.rstrip("/").rsplit("/", 1)[-1] or url
+        for path, node in self.nodes.items():
+            name = root_label if path == report.path else node.name
+            item = QTreeWidgetItem(
+                [
+                    name,
+                    node.label,
+                    _shape_text(node.shape) if node.shape else "",
+                    node.dtype or "",
+                    format_bytes(node.stored) if node.stored is not None else "",
+                ]
+            )
+            item.setData(0, _PATH_ROLE, path)
+            color = colors.get("error", "#99121f") if node.kind == "error" else icon_color
+            item.setIcon(0, icon(node.kind, color))
+            errors = getattr(node.report, "errors", ())
+            warnings = getattr(node.report, "warnings", ())
+            if errors or warnings:
+                item.setToolTip(0, "\n".join([*errors, *warnings]))
+                if errors and node.kind != "error":
+                    item.setIcon(0, icon("warning", colors.get("warning", "#e3b617")))
+            for col in (2, 3, 4):
+                item.setTextAlignment(
+                    col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                )
+            parent_item = self._nearest_parent_item(path)
+            if parent_item is None:
+                self.tree.addTopLevelItem(item)
+            else:
+                parent_item.addChild(item)
+            self._items[path] = item
+        self.tree.expandToDepth(1)
+        n_arrays = len(report.arrays)
+        stored = report.bytes_stored
+        text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {format_bytes(stored)} stored"
+        if report.truncated:
+            text += f" (first {report.max_nodes} nodes)"
+        self.status_label.setText(text)
+        self.status_label.setToolTip("\n".join([*report.warnings, *report.errors]))
+        self.loaded.emit(url)
+        if select is not None:
+            self.select_path(select if select in self._items else report.path)
+
+    def _nearest_parent_item(self, path: str) -> QTreeWidgetItem | None:
+        if not path or (self.report is not None and path == self.report.path):
+            return None
+        p = _parent(path)
+        while True:
+            if p in self._items:
+                return self._items[p]
+            if not p:
+                return None
+            p = _parent(p)
+
+    def _validate(self, location: Any) -> None:
+        def work(progress: Any, cancel: Any) -> Any:
+            from napari_zarr_explorer.ome.validate import validate
+
+            return validate(location)
+
+        def done(result: Any) -> None:
+            if self.url != location.url:
+                return
+            self.validation = result
+            self._show_validation(self.selected_path)
+
+        def failed(exc: BaseException) -> None:
+            if self.url != location.url:
+                return
+            self.validation = exc
+            self._show_validation(self.selected_path)
+
+        self._run(work, f"Validating {location.name}", done, failed)
+
+    # ------------------------------------------------------------------ selection
+    @property
+    def selected_path(self) -> str | None:
+        """Store-relative path of the selected node, or None."""
+        item = self.tree.currentItem()
+        if item is None:
+            return None
+        return str(item.data(0, _PATH_ROLE))
+
+    @property
+    def selected_node(self) -> NodeView | None:
+        """The selected node, or None."""
+        path = self.selected_path
+        return self.nodes.get(path) if path is not None else None
+
+    def select_path(self, path: str) -> bool:
+        """Select the node at *path* in the tree; return False when it is not shown."""
+        item = self._items.get(path.strip("/"))
+        if item is None:
+            return False
+        parent = item.parent()
+        while parent is not None:
+            parent.setExpanded(True)
+            parent = parent.parent()
+        self.tree.setCurrentItem(item)
+        self.tree.scrollToItem(item)
+        return True
+
+    def _on_current_item(self, current: QTreeWidgetItem | None, previous: Any = None) -> None:
+        path = None if current is None else str(current.data(0, _PATH_ROLE))
+        node = self.nodes.get(path) if path is not None else None
+        self.open_layer_button.setEnabled(node is not None and node.kind != "error")
+        self._show_node(node)
+        if path is not None:
+            self.node_selected.emit(path)
+
+    def _show_node(self, node: NodeView | None) -> None:
+        colors = theme_colors(self.viewer)
+        if node is None:
+            self.array_view.setHtml("")
+            self.codec_tree.clear()
+            self.ome_view.setHtml("")
+            self._set_attributes({})
+            self._show_validation(None)
+            return
+        report = node.report
+        problems = [*getattr(report, "errors", ()), *getattr(report, "warnings", ())]
+        if report.kind == "array":
+            body = _html_table(array_rows(report), colors)
+        elif report.kind == "error":
+            body = ""
+        else:
+            body = _html_table(group_rows(node, self.nodes), colors)
+        if problems:
+            err = colors.get("warning", "#e3b617")
+            body += "".join(f"<p style='color:{err}'>{_esc(p)}</p>" for p in problems)
+        self.array_view.setHtml(body)
+        self.codec_tree.clear()
+        codecs = getattr(report, "codecs", ())
+        if codecs:
+            self.summary_codecs.setText(report.codecs_text)
+            self.codec_tree.addTopLevelItems(codec_items(codecs))
+            self.codec_tree.expandAll()
+            self.codec_tree.resizeColumnToContents(0)
+        else:
+            self.summary_codecs.setText("Select an array to see its codec pipeline.")
+        ome = getattr(report, "ome", None)
+        self.ome_view.setHtml(ome_html(ome, colors))
+        self._set_attributes(getattr(report, "attributes", {}) or {})
+        self._show_validation(node.path)
+        # a sensible tab for what was selected
+        if report.kind == "array" and self.tabs.currentIndex() == 3:
+            self.tabs.setCurrentIndex(0)
+
+    def _set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        from superqt import QSearchableTreeWidget
+
+        from napari_zarr_explorer.codecs import jsonable
+
+        if self._attr_tree is not None:
+            self._attr_layout.removeWidget(self._attr_tree)
+            self._attr_tree.deleteLater()
+        tree = QSearchableTreeWidget.fromData(jsonable(dict(attributes)))
+        tree.filter.setPlaceholderText("Search attributes...")
+        tree.tree.expandToDepth(2)
+        self._attr_layout.addWidget(tree)
+        self._attr_tree = tree
+        self.tabs.setTabText(2, f"Attributes ({len(attributes)})" if attributes else "Attributes")
+
+    @property
+    def attributes_tree(self) -> Any:
+        """The searchable attribute tree of the selected node."""
+        return self._attr_tree
+
+    # ------------------------------------------------------------------ validation
+    def validation_messages(self, path: str | None) -> list[tuple[str, str, str]]:
+        """``(severity, node path, message)`` for the node at *path* and below it."""
+        out: list[tuple[str, str, str]] = []
+        if self.report is None:
+            return out
+
+        def within(p: str) -> bool:
+            if path is None or path == "" or path == self.report.path:  # type: ignore[union-attr]
+                return True
+            return p == path or p.startswith(path + "/")
+
+        for n in self.report.nodes:
+            if not within(n.path):
+                continue
+            out.extend(("error", n.path, e) for e in n.errors)
+            out.extend(("warning", n.path, w) for w in n.warnings)
+            ome = getattr(n, "ome", None)
+            if ome is not None:
+                out.extend(("warning", n.path, w) for w in ome.warnings)
+        if path in (None, "", self.report.path):
+            out.extend(("error", "", e) for e in self.report.errors)
+            out.extend(("warning", "", w) for w in self.report.warnings)
+        result = self.validation
+        if isinstance(result, BaseException):
+            out.append(("error", "", f"validation failed: {result}"))
+        elif result is not None:
+            verdict = _validation_verdict(result)
+            if verdict is not None:
+                out.insert(0, ("info", "", verdict))
+            for msg in _validation_items(result):
+                if within(msg[1]):
+                    out.append(msg)
+        seen: set[tuple[str, str, str]] = set()
+        unique = []
+        for m in out:
+            if m not in seen:
+                seen.add(m)
+                unique.append(m)
+        return unique
+
+    def _show_validation(self, path: str | None) -> None:
+        colors = theme_colors(self.viewer)
+        self.validation_tree.clear()
+        messages = self.validation_messages(path)
+        for severity, node_path, message in messages:
+            item = QTreeWidgetItem(["/" + node_path, message])
+            color = {
+                "error": colors.get("error", "#99121f"),
+                "warning": colors.get("warning", "#e3b617"),
+            }
+            item.setIcon(
+                0,
+                icon(
+                    severity if severity in ("error", "warning") else "info",
+                    color.get(severity, colors.get("icon", "#d1d2d4")),
+                ),
+            )
+            item.setToolTip(1, message)
+            self.validation_tree.addTopLevelItem(item)
+        if self.validation is None and self.report is not None:
+            label = "Validation (...)"
+        else:
+            n = sum(1 for s, _, _ in messages if s in ("error", "warning"))
+            label = f"Validation ({n})" if n else "Validation ✓"
+        self.tabs.setTabText(4, label)
+        self.validation_tree.resizeColumnToContents(0)
+
+    # ------------------------------------------------------------------ opening layers
+    def _on_double_click(self, item: QTreeWidgetItem, column: int) -> None:
+        self.open_node(str(item.data(0, _PATH_ROLE)))
+
+    def open_selected(self) -> None:
+        """Open the selected node as layers."""
+        path = self.selected_path
+        if path is not None:
+            self.open_node(path)
+
+    def open_node(self, path: str) -> None:
+        """Open the node at *path* as napari layers (in the background).
+
+        Images, labels, plates, wells, fields and series open through the reader's
+        ``open_layers``; a pyramid level opens alone at its own scale.
+        """
+        node = self.nodes.get(path)
+        if node is None or self.url is None:
+            return
+        url = self.url
+        if node.kind == "error":
+            notify_error(f"{url}/{path}: " + "; ".join(node.report.errors))
+            return
+        image_node = self.nodes.get(node.image_path) if node.image_path is not None else None
+
+        def work(progress: Any, cancel: Any) -> Any:
+            return _layers_for_node(url, node, image_node)
+
+        def done(layer_data: list[Any]) -> None:
+            added = add_layer_data(self.viewer, layer_data)
+            if added:
+                self.viewer.layers.selection.active = added[0]
+
+        self._run(work, f"Opening {path or url}", done)
+
+    # ------------------------------------------------------------------ layer list -> tree
+    def _on_active_layer(self, event: Any = None) -> None:
+        layer = unwrap(self.viewer.layers.selection.active)
+        if layer is None or is_overlay(layer) or self.url is None:
+            return
+        prov = provenance_of(layer)
+        if prov is None:
+            return
+        path = self.path_for(prov)
+        if path is not None and path != self.selected_path:
+            self.select_path(path)
+
+    def path_for(self, prov: Provenance) -> str | None:
+        """Return the tree path of a layer's provenance, when it comes from the store shown."""
+        from napari_zarr_explorer.locate import parse_location
+
+        if self.url is None:
+            return None
+        try:
+            url = parse_location(prov.url).url
+        except Exception:
+            return None
+        base = self.url.rstrip("/")
+        if url == base:
+            rel = ""
+        elif url.startswith(base + "/"):
+            rel = url[len(base) + 1 :]
+        else:
+            return None
+        candidates = [_join(rel, prov.path)]
+        if len(prov.levels) == 1:
+            candidates.insert(0, _join(rel, prov.levels[0]))
+        for cand in candidates:
+            if cand in self.nodes:
+                # a single-level layer of a pyramid opened from its image: select the image
+                return cand
+        return None
+
+
+def _validation_items(result: Any) -> list[tuple[str, str, str]]:
+    """``(severity, node path, message)`` from a validation report."""
+    out: list[tuple[str, str, str]] = []
+    for m in getattr(result, "messages", ()) or ():
+        severity = str(getattr(m, "level", "warning")).lower()
+        node = str(getattr(m, "node", "") or "").strip("/")
+        where = str(getattr(m, "file", "") or "")
+        pointer = str(getattr(m, "path", "") or "")
+        location = f"{where}#{pointer}" if where and pointer else (where or pointer)
+        text = str(getattr(m, "message", m))
+        out.append((severity, node, f"{text} ({location})" if location else text))
+    return out
+
+
+def _validation_verdict(result: Any) -> str | None:
+    """One line saying whether the store's OME-NGFF metadata is valid."""
+    valid = getattr(result, "valid", None)
+    if valid is None:
+        return None
+    what = " ".join(
+        str(v) for v in (getattr(result, "kind", None), getattr(result, "version", None)) if v
+    )
+    what = f"OME-NGFF {what}".strip()
+    if valid:
+        return f"{what}: valid ({getattr(result, 'nodes_checked', 0)} nodes checked)"
+    return f"{what}: not valid"
+
+
+# ------------------------------------------------------------------------------------------------
+# Node -> layer data (runs in a worker thread; no Qt here)
+
+
+def _layers_for_node(url: str, node: NodeView, image_node: NodeView | None) -> list[Any]:
+    from napari_zarr_explorer.layers import open_layers
+
+    if node.kind == "level" and image_node is not None and node.level is not None:
+        return _level_layers(url, node, image_node, open_layers(url, path=image_node.path))
+    return list(open_layers(url, path=node.path))
+
+
+def _level_layers(
+    url: str, node: NodeView, image_node: NodeView, image_layers: Sequence[Any]
+) -> list[Any]:
+    """One pyramid level alone: the image's own layer data with that level's data and scale."""
+    import numpy as np
+
+    level = int(node.level or 0)
+    ome = image_node.report.ome
+    out = []
+    for item in image_layers:
+        data, kwargs = item[0], dict(item[1]) if len(item) > 1 and item[1] else {}
+        layer_type = item[2] if len(item) > 2 else "image"
+        metadata = dict(kwargs.get("metadata") or {})
+        if metadata.get("node_path", image_node.path) != image_node.path:
+            continue  # a label image opened along with the image
+        if not isinstance(data, list | tuple) or len(data) <= level:
+            continue
+        factors = np.asarray(data[0].shape, dtype=float) / np.asarray(
+            data[level].shape, dtype=float
+        )
+        split = kwargs.get("channel_axis")
+        if split is not None:
+            factors = np.delete(factors, int(split))
+        ndim = len(factors)
+        base_scale = np.asarray(kwargs.get("scale", [1.0] * ndim), dtype=float)
+        kwargs["scale"] = tuple(float(v) for v in base_scale * factors)
+        t0, tk = ome.levels[0].translation, ome.levels[level].translation
+        if t0 is not None and tk is not None and len(t0) == len(tk):
+            delta = np.asarray(tk, dtype=float) - np.asarray(t0, dtype=float)
+            caxis = _channel_axis(ome)
+            if caxis is not None and len(delta) == ndim + 1:
+                delta = np.delete(delta, caxis)
+            if len(delta) == ndim:
+                base = np.asarray(kwargs.get("translate", [0.0] * ndim), dtype=float)
+                kwargs["translate"] = tuple(float(v) for v in base + delta)
+        kwargs["multiscale"] = False
+        name = kwargs.get("name", image_node.name)
+        if isinstance(name, list | tuple):
+            kwargs["name"] = [f"{n} [level {level}]" for n in name]
+        else:
+            kwargs["name"] = f"{name} [level {level}]"
+        prov = provenance_of(type("Meta", (), {"metadata": metadata})())
+        metadata[PROVENANCE_KEY] = Provenance(
+            url=prov.url if prov is not None else url,
+            path=node.path,
+            levels=(node.path,),
+            channel_axis=prov.channel_axis if prov is not None else _channel_axis(ome),
+        ).to_dict()
+        kwargs["metadata"] = metadata
+        out.append((data[level], kwargs, layer_type))
+    if not out:
+        from napari_zarr_explorer.errors import ExplorerError
+
+        raise ExplorerError(f"{url}/{node.path}: this pyramid level cannot be opened as a layer.")
+    return out
+
+
+def _channel_axis(ome: Any) -> int | None:
+    if ome is None:
+        return None
+    for i, axis in enumerate(ome.axes):
+        if axis.get("type") == "channel" or str(axis.get("name", "")).lower() in ("c", "channel"):
+            return i
+    return None

@@ -1,0 +1,58 @@
+"""Fixtures of the Qt tier: a napari viewer under a real (virtual) X server, stores, screenshots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("qtpy")
+pytest.importorskip("napari")
+
+SCREENSHOT_DIR_ENV = "NZE_SCREENSHOT_DIR"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep the list of recently opened stores out of the user's configuration."""
+    monkeypatch.setenv("NAPARI_ZARR_EXPLORER_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder the tests write their screenshots to (``$NZE_SCREENSHOT_DIR`` or a temporary one)."""
+    env = os.environ.get(SCREENSHOT_DIR_ENV)
+    if env:
+        path = Path(env)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    """The built-in sample (generated once into the cache)."""
+    from napari_zarr_explorer.testing import sample_path
+
+    return sample_path()
+
+
+@pytest.fixture
+def notifications() -> Iterator[list[str]]:
+    """Messages of the napari notifications shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def _record(event: object) -> None:
+        seen.append(str(getattr(event, "message", event)))
+
+    notification_manager.notification_ready.connect(_record)
+    try:
+        yield seen
+    finally:
+        notification_manager.notification_ready.disconnect(_record)
