@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests explore the same examples on every run: the suite stays deterministic, and a
+# failure seen once is seen again. NZE_HYPOTHESIS=explore draws new examples instead.
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("NZE_HYPOTHESIS", "deterministic"))
 
 # Loopback HTTP, S3 and GCS servers (fixtures http_server, s3_server, gcs_server).
 pytest_plugins = ["servers"]

@@ -36,3 +36,11 @@ def test_every_subcommand_is_registered():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(SUBCOMMANDS)
+
+
+def test_public_names_resolve():
+    import napari_zarr_explorer as m
+
+    assert set(m.__all__) == {"__version__", *m._EXPORTS}
+    for name in m.__all__:
+        assert getattr(m, name) is not None

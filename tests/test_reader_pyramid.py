@@ -169,12 +169,17 @@ def _index_strategy():
 def test_indexing_property(small_store) -> None:
     from hypothesis import given, settings
 
-    values, reader, d = small_store
+    import dask.array as da
 
-    @settings(max_examples=80, deadline=None)
+    values, reader, d = small_store
+    # dask's own slicing differs from numpy's on a few out-of-range negative-step slices; the
+    # levels must behave exactly like dask over the same values held in memory.
+    in_memory = da.from_array(values, chunks=d.chunks)
+
+    @settings(max_examples=80, deadline=None, derandomize=True)
     @given(_index_strategy())
     def check(index) -> None:
         np.testing.assert_array_equal(reader[index], values[index])
-        np.testing.assert_array_equal(np.asarray(d[index]), values[index])
+        np.testing.assert_array_equal(np.asarray(d[index]), np.asarray(in_memory[index]))
 
     check()

@@ -29,7 +29,23 @@ _EXPORTS: dict[str, str] = {
     "open_pyramid": "napari_zarr_explorer.pyramid",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "ArrayReport",
+    "ChunkMap",
+    "EstimateReport",
+    "GroupReport",
+    "RecompressReport",
+    "StoreReport",
+    "ValidationReport",
+    "__version__",
+    "chunk_map",
+    "estimate",
+    "inspect",
+    "open_layers",
+    "open_pyramid",
+    "recompress",
+    "validate",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_zarr_explorer.chunks import ChunkMap, chunk_map

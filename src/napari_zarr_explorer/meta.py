@@ -162,6 +162,11 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
         ) from None
     except RecursionError:
         raise MetadataError(f"{name}: invalid JSON: nested too deeply.") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise MetadataError(
+            f"{name}: unusable JSON: {exc}.",
+            hint="The metadata file is corrupt or hostile; restore it from a copy.",
+        ) from None
     if not isinstance(obj, dict):
         raise MetadataError(
             f"{name}: expected a JSON object, found {type(obj).__name__}.",
