@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,7 @@ from napari_zarr_explorer.codecs import jsonable
 from napari_zarr_explorer.errors import (
     AccessDeniedError,
     ExplorerError,
+    LimitError,
     MetadataError,
     RemoteError,
 )
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRUPT",
+    "MAX_CHUNKS",
     "MISSING",
     "PARTIAL",
     "PRESENT",
@@ -71,6 +73,8 @@ STATE_NAMES = {
 }
 
 _MAX_PROBES = 200_000
+MAX_CHUNKS = 2**24
+"""Most chunks one map holds (its grids take about 9 bytes per chunk); larger arrays are refused."""
 _INDEX_CONCURRENCY = 32
 _VERIFY_MEMORY = 256 * 1024 * 1024
 """Decoded bytes in flight at most when verifying a sharded array (one shard at a time below)."""
@@ -362,7 +366,8 @@ def parse_chunk_keys(
     -------
     flat, valid
         ``flat[i]`` is the C-order flat grid index of ``keys[i]`` where ``valid[i]``; other keys
-        (metadata, strays, out-of-grid) have ``valid[i] == False``.
+        (metadata, strays, out-of-grid) have ``valid[i] == False``. For grids of more than
+        2**63 cells no flat index fits in 64 bits: ``flat`` is then -1 where ``valid``.
     """
     name, sep = encoding
     ndim = len(grid)
@@ -391,11 +396,17 @@ def parse_chunk_keys(
         text = text.replace(sep, " ")
     numbers = np.fromstring(text, sep=" ", dtype=np.int64)  # text mode: fast and not deprecated
     idx = numbers.reshape(len(positions), ndim)
-    limits = np.asarray(grid, dtype=np.int64)
+    int64_max = int(np.iinfo(np.int64).max)
+    limits = np.asarray([min(int(g), int64_max) for g in grid], dtype=np.int64)
     inside = np.all(idx < limits, axis=1)
     pos = np.asarray(positions, dtype=np.int64)
     if idx.size and inside.any():
-        flat[pos[inside]] = np.ravel_multi_index(tuple(idx[inside].T), tuple(int(g) for g in grid))
+        if math.prod(int(g) for g in grid) <= int64_max:
+            flat[pos[inside]] = np.ravel_multi_index(
+                tuple(idx[inside].T), tuple(int(g) for g in grid)
+            )
+        else:  # no flat index fits in 64 bits: only the validity is known
+            flat[pos[inside]] = -1
     valid[pos[inside]] = True
     return flat, valid
 
@@ -783,11 +794,20 @@ def _resolve_level(
 ) -> tuple[str, Mapping[str, Any], int]:
     """Follow an OME multiscale group to the array of *level* (0 by default)."""
     from napari_zarr_explorer import meta
+    from napari_zarr_explorer.errors import PathEscapeError
 
+    parts = [p for p in path.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise PathEscapeError(
+            f"{where}: the array path {path!r} leaves the store.",
+            hint="Give a path inside the store (see `napari-zarr-explorer inspect`).",
+        )
+    path = "/".join(parts)
+    located = "/".join(p for p in (where.rstrip("/"), path) if p)
     node = meta.read_node(store, path, where=where)
     if node is None:
         raise MetadataError(
-            f"{where}/{path}: no Zarr array or group here (no zarr.json, .zarray or .zgroup).",
+            f"{located}: no Zarr array or group here (no zarr.json, .zarray or .zgroup).",
             hint="Check the path; `napari-zarr-explorer inspect` lists the arrays.",
         )
     if node.kind == "array":
@@ -795,17 +815,26 @@ def _resolve_level(
     datasets = _multiscale_paths(node.attributes)
     if not datasets:
         raise ExplorerError(
-            f"{where}/{path} is a group, not an array, and has no OME multiscales.",
+            f"{located} is a group, not an array, and has no OME multiscales.",
             hint="Give the path of an array (see `napari-zarr-explorer inspect`).",
         )
     lvl = 0 if level is None else int(level)
     if not 0 <= lvl < len(datasets):
         raise ExplorerError(
-            f"{where}/{path}: level {lvl} does not exist (levels 0..{len(datasets) - 1})."
+            f"{located}: level {lvl} does not exist (levels 0..{len(datasets) - 1})."
         )
+    from napari_zarr_explorer.errors import PathEscapeError
     from napari_zarr_explorer.locate import safe_join
 
-    sub = safe_join(path, datasets[lvl])
+    try:
+        sub = safe_join(path, datasets[lvl])
+    except PathEscapeError as exc:
+        doc = ".zattrs" if node.zarr_format == 2 else "zarr.json"
+        raise PathEscapeError(
+            f"{'/'.join(p for p in (where.rstrip('/'), path, doc) if p)}: multiscales level "
+            f"{lvl}: {exc}",
+            hint="Fix the dataset path in the metadata, or give the array with --array.",
+        ) from None
     child = meta.read_node(store, sub, where=where)
     if child is None or child.kind != "array":
         raise MetadataError(f"{where}/{sub}: multiscale level {lvl} is not an array.")
@@ -823,6 +852,86 @@ def _multiscale_paths(attributes: Mapping[str, Any]) -> list[str]:
         if isinstance(ds, Mapping) and isinstance(ds.get("path"), str):
             out.append(ds["path"])
     return out
+
+
+def _other_encoding_warning(
+    stray: Sequence[str], grid: Sequence[int], encoding: tuple[str, str], where: str, path: str
+) -> str | None:
+    """Say so when objects the metadata does not name look like chunks keyed another way."""
+    name, sep = encoding
+    if not stray:
+        return None
+    other_sep = "." if sep == "/" else "/"
+    other_name = "v2" if name == "default" else "default"
+    for alt in ((name, other_sep), (other_name, sep), (other_name, other_sep)):
+        _, valid = parse_chunk_keys(stray, grid, alt)
+        count = int(valid.sum())
+        if count:
+            located = "/".join(p for p in (where.rstrip("/"), path) if p)
+            return (
+                f"{located}: {count} stored object(s) look like chunks keyed with the "
+                f"{alt[0]!r} encoding and separator {alt[1]!r}, but the metadata says "
+                f"{name!r} with {sep!r}: they are not read, and those chunks read as the fill "
+                "value. Fix the metadata (dimension_separator or chunk_key_encoding)."
+            )
+    return None
+
+
+def _metadata_where(where: str, path: str, zarr_format: int) -> str:
+    """Name the metadata document of the array at *path*, for messages."""
+    name = ".zarray" if zarr_format == 2 else "zarr.json"
+    return "/".join(p for p in (where.rstrip("/"), path, name) if p)
+
+
+def _is_shape(value: Any, *, positive: bool, rank: int | None = None) -> TypeGuard[list[int]]:
+    return (
+        isinstance(value, list)
+        and (rank is None or len(value) == rank)
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and (v > 0 if positive else v >= 0)
+            for v in value
+        )
+    )
+
+
+def _check_geometry(
+    metadata: Mapping[str, Any],
+    codecs: Sequence[_codecs.CodecInfo],
+    zarr_format: int,
+    where: str,
+) -> None:
+    """Refuse shapes, chunk shapes and inner shard shapes that describe no usable grid."""
+    hint = "The array metadata is corrupt; fix it or restore it from a copy."
+    shape = metadata.get("shape")
+    if not _is_shape(shape, positive=False):
+        raise MetadataError(
+            f"{where}: 'shape' must be a list of non-negative integers, found {shape!r}.",
+            hint=hint,
+        )
+    if zarr_format == 3:
+        grid = metadata.get("chunk_grid")
+        cfg = grid.get("configuration") if isinstance(grid, Mapping) else None
+        chunks = cfg.get("chunk_shape") if isinstance(cfg, Mapping) else None
+    else:
+        chunks = metadata.get("chunks")
+    if not _is_shape(chunks, positive=True, rank=len(shape)):
+        raise MetadataError(
+            f"{where}: the chunk shape {chunks!r} must be a list of positive integers, one per "
+            f"axis of the shape {shape!r}.",
+            hint=hint,
+        )
+    for codec in codecs:
+        if codec.name != "sharding_indexed":
+            continue
+        inner = codec.configuration.get("chunk_shape")
+        if not _is_shape(inner, positive=True, rank=len(shape)) or any(
+            c % i for c, i in zip(chunks, inner, strict=True)
+        ):
+            raise MetadataError(
+                f"{where}: the inner chunk shape {inner!r} of the sharding codec must be a list "
+                f"of positive integers dividing the shard shape {chunks!r}.",
+                hint=hint,
+            )
 
 
 def _dtype_info(metadata: Mapping[str, Any], zarr_format: int) -> tuple[str, int]:
@@ -884,6 +993,7 @@ def chunk_map(
     path = path.strip("/")
     path, metadata, zarr_format = _resolve_level(store, path, level, where)
     codecs = _codecs.codec_pipeline(metadata, zarr_format=zarr_format)
+    _check_geometry(metadata, codecs, zarr_format, _metadata_where(where, path, zarr_format))
     shape = tuple(int(s) for s in metadata.get("shape", ()))
     outer = _codecs.outer_chunk_shape(metadata, zarr_format=zarr_format)
     sharding = _codecs.sharding_info(codecs)
@@ -896,6 +1006,15 @@ def chunk_map(
 
     outer_grid = _codecs.grid_shape(shape, outer)
     inner_grid = _codecs.grid_shape(shape, inner)
+    n_inner = math.prod(inner_grid)
+    if n_inner > MAX_CHUNKS:
+        raise LimitError(
+            f"{_metadata_where(where, path, zarr_format)}: the array {list(shape)} has "
+            f"{n_inner} chunks "
+            f"(grid {list(inner_grid)}), more than the {MAX_CHUNKS} a chunk map holds.",
+            hint="`napari-zarr-explorer inspect` shows its totals; map a smaller multiscale "
+            "level (--level) instead.",
+        )
     n_outer = math.prod(outer_grid)
     listed = True
     listing = list_stored(store, path)
@@ -916,6 +1035,9 @@ def chunk_map(
                 metadata_bytes += int(size)
             elif len(stray) < 100:
                 stray.append(key)
+        warning = _other_encoding_warning(stray, outer_grid, encoding, where, path)
+        if warning:
+            warnings.append(warning)
     else:
         listed = False
         if n_outer > _MAX_PROBES:
@@ -1157,12 +1279,26 @@ def _open_for_decode(
 ) -> Any:
     from napari_zarr_explorer import meta
 
-    meta.check_array_metadata(metadata, where=f"{where}/{path}", zarr_format=zarr_format)
+    located = "/".join(p for p in (where.rstrip("/"), path) if p)
+    meta.check_array_metadata(metadata, where=located, zarr_format=zarr_format)
+    _check_geometry(
+        metadata,
+        _codecs.codec_pipeline(metadata, zarr_format=zarr_format),
+        zarr_format,
+        _metadata_where(where, path, zarr_format),
+    )
     import zarr
 
-    return zarr.open_array(
-        store=store, path=path, mode="r", zarr_format=2 if zarr_format == 2 else 3
-    )
+    try:
+        return zarr.open_array(
+            store=store, path=path, mode="r", zarr_format=2 if zarr_format == 2 else 3
+        )
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise MetadataError(
+            f"{_metadata_where(where, path, zarr_format)}: zarr cannot use this array "
+            f"metadata: {str(exc).rstrip('.')}.",
+            hint="The array metadata is corrupt; fix it or restore it from a copy.",
+        ) from None
 
 
 def _verify(

@@ -309,6 +309,12 @@ def _sample_indices(grid: Sequence[int], sample: int, seed: int) -> list[tuple[i
     total = math.prod(grid)
     if total == 0:
         return []
+    if total > 2**62:  # beyond numpy's integers: draw each axis on its own
+        import random
+
+        pick = random.Random(seed)
+        drawn = {tuple(pick.randrange(g) for g in grid) for _ in range(sample)}
+        return sorted(drawn)
     rng = np.random.default_rng(seed)
     if total <= sample:
         flat = np.arange(total)
@@ -395,6 +401,10 @@ def estimate(
     cands = [Candidate.coerce(c) for c in candidates]
     if not cands:
         raise ExplorerError("No candidate encodings given.", hint="Give at least one, e.g. zstd:5.")
+    if sample < 1:
+        raise ExplorerError(
+            f"The sample must be at least 1 chunk, not {sample}.", hint="Give --sample 1 or more."
+        )
     store, where = _chunks.open_store(url, storage_options)
     path, metadata, zarr_format = _chunks._resolve_level(store, path.strip("/"), level, where)
     arr = _chunks._open_for_decode(store, path, metadata, zarr_format, where)

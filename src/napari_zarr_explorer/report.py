@@ -18,7 +18,8 @@ import numpy as np
 
 from napari_zarr_explorer import codecs as _codecs
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
-from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.errors import ExplorerError, PathEscapeError
+from napari_zarr_explorer.locate import safe_join
 
 __all__ = [
     "ArrayReport",
@@ -655,6 +656,12 @@ def _ome_report(
         children = ome.series
     if ome.labels and ome.kind == "image":
         children = ome.labels
+    warnings = list(ome.warnings)
+    for path in (*(lv.path for lv in levels), *children):
+        try:
+            safe_join("", path)
+        except PathEscapeError:
+            warnings.append(f"path {path!r} leaves the store; it is not followed.")
     return (
         OmeReport(
             kind=ome.kind,
@@ -665,7 +672,7 @@ def _ome_report(
             levels=levels,
             channels=channels,
             children=children,
-            warnings=ome.warnings,
+            warnings=tuple(warnings),
         ),
         [],
     )
@@ -721,11 +728,14 @@ def _array_report(
         errors.append(f"{node_where}: codec pipeline unreadable: {exc}")
     shape: tuple[int, ...] = ()
     outer: tuple[int, ...] = ()
+    shape_ok = False
     try:
         shape = tuple(int(s) for s in md.get("shape", ()))
+        shape_ok = all(s >= 0 for s in shape)
         outer = _codecs.outer_chunk_shape(md, zarr_format=fmt)
     except (TypeError, ValueError) as exc:
-        errors.append(f"{node_where}: shape or chunk shape is malformed: {exc}")
+        if not errors:  # the metadata check usually said it already, better
+            errors.append(f"{node_where}: shape or chunk shape is malformed: {exc}")
     sharding = _codecs.sharding_info(codecs)
     inner = sharding.chunk_shape if sharding is not None and sharding.chunk_shape else outer
     if len(inner) != len(shape) or len(outer) != len(shape):
@@ -774,7 +784,7 @@ def _array_report(
         shards_total=math.prod(outer_grid) if sharding is not None else None,
         objects_stored=objects_stored,
         bytes_stored=bytes_stored,
-        logical_bytes=math.prod(shape) * itemsize,
+        logical_bytes=math.prod(shape) * itemsize if shape_ok else 0,
         attributes=dict(node.attributes),
         errors=tuple(errors),
         warnings=tuple(warnings),
@@ -952,6 +962,10 @@ def inspect(
     from napari_zarr_explorer import meta
     from napari_zarr_explorer.locate import safe_join
 
+    if max_nodes < 1:
+        raise ExplorerError(
+            f"max_nodes must be at least 1, not {max_nodes}.", hint="Give --max-nodes 1 or more."
+        )
     store, where = _chunks.open_store(url, storage_options)
     root = safe_join("", path) if path else ""
     store_warnings: list[str] = []
@@ -973,7 +987,8 @@ def inspect(
         rel_paths = _node_paths_from_listing(keys)
         if "" not in rel_paths:
             rel_paths.insert(0, "")
-        paths = [safe_join(root, p) if p else root for p in rel_paths]
+        # Listed keys are names in the store, not paths from metadata: any name is fine.
+        paths = [f"{root}/{p}" if root and p else p or root for p in rel_paths]
     else:
         paths, more, errs = _walk_metadata(store, root, where, max_nodes)
         store_errors.extend(errs)

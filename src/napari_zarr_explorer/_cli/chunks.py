@@ -48,11 +48,15 @@ def register(subparsers: Any) -> None:
 
 def _default_array(url: str) -> str:
     """Return the path to map when --array is not given."""
-    from napari_zarr_explorer.errors import ExplorerError
+    from napari_zarr_explorer.errors import ExplorerError, MetadataError
     from napari_zarr_explorer.report import ArrayReport, GroupReport, inspect
 
     report = inspect(url, max_nodes=200)
     root = report.root
+    if not isinstance(root, ArrayReport | GroupReport):  # nothing readable at the URL itself
+        problems = [*(root.errors if root is not None else ()), *report.errors]
+        if problems:
+            raise MetadataError(" ".join(problems[:3]))
     if isinstance(root, ArrayReport):
         return ""
     if isinstance(root, GroupReport) and root.ome and root.ome.levels:
@@ -60,7 +64,9 @@ def _default_array(url: str) -> str:
     arrays = report.arrays
     if len(arrays) == 1:
         return arrays[0].path
-    names = ", ".join(a.path for a in arrays[:20]) or "(none found)"
+    names = ", ".join(a.path for a in arrays[:20]) or (
+        f"(none among the first {report.max_nodes} nodes)" if report.truncated else "(none found)"
+    )
     raise ExplorerError(
         f"{report.url} is a group with {len(arrays)} arrays.",
         hint=f"Choose one with --array PATH: {names}",
@@ -115,10 +121,12 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from napari_zarr_explorer._cli.inspect import printable
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.chunks import CORRUPT, MISSING, PARTIAL, PRESENT, UNKNOWN
 
-    console.print(f"[bold]{escape(cmap.url)}{'/' + escape(cmap.path) if cmap.path else ''}[/]")
+    where = cmap.url + ("/" + cmap.path if cmap.path else "")
+    console.print(f"[bold]{escape(printable(where))}[/]")
     table = Table(show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
@@ -167,8 +175,9 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
     console.print(f"[dim]{note}: █ present  · missing  ▒ partly  X corrupt  ? unknown[/]")
     console.print(picture, end="")
     for key in cmap.corrupt_keys[:50]:
-        console.print(f"[red]corrupt[/] {escape(key)}: {escape(cmap.problems.get(key, ''))}")
+        problem = cmap.problems.get(key, "")
+        console.print(f"[red]corrupt[/] {escape(printable(key))}: {escape(printable(problem))}")
     if len(cmap.corrupt_keys) > 50:
         console.print(f"... and {len(cmap.corrupt_keys) - 50} more corrupt keys (see --json)")
     for warn in cmap.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warn)}")
+        console.print(f"[yellow]warning:[/] {escape(printable(warn))}")

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from napari_zarr_explorer._cli._common import out_console, print_json
     from napari_zarr_explorer._cli.chunks import _default_array
+    from napari_zarr_explorer._cli.inspect import printable
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.estimate import estimate
 
@@ -87,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     ratio = report.ratio
+    where = report.url + ("/" + report.path if report.path else "")
     out_console.print(
-        f"[bold]{escape(report.url)}{'/' + escape(report.path) if report.path else ''}[/]: "
+        f"[bold]{escape(printable(where))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
         + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} objects"
@@ -101,11 +103,12 @@ def run(args: argparse.Namespace) -> int:
     best = report.best
     for c in report.candidates:
         if c.problems:
-            table.add_row(escape(c.label), "[red]" + escape("; ".join(c.problems)) + "[/]")
+            problems = escape(printable("; ".join(c.problems)))
+            table.add_row(escape(printable(c.label)), f"[red]{problems}[/]")
             continue
         style = "bold green" if best is not None and c is best else ""
         table.add_row(
-            escape(c.label),
+            escape(printable(c.label)),
             f"{c.ratio:.2f}" if c.ratio else "-",
             f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
             f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
@@ -116,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
         )
     out_console.print(table)
     for warn in report.warnings:
-        out_console.print(f"[yellow]warning:[/] {escape(warn)}")
+        out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
     return 0

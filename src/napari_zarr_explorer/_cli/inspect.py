@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -10,10 +11,28 @@ if TYPE_CHECKING:
 
     from napari_zarr_explorer.report import NodeReport, StoreReport
 
-__all__ = ["EXIT_PROBLEMS", "register", "run"]
+__all__ = ["EXIT_PROBLEMS", "printable", "register", "run"]
 
 EXIT_PROBLEMS = 3
 """Exit code when the report was made but some nodes (or the store) have errors."""
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    r"""Return *text* with control characters and undecodable bytes written as ``\xNN``.
+
+    Names and messages come from the data: printed as they are, escape sequences in them
+    would drive the terminal, and bytes of non-UTF-8 file names would fail to encode.
+    """
+    return _UNPRINTABLE.sub(_escape_char, text)
 
 
 def register(subparsers: Any) -> None:
@@ -59,20 +78,20 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if report.problems else 0
 
 
-def _node_label(node: NodeReport) -> str:
+def _node_label(node: NodeReport, name: str | None = None) -> str:
     from rich.markup import escape
 
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.report import ArrayReport, GroupReport
 
-    name = escape(node.name)
+    name = escape(printable(node.name if name is None else name))
     if isinstance(node, ArrayReport):
         shard = f" shards {_shape(node.shard_shape)}" if node.shard_shape else ""
         ratio = node.ratio
         text = (
             f"[bold cyan]{name}[/] [dim]array v{node.zarr_format}[/] {_shape(node.shape)} "
-            f"{escape(node.dtype)} chunks {_shape(node.chunk_shape)}{shard} "
-            f"[magenta]{escape(node.codecs_text)}[/] "
+            f"{escape(printable(node.dtype))} chunks {_shape(node.chunk_shape)}{shard} "
+            f"[magenta]{escape(printable(node.codecs_text))}[/] "
             f"stored {human_bytes(node.bytes_stored)}"
         )
         if ratio:
@@ -81,13 +100,22 @@ def _node_label(node: NodeReport) -> str:
     if isinstance(node, GroupReport):
         text = f"[bold]{name}[/] [dim]group v{node.zarr_format}[/]"
         if node.ome:
-            text += f" [yellow]{escape(node.ome.summary)}[/]"
+            text += f" [yellow]{escape(printable(node.ome.summary))}[/]"
         return text
     return f"[bold red]{name}[/] [red]unreadable[/]"
 
 
 def _shape(shape: Any) -> str:
     return "x".join(str(s) for s in shape) if shape else "()"
+
+
+_MAX_DEPTH = 12
+"""Deepest nesting drawn; deeper nodes are listed under their ancestor at this depth."""
+
+
+def _depth(path: str, start: str) -> int:
+    rel = path[len(start) :].strip("/") if start else path
+    return rel.count("/") + 1 if rel else 0
 
 
 def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
@@ -97,7 +125,9 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
     from rich.markup import escape
     from rich.tree import Tree
 
-    title = f"[bold]{escape(report.url)}[/]" + (f"/{escape(report.path)}" if report.path else "")
+    title = f"[bold]{escape(printable(report.url))}[/]" + (
+        f"/{escape(printable(report.path))}" if report.path else ""
+    )
     tree = Tree(title)
     branches: dict[str, Tree] = {report.path: tree}
     for node in report.nodes:
@@ -105,29 +135,36 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
             branch = tree
             tree.label = f"{title}  {_node_label(node)}"
         else:
-            parent = node.path.rsplit("/", 1)[0] if "/" in node.path else ""
-            while parent not in branches and parent:
-                parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
-            branch = branches.get(parent, tree).add(_node_label(node))
+            # Hang the node under its nearest reported ancestor, at most _MAX_DEPTH levels down
+            # (deeper trees would not fit the terminal), naming it by its path from there.
+            parts = node.path.split("/")
+            anchor = report.path
+            for n in range(len(parts) - 1, 0, -1):
+                candidate = "/".join(parts[:n])
+                if candidate in branches and _depth(candidate, report.path) <= _MAX_DEPTH:
+                    anchor = candidate
+                    break
+            name = node.path[len(anchor) + 1 :] if anchor else node.path
+            branch = branches.get(anchor, tree).add(_node_label(node, name))
         branches[node.path] = branch
         for err in node.errors:
-            branch.add(f"[red]error:[/] {escape(err)}")
+            branch.add(f"[red]error:[/] {escape(printable(err))}")
         for warn in node.warnings:
-            branch.add(f"[yellow]warning:[/] {escape(warn)}")
+            branch.add(f"[yellow]warning:[/] {escape(printable(warn))}")
         if attributes and node.attributes:
             text = json.dumps(node.attributes, indent=1, default=str)
             if len(text) > 2000:
                 text = text[:2000] + " ..."
-            branch.add(f"[dim]{escape(text)}[/]")
+            branch.add(f"[dim]{escape(printable(text))}[/]")
     if report.truncated:
         tree.add(
             f"[yellow]... more than {report.max_nodes} nodes; go deeper with --path "
-            f"{escape(', '.join(report.more[:10]))}[/]"
+            f"{escape(printable(', '.join(report.more[:10])))}[/]"
         )
     for warn in report.warnings:
-        tree.add(f"[yellow]warning:[/] {escape(warn)}")
+        tree.add(f"[yellow]warning:[/] {escape(printable(warn))}")
     for err in report.errors:
-        tree.add(f"[red]error:[/] {escape(err)}")
+        tree.add(f"[red]error:[/] {escape(printable(err))}")
     return tree
 
 
@@ -139,7 +176,7 @@ def _totals(report: StoreReport) -> str:
         f"{len(report.groups)} groups, {len(report.arrays)} arrays; stored "
         f"{human_bytes(stored)}, logical {human_bytes(report.logical_bytes)}"
     )
-    if stored:
+    if stored and report.logical_bytes:
         text += f", ratio {report.logical_bytes / stored:.2f}"
     problems = len(report.problems)
     if problems:

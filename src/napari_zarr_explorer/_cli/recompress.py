@@ -87,6 +87,7 @@ def _options(text: str | None, flag: str) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit code."""
     from napari_zarr_explorer._cli._common import err_console, out_console, print_json
+    from napari_zarr_explorer._cli.inspect import printable
     from napari_zarr_explorer.recompress import RichProgress, plan_recompress, recompress
 
     if args.dry_run:
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(plan.to_dict())
         else:
-            out_console.print(str(plan), markup=False, highlight=False)
+            out_console.print(printable(str(plan)), markup=False, highlight=False)
         return 0
 
     cancel = threading.Event()
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        out_console.print(str(report), markup=False, highlight=False)
+        out_console.print(printable(str(report)), markup=False, highlight=False)
     if report.cancelled:
         err_console.print(
             f"[yellow]Cancelled.[/] The output is marked incomplete; continue with: "

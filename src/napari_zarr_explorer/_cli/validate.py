@@ -72,16 +72,19 @@ def run(args: argparse.Namespace) -> int:
 def _headline(report: ValidationReport) -> str:
     from rich.markup import escape
 
+    from napari_zarr_explorer._cli.inspect import printable
+
     verdict = "[bold green]valid[/]" if report.valid else "[bold red]invalid[/]"
-    what = (
-        f" OME-NGFF {escape(report.version)} {escape(report.kind or '')}" if report.version else ""
-    )
+    what = ""
+    if report.version:
+        ome = f"{report.version} {report.kind or ''}"
+        what = f" OME-NGFF {escape(printable(ome))}"
     counts = f"{_n(len(report.errors), 'error')}, {_n(len(report.warnings), 'warning')}"
     if report.mode == "store":
         counts += f", {_n(report.nodes_checked, 'node')} checked"
     if report.strict:
         counts += ", strict rules"
-    return f"{escape(report.source)}: {verdict}{what} ({counts})"
+    return f"{escape(printable(report.source))}: {verdict}{what} ({counts})"
 
 
 def _n(n: int, word: str) -> str:
@@ -93,6 +96,8 @@ def render(report: ValidationReport) -> Table:
     from rich.table import Table
     from rich.text import Text
 
+    from napari_zarr_explorer._cli.inspect import printable
+
     table = Table(show_lines=False, expand=False)
     table.add_column("level", no_wrap=True)
     table.add_column("node", overflow="fold")
@@ -102,8 +107,8 @@ def render(report: ValidationReport) -> Table:
         style = "bold red" if m.level == "error" else "yellow"
         table.add_row(
             Text(m.level, style=style),
-            Text(m.node or "/"),
-            Text(m.location),
-            Text(m.message),
+            Text(printable(m.node or "/")),
+            Text(printable(m.location)),
+            Text(printable(m.message)),
         )
     return table

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, QStandardPaths, Signal  # type: ignore[attr-defined]
 
+from napari_zarr_explorer._html import human_bytes
+
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
@@ -91,14 +93,7 @@ def notify_info(message: str) -> None:
 
 def format_bytes(n: float | None) -> str:
     """Human-readable byte count (binary units): ``12.3 KiB``; ``-`` for None."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"  # pragma: no cover
+    return "-" if n is None else human_bytes(n)
 
 
 def unwrap(obj: Any) -> Any:

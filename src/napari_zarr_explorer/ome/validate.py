@@ -2007,6 +2007,11 @@ def _parse_json(raw: bytes, name: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise MetadataError(f"{name}: not valid JSON: nested too deeply.") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise MetadataError(
+            f"{name}: cannot be read as JSON: {exc}.",
+            hint="Fix the file (a JSON object of Zarr attributes is expected).",
+        ) from None
     if not isinstance(doc, dict):
         raise MetadataError(
             f"{name}: expected a JSON object of attributes, found {_kind_of(doc)}.",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
-from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.errors import ExplorerError, LimitError
 from napari_zarr_explorer.locate import Location, parse_location
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._plan import (
@@ -36,6 +36,8 @@ __all__ = ["JOURNAL_NAME", "plan_recompress", "recompress"]
 #: The progress journal kept in the output while a run is incomplete.
 JOURNAL_NAME = ".napari-zarr-explorer-progress.jsonl"
 _JOURNAL_VERSION = 1
+_MAX_TASKS = 10_000_000
+"""Most tasks one run plans: the task list of an absurdly large array would not fit in memory."""
 #: Logical bytes a task aims at when output objects are small (several objects per task).
 DEFAULT_TASK_BYTES = 16 * 1024 * 1024
 
@@ -307,11 +309,12 @@ def _executor(client: Any, scheduler: str | None, threads: int | None) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _task_blocks(a: ArrayPlan, task_bytes: int) -> list[tuple[tuple[int, int], ...]]:
+def _task_layout(a: ArrayPlan, task_bytes: int) -> tuple[list[int], list[int]]:
+    """Return the unit grid of *a* and the units per task along each axis."""
     t = a.target
-    grid = [len(r) for r in _io.grid_indices(t.shape, t.unit)]
+    grid = [r.stop for r in _io.grid_indices(t.shape, t.unit)]
     if any(n == 0 for n in grid):
-        return []
+        return grid, [1] * len(grid)
     import numpy as np
 
     unit_bytes = math.prod(t.unit) * np.dtype(t.dtype).itemsize
@@ -323,6 +326,33 @@ def _task_blocks(a: ArrayPlan, task_bytes: int) -> list[tuple[tuple[int, int], .
         k = max(1, k // factors[d])
         if k == 1:
             break
+    return grid, factors
+
+
+def _task_count(a: ArrayPlan, task_bytes: int) -> int:
+    grid, factors = _task_layout(a, task_bytes)
+    return math.prod(-(-n // f) for n, f in zip(grid, factors, strict=True))
+
+
+def _check_task_count(plan: Plan, task_bytes: int, where: str) -> None:
+    """Refuse a run whose task list could not be held in memory, before anything is written."""
+    total = 0
+    for a in plan.arrays:
+        total += _task_count(a, task_bytes)
+        if total > _MAX_TASKS:
+            raise LimitError(
+                f"{where}/{a.target.path}".rstrip("/")
+                + f" (shape {list(a.target.shape)}): the copy would need "
+                f"more than {_MAX_TASKS} tasks.",
+                hint="Use a larger --task-size (MiB per task), or recompress a smaller part "
+                "of the hierarchy.",
+            )
+
+
+def _task_blocks(a: ArrayPlan, task_bytes: int) -> list[tuple[tuple[int, int], ...]]:
+    grid, factors = _task_layout(a, task_bytes)
+    if any(n == 0 for n in grid):
+        return []
     return [
         tuple((s, min(s + f, n)) for s, f, n in zip(starts, factors, grid, strict=True))
         for starts in itertools.product(
@@ -586,6 +616,7 @@ def recompress(
         chunks=_chunks_arg(chunks, "chunks"),
         shards=_chunks_arg(shards, "shards"),
     )
+    _check_task_count(plan, task_bytes, str(src_loc))
     if dst_loc.is_local and dst_loc.path.exists() and not dst_loc.path.is_dir():
         raise ExplorerError(
             f"The output {dst_loc} is an existing file.", hint="Choose a new output folder."
@@ -756,8 +787,8 @@ def recompress(
         if isinstance(error, ExplorerError):
             raise ExplorerError(
                 f"Recompressing {src_loc} failed in {failed_task}: {error.message}",
-                hint=(error.hint or "") + " The output is marked incomplete; fix the cause and "
-                "continue with --resume.",
+                hint=(f"{error.hint} " if error.hint else "")
+                + "The output is marked incomplete; fix the cause and continue with --resume.",
             ) from error
         raise ExplorerError(
             f"Recompressing {src_loc} failed in {failed_task}: {type(error).__name__}: {error}",

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,24 +51,47 @@ async def _collect(agen: Any) -> list[Any]:
 
 
 def list_dir(store: Any, prefix: str) -> list[str]:
-    """List the immediate children of *prefix* in *store* (empty when it cannot list)."""
+    """List the immediate children of *prefix* in *store* (empty when it cannot list).
+
+    In local stores symbolic links are left out, as in every listing of this package.
+    """
     if not getattr(store, "supports_listing", False):
         return []
     try:
-        return sorted(_sync(_collect(store.list_dir(prefix))))
+        names = sorted(_sync(_collect(store.list_dir(prefix))))
     except (FileNotFoundError, NotADirectoryError, OSError):
         return []
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        names = [n for n in names if not os.path.islink(os.path.join(root, prefix, n))]
+    return names
+
+
+def _inside(root: Path, key: str) -> bool:
+    """Return True when *key* below *root*, symbolic links resolved, stays inside *root*."""
+    base = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(base, key))
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def get_bytes(store: Any, key: str) -> bytes | None:
-    """Read one object from a zarr store (None when absent); local stores are read directly."""
+    """Read one object from a zarr store (None when absent); local stores are read directly.
+
+    A local object reached through a symbolic link that leaves the store counts as absent:
+    nothing outside the opened store is read. So does anything but a regular file.
+    """
     root = getattr(store, "root", None)
     if isinstance(root, Path):
-        try:
-            with open(root / key, "rb") as fh:
-                return fh.read()
+        if not _inside(root, key):
+            return None
+        try:  # non-blocking open: a FIFO would otherwise wait for a writer forever
+            fd = os.open(root / key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # devices, FIFOs, sockets
+                return None
+            return fh.read()
     from zarr.core.buffer import default_buffer_prototype
 
     try:
@@ -212,10 +236,20 @@ def _crc_strip(data: Any) -> bytes:
     return b[:-4]
 
 
+def _bounded(codec: Any, bound: int) -> Any:
+    """Return *codec* refusing to decompress beyond *bound* bytes (decompression bombs)."""
+    from napari_zarr_explorer.meta import _guarded_v2_compressor
+
+    return _guarded_v2_compressor(codec, bound)
+
+
 def _v3_steps(
-    codecs: Sequence[Any], dtype: np.dtype[Any]
+    codecs: Sequence[Any], dtype: np.dtype[Any], bound: int
 ) -> tuple[np.dtype[Any], tuple[Any, ...]] | None:
-    """Decode steps for a simple v3 pipeline, or None when zarr-python must decode it."""
+    """Decode steps for a simple v3 pipeline, or None when zarr-python must decode it.
+
+    Decompressors refuse output beyond *bound* bytes.
+    """
     import numcodecs
 
     if not codecs:
@@ -231,11 +265,11 @@ def _v3_steps(
     for c in codecs[1:]:
         name = c if isinstance(c, str) else c.get("name")
         if name == "zstd":
-            steps.append(numcodecs.Zstd().decode)
+            steps.append(_bounded(numcodecs.Zstd(), bound).decode)
         elif name == "gzip":
-            steps.append(numcodecs.GZip().decode)
+            steps.append(_bounded(numcodecs.GZip(), bound).decode)
         elif name == "blosc":
-            steps.append(numcodecs.Blosc().decode)
+            steps.append(_bounded(numcodecs.Blosc(), bound).decode)
         elif name == "crc32c":
             steps.append(_crc_strip)
         else:
@@ -278,13 +312,20 @@ class SourceReader:
         if md.get("zarr_format") == 2:
             if md.get("order", "C") not in ("C", "F"):
                 return
+            from napari_zarr_explorer.meta import _chunk_bound, _v2_expansion
+
             comp = md.get("compressor")
+            filters = tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or []))
+            nbytes = math.prod(md["chunks"]) * np.dtype(md["dtype"]).itemsize
+            bound = _chunk_bound(nbytes, _v2_expansion(filters))
             self._decode = _V2Decode(
                 dtype=np.dtype(md["dtype"]),
                 chunks=tuple(md["chunks"]),
                 order=str(md.get("order", "C")),
-                compressor=None if comp is None else numcodecs.get_codec(dict(comp)),
-                filters=tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or [])),
+                compressor=None
+                if comp is None
+                else _bounded(numcodecs.get_codec(dict(comp)), bound),
+                filters=filters,
             )
             self.chunks = tuple(md["chunks"])
             self._key = self.array.metadata.encode_chunk_key
@@ -292,10 +333,14 @@ class SourceReader:
         grid = md.get("chunk_grid") or {}
         if not isinstance(grid, Mapping) or grid.get("name") != "regular":
             return
-        steps = _v3_steps(list(md.get("codecs") or []), self.dtype)
+        from napari_zarr_explorer.meta import _chunk_bound
+
+        chunks = tuple(grid["configuration"]["chunk_shape"])
+        bound = _chunk_bound(math.prod(chunks) * self.dtype.itemsize)
+        steps = _v3_steps(list(md.get("codecs") or []), self.dtype, bound)
         if steps is None:
             return
-        self.chunks = tuple(grid["configuration"]["chunk_shape"])
+        self.chunks = chunks
         self._decode = _V3Decode(dtype=steps[0], chunks=self.chunks, steps=steps[1])
         self._key = self.array.metadata.encode_chunk_key
 
@@ -338,7 +383,16 @@ class SourceReader:
                 continue
             if all(o >= s.start for o, s in zip(origin, region, strict=True)):
                 owned += len(raw)
-            chunk = self._decode(raw)
+            try:
+                chunk = self._decode(raw)
+            except Exception as exc:
+                detail = (exc.message if isinstance(exc, ExplorerError) else f"{exc}").rstrip()
+                detail += "" if detail.endswith((".", "!", "?")) else "."
+                raise ExplorerError(
+                    f"the source chunk {key} cannot be decoded: {detail}",
+                    hint="The source is damaged there; `napari-zarr-explorer chunks --verify` "
+                    "lists every damaged chunk.",
+                ) from exc
             out[tuple(dst_sel)] = chunk[tuple(src_sel)]
         return out, owned
 

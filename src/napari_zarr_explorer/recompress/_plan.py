@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 
 from napari_zarr_explorer.codec_spec import CompressorSpec
-from napari_zarr_explorer.errors import ExplorerError, MetadataError, NotFoundError
+from napari_zarr_explorer.errors import (
+    ExplorerError,
+    MetadataError,
+    NotFoundError,
+    PathEscapeError,
+)
 from napari_zarr_explorer.locate import Location, safe_join
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._ome import axes_names, convert_attributes, ome_body
@@ -368,8 +373,14 @@ def make_plan(
                 continue
             child = f"{path}/{name}" if path else name
             children.add(child)
-        for child in _ome_children(path, node.attributes):
-            children.add(child)
+        try:
+            children.update(_ome_children(path, node.attributes))
+        except PathEscapeError as exc:
+            doc = ".zattrs" if node.zarr_format == 2 else "zarr.json"
+            raise PathEscapeError(
+                "/".join(p for p in (where.rstrip("/"), path, doc) if p) + f": {exc}",
+                hint="The copy would be incomplete; fix the path in the metadata first.",
+            ) from None
         names = axes_names(node.attributes)
         body = ome_body(node.attributes) or {}
         for ms in body.get("multiscales") or []:

@@ -7,17 +7,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from napari_zarr_explorer._html import human_bytes
+
 __all__ = ["ArrayResult", "ProgressEvent", "RecompressReport"]
-
-
-def _size(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def _json_safe(v: Any) -> Any:
@@ -262,8 +254,8 @@ class RecompressReport:
             f"  {self.arrays_written} arrays, {len(self.groups)} groups, "
             f"{self.objects_written} objects ({self.chunks_written} chunks) written"
             + (f", {self.tasks_skipped} tasks already done" if self.resumed else ""),
-            f"  stored {_size(self.bytes_before)} -> {_size(self.bytes_after)} "
-            f"(ratio {ratio}; logical {_size(self.nbytes)})",
+            f"  stored {human_bytes(self.bytes_before)} -> {human_bytes(self.bytes_after)} "
+            f"(ratio {ratio}; logical {human_bytes(self.nbytes)})",
             f"  verified {self.objects_verified} objects / {self.chunks_verified} chunks, "
             f"{len(self.mismatches)} mismatches",
             f"  took {self.duration:.1f} s",
@@ -287,7 +279,7 @@ class RecompressReport:
         rows = "".join(
             f"<tr><td><code>{e(a.path or '/')}</code></td><td>{e(str(a.shape))}</td>"
             f"<td>{e(a.dtype)}</td><td>{e(str(a.chunks))}</td><td>{e(str(a.shards))}</td>"
-            f"<td>{_size(a.bytes_before)}</td><td>{_size(a.bytes_after)}</td>"
+            f"<td>{human_bytes(a.bytes_before)}</td><td>{human_bytes(a.bytes_after)}</td>"
             f"<td>{a.objects_written}</td><td>{a.chunks_verified}</td>"
             f"<td>{len(a.mismatches)}</td></tr>"
             for a in self.arrays
@@ -304,7 +296,7 @@ class RecompressReport:
             f"<code>{e(self.destination)}</code>: "
             f"<b style='color:{colour}'>{e(self._status())}</b></p>"
             f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; stored "
-            f"{_size(self.bytes_before)} &rarr; {_size(self.bytes_after)}"
+            f"{human_bytes(self.bytes_before)} &rarr; {human_bytes(self.bytes_after)}"
             f" ({e(f'{self.ratio:.2f}x' if self.ratio else '?')}); {self.duration:.1f} s</p>"
             "<table><tr><th>array</th><th>shape</th><th>dtype</th><th>chunks</th>"
             "<th>shards</th><th>before</th><th>after</th><th>objects</th>"
