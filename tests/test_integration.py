@@ -46,3 +46,46 @@ def test_json_error_message_reads_naturally(tmp_path: Path) -> None:
     assert " at at " not in message
     assert "line 1" in message
     json.dumps(message)
+
+
+def test_cli_error_lines_escape_control_characters(tmp_path: Path, capsys) -> None:
+    from napari_zarr_explorer.cli import main
+
+    hostile = tmp_path / "evil\x1b]0;owned\x07.zarr"
+    assert main(["inspect", str(hostile)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b" in err
+
+
+def test_cli_unexpected_failure_is_one_clear_line(tmp_path: Path) -> None:
+    # A store whose root is a directory named like a metadata file makes reading it fail with an
+    # OSError deep in the stack; whatever fails, the user sees one line, not a traceback.
+    code = (
+        "import sys; from napari_zarr_explorer import cli, report\n"
+        "def boom(*a, **k): raise RuntimeError('disk on fire')\n"
+        "report.inspect = boom\n"
+        f"sys.exit(cli.main(['inspect', {str(tmp_path)!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "disk on fire" in proc.stderr
+    assert "NAPARI_ZARR_EXPLORER_DEBUG" in proc.stderr
+
+
+def test_storage_options_reach_remote_stores_from_the_command_line(http_server, capsys) -> None:
+    from napari_zarr_explorer.cli import main
+
+    testing.write_array(http_server.root / "a.zarr", np.arange(16, dtype="uint8").reshape(4, 4))
+    http_server.require_header("Authorization", "Bearer sesame")
+    url = f"{http_server.url}/a.zarr"
+    assert main(["inspect", url, "--storage-options", "[1]"]) == 1
+    assert "expected a JSON object" in capsys.readouterr().err
+    assert main(["inspect", url, "--json"]) != 0
+    assert "401" in "".join(capsys.readouterr())
+    headers = '{"headers": {"Authorization": "Bearer sesame"}}'
+    for command in (["inspect"], ["chunks"], ["validate"], ["estimate", "--compressor", "gzip"]):
+        assert main([*command, url, "--json", "--storage-options", headers]) in (0, 3), command
+        out = capsys.readouterr().out
+        assert json.loads(out), command

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ from napari_zarr_explorer import __version__
 from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = ["build_parser", "main"]
+
+DEBUG_ENV = "NAPARI_ZARR_EXPLORER_DEBUG"
+"""Set to show the traceback of an unexpected failure."""
 
 SUBCOMMANDS = ("inspect", "chunks", "validate", "estimate", "recompress", "demo")
 
@@ -57,3 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # last resort: one clear line instead of a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        from napari_zarr_explorer._cli._common import print_error
+
+        print_error(
+            f"{args.command} failed unexpectedly: {type(exc).__name__}: {exc}. "
+            f"Run again with {DEBUG_ENV}=1 to see where, and please report it."
+        )
+        return 1

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["err_console", "out_console", "print_error", "print_json"]
+__all__ = [
+    "add_storage_options",
+    "err_console",
+    "out_console",
+    "print_error",
+    "print_json",
+    "printable",
+    "storage_options",
+]
 
 out_console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -21,6 +31,59 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    r"""Return *text* with control characters and undecodable bytes written as ``\xNN``.
+
+    Names and messages come from the data: printed as they are, escape sequences in them
+    would drive the terminal, and bytes of non-UTF-8 file names would fail to encode.
+    """
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
 def print_error(message: str) -> None:
-    """Print an error message on standard error."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    """Print an error message on standard error (control characters escaped)."""
+    err_console.print(f"[bold red]error:[/] {escape(printable(message))}", soft_wrap=True)
+
+
+def add_storage_options(parser: argparse.ArgumentParser, *, dst: bool = False) -> None:
+    """Add ``--storage-options JSON`` (and ``--dst-storage-options`` when *dst*) to *parser*."""
+    parser.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        help="file-system options for a remote URL as a JSON object, e.g. '{\"anon\": true}' "
+        'or \'{"client_kwargs": {"headers": {"Authorization": "Bearer ..."}}}\'',
+    )
+    if dst:
+        parser.add_argument(
+            "--dst-storage-options", metavar="JSON", help="the same, for the destination"
+        )
+
+
+def storage_options(
+    args: argparse.Namespace, flag: str = "--storage-options"
+) -> dict[str, Any] | None:
+    """Return the parsed JSON object of *flag*, or None when it was not given."""
+    from napari_zarr_explorer.errors import ExplorerError
+
+    text = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExplorerError(
+            f"{flag}: not valid JSON ({exc.msg}).", hint="Give a JSON object in quotes."
+        ) from None
+    if not isinstance(value, dict):
+        raise ExplorerError(f"{flag}: expected a JSON object, e.g. '{{\"anon\": true}}'.")
+    return value

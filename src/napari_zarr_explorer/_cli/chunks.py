@@ -6,6 +6,8 @@ import argparse
 import threading
 from typing import TYPE_CHECKING, Any
 
+from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+
 if TYPE_CHECKING:
     from napari_zarr_explorer.chunks import ChunkMap
 
@@ -28,6 +30,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    add_storage_options(parser)
     parser.add_argument(
         "--array",
         default=None,
@@ -46,12 +49,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _default_array(url: str) -> str:
+def _default_array(url: str, options: dict[str, Any] | None = None) -> str:
     """Return the path to map when --array is not given."""
     from napari_zarr_explorer.errors import ExplorerError, MetadataError
     from napari_zarr_explorer.report import ArrayReport, GroupReport, inspect
 
-    report = inspect(url, max_nodes=200)
+    report = inspect(url, max_nodes=200, storage_options=options)
     root = report.root
     if not isinstance(root, ArrayReport | GroupReport):  # nothing readable at the URL itself
         problems = [*(root.errors if root is not None else ()), *report.errors]
@@ -78,10 +81,18 @@ def run(args: argparse.Namespace) -> int:
     from napari_zarr_explorer._cli._common import err_console, out_console, print_json
     from napari_zarr_explorer.chunks import chunk_map
 
-    path = args.array if args.array is not None else _default_array(args.url)
+    options = storage_options(args)
+    path = args.array if args.array is not None else _default_array(args.url, options)
     cancel = threading.Event()
     if args.json or not err_console.is_terminal:
-        cmap = chunk_map(args.url, path, level=args.level, verify=args.verify, cancel=cancel)
+        cmap = chunk_map(
+            args.url,
+            path,
+            level=args.level,
+            verify=args.verify,
+            cancel=cancel,
+            storage_options=options,
+        )
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -105,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     verify=args.verify,
                     progress=progress,
                     cancel=cancel,
+                    storage_options=options,
                 )
             except KeyboardInterrupt:
                 cancel.set()
@@ -121,7 +133,6 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from napari_zarr_explorer._cli.inspect import printable
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.chunks import CORRUPT, MISSING, PARTIAL, PRESENT, UNKNOWN
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+
 __all__ = ["register", "run"]
 
 
@@ -20,6 +22,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    add_storage_options(parser)
     parser.add_argument(
         "--array",
         default=None,
@@ -60,13 +63,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from napari_zarr_explorer._cli._common import out_console, print_json
+    from napari_zarr_explorer._cli._common import (
+        out_console,
+        print_json,
+    )
     from napari_zarr_explorer._cli.chunks import _default_array
-    from napari_zarr_explorer._cli.inspect import printable
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.estimate import estimate
 
-    path = args.array if args.array is not None else _default_array(args.url)
+    options = storage_options(args)
+    path = args.array if args.array is not None else _default_array(args.url, options)
     compressors = args.compressor or ["zstd:3"]
     any_blosc = any(c.strip().lower().startswith("blosc") for c in compressors)
     candidates = [
@@ -82,7 +88,13 @@ def run(args: argparse.Namespace) -> int:
         for c in compressors
     ]
     report = estimate(
-        args.url, path, candidates, sample=args.sample, seed=args.seed, level=args.level
+        args.url,
+        path,
+        candidates,
+        sample=args.sample,
+        seed=args.seed,
+        level=args.level,
+        storage_options=options,
     )
     if args.json:
         print_json(report.to_dict())

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 from typing import TYPE_CHECKING, Any
+
+from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
 
 if TYPE_CHECKING:
     from rich.tree import Tree
 
     from napari_zarr_explorer.report import NodeReport, StoreReport
 
-__all__ = ["EXIT_PROBLEMS", "printable", "register", "run"]
+__all__ = ["EXIT_PROBLEMS", "register", "run"]
 
 EXIT_PROBLEMS = 3
 """Exit code when the report was made but some nodes (or the store) have errors."""
-
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    r"""Return *text* with control characters and undecodable bytes written as ``\xNN``.
-
-    Names and messages come from the data: printed as they are, escape sequences in them
-    would drive the terminal, and bytes of non-UTF-8 file names would fail to encode.
-    """
-    return _UNPRINTABLE.sub(_escape_char, text)
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +31,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    add_storage_options(parser)
     parser.add_argument("--path", default="", help="start at this node of the store")
     parser.add_argument(
         "--max-nodes",
@@ -69,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from napari_zarr_explorer._cli._common import out_console, print_json
     from napari_zarr_explorer.report import inspect
 
-    report = inspect(args.url, max_nodes=args.max_nodes, path=args.path)
+    report = inspect(
+        args.url,
+        max_nodes=args.max_nodes,
+        path=args.path,
+        storage_options=storage_options(args),
+    )
     if args.json:
         print_json(report.to_dict())
     else:

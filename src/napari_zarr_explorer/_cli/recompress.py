@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
 from typing import Any
+
+from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
 
 __all__ = ["register", "run"]
 
@@ -61,8 +62,7 @@ def register(subparsers: Any) -> None:
         "--replace", action="store_true", help="after verifying, swap DST in for SRC (backup kept)"
     )
     p.add_argument("--no-verify", action="store_true", help="do not read back and compare")
-    p.add_argument("--storage-options", metavar="JSON", help="JSON file-system options for SRC")
-    p.add_argument("--dst-storage-options", metavar="JSON", help="JSON file-system options for DST")
+    add_storage_options(p, dst=True)
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan (arrays, layouts) and write nothing"
     )
@@ -70,24 +70,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _options(text: str | None, flag: str) -> dict[str, Any] | None:
-    from napari_zarr_explorer.errors import ExplorerError
-
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ExplorerError(f"{flag}: not valid JSON ({exc.msg}).") from None
-    if not isinstance(value, dict):
-        raise ExplorerError(f"{flag}: expected a JSON object.")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit code."""
-    from napari_zarr_explorer._cli._common import err_console, out_console, print_json
-    from napari_zarr_explorer._cli.inspect import printable
+    from napari_zarr_explorer._cli._common import (
+        err_console,
+        out_console,
+        print_json,
+    )
     from napari_zarr_explorer.recompress import RichProgress, plan_recompress, recompress
 
     if args.dry_run:
@@ -98,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             chunks=args.chunks,
             shards=args.shards,
             zarr_format=args.zarr_format,
-            storage_options=_options(args.storage_options, "--storage-options"),
+            storage_options=storage_options(args),
         )
         if args.json:
             print_json(plan.to_dict())
@@ -140,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 task_bytes=max(1, int(args.task_size * 1024 * 1024)),
                 progress=progress_bar,
                 cancel=cancel,
-                storage_options=_options(args.storage_options, "--storage-options"),
-                dst_storage_options=_options(args.dst_storage_options, "--dst-storage-options"),
+                storage_options=storage_options(args),
+                dst_storage_options=storage_options(args, "--dst-storage-options"),
             )
     finally:
         if previous is not None:

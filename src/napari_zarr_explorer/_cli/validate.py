@@ -12,6 +12,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -33,6 +35,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("url", metavar="URL", help="store path or URL, or a JSON attributes file")
+    add_storage_options(parser)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -56,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``validate``; return the exit code."""
     from napari_zarr_explorer.ome.validate import validate
 
-    report = validate(args.url, strict=args.strict, max_nodes=args.max_nodes)
+    report = validate(
+        args.url,
+        strict=args.strict,
+        max_nodes=args.max_nodes,
+        storage_options=storage_options(args),
+    )
     if args.json:
         sys.stdout.write(json.dumps({"valid": report.valid, "message": report.summary()}) + "\n")
         sys.stdout.flush()
@@ -71,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _headline(report: ValidationReport) -> str:
     from rich.markup import escape
-
-    from napari_zarr_explorer._cli.inspect import printable
 
     verdict = "[bold green]valid[/]" if report.valid else "[bold red]invalid[/]"
     what = ""
@@ -95,8 +101,6 @@ def render(report: ValidationReport) -> Table:
     """Render the report's messages as a rich table: level, node, JSON location, message."""
     from rich.table import Table
     from rich.text import Text
-
-    from napari_zarr_explorer._cli.inspect import printable
 
     table = Table(show_lines=False, expand=False)
     table.add_column("level", no_wrap=True)
