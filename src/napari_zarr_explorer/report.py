@@ -851,6 +851,7 @@ def _walk_metadata(
             paths.append(root)
         return sorted(paths, key=_sort_key), more, errors
     queue = [root]
+    optional: set[str] = set()  # paths the format allows but no metadata promised ("labels")
     while queue:
         path = queue.pop(0)
         if path in seen:
@@ -860,6 +861,8 @@ def _walk_metadata(
             node = meta.read_node(store, path, where=where)
         except ExplorerError:
             node = None
+            if path in optional:
+                continue
             if len(found) < limit:
                 found.append(path)  # its error is reported when the node itself is read
             continue
@@ -884,8 +887,9 @@ def _walk_metadata(
             rels.extend(d.path for d in ms.datasets)
         if ome.labels:
             rels.extend(ome.labels)
-        if ome.kind == "image":
+        if ome.kind == "image" and ome.image_label is None and "labels" not in rels:
             rels.append("labels")
+            optional.add(safe_join(path, "labels"))
         if ome.plate is not None:
             rels.extend(w.path for w in ome.plate.wells)
         if ome.well is not None:
