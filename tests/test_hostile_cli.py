@@ -826,11 +826,6 @@ def test_recompress_does_not_copy_chunks_symlinked_from_outside(
     assert not (zarr.open_array(dst, mode="r")[...] == VALUES * 7).any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="locate.Location.open_store opens a zarr LocalStore, which follows symlinks out "
-    "of the store when zarr reads chunks (here: shards)",
-)
 def test_recompress_does_not_copy_shards_symlinked_from_outside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -78,9 +78,14 @@ class Location:
         return replace(self, url=f"{self.url.rstrip('/')}/{rel}")
 
     def open_store(self) -> Any:
-        """Open this location as a read-only ``zarr.abc.store.Store``."""
+        """Open this location as a read-only ``zarr.abc.store.Store``.
+
+        A local store is a ``zarr.storage.LocalStore`` confined to its folder: keys reached
+        through symbolic links that leave it, and anything but regular files (FIFOs, devices,
+        sockets), are absent.
+        """
         if self.is_local:
-            from zarr.storage import LocalStore
+            from napari_zarr_explorer._localstore import ConfinedLocalStore
 
             if not self.path.exists():
                 raise NotFoundError(
@@ -92,7 +97,7 @@ class Location:
                     f"{self.url} is a file, not a Zarr store directory.",
                     hint="Open the folder that contains .zarray/.zgroup/zarr.json instead.",
                 )
-            return LocalStore(self.path, read_only=True)
+            return ConfinedLocalStore(self.path)
         from napari_zarr_explorer import remote
 
         return remote.open_remote_store(self)
@@ -151,15 +156,19 @@ def parse_location(
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
 
 
-def safe_join(base: str, relpath: str) -> str:
-    """Join a store-relative *relpath* found in metadata onto *base*, refusing escapes.
+def safe_join(base: str, relpath: str, *, source: str = "metadata") -> str:
+    """Join a store-relative *relpath* onto *base*, refusing escapes.
 
     Parameters
     ----------
     base
         A store-relative prefix (``""`` for the root, ``"labels"``...).
     relpath
-        A path from metadata, e.g. a multiscales dataset path.
+        A path from metadata (e.g. a multiscales dataset path) or given by the user.
+    source
+        Where *relpath* comes from, for messages: ``"metadata"`` (the default: "Path 'x' in
+        metadata ...") or any other word used as is, e.g. ``"given"`` for a path the user typed
+        ("Path 'x' given ...").
 
     Returns
     -------
@@ -172,19 +181,20 @@ def safe_join(base: str, relpath: str) -> str:
         If *relpath* is not a string, is absolute, is a URL, contains a backslash, a NUL, or a
         ``..`` / ``.`` component, or the result would leave the store.
     """
+    origin = "in metadata" if source == "metadata" else source
     if not isinstance(relpath, str):
-        raise PathEscapeError(f"Path {relpath!r} in metadata is not a string.")
+        raise PathEscapeError(f"Path {relpath!r} {origin} is not a string.")
     if is_url(relpath) or relpath.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", relpath):
         raise PathEscapeError(
-            f"Path {relpath!r} in metadata is absolute or a URL; only paths inside the store "
+            f"Path {relpath!r} {origin} is absolute or a URL; only paths inside the store "
             "are followed."
         )
     if "\\" in relpath or "\x00" in relpath:
-        raise PathEscapeError(f"Path {relpath!r} in metadata contains a backslash or NUL.")
+        raise PathEscapeError(f"Path {relpath!r} {origin} contains a backslash or NUL.")
     parts = [p for p in relpath.split("/") if p != ""]
     if any(p in ("..", ".") for p in parts):
         raise PathEscapeError(
-            f"Path {relpath!r} in metadata contains '..' or '.'; only paths inside the store "
+            f"Path {relpath!r} {origin} contains '..' or '.'; only paths inside the store "
             "are followed."
         )
     base_parts = [p for p in base.split("/") if p]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -91,12 +92,17 @@ def _get_bytes(store: Any, key: str, *, where: str) -> bytes | None:
 
     try:
         buf = _sync(store.get(key, prototype=default_buffer_prototype()))
-    except (FileNotFoundError, KeyError):
+    except (FileNotFoundError, KeyError):  # NotFoundError included
         return None
-    except NotFoundError:
-        return None
-    except IsADirectoryError:
-        return None
+    except ExplorerError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise MetadataError(
+            f"{_where(where, key)}: the metadata document could not be read: {reason}.",
+            hint="Check that it is a readable regular file (not a folder, a symbolic link loop "
+            "or a file without read permission) and restore it from a copy if needed.",
+        ) from None
     if buf is None:
         return None
     data: bytes = buf.to_bytes()
@@ -112,6 +118,12 @@ def _get_bytes(store: Any, key: str, *, where: str) -> bytes | None:
 def _where(where: str, key: str) -> str:
     where = where.rstrip("/")
     return f"{where}/{key}" if where else key
+
+
+def _max_int_digits() -> int:
+    get = getattr(sys, "get_int_max_str_digits", None)
+    limit = int(get()) if get is not None else 0
+    return limit or 4300
 
 
 def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
@@ -163,8 +175,12 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
     except RecursionError:
         raise MetadataError(f"{name}: invalid JSON: nested too deeply.") from None
     except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        if "int" in str(exc) and "digits" in str(exc):
+            what = f"contains an integer with more than {_max_int_digits()} digits"
+        else:
+            what = f"unusable JSON: {exc}"
         raise MetadataError(
-            f"{name}: unusable JSON: {exc}.",
+            f"{name}: {what}.",
             hint="The metadata file is corrupt or hostile; restore it from a copy.",
         ) from None
     if not isinstance(obj, dict):
@@ -353,11 +369,22 @@ def _v3_node(path: str, doc: dict[str, Any], *, where: str) -> NodeMeta:
 # --------------------------------------------------------------------------------------------
 
 
-def _provider(codec_id: str) -> str:
+def _provider(codec_id: str) -> str | None:
+    """Return the package known to provide *codec_id*, or None when none is known."""
     base = codec_id.removeprefix("numcodecs.")
     if base.startswith("imagecodecs_"):
         return "imagecodecs"
-    return _CODEC_PACKAGES.get(base, "numcodecs")
+    return _CODEC_PACKAGES.get(base)
+
+
+def _installed(package: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(package)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _numcodecs_has(codec_id: str) -> bool:
@@ -390,10 +417,25 @@ def _unsafe(codec_id: str, where: str, position: str) -> UnsafeDataError:
 
 def _unknown(codec_id: str, where: str, position: str) -> CodecError:
     pkg = _provider(codec_id)
+    if pkg is not None and not _installed(pkg):
+        return CodecError(
+            f"{where}: the {position} uses the codec {codec_id!r}, which is not available here.",
+            hint=f"It is provided by the package {pkg!r}: install it (pip install {pkg}) "
+            "and open the data again.",
+        )
+    if pkg is not None:
+        return CodecError(
+            f"{where}: the {position} uses the codec {codec_id!r}, which the installed package "
+            f"{pkg!r} does not provide.",
+            hint=f"A newer {pkg} may provide it (pip install {pkg} --upgrade); otherwise "
+            "open the data where the software that wrote it is installed.",
+        )
     return CodecError(
-        f"{where}: the {position} uses the codec {codec_id!r}, which is not available here.",
-        hint=f"It is provided by the package {pkg!r}: install it (pip install {pkg}) "
-        "and open the data again.",
+        f"{where}: the {position} uses the codec {codec_id!r}, which is not a codec "
+        "zarr-python or numcodecs know: the data was written with a codec this environment "
+        "lacks.",
+        hint=f"Find out which software wrote the data and install the package that provides "
+        f"the codec {codec_id!r} (or re-encode the data where it is available).",
     )
 
 
@@ -439,7 +481,34 @@ def _v3_codec_name(codec: Any, *, where: str, position: str) -> tuple[str, Mappi
     )
 
 
-def _check_v3_codecs(codecs: Any, *, where: str, position: str) -> None:
+def _positive_ints(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    )
+
+
+def _check_inner_chunks(inner: Any, outer: Any, *, where: str, position: str) -> None:
+    """Refuse a sharding ``chunk_shape`` that zarr-python cannot divide the shards into."""
+    if not _positive_ints(inner) or not inner:
+        raise MetadataError(
+            f"{where}: the {position} chunk_shape {inner!r} must be a list of positive integers."
+        )
+    if not _positive_ints(outer):
+        return  # the outer chunk shape is reported by the shape check
+    if len(inner) != len(outer):
+        raise MetadataError(
+            f"{where}: the {position} chunk_shape {inner!r} must have one entry per dimension "
+            f"of the shard shape {outer!r}."
+        )
+    if any(o % i for o, i in zip(outer, inner, strict=True)):
+        raise MetadataError(
+            f"{where}: the {position} chunk_shape {inner!r} is not dividing the shard shape "
+            f"{outer!r}.",
+            hint="Each shard must hold a whole number of inner chunks; the metadata is corrupt.",
+        )
+
+
+def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any = None) -> None:
     if codecs is None:
         raise MetadataError(f"{where}: {position} is missing.")
     if not isinstance(codecs, list):
@@ -457,7 +526,11 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str) -> None:
         if name in _UNSAFE_CODECS:
             raise _unsafe(name, where, pos)
         if name == "sharding_indexed":
-            _check_v3_codecs(conf.get("codecs"), where=where, position=f"{pos} codecs")
+            inner = conf.get("chunk_shape")
+            _check_inner_chunks(inner, chunk_shape, where=where, position=f"{pos} (sharding)")
+            _check_v3_codecs(
+                conf.get("codecs"), where=where, position=f"{pos} codecs", chunk_shape=inner
+            )
             _check_v3_codecs(
                 conf.get("index_codecs", [{"name": "bytes"}, {"name": "crc32c"}]),
                 where=where,
@@ -533,11 +606,11 @@ def check_array_metadata(metadata: Mapping[str, Any], *, where: str, zarr_format
             f"{where}: the data type {name!r} holds Python objects; this array is refused and "
             "no byte of it was decoded.",
         )
-    _check_v3_codecs(metadata.get("codecs"), where=where, position="codecs")
     grid = metadata.get("chunk_grid")
     chunks = None
     if isinstance(grid, dict) and isinstance(grid.get("configuration"), dict):
         chunks = grid["configuration"].get("chunk_shape")
+    _check_v3_codecs(metadata.get("codecs"), where=where, position="codecs", chunk_shape=chunks)
     _check_shape_chunks(metadata.get("shape"), chunks, where=where)
 
 
@@ -911,10 +984,15 @@ def open_array(location: Location, path: str = "", *, store: Any = None) -> zarr
         raise NotFoundError(f"{where}: no Zarr array here.", hint="Check the path.")
     if node.kind != "array":
         raise MetadataError(f"{where}: this is a group, not an array.")
-    check_array_metadata(node.metadata, where=where, zarr_format=node.zarr_format)
+    doc = _V3 if node.zarr_format == 3 else _V2_ARRAY
+    check_array_metadata(
+        node.metadata,
+        where=_where(str(location), join_key(path, doc)),
+        zarr_format=node.zarr_format,
+    )
     try:
         arr = zarr.open_array(store=store, path=path, mode="r", zarr_format=node.zarr_format)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
         raise MetadataError(f"{where}: zarr could not read the array metadata: {exc}") from None
     guarded: zarr.Array[Any] = guard_decoding(arr)
     return guarded
