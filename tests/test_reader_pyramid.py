@@ -167,9 +167,8 @@ def _index_strategy():
 
 
 def test_indexing_property(small_store) -> None:
-    from hypothesis import given, settings
-
     import dask.array as da
+    from hypothesis import given, settings
 
     values, reader, d = small_store
     # dask's own slicing differs from numpy's on a few out-of-range negative-step slices; the
