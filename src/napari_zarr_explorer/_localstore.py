@@ -25,6 +25,7 @@ from zarr.storage import LocalStore
 
 __all__ = ["ConfinedLocalStore"]
 
+_RESOLVED_CACHE_SIZE = 1 << 16
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 # Errors that mean "there is no regular file at this key".
 _ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
@@ -76,6 +77,7 @@ class ConfinedLocalStore(LocalStore):
             raise ValueError("ConfinedLocalStore is read-only.")
         super().__init__(root, read_only=True)
         self._real_root = os.path.realpath(self.root)
+        self._resolved: dict[str, str | None] = {}
 
     def with_read_only(self, read_only: bool = True) -> Self:
         """Return a copy of this store (it is always read-only)."""
@@ -96,6 +98,12 @@ class ConfinedLocalStore(LocalStore):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._real_root = os.path.realpath(self.root)
+        self._resolved = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_resolved", None)  # a cache, rebuilt where the store is unpickled
+        return state
 
     # ------------------------------------------------------------------ confinement
 
@@ -104,12 +112,27 @@ class ConfinedLocalStore(LocalStore):
         return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
     def _resolve(self, key: str) -> str | None:
-        """Return the real path of *key*, or None when it leaves the store."""
+        """Return the real path of *key*, or None when it leaves the store.
+
+        Resolving costs a system call per path component, and a sharded read asks for the same
+        shard key once per inner chunk, so results are remembered (links in a store opened for
+        reading are not expected to change while it is read; the file type is still checked on
+        every read).
+        """
         try:
-            target = os.path.realpath(os.path.join(self._real_root, key))
+            return self._resolved[key]
+        except KeyError:
+            pass
+        try:
+            target: str | None = os.path.realpath(os.path.join(self._real_root, key))
         except ValueError:  # an embedded NUL: no such file
-            return None
-        return target if self._inside(target) else None
+            target = None
+        if target is not None and not self._inside(target):
+            target = None
+        if len(self._resolved) >= _RESOLVED_CACHE_SIZE:
+            self._resolved.clear()
+        self._resolved[key] = target
+        return target
 
     def _stat(self, key: str) -> tuple[str, os.stat_result] | None:
         """Return the real path and ``os.stat`` of *key* if it is a regular file in the store."""
