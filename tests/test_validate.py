@@ -325,9 +325,9 @@ def test_json_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ("{not json", r"bad\.json: not valid JSON.*line 1, column 2"),
+        ("{not json", r"bad\.json: invalid JSON.*line 1, column 2"),
         ("[1, 2]", r"expected a JSON object"),
-        ("", r"not valid JSON"),
+        ("", r"invalid JSON"),
     ],
     ids=["broken", "list", "empty"],
 )

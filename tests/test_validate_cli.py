@@ -87,7 +87,7 @@ def test_unreadable_inputs_exit_nonzero(tmp_path: Path) -> None:
     proc = run_cli(str(bad), "--json")
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert "attrs.json: not valid JSON" in proc.stderr
+    assert "attrs.json: invalid JSON" in proc.stderr
 
 
 def test_in_process_json_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -173,7 +173,7 @@ def test_06_attributes_file(case: Case06) -> None:
     """Attributes mode: the zarr.json is judged alone."""
     if not case.readable:
         # A file that is not JSON cannot be judged at all: the error names file and position.
-        with pytest.raises(MetadataError, match=r"zarr\.json: not valid JSON.*line 6"):
+        with pytest.raises(MetadataError, match=r"zarr\.json: invalid JSON.*line 6"):
             validate(case.path / "zarr.json", strict=case.strict)
         return
     report = validate(case.path / "zarr.json", strict=case.strict)

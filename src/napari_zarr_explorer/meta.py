@@ -152,7 +152,30 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
     raw = _get_bytes(store, key, where=where)
     if raw is None:
         return None
-    name = _where(where, key)
+    return parse_json(raw, _where(where, key))
+
+
+def parse_json(raw: bytes, name: str) -> dict[str, Any]:
+    """Parse a metadata document that must be a JSON object.
+
+    Parameters
+    ----------
+    raw
+        The bytes of the document.
+    name
+        The file or key it came from, used in messages.
+
+    Returns
+    -------
+    dict
+        The parsed object.
+
+    Raises
+    ------
+    MetadataError
+        When the bytes are not UTF-8 JSON or not a JSON object; the message names *name* and
+        the position of the problem.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -162,7 +185,8 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
         ) from None
     if not text.strip():
         raise MetadataError(
-            f"{name}: the file is empty.", hint="The metadata file is truncated or corrupt."
+            f"{name}: invalid JSON: the file is empty.",
+            hint="The metadata file is truncated or corrupt.",
         )
     try:
         obj = json.loads(text)

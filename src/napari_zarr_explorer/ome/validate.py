@@ -1978,7 +1978,9 @@ def _validate_json_file(path: Path, *, strict: bool) -> ValidationReport:
         raw = path.read_bytes()
     except OSError as exc:
         raise MetadataError(f"{path}: cannot be read: {exc.strerror or exc}.") from None
-    doc = _parse_json(raw, str(path))
+    from napari_zarr_explorer.meta import parse_json
+
+    doc = parse_json(raw, str(path))
     return _validate_document(doc, source=str(path), name=path.name, strict=strict)
 
 
@@ -1991,32 +1993,6 @@ def _validate_remote_json(location: Location, *, strict: bool) -> ValidationRepo
     if doc is None:
         raise NotFoundError(f"{location.url}: not found.", hint="Check the URL.")
     return _validate_document(doc, source=location.url, name=name, strict=strict)
-
-
-def _parse_json(raw: bytes, name: str) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MetadataError(f"{name}: not UTF-8 text (byte {exc.start}), so not JSON.") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MetadataError(
-            f"{name}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-            hint="Fix the file (a JSON object of Zarr attributes is expected).",
-        ) from None
-    except RecursionError:
-        raise MetadataError(f"{name}: not valid JSON: nested too deeply.") from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise MetadataError(
-            f"{name}: cannot be read as JSON: {exc}.",
-            hint="Fix the file (a JSON object of Zarr attributes is expected).",
-        ) from None
-    if not isinstance(doc, dict):
-        raise MetadataError(
-            f"{name}: expected a JSON object of attributes, found {_kind_of(doc)}.",
-        )
-    return doc
 
 
 def _validate_document(
