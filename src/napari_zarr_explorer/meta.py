@@ -254,7 +254,7 @@ _CONSOLIDATED: dict[int, tuple[Any, dict[str, tuple[int, dict[str, Any]]] | None
 _CONSOLIDATED_LOCK = threading.Lock()
 
 
-def _consolidated(store: Any, *, where: str) -> dict[str, tuple[int, dict[str, Any]]] | None:
+def consolidated_nodes(store: Any, *, where: str) -> dict[str, tuple[int, dict[str, Any]]] | None:
     """Map of node path -> (zarr_format, metadata incl. attributes) from consolidated metadata."""
     key = id(store)
     with _CONSOLIDATED_LOCK:
@@ -326,7 +326,7 @@ def read_node(store: Any, path: str, *, where: str) -> NodeMeta | None:
     """
     path = path.strip("/")
     if path:
-        cons = _consolidated(store, where=where)
+        cons = consolidated_nodes(store, where=where)
         if cons is not None and path in cons:
             cfmt, cmd = cons[path]
             if cfmt == 3:
@@ -818,11 +818,16 @@ def _bounded_stream(codec: str, data: Any, bound: int) -> bytes:
     return bytes(out)
 
 
-def _chunk_bound(nbytes: int, expansion: float = 1.0) -> int:
+def chunk_bound(nbytes: int, expansion: float = 1.0) -> int:
+    """Most bytes a chunk of *nbytes* decoded bytes may decompress to before it is refused.
+
+    *expansion* allows for filters whose output is larger than the array's bytes (``astype``).
+    """
     return int(nbytes * max(expansion, 1.0)) + nbytes // 8 + _SLACK
 
 
-def _guarded_v2_compressor(compressor: Any, bound: int) -> Any:
+def guarded_v2_compressor(compressor: Any, bound: int) -> Any:
+    """Wrap a numcodecs *compressor* so that decoding refuses output beyond *bound* bytes."""
     import numcodecs.abc
 
     cid = getattr(compressor, "codec_id", None)
@@ -870,7 +875,7 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
             import asyncio
 
             itemsize = _np.dtype(chunk_spec.dtype.to_native_dtype()).itemsize
-            bound = _chunk_bound(math.prod(chunk_spec.shape) * itemsize)
+            bound = chunk_bound(math.prod(chunk_spec.shape) * itemsize)
             data = chunk_bytes.as_numpy_array()
             if self.kind in _STREAM_CODECS:
                 out = await asyncio.to_thread(_bounded_stream, self.kind, data, bound)
@@ -915,7 +920,7 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
     return out
 
 
-def _v2_expansion(filters: Any) -> float:
+def v2_expansion(filters: Any) -> float:
     """How much larger than the array's bytes the compressor's output may be (astype filters)."""
     factor = 1.0
     for f in filters or ():
@@ -949,11 +954,11 @@ def guard_decoding(array: Any) -> Any:
         md = aa.metadata
         if isinstance(md, ArrayV2Metadata):
             nbytes = math.prod(md.chunks) * _np.dtype(md.dtype.to_native_dtype()).itemsize
-            bound = _chunk_bound(nbytes, _v2_expansion(md.filters))
+            bound = chunk_bound(nbytes, v2_expansion(md.filters))
             comp = md.compressor
             if comp is None:
                 return array
-            codec = V2Codec(filters=md.filters, compressor=_guarded_v2_compressor(comp, bound))
+            codec = V2Codec(filters=md.filters, compressor=guarded_v2_compressor(comp, bound))
             pipeline = get_pipeline_class().from_codecs([codec])
         elif isinstance(md, ArrayV3Metadata):
             pipeline = get_pipeline_class().from_codecs(_guard_v3_codecs(md.codecs))

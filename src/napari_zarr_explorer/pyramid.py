@@ -546,12 +546,12 @@ def _numeric(metadata: Any, zarr_format: int) -> bool:
 
 def list_children(store: Any, path: str, *, limit: int = 10_000) -> list[str]:
     """Names of the direct children of *path* (sorted), from the listing or consolidated data."""
-    from napari_zarr_explorer.meta import _consolidated
+    from napari_zarr_explorer.meta import consolidated_nodes
 
     prefix = path.strip("/")
     cons = None
     try:
-        cons = _consolidated(store, where="")
+        cons = consolidated_nodes(store, where="")
     except MetadataError:
         cons = None
     names: set[str] = set()

@@ -841,7 +841,7 @@ def _walk_metadata(
     seen: set[str] = set()
     cons = None
     try:
-        cons = meta._consolidated(store, where=where)
+        cons = meta.consolidated_nodes(store, where=where)
     except ExplorerError as exc:
         errors.append(str(exc))
     if cons:

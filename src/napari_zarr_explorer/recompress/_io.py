@@ -238,9 +238,9 @@ def _crc_strip(data: Any) -> bytes:
 
 def _bounded(codec: Any, bound: int) -> Any:
     """Return *codec* refusing to decompress beyond *bound* bytes (decompression bombs)."""
-    from napari_zarr_explorer.meta import _guarded_v2_compressor
+    from napari_zarr_explorer.meta import guarded_v2_compressor
 
-    return _guarded_v2_compressor(codec, bound)
+    return guarded_v2_compressor(codec, bound)
 
 
 def _v3_steps(
@@ -312,12 +312,12 @@ class SourceReader:
         if md.get("zarr_format") == 2:
             if md.get("order", "C") not in ("C", "F"):
                 return
-            from napari_zarr_explorer.meta import _chunk_bound, _v2_expansion
+            from napari_zarr_explorer.meta import chunk_bound, v2_expansion
 
             comp = md.get("compressor")
             filters = tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or []))
             nbytes = math.prod(md["chunks"]) * np.dtype(md["dtype"]).itemsize
-            bound = _chunk_bound(nbytes, _v2_expansion(filters))
+            bound = chunk_bound(nbytes, v2_expansion(filters))
             self._decode = _V2Decode(
                 dtype=np.dtype(md["dtype"]),
                 chunks=tuple(md["chunks"]),
@@ -333,10 +333,10 @@ class SourceReader:
         grid = md.get("chunk_grid") or {}
         if not isinstance(grid, Mapping) or grid.get("name") != "regular":
             return
-        from napari_zarr_explorer.meta import _chunk_bound
+        from napari_zarr_explorer.meta import chunk_bound
 
         chunks = tuple(grid["configuration"]["chunk_shape"])
-        bound = _chunk_bound(math.prod(chunks) * self.dtype.itemsize)
+        bound = chunk_bound(math.prod(chunks) * self.dtype.itemsize)
         steps = _v3_steps(list(md.get("codecs") or []), self.dtype, bound)
         if steps is None:
             return
