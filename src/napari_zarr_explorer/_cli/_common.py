@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = [
+    "add_array_arguments",
     "add_storage_options",
     "err_console",
     "out_console",
@@ -53,6 +54,20 @@ def printable(text: str) -> str:
 def print_error(message: str) -> None:
     """Print an error message on standard error (control characters escaped)."""
     err_console.print(f"[bold red]error:[/] {escape(printable(message))}", soft_wrap=True)
+
+
+def add_array_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``URL``, ``--storage-options``, ``--array PATH`` and ``--level N`` to *parser*."""
+    parser.add_argument("url", metavar="URL", help="path or URL of the store")
+    add_storage_options(parser)
+    parser.add_argument(
+        "--array",
+        default=None,
+        metavar="PATH",
+        help="path of the array (or OME image group) in the store; default: the URL itself, "
+        "or its only array",
+    )
+    parser.add_argument("--level", type=int, default=None, help="multiscale level (default 0)")
 
 
 def add_storage_options(parser: argparse.ArgumentParser, *, dst: bool = False) -> None:

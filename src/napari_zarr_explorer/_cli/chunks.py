@@ -6,7 +6,11 @@ import argparse
 import threading
 from typing import TYPE_CHECKING, Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._cli._common import (
+    add_array_arguments,
+    printable,
+    storage_options,
+)
 
 if TYPE_CHECKING:
     from napari_zarr_explorer.chunks import ChunkMap
@@ -29,16 +33,7 @@ def register(subparsers: Any) -> None:
             "when nothing is corrupt, 3 when corrupt chunks were found, 1 on errors."
         ),
     )
-    parser.add_argument("url", metavar="URL", help="path or URL of the store")
-    add_storage_options(parser)
-    parser.add_argument(
-        "--array",
-        default=None,
-        metavar="PATH",
-        help="path of the array (or OME image group) in the store; default: the URL itself, "
-        "or its only array",
-    )
-    parser.add_argument("--level", type=int, default=None, help="multiscale level (default 0)")
+    add_array_arguments(parser)
     parser.add_argument("--verify", action="store_true", help="decode every chunk (slow)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(

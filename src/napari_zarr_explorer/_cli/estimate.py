@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._cli._common import (
+    add_array_arguments,
+    printable,
+    storage_options,
+)
 
 __all__ = ["register", "run"]
 
@@ -21,16 +25,7 @@ def register(subparsers: Any) -> None:
             "and object count of the whole array. Nothing is written."
         ),
     )
-    parser.add_argument("url", metavar="URL", help="path or URL of the store")
-    add_storage_options(parser)
-    parser.add_argument(
-        "--array",
-        default=None,
-        metavar="PATH",
-        help="path of the array (or OME image group) in the store; default: the URL itself, "
-        "or its only array",
-    )
-    parser.add_argument("--level", type=int, default=None, help="multiscale level (default 0)")
+    add_array_arguments(parser)
     parser.add_argument(
         "--compressor",
         action="append",
