@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -511,21 +511,31 @@ class _Ctx:
         if not ome.well.images:
             raise _Unusable("the well lists no images")
         fields = [im.path for im in ome.well.images]
-        for fpath in fields:
+        for _, child, fome in self.ome_images(node, fields, "field", "does not exist."):
+            return self.ome_image(child, fome, extra_md={"fields": fields, "ome_kind": "well"})
+        raise _Unusable("no field of the well could be opened")
+
+    def ome_images(
+        self, node: NodeMeta, rels: Sequence[str], what: str, missing: str
+    ) -> Iterator[tuple[str, NodeMeta, OmeMetadata]]:
+        """Yield ``(rel, node, ome)`` for each of *rels* below *node* that is an OME image.
+
+        Paths that leave the store or do not exist are skipped with a warning naming *what*
+        (``"field"``, ``"series"``) and saying *missing*.
+        """
+        for rel in rels:
             try:
-                key = safe_join(node.path, fpath)
+                key = safe_join(node.path, rel)
             except PathEscapeError as exc:
-                self.warn(node.path, f"field {fpath!r} refused: {exc.message}")
+                self.warn(node.path, f"{what} {rel!r} refused: {exc.message}")
                 continue
             child = read_node(self.store, key, where=self.loc.url)
             if child is None:
-                self.warn(node.path, f"field {fpath!r} does not exist.")
+                self.warn(node.path, f"{what} {rel!r} {missing}")
                 continue
-            fome = parse_ome(child.attributes, zarr_format=child.zarr_format)
-            if fome is None or not fome.multiscales:
-                continue
-            return self.ome_image(child, fome, extra_md={"fields": fields, "ome_kind": "well"})
-        raise _Unusable("no field of the well could be opened")
+            come = parse_ome(child.attributes, zarr_format=child.zarr_format)
+            if come is not None and come.multiscales:
+                yield rel, child, come
 
     def plate(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
         plate = ome.plate
@@ -642,19 +652,8 @@ class _Ctx:
                 if read_node(self.store, safe_join(node.path, str(i)), where=self.loc.url) is None:
                     break
                 series.append(str(i))
-        for s in series:
-            try:
-                skey = safe_join(node.path, s)
-            except PathEscapeError as exc:
-                self.warn(node.path, f"series {s!r} refused: {exc.message}")
-                continue
-            snode = read_node(self.store, skey, where=self.loc.url)
-            if snode is None:
-                self.warn(node.path, f"series {s!r} is listed but does not exist.")
-                continue
-            some = parse_ome(snode.attributes, zarr_format=snode.zarr_format)
-            if some is None or not some.multiscales:
-                continue
+        found = self.ome_images(node, series, "series", "is listed but does not exist.")
+        for s, snode, some in found:
             extra = {"series": series, "series_opened": s, "ome_kind": "bioformats2raw"}
             layers = self.ome_image(snode, some, extra_md=extra)
             for lay in layers:
