@@ -19,8 +19,14 @@ import pytest
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.cli import main
 from napari_zarr_explorer.errors import CodecError, ExplorerError, MetadataError, PathEscapeError
-from napari_zarr_explorer.locate import parse_location, safe_join
-from napari_zarr_explorer.meta import check_array_metadata, read_json, read_node
+from napari_zarr_explorer.store import (
+    check_array_metadata,
+    open_store,
+    parse_location,
+    read_json,
+    read_node,
+    safe_join,
+)
 
 VALUES = np.arange(32 * 32, dtype="uint16").reshape(32, 32) + 1
 SECRET = VALUES * 7
@@ -37,7 +43,7 @@ def _v3(root: Path, data: Any = VALUES, **kw: Any) -> Path:
 
 
 def _store(path: Path) -> Any:
-    return parse_location(str(path)).open_store()
+    return open_store(parse_location(str(path)))
 
 
 def _get(store: Any, key: str) -> bytes | None:

@@ -12,7 +12,7 @@ import pytest
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.errors import MetadataError
-from napari_zarr_explorer.meta import read_json
+from napari_zarr_explorer.store import read_json
 
 
 def test_zfp_output_of_recompress_opens_in_a_fresh_process(tmp_path: Path) -> None:

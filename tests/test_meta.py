@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_zarr_explorer import meta
+from napari_zarr_explorer import store as meta
 from napari_zarr_explorer.errors import CodecError, MetadataError, NotFoundError, UnsafeDataError
-from napari_zarr_explorer.locate import parse_location
+from napari_zarr_explorer.store import open_store, parse_location
 from napari_zarr_explorer.testing import write_array
 
 
 def _store(path: Path):
-    return parse_location(path).open_store()
+    return open_store(parse_location(path))
 
 
 def test_read_json_absent_and_present(tmp_path: Path) -> None:

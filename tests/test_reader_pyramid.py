@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_zarr_explorer import meta, pyramid, testing
-from napari_zarr_explorer.locate import parse_location
+from napari_zarr_explorer import pyramid, testing
+from napari_zarr_explorer import store as meta
+from napari_zarr_explorer.store import parse_location
 
 
 @pytest.mark.parametrize(

@@ -250,7 +250,7 @@ def test_tasks_partition_the_output_objects(
     """Every output object belongs to exactly one task: no two writers, none forgotten."""
     data = np.ones(shape, dtype="uint8")
     src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=3, chunks=unit)
-    from napari_zarr_explorer.locate import parse_location
+    from napari_zarr_explorer.store import parse_location
 
     plan = make_plan(
         parse_location(src), spec=parse_compressor("none"), zarr_format=3, chunks=unit, shards=None

@@ -21,8 +21,8 @@ from napari_zarr_explorer.errors import (
     NotFoundError,
     RemoteError,
 )
-from napari_zarr_explorer.locate import parse_location
-from napari_zarr_explorer.remote import (
+from napari_zarr_explorer.store import parse_location
+from napari_zarr_explorer.store.remote import (
     ChunkFetchError,
     RemoteOptions,
     RemoteStore,
@@ -97,7 +97,7 @@ def test_answers_to_ignored_range_headers_are_cut_to_the_range():
     # suffix ranges: see test_gcs_sharded_array); the store cuts out the range asked for.
     from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 
-    from napari_zarr_explorer.remote import _trim
+    from napari_zarr_explorer.store.remote import _trim
 
     assert _trim(b"0123456789", RangeByteRequest(2, 5)) == b"234"
     assert _trim(b"0123456789", SuffixByteRequest(3)) == b"789"
@@ -124,7 +124,7 @@ def test_v3_metadata_is_not_probed_for_v2_files(http_server):
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_consolidated_metadata_is_used(http_server, zarr_format):
-    from napari_zarr_explorer.meta import read_node
+    from napari_zarr_explorer.store import read_node
 
     root = http_server.root / "c.zarr"
     group = zarr.open_group(root, mode="w", zarr_format=zarr_format)

@@ -10,8 +10,8 @@ import pytest
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.errors import AccessDeniedError
-from napari_zarr_explorer.locate import parse_location
-from napari_zarr_explorer.remote import fetch_many, open_remote_store
+from napari_zarr_explorer.store import parse_location
+from napari_zarr_explorer.store.remote import fetch_many, open_remote_store
 
 FAST = {"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 10}
 _AWS_VARS = (

@@ -9,14 +9,10 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from napari_zarr_explorer.chunks import ChunkMap
+from typing import Any
 
 __all__ = [
     "STATE_COLORS",
-    "chunk_map_html",
     "chunk_svg",
     "esc",
     "human_bytes",
@@ -128,52 +124,3 @@ def legend() -> str:
         for k in names
     )
     return f"<div style='font-size:11px'>{items}</div>"
-
-
-def chunk_map_html(cmap: ChunkMap, *, max_cells: int = 96) -> str:
-    """Return the HTML of a :class:`~napari_zarr_explorer.chunks.ChunkMap`: table and picture."""
-    blocks, factor = cmap.aggregated(max_cells)
-    stored = cmap.bytes_stored
-    rows: list[tuple[str, Any]] = [
-        ("array", f"{cmap.url}{'/' + cmap.path if cmap.path else ''}"),
-        ("shape / dtype", f"{list(cmap.shape)} {cmap.dtype}"),
-        ("chunk shape", list(cmap.chunk_shape)),
-        ("shard shape", list(cmap.shard_shape) if cmap.shard_shape else "none"),
-        ("grid", list(cmap.grid_shape)),
-        ("chunks", cmap.chunks_total),
-        ("present", cmap.chunks_present),
-        ("missing", cmap.chunks_missing),
-        ("corrupt", cmap.chunks_corrupt),
-        ("bytes stored", human_bytes(stored)),
-        ("logical bytes", human_bytes(cmap.logical_bytes)),
-        ("ratio", f"{cmap.logical_bytes / stored:.2f}" if stored else "-"),
-        ("verified", "yes" if cmap.verified else "no (listing only)"),
-    ]
-    if cmap.shard_nbytes is not None:
-        rows.insert(6, ("shards (stored/total)", f"{cmap.shards_present}/{cmap.shards_total}"))
-    note = ""
-    if cmap.state.ndim > 2:
-        note += " (all leading axes combined)"
-    if any(f > 1 for f in factor):
-        note += f" (each cell: {'x'.join(str(f) for f in factor)} chunks)"
-    parts = [
-        "<div class='nze-chunkmap'>",
-        table(["", ""], rows),
-        f"<div style='font-size:11px'>chunk grid{esc(note)}</div>",
-        chunk_svg(blocks),
-        legend(),
-    ]
-    if cmap.corrupt_keys:
-        shown = cmap.corrupt_keys[:20]
-        parts.append(
-            table(
-                ["corrupt key", "problem"],
-                [(k, cmap.problems.get(k, "")) for k in shown],
-            )
-        )
-        if len(cmap.corrupt_keys) > len(shown):
-            parts.append(f"<div>... and {len(cmap.corrupt_keys) - len(shown)} more</div>")
-    for w in cmap.warnings:
-        parts.append(f"<div class='nze-warn'>{esc(w)}</div>")
-    parts.append("</div>")
-    return "".join(parts)

@@ -31,7 +31,7 @@ from napari_zarr_explorer.errors import (
 )
 
 if TYPE_CHECKING:
-    from zarr.abc.store import Store
+    pass
 
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "aggregate",
     "chunk_map",
     "list_stored",
-    "open_store",
     "parse_chunk_keys",
 ]
 
@@ -97,24 +96,6 @@ class CancelLike(Protocol):
 
 # --------------------------------------------------------------------------------------------
 # store access
-
-
-def open_store(url: Any, storage_options: Mapping[str, Any] | None = None) -> tuple[Store, str]:
-    """Open *url* (a path, URL, :class:`~napari_zarr_explorer.locate.Location` or zarr store).
-
-    Returns
-    -------
-    tuple
-        The read-only store and the text naming it in messages.
-    """
-    from zarr.abc.store import Store
-
-    if isinstance(url, Store):
-        return url, str(getattr(url, "root", None) or getattr(url, "path", None) or url)
-    from napari_zarr_explorer.locate import parse_location
-
-    loc = parse_location(url, dict(storage_options) if storage_options else None)
-    return loc.open_store(), loc.url
 
 
 def run_sync(coro: Any) -> Any:
@@ -731,9 +712,55 @@ class ChunkMap:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from napari_zarr_explorer import _html
+        """Return the HTML of this map for Jupyter: a table and a picture of the grid."""
+        from napari_zarr_explorer._html import chunk_svg, esc, human_bytes, legend, table
 
-        return _html.chunk_map_html(self)
+        max_cells = 96
+        blocks, factor = self.aggregated(max_cells)
+        stored = self.bytes_stored
+        rows: list[tuple[str, Any]] = [
+            ("array", f"{self.url}{'/' + self.path if self.path else ''}"),
+            ("shape / dtype", f"{list(self.shape)} {self.dtype}"),
+            ("chunk shape", list(self.chunk_shape)),
+            ("shard shape", list(self.shard_shape) if self.shard_shape else "none"),
+            ("grid", list(self.grid_shape)),
+            ("chunks", self.chunks_total),
+            ("present", self.chunks_present),
+            ("missing", self.chunks_missing),
+            ("corrupt", self.chunks_corrupt),
+            ("bytes stored", human_bytes(stored)),
+            ("logical bytes", human_bytes(self.logical_bytes)),
+            ("ratio", f"{self.logical_bytes / stored:.2f}" if stored else "-"),
+            ("verified", "yes" if self.verified else "no (listing only)"),
+        ]
+        if self.shard_nbytes is not None:
+            rows.insert(6, ("shards (stored/total)", f"{self.shards_present}/{self.shards_total}"))
+        note = ""
+        if self.state.ndim > 2:
+            note += " (all leading axes combined)"
+        if any(f > 1 for f in factor):
+            note += f" (each cell: {'x'.join(str(f) for f in factor)} chunks)"
+        parts = [
+            "<div class='nze-chunkmap'>",
+            table(["", ""], rows),
+            f"<div style='font-size:11px'>chunk grid{esc(note)}</div>",
+            chunk_svg(blocks),
+            legend(),
+        ]
+        if self.corrupt_keys:
+            shown = self.corrupt_keys[:20]
+            parts.append(
+                table(
+                    ["corrupt key", "problem"],
+                    [(k, self.problems.get(k, "")) for k in shown],
+                )
+            )
+            if len(self.corrupt_keys) > len(shown):
+                parts.append(f"<div>... and {len(self.corrupt_keys) - len(shown)} more</div>")
+        for w in self.warnings:
+            parts.append(f"<div class='nze-warn'>{esc(w)}</div>")
+        parts.append("</div>")
+        return "".join(parts)
 
 
 def _human(n: int | None) -> str:
@@ -793,8 +820,8 @@ def _resolve_level(
     store: Any, path: str, level: int | None, where: str
 ) -> tuple[str, Mapping[str, Any], int]:
     """Follow an OME multiscale group to the array of *level* (0 by default)."""
-    from napari_zarr_explorer import meta
     from napari_zarr_explorer.errors import PathEscapeError
+    from napari_zarr_explorer.store import read_node
 
     parts = [p for p in path.split("/") if p]
     if any(p in (".", "..") for p in parts):
@@ -804,7 +831,7 @@ def _resolve_level(
         )
     path = "/".join(parts)
     located = "/".join(p for p in (where.rstrip("/"), path) if p)
-    node = meta.read_node(store, path, where=where)
+    node = read_node(store, path, where=where)
     if node is None:
         raise MetadataError(
             f"{located}: no Zarr array or group here (no zarr.json, .zarray or .zgroup).",
@@ -824,7 +851,7 @@ def _resolve_level(
             f"{located}: level {lvl} does not exist (levels 0..{len(datasets) - 1})."
         )
     from napari_zarr_explorer.errors import PathEscapeError
-    from napari_zarr_explorer.locate import safe_join
+    from napari_zarr_explorer.store import safe_join
 
     try:
         sub = safe_join(path, datasets[lvl])
@@ -835,7 +862,7 @@ def _resolve_level(
             f"{lvl}: {exc}",
             hint="Fix the dataset path in the metadata, or give the array with --array.",
         ) from None
-    child = meta.read_node(store, sub, where=where)
+    child = read_node(store, sub, where=where)
     if child is None or child.kind != "array":
         raise MetadataError(f"{where}/{sub}: multiscale level {lvl} is not an array.")
     return sub, child.metadata, child.zarr_format
@@ -967,7 +994,7 @@ def chunk_map(
     Parameters
     ----------
     url
-        Path or URL of the store (or a :class:`~napari_zarr_explorer.locate.Location`, or an
+        Path or URL of the store (or a :class:`~napari_zarr_explorer.store.Location`, or an
         open zarr store).
     path
         Path of the array in the store, or of an OME multiscale image group (then *level*
@@ -989,7 +1016,9 @@ def chunk_map(
     -------
     ChunkMap
     """
-    store, where = open_store(url, storage_options)
+    from napari_zarr_explorer.store import open_url
+
+    store, where = open_url(url, storage_options)
     path = path.strip("/")
     path, metadata, zarr_format = _resolve_level(store, path, level, where)
     codecs = _codecs.codec_pipeline(metadata, zarr_format=zarr_format)
@@ -1277,10 +1306,10 @@ def _unravel(flat_index: int, grid: Sequence[int]) -> tuple[int, ...]:
 def _open_for_decode(
     store: Any, path: str, metadata: Mapping[str, Any], zarr_format: int, where: str
 ) -> Any:
-    from napari_zarr_explorer import meta
+    from napari_zarr_explorer.store import check_array_metadata
 
     located = "/".join(p for p in (where.rstrip("/"), path) if p)
-    meta.check_array_metadata(metadata, where=located, zarr_format=zarr_format)
+    check_array_metadata(metadata, where=located, zarr_format=zarr_format)
     _check_geometry(
         metadata,
         _codecs.codec_pipeline(metadata, zarr_format=zarr_format),

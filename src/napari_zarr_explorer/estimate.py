@@ -395,6 +395,7 @@ def estimate(
     """
     from napari_zarr_explorer import chunks as _chunks
     from napari_zarr_explorer import codecs as _codecs
+    from napari_zarr_explorer.store import open_url
 
     if isinstance(candidates, str | CompressorSpec | Candidate | Mapping):
         candidates = [candidates]
@@ -405,7 +406,7 @@ def estimate(
         raise ExplorerError(
             f"The sample must be at least 1 chunk, not {sample}.", hint="Give --sample 1 or more."
         )
-    store, where = _chunks.open_store(url, storage_options)
+    store, where = open_url(url, storage_options)
     path, metadata, zarr_format = _chunks._resolve_level(store, path.strip("/"), level, where)
     arr = _chunks._open_for_decode(store, path, metadata, zarr_format, where)
     codecs = _codecs.codec_pipeline(metadata, zarr_format=zarr_format)

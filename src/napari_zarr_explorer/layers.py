@@ -27,8 +27,6 @@ from napari_zarr_explorer.errors import (
     NotFoundError,
     PathEscapeError,
 )
-from napari_zarr_explorer.locate import Location, parse_location, safe_join
-from napari_zarr_explorer.meta import NodeMeta, check_array_metadata, open_array, read_node
 from napari_zarr_explorer.ome.model import (
     Axis,
     Multiscale,
@@ -43,6 +41,16 @@ from napari_zarr_explorer.pyramid import (
     as_dask,
     find_pyramid,
     list_children,
+)
+from napari_zarr_explorer.store import (
+    Location,
+    NodeMeta,
+    check_array_metadata,
+    open_array,
+    open_store,
+    parse_location,
+    read_node,
+    safe_join,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +107,7 @@ def open_layers(
         When nothing can be opened (no Zarr metadata, unsafe data, unknown codec...).
     """
     loc = parse_location(url, storage_options)
-    store = loc.open_store()
+    store = open_store(loc)
     ctx = _Ctx(loc, store)
     path = safe_join("", path)
     node = read_node(store, path, where=loc.url)

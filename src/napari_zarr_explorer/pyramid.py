@@ -169,7 +169,7 @@ class ChunkReader:
     Parameters
     ----------
     array
-        The zarr array (already checked by :func:`napari_zarr_explorer.meta.open_array`).
+        The zarr array (already checked by :func:`napari_zarr_explorer.store.open_array`).
     where
         Its location (URL and node path), used in messages and to warn once per chunk.
     """
@@ -269,7 +269,7 @@ class ChunkReader:
         if self.shards is not None and type(self.array.store).__name__ == "RemoteStore":
             # zarr reads the inner chunks of a shard one after another: on a remote store each
             # is a round trip, so they are fetched concurrently instead.
-            from napari_zarr_explorer.remote import read_region
+            from napari_zarr_explorer.store.remote import read_region
 
             data = np.asarray(read_region(self.array, sel))
         else:
@@ -401,7 +401,7 @@ def as_dask(
     Parameters
     ----------
     zarr_array
-        An array opened with :func:`napari_zarr_explorer.meta.open_array` (checked).
+        An array opened with :func:`napari_zarr_explorer.store.open_array` (checked).
     where
         Its location (URL and node path), used in messages.
     block
@@ -473,7 +473,7 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     """Find the arrays that make up the image at *path*.
 
     An array is one level; an OME multiscales group gives its datasets (paths checked with
-    :func:`~napari_zarr_explorer.locate.safe_join`; missing ones skipped with a warning); a plain
+    :func:`~napari_zarr_explorer.store.safe_join`; missing ones skipped with a warning); a plain
     group whose arrays form a pyramid gives them, largest first.
 
     Raises
@@ -481,9 +481,8 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     ExplorerError
         When nothing usable is found at *path*.
     """
-    from napari_zarr_explorer.locate import safe_join
-    from napari_zarr_explorer.meta import read_node
     from napari_zarr_explorer.ome.model import parse_ome
+    from napari_zarr_explorer.store import read_node, safe_join
 
     node = read_node(store, path, where=where)
     if node is None:
@@ -523,7 +522,7 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
 
 def _child_arrays(store: Any, where: str, path: str) -> list[tuple[str, tuple[int, ...]]]:
     """Image-like arrays directly below the group at *path*: (name, shape)."""
-    from napari_zarr_explorer.meta import read_node
+    from napari_zarr_explorer.store import read_node
 
     out = []
     for name in list_children(store, path):
@@ -546,7 +545,7 @@ def _numeric(metadata: Any, zarr_format: int) -> bool:
 
 def list_children(store: Any, path: str, *, limit: int = 10_000) -> list[str]:
     """Names of the direct children of *path* (sorted), from the listing or consolidated data."""
-    from napari_zarr_explorer.meta import consolidated_nodes
+    from napari_zarr_explorer.store import consolidated_nodes
 
     prefix = path.strip("/")
     cons = None
@@ -599,11 +598,10 @@ def open_pyramid(
     -------
     list of dask.array.Array
     """
-    from napari_zarr_explorer.locate import parse_location
-    from napari_zarr_explorer.meta import open_array
+    from napari_zarr_explorer.store import open_array, open_store, parse_location
 
     loc = parse_location(url, storage_options)
-    store = loc.open_store()
+    store = open_store(loc)
     levels = resolve_levels(store, loc.url, path)
     for note in levels.warnings:
         warnings.warn(f"{loc.url}: {note}", ExplorerWarning, stacklevel=2)

@@ -19,7 +19,7 @@ import numpy as np
 from napari_zarr_explorer import codecs as _codecs
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
 from napari_zarr_explorer.errors import ExplorerError, PathEscapeError
-from napari_zarr_explorer.locate import safe_join
+from napari_zarr_explorer.store import safe_join
 
 __all__ = [
     "ArrayReport",
@@ -714,9 +714,9 @@ def _array_report(
     errors: list[str] = []
     warnings: list[str] = []
     try:
-        from napari_zarr_explorer import meta
+        from napari_zarr_explorer.store import check_array_metadata
 
-        meta.check_array_metadata(md, where=node_where, zarr_format=fmt)
+        check_array_metadata(md, where=node_where, zarr_format=fmt)
     except ExplorerError as exc:
         errors.append(str(exc))
     except Exception as exc:
@@ -832,8 +832,7 @@ def _walk_metadata(
 
     Returns ``(paths, more, errors)``; *paths* are store-relative.
     """
-    from napari_zarr_explorer import meta
-    from napari_zarr_explorer.locate import safe_join
+    from napari_zarr_explorer.store import consolidated_nodes, read_node, safe_join
 
     found: list[str] = []
     errors: list[str] = []
@@ -841,7 +840,7 @@ def _walk_metadata(
     seen: set[str] = set()
     cons = None
     try:
-        cons = meta.consolidated_nodes(store, where=where)
+        cons = consolidated_nodes(store, where=where)
     except ExplorerError as exc:
         errors.append(str(exc))
     if cons:
@@ -858,7 +857,7 @@ def _walk_metadata(
             continue
         seen.add(path)
         try:
-            node = meta.read_node(store, path, where=where)
+            node = read_node(store, path, where=where)
         except ExplorerError:
             node = None
             if path in optional:
@@ -916,13 +915,12 @@ def _walk_metadata(
 
 def _count_numbered(store: Any, path: str, where: str, cap: int = 1000) -> int:
     """How many series ``0``, ``1``, ... exist below a bioformats2raw group (probe by reading)."""
-    from napari_zarr_explorer import meta
-    from napari_zarr_explorer.locate import safe_join
+    from napari_zarr_explorer.store import read_node, safe_join
 
     n = 0
     while n < cap:
         try:
-            if meta.read_node(store, safe_join(path, str(n)), where=where) is None:
+            if read_node(store, safe_join(path, str(n)), where=where) is None:
                 break
         except ExplorerError:
             pass
@@ -942,7 +940,7 @@ def inspect(
     Parameters
     ----------
     url
-        Path or URL of the store (or a :class:`~napari_zarr_explorer.locate.Location`, or an
+        Path or URL of the store (or a :class:`~napari_zarr_explorer.store.Location`, or an
         open zarr store).
     storage_options
         Options for remote stores (credentials, endpoint...).
@@ -963,14 +961,13 @@ def inspect(
         When the store itself cannot be opened.
     """
     from napari_zarr_explorer import chunks as _chunks
-    from napari_zarr_explorer import meta
-    from napari_zarr_explorer.locate import safe_join
+    from napari_zarr_explorer.store import open_url, read_node, safe_join
 
     if max_nodes < 1:
         raise ExplorerError(
             f"max_nodes must be at least 1, not {max_nodes}.", hint="Give --max-nodes 1 or more."
         )
-    store, where = _chunks.open_store(url, storage_options)
+    store, where = open_url(url, storage_options)
     root = safe_join("", path) if path else ""
     store_warnings: list[str] = []
     store_errors: list[str] = []
@@ -1011,7 +1008,7 @@ def inspect(
     nodes: list[NodeReport] = []
     for node_path in paths:
         try:
-            node = meta.read_node(store, node_path, where=where)
+            node = read_node(store, node_path, where=where)
         except ExplorerError as exc:
             nodes.append(ErrorReport(path=node_path, errors=(str(exc),)))
             continue

@@ -614,7 +614,7 @@ class ExplorerWidget(QWidget):
         select
             Path of the node to select once shown (the root by default; None selects nothing).
         """
-        from napari_zarr_explorer.locate import parse_location
+        from napari_zarr_explorer.store import parse_location
 
         try:
             location = parse_location(url)
@@ -949,7 +949,7 @@ class ExplorerWidget(QWidget):
 
     def path_for(self, prov: Provenance) -> str | None:
         """Return the tree path of a layer's provenance, when it comes from the store shown."""
-        from napari_zarr_explorer.locate import parse_location
+        from napari_zarr_explorer.store import parse_location
 
         if self.url is None:
             return None

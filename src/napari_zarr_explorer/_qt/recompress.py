@@ -285,7 +285,7 @@ class RecompressWidget(QWidget):
 
     def set_source(self, url: str, path: str = "", shape: tuple[int, ...] | None = None) -> None:
         """Use the node at *path* of the store *url* as the source."""
-        from napari_zarr_explorer.locate import parse_location
+        from napari_zarr_explorer.store import parse_location
 
         try:
             location = parse_location(url)
@@ -323,7 +323,7 @@ class RecompressWidget(QWidget):
             return ""
         if not self.source_path:
             return self.source_url
-        from napari_zarr_explorer.locate import parse_location
+        from napari_zarr_explorer.store import parse_location
 
         return parse_location(self.source_url).child(self.source_path).url
 
@@ -623,11 +623,10 @@ class RecompressWidget(QWidget):
 
 def _estimate_path(url: str, path: str) -> str:
     """Return the array to sample: the node, level 0 of an image, or the first array below."""
-    from napari_zarr_explorer import meta
-    from napari_zarr_explorer.chunks import open_store
+    from napari_zarr_explorer.store import open_url, read_node
 
-    store, where = open_store(url)
-    node = meta.read_node(store, path, where=where)
+    store, where = open_url(url)
+    node = read_node(store, path, where=where)
     if node is None or node.kind == "array":
         return path
     from napari_zarr_explorer.ome.model import parse_ome

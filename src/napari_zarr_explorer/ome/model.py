@@ -3,7 +3,7 @@
 The parser keeps whatever is usable and records what is wrong in ``warnings``; it never raises on
 bad metadata (validation with precise messages lives in :mod:`napari_zarr_explorer.ome.validate`).
 Paths found in the metadata are kept as written: resolve them with
-:func:`napari_zarr_explorer.locate.safe_join`.
+:func:`napari_zarr_explorer.store.safe_join`.
 """
 
 from __future__ import annotations

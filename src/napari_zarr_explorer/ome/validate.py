@@ -43,10 +43,10 @@ from napari_zarr_explorer.errors import (
     PathEscapeError,
     UnsafeDataError,
 )
-from napari_zarr_explorer.locate import Location, is_url, parse_location, safe_join
+from napari_zarr_explorer.store import Location, is_url, open_store, parse_location, safe_join
 
 if TYPE_CHECKING:
-    from napari_zarr_explorer.meta import NodeMeta
+    from napari_zarr_explorer.store import NodeMeta
 
 __all__ = ["ValidationMessage", "ValidationReport", "validate"]
 
@@ -1364,7 +1364,7 @@ class _Walker:
     # -- reading ------------------------------------------------------------------------------
 
     def _read_node(self, path: str) -> NodeMeta | Exception | None:
-        from napari_zarr_explorer.meta import read_node
+        from napari_zarr_explorer.store import read_node
 
         try:
             return read_node(self.store, path, where="")
@@ -1433,7 +1433,7 @@ class _Walker:
     # -- walk ---------------------------------------------------------------------------------
 
     def run(self) -> _OmeInfo:
-        from napari_zarr_explorer.meta import read_node
+        from napari_zarr_explorer.store import read_node
 
         self.nodes += 1
         try:
@@ -1718,7 +1718,7 @@ class _Walker:
     def check_image(
         self, node: NodeMeta, info: _OmeInfo, ctx: _Ctx, img: _Image, *, label: bool
     ) -> None:
-        from napari_zarr_explorer.meta import check_array_metadata
+        from napari_zarr_explorer.store import check_array_metadata
 
         shapes: list[tuple[_Level, tuple[int, ...]]] = []
         missing: list[_Level] = []
@@ -1950,7 +1950,7 @@ def validate(
             )
     elif _looks_like_json_name(location.name):
         return _validate_remote_json(location, strict=strict)
-    store = location.open_store()
+    store = open_store(location)
     walker = _Walker(location, store, strict=strict, max_nodes=max_nodes)
     info = walker.run()
     messages = tuple(walker.messages)
@@ -1978,18 +1978,18 @@ def _validate_json_file(path: Path, *, strict: bool) -> ValidationReport:
         raw = path.read_bytes()
     except OSError as exc:
         raise MetadataError(f"{path}: cannot be read: {exc.strerror or exc}.") from None
-    from napari_zarr_explorer.meta import parse_json
+    from napari_zarr_explorer.store import parse_json
 
     doc = parse_json(raw, str(path))
     return _validate_document(doc, source=str(path), name=path.name, strict=strict)
 
 
 def _validate_remote_json(location: Location, *, strict: bool) -> ValidationReport:
-    from napari_zarr_explorer.meta import read_json
+    from napari_zarr_explorer.store import read_json
 
     parent_url, _, name = location.url.rstrip("/").rpartition("/")
     parent = parse_location(parent_url, location.storage_options)
-    doc = read_json(parent.open_store(), name, where=parent.url)
+    doc = read_json(open_store(parent), name, where=parent.url)
     if doc is None:
         raise NotFoundError(f"{location.url}: not found.", hint="Check the URL.")
     return _validate_document(doc, source=location.url, name=name, strict=strict)

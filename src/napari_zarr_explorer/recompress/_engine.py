@@ -18,7 +18,6 @@ from typing import Any
 
 from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
 from napari_zarr_explorer.errors import ExplorerError, LimitError
-from napari_zarr_explorer.locate import Location, parse_location
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._plan import (
     MARKER_KEY,
@@ -30,6 +29,7 @@ from napari_zarr_explorer.recompress._plan import (
 )
 from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, RecompressReport
 from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task
+from napari_zarr_explorer.store import Location, parse_location
 
 __all__ = ["JOURNAL_NAME", "plan_recompress", "recompress"]
 

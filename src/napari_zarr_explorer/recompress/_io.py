@@ -238,7 +238,7 @@ def _crc_strip(data: Any) -> bytes:
 
 def _bounded(codec: Any, bound: int) -> Any:
     """Return *codec* refusing to decompress beyond *bound* bytes (decompression bombs)."""
-    from napari_zarr_explorer.meta import guarded_v2_compressor
+    from napari_zarr_explorer.store import guarded_v2_compressor
 
     return guarded_v2_compressor(codec, bound)
 
@@ -312,7 +312,7 @@ class SourceReader:
         if md.get("zarr_format") == 2:
             if md.get("order", "C") not in ("C", "F"):
                 return
-            from napari_zarr_explorer.meta import chunk_bound, v2_expansion
+            from napari_zarr_explorer.store import chunk_bound, v2_expansion
 
             comp = md.get("compressor")
             filters = tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or []))
@@ -333,7 +333,7 @@ class SourceReader:
         grid = md.get("chunk_grid") or {}
         if not isinstance(grid, Mapping) or grid.get("name") != "regular":
             return
-        from napari_zarr_explorer.meta import chunk_bound
+        from napari_zarr_explorer.store import chunk_bound
 
         chunks = tuple(grid["configuration"]["chunk_shape"])
         bound = chunk_bound(math.prod(chunks) * self.dtype.itemsize)
@@ -462,8 +462,7 @@ _CACHE_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=64)
 def _cached_source(url: str, options_json: str, path: str, run_id: str) -> SourceReader:
-    from napari_zarr_explorer.locate import parse_location
-    from napari_zarr_explorer.meta import open_array
+    from napari_zarr_explorer.store import open_array, parse_location
 
     loc = parse_location(url, json.loads(options_json) or None)
     store = _cached_source_store(url, options_json, run_id)
@@ -473,9 +472,9 @@ def _cached_source(url: str, options_json: str, path: str, run_id: str) -> Sourc
 
 @functools.lru_cache(maxsize=16)
 def _cached_source_store(url: str, options_json: str, run_id: str) -> Any:
-    from napari_zarr_explorer.locate import parse_location
+    from napari_zarr_explorer.store import open_store, parse_location
 
-    return parse_location(url, json.loads(options_json) or None).open_store()
+    return open_store(parse_location(url, json.loads(options_json) or None))
 
 
 @functools.lru_cache(maxsize=16)
@@ -497,7 +496,7 @@ def writer(url: str, options_json: str, run_id: str = "") -> StoreWriter:
 
 def open_output_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
     """Open the output store for writing: a local directory or a remote fsspec URL."""
-    from napari_zarr_explorer.locate import parse_location
+    from napari_zarr_explorer.store import parse_location
 
     loc = parse_location(url, dict(storage_options or {}))
     if loc.is_local:

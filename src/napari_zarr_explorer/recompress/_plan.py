@@ -18,10 +18,10 @@ from napari_zarr_explorer.errors import (
     NotFoundError,
     PathEscapeError,
 )
-from napari_zarr_explorer.locate import Location, safe_join
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._ome import axes_names, convert_attributes, ome_body
 from napari_zarr_explorer.recompress._task import ArrayTarget
+from napari_zarr_explorer.store import Location, open_store, safe_join
 
 __all__ = [
     "ArrayPlan",
@@ -339,11 +339,11 @@ def make_plan(
     -------
     Plan
     """
-    from napari_zarr_explorer.meta import check_array_metadata, read_node
+    from napari_zarr_explorer.store import check_array_metadata, read_node
 
     if zarr_format not in (2, 3):
         raise ExplorerError(f"zarr_format must be 2 or 3, not {zarr_format!r}.")
-    store = source.open_store()
+    store = open_store(source)
     where = str(source)
     root = read_node(store, "", where=where)
     if root is None:
@@ -449,7 +449,7 @@ def make_plan(
             dtype = np.dtype(md["dtype"]) if isinstance(md["dtype"], str) else None
             fill = md.get("fill_value")
         else:
-            from napari_zarr_explorer.meta import open_array
+            from napari_zarr_explorer.store import open_array
 
             arr = open_array(source, path, store=store)
             dtype = np.dtype(arr.dtype)

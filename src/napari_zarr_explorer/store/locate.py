@@ -1,7 +1,8 @@
-"""Turn what the user typed (a path or a URL) into a read-only Zarr store.
+"""Turn what the user typed (a path or a URL) into a :class:`Location`.
 
 Only the user chooses where data comes from: paths found inside metadata are resolved with
-:func:`safe_join`, which refuses anything that would leave the opened store.
+:func:`~napari_zarr_explorer.store.keys.safe_join`, which refuses anything that would leave the
+opened store. :func:`~napari_zarr_explorer.store.open_store` opens a location.
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from napari_zarr_explorer.errors import ExplorerError, NotFoundError, PathEscapeError
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.store.keys import safe_join
 
 __all__ = [
     "REMOTE_PROTOCOLS",
     "Location",
-    "is_url",
     "parse_location",
-    "safe_join",
 ]
 
 REMOTE_PROTOCOLS = ("http", "https", "s3", "gs", "gcs")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def is_url(text: str) -> bool:
-    """Return True when *text* looks like ``scheme://...`` (any scheme, including ``file``)."""
-    return bool(_URL_RE.match(text)) or "::" in text
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,31 +71,6 @@ class Location:
         if self.is_local:
             return replace(self, url=str(Path(self.url) / rel))
         return replace(self, url=f"{self.url.rstrip('/')}/{rel}")
-
-    def open_store(self) -> Any:
-        """Open this location as a read-only ``zarr.abc.store.Store``.
-
-        A local store is a ``zarr.storage.LocalStore`` confined to its folder: keys reached
-        through symbolic links that leave it, and anything but regular files (FIFOs, devices,
-        sockets), are absent.
-        """
-        if self.is_local:
-            from napari_zarr_explorer._localstore import ConfinedLocalStore
-
-            if not self.path.exists():
-                raise NotFoundError(
-                    f"{self.url}: no such file or directory.",
-                    hint="Check the path; a Zarr store is a directory.",
-                )
-            if not self.path.is_dir():
-                raise ExplorerError(
-                    f"{self.url} is a file, not a Zarr store directory.",
-                    hint="Open the folder that contains .zarray/.zgroup/zarr.json instead.",
-                )
-            return ConfinedLocalStore(self.path)
-        from napari_zarr_explorer import remote
-
-        return remote.open_remote_store(self)
 
     def __str__(self) -> str:
         return self.url
@@ -154,48 +124,3 @@ def parse_location(
     if parts.query:
         url = f"{url}?{parts.query}"
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
-
-
-def safe_join(base: str, relpath: str, *, source: str = "metadata") -> str:
-    """Join a store-relative *relpath* onto *base*, refusing escapes.
-
-    Parameters
-    ----------
-    base
-        A store-relative prefix (``""`` for the root, ``"labels"``...).
-    relpath
-        A path from metadata (e.g. a multiscales dataset path) or given by the user.
-    source
-        Where *relpath* comes from, for messages: ``"metadata"`` (the default: "Path 'x' in
-        metadata ...") or any other word used as is, e.g. ``"given"`` for a path the user typed
-        ("Path 'x' given ...").
-
-    Returns
-    -------
-    str
-        The joined store-relative key, with no leading or trailing slash.
-
-    Raises
-    ------
-    PathEscapeError
-        If *relpath* is not a string, is absolute, is a URL, contains a backslash, a NUL, or a
-        ``..`` / ``.`` component, or the result would leave the store.
-    """
-    origin = "in metadata" if source == "metadata" else source
-    if not isinstance(relpath, str):
-        raise PathEscapeError(f"Path {relpath!r} {origin} is not a string.")
-    if is_url(relpath) or relpath.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", relpath):
-        raise PathEscapeError(
-            f"Path {relpath!r} {origin} is absolute or a URL; only paths inside the store "
-            "are followed."
-        )
-    if "\\" in relpath or "\x00" in relpath:
-        raise PathEscapeError(f"Path {relpath!r} {origin} contains a backslash or NUL.")
-    parts = [p for p in relpath.split("/") if p != ""]
-    if any(p in ("..", ".") for p in parts):
-        raise PathEscapeError(
-            f"Path {relpath!r} {origin} contains '..' or '.'; only paths inside the store "
-            "are followed."
-        )
-    base_parts = [p for p in base.split("/") if p]
-    return "/".join(base_parts + parts)

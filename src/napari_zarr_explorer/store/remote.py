@@ -57,7 +57,7 @@ from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, Remote
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
-    from napari_zarr_explorer.locate import Location
+    from napari_zarr_explorer.store.locate import Location
 
 __all__ = [
     "ENV_PREFIX",
@@ -99,7 +99,7 @@ def _children_metadata_keys(key: str, data: bytes, zarr_format: int | None) -> l
     import json
 
     from napari_zarr_explorer.errors import PathEscapeError
-    from napari_zarr_explorer.locate import safe_join
+    from napari_zarr_explorer.store.keys import safe_join
 
     try:
         doc = json.loads(data)
@@ -1113,7 +1113,7 @@ def open_remote_store(
     ----------
     location
         An ``http``, ``https``, ``s3`` or ``gs`` location (see
-        :func:`~napari_zarr_explorer.locate.parse_location`). Its ``storage_options`` go to the
+        :func:`~napari_zarr_explorer.store.parse_location`). Its ``storage_options`` go to the
         file system (fsspec's HTTP file system, s3fs or gcsfs), except the ``explorer_*`` keys
         of :class:`RemoteOptions`.
     environ

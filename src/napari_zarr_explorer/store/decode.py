@@ -1,0 +1,305 @@
+"""The guarded decoder: no chunk may decompress to more than its declared size.
+
+Compressors with a size in their header (zstd, blosc, lz4) are checked before decoding; stream
+compressors (gzip, zlib, bz2, lzma) are decoded with a bounded output. A chunk that would exceed
+its bound raises :class:`ChunkSizeError` before the oversized output is produced.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from napari_zarr_explorer.errors import ExplorerError
+
+__all__ = [
+    "ChunkSizeError",
+    "chunk_bound",
+    "guard_decoding",
+    "guarded_v2_compressor",
+    "v2_expansion",
+]
+
+
+class ChunkSizeError(ExplorerError, ValueError):
+    """A stored chunk would decompress to more bytes than its declared shape holds.
+
+    Readers treat it like any chunk that fails to decode (shown as the fill value, with a
+    warning naming the key); it is raised before the oversized output is produced.
+    """
+
+
+_STREAM_CODECS = frozenset({"gzip", "zlib", "bz2", "lzma"})
+_HEADER_CODECS = frozenset({"zstd", "blosc", "lz4"})
+_SLACK = 1 << 20
+
+
+def _too_big(codec: str, size: int | None, bound: int) -> ChunkSizeError:
+    got = f"{size} bytes" if size is not None else "more bytes"
+    return ChunkSizeError(
+        f"a {codec} chunk would decompress to {got}, more than the {bound} bytes its chunk "
+        "shape allows; the chunk is corrupt or hostile and was not decompressed."
+    )
+
+
+def _zstd_check(data: bytes | memoryview, bound: int) -> None:
+    """Check the decompressed size of zstd frames from their headers, without decoding."""
+    mv = memoryview(data).cast("B")
+    n = len(mv)
+    pos = 0
+    total = 0
+    while pos + 4 <= n:
+        magic = int.from_bytes(mv[pos : pos + 4], "little")
+        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
+            if pos + 8 > n:
+                return
+            pos += 8 + int.from_bytes(mv[pos + 4 : pos + 8], "little")
+            continue
+        if magic != 0xFD2FB528 or pos + 5 > n:
+            return  # not zstd: let the codec report it
+        fhd = mv[pos + 4]
+        pos += 5
+        fcs_flag, single, checksum, did_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
+        window: int | None = None
+        if not single:
+            if pos >= n:
+                return
+            wd = mv[pos]
+            pos += 1
+            base = 1 << (10 + (wd >> 3))
+            window = base + (base // 8) * (wd & 7)
+        pos += (0, 1, 2, 4)[did_flag]
+        fcs_size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+        fcs: int | None = None
+        if fcs_size:
+            if pos + fcs_size > n:
+                return
+            fcs = int.from_bytes(mv[pos : pos + fcs_size], "little") + (256 if fcs_size == 2 else 0)
+            pos += fcs_size
+            if single:
+                window = fcs
+            if total + fcs > bound:
+                raise _too_big("zstd", total + fcs, bound)
+        block_max = min(window or (1 << 17), 1 << 17)
+        frame = 0
+        while True:
+            if pos + 3 > n:
+                return
+            bh = int.from_bytes(mv[pos : pos + 3], "little")
+            pos += 3
+            btype, bsize = (bh >> 1) & 3, bh >> 3
+            if btype == 0:
+                frame += bsize
+                pos += bsize
+            elif btype == 1:
+                frame += bsize
+                pos += 1
+            elif btype == 2:
+                frame += block_max
+                pos += bsize
+            else:
+                return
+            if fcs is None and total + frame > bound:
+                raise _too_big("zstd", None, bound)
+            if bh & 1:
+                break
+        pos += 4 if checksum else 0
+        total += fcs if fcs is not None else frame
+
+
+def _precheck(codec: str, data: Any, bound: int) -> None:
+    mv = memoryview(data).cast("B")
+    if codec == "zstd":
+        _zstd_check(mv, bound)
+    elif codec == "blosc" and len(mv) >= 16:
+        nbytes = int.from_bytes(mv[4:8], "little")
+        if nbytes > bound:
+            raise _too_big("blosc", nbytes, bound)
+    elif codec == "lz4" and len(mv) >= 4:
+        nbytes = int.from_bytes(mv[0:4], "little")
+        if nbytes > bound:
+            raise _too_big("lz4", nbytes, bound)
+
+
+def _bounded_stream(codec: str, data: Any, bound: int) -> bytes:
+    """Decompress gzip/zlib/bz2/lzma data, refusing output beyond *bound* bytes."""
+    import bz2
+    import lzma
+    import zlib
+
+    raw = bytes(memoryview(data).cast("B"))
+    out = bytearray()
+    while raw:
+        if codec in ("gzip", "zlib"):
+            d: Any = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        elif codec == "bz2":
+            d = bz2.BZ2Decompressor()
+        else:
+            d = lzma.LZMADecompressor()
+        out += d.decompress(raw, bound + 1 - len(out))
+        tail = bool(getattr(d, "unconsumed_tail", b""))
+        if len(out) > bound or (tail and len(out) >= bound):
+            raise _too_big(codec, None, bound)
+        if codec in ("gzip", "zlib"):
+            if not d.eof:
+                raise ValueError(f"truncated {codec} data")
+            raw = d.unused_data if codec == "gzip" else b""
+        else:
+            if not d.eof:
+                if getattr(d, "needs_input", False):
+                    raise ValueError(f"truncated {codec} data")
+                raise _too_big(codec, None, bound)
+            raw = d.unused_data
+    return bytes(out)
+
+
+def chunk_bound(nbytes: int, expansion: float = 1.0) -> int:
+    """Most bytes a chunk of *nbytes* decoded bytes may decompress to before it is refused.
+
+    *expansion* allows for filters whose output is larger than the array's bytes (``astype``).
+    """
+    return int(nbytes * max(expansion, 1.0)) + nbytes // 8 + _SLACK
+
+
+def guarded_v2_compressor(compressor: Any, bound: int) -> Any:
+    """Wrap a numcodecs *compressor* so that decoding refuses output beyond *bound* bytes."""
+    import numcodecs.abc
+
+    cid = getattr(compressor, "codec_id", None)
+    if cid not in _STREAM_CODECS | _HEADER_CODECS:
+        return compressor
+    if cid == "lzma" and getattr(compressor, "format", 1) not in (0, 1, 2):
+        return compressor  # raw LZMA streams need their filters: decode as configured
+
+    class _Guarded(numcodecs.abc.Codec):  # type: ignore[misc]
+        codec_id = cid
+
+        def encode(self, buf: Any) -> Any:
+            return compressor.encode(buf)
+
+        def decode(self, buf: Any, out: Any = None) -> Any:
+            if cid in _STREAM_CODECS:
+                result = _bounded_stream(str(cid), buf, bound)
+                if out is not None:
+                    memoryview(out).cast("B")[: len(result)] = result
+                    return out
+                return result
+            _precheck(str(cid), buf, bound)
+            return compressor.decode(buf, out)
+
+        def get_config(self) -> Any:
+            return compressor.get_config()
+
+    return _Guarded()
+
+
+def _guard_v3_codecs(codecs: Any) -> list[Any]:
+    from dataclasses import dataclass as _dc
+
+    import numpy as _np
+    from zarr.abc.codec import BytesBytesCodec
+    from zarr.codecs import BloscCodec, GzipCodec, ShardingCodec, ZstdCodec
+
+    @_dc(frozen=True)
+    class _Guarded(BytesBytesCodec):
+        inner: Any
+        kind: str
+        is_fixed_size = False
+
+        async def _decode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+            import asyncio
+
+            itemsize = _np.dtype(chunk_spec.dtype.to_native_dtype()).itemsize
+            bound = chunk_bound(math.prod(chunk_spec.shape) * itemsize)
+            data = chunk_bytes.as_numpy_array()
+            if self.kind in _STREAM_CODECS:
+                out = await asyncio.to_thread(_bounded_stream, self.kind, data, bound)
+                return chunk_spec.prototype.buffer.from_bytes(out)
+            _precheck(self.kind, data, bound)
+            return await self.inner._decode_single(chunk_bytes, chunk_spec)
+
+        async def _encode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+            return await self.inner._encode_single(chunk_bytes, chunk_spec)
+
+        def compute_encoded_size(self, input_byte_length: int, chunk_spec: Any) -> int:
+            return int(self.inner.compute_encoded_size(input_byte_length, chunk_spec))
+
+        def to_dict(self) -> Any:
+            return self.inner.to_dict()
+
+    out: list[Any] = []
+    for codec in codecs:
+        if isinstance(codec, ShardingCodec):
+            out.append(
+                ShardingCodec(
+                    chunk_shape=codec.chunk_shape,
+                    codecs=_guard_v3_codecs(codec.codecs),
+                    index_codecs=codec.index_codecs,
+                    index_location=codec.index_location,
+                )
+            )
+        elif isinstance(codec, ZstdCodec):
+            out.append(_Guarded(codec, "zstd"))
+        elif isinstance(codec, BloscCodec):
+            out.append(_Guarded(codec, "blosc"))
+        elif isinstance(codec, GzipCodec):
+            out.append(_Guarded(codec, "gzip"))
+        elif isinstance(codec, BytesBytesCodec) and hasattr(codec, "_codec"):
+            cid = getattr(codec._codec, "codec_id", "")
+            if cid in _HEADER_CODECS or (cid in _STREAM_CODECS and cid != "lzma"):
+                out.append(_Guarded(codec, cid))
+            else:
+                out.append(codec)
+        else:
+            out.append(codec)
+    return out
+
+
+def v2_expansion(filters: Any) -> float:
+    """How much larger than the array's bytes the compressor's output may be (astype filters)."""
+    factor = 1.0
+    for f in filters or ():
+        try:
+            cfg = f.get_config()
+            dt, ast = cfg.get("dtype"), cfg.get("astype")
+            if dt and ast:
+                import numpy as _np
+
+                factor *= max(1.0, _np.dtype(ast).itemsize / _np.dtype(dt).itemsize)
+        except Exception:  # an unusual filter: keep the generous default
+            factor *= 2
+    return factor
+
+
+def guard_decoding(array: Any) -> Any:
+    """Make every chunk of *array* refuse to decompress beyond its declared size.
+
+    Replaces the array's codec pipeline with one whose compressors check the decompressed size
+    before (zstd, blosc, lz4: from their headers) or while (gzip, zlib, bz2, lzma: bounded
+    streaming) decompressing. A chunk that would exceed it raises :class:`ChunkSizeError`.
+    Arrays whose pipeline cannot be rebuilt are returned unchanged.
+    """
+    try:
+        import numpy as _np
+        from zarr.codecs._v2 import V2Codec
+        from zarr.core.metadata import ArrayV2Metadata, ArrayV3Metadata
+        from zarr.registry import get_pipeline_class
+
+        aa = array._async_array
+        md = aa.metadata
+        if isinstance(md, ArrayV2Metadata):
+            nbytes = math.prod(md.chunks) * _np.dtype(md.dtype.to_native_dtype()).itemsize
+            bound = chunk_bound(nbytes, v2_expansion(md.filters))
+            comp = md.compressor
+            if comp is None:
+                return array
+            codec = V2Codec(filters=md.filters, compressor=guarded_v2_compressor(comp, bound))
+            pipeline = get_pipeline_class().from_codecs([codec])
+        elif isinstance(md, ArrayV3Metadata):
+            pipeline = get_pipeline_class().from_codecs(_guard_v3_codecs(md.codecs))
+        else:
+            return array
+        object.__setattr__(aa, "codec_pipeline", pipeline)
+    except Exception:  # an unknown zarr layout: read unguarded rather than fail
+        return array
+    return array

@@ -1,0 +1,156 @@
+"""Open stores, arrays and groups: arrays only from metadata checked by :mod:`.meta`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from napari_zarr_explorer.errors import ExplorerError, MetadataError, NotFoundError
+from napari_zarr_explorer.store.decode import guard_decoding
+from napari_zarr_explorer.store.keys import safe_join
+from napari_zarr_explorer.store.locate import Location, parse_location
+from napari_zarr_explorer.store.meta import (
+    _V2_ARRAY,
+    _V3,
+    _where,
+    check_array_metadata,
+    join_key,
+    read_node,
+)
+
+if TYPE_CHECKING:
+    import zarr
+    from zarr.abc.store import Store
+
+__all__ = ["open_array", "open_group", "open_store", "open_url"]
+
+
+def open_store(location: Location) -> Store:
+    """Open *location* as a read-only ``zarr.abc.store.Store``.
+
+    A local store is a ``zarr.storage.LocalStore`` confined to its folder: keys reached
+    through symbolic links that leave it, and anything but regular files (FIFOs, devices,
+    sockets), are absent. Remote stores are opened by :mod:`.remote`.
+    """
+    if location.is_local:
+        from napari_zarr_explorer.store._localstore import ConfinedLocalStore
+
+        if not location.path.exists():
+            raise NotFoundError(
+                f"{location.url}: no such file or directory.",
+                hint="Check the path; a Zarr store is a directory.",
+            )
+        if not location.path.is_dir():
+            raise ExplorerError(
+                f"{location.url} is a file, not a Zarr store directory.",
+                hint="Open the folder that contains .zarray/.zgroup/zarr.json instead.",
+            )
+        return ConfinedLocalStore(location.path)
+    from napari_zarr_explorer.store import remote
+
+    return remote.open_remote_store(location)
+
+
+def open_url(url: Any, storage_options: Mapping[str, Any] | None = None) -> tuple[Store, str]:
+    """Open *url* (a path, URL, :class:`~.locate.Location` or zarr store).
+
+    Returns
+    -------
+    tuple
+        The read-only store and the text naming it in messages.
+    """
+    from zarr.abc.store import Store
+
+    if isinstance(url, Store):
+        return url, str(getattr(url, "root", None) or getattr(url, "path", None) or url)
+    loc = parse_location(url, dict(storage_options) if storage_options else None)
+    return open_store(loc), loc.url
+
+
+def _open_store(location: Location | Any) -> tuple[Location, Any]:
+    loc = parse_location(location)
+    return loc, open_store(loc)
+
+
+def open_array(location: Location, path: str = "", *, store: Any = None) -> zarr.Array[Any]:
+    """Open the array at *path* read-only, after checking its metadata.
+
+    Parameters
+    ----------
+    location
+        Where the store is (see :func:`napari_zarr_explorer.store.parse_location`).
+    path
+        Store-relative path of the array; refused if it would leave the store.
+    store
+        An already opened store for *location* (saves opening it again).
+
+    Returns
+    -------
+    zarr.Array
+
+    Raises
+    ------
+    MetadataError, CodecError, UnsafeDataError, PathEscapeError, NotFoundError
+    """
+    import zarr
+
+    path = safe_join("", path)
+    if store is None:
+        location, store = _open_store(location)
+    where = _where(str(location), path)
+    node = read_node(store, path, where=str(location))
+    if node is None:
+        raise NotFoundError(f"{where}: no Zarr array here.", hint="Check the path.")
+    if node.kind != "array":
+        raise MetadataError(f"{where}: this is a group, not an array.")
+    doc = _V3 if node.zarr_format == 3 else _V2_ARRAY
+    check_array_metadata(
+        node.metadata,
+        where=_where(str(location), join_key(path, doc)),
+        zarr_format=node.zarr_format,
+    )
+    try:
+        arr = zarr.open_array(store=store, path=path, mode="r", zarr_format=node.zarr_format)
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise MetadataError(f"{where}: zarr could not read the array metadata: {exc}") from None
+    guarded: zarr.Array[Any] = guard_decoding(arr)
+    return guarded
+
+
+def open_group(location: Location, path: str = "", *, store: Any = None) -> zarr.Group:
+    """Open the group at *path* read-only (without trusting consolidated child metadata).
+
+    Parameters
+    ----------
+    location
+        Where the store is.
+    path
+        Store-relative path of the group.
+    store
+        An already opened store for *location*.
+
+    Returns
+    -------
+    zarr.Group
+    """
+    import zarr
+
+    path = safe_join("", path)
+    if store is None:
+        location, store = _open_store(location)
+    where = _where(str(location), path)
+    node = read_node(store, path, where=str(location))
+    if node is None:
+        raise NotFoundError(f"{where}: no Zarr group here.", hint="Check the path.")
+    if node.kind != "group":
+        raise MetadataError(f"{where}: this is an array, not a group.")
+    try:
+        return zarr.open_group(
+            store=store,
+            path=path,
+            mode="r",
+            zarr_format=node.zarr_format,
+            use_consolidated=False,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MetadataError(f"{where}: zarr could not read the group metadata: {exc}") from None
