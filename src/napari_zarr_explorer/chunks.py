@@ -1306,9 +1306,12 @@ def _unravel(flat_index: int, grid: Sequence[int]) -> tuple[int, ...]:
 def _open_for_decode(
     store: Any, path: str, metadata: Mapping[str, Any], zarr_format: int, where: str
 ) -> Any:
-    from napari_zarr_explorer.store import check_array_metadata
+    """Build the array at *path* from the checked *metadata*, decoding through the guard."""
+    from napari_zarr_explorer.store import array_from_metadata
 
     located = "/".join(p for p in (where.rstrip("/"), path) if p)
+    from napari_zarr_explorer.store import check_array_metadata
+
     check_array_metadata(metadata, where=located, zarr_format=zarr_format)
     _check_geometry(
         metadata,
@@ -1316,18 +1319,9 @@ def _open_for_decode(
         zarr_format,
         _metadata_where(where, path, zarr_format),
     )
-    import zarr
-
-    try:
-        return zarr.open_array(
-            store=store, path=path, mode="r", zarr_format=2 if zarr_format == 2 else 3
-        )
-    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-        raise MetadataError(
-            f"{_metadata_where(where, path, zarr_format)}: zarr cannot use this array "
-            f"metadata: {str(exc).rstrip('.')}.",
-            hint="The array metadata is corrupt; fix it or restore it from a copy.",
-        ) from None
+    return array_from_metadata(
+        store, path, metadata, zarr_format=2 if zarr_format == 2 else 3, where=where
+    )
 
 
 def _verify(

@@ -78,6 +78,23 @@ MAX_PLAIN_LAYERS = 32
 MAX_SERIES_PROBE = 1000
 
 
+def _open_image(loc: Location, path: str, *, store: Any) -> Any:
+    """Open the array at *path* for an image or labels layer: numeric or boolean data only.
+
+    Object, string and other non-numeric data types are refused here, whatever other metadata
+    (a consolidated document, OME metadata) said about the array.
+    """
+    arr = open_array(loc, path, store=store)
+    dtype = np.dtype(arr.dtype) if isinstance(arr.dtype, np.dtype) else None
+    if dtype is None or dtype.kind not in "biuf":
+        where = f"{loc.url}/{path}" if path else loc.url
+        raise MetadataError(
+            f"{where}: the data type {arr.dtype} is not numeric; it cannot be shown as an image.",
+            hint="Image and labels layers need numeric or boolean arrays.",
+        )
+    return arr
+
+
 def open_layers(
     url: str | Location,
     *,
@@ -193,7 +210,7 @@ class _Ctx:
                 "be shown as an image.",
                 hint="Images need a numeric or boolean array with at least two dimensions.",
             )
-        arr = open_array(self.loc, node.path, store=self.store)
+        arr = _open_image(self.loc, node.path, store=self.store)
         data = as_dask(arr, where=self.where(node.path))
         dims = node.metadata.get("dimension_names") if node.zarr_format == 3 else None
         kwargs: dict[str, Any] = {
@@ -237,7 +254,7 @@ class _Ctx:
         if pyr:
             levels = [
                 as_dask(
-                    open_array(self.loc, nodes[n].path, store=self.store),
+                    _open_image(self.loc, nodes[n].path, store=self.store),
                     where=self.where(nodes[n].path),
                 )
                 for n in pyr
@@ -314,7 +331,7 @@ class _Ctx:
             if child is None or child.kind != "array":
                 problems.append(f"level {ds.path!r} does not exist or is not an array")
                 continue
-            arr = open_array(self.loc, key, store=self.store)
+            arr = _open_image(self.loc, key, store=self.store)
             if ndim is None:
                 ndim = arr.ndim
             elif arr.ndim != ndim:
@@ -708,7 +725,7 @@ class _LazyWellLevel:
                     if wome is not None and wome.well is not None and wome.well.images:
                         field = wome.well.images[0].path
                 key = safe_join(safe_join(wkey, field), self.level)
-                arr = open_array(self.ctx.loc, key, store=self.ctx.store)
+                arr = _open_image(self.ctx.loc, key, store=self.ctx.store)
                 reader = ChunkReader(arr, where=self.ctx.where(key))
                 if reader.ndim != self.ndim or reader.dtype != self.dtype:
                     raise MetadataError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -826,13 +827,18 @@ def _sort_key(path: str) -> tuple[str, ...]:
 
 
 def _walk_metadata(
-    store: Any, root: str, where: str, limit: int
+    store: Any,
+    root: str,
+    where: str,
+    limit: int,
+    known: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """Find node paths without listing: consolidated metadata, then OME metadata's own paths.
 
-    Returns ``(paths, more, errors)``; *paths* are store-relative.
+    Returns ``(paths, more, errors)``; *paths* are store-relative. Nodes are read a batch at
+    a time, concurrently; what was read is put in *known* (path -> NodeMeta, None or the error).
     """
-    from napari_zarr_explorer.store import consolidated_nodes, read_node, safe_join
+    from napari_zarr_explorer.store import consolidated_nodes, read_nodes, safe_join
 
     found: list[str] = []
     errors: list[str] = []
@@ -849,67 +855,78 @@ def _walk_metadata(
         if root not in paths:
             paths.append(root)
         return sorted(paths, key=_sort_key), more, errors
-    queue = [root]
+    # Every read of a node counts toward *limit*, found or not: on a store that cannot list,
+    # metadata naming 20 000 wells that do not exist must not cost 20 000 probes.
+    queue: deque[str] = deque([root])
+    queued: set[str] = {root}
     optional: set[str] = set()  # paths the format allows but no metadata promised ("labels")
+    probes = 0
     while queue:
-        path = queue.pop(0)
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            node = read_node(store, path, where=where)
-        except ExplorerError:
-            node = None
-            if path in optional:
+        batch: list[str] = []
+        while queue and len(batch) < min(256, limit - probes):
+            path = queue.popleft()
+            if path not in seen:
+                seen.add(path)
+                batch.append(path)
+        if not batch:  # the budget is spent: what is left is not read
+            more.extend(p for p in queue if p not in seen and p not in optional)
+            break
+        probes += len(batch)
+        results = read_nodes(store, batch, where=where)
+        if known is not None:
+            known.update(results)
+        for path in batch:
+            node = results[path]
+            if isinstance(node, ExplorerError):
+                if path not in optional:
+                    found.append(path)  # its error is reported when the node itself is shown
                 continue
-            if len(found) < limit:
-                found.append(path)  # its error is reported when the node itself is read
-            continue
-        if node is None and path != root:
-            continue  # an optional path (such as "labels") that is not there
-        if len(found) >= limit:
-            more.append(path)
-            continue
-        found.append(path)
-        if node is None or node.kind != "group":
-            continue
-        from napari_zarr_explorer.ome.model import parse_ome
+            if node is None and path != root:
+                continue  # an optional path (such as "labels") that is not there
+            found.append(path)
+            if node is None or node.kind != "group":
+                continue
+            from napari_zarr_explorer.ome.model import parse_ome
 
-        try:
-            ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
-        except Exception:
-            ome = None
-        if ome is None:
-            continue
-        rels: list[str] = []
-        for ms in ome.multiscales:
-            rels.extend(d.path for d in ms.datasets)
-        if ome.labels:
-            rels.extend(ome.labels)
-        if ome.kind == "image" and ome.image_label is None and "labels" not in rels:
-            rels.append("labels")
-            optional.add(safe_join(path, "labels"))
-        if ome.plate is not None:
-            rels.extend(w.path for w in ome.plate.wells)
-        if ome.well is not None:
-            rels.extend(i.path for i in ome.well.images)
-        if ome.kind == "bioformats2raw":
-            rels.extend(ome.series or ())
-            rels.append("OME")
-            if not ome.series:
-                rels.extend(str(i) for i in range(_count_numbered(store, path, where)))
-        for rel in rels:
             try:
-                child = safe_join(path, rel)
-            except ExplorerError as exc:
-                errors.append(f"{where}/{path}: {exc}")
+                ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+            except Exception:
+                ome = None
+            if ome is None:
                 continue
-            # Plate wells are "A/1": visit the row group "A" too.
-            rel_parts = child[len(path) :].strip("/").split("/")
-            for n in range(1, len(rel_parts) + 1):
-                step = "/".join([p for p in (path, *rel_parts[:n]) if p])
-                if step not in seen and step not in queue:
-                    queue.append(step)
+            rels: list[str] = []
+            for ms in ome.multiscales:
+                rels.extend(d.path for d in ms.datasets)
+            if ome.labels:
+                rels.extend(ome.labels)
+            if ome.kind == "image" and ome.image_label is None and "labels" not in rels:
+                rels.append("labels")
+                optional.add(safe_join(path, "labels"))
+            if ome.plate is not None:
+                rels.extend(w.path for w in ome.plate.wells)
+            if ome.well is not None:
+                rels.extend(i.path for i in ome.well.images)
+            if ome.kind == "bioformats2raw":
+                rels.extend(ome.series or ())
+                rels.append("OME")
+                if not ome.series:
+                    budget = max(0, min(1000, limit - probes))
+                    counted = _count_numbered(store, path, where, cap=budget)
+                    probes += counted + 1
+                    rels.extend(str(i) for i in range(counted))
+            for rel in rels:
+                try:
+                    child = safe_join(path, rel)
+                except ExplorerError as exc:
+                    errors.append(f"{where}/{path}: {exc}")
+                    continue
+                # Plate wells are "A/1": visit the row group "A" too.
+                rel_parts = child[len(path) :].strip("/").split("/")
+                for n in range(1, len(rel_parts) + 1):
+                    step = "/".join([p for p in (path, *rel_parts[:n]) if p])
+                    if step not in queued:
+                        queued.add(step)
+                        queue.append(step)
     return sorted(found, key=_sort_key), sorted(set(more)), errors
 
 
@@ -961,13 +978,14 @@ def inspect(
         When the store itself cannot be opened.
     """
     from napari_zarr_explorer import chunks as _chunks
-    from napari_zarr_explorer.store import open_url, read_node, safe_join
+    from napari_zarr_explorer.store import open_url, read_nodes, safe_join
 
     if max_nodes < 1:
         raise ExplorerError(
             f"max_nodes must be at least 1, not {max_nodes}.", hint="Give --max-nodes 1 or more."
         )
     store, where = open_url(url, storage_options)
+    known: dict[str, Any] = {}  # path -> NodeMeta, None or the ExplorerError reading it
     root = safe_join("", path) if path else ""
     store_warnings: list[str] = []
     store_errors: list[str] = []
@@ -991,7 +1009,7 @@ def inspect(
         # Listed keys are names in the store, not paths from metadata: any name is fine.
         paths = [f"{root}/{p}" if root and p else p or root for p in rel_paths]
     else:
-        paths, more, errs = _walk_metadata(store, root, where, max_nodes)
+        paths, more, errs = _walk_metadata(store, root, where, max_nodes, known)
         store_errors.extend(errs)
         truncated = bool(more)
         store_warnings.append(
@@ -1005,15 +1023,12 @@ def inspect(
         more = [p for p in paths[max_nodes:] if _parent(p) in shown or _parent(p) == root]
         paths = paths[:max_nodes]
     more = more[:100]
+    known.update(read_nodes(store, [p for p in paths if p not in known], where=where))
     nodes: list[NodeReport] = []
     for node_path in paths:
-        try:
-            node = read_node(store, node_path, where=where)
-        except ExplorerError as exc:
-            nodes.append(ErrorReport(path=node_path, errors=(str(exc),)))
-            continue
-        except Exception as exc:
-            nodes.append(ErrorReport(path=node_path, errors=(f"{where}/{node_path}: {exc}",)))
+        node = known[node_path]
+        if isinstance(node, ExplorerError):
+            nodes.append(ErrorReport(path=node_path, errors=(str(node),)))
             continue
         if node is None:
             if node_path == root and listed:

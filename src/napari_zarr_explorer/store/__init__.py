@@ -34,8 +34,15 @@ from napari_zarr_explorer.store.meta import (
     parse_json,
     read_json,
     read_node,
+    read_nodes,
 )
-from napari_zarr_explorer.store.open import open_array, open_group, open_store, open_url
+from napari_zarr_explorer.store.open import (
+    array_from_metadata,
+    open_array,
+    open_group,
+    open_store,
+    open_url,
+)
 
 # names of .remote, which imports zarr and aiohttp-backed file systems: loaded on first use
 _REMOTE = frozenset(
@@ -58,6 +65,7 @@ __all__ = [
     "NodeMeta",
     "RemoteOptions",
     "RemoteStore",
+    "array_from_metadata",
     "check_array_metadata",
     "chunk_bound",
     "codec_ids",
@@ -76,6 +84,7 @@ __all__ = [
     "parse_location",
     "read_json",
     "read_node",
+    "read_nodes",
     "read_region",
     "safe_join",
     "v2_expansion",

@@ -23,6 +23,8 @@ from zarr.core.buffer.core import default_buffer_prototype
 from zarr.core.common import AccessModeLiteral
 from zarr.storage import LocalStore
 
+from napari_zarr_explorer.store.limits import metadata_too_large
+
 __all__ = ["ConfinedLocalStore"]
 
 _RESOLVED_CACHE_SIZE = 1 << 16
@@ -188,6 +190,46 @@ class ConfinedLocalStore(LocalStore):
         return await asyncio.to_thread(
             self._get_confined, key, prototype or default_buffer_prototype(), byte_range
         )
+
+    def _get_bounded(self, key: str, limit: int) -> bytes | None:
+        found = self._stat(key)
+        if found is None:
+            return None
+        target, st = found
+        if st.st_size > limit:
+            raise metadata_too_large(f"{self}/{key}", st.st_size, limit)
+        try:
+            fd = os.open(target, _OPEN_FLAGS)
+        except OSError as exc:
+            if exc.errno in _ABSENT_ERRNOS or exc.errno == errno.ENXIO:
+                return None
+            raise
+        with open(fd, "rb", closefd=True) as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the check
+                return None
+            # read(n) allocates n bytes up front: read what the file holds, in pieces (it may
+            # have grown since the check)
+            data = bytearray()
+            while len(data) <= limit:
+                piece = f.read(min(max(st.st_size + 1 - len(data), 1 << 16), limit + 1 - len(data)))
+                if not piece:
+                    break
+                data += piece
+        if len(data) > limit:
+            raise metadata_too_large(f"{self}/{key}", None, limit)
+        return bytes(data)
+
+    async def get_bounded(self, key: str, limit: int) -> bytes | None:
+        """Read *key* whole if it has at most *limit* bytes (None when absent).
+
+        Raises
+        ------
+        MetadataError
+            When the file is larger: its size is checked before any byte is read.
+        """
+        if not self._is_open:
+            await self._open()
+        return await asyncio.to_thread(self._get_bounded, key, limit)
 
     async def get_partial_values(
         self,

@@ -277,7 +277,12 @@ def guard_decoding(array: Any) -> Any:
     Replaces the array's codec pipeline with one whose compressors check the decompressed size
     before (zstd, blosc, lz4: from their headers) or while (gzip, zlib, bz2, lzma: bounded
     streaming) decompressing. A chunk that would exceed it raises :class:`ChunkSizeError`.
-    Arrays whose pipeline cannot be rebuilt are returned unchanged.
+
+    Raises
+    ------
+    ExplorerError
+        When the guard cannot be installed (an unknown zarr-python layout): the array is
+        refused rather than decoded without the guard.
     """
     try:
         import numpy as _np
@@ -291,15 +296,20 @@ def guard_decoding(array: Any) -> Any:
             nbytes = math.prod(md.chunks) * _np.dtype(md.dtype.to_native_dtype()).itemsize
             bound = chunk_bound(nbytes, v2_expansion(md.filters))
             comp = md.compressor
-            if comp is None:
-                return array
-            codec = V2Codec(filters=md.filters, compressor=guarded_v2_compressor(comp, bound))
+            if comp is not None:
+                comp = guarded_v2_compressor(comp, bound)
+            codec = V2Codec(filters=md.filters, compressor=comp)
             pipeline = get_pipeline_class().from_codecs([codec])
         elif isinstance(md, ArrayV3Metadata):
             pipeline = get_pipeline_class().from_codecs(_guard_v3_codecs(md.codecs))
         else:
-            return array
+            raise TypeError(f"unknown array metadata {type(md).__name__}")
         object.__setattr__(aa, "codec_pipeline", pipeline)
-    except Exception:  # an unknown zarr layout: read unguarded rather than fail
-        return array
+    except Exception as exc:
+        raise ExplorerError(
+            f"the decompression guard cannot be installed on this array ({type(exc).__name__}: "
+            f"{exc}); it is refused rather than decoded without a size limit.",
+            hint="This zarr-python version is not supported; install the version named in the "
+            "package requirements.",
+        ) from None
     return array

@@ -1,17 +1,67 @@
-"""Store keys: normalisation and confinement of paths found in metadata or given by the user.
+r"""Store keys: normalisation and confinement of paths found in metadata or given by the user.
 
-Every key derived from metadata goes through :func:`safe_join` before any store is asked for it.
+Every path derived from metadata goes through :func:`safe_join` before any store is asked for
+it, and remote stores check every key again with :func:`check_key` before a request is made.
+A key is judged as a server would see it: percent-escapes are decoded first, so ``%2e%2e``
+counts as ``..``. Escapes of ``.``, ``/``, ``\``, ``%`` and control characters are refused
+outright, as are backslashes and control characters themselves.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from napari_zarr_explorer.errors import PathEscapeError
 
-__all__ = ["is_url", "safe_join"]
+__all__ = ["check_key", "is_url", "safe_join"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# percent-escapes of ".", "/", "\\", "%" and control characters: never needed in a Zarr key
+_BAD_ESCAPE = re.compile(r"%(?:2e|2f|5c|25|[01][0-9a-f]|7f)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _problem(text: str) -> str | None:
+    """Say what is wrong with *text* as a store-relative path (None: nothing)."""
+    if _BAD_ESCAPE.search(text):
+        return "contains a percent-encoded '.', '/', '\\', '%' or control character"
+    decoded = unquote(text)
+    if "\\" in decoded:
+        return "contains a backslash"
+    if _CONTROL.search(decoded):
+        return "contains a NUL or another control character"
+    if any(p in ("..", ".") for p in decoded.split("/")):
+        return "contains '..' or '.'"
+    return None
+
+
+def check_key(key: str, *, where: str = "") -> str:
+    """Return *key* if a store may be asked for it, else raise :class:`PathEscapeError`.
+
+    Parameters
+    ----------
+    key
+        A store key (``"0/zarr.json"``, ``"c/0/1"``).
+    where
+        The store, for messages.
+
+    Raises
+    ------
+    PathEscapeError
+        When the key, read as a server decodes it, has a ``..`` or ``.`` component, a
+        backslash, a control character, or a percent-escape of one of these (or of ``/``).
+    """
+    problem = _problem(key) if isinstance(key, str) else "is not a string"
+    if problem is None and key.startswith("/"):
+        problem = "is absolute"
+    if problem is not None:
+        at = f" of {where}" if where else ""
+        raise PathEscapeError(
+            f"Key {key!r}{at} {problem}; only keys inside the store are read.",
+            hint="The metadata names a path outside the store; nothing was requested.",
+        )
+    return key
 
 
 def is_url(text: str) -> bool:
@@ -20,7 +70,7 @@ def is_url(text: str) -> bool:
 
 
 def safe_join(base: str, relpath: str, *, source: str = "metadata") -> str:
-    """Join a store-relative *relpath* onto *base*, refusing escapes.
+    r"""Join a store-relative *relpath* onto *base*, refusing escapes.
 
     Parameters
     ----------
@@ -41,8 +91,10 @@ def safe_join(base: str, relpath: str, *, source: str = "metadata") -> str:
     Raises
     ------
     PathEscapeError
-        If *relpath* is not a string, is absolute, is a URL, contains a backslash, a NUL, or a
-        ``..`` / ``.`` component, or the result would leave the store.
+        If *relpath* is not a string, is absolute, is a URL, or (after percent-decoding, as a
+        server reads it) contains a backslash, a control character or a ``..`` / ``.``
+        component; or if it contains a percent-escape of ``.``, ``/``, ``\``, ``%`` or a
+        control character.
     """
     origin = "in metadata" if source == "metadata" else source
     if not isinstance(relpath, str):
@@ -52,13 +104,11 @@ def safe_join(base: str, relpath: str, *, source: str = "metadata") -> str:
             f"Path {relpath!r} {origin} is absolute or a URL; only paths inside the store "
             "are followed."
         )
-    if "\\" in relpath or "\x00" in relpath:
-        raise PathEscapeError(f"Path {relpath!r} {origin} contains a backslash or NUL.")
-    parts = [p for p in relpath.split("/") if p != ""]
-    if any(p in ("..", ".") for p in parts):
+    problem = _problem(relpath)
+    if problem is not None:
         raise PathEscapeError(
-            f"Path {relpath!r} {origin} contains '..' or '.'; only paths inside the store "
-            "are followed."
+            f"Path {relpath!r} {origin} {problem}; only paths inside the store are followed."
         )
+    parts = [p for p in relpath.split("/") if p != ""]
     base_parts = [p for p in base.split("/") if p]
     return "/".join(base_parts + parts)

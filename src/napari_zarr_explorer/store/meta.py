@@ -23,6 +23,13 @@ from napari_zarr_explorer.errors import (
     MetadataError,
     UnsafeDataError,
 )
+from napari_zarr_explorer.store.limits import (
+    MAX_CODEC_DEPTH,
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    max_metadata_bytes,
+    metadata_too_large,
+)
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -33,10 +40,9 @@ __all__ = [
     "parse_json",
     "read_json",
     "read_node",
+    "read_nodes",
 ]
 
-#: Largest metadata document read (consolidated metadata of big hierarchies stays well below).
-MAX_METADATA_BYTES = 256 * 1024 * 1024
 
 _V2_ARRAY = ".zarray"
 _V2_GROUP = ".zgroup"
@@ -80,10 +86,14 @@ def join_key(path: str, name: str) -> str:
 
 
 def _get_bytes(store: Any, key: str, *, where: str) -> bytes | None:
-    from zarr.core.buffer import default_buffer_prototype
+    result: bytes | None = _sync(_get_bytes_async(store, key, where=where))
+    return result
 
+
+async def _get_bytes_async(store: Any, key: str, *, where: str) -> bytes | None:
+    limit = max_metadata_bytes()
     try:
-        buf = _sync(store.get(key, prototype=default_buffer_prototype()))
+        data = await _bounded_get(store, key, limit)
     except (FileNotFoundError, KeyError):  # NotFoundError included
         return None
     except ExplorerError:
@@ -95,16 +105,36 @@ def _get_bytes(store: Any, key: str, *, where: str) -> bytes | None:
             hint="Check that it is a readable regular file (not a folder, a symbolic link loop "
             "or a file without read permission) and restore it from a copy if needed.",
         ) from None
-    if buf is None:
-        return None
-    data: bytes = buf.to_bytes()
-    if len(data) > MAX_METADATA_BYTES:
-        raise MetadataError(
-            f"{_where(where, key)}: metadata document is {len(data)} bytes, more than the "
-            f"{MAX_METADATA_BYTES} bytes allowed.",
-            hint="This is not a plausible Zarr metadata document.",
-        )
+    if data is not None and len(data) > limit:
+        raise metadata_too_large(_where(where, key), len(data), limit)
     return data
+
+
+async def _bounded_get(store: Any, key: str, limit: int) -> bytes | None:
+    """Read *key* from *store*, refusing (before or while reading) more than *limit* bytes.
+
+    Stores of this layer read at most *limit* + 1 bytes (``get_bounded``); other stores are
+    asked for the size first when they can tell it.
+    """
+    from zarr.core.buffer import default_buffer_prototype
+
+    bounded = getattr(store, "get_bounded", None)
+    if bounded is not None:
+        result: bytes | None = await bounded(key, limit)
+        return result
+    from zarr.abc.store import Store
+
+    if type(store).getsize is not Store.getsize:  # the default getsize reads the whole value
+        try:
+            size = await store.getsize(key)
+        except (FileNotFoundError, KeyError):
+            return None
+        except Exception:  # a store that cannot tell sizes: read, then check
+            size = None
+        if isinstance(size, int) and size > limit:
+            raise metadata_too_large(key, size, limit)
+    buf = await store.get(key, prototype=default_buffer_prototype())
+    return None if buf is None else bytes(buf.to_bytes())
 
 
 def _where(where: str, key: str) -> str:
@@ -142,6 +172,13 @@ def read_json(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
         file and the position of the problem.
     """
     raw = _get_bytes(store, key, where=where)
+    if raw is None:
+        return None
+    return parse_json(raw, _where(where, key))
+
+
+async def _read_json_async(store: Any, key: str, *, where: str) -> dict[str, Any] | None:
+    raw = await _get_bytes_async(store, key, where=where)
     if raw is None:
         return None
     return parse_json(raw, _where(where, key))
@@ -204,7 +241,61 @@ def parse_json(raw: bytes, name: str) -> dict[str, Any]:
             f"{name}: expected a JSON object, found {type(obj).__name__}.",
             hint="The metadata file is corrupt.",
         )
+    depth = _json_depth(obj, MAX_JSON_DEPTH)
+    if depth > MAX_JSON_DEPTH:
+        raise MetadataError(
+            f"{name}: JSON nested more than {MAX_JSON_DEPTH} levels deep; not a plausible "
+            "metadata document.",
+            hint="The metadata file is corrupt or hostile; restore it from a copy.",
+        )
     return obj
+
+
+def _json_depth(obj: Any, stop: int) -> int:
+    """Nesting depth of lists and objects in *obj* (iterative; stops counting past *stop*)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop:
+                break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return deepest
+
+
+def codec_depth(codecs: Any) -> int:
+    """How deeply the v3 *codecs* nest (1 for a flat list, 2 with one sharding level ...)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(codecs, 1)]
+    while stack:
+        items, depth = stack.pop()
+        if not isinstance(items, list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_CODEC_DEPTH:
+            break
+        for codec in items:
+            conf = codec.get("configuration") if isinstance(codec, dict) else None
+            if isinstance(conf, dict):
+                for sub in ("codecs", "index_codecs"):
+                    if isinstance(conf.get(sub), list):
+                        stack.append((conf[sub], depth + 1))
+    return deepest
+
+
+def _check_codec_depth(codecs: Any, *, where: str) -> None:
+    depth = codec_depth(codecs)
+    if depth > MAX_CODEC_DEPTH:
+        raise MetadataError(
+            f"{where}: the codecs are nested more than {MAX_CODEC_DEPTH} levels deep "
+            "(sharding inside sharding ...); such metadata is refused.",
+            hint="Real data nests at most a few levels; the metadata is corrupt or hostile.",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,22 +408,68 @@ def read_node(store: Any, path: str, *, where: str) -> NodeMeta | None:
         When a metadata document is corrupt or malformed.
     """
     path = path.strip("/")
-    if path:
-        cons = consolidated_nodes(store, where=where)
-        if cons is not None and path in cons:
-            cfmt, cmd = cons[path]
-            if cfmt == 3:
-                return _v3_node(path, cmd, where=_where(where, join_key(path, _V3)))
-            cmd = dict(cmd)
-            kind = cmd.pop("__kind__")
-            cattrs = cmd.pop("__attrs__")
-            return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=cattrs, metadata=cmd)
-    doc = read_json(store, join_key(path, _V3), where=where)
+    cons = consolidated_nodes(store, where=where) if path else None
+    result: NodeMeta | None = _sync(_read_node_async(store, path, where=where, cons=cons))
+    return result
+
+
+def read_nodes(
+    store: Any, paths: list[str], *, where: str, concurrency: int = 32
+) -> dict[str, NodeMeta | ExplorerError | None]:
+    """Read the metadata of several nodes concurrently (see :func:`read_node`).
+
+    Returns
+    -------
+    dict
+        For each path: its :class:`NodeMeta`, None when there is no node, or the
+        :class:`~napari_zarr_explorer.errors.ExplorerError` reading it raised.
+    """
+    import asyncio
+
+    cons = consolidated_nodes(store, where=where) if any(p.strip("/") for p in paths) else None
+
+    async def run() -> dict[str, NodeMeta | ExplorerError | None]:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(path: str) -> NodeMeta | ExplorerError | None:
+            async with sem:
+                try:
+                    return await _read_node_async(store, path.strip("/"), where=where, cons=cons)
+                except ExplorerError as exc:
+                    return exc
+                except Exception as exc:  # a store failing in its own way: named, not raised
+                    return MetadataError(f"{_where(where, path)}: {type(exc).__name__}: {exc}")
+
+        results = await asyncio.gather(*(one(p) for p in paths))
+        return dict(zip(paths, results, strict=True))
+
+    out: dict[str, NodeMeta | ExplorerError | None] = _sync(run())
+    return out
+
+
+async def _read_node_async(
+    store: Any,
+    path: str,
+    *,
+    where: str,
+    cons: dict[str, tuple[int, dict[str, Any]]] | None,
+) -> NodeMeta | None:
+    if path and cons is not None and path in cons:
+        cfmt, cmd = cons[path]
+        if cfmt == 3:
+            return _v3_node(path, cmd, where=_where(where, join_key(path, _V3)))
+        cmd = dict(cmd)
+        kind = cmd.pop("__kind__")
+        cattrs = cmd.pop("__attrs__")
+        return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=cattrs, metadata=cmd)
+    doc = await _read_json_async(store, join_key(path, _V3), where=where)
     if doc is not None:
         return _v3_node(path, doc, where=_where(where, join_key(path, _V3)))
-    array = read_json(store, join_key(path, _V2_ARRAY), where=where)
-    group = None if array is not None else read_json(store, join_key(path, _V2_GROUP), where=where)
-    attrs = read_json(store, join_key(path, _V2_ATTRS), where=where)
+    array = await _read_json_async(store, join_key(path, _V2_ARRAY), where=where)
+    group = None
+    if array is None:
+        group = await _read_json_async(store, join_key(path, _V2_GROUP), where=where)
+    attrs = await _read_json_async(store, join_key(path, _V2_ATTRS), where=where)
     if array is None and group is None:
         if attrs is None:
             return None
@@ -364,6 +501,8 @@ def _v3_node(path: str, doc: dict[str, Any], *, where: str) -> NodeMeta:
         raise MetadataError(
             f"{where}: node_type is {node_type!r}, expected 'array' or 'group'.",
         )
+    if node_type == "array":
+        _check_codec_depth(doc.get("codecs"), where=where)
     attrs = doc.get("attributes", {})
     if attrs is None:
         attrs = {}
@@ -622,6 +761,7 @@ def check_array_metadata(metadata: Mapping[str, Any], *, where: str, zarr_format
             f"{where}: the data type {name!r} holds Python objects; this array is refused and "
             "no byte of it was decoded.",
         )
+    _check_codec_depth(metadata.get("codecs"), where=where)
     grid = metadata.get("chunk_grid")
     chunks = None
     if isinstance(grid, dict) and isinstance(grid.get("configuration"), dict):

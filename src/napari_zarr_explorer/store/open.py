@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import zarr
     from zarr.abc.store import Store
 
-__all__ = ["open_array", "open_group", "open_store", "open_url"]
+__all__ = ["array_from_metadata", "open_array", "open_group", "open_store", "open_url"]
 
 
 def open_store(location: Location) -> Store:
@@ -92,8 +92,6 @@ def open_array(location: Location, path: str = "", *, store: Any = None) -> zarr
     ------
     MetadataError, CodecError, UnsafeDataError, PathEscapeError, NotFoundError
     """
-    import zarr
-
     path = safe_join("", path)
     if store is None:
         location, store = _open_store(location)
@@ -103,17 +101,76 @@ def open_array(location: Location, path: str = "", *, store: Any = None) -> zarr
         raise NotFoundError(f"{where}: no Zarr array here.", hint="Check the path.")
     if node.kind != "array":
         raise MetadataError(f"{where}: this is a group, not an array.")
-    doc = _V3 if node.zarr_format == 3 else _V2_ARRAY
-    check_array_metadata(
+    return array_from_metadata(
+        store,
+        path,
         node.metadata,
-        where=_where(str(location), join_key(path, doc)),
         zarr_format=node.zarr_format,
+        where=str(location),
+        attributes=node.attributes,
     )
+
+
+def array_from_metadata(
+    store: Any,
+    path: str,
+    metadata: Mapping[str, Any],
+    *,
+    zarr_format: int,
+    where: str,
+    attributes: Mapping[str, Any] | None = None,
+) -> zarr.Array[Any]:
+    """Check *metadata* and build the read-only array at *path* from exactly that document.
+
+    zarr-python never reads the array's metadata itself: a consolidated document that differs
+    from the real ``.zarray`` / ``zarr.json`` cannot make it decode with other codecs or another
+    dtype than the ones checked here. The array decodes through the guarded pipeline
+    (:func:`~napari_zarr_explorer.store.decode.guard_decoding`).
+
+    Parameters
+    ----------
+    store
+        The store the array's chunks are read from.
+    path
+        Store-relative path of the array (already confined).
+    metadata
+        The ``.zarray`` (v2) or ``zarr.json`` (v3) document, as read by :func:`read_node`.
+    zarr_format
+        2 or 3.
+    where
+        The location of the store, used in messages.
+    attributes
+        The array's attributes (v2 ``.zattrs``); v3 documents carry their own.
+
+    Returns
+    -------
+    zarr.Array
+
+    Raises
+    ------
+    MetadataError, CodecError, UnsafeDataError
+        When the metadata is refused or zarr cannot use it.
+    """
+    import copy
+
+    import zarr
+    from zarr.core.array import AsyncArray
+    from zarr.storage import StorePath
+
+    doc_where = _where(where, join_key(path, _V3 if zarr_format == 3 else _V2_ARRAY))
+    check_array_metadata(metadata, where=doc_where, zarr_format=zarr_format)
+    data: dict[str, Any] = copy.deepcopy(dict(metadata))
+    if zarr_format == 2:
+        data["zarr_format"] = 2
+        data["attributes"] = copy.deepcopy(dict(attributes or {}))
     try:
-        arr = zarr.open_array(store=store, path=path, mode="r", zarr_format=node.zarr_format)
+        async_array = AsyncArray.from_dict(StorePath(store, path), data)
     except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-        raise MetadataError(f"{where}: zarr could not read the array metadata: {exc}") from None
-    guarded: zarr.Array[Any] = guard_decoding(arr)
+        raise MetadataError(
+            f"{doc_where}: zarr cannot use this array metadata: {str(exc).rstrip('.')}.",
+            hint="The array metadata is corrupt; fix it or restore it from a copy.",
+        ) from None
+    guarded: zarr.Array[Any] = guard_decoding(zarr.Array(async_array))
     return guarded
 
 

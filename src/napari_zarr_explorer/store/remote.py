@@ -53,6 +53,8 @@ from zarr.abc.store import (
 from zarr.storage import WrapperStore
 
 from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, RemoteError
+from napari_zarr_explorer.store.keys import check_key
+from napari_zarr_explorer.store.limits import max_metadata_bytes, metadata_too_large
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
@@ -153,6 +155,15 @@ def _children_metadata_keys(key: str, data: bytes, zarr_format: int | None) -> l
         if len(out) >= _READ_AHEAD_MAX_KEYS:
             break
     return list(dict.fromkeys(out))[:_READ_AHEAD_MAX_KEYS]
+
+
+class RedirectRefusedError(RemoteError):
+    """A server redirected a request to another origin or outside the store's prefix.
+
+    Redirects are followed only to the same scheme, host and port, below the store's URL;
+    anything else stops the read before a request is sent there, so headers and credentials
+    never leave the origin.
+    """
 
 
 class ChunkFetchError(ExplorerError, OSError):
@@ -372,6 +383,43 @@ class _LRU:
         return len(self._data)
 
 
+async def _bounded_fetch(store: Store, key: str, limit: int, where: str) -> bytes | None:
+    """Read *key* whole from the wrapped *store*, never more than *limit* + 1 bytes."""
+    from zarr.abc.store import RangeByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+
+    fs = getattr(store, "fs", None)
+    if type(fs).__name__ == "HTTPFileSystem":
+        url = f"{str(getattr(store, 'path', '')).rstrip('/')}/{key}"
+        session = await fs.set_session()
+        async with session.get(fs.encode_url(url), **fs.kwargs) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            length = response.content_length
+            if length is not None and length > limit:
+                raise metadata_too_large(where, length, limit)
+            data = bytearray()
+            async for piece in response.content.iter_chunked(1 << 16):
+                data += piece
+                if len(data) > limit:
+                    raise metadata_too_large(where, None, limit)
+            return bytes(data)
+    if fs is not None:  # object stores honour ranges: ask for one byte more than allowed
+        try:
+            buf = await store.get(key, default_buffer_prototype(), RangeByteRequest(0, limit + 1))
+        except (FileNotFoundError, KeyError):
+            return None
+    else:
+        buf = await store.get(key, default_buffer_prototype())
+    if buf is None:
+        return None
+    out = buf.to_bytes()
+    if len(out) > limit:
+        raise metadata_too_large(where, None if fs is not None else len(out), limit)
+    return out
+
+
 class RemoteStore(WrapperStore[Store]):
     """A read-only remote store with timeouts, retries, a concurrency limit and a cache.
 
@@ -560,9 +608,31 @@ class RemoteStore(WrapperStore[Store]):
         """Like :meth:`get` but returning ``bytes`` (cached and shared by identical requests)."""
         return await self._read(key, byte_range, read_ahead=self.options.read_ahead)
 
+    async def get_bounded(self, key: str, limit: int) -> bytes | None:
+        """Read *key* whole if it has at most *limit* bytes (None when absent).
+
+        The ``Content-Length`` (HTTP) is checked before the body is read, and a body without
+        one is cut off after *limit* bytes; object stores are asked for *limit* + 1 bytes.
+
+        Raises
+        ------
+        MetadataError
+            When the object is larger than *limit* bytes.
+        """
+        data = await self._read(key, None, read_ahead=self.options.read_ahead, limit=limit)
+        if data is not None and len(data) > limit:
+            raise metadata_too_large(self._where(key), len(data), limit)
+        return data
+
     async def _read(
-        self, key: str, byte_range: ByteRequest | None, *, read_ahead: bool
+        self,
+        key: str,
+        byte_range: ByteRequest | None,
+        *,
+        read_ahead: bool,
+        limit: int | None = None,
     ) -> bytes | None:
+        check_key(key, where=self.url)
         name = key.rpartition("/")[2]
         if byte_range is None and self._skip_probe(name):
             return None
@@ -595,7 +665,7 @@ class RemoteStore(WrapperStore[Store]):
                 task = asyncio.current_task()
                 if pending.cancelled() and task is not None and not task.cancelling():
                     # the request we joined was cancelled, not us: make it ourselves
-                    return await self._read(key, byte_range, read_ahead=read_ahead)
+                    return await self._read(key, byte_range, read_ahead=read_ahead, limit=limit)
                 raise
             if read_ahead and data is not None and byte_range is None:
                 self._expand(key, name, data)
@@ -603,7 +673,7 @@ class RemoteStore(WrapperStore[Store]):
         fut: asyncio.Future[bytes | None] = loop.create_future()
         self._inflight[fkey] = fut
         try:
-            data = await self._fetch(key, byte_range)
+            data = await self._fetch(key, byte_range, limit=limit)
         except asyncio.CancelledError:
             fut.cancel()
             raise
@@ -679,14 +749,21 @@ class RemoteStore(WrapperStore[Store]):
 
     async def _read_ahead_one(self, key: str) -> None:
         try:
-            await self._read(key, None, read_ahead=False)
+            await self._read(key, None, read_ahead=False, limit=max_metadata_bytes())
         except Exception:  # the real read reports it
             logger.debug("read-ahead of %s failed", self._where(key), exc_info=True)
 
-    async def _fetch(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+    async def _fetch(
+        self, key: str, byte_range: ByteRequest | None, *, limit: int | None = None
+    ) -> bytes | None:
+        if limit is None and byte_range is None and key.rpartition("/")[2] in METADATA_NAMES:
+            limit = max_metadata_bytes()  # zarr-python's own metadata reads are bounded too
+
         async def attempt(store: Store) -> bytes | None:
             from zarr.core.buffer import default_buffer_prototype
 
+            if limit is not None and byte_range is None:
+                return await _bounded_fetch(store, key, limit, self._where(key))
             buf = await store.get(key, default_buffer_prototype(), byte_range)
             return None if buf is None else _trim(buf.to_bytes(), byte_range)
 
@@ -718,6 +795,8 @@ class RemoteStore(WrapperStore[Store]):
                 return result
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
+            except ExplorerError:
+                raise  # refused by a rule of this package (redirect, size limit): final
             except Exception as exc:
                 kind, detail = _classify(exc)
                 if kind == "denied":
@@ -832,6 +911,7 @@ class RemoteStore(WrapperStore[Store]):
 
     async def exists(self, key: str) -> bool:
         """Tell whether *key* exists (answered from the cache when possible)."""
+        check_key(key, where=self.url)
         cached = self._cache.get((key, None))
         if cached is not _MISSING:
             return cached is not None
@@ -839,6 +919,7 @@ class RemoteStore(WrapperStore[Store]):
 
     async def getsize(self, key: str) -> int:
         """Size of *key* in bytes."""
+        check_key(key, where=self.url)
         cached = self._cache.get((key, None))
         if isinstance(cached, bytes):
             return len(cached)
@@ -1054,6 +1135,57 @@ def _fsspec_store(fs: Any, path: str) -> Store:
     return store
 
 
+def _redirect_guard(url: str) -> Any:
+    """Build an aiohttp trace that stops redirects leaving the origin or prefix of *url*."""
+    import aiohttp
+    from yarl import URL
+
+    base = URL(url)
+    prefix = base.path.rstrip("/") + "/"
+
+    async def on_redirect(session: Any, ctx: Any, params: Any) -> None:
+        response = params.response
+        location = response.headers.get("Location", "")
+        try:
+            target = params.url.join(URL(location))
+        except ValueError:
+            target = None
+        allowed = (
+            target is not None
+            and target.scheme == base.scheme
+            and target.host == base.host
+            and target.port == base.port
+            and _path_under(target.path, prefix)
+        )
+        if allowed:
+            return
+        response.close()
+        raise RedirectRefusedError(
+            f"{params.url} redirected to {location!r}, which is "
+            + (
+                "another host"
+                if target is None or target.host != base.host
+                else "outside the store"
+            )
+            + f"; redirects are followed only below {url} on the same host.",
+            hint="Open the URL the data really lives at; no request was sent to the redirect "
+            "target.",
+        )
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_redirect.append(on_redirect)
+    return trace
+
+
+def _path_under(path: str, prefix: str) -> bool:
+    """Tell whether the URL *path* lies below *prefix* (``/data/img.zarr/``), ``..`` resolved."""
+    from posixpath import normpath
+    from urllib.parse import unquote
+
+    decoded = unquote(path)
+    return (normpath(decoded) + "/").startswith(prefix) and "\\" not in decoded
+
+
 def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> Store:
     import aiohttp
     from fsspec.implementations.http import HTTPFileSystem
@@ -1063,6 +1195,10 @@ def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> St
     client_kwargs.setdefault(
         "timeout", aiohttp.ClientTimeout(total=None, sock_connect=opts.timeout)
     )
+    client_kwargs["trace_configs"] = [
+        *(client_kwargs.get("trace_configs") or ()),
+        _redirect_guard(url),
+    ]
     fs = HTTPFileSystem(
         asynchronous=True, client_kwargs=client_kwargs, skip_instance_cache=True, **fs_options
     )
