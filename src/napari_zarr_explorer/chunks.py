@@ -447,13 +447,11 @@ def decode_shard_index(
 
 async def _read_index(store: Any, key: str, nbytes: int, location: str) -> bytes | None:
     from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-    from zarr.core.buffer import default_buffer_prototype
+
+    from napari_zarr_explorer.store import read_bytes_async
 
     request = SuffixByteRequest(nbytes) if location == "end" else RangeByteRequest(0, nbytes)
-    buf = await store.get(key, prototype=default_buffer_prototype(), byte_range=request)
-    if buf is None:
-        return None
-    return bytes(buf.to_bytes())
+    return await read_bytes_async(store, key, request)
 
 
 # --------------------------------------------------------------------------------------------

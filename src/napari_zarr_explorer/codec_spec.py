@@ -326,21 +326,30 @@ class CompressorSpec:
         -------
         numpy.ndarray
         """
+        from napari_zarr_explorer.store import decode_bounded
+
+        # Output is bounded by the chunk's size (or by the read limit when it is not given).
+        if dtype is not None and shape is not None:
+            nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        else:
+            from napari_zarr_explorer.pyramid import max_chunk_bytes
+
+            nbytes = max_chunk_bytes()
         if self.lossy == "zfp":
-            out = np.asarray(_zfp_numcodec(self._zfp_config()).decode(data))
+            out = np.asarray(decode_bounded(_zfp_numcodec(self._zfp_config()), data, nbytes))
         else:
             comp = self.v2_compressor(dtype)
             if self.name == "zstd":
-                raw = _zstd_decompress(data)
+                raw = _zstd_decompress(data, nbytes)
             else:
-                raw = data if comp is None else comp.decode(data)
+                raw = data if comp is None else decode_bounded(comp, data, nbytes)
             out = np.frombuffer(raw, dtype=np.uint8)
             if dtype is None:
                 return out.copy()
             dt = np.dtype(dtype)
             out = out.view(dt.newbyteorder("<")).astype(dt, copy=False)
             for f in reversed(self.v2_filters(dt) or []):
-                out = np.asarray(f.decode(out)).view(dt)
+                out = np.asarray(decode_bounded(f, out, nbytes, expansion=2.0)).view(dt)
         if dtype is not None:
             out = out.astype(np.dtype(dtype), copy=False)
         if shape is not None:
@@ -384,8 +393,18 @@ class CompressorSpec:
 _TLS = threading.local()
 
 
-def _zstd_decompress(data: Any) -> Any:
-    """Decompress one zstd frame (``zstandard`` when installed and the frame has its size)."""
+def _zstd_decompress(data: Any, nbytes: int) -> Any:
+    """Decompress one zstd frame of at most about *nbytes* (``zstandard`` when installed).
+
+    The frame header's content size is checked against the bound before anything is
+    decompressed (:func:`napari_zarr_explorer.store.decode_bounded` for frames without one).
+    """
+    import numcodecs
+
+    from napari_zarr_explorer.store import chunk_bound, decode_bounded
+    from napari_zarr_explorer.store.decode import check_header_size
+
+    check_header_size("zstd", data, chunk_bound(nbytes))
     dec: Any = getattr(_TLS, "zstd_dec", None)
     if dec is None:
         try:
@@ -398,9 +417,7 @@ def _zstd_decompress(data: Any) -> Any:
     if dec is not False:
         with contextlib.suppress(Exception):  # frames without a content size: numcodecs copes
             return dec(data)
-    import numcodecs
-
-    return numcodecs.Zstd().decode(data)
+    return decode_bounded(numcodecs.Zstd(), data, nbytes)
 
 
 def _zstd_compress(raw: Any, level: int) -> bytes:

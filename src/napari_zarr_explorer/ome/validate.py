@@ -1695,17 +1695,13 @@ class _Walker:
             )
 
     def count_xml_images(self, key: str) -> int | None:
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
+        from napari_zarr_explorer.store import read_limited
 
         try:
-            buf = sync(self.store.get(key, prototype=default_buffer_prototype()))
-        except Exception:  # an unreadable XML only loses this cross-check
+            data = read_limited(self.store, key, MAX_OME_XML_BYTES)
+        except Exception:  # an unreadable or oversized XML only loses this cross-check
             return None
-        if buf is None:
-            return None
-        data = buf.to_bytes()
-        if len(data) > MAX_OME_XML_BYTES:
+        if data is None:
             return None
         return len(_OME_XML_IMAGE_RE.findall(data))
 

@@ -15,10 +15,8 @@ import itertools
 import json
 import math
 import os
-import stat
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_zarr_explorer.errors import ExplorerError, MetadataError
+from napari_zarr_explorer.store import read_bytes
 
 __all__ = [
     "SourceReader",
@@ -65,40 +64,6 @@ def list_dir(store: Any, prefix: str) -> list[str]:
     if isinstance(root, Path):
         names = [n for n in names if not os.path.islink(os.path.join(root, prefix, n))]
     return names
-
-
-def _inside(root: Path, key: str) -> bool:
-    """Return True when *key* below *root*, symbolic links resolved, stays inside *root*."""
-    base = os.path.realpath(root)
-    target = os.path.realpath(os.path.join(base, key))
-    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def get_bytes(store: Any, key: str) -> bytes | None:
-    """Read one object from a zarr store (None when absent); local stores are read directly.
-
-    A local object reached through a symbolic link that leaves the store counts as absent:
-    nothing outside the opened store is read. So does anything but a regular file.
-    """
-    root = getattr(store, "root", None)
-    if isinstance(root, Path):
-        if not _inside(root, key):
-            return None
-        try:  # non-blocking open: a FIFO would otherwise wait for a writer forever
-            fd = os.open(root / key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return None
-        with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # devices, FIFOs, sockets
-                return None
-            return fh.read()
-    from zarr.core.buffer import default_buffer_prototype
-
-    try:
-        buf = _sync(store.get(key, prototype=default_buffer_prototype()))
-    except (FileNotFoundError, KeyError):
-        return None
-    return None if buf is None else bytes(buf.to_bytes())
 
 
 def grid_indices(shape: Sequence[int], unit: Sequence[int]) -> list[range]:
@@ -195,88 +160,6 @@ def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _V2Decode:
-    dtype: np.dtype[Any]
-    chunks: tuple[int, ...]
-    order: str
-    compressor: Any
-    filters: tuple[Any, ...]
-
-    def __call__(self, data: bytes) -> npt.NDArray[Any]:
-        buf: Any = data
-        if self.compressor is not None:
-            buf = self.compressor.decode(buf)
-        for f in reversed(self.filters):
-            buf = f.decode(buf)
-        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
-        return arr.reshape(self.chunks, order=self.order)  # type: ignore[call-overload,no-any-return]
-
-
-@dataclass(frozen=True)
-class _V3Decode:
-    dtype: np.dtype[Any]
-    chunks: tuple[int, ...]
-    steps: tuple[Any, ...]  # bytes->bytes decoders in decode order (callables)
-
-    def __call__(self, data: bytes) -> npt.NDArray[Any]:
-        buf: Any = data
-        for step in self.steps:
-            buf = step(buf)
-        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
-        return arr.reshape(self.chunks)
-
-
-def _crc_strip(data: Any) -> bytes:
-    import crc32c
-
-    b = bytes(data)
-    if crc32c.crc32c(b[:-4]) != int(np.frombuffer(b[-4:], dtype="<u4")[0]):
-        raise ExplorerError("A source chunk failed its crc32c checksum.")
-    return b[:-4]
-
-
-def _bounded(codec: Any, bound: int) -> Any:
-    """Return *codec* refusing to decompress beyond *bound* bytes (decompression bombs)."""
-    from napari_zarr_explorer.store import guarded_v2_compressor
-
-    return guarded_v2_compressor(codec, bound)
-
-
-def _v3_steps(
-    codecs: Sequence[Any], dtype: np.dtype[Any], bound: int
-) -> tuple[np.dtype[Any], tuple[Any, ...]] | None:
-    """Decode steps for a simple v3 pipeline, or None when zarr-python must decode it.
-
-    Decompressors refuse output beyond *bound* bytes.
-    """
-    import numcodecs
-
-    if not codecs:
-        return None
-    first = codecs[0]
-    name0 = first if isinstance(first, str) else first.get("name")
-    if name0 != "bytes":
-        return None
-    conf0 = {} if isinstance(first, str) else (first.get("configuration") or {})
-    endian = conf0.get("endian", "little")
-    dt = dtype.newbyteorder("<" if endian == "little" else ">") if dtype.itemsize > 1 else dtype
-    steps: list[Any] = []
-    for c in codecs[1:]:
-        name = c if isinstance(c, str) else c.get("name")
-        if name == "zstd":
-            steps.append(_bounded(numcodecs.Zstd(), bound).decode)
-        elif name == "gzip":
-            steps.append(_bounded(numcodecs.GZip(), bound).decode)
-        elif name == "blosc":
-            steps.append(_bounded(numcodecs.Blosc(), bound).decode)
-        elif name == "crc32c":
-            steps.append(_crc_strip)
-        else:
-            return None
-    return dt, tuple(reversed(steps))
-
-
 class SourceReader:
     """Read regions of a source array, decoding its chunks directly when that is safe.
 
@@ -307,41 +190,12 @@ class SourceReader:
             self._decode = None
 
     def _setup_fast(self, md: Mapping[str, Any]) -> None:
-        import numcodecs
+        from napari_zarr_explorer.store import fast_chunk_decoder
 
-        if md.get("zarr_format") == 2:
-            if md.get("order", "C") not in ("C", "F"):
-                return
-            from napari_zarr_explorer.store import chunk_bound, v2_expansion
-
-            comp = md.get("compressor")
-            filters = tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or []))
-            nbytes = math.prod(md["chunks"]) * np.dtype(md["dtype"]).itemsize
-            bound = chunk_bound(nbytes, v2_expansion(filters))
-            self._decode = _V2Decode(
-                dtype=np.dtype(md["dtype"]),
-                chunks=tuple(md["chunks"]),
-                order=str(md.get("order", "C")),
-                compressor=None
-                if comp is None
-                else _bounded(numcodecs.get_codec(dict(comp)), bound),
-                filters=filters,
-            )
-            self.chunks = tuple(md["chunks"])
-            self._key = self.array.metadata.encode_chunk_key
+        found = fast_chunk_decoder(md, self.dtype)
+        if found is None:
             return
-        grid = md.get("chunk_grid") or {}
-        if not isinstance(grid, Mapping) or grid.get("name") != "regular":
-            return
-        from napari_zarr_explorer.store import chunk_bound
-
-        chunks = tuple(grid["configuration"]["chunk_shape"])
-        bound = chunk_bound(math.prod(chunks) * self.dtype.itemsize)
-        steps = _v3_steps(list(md.get("codecs") or []), self.dtype, bound)
-        if steps is None:
-            return
-        self.chunks = chunks
-        self._decode = _V3Decode(dtype=steps[0], chunks=self.chunks, steps=steps[1])
+        self._decode, self.chunks = found
         self._key = self.array.metadata.encode_chunk_key
 
     @property
@@ -377,7 +231,7 @@ class SourceReader:
                 dst_sel.append(slice(a - s.start, b - s.start))
             key = self._key(coords)
             key = f"{self.path}/{key}" if self.path else key
-            raw = get_bytes(self.store, key)
+            raw = read_bytes(self.store, key)
             if raw is None:
                 out[tuple(dst_sel)] = self.fill_value
                 continue
@@ -441,7 +295,7 @@ class StoreWriter:
 
     def get(self, key: str) -> bytes | None:
         """Read the object *key* back (None when absent)."""
-        return get_bytes(self.store, key)
+        return read_bytes(self.store, key)
 
     def delete(self, key: str) -> None:
         """Delete the object *key* if it exists."""

@@ -21,7 +21,7 @@ from napari_zarr_explorer.errors import (
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._ome import axes_names, convert_attributes, ome_body
 from napari_zarr_explorer.recompress._task import ArrayTarget
-from napari_zarr_explorer.store import Location, open_store, safe_join
+from napari_zarr_explorer.store import Location, open_store, read_bytes, safe_join
 
 __all__ = [
     "ArrayPlan",
@@ -402,11 +402,11 @@ def make_plan(
                 continue
             if read_node(store, child, where=where) is not None:
                 continue
-            data = _io.get_bytes(store, child)
+            data = read_bytes(store, child)
             if data is not None and len(data) <= MAX_EXTRA_FILE:
                 extras.setdefault(path, []).append((child.rsplit("/", 1)[-1], data))
         if path == "" and "bioformats2raw.layout" in body:
-            xml = _io.get_bytes(store, "OME/METADATA.ome.xml")
+            xml = read_bytes(store, "OME/METADATA.ome.xml")
             if xml is not None and not any(
                 n == "METADATA.ome.xml" for n, _ in extras.get("OME", [])
             ):
@@ -531,7 +531,7 @@ def make_plan(
         root_kind=root.kind,
         consolidated=root.kind == "group"
         and (
-            _io.get_bytes(store, ".zmetadata") is not None
+            read_bytes(store, ".zmetadata") is not None
             or isinstance(root.metadata.get("consolidated_metadata"), Mapping)
         ),
         groups=tuple(groups),

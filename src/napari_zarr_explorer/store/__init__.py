@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from napari_zarr_explorer.store.decode import (
     ChunkSizeError,
     chunk_bound,
+    decode_bounded,
+    fast_chunk_decoder,
     guard_decoding,
     guarded_v2_compressor,
     v2_expansion,
@@ -43,6 +45,7 @@ from napari_zarr_explorer.store.open import (
     open_store,
     open_url,
 )
+from napari_zarr_explorer.store.read import read_bytes, read_bytes_async, read_limited
 
 # names of .remote, which imports zarr and aiohttp-backed file systems: loaded on first use
 _REMOTE = frozenset(
@@ -70,6 +73,8 @@ __all__ = [
     "chunk_bound",
     "codec_ids",
     "consolidated_nodes",
+    "decode_bounded",
+    "fast_chunk_decoder",
     "fetch_many",
     "guard_decoding",
     "guarded_v2_compressor",
@@ -82,7 +87,10 @@ __all__ = [
     "open_url",
     "parse_json",
     "parse_location",
+    "read_bytes",
+    "read_bytes_async",
     "read_json",
+    "read_limited",
     "read_node",
     "read_nodes",
     "read_region",

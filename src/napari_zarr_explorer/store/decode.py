@@ -8,13 +8,21 @@ its bound raises :class:`ChunkSizeError` before the oversized output is produced
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = [
     "ChunkSizeError",
+    "check_header_size",
     "chunk_bound",
+    "decode_bounded",
+    "fast_chunk_decoder",
     "guard_decoding",
     "guarded_v2_compressor",
     "v2_expansion",
@@ -119,6 +127,17 @@ def _precheck(codec: str, data: Any, bound: int) -> None:
         nbytes = int.from_bytes(mv[0:4], "little")
         if nbytes > bound:
             raise _too_big("lz4", nbytes, bound)
+
+
+def check_header_size(codec: str, data: Any, bound: int) -> None:
+    """Refuse *data* whose header (zstd, blosc, lz4) declares more than *bound* bytes of output.
+
+    Raises
+    ------
+    ChunkSizeError
+        When the declared size is larger than *bound*; nothing is decompressed.
+    """
+    _precheck(codec, data, bound)
 
 
 def _bounded_stream(codec: str, data: Any, bound: int) -> bytes:
@@ -313,3 +332,163 @@ def guard_decoding(array: Any) -> Any:
             "package requirements.",
         ) from None
     return array
+
+
+# --------------------------------------------------------------------------------------------
+# Direct chunk decoders (no zarr-python pipeline) for simple, common pipelines
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _V2Decode:
+    dtype: np.dtype[Any]
+    chunks: tuple[int, ...]
+    order: str
+    compressor: Any
+    filters: tuple[Any, ...]
+
+    def __call__(self, data: bytes) -> npt.NDArray[Any]:
+        buf: Any = data
+        if self.compressor is not None:
+            buf = self.compressor.decode(buf)
+        for f in reversed(self.filters):
+            buf = f.decode(buf)
+        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
+        return arr.reshape(self.chunks, order=self.order)  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass(frozen=True)
+class _V3Decode:
+    dtype: np.dtype[Any]
+    chunks: tuple[int, ...]
+    steps: tuple[Any, ...]  # bytes->bytes decoders in decode order (callables)
+
+    def __call__(self, data: bytes) -> npt.NDArray[Any]:
+        buf: Any = data
+        for step in self.steps:
+            buf = step(buf)
+        arr = np.frombuffer(np.ascontiguousarray(buf).view(np.uint8).data, dtype=self.dtype)
+        return arr.reshape(self.chunks)
+
+
+def _crc_strip(data: Any) -> bytes:
+    import crc32c
+
+    b = bytes(data)
+    if crc32c.crc32c(b[:-4]) != int(np.frombuffer(b[-4:], dtype="<u4")[0]):
+        raise ExplorerError("A source chunk failed its crc32c checksum.")
+    return b[:-4]
+
+
+def _bounded(codec: Any, bound: int) -> Any:
+    """Return *codec* refusing to decompress beyond *bound* bytes (decompression bombs)."""
+    return guarded_v2_compressor(codec, bound)
+
+
+def _v3_steps(
+    codecs: Sequence[Any], dtype: np.dtype[Any], bound: int
+) -> tuple[np.dtype[Any], tuple[Any, ...]] | None:
+    """Decode steps for a simple v3 pipeline, or None when zarr-python must decode it.
+
+    Decompressors refuse output beyond *bound* bytes.
+    """
+    import numcodecs
+
+    if not codecs:
+        return None
+    first = codecs[0]
+    name0 = first if isinstance(first, str) else first.get("name")
+    if name0 != "bytes":
+        return None
+    conf0 = {} if isinstance(first, str) else (first.get("configuration") or {})
+    endian = conf0.get("endian", "little")
+    dt = dtype.newbyteorder("<" if endian == "little" else ">") if dtype.itemsize > 1 else dtype
+    steps: list[Any] = []
+    for c in codecs[1:]:
+        name = c if isinstance(c, str) else c.get("name")
+        if name == "zstd":
+            steps.append(_bounded(numcodecs.Zstd(), bound).decode)
+        elif name == "gzip":
+            steps.append(_bounded(numcodecs.GZip(), bound).decode)
+        elif name == "blosc":
+            steps.append(_bounded(numcodecs.Blosc(), bound).decode)
+        elif name == "crc32c":
+            steps.append(_crc_strip)
+        else:
+            return None
+    return dt, tuple(reversed(steps))
+
+
+def fast_chunk_decoder(
+    md: Mapping[str, Any], dtype: np.dtype[Any]
+) -> tuple[Callable[[bytes], npt.NDArray[Any]], tuple[int, ...]] | None:
+    """Return a direct decoder for the chunks of an array with a simple pipeline, or None.
+
+    Parameters
+    ----------
+    md
+        The array's checked metadata (``zarr.Array.metadata.to_dict()``).
+    dtype
+        The array's data type.
+
+    Returns
+    -------
+    tuple or None
+        ``(decode, chunk_shape)``: ``decode(stored_bytes)`` returns one chunk as an array; its
+        compressor refuses to decompress beyond the chunk's size. None when zarr-python must
+        decode (an unusual pipeline).
+    """
+    import numcodecs
+
+    try:
+        if md.get("zarr_format") == 2:
+            if md.get("order", "C") not in ("C", "F"):
+                return None
+            comp = md.get("compressor")
+            filters = tuple(numcodecs.get_codec(dict(f)) for f in (md.get("filters") or []))
+            nbytes = math.prod(md["chunks"]) * np.dtype(md["dtype"]).itemsize
+            bound = chunk_bound(nbytes, v2_expansion(filters))
+            decode: Callable[[bytes], npt.NDArray[Any]] = _V2Decode(
+                dtype=np.dtype(md["dtype"]),
+                chunks=tuple(md["chunks"]),
+                order=str(md.get("order", "C")),
+                compressor=None
+                if comp is None
+                else _bounded(numcodecs.get_codec(dict(comp)), bound),
+                filters=filters,
+            )
+            return decode, tuple(md["chunks"])
+        grid = md.get("chunk_grid") or {}
+        if not isinstance(grid, Mapping) or grid.get("name") != "regular":
+            return None
+        chunks = tuple(grid["configuration"]["chunk_shape"])
+        bound = chunk_bound(math.prod(chunks) * np.dtype(dtype).itemsize)
+        steps = _v3_steps(list(md.get("codecs") or []), np.dtype(dtype), bound)
+        if steps is None:
+            return None
+        return _V3Decode(dtype=steps[0], chunks=chunks, steps=steps[1]), chunks
+    except Exception:  # an unusual pipeline: zarr-python decodes it, through the guard
+        return None
+
+
+def decode_bounded(codec: Any, data: Any, nbytes: int, expansion: float = 1.0) -> Any:
+    """Decode *data* with the numcodecs *codec*, refusing output beyond a chunk of *nbytes*.
+
+    This is the one bounded decode of stand-alone buffers (recompression's verification and
+    the estimate's round trips): compressors whose output size is in their header are checked
+    before decoding, stream compressors are decoded with a bounded output, and any other codec's
+    output is checked after decoding.
+
+    Raises
+    ------
+    ChunkSizeError
+        When the output would be (or is) larger than :func:`chunk_bound` allows.
+    """
+    bound = chunk_bound(nbytes, expansion)
+    out = guarded_v2_compressor(codec, bound).decode(data)
+    size = getattr(out, "nbytes", None)
+    if size is None:
+        size = len(memoryview(out).cast("B"))
+    if size > bound:
+        raise _too_big(str(getattr(codec, "codec_id", type(codec).__name__)), int(size), bound)
+    return out

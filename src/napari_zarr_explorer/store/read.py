@@ -1,0 +1,86 @@
+"""Reading the bytes of store objects: the one place outside the stores that does.
+
+Metadata documents are read by :mod:`.meta` (with a size limit); chunks, shards and their
+indexes by :func:`read_bytes` / :func:`read_bytes_async` here, or through arrays opened by
+:mod:`.open`. Every key is confined first: local objects reached through a symbolic link that
+leaves the store, and anything but regular files, count as absent; remote keys are checked by
+the remote store before any request.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+__all__ = ["read_bytes", "read_bytes_async", "read_limited"]
+
+
+def _sync(coro: Any) -> Any:
+    from zarr.core.sync import sync
+
+    return sync(coro)
+
+
+def _inside(root: Path, key: str) -> bool:
+    """Return True when *key* below *root*, symbolic links resolved, stays inside *root*."""
+    base = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(base, key))
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def read_bytes(store: Any, key: str) -> bytes | None:
+    """Read one whole object from a zarr store (None when absent); local stores directly.
+
+    A local object reached through a symbolic link that leaves the store counts as absent:
+    nothing outside the opened store is read. So does anything but a regular file.
+    """
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        if not _inside(root, key):
+            return None
+        try:  # non-blocking open: a FIFO would otherwise wait for a writer forever
+            fd = os.open(root / key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # devices, FIFOs, sockets
+                return None
+            return fh.read()
+    result: bytes | None = _sync(read_bytes_async(store, key))
+    return result
+
+
+async def read_bytes_async(store: Any, key: str, byte_range: Any = None) -> bytes | None:
+    """Read *key* (or the ``zarr.abc.store.ByteRequest`` *byte_range* of it); None if absent."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    try:
+        buf = await store.get(key, prototype=default_buffer_prototype(), byte_range=byte_range)
+    except (FileNotFoundError, KeyError):
+        return None
+    return None if buf is None else bytes(buf.to_bytes())
+
+
+def read_limited(store: Any, key: str, limit: int) -> bytes | None:
+    """Read *key* whole if it has at most *limit* bytes (None when absent).
+
+    The size is checked before reading where the store can tell it, and the read stops after
+    *limit* bytes otherwise.
+
+    Raises
+    ------
+    MetadataError
+        When the object is larger than *limit* bytes.
+    """
+    from napari_zarr_explorer.store.limits import metadata_too_large
+    from napari_zarr_explorer.store.meta import _bounded_get
+
+    try:
+        data: bytes | None = _sync(_bounded_get(store, key, limit))
+    except (FileNotFoundError, KeyError):
+        return None
+    if data is not None and len(data) > limit:
+        raise metadata_too_large(key, len(data), limit)
+    return data
