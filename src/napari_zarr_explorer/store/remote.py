@@ -388,7 +388,7 @@ async def _bounded_fetch(store: Store, key: str, limit: int, where: str) -> byte
     from zarr.abc.store import RangeByteRequest
     from zarr.core.buffer import default_buffer_prototype
 
-    fs = getattr(store, "fs", None)
+    fs: Any = getattr(store, "fs", None)
     if type(fs).__name__ == "HTTPFileSystem":
         url = f"{str(getattr(store, 'path', '')).rstrip('/')}/{key}"
         session = await fs.set_session()
