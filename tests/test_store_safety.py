@@ -130,13 +130,8 @@ def test_layers_refuse_string_arrays(tmp_path):
     meta["codecs"] = [{"name": "vlen-utf8"}, {"name": "zstd", "configuration": {"level": 0}}]
     (image / "0" / "zarr.json").write_text(json.dumps(meta))
     for path in (root, image):
-        try:
-            layers = open_layers(str(path))
-        except ExplorerError:
-            continue
-        for data, _, _ in layers:
-            levels = data if isinstance(data, list) else [data]
-            assert all(np.dtype(level.dtype).kind in "biuf" for level in levels), path
+        with pytest.raises(ExplorerError, match="image"):
+            open_layers(str(path))
 
 
 def test_numcodecs_floor_refuses_pickle():
@@ -194,7 +189,7 @@ def test_estimate_does_not_decompress_a_bomb(tmp_path, zarr_format):
     assert peak < 64 * MiB
 
 
-def test_guard_that_cannot_be_installed_refuses(tmp_path):
+def test_guard_that_cannot_be_installed_refuses():
     from napari_zarr_explorer.store import guard_decoding
 
     class NotAnArray:
@@ -238,7 +233,7 @@ def _secret_beside(www: Path) -> None:
     testing.write_array(www / "secret", np.full((4, 4), 7, dtype="uint8"), zarr_format=3)
 
 
-def test_percent_encoded_dotdot_does_not_leave_an_http_store(http_server, tmp_path):
+def test_percent_encoded_dotdot_does_not_leave_an_http_store(http_server):
     from napari_zarr_explorer.layers import open_layers
 
     www = http_server.root
@@ -428,7 +423,7 @@ def test_oversized_local_metadata_is_not_read(tmp_path, monkeypatch):
 class _Endless:
     """A loopback server whose documents are endless (no Content-Length) or announce 1 GiB."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         self.sent = 0
         owner = self
 
@@ -467,8 +462,8 @@ class _Endless:
 
 
 @pytest.fixture
-def endless(tmp_path: Path) -> Iterator[_Endless]:
-    srv = _Endless(tmp_path)
+def endless() -> Iterator[_Endless]:
+    srv = _Endless()
     try:
         yield srv
     finally:
