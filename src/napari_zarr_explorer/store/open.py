@@ -177,6 +177,10 @@ def array_from_metadata(
 def open_group(location: Location, path: str = "", *, store: Any = None) -> zarr.Group:
     """Open the group at *path* read-only (without trusting consolidated child metadata).
 
+    The group is for browsing its attributes and member names; open its arrays with
+    :func:`open_array`, which checks their metadata and guards their decoding (indexing the
+    group would hand zarr-python an unchecked array).
+
     Parameters
     ----------
     location
