@@ -1,4 +1,7 @@
-"""Lenient parsing of OME-NGFF (OME-Zarr) 0.1 to 0.5 metadata into frozen dataclasses.
+"""Lenient parsing of OME-NGFF (OME-Zarr) 0.1 to 0.6 metadata into frozen dataclasses.
+
+0.6 (RFC-5) adds named coordinate systems, transformations between them
+(:mod:`napari_zarr_explorer.ome.transforms`) and ``scene`` groups relating several images.
 
 The parser keeps whatever is usable and records what is wrong in ``warnings``; it never raises on
 bad metadata (validation with precise messages lives in :mod:`napari_zarr_explorer.ome.validate`).
@@ -13,9 +16,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.ome.transforms import (
+    Sequence_,
+    Transform,
+    TransformError,
+    TransformGraph,
+    as_scale_translation,
+    join_path,
+    parse_transform,
+)
+
 __all__ = [
     "Acquisition",
     "Axis",
+    "CoordinateSystem",
     "Dataset",
     "ImageLabel",
     "LabelColor",
@@ -25,12 +40,13 @@ __all__ = [
     "OmeroChannel",
     "Plate",
     "PlateWell",
+    "Scene",
     "Well",
     "WellImage",
     "parse_ome",
 ]
 
-OmeKind = Literal["image", "labels", "plate", "well", "bioformats2raw"]
+OmeKind = Literal["image", "labels", "plate", "well", "bioformats2raw", "scene"]
 
 _DEFAULT_AXES_5D = ("t", "c", "z", "y", "x")
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -46,16 +62,27 @@ class Axis:
 
 
 @dataclass(frozen=True, slots=True)
+class CoordinateSystem:
+    """A named coordinate system (OME-NGFF 0.6): ``name`` and ``axes``."""
+
+    name: str
+    axes: tuple[Axis, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Dataset:
     """One resolution level.
 
     ``scale`` and ``translation`` are the full transformation of the level: the dataset's own
-    transformations followed by the multiscale-level ones. None when the metadata has none.
+    transformations followed by the multiscale-level ones (0.4, 0.5); in 0.6 the transformation
+    of the level's array to the image's intrinsic coordinate system. None when the metadata has
+    none. ``transform`` is that transformation as written (0.6 only).
     """
 
     path: str
     scale: tuple[float, ...] | None = None
     translation: tuple[float, ...] | None = None
+    transform: Transform | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +96,36 @@ class Multiscale:
     type: str | None = None
     axes_inferred: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    coordinate_systems: tuple[CoordinateSystem, ...] = ()
+    transforms: tuple[Transform, ...] = ()
+    intrinsic: str | None = None
+
+    def add_to(self, graph: TransformGraph, group: str = "") -> None:
+        """Add this image's coordinate systems and transformations (0.6) to *graph*.
+
+        The image's group is at *group*; a level's array is the system ``(array path, "")``.
+        """
+        for cs in self.coordinate_systems:
+            graph.add_system((group, cs.name), len(cs.axes))
+        for ds in self.datasets:
+            t = ds.transform
+            if t is None or self.intrinsic is None:
+                continue
+            try:
+                key = join_path(group, ds.path)
+            except ExplorerError:
+                continue
+            graph.add_system((key, ""), len(self.axes) or None)
+            graph.add((key, ""), (group, self.intrinsic), t)
+        for t in self.transforms:
+            if t.input is None or t.output is None:
+                continue
+            try:
+                src = (join_path(group, t.input.path), t.input.name or "")
+                dst = (join_path(group, t.output.path), t.output.name or "")
+            except ExplorerError:
+                continue
+            graph.add(src, dst, t)
 
     @property
     def channel_axis(self) -> int | None:
@@ -186,6 +243,41 @@ class Well:
 
 
 @dataclass(frozen=True, slots=True)
+class Scene:
+    """The ``scene`` block (OME-NGFF 0.6).
+
+    Coordinate systems, and transformations between them and those of the images below it.
+    """
+
+    coordinate_systems: tuple[CoordinateSystem, ...] = ()
+    transforms: tuple[Transform, ...] = ()
+
+    @property
+    def image_paths(self) -> tuple[str, ...]:
+        """Paths of the images the transformations refer to, in order of appearance."""
+        out: dict[str, None] = {}
+        for t in self.transforms:
+            for ref in (t.input, t.output):
+                if ref is not None and ref.path:
+                    out[ref.path] = None
+        return tuple(out)
+
+    def add_to(self, graph: TransformGraph, group: str = "") -> None:
+        """Add the scene's coordinate systems and transformations to *graph*."""
+        for cs in self.coordinate_systems:
+            graph.add_system((group, cs.name), len(cs.axes))
+        for t in self.transforms:
+            if t.input is None or t.output is None:
+                continue
+            try:
+                src = (join_path(group, t.input.path), t.input.name or "")
+                dst = (join_path(group, t.output.path), t.output.name or "")
+            except ExplorerError:
+                continue
+            graph.add(src, dst, t)
+
+
+@dataclass(frozen=True, slots=True)
 class OmeMetadata:
     """OME-NGFF metadata of one node, parsed leniently.
 
@@ -225,6 +317,7 @@ class OmeMetadata:
     bioformats2raw_layout: int | None = None
     series: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    scene: Scene | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,6 +442,11 @@ def parse_ome(attributes: Mapping[str, Any], *, zarr_format: int) -> OmeMetadata
         if well is not None:
             kind = "well"
             version = version or well.version
+    scene: Scene | None = None
+    if "scene" in attrs:
+        scene = _parse_scene(attrs["scene"], ctx)
+        if scene is not None and kind is None:
+            kind = "scene"
     raw_layout = attrs.get("bioformats2raw.layout")
     if raw_layout is not None:
         layout = _int(raw_layout)
@@ -384,6 +482,7 @@ def parse_ome(attributes: Mapping[str, Any], *, zarr_format: int) -> OmeMetadata
         bioformats2raw_layout=layout,
         series=series,
         warnings=tuple(ctx.warnings),
+        scene=scene,
     )
 
 
@@ -497,6 +596,8 @@ def _parse_multiscale(m: Any, index: int, version: str | None, ctx: _Ctx) -> Mul
         ctx.warn(f"{where} must be an object, found {type(m).__name__}; ignored.")
         return None
     mversion = _str(m.get("version")) or version
+    if (mversion or "").startswith("0.6") or ("coordinateSystems" in m and "axes" not in m):
+        return _parse_multiscale_06(m, where, mversion, ctx)
     axes, inferred = _parse_axes(m.get("axes"), ctx, where)
     if inferred and m.get("axes") is None and mversion not in (None, "0.1", "0.2"):
         ctx.warn(f"{where}: 'axes' is missing (required since 0.3); axes inferred.")
@@ -742,3 +843,144 @@ def _parse_well(raw: Any, ctx: _Ctx) -> Well | None:
             continue
         out.append(WellImage(path=im["path"], acquisition=_int(im.get("acquisition"))))
     return Well(images=tuple(out), version=_str(raw.get("version")))
+
+
+# --- OME-NGFF 0.6 ------------------------------------------------------------------------------
+
+
+def _parse_systems(raw: Any, ctx: _Ctx, where: str) -> tuple[CoordinateSystem, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        ctx.warn(f"{where}: 'coordinateSystems' must be a list; ignored.")
+        return ()
+    out: list[CoordinateSystem] = []
+    for k, cs in enumerate(raw):
+        if not isinstance(cs, Mapping) or not isinstance(cs.get("name"), str):
+            ctx.warn(f"{where}: coordinateSystems[{k}] needs a string 'name'; ignored.")
+            continue
+        axes, inferred = _parse_axes(cs.get("axes"), ctx, f"{where}.coordinateSystems[{k}]")
+        if inferred:
+            ctx.warn(f"{where}: coordinate system {cs['name']!r} has no usable 'axes'; ignored.")
+            continue
+        if any(c.name == cs["name"] for c in out):
+            ctx.warn(f"{where}: coordinate system name {cs['name']!r} is repeated.")
+            continue
+        out.append(CoordinateSystem(cs["name"], axes))
+    return tuple(out)
+
+
+def _parse_transforms(
+    raw: Any, ctx: _Ctx, where: str, *, dataset: bool = False
+) -> tuple[Transform, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        ctx.warn(f"{where}: 'coordinateTransformations' must be a list; ignored.")
+        return ()
+    out = []
+    for j, t in enumerate(raw):
+        tw = f"{where}.coordinateTransformations[{j}]"
+        try:
+            parsed = parse_transform(t, tw, dataset=dataset)
+        except TransformError as exc:
+            ctx.warn(f"{exc.message} Ignored.")
+            continue
+        if not parsed.applicable:
+            ctx.warn(
+                f"{tw}: the {parsed.type!r} transformation is shown but not applied "
+                "(vector fields and parameters stored in arrays are not read)."
+            )
+        out.append(parsed)
+    return tuple(out)
+
+
+def _parse_multiscale_06(
+    m: Mapping[str, Any], where: str, mversion: str | None, ctx: _Ctx
+) -> Multiscale | None:
+    systems = _parse_systems(m.get("coordinateSystems"), ctx, where)
+    if m.get("coordinateSystems") is None:
+        ctx.warn(f"{where}: 'coordinateSystems' is missing (required in 0.6); axes inferred.")
+    raw_ds = m.get("datasets")
+    if not isinstance(raw_ds, list):
+        ctx.warn(f"{where}: 'datasets' must be a list, found {type(raw_ds).__name__}.")
+        raw_ds = []
+    found: list[tuple[str, Transform | None]] = []
+    intrinsic: str | None = None
+    for j, d in enumerate(raw_ds):
+        dwhere = f"{where}.datasets[{j}]"
+        if not isinstance(d, Mapping) or not isinstance(d.get("path"), str) or not d["path"]:
+            ctx.warn(f"{dwhere} must be an object with a non-empty string 'path'; ignored.")
+            continue
+        ts = _parse_transforms(d.get("coordinateTransformations"), ctx, dwhere, dataset=True)
+        if d.get("coordinateTransformations") is None:
+            ctx.warn(f"{dwhere}: 'coordinateTransformations' is missing (required).")
+        t: Transform | None
+        if not ts:
+            t = None
+        elif len(ts) == 1:
+            t = ts[0]
+        else:
+            t = Sequence_(transformations=ts, input=ts[0].input, output=ts[-1].output)
+        if t is not None and t.output is not None and t.output.name:
+            if intrinsic is None:
+                intrinsic = t.output.name
+            elif t.output.name != intrinsic:
+                ctx.warn(
+                    f"{dwhere}: the output {t.output.name!r} differs from the intrinsic "
+                    f"coordinate system {intrinsic!r} of the first level."
+                )
+        found.append((d["path"], t))
+    if intrinsic is None and systems:
+        intrinsic = systems[-1].name
+    cs = next((c for c in systems if c.name == intrinsic), None)
+    if cs is None and intrinsic is not None and systems:
+        ctx.warn(
+            f"{where}: the datasets' output {intrinsic!r} is not a declared coordinate system."
+        )
+    axes = cs.axes if cs is not None else ()
+    ndim = len(axes) or None
+    datasets = []
+    for path, t in found:
+        scale = trans = None
+        if t is not None and ndim is not None:
+            st = as_scale_translation(t, ndim)
+            if st is None:
+                ctx.warn(
+                    f"{where}: the transformation of level {path!r} ({t.describe()}) is not a "
+                    "scale and translation; the level is placed without it."
+                )
+            else:
+                scale, trans = st
+                if all(v == 0 for v in trans):
+                    trans = None
+        datasets.append(Dataset(path=path, scale=scale, translation=trans, transform=t))
+    if not datasets:
+        ctx.warn(f"{where}: no usable dataset.")
+    name = m.get("name")
+    typ = m.get("type")
+    meta = m.get("metadata")
+    return Multiscale(
+        name=name if isinstance(name, str) else None,
+        axes=axes,
+        datasets=tuple(datasets),
+        version=mversion,
+        type=typ if isinstance(typ, str) else None,
+        axes_inferred=not axes,
+        metadata=meta if isinstance(meta, Mapping) else {},
+        coordinate_systems=systems,
+        transforms=_parse_transforms(m.get("coordinateTransformations"), ctx, where),
+        intrinsic=intrinsic if cs is not None else None,
+    )
+
+
+def _parse_scene(raw: Any, ctx: _Ctx) -> Scene | None:
+    if not isinstance(raw, Mapping):
+        ctx.warn(f"'scene' must be an object, found {type(raw).__name__}; ignored.")
+        return None
+    if "coordinateTransformations" not in raw:
+        ctx.warn("scene: 'coordinateTransformations' is missing (required).")
+    return Scene(
+        coordinate_systems=_parse_systems(raw.get("coordinateSystems"), ctx, "scene"),
+        transforms=_parse_transforms(raw.get("coordinateTransformations"), ctx, "scene"),
+    )
