@@ -178,6 +178,8 @@ class _Ctx:
                 return self.well(node, ome)
             if ome.kind == "bioformats2raw":
                 return self.bioformats2raw(node, ome)
+            if ome.kind == "scene":
+                return self.scene(node, ome)
         except _Unusable as exc:
             self.warn(
                 node.path,
@@ -529,6 +531,67 @@ class _Ctx:
                 self.warn(path, f"label image {name!r} skipped: {exc}")
         return layers
 
+    # ---------------------------------------------------------------- OME-NGFF 0.6 scenes
+
+    def scene(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
+        """OME-NGFF 0.6 scene: each image it names, placed in the scene's first system."""
+        from napari_zarr_explorer.ome.scene import load_graph
+        from napari_zarr_explorer.ome.transforms import TransformError, layer_placement
+
+        assert ome.scene is not None
+        sg = load_graph(self.store, node.path, where=self.loc.url)
+        for text in sg.graph.problems:
+            self.warn(node.path, text)
+        ref = sg.default_system()
+        out: list[LayerData] = []
+        images = list(self.ome_images(node, ome.scene.image_paths, "image", "does not exist."))
+        if ref is None and images:
+            ms0 = images[0][2].multiscales[0]
+            ref = (images[0][1].path, ms0.intrinsic) if ms0.intrinsic else None
+        for _rel, child, come in images:
+            layers = self.ome_image(child, come)
+            ms = come.multiscales[0]
+            out.extend(layers)
+            if ref is None:
+                continue
+            if not ms.intrinsic:
+                self.warn(child.path, "the image has no intrinsic coordinate system; not placed.")
+                continue
+            try:
+                t = sg.graph.find((child.path, ms.intrinsic), ref)
+            except TransformError as exc:
+                self.warn(child.path, f"{exc.message} It is shown in its own coordinates.")
+                continue
+            n = len(ms.axes)
+            m = t.matrix(n)
+            if m is None or m.shape != (n + 1, n + 1):
+                self.warn(
+                    child.path,
+                    f"the transformation to {_cs_name(ref)!r} ({t.describe()}) is not applied "
+                    "(only affine transformations with inline parameters place layers); the "
+                    "image is shown in its own coordinates.",
+                )
+                continue
+            caxis = _channel_axis(ms.axes)
+            # The image and its label images (in the image's intrinsic system) move together.
+            for _data, kwargs, _type in layers:
+                kwargs["metadata"]["coordinate_system"] = _cs_name(ref)
+                drop = caxis if len(kwargs.get("axis_labels", ())) == n - 1 else None
+                if len(kwargs.get("axis_labels", ())) != n - (drop is not None):
+                    self.warn(
+                        child.path, "a label image has other axes than its image; not placed."
+                    )
+                    continue
+                placed, problem = layer_placement(
+                    m, kwargs.get("scale"), kwargs.get("translate"), drop_axis=drop
+                )
+                if problem:
+                    self.warn(child.path, problem + ".")
+                kwargs.update(placed)
+        if not out:
+            raise _Unusable("the scene names no image that could be opened")
+        return out
+
     # ---------------------------------------------------------------- HCS
 
     def well(self, node: NodeMeta, ome: OmeMetadata) -> list[LayerData]:
@@ -782,6 +845,10 @@ def _viewable(arr: da.Array) -> da.Array:
         converted: da.Array = arr.astype(np.uint8)  # type: ignore[no-untyped-call]
         return converted
     return arr
+
+
+def _cs_name(key: tuple[str, str]) -> str:
+    return f"{key[0]}#{key[1]}" if key[0] else key[1]
 
 
 def _basename(path: str) -> str:

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
         help="map points between two OME-NGFF 0.6 coordinate systems (JSON in, JSON out)",
         description=(
             "Transform points from the coordinate system SOURCE to TARGET of the OME-Zarr 0.6 "
-            "scene or image at PATH. Prints {\"coordinates\": [...]}; on failure prints "
+            'scene or image at PATH. Prints {"coordinates": [...]}; on failure prints '
             '{"message": "..."} and exits with 1.'
         ),
     )

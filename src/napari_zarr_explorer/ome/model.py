@@ -886,11 +886,6 @@ def _parse_transforms(
         except TransformError as exc:
             ctx.warn(f"{exc.message} Ignored.")
             continue
-        if not parsed.applicable:
-            ctx.warn(
-                f"{tw}: the {parsed.type!r} transformation is shown but not applied "
-                "(vector fields and parameters stored in arrays are not read)."
-            )
         out.append(parsed)
     return tuple(out)
 

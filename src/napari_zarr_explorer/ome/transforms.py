@@ -52,6 +52,7 @@ __all__ = [
     "UnknownTransform",
     "UnsupportedTransformError",
     "as_scale_translation",
+    "layer_placement",
     "parse_transform",
     "transform_points",
 ]
@@ -1148,3 +1149,43 @@ def _key_str(key: SystemKey) -> str:
 def transform_points(t: Transform, points: Sequence[Sequence[float]] | Points) -> list[list[float]]:
     """Apply *t* to *points* and return plain lists (for JSON)."""
     return [[float(v) for v in row] for row in t.apply(points)]
+
+
+def layer_placement(
+    matrix: NDArray[np.float64],
+    scale: Sequence[float] | None,
+    translate: Sequence[float] | None,
+    *,
+    drop_axis: int | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Return napari ``scale``/``translate``/``affine`` for a layer placed by *matrix*.
+
+    The layer's data already map to its intrinsic system by *scale* and *translate* (of the
+    displayed axes); *matrix* (homogeneous, over every axis of the intrinsic system) maps that
+    system to the displayed one. A diagonal *matrix* folds into scale and translate; any other
+    becomes the layer's ``affine``. *drop_axis* (a channel axis split into layers) is removed
+    from *matrix*; the second value is a problem to report when that axis is mixed with others.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    problem = None
+    if drop_axis is not None:
+        n = m.shape[0] - 1
+        others = [i for i in range(n) if i != drop_axis]
+        if np.count_nonzero(m[drop_axis, others]) or np.count_nonzero(m[others, drop_axis]):
+            problem = "the transformation mixes the channel axis with others; that part is ignored"
+        keep = [*others, n]
+        m = m[np.ix_(keep, keep)]
+    n = m.shape[0] - 1
+    s = np.asarray(scale if scale is not None else [1.0] * n, dtype=np.float64)
+    t = np.asarray(translate if translate is not None else [0.0] * n, dtype=np.float64)
+    lin = m[:n, :n]
+    out: dict[str, Any] = {}
+    if not np.count_nonzero(lin - np.diag(np.diag(lin))):
+        d = np.diag(lin)
+        out["scale"] = tuple(float(v) for v in d * s)
+        out["translate"] = tuple(float(v) for v in d * t + m[:n, -1])
+    else:
+        out["scale"] = tuple(float(v) for v in s)
+        out["translate"] = tuple(float(v) for v in t)
+        out["affine"] = m
+    return out, problem
