@@ -51,11 +51,12 @@ def _judge_ome_layout(attrs: Mapping[str, Any], ctx: _Ctx) -> _OmeInfo:
         info.version = version
     elif version.startswith("0.6"):
         info.version, family = version, "0.6"
-        ctx.warn(
-            "/ome/version",
-            f"OME-NGFF {version} is a draft: it is checked where the draft is settled (coordinate "
-            "systems, transformations, labels, plates, wells).",
-        )
+        if version not in ("0.6", "0.6rc0"):
+            ctx.warn(
+                "/ome/version",
+                f"OME-NGFF {version} is a development draft: it is checked with the rules and "
+                "the JSON schema of 0.6rc0.",
+            )
     elif version == "0.4" or version in _OLD_VERSIONS:
         ctx.error(
             "/ome/version",
@@ -69,7 +70,7 @@ def _judge_ome_layout(attrs: Mapping[str, Any], ctx: _Ctx) -> _OmeInfo:
         info.version = version
         return info
     info.family = family
-    present = [k for k in _SECTIONS if k in ome]
+    present = [k for k in (*_SECTIONS, *(("scene",) if family == "0.6" else ())) if k in ome]
     if not present:
         ctx.error(
             "/ome",

@@ -243,6 +243,25 @@ class _Walker:
                 except PathEscapeError:
                     continue
             self.follow(refs, "image", info)
+        if "scene" in c and isinstance(c["scene"], dict) and info.family == "0.6":
+            refs = []
+            seen: set[str] = set()
+            cts = c["scene"].get("coordinateTransformations")
+            for j, t in enumerate(cts if isinstance(cts, list) else []):
+                for key in ("input", "output"):
+                    ref = t.get(key) if isinstance(t, dict) else None
+                    rpath = ref.get("path") if isinstance(ref, dict) else None
+                    if not isinstance(rpath, str) or not rpath:
+                        continue
+                    try:
+                        target = _join(node.path, safe_join("", rpath))
+                    except PathEscapeError:
+                        continue
+                    if target not in seen:
+                        seen.add(target)
+                        ptr = _p(info.base, "scene", "coordinateTransformations", j, key, "path")
+                        refs.append((ctx, ptr, target))
+            self.follow(refs, "image", info)
         if "bioformats2raw.layout" in c and "plate" not in c:
             self.series(node, info, ctx)
         return info

@@ -138,7 +138,7 @@ class ValidationReport:
         there is none.
     kind
         Kind of the root: ``"image"``, ``"label"``, ``"labels"``, ``"plate"``, ``"well"``,
-        ``"bioformats2raw"`` or ``"series"``; None without OME metadata.
+        ``"bioformats2raw"``, ``"series"`` or ``"scene"``; None without OME metadata.
     strict
         Whether the strict rules were applied.
     mode
@@ -348,7 +348,7 @@ class _OmeInfo:
 
     @property
     def kind(self) -> str | None:
-        for k in ("plate", "well", "bioformats2raw", "label", "image", "labels", "series"):
+        for k in ("plate", "well", "bioformats2raw", "label", "image", "labels", "series", "scene"):
             if k in self.kinds:
                 return k
         return None
@@ -370,6 +370,8 @@ def _kinds(c: Mapping[str, Any]) -> tuple[str, ...]:
         out.append("labels")
     if "series" in c:
         out.append("series")
+    if "scene" in c:
+        out.append("scene")
     return tuple(out)
 
 
@@ -559,6 +561,15 @@ def _check_datasets(value: Any, ctx: _Ctx, ptr: str, n_axes: int | None, family:
                     )
                 else:
                     paths[path] = i
+        cts = d.get("coordinateTransformations")
+        if (
+            family == "0.6"
+            and isinstance(cts, list)
+            and len(cts) == 1
+            and isinstance(cts[0], dict)
+            and cts[0].get("type") == "identity"
+        ):
+            continue  # 0.6: a single identity is allowed too
         if "coordinateTransformations" not in d:
             ctx.missing(
                 _p(pi, "coordinateTransformations"),
@@ -615,10 +626,6 @@ def _check_level_transforms(
                 f"{_short(typ)} is not allowed here: a level's transformations are one 'scale', "
                 "optionally followed by one 'translation'.",
             )
-        if family == "0.6":
-            for key in ("input", "output"):
-                if key in t and not isinstance(t[key], str):
-                    ctx.error(_p(pj, key), f"must be a string, found {_kind_of(t[key])}.")
     n_scale = types.count("scale")
     if n_scale == 0:
         ctx.error(ptr, "must contain exactly one 'scale' transformation, found none.")
