@@ -335,7 +335,7 @@ def test_parse_corpus_06_images(corpus: Path) -> None:
     assert ms.datasets[0].transform is not None
     assert ms.datasets[0].transform.input.path == "0"  # older draft: input as a string path
     # the multiscale-level transformation leads to another system; it is not folded in
-    assert [t.describe() for t in ms.transforms] == ["scale scale=[10, 10]"]
+    assert [t.describe() for t in ms.transforms] == ["scale [10, 10]"]
     g = TransformGraph()
     ms.add_to(g)
     np.testing.assert_allclose(g.find(("0", ""), ("", "world")).apply([[1, 2]]), [[10, 20]])

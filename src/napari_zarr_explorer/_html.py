@@ -124,3 +124,37 @@ def legend() -> str:
         for k in names
     )
     return f"<div style='font-size:11px'>{items}</div>"
+
+
+def coordinates_html(ome: Any) -> str:
+    """Return the OME-NGFF 0.6 coordinate systems and transformations of an ``OmeReport``."""
+    parts = []
+    if ome.coordinate_systems:
+        rows = [
+            (
+                cs.get("name"),
+                cs.get("where"),
+                ", ".join(
+                    str(a.get("name")) + (f" ({a['unit']})" if a.get("unit") else "")
+                    for a in cs.get("axes", ())
+                ),
+            )
+            for cs in ome.coordinate_systems
+        ]
+        parts.append("<h4>Coordinate systems</h4>" + table(("name", "defined in", "axes"), rows))
+    if ome.transforms:
+        trows = [
+            (
+                t.source,
+                t.target,
+                t.description,
+                "yes" if t.applied else "no: shown only",
+                t.where,
+            )
+            for t in ome.transforms
+        ]
+        parts.append(
+            "<h4>Coordinate transformations</h4>"
+            + table(("from", "to", "transformation", "applied", "defined in"), trows)
+        )
+    return "".join(parts)

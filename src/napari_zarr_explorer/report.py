@@ -30,6 +30,7 @@ __all__ = [
     "NodeReport",
     "OmeReport",
     "StoreReport",
+    "TransformReport",
     "inspect",
 ]
 
@@ -57,6 +58,52 @@ class LevelReport:
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
+class TransformReport:
+    """One OME-NGFF 0.6 coordinate transformation, as shown to people.
+
+    Attributes
+    ----------
+    where
+        ``"datasets"`` (a level's array to the intrinsic system), ``"multiscale"`` or ``"scene"``.
+    source, target
+        The input and output: a coordinate system name, ``path#name``, or a level's array path.
+    type
+        The transformation type (``"scale"``, ``"affine"``, ``"displacements"``...).
+    description
+        Type and parameters in one line.
+    applied
+        False when it is shown but cannot be applied here (vector fields, parameters stored in
+        arrays, unknown types).
+    metadata
+        The transformation as JSON.
+    """
+
+    where: str
+    source: str
+    target: str
+    type: str
+    description: str
+    applied: bool = True
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "where": self.where,
+            "source": self.source,
+            "target": self.target,
+            "type": self.type,
+            "description": self.description,
+            "applied": self.applied,
+            "metadata": jsonable(dict(self.metadata)),
+        }
+
+    def __str__(self) -> str:
+        note = "" if self.applied else " (shown, not applied)"
+        return f"{self.source} -> {self.target}: {self.description}{note}"
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
 class OmeReport:
     """The OME-NGFF view of one node.
 
@@ -80,6 +127,10 @@ class OmeReport:
         Paths (relative to the node) the metadata points to: labels, wells, fields, series.
     warnings
         What the lenient parser tolerated.
+    coordinate_systems
+        OME-NGFF 0.6: ``({"name", "axes", "where"}, ...)`` of the multiscale and the scene.
+    transforms
+        OME-NGFF 0.6: the transformations between them (:class:`TransformReport`).
     """
 
     kind: str
@@ -91,10 +142,14 @@ class OmeReport:
     channels: tuple[Mapping[str, Any], ...] = ()
     children: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    coordinate_systems: tuple[Mapping[str, Any], ...] = ()
+    transforms: tuple[TransformReport, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return {
+            "coordinate_systems": [jsonable(dict(c)) for c in self.coordinate_systems],
+            "transforms": [t.to_dict() for t in self.transforms],
             "kind": self.kind,
             "version": self.version,
             "label_image": self.label_image,
@@ -119,7 +174,25 @@ class OmeReport:
             parts.append(f"{len(self.channels)} channel{'s' if len(self.channels) != 1 else ''}")
         if self.children and self.kind in ("labels", "plate", "well", "bioformats2raw"):
             parts.append(f"{len(self.children)} {_children_word(self.kind)}")
+        if self.coordinate_systems:
+            n = len(self.coordinate_systems)
+            parts.append(f"{n} coordinate system{'s' if n != 1 else ''}")
+        if self.transforms:
+            n = len(self.transforms)
+            parts.append(f"{n} transformation{'s' if n != 1 else ''}")
         return ", ".join(parts)
+
+    def coordinates_lines(self) -> list[str]:
+        """Coordinate systems and transformations, one line each (for text renderings)."""
+        lines = []
+        for cs in self.coordinate_systems:
+            axes = " ".join(
+                str(a.get("name")) + (f" [{a['unit']}]" if a.get("unit") else "")
+                for a in cs.get("axes", ())
+            )
+            lines.append(f"coordinate system {cs.get('name')} ({cs.get('where')}): {axes}")
+        lines.extend(f"transformation {t}" for t in self.transforms)
+        return lines
 
 
 def _children_word(kind: str) -> str:
@@ -188,6 +261,8 @@ class GroupReport:
                         ],
                     )
                 )
+            if self.ome.coordinate_systems or self.ome.transforms:
+                parts.append(_html.coordinates_html(self.ome))
         rows.extend(("error", e) for e in self.errors)
         rows.extend(("warning", w) for w in self.warnings)
         head = _html.table(["group", ""], rows)
@@ -657,6 +732,9 @@ def _ome_report(
         children = ome.series
     if ome.labels and ome.kind == "image":
         children = ome.labels
+    if ome.scene is not None:
+        children = ome.scene.image_paths
+    systems, transforms = _coordinates(ome)
     warnings = list(ome.warnings)
     for path in (*(lv.path for lv in levels), *children):
         try:
@@ -674,9 +752,57 @@ def _ome_report(
             channels=channels,
             children=children,
             warnings=tuple(warnings),
+            coordinate_systems=systems,
+            transforms=transforms,
         ),
         [],
     )
+
+
+def _coordinates(ome: Any) -> tuple[tuple[Mapping[str, Any], ...], tuple[TransformReport, ...]]:
+    """Return the 0.6 coordinate systems and transformations of a node, for display."""
+    systems: list[Mapping[str, Any]] = []
+    transforms: list[TransformReport] = []
+
+    def ref(r: Any, fallback: str = "?") -> str:
+        if r is None:
+            return fallback
+        return str(r)
+
+    def add(where: str, t: Any, source: str | None = None, target: str | None = None) -> None:
+        transforms.append(
+            TransformReport(
+                where=where,
+                source=source or ref(t.input),
+                target=target or ref(t.output),
+                type=t.type if t.type != "unknown" else t.describe().split(" ")[0],
+                description=t.describe(),
+                applied=t.applicable and t.type != "unknown",
+                metadata=t.to_json(),
+            )
+        )
+
+    groups: list[tuple[str, Any, Any]] = []
+    if ome.multiscales:
+        ms = ome.multiscales[0]
+        groups.append(("multiscale", ms.coordinate_systems, ms.transforms))
+        for d in ms.datasets:
+            if d.transform is not None:
+                add("datasets", d.transform, source=d.path, target=ms.intrinsic)
+    if ome.scene is not None:
+        groups.append(("scene", ome.scene.coordinate_systems, ome.scene.transforms))
+    for where, css, ts in groups:
+        for cs in css:
+            systems.append(
+                {
+                    "name": cs.name,
+                    "where": where,
+                    "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in cs.axes],
+                }
+            )
+        for t in ts:
+            add(where, t)
+    return tuple(systems), tuple(transforms)
 
 
 def _marker_warning(attributes: Mapping[str, Any], where: str) -> str | None:

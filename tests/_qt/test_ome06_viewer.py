@@ -32,3 +32,24 @@ def test_scene_in_viewer_world_positions(make_napari_viewer, tmp_path: Path) -> 
     ext = b.extent.world
     assert ext[0].tolist() == pytest.approx([-1 - 2 * 31, 51])
     assert ext[1].tolist() == pytest.approx([-1, 51 + 2 * 15])
+
+
+def test_explorer_shows_coordinate_systems_and_transforms(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    from napari_zarr_explorer._qt.explorer import ExplorerWidget
+
+    root = tmp_path / "scene.ome.zarr"
+    two_image_scene(root)
+    viewer = make_napari_viewer()
+    widget = ExplorerWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Explorer")
+    widget.open(str(root))
+    qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
+    assert widget.select_path("")
+    text = widget.ome_view.toPlainText()
+    assert "Coordinate systems" in text and "Coordinate transformations" in text
+    assert "imgB#physical" in text and "rotation [[0, -1], [1, 0]]" in text
+    assert widget.select_path("imgA")
+    text = widget.ome_view.toPlainText()
+    assert "scale [0.5, 0.5]" in text

@@ -136,6 +136,9 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
             name = node.path[len(anchor) + 1 :] if anchor else node.path
             branch = branches.get(anchor, tree).add(_node_label(node, name))
         branches[node.path] = branch
+        ome = getattr(node, "ome", None)
+        for line in ome.coordinates_lines() if ome is not None else ():
+            branch.add(f"[dim]{escape(printable(line))}[/]")
         for err in node.errors:
             branch.add(f"[red]error:[/] {escape(printable(err))}")
         for warn in node.warnings:

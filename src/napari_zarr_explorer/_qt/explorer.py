@@ -362,6 +362,10 @@ def ome_html(ome: Any, colors: Mapping[str, str]) -> str:
             + "".join(rows)
             + "</table>"
         )
+    if getattr(ome, "coordinate_systems", ()) or getattr(ome, "transforms", ()):
+        from napari_zarr_explorer._html import coordinates_html
+
+        parts.append(coordinates_html(ome))
     if ome.children:
         parts.append(
             "<h4>Lists</h4>"

@@ -176,8 +176,10 @@ class Transform:
 
     def describe(self) -> str:
         """One line for people: type and parameters (``scale [1.0, 0.5]``)."""
-        params = {k: v for k, v in self.params().items()}
-        body = " ".join(f"{k}={_compact(v)}" for k, v in params.items() if k != "type")
+        params = self.params()
+        if list(params) == [self.type]:  # "scale [0.5, 0.5]"
+            return f"{self.type} {_compact(params[self.type])}"
+        body = " ".join(f"{k}={_compact(v)}" for k, v in params.items())
         return f"{self.type} {body}".strip()
 
     @property
