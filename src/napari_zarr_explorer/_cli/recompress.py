@@ -47,6 +47,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--chunks", help="chunk shape for the full rank, e.g. 1,1,256,256")
     p.add_argument("--shards", help="shard shape for the full rank, e.g. 1,1,2048,2048, or 'none'")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="default: 3")
+    p.add_argument(
+        "--ome-version",
+        choices=("0.6",),
+        help="convert OME-NGFF 0.4/0.5 metadata to 0.6 (coordinate systems; Zarr v3). "
+        "Default: 0.5 for Zarr v3, 0.4 for Zarr v2; 0.6 sources are copied unchanged",
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--threads", type=int, help="local worker threads (default: CPU count)")
     p.add_argument(
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             shards=args.shards,
             zarr_format=args.zarr_format,
             storage_options=storage_options(args),
+            ome_version=args.ome_version,
         )
         if args.json:
             print_json(plan.to_dict())
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 chunks=args.chunks,
                 shards=args.shards,
                 zarr_format=args.zarr_format,
+                ome_version=args.ome_version,
                 resume=args.resume,
                 overwrite=args.overwrite,
                 verify=not args.no_verify,

@@ -500,6 +500,7 @@ def recompress(
     dst_storage_options: dict[str, Any] | None = None,
     threads: int | None = None,
     task_bytes: int = DEFAULT_TASK_BYTES,
+    ome_version: str | None = None,
 ) -> RecompressReport:
     """Rewrite an array, a group or a whole OME-Zarr hierarchy with new encoding and layout.
 
@@ -557,6 +558,10 @@ def recompress(
         Worker threads for the local scheduler (default: the number of CPUs).
     task_bytes
         Logical bytes a task aims at when output objects are smaller than that.
+    ome_version
+        ``"0.6"`` converts OME-NGFF 0.1-0.5 metadata to 0.6 (coordinate systems; Zarr v3).
+        None writes 0.5 (Zarr v3) or 0.4 (Zarr v2). OME-NGFF 0.6 sources are copied with
+        their metadata unchanged.
 
     Returns
     -------
@@ -592,6 +597,7 @@ def recompress(
                 dst_storage_options=dst_storage_options,
                 threads=threads,
                 task_bytes=task_bytes,
+                ome_version=ome_version,
             )
     t0 = time.monotonic()
     spec = parse_compressor(compressor, shuffle=shuffle)
@@ -615,6 +621,7 @@ def recompress(
         zarr_format=int(zarr_format),
         chunks=_chunks_arg(chunks, "chunks"),
         shards=_chunks_arg(shards, "shards"),
+        ome_version=ome_version,
     )
     _check_task_count(plan, task_bytes, str(src_loc))
     if dst_loc.is_local and dst_loc.path.exists() and not dst_loc.path.is_dir():
@@ -905,6 +912,7 @@ def plan_recompress(
     shards: ShapeArg = None,
     zarr_format: int = 3,
     storage_options: dict[str, Any] | None = None,
+    ome_version: str | None = None,
 ) -> Plan:
     """Plan a recompression without writing anything (a preview for the CLI and the dock).
 
@@ -920,6 +928,7 @@ def plan_recompress(
         zarr_format=int(zarr_format),
         chunks=_chunks_arg(chunks, "chunks"),
         shards=_chunks_arg(shards, "shards"),
+        ome_version=ome_version,
     )
 
 

@@ -1,4 +1,8 @@
-"""Carry OME-NGFF attributes across Zarr formats: 0.1-0.4 (Zarr v2) <-> 0.5 (Zarr v3)."""
+"""Carry OME-NGFF attributes across Zarr formats and versions.
+
+0.1-0.4 (Zarr v2) <-> 0.5 (Zarr v3); 0.1-0.5 -> 0.6 (Zarr v3, coordinate systems) when asked.
+OME-NGFF 0.6 metadata is copied unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,16 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["OME_KEYS", "axes_names", "convert_attributes", "ome_body"]
+from napari_zarr_explorer.errors import ExplorerError
+
+__all__ = ["OME_KEYS", "OME_VERSIONS", "axes_names", "convert_attributes", "ome_body", "to_06"]
+
+#: OME-NGFF versions an output can be asked for (None: 0.5 for Zarr v3, 0.4 for Zarr v2).
+OME_VERSIONS = ("0.6",)
+#: The version string written for OME-NGFF 0.6.
+VERSION_06 = "0.6"
+#: Name of the intrinsic coordinate system written when converting to 0.6.
+INTRINSIC = "physical"
 
 #: Attribute keys that belong to OME-NGFF (top level in 0.1-0.4, under "ome" in 0.5).
 OME_KEYS = (
@@ -18,6 +31,7 @@ OME_KEYS = (
     "well",
     "bioformats2raw.layout",
     "series",
+    "scene",
 )
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 _DEFAULT_AXES = ("t", "c", "z", "y", "x")
@@ -57,12 +71,30 @@ def axes_names(attrs: Mapping[str, Any]) -> list[str] | None:
     if not isinstance(ms, list) or not ms or not isinstance(ms[0], Mapping):
         return None
     axes = ms[0].get("axes")
+    if axes is None and isinstance(ms[0].get("coordinateSystems"), list):  # 0.6: intrinsic
+        axes = _intrinsic_axes(ms[0])
     if not isinstance(axes, list):
         return None
     names = [a.get("name") if isinstance(a, Mapping) else a for a in axes]
     if all(isinstance(n, str) for n in names):
         return [str(n) for n in names]
     return None
+
+
+def _intrinsic_axes(ms: Mapping[str, Any]) -> Any:
+    """Return the axes of a 0.6 multiscale's intrinsic system (the output of its levels)."""
+    systems = [c for c in ms.get("coordinateSystems") or [] if isinstance(c, Mapping)]
+    target = None
+    for d in ms.get("datasets") or []:
+        cts = d.get("coordinateTransformations") if isinstance(d, Mapping) else None
+        if isinstance(cts, list) and cts and isinstance(cts[-1], Mapping):
+            out = cts[-1].get("output")
+            target = out.get("name") if isinstance(out, Mapping) else out
+            break
+    for c in systems:
+        if c.get("name") == target:
+            return c.get("axes")
+    return systems[-1].get("axes") if systems else None
 
 
 def _upgrade_multiscale(
@@ -110,6 +142,7 @@ def convert_attributes(
     src_format: int,
     dst_format: int,
     level_shapes: Mapping[str, Sequence[int]] | None = None,
+    ome_version: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Convert a node's attributes for the output's Zarr format.
 
@@ -126,6 +159,11 @@ def convert_attributes(
         Zarr formats of the source and the output.
     level_shapes
         Shapes of the multiscale levels by dataset path (used to complete pre-0.4 metadata).
+    ome_version
+        ``"0.6"`` converts OME-NGFF 0.1-0.5 metadata to 0.6 (Zarr v3 only): the axes become
+        the coordinate system ``"physical"``, each level's scale and translation (with the
+        multiscale-level ones folded in) its transformation to it. None: 0.5 for Zarr v3,
+        0.4 for Zarr v2. OME-NGFF 0.6 metadata is always copied unchanged (Zarr v3 only).
 
     Returns
     -------
@@ -134,6 +172,33 @@ def convert_attributes(
     """
     out = copy.deepcopy(dict(attrs))
     notes: list[str] = []
+    if ome_version is not None and ome_version not in OME_VERSIONS:
+        raise ExplorerError(
+            f"ome_version {ome_version!r} is not supported.",
+            hint="Leave it out (0.5 for Zarr v3, 0.4 for Zarr v2) or ask for '0.6'.",
+        )
+    src_ome = out.get("ome")
+    is_06 = isinstance(src_ome, Mapping) and str(src_ome.get("version", "")).startswith("0.6")
+    if (is_06 or ome_version == "0.6") and dst_format != 3:
+        raise ExplorerError(
+            "OME-NGFF 0.6 is defined for Zarr v3 only.",
+            hint="Write Zarr v3 (--zarr-format 3).",
+        )
+    if is_06:
+        return out, notes  # kept intact: coordinate systems, transformations, scenes
+    if ome_version == "0.6":
+        if ome_body(out) is None:
+            return out, notes
+        out, notes = convert_attributes(
+            attrs, src_format=src_format, dst_format=3, level_shapes=level_shapes
+        )
+        body = out.get("ome")
+        if isinstance(body, Mapping):
+            out["ome"] = to_06(body)
+            notes = [n.replace("converted to 0.5", "converted to 0.6") for n in notes] or [
+                "OME-NGFF 0.5 metadata converted to 0.6"
+            ]
+        return out, notes
     if dst_format == 3 and "ome" not in out:
         body = ome_body(out)
         if not body:
@@ -181,3 +246,62 @@ def convert_attributes(
         out.update(body)
         notes.append("OME-NGFF 0.5 metadata converted to 0.4 (top-level keys)")
     return out, notes
+
+
+def to_06(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert an OME-NGFF 0.5 ``ome`` object to 0.6.
+
+    Each multiscale's ``axes`` become the coordinate system ``"physical"``; each level's full
+    scale and translation (its own, then the multiscale-level ones, as 0.4/0.5 define them)
+    become one ``scale`` or a ``sequence`` of scale and translation from the level's array
+    (``{"path": ...}``) to ``{"name": "physical"}``. Everything else is kept.
+    """
+    from napari_zarr_explorer.ome.model import parse_ome
+
+    out = copy.deepcopy(dict(body))
+    out["version"] = VERSION_06
+    raw = out.get("multiscales")
+    if not isinstance(raw, list):
+        return out
+    parsed = parse_ome({"ome": {**out, "version": "0.5"}}, zarr_format=3)
+    by_index = list(parsed.multiscales) if parsed is not None else []
+    new = []
+    for i, ms in enumerate(raw):
+        if not isinstance(ms, Mapping) or i >= len(by_index):
+            new.append(ms)
+            continue
+        pm = by_index[i]
+        m = {k: v for k, v in ms.items() if k not in ("axes", "coordinateTransformations")}
+        raw_axes = ms.get("axes")
+        axes: list[Any] = list(raw_axes) if isinstance(raw_axes, list) else []
+        m["coordinateSystems"] = [{"name": INTRINSIC, "axes": copy.deepcopy(axes)}]
+        datasets = []
+        for d in pm.datasets:
+            raw_d = next(
+                (
+                    x
+                    for x in ms.get("datasets", [])
+                    if isinstance(x, Mapping) and x.get("path") == d.path
+                ),
+                {"path": d.path},
+            )
+            nd = {k: v for k, v in raw_d.items() if k != "coordinateTransformations"}
+            n = len(axes) or len(d.scale or d.translation or ())
+            scale = list(d.scale) if d.scale is not None else [1.0] * n
+            t: dict[str, Any] = {"type": "scale", "scale": scale}
+            if d.translation is not None and any(v != 0 for v in d.translation):
+                t = {
+                    "type": "sequence",
+                    "transformations": [
+                        t,
+                        {"type": "translation", "translation": list(d.translation)},
+                    ],
+                }
+            t["input"] = {"path": d.path}
+            t["output"] = {"name": INTRINSIC}
+            nd["coordinateTransformations"] = [t]
+            datasets.append(nd)
+        m["datasets"] = datasets
+        new.append(m)
+    out["multiscales"] = new
+    return out

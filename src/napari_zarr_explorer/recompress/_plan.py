@@ -321,6 +321,7 @@ def make_plan(
     zarr_format: int,
     chunks: tuple[int, ...] | str | None,
     shards: tuple[int, ...] | str | None,
+    ome_version: str | None = None,
 ) -> Plan:
     """Walk the source and plan every output group and array (nothing is written).
 
@@ -332,7 +333,7 @@ def make_plan(
         The output compressor.
     zarr_format
         2 or 3.
-    chunks, shards
+    chunks, shards, ome_version
         As for :func:`napari_zarr_explorer.recompress.recompress`.
 
     Returns
@@ -428,6 +429,7 @@ def make_plan(
             src_format=node.zarr_format,
             dst_format=zarr_format,
             level_shapes=level_shapes.get(path, {}),
+            ome_version=ome_version,
         )
         if path == "" and isinstance(attrs.pop(MARKER_KEY, None), Mapping):
             notes.append(
