@@ -141,3 +141,42 @@ def test_layer_placement_drops_the_channel_axis() -> None:
     mixed[0, 1] = 1
     _placed, problem = layer_placement(mixed, None, None, drop_axis=0)
     assert problem is not None and "channel axis" in problem
+
+
+def test_scene_channels_and_labels_move_with_their_image(tmp_path: Path) -> None:
+    import zarr
+
+    from ngff06_data import YX, write_scene
+
+    root = tmp_path / "scene.ome.zarr"
+    zarr.open_group(root, mode="w", zarr_format=3)
+    cyx = [{"name": "c", "type": "channel"}, *YX]
+    write_image(root, "img", shape=(2, 16, 32), axes=cyx, levels=[([1, 0.5, 0.5], None)])
+    labels = zarr.open_group(root / "img" / "labels", mode="w", zarr_format=3)
+    labels.attrs["ome"] = {"version": "0.6rc0", "labels": ["cells"]}
+    write_image(root / "img" / "labels", "cells", levels=[([0.5, 0.5], None)])
+    cells = zarr.open_group(root / "img" / "labels" / "cells", mode="a")
+    cells.attrs["ome"] = {**cells.attrs["ome"], "image-label": {"colors": []}}
+    # swap y and x, shift; the channel axis is left alone
+    swap = [[1, 0, 0, 0], [0, 0, 1, 10], [0, 1, 0, 20]]
+    write_scene(
+        root,
+        [
+            {
+                "type": "affine",
+                "affine": swap,
+                "input": {"name": "physical", "path": "img"},
+                "output": {"name": "world"},
+            }
+        ],
+        [{"name": "world", "axes": cyx}],
+    )
+    layers = {k["metadata"]["node_path"]: (d, k, t) for d, k, t in open_layers(str(root))}
+    assert set(layers) == {"img", "img/labels/cells"}
+    img, lab = layers["img"][1], layers["img/labels/cells"][1]
+    assert img["channel_axis"] == 0
+    for kw in (img, lab):
+        np.testing.assert_allclose(kw["affine"], [[0, 1, 10], [1, 0, 20], [0, 0, 1]])
+    label_layer = Layer.create(*layers["img/labels/cells"])
+    # label pixel (3, 5): intrinsic (1.5, 2.5), swapped (2.5, 1.5), shifted (12.5, 21.5)
+    assert _world(label_layer, (3, 5)) == pytest.approx([12.5, 21.5])

@@ -265,6 +265,14 @@ def test_parse_errors(raw: dict[str, Any], match: str) -> None:
         parse_transform(raw, "here")
 
 
+def test_huge_parameters_are_refused() -> None:
+    big = [[1.0] * 2001 for _ in range(2000)]
+    with pytest.raises(TransformError, match="larger than 64 axes"):
+        parse_transform({"type": "affine", "affine": big})
+    with pytest.raises(TransformError, match="more than 64 values"):
+        parse_transform({"type": "scale", "scale": [1.0] * 1000})
+
+
 def test_deep_nesting_is_refused() -> None:
     raw: dict[str, Any] = {"type": "identity"}
     for _ in range(100):

@@ -61,6 +61,8 @@ Points = NDArray[np.float64]
 
 #: Deepest nesting of sequence/byDimension/bijection parsed (hostile metadata cannot recurse).
 MAX_DEPTH = 32
+#: Most axes a transformation may have (OME-NGFF images have at most 5; matrices are inverted).
+MAX_AXES = 64
 
 
 class TransformError(ExplorerError, ValueError):
@@ -828,6 +830,8 @@ def _vector(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, ...] |
         or not all(math.isfinite(v) for v in vec)
     ):
         raise TransformError(f"{where}: '{key}' must be a non-empty list of finite numbers.")
+    if len(vec) > MAX_AXES:
+        raise TransformError(f"{where}: '{key}' has more than {MAX_AXES} values.")
     return tuple(float(v) for v in vec)
 
 
@@ -852,6 +856,8 @@ def _matrix(raw: Mapping[str, Any], key: str, where: str) -> NDArray[np.float64]
         raise TransformError(
             f"{where}: '{key}' must be a list of rows of finite numbers, all of one length."
         )
+    if len(rows) > MAX_AXES or len(rows[0]) > MAX_AXES + 1:
+        raise TransformError(f"{where}: '{key}' is larger than {MAX_AXES} axes.")
     m = np.asarray(rows, dtype=np.float64)
     if key == "rotation" and m.shape[0] != m.shape[1]:
         raise TransformError(
