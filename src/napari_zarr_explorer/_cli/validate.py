@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     """Add the ``validate`` sub-command to *subparsers*."""
     parser = subparsers.add_parser(
         "validate",
-        help="check OME-NGFF metadata (0.4, 0.5, 0.6 draft) and the Zarr hierarchy it describes",
+        help="check OME-NGFF metadata (0.4, 0.5, 0.6) and the Zarr hierarchy it describes",
         description=(
             "Validate a store (its hierarchy is walked through the OME metadata: levels, labels, "
             "plate wells and fields, bioformats2raw series, with Zarr sanity checks) or a single "
