@@ -147,8 +147,36 @@ def _ref(t: Mapping[str, Any], key: str, ctx: _Ctx, pj: str) -> tuple[str | None
     return None, None
 
 
+_DRAFT_BY_DIMENSION = (
+    "'input_axes'/'output_axes' on the transformation is the form of earlier 0.6 drafts; 0.6rc0 "
+    'writes {"transformation": {...}, "inputAxes": [...], "outputAxes": [...]}.'
+)
+
+
+def _warn_draft_forms(t: Any, ctx: _Ctx, pj: str, depth: int = 0) -> None:
+    """Warn about earlier-draft forms nested in *t* (the reader accepts them)."""
+    if not isinstance(t, dict) or depth > 32:
+        return
+    items = t.get("transformations")
+    if isinstance(items, list):
+        for k, item in enumerate(items):
+            pk = _p(pj, "transformations", k)
+            if (
+                t.get("type") == "byDimension"
+                and isinstance(item, dict)
+                and "transformation" not in item
+                and ("input_axes" in item or "output_axes" in item)
+            ):
+                ctx.warn(pk, _DRAFT_BY_DIMENSION)
+            inner = item.get("transformation", item) if isinstance(item, dict) else item
+            _warn_draft_forms(inner, ctx, pk, depth + 1)
+    for key in ("forward", "inverse"):
+        _warn_draft_forms(t.get(key), ctx, _p(pj, key), depth + 1)
+
+
 def _parse(t: Any, ctx: _Ctx, pj: str, *, dataset: bool = False) -> Transform | None:
     """Parse with the reader's parser: its refusals are validation errors here."""
+    _warn_draft_forms(t, ctx, pj)
     try:
         parsed = parse_transform(t, "", dataset=dataset)
     except TransformError as exc:
@@ -380,6 +408,18 @@ def _normalised(value: Any, *, dataset_input: bool = False) -> Any:
         return [_normalised(v) for v in value]
     if not isinstance(value, dict):
         return value
+    if value.get("type") == "byDimension" and isinstance(value.get("transformations"), list):
+        parts = []
+        for item in value["transformations"]:
+            if isinstance(item, dict) and "transformation" not in item and "input_axes" in item:
+                inner = {k: v for k, v in item.items() if k not in ("input_axes", "output_axes")}
+                item = {
+                    "transformation": inner,
+                    "inputAxes": item.get("input_axes"),
+                    "outputAxes": item.get("output_axes"),
+                }
+            parts.append(item)
+        value = {**value, "transformations": parts}
     out: dict[str, Any] = {}
     for k, v in value.items():
         if k in ("input", "output") and isinstance(v, str):
