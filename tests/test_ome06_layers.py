@@ -180,3 +180,30 @@ def test_scene_channels_and_labels_move_with_their_image(tmp_path: Path) -> None
     label_layer = Layer.create(*layers["img/labels/cells"])
     # label pixel (3, 5): intrinsic (1.5, 2.5), swapped (2.5, 1.5), shifted (12.5, 21.5)
     assert _world(label_layer, (3, 5)) == pytest.approx([12.5, 21.5])
+
+
+def test_scene_paths_that_leave_the_store_or_do_not_exist(tmp_path: Path) -> None:
+    import zarr
+
+    from ngff06_data import YX, write_scene
+
+    outside = tmp_path / "evil"
+    write_image(tmp_path, "evil")  # a real image just outside the store
+    root = tmp_path / "scene.ome.zarr"
+    zarr.open_group(root, mode="w", zarr_format=3)
+    write_image(root, "img")
+    world = {"name": "world"}
+    write_scene(
+        root,
+        [
+            {"type": "identity", "input": {"name": "physical", "path": p}, "output": world}
+            for p in ("img", "../evil", "gone")
+        ],
+        [{"name": "world", "axes": YX}],
+    )
+    assert outside.is_dir()
+    with pytest.warns(Warning) as record:
+        layers = open_layers(str(root))
+    assert [k["metadata"]["node_path"] for _d, k, _t in layers] == ["img"]
+    text = " ".join(str(w.message) for w in record)
+    assert "'../evil'" in text and "'gone'" in text
