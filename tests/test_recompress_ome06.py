@@ -104,3 +104,15 @@ def test_cli_ome_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert _ome(dst)["version"] == "0.6"
     assert main(["validate", str(dst), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["valid"] is True
+
+
+def test_scene_from_http_is_copied_whole(tmp_path: Path, http_server: Any) -> None:
+    """Over HTTP nothing can be listed: the scene's own paths lead to its images."""
+    www = Path(http_server.root) if hasattr(http_server, "root") else tmp_path / "www"
+    two_image_scene(www / "scene.ome.zarr")
+    dst = tmp_path / "copy.ome.zarr"
+    report = recompress(f"{http_server.url}/scene.ome.zarr", dst, compressor="gzip:1")
+    assert report.ok, str(report)
+    assert sorted(a.path for a in report.arrays) == ["imgA/s0", "imgA/s1", "imgB/s0"]
+    for rel in ("", "imgA", "imgB"):
+        assert _ome(dst / rel) == _ome(www / "scene.ome.zarr" / rel)

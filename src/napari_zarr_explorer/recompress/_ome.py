@@ -12,7 +12,15 @@ from typing import Any
 
 from napari_zarr_explorer.errors import ExplorerError
 
-__all__ = ["OME_KEYS", "OME_VERSIONS", "axes_names", "convert_attributes", "ome_body", "to_06"]
+__all__ = [
+    "OME_KEYS",
+    "OME_VERSIONS",
+    "axes_names",
+    "convert_attributes",
+    "ome_body",
+    "scene_paths",
+    "to_06",
+]
 
 #: OME-NGFF versions an output can be asked for (None: 0.5 for Zarr v3, 0.4 for Zarr v2).
 OME_VERSIONS = ("0.6",)
@@ -305,3 +313,33 @@ def to_06(body: Mapping[str, Any]) -> dict[str, Any]:
         new.append(m)
     out["multiscales"] = new
     return out
+
+
+def scene_paths(body: Mapping[str, Any]) -> list[str]:
+    """Return the relative paths an OME-NGFF 0.6 ``scene`` points to.
+
+    These are the images its transformations name and the arrays holding transformation
+    parameters (the ``path`` of a transformation).
+    """
+    scene = body.get("scene")
+    if not isinstance(scene, Mapping):
+        return []
+    out: list[str] = []
+
+    def walk(t: Any, depth: int = 0) -> None:
+        if not isinstance(t, Mapping) or depth > 32:
+            return
+        if isinstance(t.get("path"), str):
+            out.append(t["path"])
+        for key in ("input", "output"):
+            ref = t.get(key)
+            if isinstance(ref, Mapping) and isinstance(ref.get("path"), str):
+                out.append(ref["path"])
+        for item in t.get("transformations") or []:
+            walk(item.get("transformation", item) if isinstance(item, Mapping) else item, depth + 1)
+        for key in ("forward", "inverse"):
+            walk(t.get(key), depth + 1)
+
+    for t in scene.get("coordinateTransformations") or []:
+        walk(t)
+    return [p for p in dict.fromkeys(out) if p]

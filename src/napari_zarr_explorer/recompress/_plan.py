@@ -19,7 +19,12 @@ from napari_zarr_explorer.errors import (
     PathEscapeError,
 )
 from napari_zarr_explorer.recompress import _io
-from napari_zarr_explorer.recompress._ome import axes_names, convert_attributes, ome_body
+from napari_zarr_explorer.recompress._ome import (
+    axes_names,
+    convert_attributes,
+    ome_body,
+    scene_paths,
+)
 from napari_zarr_explorer.recompress._task import ArrayTarget
 from napari_zarr_explorer.store import Location, open_store, read_bytes, safe_join
 
@@ -295,6 +300,7 @@ def _ome_children(path: str, attrs: Mapping[str, Any]) -> list[str]:
         out += [safe_join("", p) for p in series if isinstance(p, str)]
     if "bioformats2raw.layout" in body:
         out.append(safe_join(path, "OME"))
+    out += [safe_join(path, p) for p in scene_paths(body)]
     return out
 
 
