@@ -110,7 +110,7 @@ class OmeReport:
     Attributes
     ----------
     kind
-        ``"image"``, ``"labels"``, ``"plate"``, ``"well"`` or ``"bioformats2raw"``.
+        ``"image"``, ``"labels"``, ``"plate"``, ``"well"``, ``"bioformats2raw"`` or ``"scene"``.
     version
         The NGFF version, or None when unknown.
     label_image
@@ -148,8 +148,6 @@ class OmeReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return {
-            "coordinate_systems": [jsonable(dict(c)) for c in self.coordinate_systems],
-            "transforms": [t.to_dict() for t in self.transforms],
             "kind": self.kind,
             "version": self.version,
             "label_image": self.label_image,
@@ -159,6 +157,8 @@ class OmeReport:
             "channels": [jsonable(dict(c)) for c in self.channels],
             "children": list(self.children),
             "warnings": list(self.warnings),
+            "coordinate_systems": [jsonable(dict(c)) for c in self.coordinate_systems],
+            "transforms": [t.to_dict() for t in self.transforms],
         }
 
     @property
