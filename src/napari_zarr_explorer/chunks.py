@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_zarr_explorer import codecs as _codecs
+from napari_zarr_explorer._compat import memory_store_items, object_store_lister, wrapped_store
 from napari_zarr_explorer.codecs import jsonable
 from napari_zarr_explorer.errors import (
     AccessDeniedError,
@@ -107,8 +108,8 @@ def run_sync(coro: Any) -> Any:
 
 def _unwrap(store: Any) -> Any:
     seen = 0
-    while hasattr(store, "_store") and seen < 8 and not _is_leaf_store(store):
-        store = store._store
+    while wrapped_store(store) is not None and seen < 8 and not _is_leaf_store(store):
+        store = wrapped_store(store)
         seen += 1
     return store
 
@@ -165,12 +166,12 @@ def list_stored(store: Any, prefix: str = "") -> StoredListing | None:
         return _list_local(Path(inner.root), prefix)
     if isinstance(inner, MemoryStore):
         pre = f"{prefix}/" if prefix else ""
-        items = [(k[len(pre) :], len(v)) for k, v in inner._store_dict.items() if k.startswith(pre)]
+        items = [(k[len(pre) :], len(v)) for k, v in memory_store_items(inner) if k.startswith(pre)]
         return StoredListing([k for k, _ in items], np.array([s for _, s in items], np.int64))
     try:
         if isinstance(inner, FsspecStore):
             return _list_fsspec(inner, prefix)
-        if type(inner).__name__ == "ObjectStore" and hasattr(inner, "_list"):
+        if object_store_lister(inner) is not None:
             return _list_obstore(inner, prefix)
         return _list_generic(store, prefix)
     except FileNotFoundError:
@@ -242,7 +243,9 @@ def _list_obstore(store: Any, prefix: str) -> StoredListing:
     pre = f"{prefix}/" if prefix else ""
 
     async def _collect() -> list[tuple[str, int]]:
-        return [(obj["path"], int(obj["size"])) async for obj in store._list(pre)]
+        lister = object_store_lister(store)
+        assert lister is not None
+        return [(obj["path"], int(obj["size"])) async for obj in lister(pre)]
 
     items = run_sync(_collect())
     return StoredListing(
@@ -1356,7 +1359,7 @@ def _verify(
             f"{where}/{path}: cannot open the array to decode its chunks: {exc}",
             hint="The listing-based map (without --verify) still works.",
         ) from exc
-    async_arr = arr._async_array
+    async_arr = arr.async_array
     todo = [tuple(int(i) for i in idx) for idx in np.argwhere(state == PRESENT)]
     total = len(todo)
     per: tuple[int, ...] | None = None

@@ -375,7 +375,7 @@ class CompressorSpec:
         max_abs = float(d.max()) if d.size else 0.0
         rms = float(np.sqrt(np.mean(d**2))) if d.size else 0.0
         finite = a[ok][np.isfinite(a[ok])]
-        peak = float(finite.max() - finite.min()) if finite.size else 0.0
+        peak = float(np.max(finite) - np.min(finite)) if finite.size else 0.0
         psnr = math.inf if rms == 0 else (20 * math.log10(peak / rms) if peak > 0 else 0.0)
         return ErrorStats(max_abs, rms, psnr)
 
@@ -474,11 +474,10 @@ def _zfp_v3_class() -> Any:
         return _ZFP_V3[0]
     _zfp_numcodec({"mode": "reversible"})  # registers it with numcodecs
     import zarr.registry
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
 
-    class ImagecodecsZfp(_NumcodecsArrayBytesCodec, codec_name="imagecodecs_zfp"):
-        pass
+    from napari_zarr_explorer._compat import numcodecs_array_bytes_codec_class
 
+    ImagecodecsZfp = numcodecs_array_bytes_codec_class("ImagecodecsZfp", "imagecodecs_zfp")
     zarr.registry.register_codec("numcodecs.imagecodecs_zfp", ImagecodecsZfp)
     _ZFP_V3.append(ImagecodecsZfp)
     return ImagecodecsZfp

@@ -594,6 +594,6 @@ def _error(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> ErrorStats:
     max_abs = float(d.max())
     rms = float(np.sqrt(np.mean(d**2)))
     finite = x[ok][np.isfinite(x[ok])]
-    peak = float(finite.max() - finite.min()) if finite.size else 0.0
+    peak = float(np.max(finite) - np.min(finite)) if finite.size else 0.0
     psnr = math.inf if rms == 0 else (20 * math.log10(peak / rms) if peak > 0 else 0.0)
     return ErrorStats(max_abs, rms, psnr)

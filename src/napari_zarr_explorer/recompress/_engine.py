@@ -72,7 +72,8 @@ def _array_docs(a: ArrayPlan, spec: CompressorSpec, attrs: Mapping[str, Any]) ->
     from zarr.storage import MemoryStore
 
     t = a.target
-    mem = MemoryStore()
+    docs: dict[str, Any] = {}  # MemoryStore writes into the dict it is given
+    mem = MemoryStore(docs)
     name = t.path or None
     kwargs: dict[str, Any] = {
         "shape": t.shape,
@@ -105,7 +106,7 @@ def _array_docs(a: ArrayPlan, spec: CompressorSpec, attrs: Mapping[str, Any]) ->
     names = ("zarr.json",) if t.zarr_format == 3 else (".zarray", ".zattrs")
     out: dict[str, bytes] = {}
     for n in names:
-        buf = mem._store_dict.get(f"{prefix}{n}")
+        buf = docs.get(f"{prefix}{n}")
         if buf is not None:
             out[f"{prefix}{n}"] = buf.to_bytes()
     return out

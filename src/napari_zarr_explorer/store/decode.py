@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from napari_zarr_explorer._compat import numcodecs_codec_of, set_codec_pipeline, v2_codec
 from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = [
@@ -263,8 +264,8 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
             out.append(_Guarded(codec, "blosc"))
         elif isinstance(codec, GzipCodec):
             out.append(_Guarded(codec, "gzip"))
-        elif isinstance(codec, BytesBytesCodec) and hasattr(codec, "_codec"):
-            cid = getattr(codec._codec, "codec_id", "")
+        elif isinstance(codec, BytesBytesCodec) and numcodecs_codec_of(codec) is not None:
+            cid = getattr(numcodecs_codec_of(codec), "codec_id", "")
             if cid in _HEADER_CODECS or (cid in _STREAM_CODECS and cid != "lzma"):
                 out.append(_Guarded(codec, cid))
             else:
@@ -305,25 +306,23 @@ def guard_decoding(array: Any) -> Any:
     """
     try:
         import numpy as _np
-        from zarr.codecs._v2 import V2Codec
         from zarr.core.metadata import ArrayV2Metadata, ArrayV3Metadata
         from zarr.registry import get_pipeline_class
 
-        aa = array._async_array
-        md = aa.metadata
+        md = array.metadata
         if isinstance(md, ArrayV2Metadata):
             nbytes = math.prod(md.chunks) * _np.dtype(md.dtype.to_native_dtype()).itemsize
             bound = chunk_bound(nbytes, v2_expansion(md.filters))
             comp = md.compressor
             if comp is not None:
                 comp = guarded_v2_compressor(comp, bound)
-            codec = V2Codec(filters=md.filters, compressor=comp)
+            codec = v2_codec(md.filters, comp)
             pipeline = get_pipeline_class().from_codecs([codec])
         elif isinstance(md, ArrayV3Metadata):
             pipeline = get_pipeline_class().from_codecs(_guard_v3_codecs(md.codecs))
         else:
             raise TypeError(f"unknown array metadata {type(md).__name__}")
-        object.__setattr__(aa, "codec_pipeline", pipeline)
+        set_codec_pipeline(array, pipeline)
     except Exception as exc:
         raise ExplorerError(
             f"the decompression guard cannot be installed on this array ({type(exc).__name__}: "

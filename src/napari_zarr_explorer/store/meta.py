@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from napari_zarr_explorer._compat import unknown_codec_errors
 from napari_zarr_explorer.errors import (
     CodecError,
     ExplorerError,
@@ -702,7 +703,7 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
                 raise _unknown(name, where, pos)
         try:
             get_codec_class(name)
-        except KeyError:
+        except unknown_codec_errors():
             raise _unknown(name, where, pos) from None
         except Exception as exc:
             raise CodecError(f"{where}: codec {name!r} failed to load: {exc}") from None

@@ -52,6 +52,7 @@ from zarr.abc.store import (
 )
 from zarr.storage import WrapperStore
 
+from napari_zarr_explorer._compat import coalesced_get_ranges, zarr_io_loop_and_thread
 from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, RemoteError
 from napari_zarr_explorer.store.keys import check_key
 from napari_zarr_explorer.store.limits import max_metadata_bytes, metadata_too_large
@@ -901,6 +902,26 @@ class RemoteStore(WrapperStore[Store]):
         """Read several keys or ranges concurrently."""
         return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
+    def get_ranges(
+        self,
+        key: str,
+        byte_ranges: Sequence[ByteRequest | None],
+        *,
+        prototype: BufferPrototype,
+        **options: Any,
+    ) -> AsyncIterator[Sequence[tuple[int, Buffer | None]]]:
+        """Read several byte ranges of *key*, merged where close, through :meth:`get`.
+
+        zarr releases after 3.1 read a shard's inner chunks this way, and zarr's
+        ``WrapperStore`` would pass the call to the wrapped store, past this store's cache,
+        retries, limits and error messages.
+        """
+        return coalesced_get_ranges(self, key, byte_ranges, prototype=prototype, **options)
+
+    # Newer zarr's WrapperStore also forwards synchronous reads to the wrapped store when that
+    # one can do them; this store's cache, retries and limits are asynchronous only.
+    _supports_sync_io = False
+
     async def _get_many(
         self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
     ) -> Any:
@@ -1105,15 +1126,9 @@ async def _aclose_fs(fs: Any) -> None:
 
 def _close_fs(fs: Any) -> None:
     """Close the network sessions of an asynchronous fsspec file system (fsspec does not)."""
-    from zarr.core import sync as zsync
-
-    loop = zsync.loop[0]
+    loop, iothread = zarr_io_loop_and_thread()
     try:
-        if (
-            loop is not None
-            and loop.is_running()
-            and threading.current_thread() is not (zsync.iothread[0])
-        ):
+        if loop is not None and loop.is_running() and threading.current_thread() is not iothread:
             asyncio.run_coroutine_threadsafe(_aclose_fs(fs), loop).result(timeout=1)
             return
         if loop is not None and loop.is_running():
