@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 __all__ = [
+    "ZarrInternalsChanged",
     "coalesced_get_ranges",
     "memory_store_items",
     "numcodecs_array_bytes_codec_class",
