@@ -184,3 +184,52 @@ def test_every_zarr_import_resolves(file: str, module: str, name: str | None) ->
         assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), (
             f"{file}: 'from {module} import {name}' no longer works with zarr {zarr.__version__}"
         )
+
+
+def test_local_store_internals_the_confined_store_builds_on(tmp_path: Path) -> None:
+    # LocalStore._is_open / _open / _ensure_open_sync / _check_writable (ConfinedLocalStore)
+    from napari_zarr_explorer.store._localstore import ConfinedLocalStore
+
+    for name in ("_open", "_ensure_open_sync", "_check_writable"):
+        assert callable(getattr(LocalStore, name, None)), f"LocalStore.{name} is gone"
+    store = ConfinedLocalStore(tmp_path)
+    assert store._is_open is False
+    store._ensure_open_sync()
+    assert store._is_open is True
+    with pytest.raises(ValueError):
+        store._check_writable()
+
+
+# LocalStore readers that zarr builds on get / get_sync (checked below on a link leaving the store)
+_BUILT_ON_GET = ("_get_bytes", "_get_bytes_sync", "_get_json", "_get_json_sync")
+
+
+def test_every_local_read_path_is_confined(tmp_path: Path) -> None:
+    # A read method that zarr's LocalStore implements itself (rather than on top of get or
+    # get_sync, as the Store base class does) would read past ConfinedLocalStore's checks.
+    from napari_zarr_explorer.store._localstore import ConfinedLocalStore
+
+    readers = [n for n in dir(LocalStore) if n.startswith(("get", "_get", "list", "exists"))]
+    unconfined = [
+        n
+        for n in readers
+        if getattr(LocalStore, n) is not getattr(zarr.abc.store.Store, n, None)
+        and getattr(ConfinedLocalStore, n) is getattr(LocalStore, n)
+        and n not in _BUILT_ON_GET
+    ]
+    assert unconfined == [], f"zarr {zarr.__version__}: ConfinedLocalStore must override these"
+
+    (tmp_path / "outside.json").write_text('{"secret": 1}')
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "link.json").symlink_to(tmp_path / "outside.json")
+    store = ConfinedLocalStore(tmp_path / "store")
+    from zarr.core.sync import sync
+
+    for name in _BUILT_ON_GET:
+        method = getattr(store, name, None)
+        if method is None:  # not in this zarr release
+            continue
+        with pytest.raises(FileNotFoundError):
+            result = method("link.json", prototype=default_buffer_prototype())
+            if asyncio.iscoroutine(result):
+                sync(result)
