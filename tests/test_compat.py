@@ -2,8 +2,7 @@
 
 ``napari_zarr_explorer._compat`` is the only module that touches zarr's private attributes. A
 zarr release that renames or removes one fails here, with the name of what changed, rather than
-later as a wrong result: the decompression guard, for one, falls back to reading unguarded when
-it cannot install its pipeline.
+later and elsewhere: the decompression guard, for one, refuses every array it cannot guard.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ codec pipeline (to bound decompression), the numcodecs codec inside zarr's wrapp
 memory store's dict, the store inside a wrapper store, zarr's I/O event loop and thread. Each is
 reached through one function here, and ``tests/test_compat.py`` checks each against the installed
 zarr, so a zarr release that renames or removes one fails there, by name, instead of somewhere
-downstream (or, worse, silently: the decompression guard falls back to reading unguarded).
+downstream (the decompression guard, for one, refuses every array it cannot guard).
 
 Nothing here imports zarr at module level: ``import napari_zarr_explorer`` stays cheap.
 """
