@@ -79,6 +79,8 @@ _INDEX_CONCURRENCY = 32
 _VERIFY_MEMORY = 256 * 1024 * 1024
 """Decoded bytes in flight at most when verifying a sharded array (one shard at a time below)."""
 _EMPTY = np.uint64(2**64 - 1)
+_BULK_DECODE = True
+"""Verify sharded arrays with simple inner codecs a whole shard at a time (see ``_verify``)."""
 
 
 class ProgressCallback(Protocol):
@@ -1347,7 +1349,11 @@ def _verify(
 
     Unsharded chunks are decoded one by one. Sharded arrays are decoded a shard at a time (one
     read of the shard), and only a shard that fails is decoded again chunk by chunk to name the
-    inner chunks at fault. At most *concurrency* chunks (or as many shards as fit in
+    inner chunks at fault. When the inner codecs are ``bytes`` (+ ``zstd``), a shard is read
+    whole once, its index parsed with numpy (checksum checked once) and its present inner chunks
+    decoded in one call (:func:`~napari_zarr_explorer.store.bulk_chunk_checker`, each bounded
+    by the chunk's size); any failure sends the shard down the chunk-by-chunk path above, so the
+    keys reported are the same. At most *concurrency* chunks (or as many shards as fit in
     :data:`_VERIFY_MEMORY` bytes) are in flight, which bounds the memory used.
     """
     try:
@@ -1360,11 +1366,11 @@ def _verify(
             hint="The listing-based map (without --verify) still works.",
         ) from exc
     async_arr = arr.async_array
-    todo = [tuple(int(i) for i in idx) for idx in np.argwhere(state == PRESENT)]
-    total = len(todo)
     per: tuple[int, ...] | None = None
     if shard_shape is not None:
         per = tuple(s // c for s, c in zip(shard_shape, inner, strict=True))
+    present = state == PRESENT
+    total = int(np.count_nonzero(present))
     cancelled = False
     done = 0
 
@@ -1373,8 +1379,8 @@ def _verify(
             slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, size, shape, strict=True)
         )
 
-    def _report() -> None:
-        if progress is not None and (done % 16 == 0 or done == total):
+    def _report(step: int = 1) -> None:
+        if progress is not None and (done % 16 < step or done == total):
             progress(done, total, "decoding chunks")
 
     async def _check_chunk(idx: tuple[int, ...]) -> None:
@@ -1400,33 +1406,81 @@ def _verify(
         done += 1
         _report()
 
-    async def _one_shard(item: tuple[tuple[int, ...], list[tuple[int, ...]]]) -> None:
+    bulk = None
+    sharding = _codecs.sharding_info(_codecs.codec_pipeline(metadata, zarr_format=zarr_format))
+    if (
+        _BULK_DECODE
+        and sharding is not None
+        and shard_shape is not None
+        and itemsize > 0
+        and all(c.name in ("bytes", "crc32c") for c in sharding.index_codecs)
+    ):
+        from napari_zarr_explorer.store import bulk_chunk_checker
+
+        bulk = bulk_chunk_checker(sharding.codecs, math.prod(inner) * itemsize)
+
+    async def _bulk_shard(shard_idx: tuple[int, ...], mask: npt.NDArray[np.bool_]) -> bool:
+        """Read the shard once and decode its present inner chunks at once; True if all decode."""
+        from napari_zarr_explorer.store import read_bytes_async
+
+        assert bulk is not None and sharding is not None and shard_shape is not None
+        assert per is not None
+        key = _join(path, _codecs.chunk_key(shard_idx, encoding))
+        try:
+            data = await read_bytes_async(store, key)
+            if data is None:
+                return False
+            n_index = sharding.index_nbytes(shard_shape)
+            if len(data) < n_index:
+                return False
+            raw = data[-n_index:] if sharding.index_location == "end" else data[:n_index]
+            index = decode_shard_index(raw, per, sharding.index_codecs, where=f"{where}/{key}")
+            index = index[tuple(slice(0, n) for n in mask.shape)]
+            segments = index[mask]
+            if bool((segments == _EMPTY).any()):
+                return False  # the shard changed since its index was read
+            await asyncio.to_thread(bulk, data, segments)
+        except Exception:
+            return False
+        return True
+
+    async def _one_shard(item: tuple[tuple[int, ...], npt.NDArray[np.bool_]]) -> None:
         nonlocal done, cancelled
-        shard_idx, members = item
+        shard_idx, mask = item
         if cancel is not None and cancel.is_set():
             cancelled = True
             return
-        assert shard_shape is not None
-        try:
-            await async_arr.getitem(_region(shard_idx, shard_shape))
-        except Exception:
-            for idx in members:  # find the inner chunks at fault
-                await _check_chunk(idx)
-        done += len(members)
-        _report()
+        assert shard_shape is not None and per is not None
+        if bulk is not None:
+            ok = await _bulk_shard(shard_idx, mask)
+        else:
+            try:
+                await async_arr.getitem(_region(shard_idx, shard_shape))
+                ok = True
+            except Exception:
+                ok = False
+        if not ok:  # decode chunk by chunk to find the inner chunks at fault
+            base = np.array([i * p for i, p in zip(shard_idx, per, strict=True)])
+            for local in np.argwhere(mask):
+                await _check_chunk(tuple(int(i) for i in base + local))
+        n = int(np.count_nonzero(mask))
+        done += n
+        _report(n)
 
     async def _all() -> None:
         if per is None or shard_shape is None:
+            todo = [tuple(int(i) for i in idx) for idx in np.argwhere(present)]
             await _bounded_map(todo, _one_chunk, concurrency)
             return
-        by_shard: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-        for idx in todo:
-            by_shard.setdefault(tuple(i // p for i, p in zip(idx, per, strict=True)), []).append(
-                idx
-            )
+        items: list[tuple[tuple[int, ...], npt.NDArray[np.bool_]]] = []
+        for shard_idx in np.ndindex(*_codecs.grid_shape(state.shape, per)):
+            blk = tuple(slice(i * p, (i + 1) * p) for i, p in zip(shard_idx, per, strict=True))
+            mask = present[blk]
+            if bool(mask.any()):
+                items.append((tuple(int(i) for i in shard_idx), mask.copy()))
         shard_bytes = max(1, math.prod(shard_shape) * max(1, itemsize))
         slots = max(1, min(concurrency, _VERIFY_MEMORY // shard_bytes))
-        await _bounded_map(list(by_shard.items()), _one_shard, slots)
+        await _bounded_map(items, _one_shard, slots)
 
     if progress is not None:
         progress(0, total, "decoding chunks")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from napari_zarr_explorer.store.decode import (
     ChunkSizeError,
+    bulk_chunk_checker,
     chunk_bound,
     decode_bounded,
     fast_chunk_decoder,
@@ -69,6 +70,7 @@ __all__ = [
     "RemoteOptions",
     "RemoteStore",
     "array_from_metadata",
+    "bulk_chunk_checker",
     "check_array_metadata",
     "chunk_bound",
     "codec_ids",

@@ -20,6 +20,7 @@ from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = [
     "ChunkSizeError",
+    "bulk_chunk_checker",
     "check_header_size",
     "chunk_bound",
     "decode_bounded",
@@ -491,3 +492,74 @@ def decode_bounded(codec: Any, data: Any, nbytes: int, expansion: float = 1.0) -
     if size > bound:
         raise _too_big(str(getattr(codec, "codec_id", type(codec).__name__)), int(size), bound)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk decoding of the inner chunks of one shard (verification)
+# --------------------------------------------------------------------------------------------
+
+
+def _bulk_zstd(chunk_nbytes: int) -> Callable[[bytes, npt.NDArray[np.uint64]], None]:
+    import zstandard
+
+    def check(data: bytes, segments: npt.NDArray[np.uint64]) -> None:
+        n = int(segments.shape[0])
+        if n == 0:
+            return
+        frames = zstandard.BufferWithSegments(
+            data, np.ascontiguousarray(segments, dtype=np.uint64).tobytes()
+        )
+        # Each frame decodes into a buffer of exactly chunk_nbytes: the sizes given here, not
+        # the sizes the frame headers declare, decide what is allocated, and a frame whose
+        # output differs from them fails the whole batch.
+        sizes = np.full(n, chunk_nbytes, dtype=np.uint64).tobytes()
+        zstandard.ZstdDecompressor().multi_decompress_to_buffer(frames, decompressed_sizes=sizes)
+
+    return check
+
+
+def _bulk_raw(chunk_nbytes: int) -> Callable[[bytes, npt.NDArray[np.uint64]], None]:
+    def check(data: bytes, segments: npt.NDArray[np.uint64]) -> None:
+        del data
+        if segments.size and bool((segments[:, 1] != np.uint64(chunk_nbytes)).any()):
+            raise ValueError("an uncompressed chunk does not have its declared size")
+
+    return check
+
+
+def bulk_chunk_checker(
+    codecs: Sequence[Any], chunk_nbytes: int
+) -> Callable[[bytes, npt.NDArray[np.uint64]], None] | None:
+    """Return a checker that decodes many inner chunks of one shard at once, or None.
+
+    Parameters
+    ----------
+    codecs
+        The inner codecs of a ``sharding_indexed`` codec, as objects with ``name`` and
+        ``configuration`` (:class:`napari_zarr_explorer.codecs.CodecInfo`).
+    chunk_nbytes
+        Decoded bytes of one inner chunk (inner chunks always have the full chunk shape).
+
+    Returns
+    -------
+    callable or None
+        ``check(shard_bytes, segments)`` decodes every ``(offset, nbytes)`` row of *segments*
+        (a ``uint64`` array of shape ``(n, 2)``) from *shard_bytes* in one call and raises when
+        any of them does not decode to exactly *chunk_nbytes* bytes, without saying which: the
+        caller then decodes that shard chunk by chunk through the guarded path to name the keys
+        at fault. No output larger than *chunk_nbytes* per chunk is ever allocated. None when
+        the pipeline is not one decoded in bulk here (only ``bytes`` optionally followed by
+        ``zstd``), or when the ``zstandard`` package is not installed.
+    """
+    names = [str(getattr(c, "name", c)) for c in codecs]
+    if not names or names[0] != "bytes":
+        return None
+    if names == ["bytes"]:
+        return _bulk_raw(chunk_nbytes)
+    if names == ["bytes", "zstd"]:
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:
+            return None
+        return _bulk_zstd(chunk_nbytes)
+    return None

@@ -1,0 +1,207 @@
+"""Bulk verification of sharded arrays: same states and keys as the chunk-by-chunk path.
+
+Arrays are written by tensorstore (the writer of the benchmark's 10^6-chunk array) and by
+zarr-python; damage is done to the stored bytes of inner chunks, keeping shard indexes valid.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import crc32c
+import numpy as np
+import pytest
+import zstandard
+
+from napari_zarr_explorer import chunk_map
+from napari_zarr_explorer import chunks as chunks_mod
+from napari_zarr_explorer.chunks import CORRUPT, PRESENT
+from napari_zarr_explorer.codecs import CodecInfo
+from napari_zarr_explorer.store import bulk_chunk_checker
+from napari_zarr_explorer.testing import write_array
+
+SHAPE = (200, 300)
+INNER = (10, 10)
+SHARD = (100, 100)
+BOMB_BYTES = 256 << 20
+
+
+def _tensorstore_array(path: Path, inner_codecs: list[dict[str, object]]) -> np.ndarray:
+    ts = pytest.importorskip("tensorstore")
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 40, size=SHAPE, dtype=np.uint8)
+    data[:, 250:] = 0  # whole inner chunks equal to the fill value are not stored
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(SHAPE),
+            "data_type": "uint8",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARD)}},
+            "codecs": [
+                {
+                    "name": "sharding_indexed",
+                    "configuration": {
+                        "chunk_shape": list(INNER),
+                        "codecs": inner_codecs,
+                        "index_codecs": [
+                            {"name": "bytes", "configuration": {"endian": "little"}},
+                            {"name": "crc32c"},
+                        ],
+                    },
+                }
+            ],
+        },
+        "create": True,
+        "delete_existing": True,
+    }
+    arr = ts.open(spec).result()
+    arr[...] = data
+    return data
+
+
+ZSTD = [{"name": "bytes"}, {"name": "zstd", "configuration": {"level": 1}}]
+RAW = [{"name": "bytes"}]
+
+
+def _read_shard(path: Path) -> tuple[list[bytes | None], int]:
+    """The inner chunks of a shard (None when empty) and the number per shard."""
+    raw = path.read_bytes()
+    n = (SHARD[0] // INNER[0]) * (SHARD[1] // INNER[1])
+    index = np.frombuffer(raw[-(n * 16 + 4) : -4], dtype="<u8").reshape(n, 2)
+    out: list[bytes | None] = []
+    for off, size in index.tolist():
+        out.append(None if off == 2**64 - 1 else raw[off : off + size])
+    return out, n
+
+
+def _write_shard(path: Path, chunks: list[bytes | None]) -> None:
+    """Write a shard (index at the end, crc32c) holding *chunks*."""
+    body = bytearray()
+    index = np.full((len(chunks), 2), 2**64 - 1, dtype="<u8")
+    for i, c in enumerate(chunks):
+        if c is not None:
+            index[i] = (len(body), len(c))
+            body += c
+    idx = index.tobytes()
+    path.write_bytes(bytes(body) + idx + crc32c.crc32c(idx).to_bytes(4, "little"))
+
+
+def _bomb_frame() -> bytes:
+    """A valid zstd frame of zeros declaring (and holding) 256 MiB, built without 256 MiB."""
+    out = zstandard.ZstdCompressor(level=1).compressobj(size=BOMB_BYTES)
+    parts = [out.compress(bytes(1 << 20)) for _ in range(BOMB_BYTES >> 20)]
+    return b"".join(parts) + out.flush()
+
+
+def _both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    fast = chunk_map(path, verify=True)
+    with monkeypatch.context() as m:
+        m.setattr(chunks_mod, "_BULK_DECODE", False)
+        plain = chunk_map(path, verify=True)
+    return fast, plain
+
+
+def _same(fast: object, plain: object) -> None:
+    assert np.array_equal(fast.state, plain.state)  # type: ignore[attr-defined]
+    assert fast.corrupt_keys == plain.corrupt_keys  # type: ignore[attr-defined]
+    assert set(fast.problems) == set(plain.problems)  # type: ignore[attr-defined]
+    assert fast.verified and plain.verified  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("codecs", [ZSTD, RAW], ids=["zstd", "raw"])
+def test_bulk_verify_of_intact_array_matches_plain(tmp_path, monkeypatch, codecs):
+    data = _tensorstore_array(tmp_path / "a.zarr", codecs)
+    fast, plain = _both_ways(tmp_path / "a.zarr", monkeypatch)
+    _same(fast, plain)
+    stored = np.array(
+        [
+            [bool(data[i : i + 10, j : j + 10].any()) for j in range(0, SHAPE[1], 10)]
+            for i in range(0, SHAPE[0], 10)
+        ]
+    )
+    assert fast.chunks_present == int(stored.sum()) == 20 * 25  # type: ignore[attr-defined]
+    assert fast.chunks_corrupt == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("codecs", [ZSTD, RAW], ids=["zstd", "raw"])
+def test_bulk_verify_finds_the_same_corrupt_inner_chunks(tmp_path, monkeypatch, codecs):
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, codecs)
+    shard = path / "c" / "1" / "2"
+    chunks, _ = _read_shard(shard)
+    chunks[3] = b"\x28\xb5\x2f\xfd garbage" if codecs is ZSTD else b"short"
+    chunks[52] = (chunks[52] or b"")[:-5]
+    _write_shard(shard, chunks)
+    fast, plain = _both_ways(path, monkeypatch)
+    _same(fast, plain)
+    assert fast.corrupt_keys == ("c/1/2",)  # type: ignore[attr-defined]
+    bad = np.argwhere(fast.state == CORRUPT).tolist()  # type: ignore[attr-defined]
+    assert bad == [[10, 23], [15, 22]]
+    assert fast.chunks_present == 20 * 25 - 2  # type: ignore[attr-defined]
+
+
+def test_bulk_verify_of_zarr_python_shards_matches_plain(tmp_path, monkeypatch):
+    data = np.arange(40 * 40, dtype="uint16").reshape(40, 40)
+    path = write_array(tmp_path / "s.zarr", data, chunks=(5, 5), shards=(20, 20))
+    fast, plain = _both_ways(path, monkeypatch)
+    _same(fast, plain)
+    assert fast.chunks_present == 64  # type: ignore[attr-defined]
+
+
+def test_bulk_checker_refuses_a_frame_declaring_more_than_the_chunk():
+    bomb = _bomb_frame()
+    assert zstandard.frame_content_size(bomb) == BOMB_BYTES
+    good = zstandard.ZstdCompressor().compress(bytes(100))
+    check = bulk_chunk_checker(
+        [CodecInfo("bytes", {}, "array->bytes"), CodecInfo("zstd", {}, "bytes->bytes")], 100
+    )
+    assert check is not None
+    data = good + bomb
+    check(data, np.array([[0, len(good)]], dtype=np.uint64))  # the good frame alone passes
+    with pytest.raises(zstandard.ZstdError):
+        check(data, np.array([[0, len(good)], [len(good), len(bomb)]], dtype=np.uint64))
+
+
+_RSS_SCRIPT = """
+import json, resource, sys
+from napari_zarr_explorer import chunk_map
+cmap = chunk_map(sys.argv[1])  # imports and index reads, without decoding
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cmap = chunk_map(sys.argv[1], verify=True)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kb": after - before, "corrupt": cmap.corrupt_keys,
+                  "bad": [list(map(int, i)) for i in (cmap.state == 2).nonzero()]}))
+"""
+
+
+def test_bomb_inner_chunk_is_reported_without_allocating_it(tmp_path):
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, ZSTD)
+    shard = path / "c" / "0" / "1"
+    chunks, _ = _read_shard(shard)
+    chunks[11] = _bomb_frame()
+    _write_shard(shard, chunks)
+    src = str(Path(chunks_mod.__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["corrupt"] == ["c/0/1"]
+    assert result["bad"] == [[1], [11]]
+    # the frame declares 256 MiB: peak memory grew by far less than that
+    assert result["grew_kb"] < 64 * 1024
+
+
+def test_present_states_come_from_the_index(tmp_path, monkeypatch):
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, ZSTD)
+    fast, _ = _both_ways(path, monkeypatch)
+    assert (fast.state[:, :25] == PRESENT).all()  # type: ignore[attr-defined]
