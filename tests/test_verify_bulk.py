@@ -29,16 +29,18 @@ SHARD = (100, 100)
 BOMB_BYTES = 256 << 20
 
 
-def _tensorstore_array(path: Path, inner_codecs: list[dict[str, object]]) -> np.ndarray:
+def _tensorstore_array(
+    path: Path, inner_codecs: list[dict[str, object]], shape: tuple[int, int] = SHAPE
+) -> np.ndarray:
     ts = pytest.importorskip("tensorstore")
     rng = np.random.default_rng(3)
-    data = rng.integers(0, 40, size=SHAPE, dtype=np.uint8)
+    data = rng.integers(0, 40, size=shape, dtype=np.uint8)
     data[:, 250:] = 0  # whole inner chunks equal to the fill value are not stored
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(path)},
         "metadata": {
-            "shape": list(SHAPE),
+            "shape": list(shape),
             "data_type": "uint8",
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARD)}},
             "codecs": [
@@ -150,6 +152,23 @@ def test_bulk_verify_of_zarr_python_shards_matches_plain(tmp_path, monkeypatch):
     fast, plain = _both_ways(path, monkeypatch)
     _same(fast, plain)
     assert fast.chunks_present == 64  # type: ignore[attr-defined]
+
+
+def test_bulk_verify_of_edge_shards_matches_plain(tmp_path, monkeypatch):
+    # partial shards at the edges, a missing shard, and inner chunks damaged in an edge shard
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, ZSTD, shape=(205, 243))
+    (path / "c" / "0" / "1").unlink()
+    shard = path / "c" / "2" / "2"
+    chunks, _ = _read_shard(shard)
+    assert chunks[0] is not None and chunks[10] is None  # row 21 lies outside the array
+    chunks[1] = b"\x28\xb5\x2f\xfd\x00"
+    _write_shard(shard, chunks)
+    fast, plain = _both_ways(path, monkeypatch)
+    _same(fast, plain)
+    assert fast.state.shape == (21, 25)  # type: ignore[attr-defined]
+    assert np.argwhere(fast.state == CORRUPT).tolist() == [[20, 21]]  # type: ignore[attr-defined]
+    assert fast.chunks_present == 21 * 25 - 100 - 1  # type: ignore[attr-defined]
 
 
 def test_bulk_checker_refuses_a_frame_declaring_more_than_the_chunk():
