@@ -80,14 +80,15 @@ def _read_shard(path: Path) -> tuple[list[bytes | None], int]:
     return out, n
 
 
-def _write_shard(path: Path, chunks: list[bytes | None]) -> None:
-    """Write a shard (index at the end, crc32c) holding *chunks*."""
+def _write_shard(path: Path, chunks: list[bytes | None], padding: int = 0) -> None:
+    """Write a shard (index at the end, crc32c) holding *chunks*, then *padding* zero bytes."""
     body = bytearray()
     index = np.full((len(chunks), 2), 2**64 - 1, dtype="<u8")
     for i, c in enumerate(chunks):
         if c is not None:
             index[i] = (len(body), len(c))
             body += c
+    body += bytes(padding)
     idx = index.tobytes()
     path.write_bytes(bytes(body) + idx + crc32c.crc32c(idx).to_bytes(4, "little"))
 
@@ -169,6 +170,19 @@ def test_bulk_verify_of_edge_shards_matches_plain(tmp_path, monkeypatch):
     assert fast.state.shape == (21, 25)  # type: ignore[attr-defined]
     assert np.argwhere(fast.state == CORRUPT).tolist() == [[20, 21]]  # type: ignore[attr-defined]
     assert fast.chunks_present == 21 * 25 - 100 - 1  # type: ignore[attr-defined]
+
+
+def test_oversized_shard_is_verified_by_the_plain_path(tmp_path, monkeypatch):
+    # 3 MB of unreferenced bytes: more than a shard of 10 kB is read whole for the bulk decode
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, ZSTD)
+    shard = path / "c" / "0" / "0"
+    chunks, _ = _read_shard(shard)
+    chunks[7] = b"\x28\xb5\x2f\xfd\x00"
+    _write_shard(shard, chunks, padding=3 << 20)
+    fast, plain = _both_ways(path, monkeypatch)
+    _same(fast, plain)
+    assert np.argwhere(fast.state == CORRUPT).tolist() == [[0, 7]]  # type: ignore[attr-defined]
 
 
 def test_bulk_checker_refuses_a_frame_declaring_more_than_the_chunk():

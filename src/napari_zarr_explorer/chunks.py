@@ -1147,6 +1147,7 @@ def chunk_map(
             itemsize=itemsize,
             encoding=encoding,
             shard_shape=outer if sharding is not None else None,
+            shard_nbytes=shard_nbytes,
             problems=problems,
             progress=progress,
             cancel=cancel,
@@ -1340,6 +1341,7 @@ def _verify(
     itemsize: int,
     encoding: tuple[str, str],
     shard_shape: tuple[int, ...] | None,
+    shard_nbytes: npt.NDArray[np.int64] | None = None,
     problems: dict[str, str],
     progress: ProgressCallback | None,
     cancel: CancelLike | None,
@@ -1418,6 +1420,14 @@ def _verify(
         from napari_zarr_explorer.store import bulk_chunk_checker
 
         bulk = bulk_chunk_checker(sharding.codecs, math.prod(inner) * itemsize)
+    # most stored bytes of a shard read whole: twice its decoded size, its index and 1 MiB
+    bulk_limit = 0
+    if sharding is not None and shard_shape is not None:
+        bulk_limit = (
+            2 * math.prod(shard_shape) * max(1, itemsize)
+            + sharding.index_nbytes(shard_shape)
+            + (1 << 20)
+        )
 
     async def _bulk_shard(shard_idx: tuple[int, ...], mask: npt.NDArray[np.bool_]) -> bool:
         """Read the shard once and decode its present inner chunks at once; True if all decode."""
@@ -1426,6 +1436,9 @@ def _verify(
         assert bulk is not None and sharding is not None and shard_shape is not None
         assert per is not None
         key = _join(path, _codecs.chunk_key(shard_idx, encoding))
+        listed = -1 if shard_nbytes is None else int(shard_nbytes[shard_idx])
+        if not 0 <= listed <= bulk_limit:
+            return False  # unknown or implausibly large: the plain path reads it by ranges
         try:
             data = await read_bytes_async(store, key)
             if data is None:
