@@ -12,6 +12,7 @@ memory a task uses is bounded by its region, never by the whole array.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import threading
@@ -73,28 +74,32 @@ def downsample(
     if method == "nearest":
         return np.ascontiguousarray(block[tuple(slice(None, None, f) for f in factors)])
     out_shape = tuple(math.ceil(n / f) for n, f in zip(block.shape, factors, strict=True))
-    padded_shape = tuple(o * f for o, f in zip(out_shape, factors, strict=True))
-    if padded_shape != block.shape:
-        padded = np.zeros(padded_shape, dtype=block.dtype)
-        padded[tuple(slice(0, n) for n in block.shape)] = block
-    else:
-        padded = block
-    split: list[int] = []
-    for o, f in zip(out_shape, factors, strict=True):
-        split += [o, f]
-    acc = np.float64 if block.dtype.kind != "c" else np.complex128
-    sums = padded.reshape(split).sum(axis=tuple(range(1, 2 * len(factors), 2)), dtype=acc)
-    counts = np.ones((), dtype=np.float64)
+    # Sum the boxes one offset at a time into an accumulator of the output's shape: no
+    # temporary as large as the input in the accumulator's type.
+    small_int = block.dtype.kind in "iub" and block.dtype.itemsize <= 2
+    acc = np.float32 if small_int else (np.complex128 if block.dtype.kind == "c" else np.float64)
+    sums = np.zeros(out_shape, dtype=acc)
+    for offset in itertools.product(*(range(f) for f in factors)):
+        part = block[tuple(slice(o, None, f) for o, f in zip(offset, factors, strict=True))]
+        if part.size:
+            target = sums[tuple(slice(0, n) for n in part.shape)]
+            np.add(target, part, out=target, casting="unsafe")
+    # divide in place, one axis at a time (boxes cut by the array's end hold fewer values)
     for ax, (n, f) in enumerate(zip(block.shape, factors, strict=True)):
-        c = np.full(out_shape[ax], float(f))
+        if f == 1:
+            continue
+        c = np.full(out_shape[ax], float(f), dtype=sums.real.dtype)
         if n % f:
             c[-1] = n % f
-        counts = np.multiply.outer(counts, c)
-    mean = sums / counts
+        view = [1] * len(out_shape)
+        view[ax] = out_shape[ax]
+        sums /= c.reshape(view)
+    mean = sums
     if block.dtype.kind in "iu":
         info = np.iinfo(block.dtype)
-        clipped: npt.NDArray[Any] = np.clip(np.rint(mean), info.min, info.max)
-        return clipped.astype(block.dtype)
+        np.rint(mean, out=mean)
+        np.clip(mean, info.min, info.max, out=mean)
+        return mean.astype(block.dtype)
     if block.dtype.kind == "b":
         out: npt.NDArray[Any] = mean >= 0.5
         return out
@@ -148,14 +153,43 @@ class DownsampledSource:
 
     def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int]:
         """Read the matching region of the level above and reduce it."""
+        with _LOCK:
+            arr = _output_array(self.dst_url, self.dst_options, self.path, self.run_id)
+        region = tuple(region)
+        # One index of the leading kept axis at a time (planes of a stack): the memory used
+        # is a few planes of the level above, whatever the size of the task.
+        kept = [
+            i
+            for i, (f, s) in enumerate(zip(self.factors, region, strict=True))
+            if f == 1 and s.stop - s.start > 1
+        ]
+        if not kept:
+            return self._reduce(arr, region), 0
+        ax = kept[-1]
+        out_shape = tuple(
+            math.ceil((min(s.stop * f, n) - s.start * f) / f)
+            for s, f, n in zip(region, self.factors, self.shape, strict=True)
+        )
+        out: npt.NDArray[Any] | None = None
+        for j, i in enumerate(range(region[ax].start, region[ax].stop)):
+            sub = list(region)
+            sub[ax] = slice(i, i + 1)
+            part = self._reduce(arr, sub)
+            if out is None:
+                out = np.empty(out_shape, dtype=part.dtype)
+            sel = [slice(None)] * len(out_shape)
+            sel[ax] = slice(j, j + 1)
+            out[tuple(sel)] = part
+        assert out is not None
+        return out, 0
+
+    def _reduce(self, arr: Any, region: Sequence[slice]) -> npt.NDArray[Any]:
         upper = tuple(
             slice(s.start * f, min(s.stop * f, n))
             for s, f, n in zip(region, self.factors, self.shape, strict=True)
         )
-        with _LOCK:
-            arr = _output_array(self.dst_url, self.dst_options, self.path, self.run_id)
         block = np.asarray(arr[upper])
-        return _native(downsample(block, self.factors, self.method)), 0
+        return _native(downsample(block, self.factors, self.method))
 
 
 def options_json(options: dict[str, Any] | None) -> str:
