@@ -277,3 +277,29 @@ def test_lazy_data_is_written_with_bounded_memory(tmp_path):
     assert lv2.shape == (1, 48, 1024, 1024)
     np.testing.assert_array_equal(lv0[0, 5, :2, :3], [[5, 8, 11], [12, 15, 18]])
     np.testing.assert_array_equal(lv2[0, 5, :4, :4], downsample(lv1[0, 5, :8, :8], (2, 2), "mean"))
+
+
+def test_save_modules_and_the_form_import_without_qt_or_napari():
+    # the form is magicgui declared without Qt: it builds in Jupyter as in napari
+    code = (
+        "import sys; import napari_zarr_explorer.writer, napari_zarr_explorer.save_form, "
+        "napari_zarr_explorer._cli.save, napari_zarr_explorer._writer; "
+        "bad = [k for k in sys.modules if k.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'vispy', 'superqt')]; "
+        "print(bad); raise SystemExit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_preview_defaults_and_estimate_without_writing(tmp_path):
+    from napari_zarr_explorer.writer import preview_save
+
+    layers = _scene((1500, 2100))
+    pv = preview_save(layers, compressor="zstd:3")
+    assert pv.shape == (2, 1500, 2100) and pv.axes == ("c", "y", "x") and pv.levels == 3
+    assert pv.chunks == (1, 256, 256) and pv.shards == (1, 1536, 2048)
+    assert pv.ratio is not None and pv.projected_bytes and pv.projected_bytes < pv.nbytes * 1.1
+    pv4 = preview_save(layers, ome_version="0.4", chunks=(1, 512, 512))
+    assert pv4.shards is None and pv4.chunks == (1, 512, 512)
+    assert "levels" in str(pv) and not list(tmp_path.iterdir())

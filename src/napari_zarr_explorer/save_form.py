@@ -40,6 +40,12 @@ CODECS: dict[str, tuple[int, int, int] | None] = {
 }
 
 
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ExplorerError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _shape_text(shape: Sequence[int] | None) -> str:
     return "" if not shape else ", ".join(str(int(n)) for n in shape)
 
@@ -161,8 +167,8 @@ class SaveForm(Container[Widget]):
 
         try:
             pv = preview_save(layers, ome_version=str(self.ome_version.value), compressor="none")
-        except ExplorerError as exc:
-            self.estimate.value = exc.message
+        except Exception as exc:  # a form must never fail on what the data is
+            self.estimate.value = _message(exc)
             return
         chunks, shards = _shape_text(pv.chunks), _shape_text(pv.shards)
         if str(self.chunks.value).strip() in ("", self._defaults[0]):
@@ -189,7 +195,7 @@ class SaveForm(Container[Widget]):
                 chunks=opts["chunks"],
                 shards=opts["shards"],
             )
-        except ExplorerError as exc:
-            self.estimate.value = exc.message
+        except Exception as exc:  # a form must never fail on what the data is
+            self.estimate.value = _message(exc)
             return
         self.estimate.value = str(pv)

@@ -295,10 +295,11 @@ def _from_layer_data(
             "labels layers can be saved as OME-Zarr.",
             hint="Select image and labels layers only.",
         )
-    multiscale = bool(kwargs.get("multiscale")) or (
+    # napari hands multiscale data over as a MultiScaleData sequence, not a list
+    multiscale = (bool(kwargs.get("multiscale")) and isinstance(data, Sequence)) or (
         isinstance(data, list | tuple) and len(data) > 0 and hasattr(data[0], "shape")
     )
-    levels = list(data) if multiscale and isinstance(data, list | tuple) else [data]
+    levels = list(data) if multiscale else [data]
     for lv in levels:
         if not hasattr(lv, "shape") or not hasattr(lv, "dtype"):
             levels = [np.asarray(lv) for lv in levels]
@@ -1217,8 +1218,7 @@ def preview_save(
     main_levels = [
         a
         for a in plan.arrays
-        if a.target.path.rsplit("/", 1)[0] in ("", main.path)
-        and a.target.path.count("/") == main.path.count("/") + (1 if main.path else 0)
+        if (a.target.path.rsplit("/", 1)[0] if "/" in a.target.path else "") == main.path
     ]
     grid = [math.ceil(n / c) for n, c in zip(shape, out_chunks, strict=True)]
     total = math.prod(grid)

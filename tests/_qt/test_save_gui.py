@@ -114,3 +114,26 @@ def test_save_dock_writes_and_reports(make_napari_viewer, qtbot, tmp_path, ome_v
         form.save_button.clicked.emit()
     assert "OK" in widget.status.value
     _check_reopened(out, labels.data)
+
+
+def test_reopened_multiscale_layers_save_again_with_their_levels(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    labels.data = np.pad(labels.data, ((0, 1100), (0, 0)))  # tall enough for a second level
+    for name in ("nuclei", "membrane"):
+        layer = viewer.layers[name]
+        layer.data = np.pad(layer.data, ((0, 1100), (0, 0)))
+    first = tmp_path / "first.ome.zarr"
+    viewer.layers.save(str(first), plugin="napari-zarr-explorer")
+    viewer.layers.clear()
+    viewer.open(str(first), plugin="napari-zarr-explorer")
+    assert viewer.layers["cells"].multiscale
+    second = tmp_path / "second.ome.zarr"
+    viewer.layers.save(str(second), plugin="napari-zarr-explorer")
+    a, b = open_layers(str(first)), open_layers(str(second))
+    for (d1, k1, _), (d2, k2, _) in zip(a, b, strict=True):
+        assert len(d1) == len(d2) == 2
+        for x, y in zip(d1, d2, strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        for key in ("name", "scale", "translate", "colormap"):
+            assert k1.get(key) == k2.get(key), key
