@@ -544,7 +544,21 @@ def _judge(case: Case, column: str, res: dict[str, Any]) -> Cell:
 
 
 @pytest.fixture(scope="session")
-def matrix(written: list[Case], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def environments() -> None:
+    """Build every environment at once: pip and npm mostly wait on downloads and unpacking."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(ENVS) + 1) as pool:
+        futures = [pool.submit(_env_python, env) for env in ENVS.values()]
+        futures.append(pool.submit(_node_modules))
+        for f in futures:
+            f.result()
+
+
+@pytest.fixture(scope="session")
+def matrix(
+    environments: None, written: list[Case], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("interop-read")
     cells: dict[tuple[str, str], Cell] = {}
     versions: dict[str, str] = {}
@@ -642,7 +656,7 @@ _ZARR2_WRITER = textwrap.dedent(
 
 
 @pytest.fixture(scope="session")
-def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def foreign(environments: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Stores written by other implementations: name -> (path, expected levels, version)."""
     work = tmp_path_factory.mktemp("interop-foreign")
     data = _formula()

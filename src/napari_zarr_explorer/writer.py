@@ -1030,7 +1030,7 @@ def save(
     if progress is True:
         from napari_zarr_explorer.recompress._progress import RichProgress
 
-        with RichProgress() as bar:
+        with RichProgress(label="save") as bar:
             return save(
                 layers_or_arrays,
                 url,

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = RichProgress(err_console, disable=args.json and not err_console.is_terminal)
+    bar = RichProgress(err_console, disable=args.json and not err_console.is_terminal, label="save")
     try:
         with bar:
             report = save(
