@@ -79,11 +79,14 @@ ENVS = {
 
 
 def _interpreter(version: str) -> str:
+    """A working Python *version* interpreter: this one, pyenv's, or one on the PATH.
+
+    pyenv's shims are on the PATH but fail for versions that are not selected, so every
+    candidate is tried before it is used.
+    """
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         return sys.executable
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
+    candidates: list[str] = []
     if shutil.which("pyenv"):
         bare = subprocess.run(
             ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
@@ -97,8 +100,20 @@ def _interpreter(version: str) -> str:
                 check=False,
             )
             if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip()
-    raise RuntimeError(f"No Python {version} found (install it, e.g. with pyenv).")
+                candidates.append(out.stdout.strip())
+    found = shutil.which(f"python{version}")
+    if found:
+        candidates.append(found)
+    for cand in candidates:
+        probe = subprocess.run(
+            [cand, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return cand
+    raise RuntimeError(f"No working Python {version} found (install it, e.g. with pyenv).")
 
 
 def _env_python(env: Env) -> Path:

@@ -70,7 +70,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert proc.returncode == 1
     assert "x.npy: cannot read as a NumPy .npy file" in " ".join(proc.stderr.split())
