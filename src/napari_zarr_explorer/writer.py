@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from napari_zarr_explorer.errors import ExplorerError
-from napari_zarr_explorer.locate import Location, parse_location
+from napari_zarr_explorer.store import Location, open_store, parse_location, read_bytes
 
 __all__ = [
     "MAX_SCREEN",
@@ -939,10 +939,8 @@ def _exists(loc: Location) -> bool:
     if loc.is_local:
         p = loc.path
         return p.exists() and (p.is_file() or any(p.iterdir()))
-    from napari_zarr_explorer.recompress import _io
-
-    store = loc.open_store()
-    return any(_io.get_bytes(store, k) is not None for k in ("zarr.json", ".zgroup", ".zarray"))
+    store = open_store(loc)
+    return any(read_bytes(store, k) is not None for k in ("zarr.json", ".zgroup", ".zarray"))
 
 
 def _remove(loc: Location) -> None:
