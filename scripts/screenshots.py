@@ -114,7 +114,33 @@ def main(argv: list[str] | None = None) -> int:
             str(args.out),
         ]
         return subprocess.call(cmd)
-    return render(args.out.resolve())
+    return render(args.out.resolve()) or render_save(args.out.resolve())
+
+
+def render_save(out: Path) -> int:
+    """The Save as OME-Zarr dock on the sample's image and labels (``save.png``)."""
+    import napari
+
+    from napari_zarr_explorer._qt.demo import wait_idle
+    from napari_zarr_explorer._qt.save import SaveWidget
+    from napari_zarr_explorer.layers import open_layers
+    from napari_zarr_explorer.testing import sample_path
+
+    out.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-zarr-explorer", show=True)
+    viewer.window.resize(1500, 950)
+    for data, kwargs, kind in open_layers(str(sample_path())):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    widget = SaveWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget, name="Save as OME-Zarr", area="right")
+    dock.setFloating(True)
+    dock.resize(520, 560)
+    widget.form.path.value = "/data/experiment-42/cells.ome.zarr"  # shown, never written
+    widget.form.codec.value = "blosc-zstd"
+    wait_idle([])
+    _save(dock, out / "save.png")
+    viewer.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "RecompressReport": "napari_zarr_explorer.recompress",
     "open_layers": "napari_zarr_explorer.layers",
     "open_pyramid": "napari_zarr_explorer.pyramid",
+    "save": "napari_zarr_explorer.writer",
 }
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "open_layers",
     "open_pyramid",
     "recompress",
+    "save",
     "validate",
 ]
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_zarr_explorer.pyramid import open_pyramid
     from napari_zarr_explorer.recompress import RecompressReport, recompress
     from napari_zarr_explorer.report import ArrayReport, GroupReport, StoreReport, inspect
+    from napari_zarr_explorer.writer import save
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,16 @@ __all__ = ["build_parser", "main"]
 DEBUG_ENV = "NAPARI_ZARR_EXPLORER_DEBUG"
 """Set to show the traceback of an unexpected failure."""
 
-SUBCOMMANDS = ("inspect", "chunks", "validate", "estimate", "recompress", "demo", "transform")
+SUBCOMMANDS = (
+    "inspect",
+    "chunks",
+    "validate",
+    "estimate",
+    "recompress",
+    "save",
+    "demo",
+    "transform",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,10 +28,11 @@ from napari_zarr_explorer.recompress._plan import (
     parse_shape_arg,
 )
 from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, RecompressReport
+from napari_zarr_explorer.recompress._source import ArraySource
 from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task
 from napari_zarr_explorer.store import Location, parse_location
 
-__all__ = ["JOURNAL_NAME", "plan_recompress", "recompress"]
+__all__ = ["JOURNAL_NAME", "plan_recompress", "recompress", "run_plan"]
 
 #: The progress journal kept in the output while a run is incomplete.
 JOURNAL_NAME = ".napari-zarr-explorer-progress.jsonl"
@@ -609,13 +610,8 @@ def recompress(
         raise ExplorerError(
             "replace needs verification.", hint="Drop --no-verify to use --replace."
         )
-    cancel = cancel or threading.Event()
-
-    def emit(ev: ProgressEvent) -> None:
-        if callable(progress):
-            progress(ev)
-
-    emit(ProgressEvent(phase="plan", message=f"Planning {src_loc}"))
+    if callable(progress):
+        progress(ProgressEvent(phase="plan", message=f"Planning {src_loc}"))
     plan = make_plan(
         src_loc,
         spec=spec,
@@ -624,7 +620,84 @@ def recompress(
         shards=_chunks_arg(shards, "shards"),
         ome_version=ome_version,
     )
-    _check_task_count(plan, task_bytes, str(src_loc))
+    return run_plan(
+        plan,
+        dst_loc,
+        src_loc=src_loc,
+        resume=resume,
+        overwrite=overwrite,
+        verify=verify,
+        replace=replace,
+        client=client,
+        scheduler=scheduler,
+        progress=progress if callable(progress) else None,
+        cancel=cancel,
+        threads=threads,
+        task_bytes=task_bytes,
+        started=t0,
+    )
+
+
+def run_plan(
+    plan: Plan,
+    dst_loc: Location,
+    *,
+    src_loc: Location | None = None,
+    sources: Mapping[str, ArraySource] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    verify: bool = True,
+    replace: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    threads: int | None = None,
+    task_bytes: int = DEFAULT_TASK_BYTES,
+    started: float | None = None,
+) -> RecompressReport:
+    """Write every array of *plan* to *dst_loc*: the engine behind :func:`recompress`.
+
+    The data of each output array comes either from the array at the same path in *src_loc*
+    (recompression), or from ``sources[path]``, an :class:`ArraySource` (saving in-memory or
+    lazy data). Every output object is written whole and once, verified, and journalled; the
+    root stays marked incomplete until every task has succeeded.
+
+    Parameters
+    ----------
+    plan
+        The output layout (see :func:`napari_zarr_explorer.recompress._plan.make_plan`).
+    dst_loc
+        Where to write.
+    src_loc
+        The source store of a recompression (None when every array has a source in *sources*).
+    sources
+        Data of output arrays by path; arrays with a larger ``stage`` are written only after all
+        arrays of smaller stages (a pyramid level made from the written level above it).
+    resume, overwrite, verify, replace, client, scheduler, progress, cancel, threads, task_bytes
+        As for :func:`recompress`.
+    started
+        ``time.monotonic()`` when the work began (for the report's duration).
+
+    Returns
+    -------
+    RecompressReport
+    """
+    t0 = time.monotonic() if started is None else started
+    cancel = cancel or threading.Event()
+    sources = dict(sources or {})
+    label = str(src_loc) if src_loc is not None else str(plan.source)
+    missing = [a.target.path for a in plan.arrays if a.target.path not in sources]
+    if missing and src_loc is None:
+        raise ExplorerError(f"No source data for {missing[0] or '/'}.")  # pragma: no cover
+    if replace and src_loc is None:
+        raise ExplorerError("replace needs a source store.")  # pragma: no cover
+
+    def emit(ev: ProgressEvent) -> None:
+        if progress is not None:
+            progress(ev)
+
+    _check_task_count(plan, task_bytes, label)
     if dst_loc.is_local and dst_loc.path.exists() and not dst_loc.path.is_dir():
         raise ExplorerError(
             f"The output {dst_loc} is an existing file.", hint="Choose a new output folder."
@@ -673,7 +746,7 @@ def recompress(
 
     marker = {
         "incomplete": True,
-        "source": str(src_loc),
+        "source": label,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     # The marker goes first, so no reader ever sees unmarked partial data.
@@ -693,7 +766,10 @@ def recompress(
 
     # ---------------------------------------------------------------- tasks
     run_id = uuid.uuid4().hex
-    src_opts = json.dumps(src_loc.storage_options or {}, sort_keys=True)
+    src_opts = json.dumps(
+        (src_loc.storage_options if src_loc is not None else None) or {}, sort_keys=True
+    )
+    src_url = src_loc.url if src_loc is not None else ""
     dst_opts = json.dumps(dst_loc.storage_options or {}, sort_keys=True)
     tasks: list[tuple[ArrayPlan, TaskSpec, int]] = []
     skipped = 0
@@ -709,7 +785,7 @@ def recompress(
                 skipped_blocks.append((a, block))
                 continue
             ts = TaskSpec(
-                src_url=src_loc.url,
+                src_url=src_url,
                 src_options=src_opts,
                 dst_url=dst_loc.url,
                 dst_options=dst_opts,
@@ -721,6 +797,7 @@ def recompress(
                 mode="check" if is_done else "write",
                 clean=resumed,
                 run_id=run_id,
+                source=sources.get(a.target.path),
             )
             tasks.append((a, ts, _units_in(block)))
     objects_total = sum(a.objects_total for a in plan.arrays)
@@ -747,13 +824,21 @@ def recompress(
             message=f"Writing {len(tasks)} tasks with {ex.name}",
         )
     )
+    pending: tuple[ArrayPlan, TaskSpec, int] | None = None
+    running_stage = 0
     try:
         while True:
             while len(inflight) < window and not cancel.is_set() and error is None:
-                nxt = next(it, None)
-                if nxt is None:
+                if pending is None:
+                    pending = next(it, None)
+                if pending is None:
                     break
-                inflight[ex.submit(nxt[1])] = nxt
+                stage = getattr(pending[1].source, "stage", 0)
+                if inflight and stage > running_stage:
+                    break  # a later stage reads what the running one writes: wait for it
+                running_stage = max(running_stage, stage)
+                inflight[ex.submit(pending[1])] = pending
+                pending = None
             if not inflight:
                 break
             for fut in ex.wait(set(inflight)):
@@ -794,12 +879,12 @@ def recompress(
     if error is not None:
         if isinstance(error, ExplorerError):
             raise ExplorerError(
-                f"Recompressing {src_loc} failed in {failed_task}: {error.message}",
+                f"Recompressing {label} failed in {failed_task}: {error.message}",
                 hint=(f"{error.hint} " if error.hint else "")
                 + "The output is marked incomplete; fix the cause and continue with --resume.",
             ) from error
         raise ExplorerError(
-            f"Recompressing {src_loc} failed in {failed_task}: {type(error).__name__}: {error}",
+            f"Recompressing {label} failed in {failed_task}: {type(error).__name__}: {error}",
             hint="The output is marked incomplete; fix the cause and continue with --resume.",
         ) from error
 
@@ -855,7 +940,7 @@ def recompress(
             notes.append(_consolidate(writer, plan.zarr_format))
         if plan.is_ome:
             validation = _validate(dst_loc)
-        if replace:
+        if replace and src_loc is not None:
             b = _swap(src_loc.path, dst_loc.path)
             backup = str(b)
             destination = str(src_loc.path)
@@ -874,9 +959,9 @@ def recompress(
     )
     befores = [r.bytes_before for r in array_results]
     return RecompressReport(
-        source=str(src_loc),
+        source=label,
         destination=destination,
-        compressor=spec.label,
+        compressor=plan.spec.label,
         zarr_format=plan.zarr_format,
         arrays=tuple(array_results),
         groups=tuple(g.path for g in plan.groups),

@@ -80,7 +80,7 @@ class ArrayPlan:
 class Plan:
     """Everything decided before any byte is written."""
 
-    source: Location
+    source: Location | str
     spec: CompressorSpec
     zarr_format: int
     root_kind: str

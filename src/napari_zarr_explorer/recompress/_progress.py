@@ -23,9 +23,13 @@ class RichProgress:
         A ``rich.console.Console`` (default: a new one on standard error).
     disable
         Show nothing (the callback still accepts events).
+    label
+        What the bar says while writing (``"recompress"``, ``"save"``).
     """
 
-    def __init__(self, console: Any = None, *, disable: bool = False) -> None:
+    def __init__(
+        self, console: Any = None, *, disable: bool = False, label: str = "recompress"
+    ) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -47,6 +51,7 @@ class RichProgress:
             disable=disable,
         )
         self._task: Any = None
+        self.label = label
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -66,12 +71,12 @@ class RichProgress:
             if event.phase == "plan":
                 return
             self._task = self.progress.add_task(
-                "recompress", total=event.bytes_total or None, objects=""
+                self.label, total=event.bytes_total or None, objects=""
             )
         self.progress.update(
             self._task,
             total=event.bytes_total or None,
             completed=event.bytes_done,
             objects=f"{event.objects_done}/{event.objects_total} objects",
-            description="verifying" if event.phase == "check" else "recompress",
+            description="verifying" if event.phase == "check" else self.label,
         )

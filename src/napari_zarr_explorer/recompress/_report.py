@@ -175,6 +175,8 @@ class RecompressReport:
     notes: tuple[str, ...] = ()
     validation: str | None = None
     scheduler: str = "threads"
+    #: What produced the output: ``"Recompress"`` or ``"Save"`` (from napari layers or arrays).
+    action: str = "Recompress"
 
     @property
     def ok(self) -> bool:
@@ -249,7 +251,7 @@ class RecompressReport:
     def __str__(self) -> str:
         ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
         lines = [
-            f"Recompress {self.source} -> {self.destination}: {self._status()}",
+            f"{self.action} {self.source} -> {self.destination}: {self._status()}",
             f"  compressor {self.compressor}, Zarr v{self.zarr_format}, scheduler {self.scheduler}",
             f"  {self.arrays_written} arrays, {len(self.groups)} groups, "
             f"{self.objects_written} objects ({self.chunks_written} chunks) written"
@@ -292,7 +294,7 @@ class RecompressReport:
             items = "".join(f"<li>{e(m)}</li>" for m in self.mismatches[:50])
             extra += f"<ul>{items}</ul>"
         return (
-            f"<div><p><b>Recompress</b> <code>{e(self.source)}</code> &rarr; "
+            f"<div><p><b>{e(self.action)}</b> <code>{e(self.source)}</code> &rarr; "
             f"<code>{e(self.destination)}</code>: "
             f"<b style='color:{colour}'>{e(self._status())}</b></p>"
             f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; stored "

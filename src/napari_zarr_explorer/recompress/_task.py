@@ -59,6 +59,8 @@ class TaskSpec:
     mode: Literal["write", "check"] = "write"
     clean: bool = False
     run_id: str = ""
+    #: In-memory or derived data to write instead of the array at ``src_path`` of ``src_url``.
+    source: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,11 @@ def run_task(task: TaskSpec) -> TaskResult:
         min(b * u, n) for (_, b), u, n in zip(task.units, unit_shape, t.shape, strict=True)
     )
     region = tuple(slice(a, b) for a, b in zip(start, stop, strict=True))
-    reader = _io.source_reader(task.src_url, task.src_options, task.src_path, task.run_id)
+    reader: Any = (
+        task.source
+        if task.source is not None
+        else _io.source_reader(task.src_url, task.src_options, task.src_path, task.run_id)
+    )
     data, bytes_read = reader.read(region)
     data = data.astype(np.dtype(t.dtype).newbyteorder("="), copy=False)
     out = _io.writer(task.dst_url, task.dst_options, task.run_id)

@@ -1,0 +1,100 @@
+"""The Save as OME-Zarr dock: the magicgui save form in napari.
+
+It shows :class:`~napari_zarr_explorer.save_form.SaveForm` and runs
+:func:`napari_zarr_explorer.writer.save` in a worker thread with progress and a Cancel button.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Signal  # type: ignore[attr-defined]
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from napari_zarr_explorer._qt._common import Task, error_message, notify_info
+from napari_zarr_explorer.save_form import SaveForm
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["SaveWidget"]
+
+
+class SaveWidget(QWidget):
+    """Save the chosen image and labels layers as one OME-Zarr image."""
+
+    finished = Signal()
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.form = SaveForm(self._layers)
+        self.status = self.form.status
+        self.task: Task | None = None
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.form.native)
+        lay.addStretch(1)
+        self.form.save_button.clicked.connect(self.start)
+        self.form.cancel_button.clicked.connect(self.cancel)
+        events = napari_viewer.layers.events
+        for ev in (events.inserted, events.removed, events.reordered):
+            ev.connect(self._refresh)
+        self._refresh()
+
+    def _layers(self) -> dict[str, Any]:
+        from napari.layers import Image, Labels
+
+        return {
+            layer.name: layer for layer in self.viewer.layers if isinstance(layer, Image | Labels)
+        }
+
+    def _refresh(self, *_: Any) -> None:
+        self.form.refresh_layers()
+
+    def start(self, *_: Any) -> None:
+        if self.task is not None and self.task.running:
+            return
+        path = str(self.form.path.value or "").strip()
+        layers = self.form.selected_layers()
+        if not path or path == "." or not layers:
+            self.status.value = "Choose an output folder and at least one layer."
+            self.finished.emit()
+            return
+        opts = self.form.save_options()
+        from napari_zarr_explorer.writer import save
+
+        def work(progress: Any, cancel: Any) -> Any:
+            return save(layers, path, progress=progress, cancel=cancel, **opts)
+
+        self.task = Task(
+            work,
+            desc="Saving OME-Zarr",
+            parent=self,
+            on_result=self._done,
+            on_error=self._failed,
+            deliver_after_cancel=True,
+        )
+        self.task.finished.connect(self._finished)
+        self.form.save_button.enabled = False
+        self.form.cancel_button.enabled = True
+        self.status.value = f"Saving to {path}..."
+        self.task.start()
+
+    def cancel(self, *_: Any) -> None:
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+
+    def _done(self, report: Any) -> None:
+        if report.cancelled:
+            self.status.value = "Cancelled: nothing was kept."
+            return
+        self.status.value = f"OK, verified: {report.destination}"
+        notify_info(f"Saved {report.destination}")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.value = error_message(exc)
+
+    def _finished(self) -> None:
+        self.form.save_button.enabled = True
+        self.form.cancel_button.enabled = False
+        self.finished.emit()

@@ -1,0 +1,201 @@
+"""The save dialog as a magicgui form, declared without Qt (runs in napari and in Jupyter).
+
+:class:`SaveForm` holds the choices of :func:`napari_zarr_explorer.writer.save`: output,
+layers, OME-Zarr version, codec and level, chunk and shard shapes (defaulted from the data),
+overwrite, and shows what will be written with an estimate of its size measured on sampled
+chunks. A view (the napari dock in ``_qt/save.py``) gives it the layers and runs the save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from magicgui.types import FileDialogMode
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    Select,
+    SpinBox,
+    Widget,
+)
+
+from napari_zarr_explorer.errors import ExplorerError
+
+__all__ = ["CODECS", "SaveForm"]
+
+#: codec -> (lowest, highest, default level) or None when it takes no level.
+CODECS: dict[str, tuple[int, int, int] | None] = {
+    "zstd": (1, 22, 3),
+    "blosc-zstd": (0, 9, 5),
+    "blosc-lz4": (0, 9, 5),
+    "blosc-lz4hc": (0, 9, 5),
+    "gzip": (0, 9, 6),
+    "none": None,
+}
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ExplorerError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    return "" if not shape else ", ".join(str(int(n)) for n in shape)
+
+
+class SaveForm(Container[Widget]):
+    """Choices for saving layers as OME-Zarr, with defaults and an estimate from the data.
+
+    Parameters
+    ----------
+    get_layers
+        Returns ``{name: layer}`` of the layers that can be saved (napari layers or
+        ``(data, kwargs, layer_type)`` tuples).
+    """
+
+    def __init__(self, get_layers: Callable[[], dict[str, Any]] | None = None) -> None:
+        self._get_layers = get_layers or dict
+        self.path = FileEdit(mode=FileDialogMode.OPTIONAL_FILE, label="Save to", filter="*.zarr")
+        self.layer_names = Select(label="Layers", choices=[], allow_multiple=True)
+        self.ome_version = ComboBox(
+            label="OME-Zarr",
+            choices=["0.5", "0.4"],
+            value="0.5",
+            tooltip="0.5: Zarr v3, sharded. 0.4: Zarr v2, read by older tools.",
+        )
+        self.codec = ComboBox(label="Codec", choices=list(CODECS), value="zstd")
+        self.level = SpinBox(label="Level", min=1, max=22, value=3)
+        self.chunks = LineEdit(label="Chunks", tooltip="Chunk shape, OME axis order (t,c,z,y,x)")
+        self.shards = LineEdit(label="Shards", tooltip="Shard shape (Zarr v3); 'none' for none")
+        self.overwrite = CheckBox(
+            label="Overwrite",
+            value=False,
+            tooltip="Replace an existing Zarr store (written beside it, verified, then swapped).",
+        )
+        self.estimate = Label(label="Estimate", value="")
+        self.save_button = PushButton(text="Save")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(label="", value="")
+        super().__init__(
+            widgets=[
+                self.path,
+                self.layer_names,
+                self.ome_version,
+                self.codec,
+                self.level,
+                self.chunks,
+                self.shards,
+                self.overwrite,
+                self.estimate,
+                self.save_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self._defaults: tuple[str, str] = ("", "")
+        self.codec.changed.connect(self._codec_changed)
+        self.ome_version.changed.connect(self._layout_changed)
+        self.layer_names.changed.connect(self._layers_changed)
+        for w in (self.level, self.chunks, self.shards):
+            w.changed.connect(self.update_estimate)
+
+    # ---------------------------------------------------------------- choices
+    def compressor(self) -> str:
+        """Return the compressor string (``"zstd:3"``)."""
+        codec = str(self.codec.value)
+        return codec if CODECS.get(codec) is None else f"{codec}:{int(self.level.value)}"
+
+    def save_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`napari_zarr_explorer.writer.save`."""
+        chunks = str(self.chunks.value).strip() or None
+        shards: str | None = str(self.shards.value).strip() or None
+        if self.ome_version.value == "0.4":
+            shards = None
+        return {
+            "ome_version": str(self.ome_version.value),
+            "compressor": self.compressor(),
+            "chunks": chunks,
+            "shards": shards,
+            "overwrite": bool(self.overwrite.value),
+        }
+
+    def selected_layers(self) -> list[Any]:
+        """Return the chosen layers, in the order of the layer list."""
+        layers = self._get_layers()
+        chosen = set(self.layer_names.value or [])
+        return [layer for name, layer in layers.items() if name in chosen]
+
+    # ---------------------------------------------------------------- updates
+    def refresh_layers(self) -> None:
+        """Re-read the layers; keep the choice where possible (all chosen at first)."""
+        names = list(self._get_layers())
+        old = set(self.layer_names.value or [])
+        self.layer_names.choices = names
+        keep = [n for n in names if n in old] or names
+        self.layer_names.value = keep
+        self._layers_changed()
+
+    def _codec_changed(self, *_: Any) -> None:
+        lv = CODECS.get(str(self.codec.value))
+        self.level.enabled = lv is not None
+        if lv is not None:
+            self.level.min, self.level.max = lv[0], lv[1]
+            self.level.value = lv[2]
+        self.update_estimate()
+
+    def _layout_changed(self, *_: Any) -> None:
+        self.shards.enabled = self.ome_version.value == "0.5"
+        self._set_defaults()
+
+    def _layers_changed(self, *_: Any) -> None:
+        self._set_defaults()
+
+    def _set_defaults(self) -> None:
+        """Fill chunk and shard shapes from the data (unless the user changed them)."""
+        layers = self.selected_layers()
+        if not layers:
+            self.estimate.value = ""
+            return
+        from napari_zarr_explorer.writer import preview_save
+
+        try:
+            pv = preview_save(layers, ome_version=str(self.ome_version.value), compressor="none")
+        except Exception as exc:  # a form must never fail on what the data is
+            self.estimate.value = _message(exc)
+            return
+        chunks, shards = _shape_text(pv.chunks), _shape_text(pv.shards)
+        if str(self.chunks.value).strip() in ("", self._defaults[0]):
+            self.chunks.value = chunks
+        if str(self.shards.value).strip() in ("", self._defaults[1]) or not shards:
+            self.shards.value = shards
+        self._defaults = (chunks, shards)
+        self.update_estimate()
+
+    def update_estimate(self, *_: Any) -> None:
+        """Show what will be written and its estimated size."""
+        layers = self.selected_layers()
+        if not layers:
+            self.estimate.value = "no layer chosen"
+            return
+        from napari_zarr_explorer.writer import preview_save
+
+        opts = self.save_options()
+        try:
+            pv = preview_save(
+                layers,
+                ome_version=opts["ome_version"],
+                compressor=opts["compressor"],
+                chunks=opts["chunks"],
+                shards=opts["shards"],
+            )
+        except Exception as exc:  # a form must never fail on what the data is
+            self.estimate.value = _message(exc)
+            return
+        self.estimate.value = str(pv)

@@ -1,0 +1,139 @@
+"""Saving from a real napari viewer: the npe2 writer and the save dock, reopened by our reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_zarr_explorer.layers import open_layers
+
+
+def _scene(viewer):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 4000, size=(2, 64, 96), dtype=np.uint16)
+    viewer.add_image(
+        img,
+        channel_axis=0,
+        name=["nuclei", "membrane"],
+        colormap=["green", "magenta"],
+        contrast_limits=[(0, 3000), (100, 2000)],
+        scale=(0.5, 0.25),
+        translate=(10.0, -4.0),
+    )
+    labels = viewer.add_labels(
+        np.zeros((64, 96), dtype=np.int32), name="cells", scale=(0.5, 0.25), translate=(10.0, -4.0)
+    )
+    # edit the labels the way a user does: paint, then fill
+    labels.paint((10, 10), 3, refresh=True)
+    labels.data[40:50, 60:80] = 7
+    labels.refresh()
+    return labels
+
+
+def _check_reopened(path, labels_data):
+    layers = open_layers(str(path))
+    kinds = [t for _, _, t in layers]
+    assert kinds == ["image", "labels"]
+    _, kw, _ = layers[0]
+    assert kw["name"] == ["nuclei", "membrane"]
+    assert kw["colormap"] == ["green", "magenta"]
+    assert kw["contrast_limits"] == [[0.0, 3000.0], [100.0, 2000.0]]
+    assert kw["scale"] == (0.5, 0.25)
+    assert kw["translate"] == (10.0, -4.0)
+    ldata, lkw, _ = layers[1]
+    assert lkw["name"] == "cells"
+    assert lkw["scale"] == (0.5, 0.25) and lkw["translate"] == (10.0, -4.0)
+    got = np.asarray(ldata[0] if isinstance(ldata, list) else ldata)
+    np.testing.assert_array_equal(got, labels_data)
+    # the colours napari showed are the colours stored
+    assert set(lkw["colormap"]) >= {3, 7}
+    return lkw["colormap"]
+
+
+def test_save_selected_layers_through_the_writer_contribution(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    expected = {v: [round(c * 255) for c in labels.colormap.map(np.array([v]))[0]] for v in (3, 7)}
+    out = tmp_path / "scene.ome.zarr"
+    written = viewer.layers.save(str(out), plugin="napari-zarr-explorer")
+    assert written == [str(out)]
+    cmap = _check_reopened(out, labels.data)
+    for v in (3, 7):
+        assert [round(c * 255) for c in cmap[v]] == expected[v]
+    # reopened in napari: same placement, and the labels layer shows the same colours
+    viewer.layers.clear()
+    viewer.open(str(out), plugin="napari-zarr-explorer")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["nuclei", "membrane", "cells"]
+    cells = viewer.layers["cells"]
+    np.testing.assert_allclose(cells.scale, (0.5, 0.25))
+    np.testing.assert_allclose(cells.translate, (10.0, -4.0))
+    for v in (3, 7):
+        got = [round(c * 255) for c in cells.colormap.map(np.array([v]))[0]]
+        assert got == expected[v]
+
+
+def test_saving_again_replaces_the_store_safely(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    out = tmp_path / "scene.ome.zarr"
+    viewer.layers.save(str(out), plugin="napari-zarr-explorer")
+    labels.data[0:5, 0:5] = 9
+    viewer.layers.save(str(out), plugin="napari-zarr-explorer")
+    _check_reopened(out, labels.data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.ome.zarr"]
+
+
+def test_a_single_labels_layer_becomes_a_label_image(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    viewer.layers.selection = {labels}
+    out = tmp_path / "cells.ome.zarr"
+    viewer.layers.save(str(out), selected=True, plugin="napari-zarr-explorer")
+    layers = open_layers(str(out))
+    assert [t for _, _, t in layers] == ["labels"]
+    np.testing.assert_array_equal(np.asarray(layers[0][0]), labels.data)
+
+
+@pytest.mark.parametrize("ome_version", ["0.5", "0.4"])
+def test_save_dock_writes_and_reports(make_napari_viewer, qtbot, tmp_path, ome_version):
+    from napari_zarr_explorer._qt.save import SaveWidget
+
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    widget = SaveWidget(viewer)
+    form = widget.form
+    out = tmp_path / "dock.ome.zarr"
+    form.path.value = str(out)
+    form.ome_version.value = ome_version
+    form.codec.value = "blosc-zstd"
+    form.level.value = 5
+    assert "1, 256" in form.chunks.value or "64, 96" in form.chunks.value
+    assert form.estimate.value  # the estimate is shown
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        form.save_button.clicked.emit()
+    assert "OK" in widget.status.value
+    _check_reopened(out, labels.data)
+
+
+def test_reopened_multiscale_layers_save_again_with_their_levels(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    labels = _scene(viewer)
+    labels.data = np.pad(labels.data, ((0, 1100), (0, 0)))  # tall enough for a second level
+    for name in ("nuclei", "membrane"):
+        layer = viewer.layers[name]
+        layer.data = np.pad(layer.data, ((0, 1100), (0, 0)))
+    first = tmp_path / "first.ome.zarr"
+    viewer.layers.save(str(first), plugin="napari-zarr-explorer")
+    viewer.layers.clear()
+    viewer.open(str(first), plugin="napari-zarr-explorer")
+    assert viewer.layers["cells"].multiscale
+    second = tmp_path / "second.ome.zarr"
+    viewer.layers.save(str(second), plugin="napari-zarr-explorer")
+    a, b = open_layers(str(first)), open_layers(str(second))
+    for (d1, k1, _), (d2, k2, _) in zip(a, b, strict=True):
+        assert len(d1) == len(d2) == 2
+        for x, y in zip(d1, d2, strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        for key in ("name", "scale", "translate", "colormap"):
+            assert k1.get(key) == k2.get(key), key
