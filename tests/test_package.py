@@ -44,3 +44,21 @@ def test_public_names_resolve():
     assert set(m.__all__) == {"__version__", *m._EXPORTS}
     for name in m.__all__:
         assert getattr(m, name) is not None
+
+
+def test_public_functions_win_over_submodules_of_the_same_name():
+    # Importing the modules first (as the writer and the CLI do) must not turn nze.estimate or
+    # nze.recompress into modules.
+    code = (
+        "import napari_zarr_explorer.estimate, napari_zarr_explorer.recompress\n"
+        "import napari_zarr_explorer as nze\n"
+        "import types\n"
+        "for name in ('estimate', 'recompress'):\n"
+        "    f = getattr(nze, name)\n"
+        "    assert callable(f) and not isinstance(f, types.ModuleType), name\n"
+        "from napari_zarr_explorer.recompress import plan_recompress\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

@@ -7,6 +7,8 @@ on first use.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -71,3 +73,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return list(__all__)
+
+
+class _Package(types.ModuleType):
+    """This package, whose public functions win over submodules of the same name.
+
+    ``estimate`` and ``recompress`` are public functions and also modules of this package. Once
+    any code imports such a module, the import system sets the package attribute to the module;
+    reading the attribute still gives the function.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
+            return getattr(value, name)
+        return value
+
+
+sys.modules[__name__].__class__ = _Package

@@ -8,10 +8,6 @@ original while keeping a backup. See :func:`recompress`.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from napari_zarr_explorer.recompress._engine import JOURNAL_NAME, plan_recompress, recompress
 from napari_zarr_explorer.recompress._plan import MARKER_KEY, ArrayPlan, Plan, suggest_layout
 from napari_zarr_explorer.recompress._progress import RichProgress
@@ -31,17 +27,3 @@ __all__ = [
     "suggest_layout",
 ]
 
-
-class _CallableModule(types.ModuleType):
-    """The ``recompress`` package, callable as :func:`recompress`.
-
-    ``napari_zarr_explorer.recompress`` is both this subpackage and the public function: once
-    any module imports the subpackage first (``save`` does), the import system sets the
-    package attribute to the module, so the module must behave as the function.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RecompressReport:
-        return recompress(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
