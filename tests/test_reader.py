@@ -340,12 +340,8 @@ def test_absurd_shape_opens_cheaply(tmp_path: Path) -> None:
     arr[0, :4, :4] = 7
     ((data, _, _),) = read(tmp_path / "huge.zarr")
     assert data.shape == (10**6,) * 3
-    assert data.npartitions <= 100_000
-    # every block is a whole multiple of the stored chunk
-    assert all(
-        c[0] % s == 0 or c[0] == n
-        for c, s, n in zip(data.chunks, (1, 256, 256), data.shape, strict=True)
-    )
+    # napari aligns the regions it reads to the stored chunks it is told about
+    assert data.chunks == (1, 256, 256)
     np.testing.assert_array_equal(np.asarray(data[0, :5, :5])[:4, :4], 7)
 
 

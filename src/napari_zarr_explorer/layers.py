@@ -1,7 +1,9 @@
 """Turn a Zarr or OME-Zarr store into napari layer data, without importing napari.
 
 :func:`open_layers` returns ``(data, kwargs, layer_type)`` tuples (npe2 ``LayerData``). Data are
-lazy dask arrays (see :mod:`napari_zarr_explorer.pyramid`); nothing but metadata is read here.
+lazy arrays napari slices directly (:class:`~napari_zarr_explorer.pyramid.LazyArray`: a view
+reads only the stored chunks under it), plates a lazy dask mosaic (see
+:mod:`napari_zarr_explorer.pyramid`); nothing but metadata is read here.
 Problems that do not stop the opening are reported as
 :class:`~napari_zarr_explorer.errors.ExplorerWarning`.
 
@@ -36,9 +38,12 @@ from napari_zarr_explorer.ome.model import (
     parse_ome,
 )
 from napari_zarr_explorer.pyramid import (
+    MAX_BLOCKS,
     ChunkReader,
+    LazyArray,
     _numeric,
-    as_dask,
+    as_level,
+    dask_chunks,
     find_pyramid,
     list_children,
 )
@@ -213,7 +218,7 @@ class _Ctx:
                 hint="Images need a numeric or boolean array with at least two dimensions.",
             )
         arr = _open_image(self.loc, node.path, store=self.store)
-        data = as_dask(arr, where=self.where(node.path))
+        data = as_level(arr, where=self.where(node.path))
         dims = node.metadata.get("dimension_names") if node.zarr_format == 3 else None
         kwargs: dict[str, Any] = {
             "name": name or (node.path.rsplit("/", 1)[-1] if node.path else self.loc.name),
@@ -255,7 +260,7 @@ class _Ctx:
         pyr = find_pyramid(arrays)
         if pyr:
             levels = [
-                as_dask(
+                as_level(
                     _open_image(self.loc, nodes[n].path, store=self.store),
                     where=self.where(nodes[n].path),
                 )
@@ -316,9 +321,9 @@ class _Ctx:
 
     def levels(
         self, node: NodeMeta, ms: Multiscale
-    ) -> tuple[list[da.Array], list[str], list[int], tuple[Axis, ...]]:
+    ) -> tuple[list[LazyArray], list[str], list[int], tuple[Axis, ...]]:
         """Open the usable levels of *ms*; return arrays, paths, dataset indices and axes."""
-        out: list[da.Array] = []
+        out: list[LazyArray] = []
         paths: list[str] = []
         used: list[int] = []
         problems: list[str] = []
@@ -344,7 +349,7 @@ class _Ctx:
             if out and any(s > p for s, p in zip(arr.shape, out[-1].shape, strict=True)):
                 problems.append(f"level {ds.path!r} is larger than the level before it; skipped")
                 continue
-            out.append(as_dask(arr, where=self.where(key)))
+            out.append(as_level(arr, where=self.where(key)))
             paths.append(key)
             used.append(i)
         if problems:
@@ -380,12 +385,11 @@ class _Ctx:
         as_labels: bool,
         extra_md: Mapping[str, Any] | None = None,
         data_override: list[da.Array] | None = None,
-        opened: tuple[list[da.Array], list[str], list[int], tuple[Axis, ...]] | None = None,
+        opened: tuple[list[LazyArray], list[str], list[int], tuple[Axis, ...]] | None = None,
         name: str | None = None,
     ) -> LayerData:
-        levels, paths, used, axes = opened if opened is not None else self.levels(node, ms)
-        if data_override is not None:
-            levels = data_override
+        opened_levels, paths, used, axes = opened if opened is not None else self.levels(node, ms)
+        levels: list[Any] = list(opened_levels) if data_override is None else list(data_override)
         ndim = levels[0].ndim
         ds0 = ms.datasets[used[0]]
         scale = list(ds0.scale) if ds0.scale is not None and len(ds0.scale) == ndim else None
@@ -673,20 +677,30 @@ class _Ctx:
         mosaic: list[da.Array] = []
         import dask.array as da
 
+        per_well = max(1, MAX_BLOCKS // max(1, nrows * ncols))
         for lev, rel, tmpl in zip(range(len(levels)), rel_levels, levels, strict=True):
+            # one block per stored chunk (napari computes whole blocks), fewer only when a plate
+            # would have too many
+            blocks = dask_chunks(
+                tmpl.shape,
+                tmpl.chunks or tmpl.shape,
+                itemsize=tmpl.dtype.itemsize,
+                max_blocks=per_well,
+                min_block_bytes=0,
+            )
             rows = []
             for r in range(nrows):
                 row = []
                 for c in range(ncols):
                     wpath = where_well.get((r, c))
                     if wpath is None:
-                        row.append(da.zeros(tmpl.shape, dtype=tmpl.dtype, chunks=tmpl.chunks))
+                        row.append(da.zeros(tmpl.shape, dtype=tmpl.dtype, chunks=blocks))
                         continue
                     reader = _LazyWellLevel(self, node.path, wpath, field_path, rel, tmpl)
                     row.append(
                         da.from_array(  # type: ignore[no-untyped-call]
                             reader,
-                            chunks=tmpl.chunks,
+                            chunks=blocks,
                             name=f"plate-{lev}-{r}-{c}-" + _token(self.loc.url, node.path, rel),
                             asarray=False,
                             inline_array=True,
@@ -840,10 +854,9 @@ def _token(*parts: Any) -> str:
     return str(tokenize(*parts))
 
 
-def _viewable(arr: da.Array) -> da.Array:
+def _viewable(arr: Any) -> Any:
     if arr.dtype == bool:
-        converted: da.Array = arr.astype(np.uint8)  # type: ignore[no-untyped-call]
-        return converted
+        return arr.astype(np.uint8)
     return arr
 
 

@@ -1,9 +1,19 @@
-"""Zarr arrays as lazy dask arrays, aligned to storage, bounded, and tolerant of bad chunks.
+"""Zarr arrays as lazy arrays for napari and dask, aligned to storage, bounded, tolerant.
 
-:func:`as_dask` wraps a ``zarr.Array`` in :class:`ChunkReader` (an array-like whose
-``__getitem__`` reads through zarr-python) and builds a dask array whose blocks are whole stored
-chunks (whole shards for sharded arrays), coarsened to whole multiples when the block count would
-exceed :data:`MAX_BLOCKS`. Reading is guarded:
+Two lazy faces over one :class:`ChunkReader` (an array-like whose ``__getitem__`` reads through
+zarr-python):
+
+- :func:`as_level` gives what napari displays: a :class:`LazyArray` that napari slices directly.
+  Indexing it only records the selection; ``numpy.asarray`` reads exactly the stored chunks under
+  it, all of them in one concurrent zarr read, and keeps them in a bounded cache of decoded chunks
+  (:func:`chunk_cache`, sized by ``NAPARI_ZARR_EXPLORER_CACHE_BYTES``) so that panning only reads
+  the chunks that come into view. napari's dask settings (task fusion off) play no part.
+- :func:`as_dask` gives what Python users compute with (:func:`open_pyramid`): a dask array whose
+  blocks are whole stored chunks (whole shards for sharded arrays), grown to about
+  :data:`MIN_BLOCK_BYTES` and coarsened to whole multiples when the block count would exceed
+  :data:`MAX_BLOCKS`.
+
+Reading is guarded:
 
 - a read whose chunks would decode to more than the limit (:func:`max_chunk_bytes`, set with the
   environment variable ``NAPARI_ZARR_EXPLORER_MAX_CHUNK_BYTES``) raises
@@ -14,11 +24,13 @@ exceed :data:`MAX_BLOCKS`. Reading is guarded:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from itertools import pairwise, product
 from typing import TYPE_CHECKING, Any
@@ -41,11 +53,17 @@ if TYPE_CHECKING:
     import zarr
 
 __all__ = [
+    "CACHE_ENV",
     "DEFAULT_MAX_CHUNK_BYTES",
     "MAX_BLOCKS",
+    "ChunkCache",
     "ChunkReader",
+    "LazyArray",
     "PyramidLevels",
     "as_dask",
+    "as_level",
+    "cache_bytes",
+    "chunk_cache",
     "dask_chunks",
     "find_pyramid",
     "max_chunk_bytes",
@@ -63,23 +81,125 @@ MAX_BLOCKS = 100_000
 MIN_BLOCK_BYTES = 128 * 1024 * 1024
 
 
-def max_chunk_bytes() -> int:
-    """Return the decoded-bytes limit per read, from the environment or the default (1 GiB)."""
-    raw = os.environ.get(LIMIT_ENV, "").strip()
+#: Environment variable setting the size of the cache of decoded chunks (bytes; K, M, G, T).
+CACHE_ENV = "NAPARI_ZARR_EXPLORER_CACHE_BYTES"
+#: Largest default size of the cache of decoded chunks (1 GiB; at most a quarter of the memory).
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _env_bytes(name: str, default: int, *, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_MAX_CHUNK_BYTES
+        return default
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]*)?)\s*([KMGT]?)(?:i?B)?", raw, flags=re.IGNORECASE)
     if m is None:
         warnings.warn(
-            f"{LIMIT_ENV}={os.environ[LIMIT_ENV]!r} is not a number of bytes; using the default "
-            f"{DEFAULT_MAX_CHUNK_BYTES}.",
+            f"{name}={os.environ[name]!r} is not a number of bytes; using the default {default}.",
             ExplorerWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-        return DEFAULT_MAX_CHUNK_BYTES
+        return default
     mult = 1024 ** ("KMGT".index(m.group(2).upper()) + 1) if m.group(2) else 1
-    value = int(float(m.group(1)) * mult)
-    return max(value, 1)
+    return max(int(float(m.group(1)) * mult), minimum)
+
+
+def max_chunk_bytes() -> int:
+    """Return the decoded-bytes limit per read, from the environment or the default (1 GiB)."""
+    return _env_bytes(LIMIT_ENV, DEFAULT_MAX_CHUNK_BYTES, minimum=1)
+
+
+def cache_bytes() -> int:
+    """Return the size of the cache of decoded chunks shown in napari.
+
+    From ``NAPARI_ZARR_EXPLORER_CACHE_BYTES`` (``0`` turns the cache off), else 1 GiB or a quarter
+    of the physical memory, whichever is smaller.
+    """
+    default = DEFAULT_CACHE_BYTES
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 0
+    if physical > 0:
+        default = min(default, physical // 4)
+    return _env_bytes(CACHE_ENV, default, minimum=0)
+
+
+class ChunkCache:
+    """Decoded chunks, least recently used first out beyond *max_bytes*; thread-safe.
+
+    Keys are ``(reader id, chunk grid coordinates)``; values are read-only arrays.
+
+    Parameters
+    ----------
+    max_bytes
+        Most bytes held (``0`` keeps nothing).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(int(max_bytes), 0)
+        self._data: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        with self._lock:
+            return self._nbytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def get(self, key: tuple[Any, ...]) -> np.ndarray | None:
+        """Return the chunk stored under *key*, or None."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[Any, ...], value: np.ndarray) -> None:
+        """Keep *value* (a private copy the cache owns) under *key*."""
+        if value.nbytes > self.max_bytes:
+            return
+        value.flags.writeable = False
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._nbytes -= old.nbytes
+            self._data[key] = value
+            self._nbytes += value.nbytes
+            while self._nbytes > self.max_bytes and self._data:
+                _, dropped = self._data.popitem(last=False)
+                self._nbytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        """Drop everything (and reset the hit counters)."""
+        with self._lock:
+            self._data.clear()
+            self._nbytes = 0
+            self.hits = 0
+            self.misses = 0
+
+
+_CACHE: ChunkCache | None = None
+_CACHE_LOCK = threading.Lock()
+_READER_IDS = itertools.count()
+
+
+def chunk_cache() -> ChunkCache:
+    """Return the process-wide cache of decoded chunks used by :func:`as_level` arrays."""
+    global _CACHE
+    with _CACHE_LOCK:
+        if _CACHE is None:
+            _CACHE = ChunkCache(cache_bytes())
+        return _CACHE
 
 
 def _fmt_bytes(n: float) -> str:
@@ -172,11 +292,18 @@ class ChunkReader:
         The zarr array (already checked by :func:`napari_zarr_explorer.store.open_array`).
     where
         Its location (URL and node path), used in messages and to warn once per chunk.
+    cache
+        When given, reads go through this cache of decoded chunks: a read fetches only the
+        chunks it does not hold (as few rectangular zarr reads as possible) and keeps them.
     """
 
-    def __init__(self, array: zarr.Array[Any], *, where: str) -> None:
+    def __init__(
+        self, array: zarr.Array[Any], *, where: str, cache: ChunkCache | None = None
+    ) -> None:
         self.array = array
         self.where = where
+        self.cache = cache if cache is None or cache.max_bytes > 0 else None
+        self._id = next(_READER_IDS)
         self.shape: tuple[int, ...] = tuple(int(s) for s in array.shape)
         stored = np.dtype(array.dtype)
         self.dtype: np.dtype[Any] = (
@@ -251,6 +378,11 @@ class ChunkReader:
         if 0 in shape:
             return np.empty(shape, dtype=self.dtype)
         self.check_limit(sel)
+        if self.cache is not None:
+            return self._read_cached(sel, shape)
+        return self._read_region(sel, shape)
+
+    def _read_region(self, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
         with self._lock:
             known_bad = bool(self._bad)
         if not known_bad or not self._touches_bad(sel):
@@ -264,6 +396,52 @@ class ChunkReader:
             except Exception as exc:  # retried chunk by chunk below, naming the bad chunk
                 del exc
         return self._read_tolerant(sel, shape)
+
+    def _chunk_region(self, lo: Sequence[int], hi: Sequence[int]) -> tuple[slice, ...]:
+        """Return the array region of the chunks ``lo`` (inclusive) to ``hi`` (exclusive)."""
+        return tuple(
+            slice(a * c, min(b * c, n))
+            for a, b, c, n in zip(lo, hi, self.chunks, self.shape, strict=True)
+        )
+
+    def _read_cached(self, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+        """Read *sel* through the chunk cache: only the chunks it does not hold are fetched."""
+        cache = self.cache
+        assert cache is not None
+        ranges = self._chunk_ranges(sel)
+        count = math.prod(len(r) for r in ranges)
+        if count * self.chunk_nbytes > cache.max_bytes // 2:
+            # more than the cache could keep: read it plainly, keep nothing
+            return self._read_region(sel, shape)
+        held: dict[tuple[int, ...], np.ndarray] = {}
+        missing: list[tuple[int, ...]] = []
+        for coords in product(*ranges):
+            chunk = cache.get((self._id, coords))
+            if chunk is None:
+                missing.append(coords)
+            else:
+                held[coords] = chunk
+        boxes = _boxes(missing)
+        fetched = []
+        for lo, hi in boxes:
+            region = self._chunk_region(lo, hi)
+            data = self._read_region(region, tuple(s.stop - s.start for s in region))
+            fetched.append((region, data))
+            for coords in product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+                part = tuple(
+                    slice(c * size - r.start, min((c + 1) * size, n) - r.start)
+                    for c, size, r, n in zip(coords, self.chunks, region, self.shape, strict=True)
+                )
+                cache.put((self._id, coords), data[part].copy())
+        if len(fetched) == 1 and not held and fetched[0][0] == sel:
+            return fetched[0][1]  # the read was exactly the selection: no copy needed
+        out = np.empty(shape, dtype=self.dtype)
+        for coords, chunk in held.items():
+            region = self._chunk_region(coords, [c + 1 for c in coords])
+            _paste(out, sel, chunk, region)
+        for region, data in fetched:
+            _paste(out, sel, data, region)
+        return out
 
     def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
         if self.shards is not None and type(self.array.store).__name__ == "RemoteStore":
@@ -330,6 +508,48 @@ class ChunkReader:
             except (ValueError, TypeError):
                 out[dst] = 0
         return out
+
+
+def _paste(
+    out: np.ndarray, sel: tuple[slice, ...], data: np.ndarray, region: tuple[slice, ...]
+) -> None:
+    """Copy the part of *data* (covering *region*) that lies inside *sel* into *out*."""
+    src = []
+    dst = []
+    for s, r in zip(sel, region, strict=True):
+        lo, hi = max(s.start, r.start), min(s.stop, r.stop)
+        if hi <= lo:
+            return
+        src.append(slice(lo - r.start, hi - r.start))
+        dst.append(slice(lo - s.start, hi - s.start))
+    out[tuple(dst)] = data[tuple(src)]
+
+
+def _boxes(coords: Sequence[tuple[int, ...]]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Cover the chunk grid positions *coords* with few boxes ``(lo, hi)`` holding only them.
+
+    Greedy: from the first uncovered position (C order), a box grows along the last dimension,
+    then along each earlier one, as long as every position it would add is in *coords*.
+    """
+    todo = set(coords)
+    out = []
+    for start in sorted(coords):
+        if start not in todo:
+            continue
+        lo = start
+        hi = [c + 1 for c in start]
+        for d in reversed(range(len(start))):
+            while True:
+                slab = [range(a, b) for a, b in zip(lo, hi, strict=True)]
+                slab[d] = range(hi[d], hi[d] + 1)
+                if all(p in todo for p in product(*slab)):
+                    hi[d] += 1
+                else:
+                    break
+        for p in product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+            todo.discard(p)
+        out.append((lo, tuple(hi)))
+    return out
 
 
 def dask_chunks(
@@ -433,6 +653,182 @@ def as_dask(
         meta=np.empty((0,) * reader.ndim, dtype=reader.dtype),
     )
     return result
+
+
+_Index = int | range
+
+
+def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
+    """Return *key* with one entry per dimension (ellipsis expanded, trailing ones added)."""
+    key = tuple(key) if isinstance(key, tuple) else (key,)
+    if any(k is None for k in key):
+        raise IndexError("new axes (None) are not supported")
+    n_ell = sum(1 for k in key if k is Ellipsis)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis")
+    if n_ell:
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - (len(key) - 1)) + key[i + 1 :]
+    if len(key) > ndim:
+        raise IndexError(f"too many indices for an array of {ndim} dimensions")
+    out: tuple[Any, ...] = key + (slice(None),) * (ndim - len(key))
+    return out
+
+
+def _is_int(k: Any) -> bool:
+    return isinstance(k, int | np.integer) and not isinstance(k, bool)
+
+
+def _as_slice(r: range) -> slice:
+    """Return the slice selecting the elements of *r* (a range taken from one starting at 0)."""
+    if len(r) == 0:
+        return slice(0, 0)
+    if r.step > 0:
+        return slice(r.start, r.stop, r.step)
+    return slice(r.start, r.stop if r.stop >= 0 else None, r.step)
+
+
+class LazyArray:
+    """A pyramid level, or a selection of one, that napari slices directly.
+
+    Indexing with integers and slices returns another :class:`LazyArray` and reads nothing (but
+    an index picking one element reads it);
+    ``numpy.asarray`` reads the selection through :meth:`ChunkReader.read`: only the stored
+    chunks under it, concurrently, through the cache of decoded chunks. Other indexes (lists,
+    boolean masks) read at once. ``chunks`` is the stored (inner) chunk shape, which napari uses to
+    align the region it asks for to whole chunks.
+
+    Parameters
+    ----------
+    reader
+        The level's reader.
+    index
+        One entry per dimension of the level: an ``int`` (dimension dropped) or a ``range``.
+    dtype
+        Cast to this dtype when read (e.g. booleans shown as ``uint8``).
+    """
+
+    def __init__(
+        self,
+        reader: ChunkReader,
+        index: tuple[_Index, ...] | None = None,
+        dtype: Any = None,
+    ) -> None:
+        self.reader = reader
+        self._index: tuple[_Index, ...] = (
+            tuple(range(n) for n in reader.shape) if index is None else index
+        )
+        self._cast: np.dtype[Any] | None = None if dtype is None else np.dtype(dtype)
+        kept = [
+            (r, c) for r, c in zip(self._index, reader.chunks, strict=True) if isinstance(r, range)
+        ]
+        self.shape: tuple[int, ...] = tuple(len(r) for r, _ in kept)
+        self.dtype: np.dtype[Any] = self._cast if self._cast is not None else reader.dtype
+        self.ndim = len(self.shape)
+        self.size = math.prod(self.shape)
+        self.nbytes = self.size * self.dtype.itemsize
+        aligned = all(r.step == 1 and r.start % c == 0 for r, c in kept)
+        self.chunks: tuple[int, ...] | None = tuple(c for _, c in kept) if aligned else None
+
+    def __repr__(self) -> str:
+        return f"LazyArray({self.reader.where!r}, shape={self.shape}, dtype={self.dtype})"
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def astype(self, dtype: Any) -> LazyArray:
+        """Return the same selection, cast to *dtype* when read."""
+        return LazyArray(self.reader, self._index, dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        key = _expand_key(key, self.ndim)
+        if all(_is_int(k) or isinstance(k, slice) for k in key):
+            view = self._select(key)
+            return view.read()[()] if view.ndim == 0 else view  # one element: read it
+        # Lists and masks: read the bounding selection, then let numpy index it (with ints kept as
+        # length-1 slices and indexed by numpy too, so that numpy's rules on where the indexed
+        # dimensions go apply unchanged).
+        basic: list[Any] = []
+        rest: list[Any] = []
+        for k, n in zip(key, self.shape, strict=True):
+            if isinstance(k, slice):
+                basic.append(k)
+                rest.append(slice(None))
+            elif _is_int(k):
+                i = int(k) + (n if k < 0 else 0)
+                if not 0 <= i < n:
+                    raise IndexError(f"index {int(k)} is out of bounds for size {n}")
+                basic.append(slice(i, i + 1))
+                rest.append(0)
+            else:
+                arr = np.asarray(k)
+                if arr.dtype == bool:
+                    if arr.shape != (n,):
+                        raise IndexError(f"boolean index of shape {arr.shape} for size {n}")
+                    arr = np.flatnonzero(arr)
+                if arr.dtype.kind not in "iu":
+                    raise IndexError(f"unsupported index {k!r}")
+                arr = np.where(arr < 0, arr + n, arr)
+                if arr.size and (arr.min() < 0 or arr.max() >= n):
+                    raise IndexError(f"index out of bounds for size {n}")
+                lo = int(arr.min()) if arr.size else 0
+                hi = int(arr.max()) + 1 if arr.size else 0
+                basic.append(slice(lo, hi))
+                rest.append(arr - lo)
+        return np.asarray(self._select(tuple(basic)))[tuple(rest)]
+
+    def _select(self, key: tuple[Any, ...]) -> LazyArray:
+        new: list[_Index] = []
+        it = iter(key)
+        for r in self._index:
+            if isinstance(r, int):
+                new.append(r)
+                continue
+            k = next(it)
+            if isinstance(k, slice):
+                new.append(r[k])
+            else:
+                i = int(k)
+                if not -len(r) <= i < len(r):
+                    raise IndexError(f"index {i} is out of bounds for size {len(r)}")
+                new.append(r[i])
+        return LazyArray(self.reader, tuple(new), self._cast)
+
+    def read(self) -> np.ndarray:
+        """Read the selection (only the chunks under it) and return it as a numpy array."""
+        key = tuple(r if isinstance(r, int) else _as_slice(r) for r in self._index)
+        out = np.asarray(self.reader[key])
+        if self._cast is not None and out.dtype != self._cast:
+            out = out.astype(self._cast)
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self.read()
+        if dtype is not None and out.dtype != np.dtype(dtype):
+            out = out.astype(dtype)
+        return out
+
+
+def as_level(
+    zarr_array: zarr.Array[Any], *, where: str, cache: ChunkCache | None = None
+) -> LazyArray:
+    """Wrap a zarr array as the lazy array napari displays (see :class:`LazyArray`).
+
+    Parameters
+    ----------
+    zarr_array
+        An array opened with :func:`napari_zarr_explorer.store.open_array` (checked).
+    where
+        Its location (URL and node path), used in messages.
+    cache
+        The cache of decoded chunks (default: the process-wide :func:`chunk_cache`).
+    """
+    reader = ChunkReader(
+        zarr_array, where=where, cache=cache if cache is not None else chunk_cache()
+    )
+    return LazyArray(reader)
 
 
 def find_pyramid(arrays: Sequence[tuple[str, tuple[int, ...]]]) -> list[str] | None:
