@@ -1,0 +1,223 @@
+"""Browse a large remote image in a real napari viewer: requests and bytes per step.
+
+An 8192x8192 uint16 image is served from a loopback HTTP server, as OME-Zarr 0.4 (Zarr v2,
+256x256 chunks) and as OME-Zarr 0.5 sharded (Zarr v3, 256x256 inner chunks in 2048x2048 shards),
+each a pyramid down to 256x256. A real napari viewer (under Xvfb when there is no display) opens
+it and walks a fixed path: open, zoom to 1:1 at the centre, four pans of 512 screen pixels to the
+right, back to the centre, zoom out. Each reader runs in its own process, napari-ome-zarr in its
+own environment (``benchmarks/.venvs/napari-ome-zarr``, see ``_peer.py``); see
+``_browse_child.py`` for what is recorded per step.
+
+Printed per step: the stored chunks in view at the level napari shows, and for each reader the
+requests, bytes, requests for the shown level, whole chunk objects (whole shards when sharded)
+fetched, and the longest the event loop stalled. Checks: we fetch at most the chunks in view (plus
+shard indexes) of the shown level, never a whole shard, and at most napari-ome-zarr's requests at
+every step. A second pass with napari's asynchronous slicing on and 20 ms per request shows the
+viewer staying responsive while tiles arrive, and the memory while browsing.
+
+    .venv/bin/python benchmarks/bench_browse.py [--no-peer] [--json]
+    ./dev bench browse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _peer import PEER_PACKAGE, peer_python  # noqa: E402
+
+SIZE = 8192
+STEPS: list[list[Any]] = [
+    ["open"],
+    ["zoom"],
+    ["pan", 512],
+    ["pan", 512],
+    ["pan", 512],
+    ["pan", 512],
+    ["back"],
+    ["zoom out"],
+]
+DATASETS = {
+    "OME 0.4 (v2), chunks 256x256": {"version": "0.4", "shards": None},
+    "OME 0.5 sharded (v3), 256x256 in 2048x2048 shards": {
+        "version": "0.5",
+        "shards": (2048, 2048),
+    },
+}
+PLUGINS = {"ours": "napari-zarr-explorer", PEER_PACKAGE: "napari-ome-zarr"}
+
+
+def make_data(folder: Path) -> dict[str, Path]:
+    from napari_zarr_explorer.testing import write_ome_image
+
+    out = {}
+    for label, spec in DATASETS.items():
+        name = "v2.ome.zarr" if spec["shards"] is None else "sharded.ome.zarr"
+        path = folder / name
+        marker = path / ".complete"
+        if not marker.exists():
+            print(f"writing {path} ...", file=sys.stderr, flush=True)
+            write_ome_image(
+                path,
+                version=str(spec["version"]),
+                shape=(SIZE, SIZE),
+                axes="yx",
+                levels=6,
+                chunks=(256, 256),
+                shards=spec["shards"],  # type: ignore[arg-type]
+            )
+            marker.write_text("ok\n")
+        out[label] = path
+    return out
+
+
+def run_child(
+    tool: str, path: Path, *, async_: bool, latency: float, env_extra: dict[str, str]
+) -> dict[str, Any] | None:
+    if tool == "ours":
+        python: Path | None = Path(sys.executable)
+    else:
+        python = peer_python()
+        if python is None:
+            return None
+    cmd = [
+        str(python),
+        str(HERE / "_browse_child.py"),
+        tool,
+        PLUGINS[tool],
+        str(path.parent),
+        path.name,
+        json.dumps(STEPS),
+        "1" if async_ else "0",
+        str(latency),
+    ]
+    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1200x24", *cmd]
+    with tempfile.TemporaryDirectory() as cfg:
+        env = {
+            **os.environ,
+            "PYTHONWARNINGS": "ignore",
+            # napari's settings of this run stay in a throwaway file
+            "NAPARI_CONFIG": str(Path(cfg) / "settings.yaml"),
+        }
+        if tool == "ours":
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if proc.returncode != 0:
+        print(f"{tool} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def print_table(label: str, runs: dict[str, dict[str, Any] | None]) -> bool:
+    ours = runs.get("ours")
+    peer = runs.get(PEER_PACKAGE)
+    assert ours is not None
+    print(f"\n{label}, canvas {ours['canvas'][1]}x{ours['canvas'][0]} px")
+    header = (
+        f"{'step':10}{'level':>6}{'in view':>8}"
+        f"{'ours req':>10}{'MB':>7}{'lvl req':>8}{'whole':>6}"
+        f"{'peer req':>10}{'MB':>7}{'lvl req':>8}{'whole':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    ok = True
+    for i, row in enumerate(ours["rows"]):
+        prow = peer["rows"][i] if peer else None
+        line = (
+            f"{row['step']:10}{row['level']:>6}{row['in_view']:>8}"
+            f"{row['requests']:>10}{_mb(row['bytes']):>7}{row['level_requests']:>8}"
+            f"{row['whole_objects'] if 'sharded' in label else '-':>6}"
+        )
+        if prow:
+            line += (
+                f"{prow['requests']:>10}{_mb(prow['bytes']):>7}{prow['level_requests']:>8}"
+                f"{prow['whole_objects'] if 'sharded' in label else '-':>6}"
+            )
+        print(line)
+        if row["step"] != "open":
+            # at most the chunks in view, plus one shard index per shard in view when sharded
+            bound = row["in_view"] * (2 if "sharded" in label else 1)
+            if row["level_requests"] > bound:
+                ok = False
+                print(f"  ^ more requests than chunks in view ({row['in_view']})")
+            if "sharded" in label and row["whole_objects"]:
+                ok = False
+                print("  ^ whole shards fetched")
+        if prow and row["requests"] > prow["requests"]:
+            ok = False
+            print(f"  ^ more requests than {PEER_PACKAGE}")
+    return ok
+
+
+def print_async(label: str, runs: dict[str, dict[str, Any] | None]) -> None:
+    print(f"\n{label}: napari's asynchronous slicing on, 20 ms per request")
+    header = f"{'step':10}" + "".join(
+        f"{tool + ' s':>14}{'stall ms':>10}{'RSS MB':>8}" for tool in runs if runs[tool]
+    )
+    print(header)
+    print("-" * len(header))
+    tools = [t for t in runs if runs[t]]
+    for i, row in enumerate(runs["ours"]["rows"]):  # type: ignore[index]
+        line = f"{row['step']:10}"
+        for tool in tools:
+            r = runs[tool]["rows"][i]  # type: ignore[index]
+            line += f"{r['seconds']:>14.2f}{r['max_stall_ms']:>10.0f}{r['rss_mb']:>8.0f}"
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--data", default=None, help="folder for the images (default: a cache)")
+    parser.add_argument("--no-peer", action="store_true", help=f"skip {PEER_PACKAGE}")
+    parser.add_argument("--no-async", action="store_true", help="skip the asynchronous pass")
+    parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
+    parser.add_argument(
+        "--src",
+        default=str(REPO / "src"),
+        help="source folder of the napari-zarr-explorer to measure (e.g. an older checkout's)",
+    )
+    args = parser.parse_args(argv)
+    folder = Path(args.data) if args.data else Path(tempfile.gettempdir()) / "nze-bench-browse"
+    data = make_data(folder)
+    tools = ["ours"] + ([] if args.no_peer else [PEER_PACKAGE])
+    everything: dict[str, Any] = {}
+    ok = True
+    for label, path in data.items():
+        src = Path(args.src)
+        runs = {t: run_child(t, path, async_=False, latency=0.0, src=src) for t in tools}
+        if runs["ours"] is None:
+            return 1
+        everything[label] = {"sync": runs}
+        ok = print_table(label, runs) and ok
+        if not args.no_async:
+            aruns = {t: run_child(t, path, async_=True, latency=0.02, src=src) for t in tools}
+            everything[label]["async"] = aruns
+            if aruns["ours"] is not None:
+                print_async(label, aruns)
+    if args.json:
+        print(json.dumps(everything, indent=1))
+    print("\ntargets met" if ok else "\ntargets NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
