@@ -83,7 +83,7 @@ def make_data(folder: Path) -> dict[str, Path]:
 
 
 def run_child(
-    tool: str, path: Path, *, async_: bool, latency: float, env_extra: dict[str, str]
+    tool: str, path: Path, *, async_: bool, latency: float, src: Path
 ) -> dict[str, Any] | None:
     if tool == "ours":
         python: Path | None = Path(sys.executable)
