@@ -4,7 +4,8 @@
 
 Serves ROOT on a loopback HTTP server (``tests/servers.py``), opens ``NAME`` in a napari viewer
 with the reader PLUGIN, then walks the steps: ``open``, ``zoom`` (1:1 at the centre), ``pan`` (by
-a number of screen pixels along x), ``back`` (to the centre of the zoom) and ``zoom out``. After
+a number of screen pixels along x), ``back`` (to the centre of the zoom), ``zoom out`` and
+``sweep`` (every screen of the full-resolution level in turn, for the memory it takes). After
 each step it lets the viewer settle (layer loaded, no request for a while) and records the
 requests and bytes the server saw, the stored chunks in view, the longest the event loop went
 without handling a timer (a frozen viewer), and the process's resident memory. Prints one JSON
@@ -87,11 +88,30 @@ def main() -> int:
     canvas_size = [int(v) for v in canvas.size]
 
     layer: Any = None
+
+    def settle(quiet: float, t0: float) -> float:
+        """Handle events until the slice is loaded and no request came for *quiet* seconds."""
+        last_n, last_t = -1, time.perf_counter()
+        while True:
+            app.processEvents()
+            time.sleep(0.002)
+            now = time.perf_counter()
+            n = len(server.requests)
+            if n != last_n:
+                last_n, last_t = n, now
+            if layer.loaded and now - last_t > quiet:
+                return last_t
+            if now - t0 > STEP_TIMEOUT:
+                print(f"a step did not settle in {STEP_TIMEOUT} s", file=sys.stderr)
+                return last_t
+
+    peak = 0
     rows = []
     url = f"{server.url}/{name}"
     centre: tuple[float, float] | None = None
     for step in steps:
         kind = step[0]
+        peak = 0
         server.clear_log()
         ticks.clear()
         t0 = time.perf_counter()
@@ -111,21 +131,20 @@ def main() -> int:
             viewer.scene.camera.center = centre
         elif kind == "zoom out":
             viewer.reset_view()
+        elif kind == "sweep":
+            # visit the whole full-resolution level, one screen after the other
+            peak = proc.memory_info().rss
+            h, w = canvas.size
+            world = np.asarray(layer.extent.world)[:, -2:]
+            s = float(layer.scale[-1])
+            for cy in np.arange(world[0][0] + h * s / 2, world[1][0], h * s):
+                for cx in np.arange(world[0][1] + w * s / 2, world[1][1], w * s):
+                    viewer.scene.camera.center = (float(cy), float(cx))
+                    settle(0.3, time.perf_counter())
+                    peak = max(peak, proc.memory_info().rss)
         else:
             raise SystemExit(f"unknown step {kind!r}")
-        last_n, last_t = -1, time.perf_counter()
-        while True:
-            app.processEvents()
-            time.sleep(0.002)
-            now = time.perf_counter()
-            n = len(server.requests)
-            if n != last_n:
-                last_n, last_t = n, now
-            if layer.loaded and now - last_t > SETTLE_QUIET:
-                break
-            if now - t0 > STEP_TIMEOUT:
-                print(f"step {step} did not settle", file=sys.stderr)
-                break
+        last_t = settle(SETTLE_QUIET, t0)
         elapsed = last_t - t0
         stamps = [t0, *ticks, time.perf_counter()]
         stall = max(b - a for a, b in itertools.pairwise(stamps))
@@ -151,7 +170,7 @@ def main() -> int:
                 "corners": corners[:, -2:].tolist(),
                 "seconds": round(elapsed, 3),
                 "max_stall_ms": round(stall * 1000, 1),
-                "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+                "rss_mb": round(max(peak, proc.memory_info().rss) / 2**20, 1),
             }
         )
     timer.stop()

@@ -13,7 +13,9 @@ requests, bytes, requests for the shown level, whole chunk objects (whole shards
 fetched, and the longest the event loop stalled. Checks: we fetch at most the chunks in view (plus
 shard indexes) of the shown level, never a whole shard, and at most napari-ome-zarr's requests at
 every step. A second pass with napari's asynchronous slicing on and 20 ms per request shows the
-viewer staying responsive while tiles arrive, and the memory while browsing.
+viewer staying responsive while tiles arrive. A last pass visits every screen of the
+full-resolution level (128 MiB decoded) and reports the process's peak memory: ours with its
+default chunk cache and with a 32 MiB one, napari-ome-zarr with napari's dask cache.
 
     .venv/bin/python benchmarks/bench_browse.py [--no-peer] [--json]
     ./dev bench browse
@@ -48,6 +50,8 @@ STEPS: list[list[Any]] = [
     ["back"],
     ["zoom out"],
 ]
+SWEEP: list[list[Any]] = [["open"], ["zoom"], ["sweep"]]
+CACHE_ENV = "NAPARI_ZARR_EXPLORER_CACHE_BYTES"
 DATASETS = {
     "OME 0.4 (v2), chunks 256x256": {"version": "0.4", "shards": None},
     "OME 0.5 sharded (v3), 256x256 in 2048x2048 shards": {
@@ -83,7 +87,14 @@ def make_data(folder: Path) -> dict[str, Path]:
 
 
 def run_child(
-    tool: str, path: Path, *, async_: bool, latency: float, src: Path
+    tool: str,
+    path: Path,
+    *,
+    async_: bool,
+    latency: float,
+    src: Path,
+    steps: list[list[Any]] = STEPS,
+    env_extra: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     if tool == "ours":
         python: Path | None = Path(sys.executable)
@@ -98,7 +109,7 @@ def run_child(
         PLUGINS[tool],
         str(path.parent),
         path.name,
-        json.dumps(STEPS),
+        json.dumps(steps),
         "1" if async_ else "0",
         str(latency),
     ]
@@ -110,6 +121,7 @@ def run_child(
             "PYTHONWARNINGS": "ignore",
             # napari's settings of this run stay in a throwaway file
             "NAPARI_CONFIG": str(Path(cfg) / "settings.yaml"),
+            **(env_extra or {}),
         }
         if tool == "ours":
             env["PYTHONPATH"] = os.pathsep.join(
@@ -189,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="folder for the images (default: a cache)")
     parser.add_argument("--no-peer", action="store_true", help=f"skip {PEER_PACKAGE}")
     parser.add_argument("--no-async", action="store_true", help="skip the asynchronous pass")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory sweep")
     parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     parser.add_argument(
         "--src",
@@ -201,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = ["ours"] + ([] if args.no_peer else [PEER_PACKAGE])
     everything: dict[str, Any] = {}
     ok = True
+    src = Path(args.src)
     for label, path in data.items():
-        src = Path(args.src)
         runs = {t: run_child(t, path, async_=False, latency=0.0, src=src) for t in tools}
         if runs["ours"] is None:
             return 1
@@ -213,6 +226,32 @@ def main(argv: list[str] | None = None) -> int:
             everything[label]["async"] = aruns
             if aruns["ours"] is not None:
                 print_async(label, aruns)
+    if not args.no_memory:
+        label, path = next(iter(data.items()))
+        mem: dict[str, dict[str, Any] | None] = {}
+        for who, tool, extra in (
+            ("ours (cache 1 GiB)", "ours", {CACHE_ENV: "1G"}),
+            ("ours (cache 32 MiB)", "ours", {CACHE_ENV: "32M"}),
+            (PEER_PACKAGE + " (napari's dask cache)", PEER_PACKAGE, {}),
+        ):
+            if tool in tools:
+                mem[who] = run_child(
+                    tool, path, async_=False, latency=0.0, src=src, steps=SWEEP, env_extra=extra
+                )
+        everything["memory"] = mem
+        print(
+            f"\nmemory: {label}, every screen of level 0 ({SIZE}x{SIZE} uint16, "
+            f"{SIZE * SIZE * 2 / 2**20:.0f} MiB decoded) visited in turn at 1:1"
+        )
+        print(f"{'':44}{'RSS after zoom':>16}{'peak in sweep':>15}{'requests':>10}")
+        for who, res in mem.items():
+            if res is None:
+                continue
+            zoom, sweep = res["rows"][1], res["rows"][2]
+            print(
+                f"{who:44}{zoom['rss_mb']:>13.0f} MB{sweep['rss_mb']:>12.0f} MB"
+                f"{sweep['requests']:>10}"
+            )
     if args.json:
         print(json.dumps(everything, indent=1))
     print("\ntargets met" if ok else "\ntargets NOT met")

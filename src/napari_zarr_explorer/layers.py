@@ -120,8 +120,9 @@ def open_layers(
     Returns
     -------
     list of (data, kwargs, layer_type)
-        Image layers (``"image"``) and label layers (``"labels"``); data are dask arrays, or
-        lists of dask arrays for multiscale layers.
+        Image layers (``"image"``) and label layers (``"labels"``); data are
+        :class:`~napari_zarr_explorer.pyramid.LazyArray` levels (lists of them for multiscale
+        layers; a dask mosaic for plates).
 
     Raises
     ------
