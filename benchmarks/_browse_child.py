@@ -151,8 +151,7 @@ def main() -> int:
         recs = list(server.requests)
         level = int(layer.data_level)
         corners = np.asarray(layer.corner_pixels)
-        level_data = layer.data[level] if layer.multiscale else layer.data
-        chunks = _chunk_shape(level_data)
+        chunks = _stored_chunks(root / name / str(level))
         in_view = _chunks_in_view(viewer, layer, level, chunks)
         rows.append(
             {
@@ -186,11 +185,15 @@ def _is_chunk(path: str) -> bool:
     return last not in {".zarray", ".zattrs", ".zgroup", "zarr.json", ".zmetadata"}
 
 
-def _chunk_shape(data: Any) -> tuple[int, ...]:
-    chunks = getattr(data, "chunks", None)
-    if chunks and isinstance(chunks[0], tuple):  # dask
-        return tuple(int(c[0]) for c in chunks)
-    return tuple(int(c) for c in chunks) if chunks else tuple(int(s) for s in data.shape)
+def _stored_chunks(array: Path) -> tuple[int, ...]:
+    """The stored chunk shape (inner chunks when sharded) from the array's metadata."""
+    if (array / ".zarray").exists():
+        return tuple(json.loads((array / ".zarray").read_text())["chunks"])
+    doc = json.loads((array / "zarr.json").read_text())
+    codecs = doc.get("codecs") or []
+    if codecs and codecs[0].get("name") == "sharding_indexed":
+        return tuple(codecs[0]["configuration"]["chunk_shape"])
+    return tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
 
 
 def _chunks_in_view(viewer: Any, layer: Any, level: int, chunks: tuple[int, ...]) -> int:

@@ -12,8 +12,10 @@ Printed per step: the stored chunks in view at the level napari shows, and for e
 requests, bytes, requests for the shown level, whole chunk objects (whole shards when sharded)
 fetched, and the longest the event loop stalled. Checks: we fetch at most the chunks in view (plus
 shard indexes) of the shown level, never a whole shard, and at most napari-ome-zarr's requests at
-every step. A second pass with napari's asynchronous slicing on and 20 ms per request shows the
-viewer staying responsive while tiles arrive. A last pass visits every screen of the
+every step. The server adds 20 ms to every request; each reader runs with napari slicing
+synchronously (its default) and asynchronously (Settings > Experimental), and the time each step
+takes to settle and the longest the event loop stalled are printed: with asynchronous slicing the
+viewer stays responsive while tiles arrive. A last pass visits every screen of the
 full-resolution level (128 MiB decoded) and reports the process's peak memory: ours with its
 default chunk cache and with a 32 MiB one, napari-ome-zarr with napari's dask cache.
 
@@ -52,6 +54,7 @@ STEPS: list[list[Any]] = [
 ]
 SWEEP: list[list[Any]] = [["open"], ["zoom"], ["sweep"]]
 CACHE_ENV = "NAPARI_ZARR_EXPLORER_CACHE_BYTES"
+LATENCY = 0.02  # seconds the server adds to every request
 DATASETS = {
     "OME 0.4 (v2), chunks 256x256": {"version": "0.4", "shards": None},
     "OME 0.5 sharded (v3), 256x256 in 2048x2048 shards": {
@@ -180,19 +183,20 @@ def print_table(label: str, runs: dict[str, dict[str, Any] | None]) -> bool:
     return ok
 
 
-def print_async(label: str, runs: dict[str, dict[str, Any] | None]) -> None:
-    print(f"\n{label}: napari's asynchronous slicing on, 20 ms per request")
-    header = f"{'step':10}" + "".join(
-        f"{tool + ' s':>14}{'stall ms':>10}{'RSS MB':>8}" for tool in runs if runs[tool]
-    )
+def print_timing(label: str, runs: dict[str, dict[str, dict[str, Any] | None]]) -> None:
+    """Seconds per step and the longest event-loop stall, napari slicing sync and async."""
+    cols = [(tool, mode) for tool in runs for mode in ("sync", "async") if runs[tool].get(mode)]
+    print(f"\n{label}: seconds until settled / longest event-loop stall (ms), 20 ms per request")
+    header = f"{'step':10}" + "".join(f"{f'{t} {m}':>26}" for t, m in cols)
     print(header)
     print("-" * len(header))
-    tools = [t for t in runs if runs[t]]
-    for i, row in enumerate(runs["ours"]["rows"]):  # type: ignore[index]
+    first = runs["ours"]["sync"]
+    assert first is not None
+    for i, row in enumerate(first["rows"]):
         line = f"{row['step']:10}"
-        for tool in tools:
-            r = runs[tool]["rows"][i]  # type: ignore[index]
-            line += f"{r['seconds']:>14.2f}{r['max_stall_ms']:>10.0f}{r['rss_mb']:>8.0f}"
+        for tool, mode in cols:
+            r = runs[tool][mode]["rows"][i]  # type: ignore[index]
+            line += f"{r['seconds']:>16.2f} s{r['max_stall_ms']:>6.0f} ms"
         print(line)
 
 
@@ -216,16 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     src = Path(args.src)
     for label, path in data.items():
-        runs = {t: run_child(t, path, async_=False, latency=0.0, src=src) for t in tools}
-        if runs["ours"] is None:
+        runs: dict[str, dict[str, dict[str, Any] | None]] = {t: {} for t in tools}
+        for tool in tools:
+            for mode in ("sync",) + (() if args.no_async else ("async",)):
+                runs[tool][mode] = run_child(
+                    tool, path, async_=mode == "async", latency=LATENCY, src=src
+                )
+        if runs["ours"]["sync"] is None:
             return 1
-        everything[label] = {"sync": runs}
-        ok = print_table(label, runs) and ok
-        if not args.no_async:
-            aruns = {t: run_child(t, path, async_=True, latency=0.02, src=src) for t in tools}
-            everything[label]["async"] = aruns
-            if aruns["ours"] is not None:
-                print_async(label, aruns)
+        everything[label] = runs
+        ok = print_table(label, {t: runs[t]["sync"] for t in tools}) and ok
+        print_timing(label, runs)
     if not args.no_memory:
         label, path = next(iter(data.items()))
         mem: dict[str, dict[str, Any] | None] = {}
