@@ -136,8 +136,14 @@ def test_local_tile_reads_only_the_chunks_under_it(image, config: str) -> None:
 
     # the same view again: nothing read
     store.clear_log()
-    _napari_read(level, 2, moved)
+    again = _napari_read(level, 2, moved)
     assert [r for r in store.reads if r.key.rpartition("/")[2] not in METADATA] == []
+    # what is read may be shared with the cache, so nobody can change it by accident
+    with pytest.raises(ValueError, match="read-only"):
+        again[0, 0] = 1
+    mine = np.array(level[2])  # an explicit copy is the caller's own
+    mine[0, 0] = 1
+    np.testing.assert_array_equal(_napari_read(level, 2, moved), expected_values[(2, *moved)])
 
 
 def test_layers_are_lazy_arrays_napari_aligns_to_chunks(image) -> None:

@@ -162,10 +162,16 @@ class ChunkCache:
                 return None
             self._data.move_to_end(key)
             self.hits += 1
+            if value.base is not None:
+                # a view into the region it was read with: a chunk read again gets its own copy,
+                # so that it does not keep the rest of that region alive
+                value = value.copy()
+                value.flags.writeable = False
+                self._data[key] = value
             return value
 
     def put(self, key: tuple[Any, ...], value: np.ndarray) -> None:
-        """Keep *value* (a private copy the cache owns) under *key*."""
+        """Keep *value* under *key*; it is made read-only (nobody may change it any more)."""
         if value.nbytes > self.max_bytes:
             return
         value.flags.writeable = False
@@ -426,21 +432,25 @@ class ChunkReader:
         for lo, hi in boxes:
             region = self._chunk_region(lo, hi)
             data = self._read_region(region, tuple(s.stop - s.start for s in region))
+            # The cache keeps views of the chunks into the region read, and the region may be
+            # returned as it is: no copy, and no fresh memory to touch. So it is read-only.
+            data.flags.writeable = False
             fetched.append((region, data))
             for coords in product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
                 part = tuple(
                     slice(c * size - r.start, min((c + 1) * size, n) - r.start)
                     for c, size, r, n in zip(coords, self.chunks, region, self.shape, strict=True)
                 )
-                cache.put((self._id, coords), data[part].copy())
+                cache.put((self._id, coords), data[part])
         if len(fetched) == 1 and not held and fetched[0][0] == sel:
-            return fetched[0][1]  # the read was exactly the selection: no copy needed
+            return fetched[0][1]  # the read was exactly the selection
         out = np.empty(shape, dtype=self.dtype)
         for coords, chunk in held.items():
             region = self._chunk_region(coords, [c + 1 for c in coords])
             _paste(out, sel, chunk, region)
         for region, data in fetched:
             _paste(out, sel, data, region)
+        out.flags.writeable = False  # the same whether the chunks came from the cache or not
         return out
 
     def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
@@ -694,7 +704,8 @@ class LazyArray:
     Indexing with integers and slices returns another :class:`LazyArray` and reads nothing (but
     an index picking one element reads it);
     ``numpy.asarray`` reads the selection through :meth:`ChunkReader.read`: only the stored
-    chunks under it, concurrently, through the cache of decoded chunks. Other indexes (lists,
+    chunks under it, concurrently, through the cache of decoded chunks; the array it returns is
+    read-only, as it may share memory with that cache. Other indexes (lists,
     boolean masks) read at once. ``chunks`` is the stored (inner) chunk shape, which napari uses to
     align the region it asks for to whole chunks.
 
@@ -797,7 +808,11 @@ class LazyArray:
         return LazyArray(self.reader, tuple(new), self._cast)
 
     def read(self) -> np.ndarray:
-        """Read the selection (only the chunks under it) and return it as a numpy array."""
+        """Read the selection (only the chunks under it) and return it as a numpy array.
+
+        The array is read-only: it may share memory with the cache of decoded chunks
+        (``numpy.array(view)`` gives a writable copy).
+        """
         key = tuple(r if isinstance(r, int) else _as_slice(r) for r in self._index)
         out = np.asarray(self.reader[key])
         if self._cast is not None and out.dtype != self._cast:
@@ -808,6 +823,8 @@ class LazyArray:
         out = self.read()
         if dtype is not None and out.dtype != np.dtype(dtype):
             out = out.astype(dtype)
+        elif copy:
+            out = out.copy()
         return out
 
 
