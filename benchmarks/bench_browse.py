@@ -183,10 +183,15 @@ def print_table(label: str, runs: dict[str, dict[str, Any] | None]) -> bool:
     return ok
 
 
-def print_timing(label: str, runs: dict[str, dict[str, dict[str, Any] | None]]) -> None:
+def print_timing(
+    label: str, runs: dict[str, dict[str, dict[str, Any] | None]], latency: float
+) -> None:
     """Seconds per step and the longest event-loop stall, napari slicing sync and async."""
     cols = [(tool, mode) for tool in runs for mode in ("sync", "async") if runs[tool].get(mode)]
-    print(f"\n{label}: seconds until settled / longest event-loop stall (ms), 20 ms per request")
+    print(
+        f"\n{label}: seconds until settled / longest event-loop stall (ms), "
+        f"{latency * 1000:.0f} ms per request"
+    )
     header = f"{'step':10}" + "".join(f"{f'{t} {m}':>26}" for t, m in cols)
     print(header)
     print("-" * len(header))
@@ -206,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help=f"skip {PEER_PACKAGE}")
     parser.add_argument("--no-async", action="store_true", help="skip the asynchronous pass")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory sweep")
+    parser.add_argument(
+        "--latency", type=float, default=LATENCY, help="seconds the server adds to every request"
+    )
     parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     parser.add_argument(
         "--src",
@@ -224,13 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         for tool in tools:
             for mode in ("sync",) + (() if args.no_async else ("async",)):
                 runs[tool][mode] = run_child(
-                    tool, path, async_=mode == "async", latency=LATENCY, src=src
+                    tool, path, async_=mode == "async", latency=args.latency, src=src
                 )
         if runs["ours"]["sync"] is None:
             return 1
         everything[label] = runs
         ok = print_table(label, {t: runs[t]["sync"] for t in tools}) and ok
-        print_timing(label, runs)
+        print_timing(label, runs, args.latency)
     if not args.no_memory:
         label, path = next(iter(data.items()))
         mem: dict[str, dict[str, Any] | None] = {}
