@@ -76,7 +76,7 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """This package, whose public functions win over submodules of the same name.
+    """The package module: public functions win over submodules of the same name.
 
     ``estimate`` and ``recompress`` are public functions and also modules of this package. Once
     any code imports such a module, the import system sets the package attribute to the module;

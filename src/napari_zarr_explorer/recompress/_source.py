@@ -112,12 +112,12 @@ _LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=32)
 def _output_array(url: str, options_json: str, path: str, run_id: str) -> Any:
-    import zarr
-
     from napari_zarr_explorer.recompress import _io
+    from napari_zarr_explorer.store import open_array, parse_location
 
     store = _io.writer(url, options_json, run_id).store
-    return zarr.open_array(store, path=path, mode="r")
+    # Read back through the store layer like any other data: checked metadata, guarded decoding.
+    return open_array(parse_location(url, json.loads(options_json)), path, store=store)
 
 
 @dataclass(frozen=True)
