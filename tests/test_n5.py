@@ -334,3 +334,58 @@ def test_store_translates_keys_and_listings(tmp_path: Path) -> None:
 
 async def _collect(agen: Any) -> list[str]:
     return [k async for k in agen]
+
+
+def test_n5_on_s3(s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    vol = _values((6, 30, 20), "float32")
+    _z5(tmp_path / "s3.n5").create_dataset("vol", data=vol, chunks=(3, 16, 16), compression="zstd")
+    prefix = f"t-{uuid.uuid4().hex[:8]}/data.n5"
+    url = s3_server.upload(tmp_path / "s3.n5", s3_server.public_bucket, prefix)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    ((data, kwargs, _),) = open_layers(url)
+    assert kwargs["name"] == "vol"
+    np.testing.assert_array_equal(np.asarray(data), vol)
+    cmap = nze.chunk_map(url, "vol")
+    assert cmap.chunks_present == cmap.chunks_total == 2 * 2 * 2
+
+
+def _cli(*args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "napari_zarr_explorer", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_command_line_inspect_chunks_recompress(tmp_path: Path) -> None:
+    import zarr
+
+    vol = _values((4, 20, 30), "uint16")
+    _z5(tmp_path / "c.n5").create_dataset("g/vol", data=vol, chunks=(2, 8, 16), compression="xz")
+    proc = _cli("inspect", str(tmp_path / "c.n5"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    (node,) = [n for n in doc["nodes"] if n["path"] == "g/vol"]
+    assert node["shape"] == [4, 20, 30]
+    assert node["codecs"][0]["name"] == "n5"
+    proc = _cli("chunks", str(tmp_path / "c.n5"), "--array", "g/vol", "--verify", "--json")
+    assert proc.returncode == 0, proc.stderr
+    chunks = json.loads(proc.stdout)
+    assert chunks["chunks_corrupt"] == [] and chunks["chunks_present"] == 2 * 3 * 2
+    proc = _cli("recompress", str(tmp_path / "c.n5"), str(tmp_path / "c.zarr"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "c.zarr" / "g" / "vol")[...], vol)
