@@ -20,6 +20,9 @@ from napari_zarr_explorer.imaging_codecs import CODECS, bounded_decode
 from napari_zarr_explorer.layers import open_layers
 from napari_zarr_explorer.store import ChunkSizeError, open_array, parse_location
 
+# the function: napari_zarr_explorer.recompress is also a sub-package
+from napari_zarr_explorer.recompress import recompress
+
 imagecodecs_numcodecs = pytest.importorskip("imagecodecs.numcodecs")
 imagecodecs_numcodecs.register_codecs(verbose=False)
 RNG = np.random.default_rng(7)
@@ -334,3 +337,68 @@ def test_missing_codecs_name_their_package(tmp_path: Path, codec_id: str, packag
     with pytest.raises(CodecError, match=package) as info:
         open_array(parse_location(path), "")
     assert codec_id in str(info.value)
+
+
+# ---------------------------------------------------------------- writing (recompress)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize(
+    ("spec", "dtype", "tol"),
+    [
+        ("png", "uint16", 0),
+        ("png", "uint8", 0),
+        ("jpeg2k", "uint16", 0),
+        ("jpegxl", "uint8", 0),
+        ("lerc", "float32", 0),
+        ("lerc:maxerror=0.01", "float32", 0.01),
+        ("jpeg:95", "uint8", 40),
+        ("jpegxl:distance=1", "uint8", 40),
+    ],
+)
+def test_recompress_writes_image_codecs(
+    tmp_path: Path, spec: str, dtype: str, tol: float, zarr_format: int
+) -> None:
+    from napari_zarr_explorer import testing
+    from napari_zarr_explorer.codec_spec import parse_compressor
+
+    hi = 1.0 if dtype == "float32" else 200.0
+    data = np.stack([_smooth((64, 96), dtype, hi=hi) for _ in range(3)])
+    testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 32, 48))
+    report = recompress(
+        tmp_path / "src.zarr",
+        tmp_path / "out.zarr",
+        compressor=spec,
+        chunks=(1, 32, 48),
+        zarr_format=zarr_format,
+    )
+    assert report.ok
+    assert parse_compressor(spec).is_lossy == (tol > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr's note on numcodecs codecs in v3
+        back = zarr.open_array(tmp_path / "out.zarr", mode="r")[...]  # zarr itself reads it
+    if tol:
+        np.testing.assert_allclose(back, data, atol=tol, rtol=0)
+    else:
+        np.testing.assert_array_equal(back, data)
+    np.testing.assert_array_equal(np.asarray(open_layers(tmp_path / "out.zarr")[0][0]), back)
+    (arr,) = nze.inspect(tmp_path / "out.zarr").arrays
+    codec_name = spec.split(":")[0]
+    (serializer,) = [c for c in arr.codecs if c.role == "array->bytes"]
+    assert serializer.name.removeprefix("numcodecs.") == f"imagecodecs_{codec_name}"
+
+
+def test_image_codec_choices_are_checked() -> None:
+    from napari_zarr_explorer.codec_spec import parse_compressor
+
+    with pytest.raises(CodecError, match="png takes no options"):
+        parse_compressor("png:9")
+    with pytest.raises(CodecError, match="cannot be combined with zstd"):
+        parse_compressor("png+zstd:3")
+    with pytest.raises(CodecError, match="quality must be from 1 to 100"):
+        parse_compressor("jpeg:quality=400")
+    with pytest.raises(CodecError, match="encodes u1 data only"):
+        parse_compressor("jpeg:90").check_dtype("uint16")
+    assert parse_compressor("jpeg2k:reversible").label == "jpeg2k"
+    assert parse_compressor("lerc:maxerror=0.5").label == "lerc:maxerror=0.5"
+    assert not parse_compressor("jpegxl").is_lossy

@@ -25,6 +25,9 @@ from napari_zarr_explorer.errors import CodecError, ExplorerWarning, MetadataErr
 from napari_zarr_explorer.layers import open_layers
 from napari_zarr_explorer.store import open_array, open_store, parse_location
 
+# the function: napari_zarr_explorer.recompress is also a sub-package
+from napari_zarr_explorer.recompress import recompress
+
 z5py = pytest.importorskip("z5py")
 
 COMPRESSIONS = ["raw", "gzip", "bzip2", "xz", "lz4", "blosc", "zstd"]
@@ -176,7 +179,7 @@ def test_recompress_n5_to_zarr_v3(tmp_path: Path) -> None:
     f = _z5(tmp_path / "src.n5")
     vol = _values((10, 33, 47), "int16")
     f.create_dataset("a/vol", data=vol, chunks=(4, 16, 16), compression="lz4")
-    report = nze.recompress(tmp_path / "src.n5", tmp_path / "dst.zarr", compressor="zstd:3",
+    report = recompress(tmp_path / "src.n5", tmp_path / "dst.zarr", compressor="zstd:3",
                             chunks=(5, 32, 32))  # fmt: skip
     assert report.ok
     out = zarr.open_array(tmp_path / "dst.zarr" / "a" / "vol", mode="r")
