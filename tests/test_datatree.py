@@ -153,3 +153,22 @@ def test_errors(tmp_path: Path) -> None:
         nze.open_datatree(tmp_path / "a.zarr", "nope")
     with pytest.raises(ExplorerError, match="not an image node"):
         nze.to_napari_kwargs(xr.DataTree())
+
+
+def test_xarray_is_imported_only_when_asked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # (dask.array imports xarray itself when it is installed, so only our own imports are checked)
+    testing.write_array(tmp_path / "a.zarr", np.zeros((8, 8), "uint8"))
+    code = (
+        "import sys, napari_zarr_explorer as nze\n"
+        "print('xarray' in sys.modules)\n"
+        f"nze.open_pyramid({str(tmp_path / 'a.zarr')!r})\n"
+        "print('napari_zarr_explorer.datatree' in sys.modules)\n"
+        f"nze.open_datatree({str(tmp_path / 'a.zarr')!r})\n"
+        "print('xarray' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", "True"]
