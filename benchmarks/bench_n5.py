@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import z5py
 
     from napari_zarr_explorer.layers import open_layers
-    from napari_zarr_explorer.locate import parse_location
-    from napari_zarr_explorer.meta import open_array
+    from napari_zarr_explorer.store import open_array, parse_location
 
     root = Path(tempfile.gettempdir()) / "nze-bench-n5" / f"{'x'.join(map(str, shape))}.n5"
     make_volume(root, shape, block)

@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 
 import napari_zarr_explorer as nze
-from napari_zarr_explorer import n5
 from napari_zarr_explorer._reader import napari_get_reader
 from napari_zarr_explorer.errors import CodecError, ExplorerWarning, MetadataError
 from napari_zarr_explorer.layers import open_layers
-from napari_zarr_explorer.store import open_array, open_store, parse_location
 
 # the function: napari_zarr_explorer.recompress is also a sub-package
 from napari_zarr_explorer.recompress import recompress
+from napari_zarr_explorer.store import n5, open_array, open_store, parse_location
 
 z5py = pytest.importorskip("z5py")
 

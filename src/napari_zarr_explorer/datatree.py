@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from napari_zarr_explorer.layers import _Ctx
-    from napari_zarr_explorer.meta import NodeMeta
     from napari_zarr_explorer.ome.model import Axis, OmeMetadata
+    from napari_zarr_explorer.store import NodeMeta
 
 __all__ = ["LEVEL_PREFIX", "VARIABLE", "open_datatree", "to_napari_kwargs"]
 
@@ -85,11 +85,10 @@ def open_datatree(
     """
     xmod = _xarray()
     from napari_zarr_explorer.layers import _Ctx
-    from napari_zarr_explorer.locate import parse_location, safe_join
-    from napari_zarr_explorer.meta import read_node
+    from napari_zarr_explorer.store import open_store, parse_location, read_node, safe_join
 
     loc = parse_location(url, dict(storage_options) if storage_options else None)
-    store = loc.open_store()
+    store = open_store(loc)
     path = safe_join("", path, source="given")
     node = read_node(store, path, where=loc.url)
     if node is None:
@@ -153,8 +152,7 @@ class _Builder:
         self.children(node, list_children(self.ctx.store, node.path), prefix, depth)
 
     def children(self, node: NodeMeta, rels: Sequence[str], prefix: str, depth: int) -> None:
-        from napari_zarr_explorer.locate import safe_join
-        from napari_zarr_explorer.meta import read_node
+        from napari_zarr_explorer.store import read_node, safe_join
 
         for rel in rels:
             try:
@@ -172,9 +170,8 @@ class _Builder:
 
     def series(self, node: NodeMeta, ome: OmeMetadata) -> list[str]:
         from napari_zarr_explorer.layers import MAX_SERIES_PROBE
-        from napari_zarr_explorer.locate import safe_join
-        from napari_zarr_explorer.meta import read_node
         from napari_zarr_explorer.ome.model import parse_ome
+        from napari_zarr_explorer.store import read_node, safe_join
 
         series = list(ome.series)
         if not series:
@@ -190,9 +187,8 @@ class _Builder:
         return series
 
     def labels_below(self, node: NodeMeta, prefix: str) -> None:
-        from napari_zarr_explorer.locate import safe_join
-        from napari_zarr_explorer.meta import read_node
         from napari_zarr_explorer.ome.model import parse_ome
+        from napari_zarr_explorer.store import read_node, safe_join
 
         key = safe_join(node.path, "labels")
         try:
@@ -207,9 +203,8 @@ class _Builder:
             self.labels(key, lome, self._key(prefix, "labels"))
 
     def labels(self, path: str, ome: OmeMetadata, prefix: str) -> None:
-        from napari_zarr_explorer.locate import safe_join
-        from napari_zarr_explorer.meta import read_node
         from napari_zarr_explorer.ome.model import parse_ome
+        from napari_zarr_explorer.store import read_node, safe_join
 
         for name in ome.labels:
             try:
@@ -275,8 +270,8 @@ class _Builder:
         self.entries[self._key(prefix)] = self.xr.Dataset(attrs=attrs)
 
     def plain_array(self, node: NodeMeta, prefix: str) -> None:
-        from napari_zarr_explorer.meta import open_array
         from napari_zarr_explorer.pyramid import as_dask
+        from napari_zarr_explorer.store import open_array
 
         shape = node.shape or ()
         dtype = str(node.metadata.get("data_type", node.metadata.get("dtype", "")))

@@ -50,7 +50,7 @@ def open_store(location: Location) -> Store:
         from napari_zarr_explorer.store import remote
 
         store = remote.open_remote_store(location)
-    from napari_zarr_explorer.n5 import maybe_wrap  # N5 containers read as Zarr v3
+    from napari_zarr_explorer.store.n5 import maybe_wrap  # N5 containers read as Zarr v3
 
     return maybe_wrap(store, location)
 
