@@ -402,3 +402,22 @@ def test_image_codec_choices_are_checked() -> None:
     assert parse_compressor("jpeg2k:reversible").label == "jpeg2k"
     assert parse_compressor("lerc:maxerror=0.5").label == "lerc:maxerror=0.5"
     assert not parse_compressor("jpegxl").is_lossy
+
+
+def test_v3_image_codec_chunk_declaring_more_pixels_is_refused(tmp_path: Path) -> None:
+    from napari_zarr_explorer import testing
+
+    data = np.stack([_smooth((32, 48), "uint8") for _ in range(2)])
+    testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 24))
+    recompress(tmp_path / "src.zarr", tmp_path / "png.zarr", compressor="png", chunks=(1, 16, 24))
+    key = tmp_path / "png.zarr" / "c" / "1" / "1" / "1"
+    assert key.exists()
+    key.write_bytes(_ic("png").encode(_smooth((3000, 3000), "uint8")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ((layer, _, _),) = open_layers(tmp_path / "png.zarr")
+        values = np.asarray(layer)
+    assert (values[1, 16:, 24:] == 0).all()
+    np.testing.assert_array_equal(values[0], data[0])
+    messages = [str(w.message) for w in caught if w.category is ExplorerWarning]
+    assert any("c/1/1/1" in m and "more than the" in m for m in messages), messages
