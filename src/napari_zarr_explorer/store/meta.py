@@ -75,9 +75,11 @@ _CODEC_PACKAGES: dict[str, str] = {
     "bitround": "numcodecs",
 }
 
-# What to pip install for a package, when the plain name is not right (zfpy 1.0.1.post0
-# breaks `import numcodecs`: numcodecs 0.16 cannot parse its version).
-_PIP_SPEC: dict[str, str] = {"zfpy": '"zfpy!=1.0.1.post0"'}
+# More advice on installing a package (zfpy 1.0.1.post0 breaks `import numcodecs`: numcodecs
+# 0.16 cannot parse its version).
+_PIP_NOTE: dict[str, str] = {
+    "zfpy": ' Avoid zfpy 1.0.1.post0, which breaks numcodecs: pip install "zfpy!=1.0.1.post0".'
+}
 
 # v3 codec names understood by zarr-python itself.
 _ZARR_V3_CODECS = frozenset(
@@ -587,8 +589,8 @@ def _unknown(codec_id: str, where: str, position: str) -> CodecError:
     if pkg is not None and not _installed(pkg):
         return CodecError(
             f"{where}: the {position} uses the codec {codec_id!r}, which is not available here.",
-            hint=f"It is provided by the package {pkg!r}: install it "
-            f"(pip install {_PIP_SPEC.get(pkg, pkg)}) and open the data again.",
+            hint=f"It is provided by the package {pkg!r}: install it (pip install {pkg}) "
+            "and open the data again." + _PIP_NOTE.get(pkg, ""),
         )
     if pkg is not None:
         return CodecError(
