@@ -394,3 +394,14 @@ def test_command_line_inspect_chunks_recompress(tmp_path: Path) -> None:
     proc = _cli("recompress", str(tmp_path / "c.n5"), str(tmp_path / "c.zarr"), "--json")
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "c.zarr" / "g" / "vol")[...], vol)
+
+
+def test_opened_arrays_pickle_for_dask_workers(tmp_path: Path) -> None:
+    import pickle
+
+    values = _values((10, 12), "int32")
+    _z5(tmp_path / "p.n5").create_dataset("a", data=values, chunks=(4, 5), compression="blosc")
+    arr = open_array(parse_location(tmp_path / "p.n5"), "a")
+    again = pickle.loads(pickle.dumps(arr))
+    assert isinstance(again.store, n5.N5Store)
+    np.testing.assert_array_equal(again[...], values)

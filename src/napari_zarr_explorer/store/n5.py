@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.abc.store import Store
 
 from napari_zarr_explorer.errors import CodecError, ExplorerError, MetadataError
 
 if TYPE_CHECKING:
-    from zarr.abc.store import ByteRequest, Store
+    from zarr.abc.store import ByteRequest
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, BufferPrototype, NDBuffer
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODEC_NAME",
     "DATA_TYPES",
+    "N5BlockCodec",
     "N5BlockError",
     "N5Store",
     "codec_class",
@@ -479,78 +482,69 @@ def decode_block(
     return out
 
 
-def _codec_class() -> type[Any]:
-    from zarr.abc.codec import ArrayBytesCodec
+@dataclass(frozen=True)
+class N5BlockCodec(ArrayBytesCodec):
+    """Zarr v3 array-to-bytes codec for N5 blocks (read only).
 
-    @dataclass(frozen=True)
-    class N5BlockCodec(ArrayBytesCodec):
-        """Zarr v3 array-to-bytes codec for N5 blocks (read only).
+    Its configuration is N5's ``compression`` object. Each block is decoded by
+    :func:`decode_block`, header checked first.
+    """
 
-        Its configuration is N5's ``compression`` object.
-        """
+    compression: Mapping[str, Any]
+    is_fixed_size = False
 
-        compression: Mapping[str, Any]
-        is_fixed_size = False
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> N5BlockCodec:
+        """Build the codec from its ``{"name": "n5", "configuration": {...}}`` document."""
+        cfg = data.get("configuration") or {}
+        comp = cfg.get("compression") if isinstance(cfg, dict) else None
+        if not isinstance(comp, dict):
+            raise MetadataError("the n5 codec needs a 'compression' object")
+        return cls(compression=dict(comp))
 
-        @classmethod
-        def from_dict(cls, data: dict[str, Any]) -> N5BlockCodec:
-            cfg = data.get("configuration") or {}
-            comp = cfg.get("compression") if isinstance(cfg, dict) else None
-            if not isinstance(comp, dict):
-                raise MetadataError("the n5 codec needs a 'compression' object")
-            return cls(compression=dict(comp))
+    def to_dict(self) -> dict[str, Any]:
+        """Return the codec's JSON document."""
+        return {"name": CODEC_NAME, "configuration": {"compression": dict(self.compression)}}
 
-        def to_dict(self) -> dict[str, Any]:
-            return {"name": CODEC_NAME, "configuration": {"compression": dict(self.compression)}}
+    def __hash__(self) -> int:
+        return hash(json.dumps(dict(self.compression), sort_keys=True, default=str))
 
-        def __hash__(self) -> int:
-            return hash(json.dumps(dict(self.compression), sort_keys=True, default=str))
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        dtype = np.dtype(chunk_spec.dtype.to_native_dtype())
+        raw = chunk_bytes.to_bytes()
+        arr = await asyncio.to_thread(
+            decode_block,
+            raw,
+            dtype=dtype,
+            block_shape=tuple(chunk_spec.shape),
+            compression=self.compression,
+        )
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
 
-        async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-            dtype = np.dtype(chunk_spec.dtype.to_native_dtype())
-            raw = chunk_bytes.to_bytes()
-            arr = await asyncio.to_thread(
-                decode_block,
-                raw,
-                dtype=dtype,
-                block_shape=tuple(chunk_spec.shape),
-                compression=self.compression,
-            )
-            return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
+        raise CodecError(
+            "N5 containers are opened read-only; write the data as Zarr "
+            "(napari-zarr-explorer recompress SRC.n5 DST.zarr)."
+        )
 
-        async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
-            raise CodecError(
-                "N5 containers are opened read-only; write the data as Zarr "
-                "(napari-zarr-explorer recompress SRC.n5 DST.zarr)."
-            )
-
-        def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
-            raise NotImplementedError
-
-    return N5BlockCodec
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        """Not known before encoding (N5 is read only here)."""
+        raise NotImplementedError
 
 
 _CODEC_LOCK = threading.Lock()
-_CODEC: list[type[Any]] = []
+_REGISTERED: list[bool] = []
 
 
-def codec_class() -> type[Any]:
+def codec_class() -> type[N5BlockCodec]:
     """Return the ``n5`` codec class, registered with zarr-python on first use."""
     with _CODEC_LOCK:
-        if not _CODEC:
+        if not _REGISTERED:
             from zarr.registry import register_codec
 
-            cls = _codec_class()
-            register_codec(CODEC_NAME, cls)
-            _CODEC.append(cls)
-        return _CODEC[0]
-
-
-# Exported for isinstance checks and documentation; created lazily (zarr is imported on use).
-def __getattr__(name: str) -> Any:
-    if name == "N5BlockCodec":
-        return codec_class()
-    raise AttributeError(name)
+            register_codec(CODEC_NAME, N5BlockCodec)
+            _REGISTERED.append(True)
+    return N5BlockCodec
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,13 +584,7 @@ def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
     raise TypeError(f"unknown byte range {byte_range!r}")
 
 
-def _store_base() -> type[Any]:
-    from zarr.abc.store import Store
-
-    return Store
-
-
-class N5Store(_store_base()):  # type: ignore[misc]
+class N5Store(Store):
     """A read-only view of an N5 container as a Zarr v3 hierarchy.
 
     Parameters
@@ -648,11 +636,6 @@ class N5Store(_store_base()):  # type: ignore[misc]
 
     @property
     def supports_deletes(self) -> bool:
-        """False: N5 containers are read only."""
-        return False
-
-    @property
-    def supports_partial_writes(self) -> bool:
         """False: N5 containers are read only."""
         return False
 
