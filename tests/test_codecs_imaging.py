@@ -16,12 +16,12 @@ import zarr
 
 import napari_zarr_explorer as nze
 from napari_zarr_explorer.errors import CodecError, ExplorerWarning
-from napari_zarr_explorer.imaging_codecs import CODECS, bounded_decode
 from napari_zarr_explorer.layers import open_layers
 
 # the function: napari_zarr_explorer.recompress is also a sub-package
 from napari_zarr_explorer.recompress import recompress
 from napari_zarr_explorer.store import ChunkSizeError, open_array, parse_location
+from napari_zarr_explorer.store.imaging import CODECS, bounded_decode
 
 imagecodecs_numcodecs = pytest.importorskip("imagecodecs.numcodecs")
 imagecodecs_numcodecs.register_codecs(verbose=False)

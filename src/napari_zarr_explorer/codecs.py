@@ -189,7 +189,7 @@ def _role_of(name: str) -> Role | None:
     role = _KNOWN_ROLES.get(name)
     if role is not None:
         return role
-    from napari_zarr_explorer.imaging_codecs import role_of
+    from napari_zarr_explorer.store.imaging import role_of
 
     role = role_of(name)  # shuffles, filters, zfpy and imagecodecs' image codecs
     if role is not None:

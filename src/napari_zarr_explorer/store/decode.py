@@ -188,7 +188,7 @@ def guarded_v2_compressor(compressor: Any, bound: int) -> Any:
     import numcodecs.abc
 
     cid = getattr(compressor, "codec_id", None)
-    from napari_zarr_explorer.imaging_codecs import guard_v2
+    from napari_zarr_explorer.store.imaging import guard_v2
 
     bounded = guard_v2(compressor, bound)  # imagecodecs and zfpy: sizes not in a known header
     if bounded is not None:
@@ -254,7 +254,7 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
         def to_dict(self) -> Any:
             return self.inner.to_dict()
 
-    from napari_zarr_explorer.imaging_codecs import guard_v3
+    from napari_zarr_explorer.store.imaging import guard_v3
 
     out: list[Any] = []
     for codec in codecs:
