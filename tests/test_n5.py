@@ -405,3 +405,14 @@ def test_opened_arrays_pickle_for_dask_workers(tmp_path: Path) -> None:
     again = pickle.loads(pickle.dumps(arr))
     assert isinstance(again.store, n5.N5Store)
     np.testing.assert_array_equal(again[...], values)
+
+
+def test_attributes_beyond_the_metadata_limit_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attrs = {**_ATTRS, "padding": "x" * 5000}
+    root = _container(tmp_path, attrs, {})
+    monkeypatch.setenv("NAPARI_ZARR_EXPLORER_MAX_METADATA_BYTES", "1000")
+    with pytest.raises(MetadataError, match="attributes.json") as info:
+        open_array(parse_location(root), "a")
+    assert "1000" in str(info.value)

@@ -664,25 +664,12 @@ class N5Store(Store):
             if path in self._cache:
                 self._cache.move_to_end(path)
                 return self._cache[path]
-        from zarr.core.buffer import default_buffer_prototype
+        # the store layer's bounded read: size checked before the body, limit from the env
+        from napari_zarr_explorer.store.meta import _read_json_async
 
-        from napari_zarr_explorer.store.meta import MAX_METADATA_BYTES, parse_json
-
-        key = _join(path, ATTRIBUTES)
-        name = f"{self.where.rstrip('/')}/{key}"
-        try:
-            buf = await self._n5_inner.get(key, prototype=default_buffer_prototype())
-        except (FileNotFoundError, KeyError):
-            buf = None
-        doc: dict[str, Any] | None = None
-        if buf is not None:
-            raw = buf.to_bytes()
-            if len(raw) > MAX_METADATA_BYTES:
-                raise MetadataError(
-                    f"{name}: metadata document is {len(raw)} bytes, more than the "
-                    f"{MAX_METADATA_BYTES} bytes allowed."
-                )
-            doc = parse_json(raw, name)
+        doc = await _read_json_async(
+            self._n5_inner, _join(path, ATTRIBUTES), where=self.where.rstrip("/")
+        )
         with self._lock:
             self._cache[path] = doc
             while len(self._cache) > _CACHE_SIZE:
@@ -753,6 +740,31 @@ class N5Store(Store):
         if kind == "none" or target is None:
             return None
         return await self._n5_inner.get(target, prototype, byte_range)
+
+    async def get_bounded(self, key: str, limit: int) -> bytes | None:
+        """Read *key* whole if it has at most *limit* bytes (None when absent)."""
+        from napari_zarr_explorer.store.limits import metadata_too_large
+
+        kind, target = self._translate(key)
+        if kind == "meta":
+            assert target is not None
+            data = await self._metadata_bytes(target)
+            if data is not None and len(data) > limit:
+                raise metadata_too_large(f"{self.where.rstrip('/')}/{key}", len(data), limit)
+            return data
+        if kind == "none" or target is None:
+            return None
+        bounded = getattr(self._n5_inner, "get_bounded", None)
+        if bounded is not None:
+            result: bytes | None = await bounded(target, limit)
+            return result
+        from zarr.core.buffer import default_buffer_prototype
+
+        buf = await self._n5_inner.get(target, prototype=default_buffer_prototype())
+        raw = None if buf is None else bytes(buf.to_bytes())
+        if raw is not None and len(raw) > limit:
+            raise metadata_too_large(f"{self.where.rstrip('/')}/{key}", len(raw), limit)
+        return raw
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
