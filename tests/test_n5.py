@@ -413,6 +413,6 @@ def test_attributes_beyond_the_metadata_limit_are_refused(
     attrs = {**_ATTRS, "padding": "x" * 5000}
     root = _container(tmp_path, attrs, {})
     monkeypatch.setenv("NAPARI_ZARR_EXPLORER_MAX_METADATA_BYTES", "1000")
-    with pytest.raises(MetadataError, match="attributes.json") as info:
+    with pytest.raises(MetadataError, match=r"attributes\.json") as info:
         open_array(parse_location(root), "a")
     assert "1000" in str(info.value)
