@@ -47,5 +47,6 @@ def test_notebook_runs(kernel_name, tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     html = [o for o in outputs if "text/html" in o.get("data", {})]
     assert len(html) >= 4  # inspect, chunk_map, validate, estimate render as HTML
+    assert any("xarray" in o["data"]["text/html"] for o in html)  # the DataTree's own repr
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "True" in text  # verified chunk map

@@ -243,17 +243,6 @@ def test_zarr_implementations_corpus(corpus: Path) -> None:
         np.testing.assert_array_equal(np.asarray(data), ref, err_msg=kwargs["name"])
 
 
-def test_n5_is_declined_clearly(corpus: Path) -> None:
-    n5 = corpus / "zarr_implementations" / "examples" / "z5py.n5"
-    if not n5.exists():
-        pytest.skip("no N5 example in the corpus")
-    # N5 is not Zarr: zarr-python 3 has no N5 store, so the reader declines it (napari then
-    # offers other readers) and open_layers says what it found.
-    assert napari_get_reader(str(n5)) is None
-    with pytest.raises(Exception, match="no Zarr metadata"):
-        open_layers(n5)
-
-
 # ---------------------------------------------------------------- plain groups
 
 

@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "open_layers": "napari_zarr_explorer.layers",
     "open_pyramid": "napari_zarr_explorer.pyramid",
     "save": "napari_zarr_explorer.writer",
+    "open_datatree": "napari_zarr_explorer.datatree",
+    "to_napari_kwargs": "napari_zarr_explorer.datatree",
 }
 
 __all__ = [
@@ -44,15 +46,18 @@ __all__ = [
     "chunk_map",
     "estimate",
     "inspect",
+    "open_datatree",
     "open_layers",
     "open_pyramid",
     "recompress",
     "save",
+    "to_napari_kwargs",
     "validate",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_zarr_explorer.chunks import ChunkMap, chunk_map
+    from napari_zarr_explorer.datatree import open_datatree, to_napari_kwargs
     from napari_zarr_explorer.estimate import EstimateReport, estimate
     from napari_zarr_explorer.layers import open_layers
     from napari_zarr_explorer.ome.validate import ValidationReport, validate

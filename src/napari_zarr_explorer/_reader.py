@@ -13,7 +13,8 @@ __all__ = ["napari_get_reader", "read_zarr"]
 LayerData = tuple[Any, dict[str, Any], str]
 ReaderFunction = Callable[[Any], list[LayerData]]
 
-_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+# the last one is N5's
+_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata", "attributes.json")
 _REMOTE = ("http://", "https://", "s3://", "gs://", "gcs://")
 
 

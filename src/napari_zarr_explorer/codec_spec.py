@@ -39,6 +39,7 @@ from napari_zarr_explorer.errors import CodecError
 
 __all__ = [
     "COMPRESSOR_NAMES",
+    "IMAGE_NAMES",
     "LOSSY_NAMES",
     "SHUFFLES",
     "CompressorSpec",
@@ -58,6 +59,22 @@ COMPRESSOR_NAMES: tuple[str, ...] = (
     "none",
 )
 LOSSY_NAMES: tuple[str, ...] = ("zfp", "bitround", "quantize")
+#: imagecodecs image codecs written as the array->bytes codec (lossless by default except jpeg).
+IMAGE_NAMES: tuple[str, ...] = ("png", "jpeg2k", "jpegxl", "lerc", "jpeg")
+_IMAGE_DTYPES: dict[str, tuple[str, ...]] = {
+    "png": ("u1", "u2"),
+    "jpeg2k": ("u1", "u2", "i1", "i2"),
+    "jpegxl": ("u1", "u2", "f4"),
+    "lerc": ("i1", "u1", "i2", "u2", "i4", "u4", "f4", "f8"),
+    "jpeg": ("u1",),
+}
+# name -> (option, value range, default) of the one option each image codec takes
+_IMAGE_OPTIONS: dict[str, tuple[str, float, float]] = {
+    "jpeg2k": ("psnr", 1, 200),  # lossy at this PSNR in dB (absent: reversible)
+    "jpegxl": ("distance", 0, 25),  # butteraugli distance (absent or 0: lossless)
+    "lerc": ("maxerror", 0, 1e300),  # largest absolute error (absent or 0: lossless)
+    "jpeg": ("quality", 1, 100),
+}
 
 _LEVELS: dict[str, tuple[int, int, int]] = {
     # name: (min, max, default)
@@ -141,7 +158,14 @@ class CompressorSpec:
         """True when decoded values may differ from the original ones."""
         if self.lossy == "zfp":
             return not bool(dict(self.lossy_options).get("reversible", False))
+        if self.lossy in IMAGE_NAMES:
+            return self.lossy == "jpeg" or any(float(v) > 0 for _, v in self.lossy_options)
         return self.lossy is not None
+
+    @property
+    def is_serializer(self) -> bool:
+        """True for one array->bytes codec without a byte compressor (zfp, png...)."""
+        return self.lossy == "zfp" or self.lossy in IMAGE_NAMES
 
     @property
     def label(self) -> str:
@@ -150,7 +174,7 @@ class CompressorSpec:
         if self.lossy is not None:
             opts = ",".join(k if v is True else f"{k}={_fmt(v)}" for k, v in self.lossy_options)
             parts.append(f"{self.lossy}:{opts}" if opts else self.lossy)
-        if self.lossy != "zfp" or self.name != "none":
+        if not self.is_serializer or self.name != "none":
             main = self.name
             if self.is_blosc and self.shuffle is not None:
                 main += f":level={self.level},shuffle={self.shuffle}"
@@ -177,6 +201,11 @@ class CompressorSpec:
             raise CodecError(
                 f"{self.lossy} works on floating-point data only, not {dt}.",
                 hint="Choose a lossless compressor for integer data (e.g. zstd:5).",
+            )
+        if self.lossy in IMAGE_NAMES and dt.str[1:] not in _IMAGE_DTYPES[self.lossy]:
+            raise CodecError(
+                f"{self.lossy} encodes {', '.join(_IMAGE_DTYPES[self.lossy])} data only, not {dt}.",
+                hint="Choose a lossless compressor (e.g. zstd:5) for this array.",
             )
         if self.lossy == "zfp" and dt.str[1:] not in ("f4", "f8", "i4", "i8"):
             raise CodecError(
@@ -209,6 +238,14 @@ class CompressorSpec:
             filters.append(Quantize(digits=int(dict(self.lossy_options)["digits"]), dtype=dt.str))
         elif self.lossy == "zfp":
             serializer = _zfp_v3_class()(**self._zfp_config())
+        elif self.lossy in IMAGE_NAMES:
+            import warnings
+
+            config = self._image_config()
+            config.pop("id")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr: numcodecs codecs are not in the v3 spec
+                serializer = _image_v3_class(self.lossy)(**config)
         compressors: list[Any] = []
         if self.name == "zstd":
             compressors.append(zc.ZstdCodec(level=int(self.level or 0)))
@@ -247,6 +284,8 @@ class CompressorSpec:
 
         if self.lossy == "zfp":
             return _zfp_numcodec(self._zfp_config())
+        if self.lossy in IMAGE_NAMES:
+            return _image_numcodec(self._image_config())
         if self.name == "zstd":
             return numcodecs.Zstd(level=int(self.level or 0))
         if self.name == "gzip":
@@ -295,6 +334,8 @@ class CompressorSpec:
             arr = np.ascontiguousarray(f.encode(arr))
         if self.lossy == "zfp":
             return bytes(_zfp_numcodec(self._zfp_config()).encode(arr))
+        if self.lossy in IMAGE_NAMES:
+            return bytes(_image_numcodec(self._image_config()).encode(arr))
         le = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
         raw = memoryview(le.reshape(-1).view(np.uint8).data)
         if self.name == "zstd":
@@ -337,6 +378,8 @@ class CompressorSpec:
             nbytes = max_chunk_bytes()
         if self.lossy == "zfp":
             out = np.asarray(decode_bounded(_zfp_numcodec(self._zfp_config()), data, nbytes))
+        elif self.lossy in IMAGE_NAMES:
+            out = np.asarray(decode_bounded(_image_numcodec(self._image_config()), data, nbytes))
         else:
             comp = self.v2_compressor(dtype)
             if self.name == "zstd":
@@ -380,6 +423,29 @@ class CompressorSpec:
         return ErrorStats(max_abs, rms, psnr)
 
     # ------------------------------------------------------------------ helpers
+    def _image_config(self) -> dict[str, Any]:
+        """Return the imagecodecs numcodecs configuration of an image codec."""
+        name = str(self.lossy)
+        opts = dict(self.lossy_options)
+        config: dict[str, Any] = {"id": f"imagecodecs_{name}"}
+        if name == "jpeg2k":
+            psnr = opts.get("psnr")
+            config.update(
+                {"reversible": True, "level": 0}
+                if not psnr
+                else {"reversible": False, "level": int(psnr)}
+            )
+        elif name == "jpegxl":
+            distance = float(opts.get("distance", 0))
+            config.update(
+                {"lossless": True} if distance == 0 else {"lossless": False, "distance": distance}
+            )
+        elif name == "lerc":
+            config["level"] = float(opts.get("maxerror", 0.0))
+        elif name == "jpeg":
+            config["level"] = int(opts.get("quality", 90))
+        return config
+
     def _zfp_config(self) -> dict[str, Any]:
         opts = dict(self.lossy_options)
         if opts.get("reversible"):
@@ -483,10 +549,49 @@ def _zfp_v3_class() -> Any:
     return ImagecodecsZfp
 
 
+def _image_numcodec(config: dict[str, Any]) -> Any:
+    try:
+        from imagecodecs.numcodecs import register_codecs
+    except ImportError as exc:  # pragma: no cover - imagecodecs is in the [all] extra
+        raise CodecError(
+            f"The {config['id'].removeprefix('imagecodecs_')} codec needs the imagecodecs package.",
+            hint="Install it with 'pip install imagecodecs'.",
+        ) from exc
+    import numcodecs
+
+    register_codecs(verbose=False)
+    return numcodecs.get_codec(dict(config))
+
+
+_IMAGE_V3: dict[str, Any] = {}
+
+
+def _image_v3_class(name: str) -> Any:
+    """Return (creating and registering once) the Zarr v3 codec ``numcodecs.imagecodecs_NAME``."""
+    if name in _IMAGE_V3:
+        return _IMAGE_V3[name]
+    _image_numcodec({"id": f"imagecodecs_{name}"})  # registers imagecodecs with numcodecs
+    import zarr.registry
+    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+
+    cls = type(
+        f"Imagecodecs{name.capitalize()}",
+        (_NumcodecsArrayBytesCodec,),
+        {},
+        codec_name=f"imagecodecs_{name}",
+    )
+    zarr.registry.register_codec(f"numcodecs.imagecodecs_{name}", cls)
+    _IMAGE_V3[name] = cls
+    return cls
+
+
 def register_zarr_codecs() -> None:
-    """Register the optional codecs this module can write (zfp) so zarr can read them back."""
+    """Register the optional codecs this module can write (zfp, image codecs) with zarr."""
     with contextlib.suppress(CodecError):
         _zfp_v3_class()
+    with contextlib.suppress(CodecError, ImportError):
+        for name in IMAGE_NAMES:
+            _image_v3_class(name)
 
 
 def _parse_value(text: str, *, where: str) -> float | int | bool:
@@ -587,7 +692,7 @@ def _parse_text(text: str) -> CompressorSpec:
         if pname == "zlib":
             raise CodecError(f"{where}: zlib is not offered.", hint="Use gzip:N instead.")
         positional, pairs = _split_args(args, where=where)
-        if pname in LOSSY_NAMES:
+        if pname in LOSSY_NAMES or pname in IMAGE_NAMES:
             if lossy is not None:
                 raise CodecError(f"{where}: only one lossy codec can be used.")
             lossy = pname
@@ -638,12 +743,13 @@ def _parse_text(text: str) -> CompressorSpec:
                 f"{where}: unknown option(s) {', '.join(sorted(pairs))}.",
                 hint="Options are a level and, for blosc, shuffle=none|byte|bit.",
             )
-    if lossy == "zfp" and not main_given:
+    serializer = lossy == "zfp" or lossy in IMAGE_NAMES
+    if serializer and not main_given:
         name, level = "none", None
-    elif lossy == "zfp" and name != "none":
+    elif serializer and name != "none":
         raise CodecError(
-            f"{where}: zfp already compresses; it cannot be combined with {name}.",
-            hint="Use zfp alone, e.g. zfp:rate=8.",
+            f"{where}: {lossy} already compresses; it cannot be combined with {name}.",
+            hint=f"Use {lossy} alone, e.g. {lossy}" + (":rate=8." if lossy == "zfp" else "."),
         )
     return CompressorSpec(
         name=name,
@@ -658,6 +764,27 @@ def _parse_lossy(
     name: str, positional: str | None, pairs: dict[str, str], *, where: str
 ) -> dict[str, float | int | bool]:
     opts: dict[str, float | int | bool] = {}
+    if name == "png":
+        if positional is not None or pairs:
+            raise CodecError(f"{where}: png takes no options (it is lossless).")
+        return opts
+    if name in _IMAGE_OPTIONS:
+        key, lo, hi = _IMAGE_OPTIONS[name]
+        if name == "jpeg2k" and (positional == "reversible" or "reversible" in pairs):
+            pairs.pop("reversible", "")
+            positional = None
+        if positional is not None:
+            pairs.setdefault(key, positional)
+        if set(pairs) - {key}:
+            raise CodecError(
+                f"{where}: {name} takes one option, {key}=N.", hint=f"e.g. {name}:{key}=..."
+            )
+        if key in pairs:
+            value = _parse_value(pairs[key], where=where)
+            if not lo <= float(value) <= hi:
+                raise CodecError(f"{where}: {name} {key} must be from {lo:g} to {hi:g}.")
+            opts[key] = value
+        return opts
     if name == "zfp":
         if positional == "reversible":
             pairs["reversible"] = "true"
@@ -699,5 +826,6 @@ def _valid_hint() -> str:
     return (
         "Valid compressors: "
         + ", ".join(COMPRESSOR_NAMES)
-        + "; lossy: zfp:rate=N, bitround:N, quantize:N; a level after a colon (zstd:5)."
+        + "; lossy: zfp:rate=N, bitround:N, quantize:N; images: png, jpeg2k[:psnr=N],"
+        + " jpegxl[:distance=D], lerc[:maxerror=E], jpeg:quality; a level after a colon (zstd:5)."
     )

@@ -49,6 +49,7 @@ _KNOWN_ROLES: dict[str, Role] = {
     "numcodecs.zfpy": ARRAY_BYTES,
     "numcodecs.pcodec": ARRAY_BYTES,
     "zfpy": ARRAY_BYTES,
+    "n5": ARRAY_BYTES,
     "blosc": BYTES_BYTES,
     "zstd": BYTES_BYTES,
     "gzip": BYTES_BYTES,
@@ -188,6 +189,11 @@ def _role_of(name: str) -> Role | None:
     role = _KNOWN_ROLES.get(name)
     if role is not None:
         return role
+    from napari_zarr_explorer.store.imaging import role_of
+
+    role = role_of(name)  # shuffles, filters, zfpy and imagecodecs' image codecs
+    if role is not None:
+        return role
     try:
         from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
         from zarr.registry import get_codec_class
@@ -288,19 +294,32 @@ def codec_pipeline(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple[Co
         return _v3_chain(metadata.get("codecs", ()))
     out: list[CodecInfo] = []
     filters = metadata.get("filters") or ()
+    byte_filters: list[CodecInfo] = []
     if isinstance(filters, Sequence) and not isinstance(filters, str):
-        for flt in filters:
-            name, cfg = _name_and_config(flt)
-            out.append(CodecInfo(name, jsonable(cfg), ARRAY_ARRAY))
+        named = [_name_and_config(flt) for flt in filters]
+        # byte-level filters at the end (shuffles) act on the bytes: after the implied bytes
+        tail = len(named)
+        while tail and _role_of(named[tail - 1][0]) == BYTES_BYTES:
+            tail -= 1
+        for i, (name, cfg) in enumerate(named):
+            if i < tail:
+                out.append(CodecInfo(name, jsonable(cfg), ARRAY_ARRAY))
+            else:
+                byte_filters.append(CodecInfo(name, jsonable(cfg), BYTES_BYTES))
     shape = metadata.get("shape") or ()
     if metadata.get("order") == "F" and isinstance(shape, Sequence) and len(shape) > 1:
         order = list(range(len(shape)))[::-1]
         out.append(CodecInfo("transpose", {"order": order}, ARRAY_ARRAY, implied=True))
     endian = _v2_endian(metadata.get("dtype"))
-    out.append(CodecInfo("bytes", {"endian": endian} if endian else {}, ARRAY_BYTES, implied=True))
     compressor = metadata.get("compressor")
+    name, cfg = _name_and_config(compressor) if compressor else ("", {})
+    if compressor and _role_of(name) == ARRAY_BYTES and not byte_filters:
+        # image and array compressors (jpeg, png, zfpy...) encode the array themselves
+        out.append(CodecInfo(name, jsonable(cfg), ARRAY_BYTES))
+        return tuple(out)
+    out.append(CodecInfo("bytes", {"endian": endian} if endian else {}, ARRAY_BYTES, implied=True))
+    out.extend(byte_filters)
     if compressor:
-        name, cfg = _name_and_config(compressor)
         out.append(CodecInfo(name, jsonable(cfg), BYTES_BYTES))
     return tuple(out)
 

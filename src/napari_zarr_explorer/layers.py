@@ -235,7 +235,7 @@ class _Ctx:
             kwargs["axis_labels"] = tuple(dims)
         return (_viewable(data), kwargs, "image")
 
-    def plain_group(self, node: NodeMeta) -> list[LayerData]:
+    def plain_group(self, node: NodeMeta, depth: int = 0) -> list[LayerData]:
         path = node.path
         arrays: list[tuple[str, tuple[int, ...]]] = []
         nodes: dict[str, NodeMeta] = {}
@@ -293,6 +293,13 @@ class _Ctx:
                 ome = parse_ome(child.attributes, zarr_format=child.zarr_format)
                 if ome is not None and ome.kind in ("image", "plate", "bioformats2raw"):
                     layers.extend(self.open_node(child))
+        if not layers and depth < 2:
+            # images nested in plain groups (N5 from BigDataViewer: setup0/timepoint0/s0)
+            for child in groups[:MAX_PLAIN_LAYERS]:
+                if parse_ome(child.attributes, zarr_format=child.zarr_format) is None:
+                    layers.extend(self.plain_group(child, depth + 1))
+                if len(layers) >= MAX_PLAIN_LAYERS:
+                    break
         return layers
 
     # ---------------------------------------------------------------- OME images

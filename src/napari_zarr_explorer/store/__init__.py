@@ -5,7 +5,9 @@
 - :mod:`._localstore`, :mod:`.remote`: read-only stores, confined to their folder or URL prefix;
 - :mod:`.meta`: bounded reads of metadata documents and the checks an array must pass;
 - :mod:`.decode`: the guarded decoder (no chunk decodes beyond its declared size);
-- :mod:`.open`: stores, and zarr arrays and groups opened only from checked metadata.
+- :mod:`.open`: stores, and zarr arrays and groups opened only from checked metadata;
+- :mod:`.n5`: N5 containers presented as Zarr v3 (read only), blocks checked before decoding;
+- :mod:`.imaging`: bounded decoding of image codecs, lzw and zfpy, and what each codec is.
 
 Importing this package does not import zarr; the remote names are loaded on first use.
 """

@@ -188,6 +188,11 @@ def guarded_v2_compressor(compressor: Any, bound: int) -> Any:
     import numcodecs.abc
 
     cid = getattr(compressor, "codec_id", None)
+    from napari_zarr_explorer.store.imaging import guard_v2
+
+    bounded = guard_v2(compressor, bound)  # imagecodecs and zfpy: sizes not in a known header
+    if bounded is not None:
+        return bounded
     if cid not in _STREAM_CODECS | _HEADER_CODECS:
         return compressor
     if cid == "lzma" and getattr(compressor, "format", 1) not in (0, 1, 2):
@@ -249,9 +254,14 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
         def to_dict(self) -> Any:
             return self.inner.to_dict()
 
+    from napari_zarr_explorer.store.imaging import guard_v3
+
     out: list[Any] = []
     for codec in codecs:
-        if isinstance(codec, ShardingCodec):
+        bounded = guard_v3(codec)  # numcodecs.* array->bytes codecs (zfpy, imagecodecs)
+        if bounded is not None:
+            out.append(bounded)
+        elif isinstance(codec, ShardingCodec):
             out.append(
                 ShardingCodec(
                     chunk_shape=codec.chunk_shape,

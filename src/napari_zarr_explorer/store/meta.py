@@ -66,6 +66,19 @@ _CODEC_PACKAGES: dict[str, str] = {
     "lerc": "imagecodecs",
     "zfp": "imagecodecs",
     "sz3": "pysz3",
+    "lzw": "imagecodecs",
+    "bitshuffle": "imagecodecs",
+    "jpegls": "imagecodecs",
+    "jpegxr": "imagecodecs",
+    "avif": "imagecodecs",
+    "qoi": "imagecodecs",
+    "bitround": "numcodecs",
+}
+
+# More advice on installing a package (zfpy 1.0.1.post0 breaks `import numcodecs`: numcodecs
+# 0.16 cannot parse its version).
+_PIP_NOTE: dict[str, str] = {
+    "zfpy": ' Avoid zfpy 1.0.1.post0, which breaks numcodecs: pip install "zfpy!=1.0.1.post0".'
 }
 
 # v3 codec names understood by zarr-python itself.
@@ -577,7 +590,7 @@ def _unknown(codec_id: str, where: str, position: str) -> CodecError:
         return CodecError(
             f"{where}: the {position} uses the codec {codec_id!r}, which is not available here.",
             hint=f"It is provided by the package {pkg!r}: install it (pip install {pkg}) "
-            "and open the data again.",
+            "and open the data again." + _PIP_NOTE.get(pkg, ""),
         )
     if pkg is not None:
         return CodecError(

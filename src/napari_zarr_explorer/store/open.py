@@ -45,10 +45,14 @@ def open_store(location: Location) -> Store:
                 f"{location.url} is a file, not a Zarr store directory.",
                 hint="Open the folder that contains .zarray/.zgroup/zarr.json instead.",
             )
-        return ConfinedLocalStore(location.path)
-    from napari_zarr_explorer.store import remote
+        store: Any = ConfinedLocalStore(location.path)
+    else:
+        from napari_zarr_explorer.store import remote
 
-    return remote.open_remote_store(location)
+        store = remote.open_remote_store(location)
+    from napari_zarr_explorer.store.n5 import maybe_wrap  # N5 containers read as Zarr v3
+
+    return maybe_wrap(store, location)
 
 
 def open_url(url: Any, storage_options: Mapping[str, Any] | None = None) -> tuple[Store, str]:
