@@ -245,8 +245,7 @@ def test_zarr_implementations_corpus(corpus: Path) -> None:
 
 def test_n5_is_declined_clearly(corpus: Path) -> None:
     n5 = corpus / "zarr_implementations" / "examples" / "z5py.n5"
-    if not n5.exists():
-        pytest.skip("no N5 example in the corpus")
+    assert (n5 / "attributes.json").is_file()
     # N5 is not Zarr: zarr-python 3 has no N5 store, so the reader declines it (napari then
     # offers other readers) and open_layers says what it found.
     assert napari_get_reader(str(n5)) is None
@@ -508,8 +507,7 @@ def test_ngff_suites_never_crash_the_parser(corpus: Path) -> None:
     from napari_zarr_explorer.ome import parse_ome
 
     suites = sorted((corpus / "ngff-suites").glob("*/*suite.json"))
-    if not suites:
-        pytest.skip("no ngff suites in the corpus")
+    assert len(suites) >= 16
     n = 0
     for suite in suites:
         for case in json.loads(suite.read_text()).get("tests", []):
