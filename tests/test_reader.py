@@ -14,7 +14,7 @@ import zarr
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer._reader import napari_get_reader
-from napari_zarr_explorer.errors import ExplorerWarning
+from napari_zarr_explorer.errors import ExplorerError, ExplorerWarning
 from napari_zarr_explorer.layers import open_layers
 
 PLUGIN = "napari-zarr-explorer"
@@ -249,7 +249,7 @@ def test_n5_is_declined_clearly(corpus: Path) -> None:
     # N5 is not Zarr: zarr-python 3 has no N5 store, so the reader declines it (napari then
     # offers other readers) and open_layers says what it found.
     assert napari_get_reader(str(n5)) is None
-    with pytest.raises(Exception, match="no Zarr metadata"):
+    with pytest.raises(ExplorerError, match="no Zarr metadata"):
         open_layers(n5)
 
 
