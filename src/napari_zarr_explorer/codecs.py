@@ -318,8 +318,12 @@ def sharding_info(codecs: Sequence[CodecInfo]) -> ShardingInfo | None:
         cfg = codec.configuration
         shape = cfg.get("chunk_shape", ())
         loc = cfg.get("index_location", "end")
+        valid = isinstance(shape, list | tuple) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in shape
+        )
         return ShardingInfo(
-            chunk_shape=tuple(int(s) for s in shape) if isinstance(shape, Sequence) else (),
+            # a malformed inner chunk shape ("4x4", [[4]]) is reported where it is checked
+            chunk_shape=tuple(shape) if valid else (),
             codecs=codec.inner,
             index_codecs=codec.index,
             index_location="start" if loc == "start" else "end",
