@@ -297,6 +297,10 @@ def _where(exc: BaseException) -> str:
     return f"{name}:{frame.lineno} ({frame.name})"
 
 
+class Inconsistent(AssertionError):
+    """The data read back disagrees with the metadata the reader checked."""
+
+
 class OpenAudit:
     """Records files opened or listed outside the allowed folders while :attr:`active`."""
 
@@ -306,18 +310,24 @@ class OpenAudit:
         self.active = False
         self.allowed: tuple[str, ...] = ()
         self.seen: list[str] = []
-        self._system = tuple(
-            os.path.realpath(p) + os.sep
-            for p in {
-                sys.prefix,
-                sys.base_prefix,
-                sys.exec_prefix,
-                *(p for p in sys.path if p and os.path.isdir(p)),
-            }
-        ) + ("/proc/", "/sys/", "/dev/", "/etc/ssl/", "/usr/share/zoneinfo/", "/usr/lib/")
-        self._system_files = {"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
-                              "/etc/host.conf", "/etc/gai.conf", "/etc/localtime", "/etc/services",
-                              "/etc/protocols", "/etc/mime.types"}
+        folders = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+        folders |= {p for p in sys.path if p and os.path.isdir(p)}
+        # Python's own files (lazy imports), and what the system reads for sockets and time.
+        self._system = (
+            *(os.path.realpath(p) + os.sep for p in folders),
+            *("/proc/", "/sys/", "/dev/", "/etc/ssl/", "/usr/share/zoneinfo/", "/usr/lib/"),
+        )
+        self._system_files = {
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/nsswitch.conf",
+            "/etc/host.conf",
+            "/etc/gai.conf",
+            "/etc/localtime",
+            "/etc/services",
+            "/etc/protocols",
+            "/etc/mime.types",
+        }
 
     @classmethod
     def install(cls) -> OpenAudit:
@@ -407,7 +417,10 @@ class Harness:
             if level.ndim == 0:
                 continue
             index = (0,) * max(level.ndim - 2, 0) + (slice(0, TILE),) * min(level.ndim, 2)
-            np.asarray(level[index])
+            tile = np.asarray(level[index])
+            if tile.dtype != level.dtype:
+                # zarr decoded the chunks with other metadata than the metadata we checked
+                raise Inconsistent(f"layer says {level.dtype}, its chunks decode as {tile.dtype}")
 
     def _op(self, op: str, url: str, array: str, options: dict[str, Any] | None) -> None:
         if op == "open_layers":

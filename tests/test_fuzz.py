@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,8 +42,8 @@ from servers import serve_directory
 
 EXPLORE = os.environ.get("NZE_HYPOTHESIS") == "explore"
 _TOTAL = int(os.environ.get("NZE_FUZZ_CASES", "0")) or None
-LOCAL_CASES = _TOTAL * 3 // 4 if _TOTAL else 1500
-REMOTE_CASES = _TOTAL - LOCAL_CASES if _TOTAL else 600
+LOCAL_CASES = _TOTAL * 4 // 5 if _TOTAL else 1600
+REMOTE_CASES = _TOTAL - LOCAL_CASES if _TOTAL else 400
 
 HOSTILE_STRINGS = [
     "",
@@ -84,7 +85,9 @@ _LEAF = st.one_of(
 )
 JSON_VALUES = st.recursive(
     _LEAF,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=8,
 )
 
@@ -98,9 +101,11 @@ def _v3_codec() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.fixed_dictionaries(
             {"name": st.just("bytes")},
-            optional={"configuration": st.fixed_dictionaries(
-                {"endian": st.sampled_from(["little", "big", "middle", None, 1])}
-            )},
+            optional={
+                "configuration": st.fixed_dictionaries(
+                    {"endian": st.sampled_from(["little", "big", "middle", None, 1])}
+                )
+            },
         ),
         st.builds(
             lambda order: {"name": "transpose", "configuration": {"order": order}},
@@ -145,10 +150,14 @@ def _v3_codec() -> st.SearchStrategy[Any]:
                 {"name": "numcodecs.pickle"},
                 {"name": "numcodecs.zfpy", "configuration": {"mode": 4}},
                 {"name": "numcodecs.delta", "configuration": {"dtype": "<i8"}},
-                {"name": "numcodecs.fixedscaleoffset",
-                 "configuration": {"offset": 0, "scale": 1e308, "dtype": "<f8", "astype": "<u2"}},
-                {"name": "numcodecs.astype",
-                 "configuration": {"encode_dtype": "<u1", "decode_dtype": "<f8"}},
+                {
+                    "name": "numcodecs.fixedscaleoffset",
+                    "configuration": {"offset": 0, "scale": 1e308, "dtype": "<f8", "astype": "<u2"},
+                },
+                {
+                    "name": "numcodecs.astype",
+                    "configuration": {"encode_dtype": "<u1", "decode_dtype": "<f8"},
+                },
                 {"name": "numcodecs.vlen-utf8"},
                 {"name": "frobnicate"},
                 {"name": 5},
@@ -162,7 +171,7 @@ def _v3_codec() -> st.SearchStrategy[Any]:
 
 V2_COMPRESSORS = st.one_of(
     st.just(None),
-    st.builds(lambda lvl: {"id": "zstd", "level": lvl}, st.sampled_from([0, 3, 99, -2**40])),
+    st.builds(lambda lvl: {"id": "zstd", "level": lvl}, st.sampled_from([0, 3, 99, -(2**40)])),
     st.builds(
         lambda cname, shuffle: {"id": "blosc", "cname": cname, "clevel": 5, "shuffle": shuffle},
         st.sampled_from(["zstd", "lz4", "snappy", "nope"]),
@@ -295,17 +304,19 @@ def _ome_path_slots(doc: Any) -> list[tuple[Any, ...]]:
 @st.composite
 def dataset_path_mutation(draw: st.DrawFn, store: Store) -> Mutation:
     candidates = [
-        (rel, path)
-        for rel in store.json_files
-        for path in _ome_path_slots(_load(store, rel))
+        (rel, path) for rel in store.json_files for path in _ome_path_slots(_load(store, rel))
     ]
     if not candidates:
         return draw(json_mutation(store))
     rel, path = draw(st.sampled_from(candidates))
     value = draw(st.sampled_from(HOSTILE_STRINGS) | JSON_VALUES)
     doc = fuzzing.json_set(_load(store, rel), path, value)
-    return Mutation(store.kind, "dataset-path", f"{rel} {list(path)} = {value!r:.200}",
-                    {rel: fuzzing.dumps(doc)})
+    return Mutation(
+        store.kind,
+        "dataset-path",
+        f"{rel} {list(path)} = {value!r:.200}",
+        {rel: fuzzing.dumps(doc)},
+    )
 
 
 def _array_docs(store: Store) -> list[str]:
@@ -416,12 +427,13 @@ def consolidated_mutation(draw: st.DrawFn, store: Store) -> Mutation:
     """Consolidated metadata that differs from the documents zarr reads."""
     v2 = any(k.endswith((".zarray", ".zgroup")) for k in store.pristine)
     docs = {k: json.loads(v) for k, v in store.pristine.items() if k in store.json_files}
-    arrays = _array_docs(store)
-    target = draw(st.sampled_from(arrays))
-    lie = draw(st.sampled_from(["dtype", "shape", "codecs", "missing"]))
+    target = draw(st.sampled_from(_array_docs(store)))
+    lie = draw(
+        st.sampled_from(["dtype", "shape", "codecs", "missing", "real-unsafe", "real-strings"])
+    )
     fake = json.loads(json.dumps(docs[target]))
     if lie == "dtype":
-        fake["dtype" if v2 else "data_type"] = "<u1" if v2 else "uint8"
+        fake["dtype" if v2 else "data_type"] = "|u1" if v2 else "uint8"
     elif lie == "shape":
         fake["shape"] = [1] * len(fake.get("shape", []))
     elif lie == "codecs":
@@ -433,6 +445,28 @@ def consolidated_mutation(draw: st.DrawFn, store: Store) -> Mutation:
     if lie == "missing":
         del docs[target]
     writes: dict[str, bytes | None] = {}
+    if lie == "real-unsafe":
+        # The consolidated document is the pristine one; the array's own document (the one
+        # zarr reads) holds Python objects decoded with pickle, and its chunks are pickles.
+        real = json.loads(store.pristine[target])
+        if v2:
+            real.update(dtype="|O", compressor=None, filters=[{"id": "pickle"}])
+        else:
+            real["codecs"] = [{"name": "bytes"}, {"name": "numcodecs.pickle"}]
+        writes[target] = fuzzing.dumps(real)
+        for key in _chunks_of(store, target)[:4]:
+            writes[key] = fuzzing.pickle_trap(_SENTINEL_PATH[0])
+    elif lie == "real-strings" and v2:
+        # The array's own document says strings (vlen-utf8), and its chunks hold strings.
+        import numcodecs
+
+        real = json.loads(store.pristine[target])
+        real.update(dtype="|O", compressor=None, filters=[{"id": "vlen-utf8"}])
+        writes[target] = fuzzing.dumps(real)
+        n = int(np.prod(real["chunks"]))
+        chunk = numcodecs.VLenUTF8().encode(np.array(["PWNED"] * n, dtype=object))
+        for key in _chunks_of(store, target):
+            writes[key] = chunk
     if v2:
         writes[".zmetadata"] = fuzzing.dumps({"zarr_consolidated_format": 1, "metadata": docs})
     elif "zarr.json" in docs:
@@ -443,11 +477,6 @@ def consolidated_mutation(draw: st.DrawFn, store: Store) -> Mutation:
             "metadata": {k.rpartition("/")[0]: v for k, v in docs.items()},
         }
         writes["zarr.json"] = fuzzing.dumps(root)
-    if draw(st.booleans()) and not v2:
-        # and the real array document says something dangerous
-        real = json.loads(store.pristine[target])
-        real["codecs"] = [{"name": "numcodecs.pickle"}]
-        writes[target] = fuzzing.dumps(real)
     return Mutation(store.kind, "consolidated", f"{target}: consolidated {lie} differs", writes)
 
 
@@ -488,12 +517,12 @@ def remote_mutation(draw: st.DrawFn, stores: dict[str, Store]) -> Mutation:
         mutation = Mutation(draw(st.sampled_from(kinds)), "http", "")
     store = stores[mutation.kind]
     if draw(st.integers(0, 4)) > 0:
-        target = draw(
-            st.sampled_from(["*", "*zarr.json", "*.z*", "*/0/*", *store.pristine])
-        )
+        target = draw(st.sampled_from(["*", "*zarr.json", "*.z*", "*/0/*", *store.pristine]))
         fault = draw(st.sampled_from(HTTP_FAULTS))
         if fault == "status":
-            arg = str(draw(st.sampled_from([301, 400, 401, 403, 404, 410, 416, 418, 429, 500, 503])))
+            arg = str(
+                draw(st.sampled_from([301, 400, 401, 403, 404, 410, 416, 418, 429, 500, 503]))
+            )
         elif fault == "truncate":
             arg = str(draw(st.sampled_from([0, 1, 5, 20])))
         elif fault == "length":
@@ -562,7 +591,9 @@ def _settings(n: int) -> settings:
 
 def _report(harness: Harness, name: str) -> None:
     out = os.environ.get("NZE_FUZZ_REPORT")
-    text = f"{name}: {harness.summary()}\nby mutation class: {dict(sorted(harness.by_label.items()))}"
+    text = (
+        f"{name}: {harness.summary()}\nby mutation class: {dict(sorted(harness.by_label.items()))}"
+    )
     if out:
         with open(out, "a", encoding="utf-8") as fh:
             fh.write(text + "\n\n")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["prove_pickle_trap", "pickle_trap"]
+__all__ = ["pickle_trap", "prove_pickle_trap"]
 
 
 class _CreateFile:
