@@ -340,6 +340,8 @@ class OpenAudit:
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.active or event not in ("open", "os.listdir", "os.scandir"):
             return
+        if "process_request_thread" in threading.current_thread().name:
+            return  # the loopback server reading the files it serves: its log is checked instead
         path = args[0] if args else None
         if isinstance(path, bytes):
             path = os.fsdecode(path)

@@ -43,3 +43,24 @@ def test_inspect_reports_a_malformed_inner_chunk_shape(tmp_path: Path, value: An
     with pytest.raises(ExplorerError, match="chunk shape"):
         chunk_map(path)
     assert node.path == ""
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_a_codec_list_of_millions_is_refused_quickly(tmp_path: Path, fmt: int) -> None:
+    """A codec list of a million entries (3 MB of JSON) took minutes to describe in inspect."""
+    from napari_zarr_explorer.chunks import chunk_map
+    from napari_zarr_explorer.codecs import MAX_CODECS
+    from napari_zarr_explorer.errors import MetadataError
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_array(tmp_path / "s.zarr", VALUES, zarr_format=fmt, chunks=(8, 8))
+    name = "zarr.json" if fmt == 3 else ".zarray"
+    doc = json.loads((path / name).read_text())
+    many = [{"name": "crc32c"} if fmt == 3 else {"id": "crc32c"}] * 150_000
+    doc["codecs" if fmt == 3 else "filters"] = doc.get("codecs", [])[:1] + many
+    (path / name).write_text(json.dumps(doc))
+    report = inspect(path)
+    (node,) = report.nodes
+    assert any(f"more than the {MAX_CODECS}" in e for e in node.errors), node.errors
+    with pytest.raises(MetadataError):
+        chunk_map(path, verify=True)

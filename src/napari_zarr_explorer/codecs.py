@@ -220,9 +220,25 @@ def _name_and_config(raw: Any) -> tuple[str, dict[str, Any]]:
     return name, cfg
 
 
+#: Longest codec list described. Real pipelines have a handful of codecs; a list of millions
+#: (a few MB of JSON) would otherwise take minutes to describe.
+MAX_CODECS = 64
+
+
+def _check_length(raw_codecs: Sequence[Any], what: str) -> None:
+    if len(raw_codecs) > MAX_CODECS:
+        from napari_zarr_explorer.errors import MetadataError
+
+        raise MetadataError(
+            f"the {what} list has {len(raw_codecs)} entries, more than the {MAX_CODECS} "
+            "accepted: not a plausible codec pipeline."
+        )
+
+
 def _v3_chain(raw_codecs: Any) -> tuple[CodecInfo, ...]:
     if not isinstance(raw_codecs, Sequence) or isinstance(raw_codecs, str):
         return ()
+    _check_length(raw_codecs, "codecs")
     named = [_name_and_config(c) for c in raw_codecs]
     roles = [_role_of(name) for name, _ in named]
     # The array->bytes codec splits the chain; unknown codecs take their role from their side.
@@ -289,6 +305,7 @@ def codec_pipeline(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple[Co
     out: list[CodecInfo] = []
     filters = metadata.get("filters") or ()
     if isinstance(filters, Sequence) and not isinstance(filters, str):
+        _check_length(filters, "filters")
         for flt in filters:
             name, cfg = _name_and_config(flt)
             out.append(CodecInfo(name, jsonable(cfg), ARRAY_ARRAY))
