@@ -457,7 +457,7 @@ class Harness:
                 return ("exception", f"{type(exc).__name__}: {str(exc)[:300]}", _where(exc))
             peak = self.rss.peak - start
             if peak > MEMORY_BOUND:
-                return ("memory", f"resident memory grew by {peak / 2**20:.0f} MiB", "")
+                return ("memory", f"resident memory grew: by {peak / 2**20:.0f} MiB", "")
             return None
 
         future = self._pool.submit(call)
