@@ -64,3 +64,20 @@ def test_a_codec_list_of_millions_is_refused_quickly(tmp_path: Path, fmt: int) -
     assert any(f"more than the {MAX_CODECS}" in e for e in node.errors), node.errors
     with pytest.raises(MetadataError):
         chunk_map(path, verify=True)
+
+
+def test_a_huge_list_of_bad_transformations_is_parsed_in_linear_time(tmp_path: Path) -> None:
+    """150 000 invalid coordinateTransformations kept inspect busy (quadratic warning dedup)."""
+    from napari_zarr_explorer.ome.model import MAX_WARNINGS
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_ome_image(
+        tmp_path / "i.zarr", version="0.4", shape=(2, 16, 16), axes="cyx", levels=2
+    )
+    doc = json.loads((path / ".zattrs").read_text())
+    doc["multiscales"][0]["datasets"][1]["coordinateTransformations"].extend(range(150_000))
+    (path / ".zattrs").write_text(json.dumps(doc))
+    report = inspect(path)
+    warnings = report.nodes[0].ome.warnings if report.nodes[0].ome else ()
+    assert 0 < len(warnings) <= MAX_WARNINGS + 1
+    assert any("not shown" in w for w in warnings), warnings
