@@ -17,15 +17,13 @@ settings.load_profile(os.environ.get("NZE_HYPOTHESIS", "deterministic"))
 # Loopback HTTP, S3 and GCS servers (fixtures http_server, s3_server, gcs_server).
 pytest_plugins = ["servers"]
 
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("NZE_CORPUS", REPO.parent / "shared" / "corpus"))
+#: Data written by other implementations, committed with its licences (see data/README.md).
+CORPUS = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The shared corpus of data written by other implementations; skips when absent."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS} (set NZE_CORPUS to its folder)")
+    """The folder of data written by other implementations (``tests/data``)."""
     return CORPUS
 
 

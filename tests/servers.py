@@ -70,6 +70,9 @@ class _Fault:
     delay: float = 0.0  # wait this long before answering
     reset: bool = False  # drop the connection without answering
     times: int | None = None  # how many requests it applies to (None: all)
+    truncate: int | None = None  # send only this many bytes of the body, then close
+    length_delta: int = 0  # add this to the Content-Length header (a lying server)
+    redirect: str | None = None  # answer 302 with this Location
 
 
 class LoopbackHTTPServer:
@@ -87,6 +90,7 @@ class LoopbackHTTPServer:
         self.root = Path(root).resolve()
         self.latency = latency
         self.requests: list[RequestRecord] = []
+        self.arrived: list[str] = []  # paths of requests as they arrive (before any delay)
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._required: dict[str, str] = {}
@@ -132,6 +136,21 @@ class LoopbackHTTPServer:
         with self._lock:
             self._required[name] = value
 
+    def truncate(self, pattern: str, nbytes: int, *, times: int | None = None) -> None:
+        """Send only the first *nbytes* of the body (with the full Content-Length), then close."""
+        with self._lock:
+            self._faults.append(_Fault(pattern, truncate=nbytes, times=times))
+
+    def lie_about_length(self, pattern: str, delta: int, *, times: int | None = None) -> None:
+        """Announce ``Content-Length`` *delta* bytes off the body actually sent, then close."""
+        with self._lock:
+            self._faults.append(_Fault(pattern, length_delta=delta, times=times))
+
+    def redirect(self, pattern: str, location: str, *, times: int | None = None) -> None:
+        """Answer requests matching *pattern* with ``302 Found`` to *location*."""
+        with self._lock:
+            self._faults.append(_Fault(pattern, redirect=location, times=times))
+
     def clear_faults(self) -> None:
         """Remove every injected fault and required header."""
         with self._lock:
@@ -169,6 +188,7 @@ class LoopbackHTTPServer:
         """Forget the logged requests (and the concurrency high-water mark)."""
         with self._lock:
             self.requests.clear()
+            self.arrived.clear()
             self.max_active = 0
 
     def _log(self, record: RequestRecord) -> None:
@@ -215,13 +235,32 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._serve(body=True)
 
-        def _reply(self, status: int, data: bytes, headers: dict[str, str], body: bool) -> None:
+        def _reply(
+            self,
+            status: int,
+            data: bytes,
+            headers: dict[str, str],
+            body: bool,
+            *,
+            fault: _Fault | None = None,
+        ) -> None:
             # logged before answering, so the log is complete when the client has its answer
             self._record(status)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            length = len(data) + (fault.length_delta if fault else 0)
+            self.send_header("Content-Length", str(max(length, 0)))
+            if fault and (fault.truncate is not None or fault.length_delta):
+                # A broken or lying server: send what we send, then close the connection.
+                self.close_connection = True
+                if fault.truncate is not None:
+                    data = data[: fault.truncate]
+                self.end_headers()
+                if body:
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(data)
+                return
             if body and data:
                 # headers and body in one write
                 self._headers_buffer.append(b"\r\n" + data)
@@ -237,6 +276,7 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
             rel = unquote(urlsplit(self.path).path).lstrip("/")
             rng = self.headers.get("Range")
             with server._lock:
+                server.arrived.append(rel)
                 server._active += 1
                 server.max_active = max(server.max_active, server._active)
             try:
@@ -253,7 +293,13 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
             if any(self.headers.get(k) != v for k, v in required.items()):
                 self._reply(401, b"credentials required", {"Content-Type": "text/plain"}, body)
                 return 401
+            damage: _Fault | None = None
             for fault in server._take_faults(rel):
+                if fault.truncate is not None or fault.length_delta:
+                    damage = fault
+                if fault.redirect is not None:
+                    self._reply(302, b"", {"Location": fault.redirect}, body)
+                    return 302
                 if fault.delay:
                     server._stopping.wait(fault.delay)
                 if fault.reset:
@@ -293,10 +339,10 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
                     "Accept-Ranges": "bytes",
                     "Content-Type": "application/octet-stream",
                 }
-                self._reply(206, data[start : end + 1], headers, body)
+                self._reply(206, data[start : end + 1], headers, body, fault=damage)
                 return 206
             headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
-            self._reply(HTTPStatus.OK, data, headers, body)
+            self._reply(HTTPStatus.OK, data, headers, body, fault=damage)
             return 200
 
     return Handler

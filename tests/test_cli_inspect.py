@@ -19,7 +19,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
+        # Piped output is laid out the same whatever the terminal: a narrow one must not matter.
+        env={**os.environ, "COLUMNS": "20"},
     )
 
 
@@ -164,3 +165,17 @@ def test_estimate_cli(stores):
     assert "gzip:6" in human.stdout and "ratio" in human.stdout
     bad = _run("estimate", str(stores["image"]), "--compressor", "what")
     assert bad.returncode == 1 and "what" in bad.stderr
+
+
+def test_piped_output_never_wraps_names(tmp_path):
+    """Neither COLUMNS nor the path length changes what a script reads from a pipe."""
+    deep = tmp_path / ("long-folder-name-" * 12) / "img.zarr"
+    write_array(deep / ("a-" * 60 + "array"), np.ones((4, 4), "uint8"), zarr_format=3)
+    (deep / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    for cmd in (["inspect"], ["chunks", "--array", "a-" * 60 + "array"], ["validate"]):
+        proc = _run(cmd[0], str(deep), *cmd[1:])
+        assert proc.returncode in (0, 3), proc.stderr
+        lines = proc.stdout.splitlines()
+        assert any(str(deep) in line for line in lines), proc.stdout
+        if cmd[0] != "validate":
+            assert any("a-" * 60 + "array" in line for line in lines), proc.stdout

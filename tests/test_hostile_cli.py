@@ -23,9 +23,13 @@ import pytest
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.cli import main
 from napari_zarr_explorer.errors import ExplorerError, LimitError, MetadataError
+from traps import pickle_trap, prove_pickle_trap
 
 VALUES = np.arange(40 * 40, dtype="uint16").reshape(40, 40) + 1
-PICKLE_TRAP = b"\x80\x04\x95" + b"cos\nsystem\n(S'touch /tmp/should-not-exist'\ntR."
+# A pickle that creates this file beside the store when loaded (proved in the fixture below).
+SENTINEL = "UNPICKLED"
+PICKLE_STORES = ("v2_pickle_compressor", "v2_object_codec")
+REFUSED = (*PICKLE_STORES, "v3_pickle_in_shard_index")  # decoding them could run code
 
 
 # ---------------------------------------------------------------- store builders
@@ -219,13 +223,16 @@ def b_truncated_chunk(p: Path) -> None:
 def b_v2_pickle_compressor(p: Path) -> None:
     _v2(p)
     _edit(p / ".zarray", lambda d: d.__setitem__("compressor", {"id": "pickle"}))
-    (p / "0.0").write_bytes(PICKLE_TRAP)
+    (p / "0.0").write_bytes(pickle_trap(p.parent / SENTINEL))
 
 
 def b_v2_object_codec(p: Path) -> None:
     _v2(p)
-    _edit(p / ".zarray", lambda d: d.update(dtype="|O", object_codec={"id": "pickle"}))
-    (p / "0.0").write_bytes(PICKLE_TRAP)
+    _edit(
+        p / ".zarray",
+        lambda d: d.update(dtype="|O", compressor=None, filters=[{"id": "pickle"}]),
+    )
+    (p / "0.0").write_bytes(pickle_trap(p.parent / SENTINEL))
 
 
 def b_v3_pickle_in_shard_index(p: Path) -> None:
@@ -312,6 +319,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         path = root / f"{name}.zarr"
         build(path)
         out[name] = path
+    for name in PICKLE_STORES:
+        # The trap really runs code when unpickled: otherwise "no sentinel" would prove nothing.
+        prove_pickle_trap((out[name] / "0.0").read_bytes(), root / SENTINEL)
     return out
 
 
@@ -344,8 +354,12 @@ def test_hostile_store_every_command(
             assert out == "", (cmd, out)
         elif "--json" in cmd:
             json.loads(out)  # exactly one valid JSON document
+        if name in REFUSED and (cmd[0] in ("inspect", "estimate") or "--verify" in cmd):
+            # Anything that would decode a pickle store refuses it, saying why.
+            assert rc == (3 if cmd[0] == "inspect" else 1), (cmd, rc, out, err)
+            assert "pickle" in out + err or "Python objects" in out + err, (cmd, out, err)
+        assert not (store.parent / SENTINEL).exists(), cmd
     assert _tree_hash(store) == before
-    assert not Path("/tmp/should-not-exist").exists()
 
 
 # ---------------------------------------------------------------- the bugs, one by one
@@ -560,13 +574,17 @@ def test_terminal_escapes_in_names_are_not_printed(
 def test_recompress_report_defangs_terminal_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The store layer refuses keys with control characters (docs/security.md), so recompress
+    # stops before writing; what it prints names the node, defanged.
     root = _escape_store(tmp_path)
     for extra in ([], ["--dry-run"]):
         dst = tmp_path / f"out{len(extra)}.zarr"
-        assert main(["recompress", str(root), str(dst), *extra]) == 0
-        out = capsys.readouterr().out
-        assert "PWNED" in out or not extra  # the plan lists the arrays
-        assert "\x1b" not in out and "\x07" not in out
+        assert main(["recompress", str(root), str(dst), *extra]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "PWNED" in err and "control character" in err, err
+        assert "\x1b" not in err and "\x07" not in err and "\x9b" not in err
+        assert not dst.exists()
 
 
 def test_non_utf8_names_print_on_a_strict_utf8_terminal(tmp_path: Path) -> None:
@@ -718,6 +736,7 @@ def test_recompress_refuses_existing_destination_and_keeps_source(
     [
         "truncated_zarr_json",
         "v2_pickle_compressor",
+        "v2_object_codec",
         "v3_pickle_in_shard_index",
         "v3_unknown_codec",
         "shard_not_dividing",
@@ -743,8 +762,10 @@ def test_recompress_hostile_source(
         assert err.lstrip().startswith("error: ")
     else:
         json.loads(out)
+    if name in REFUSED:
+        assert rc == 1 and ("pickle" in err or "Python objects" in err), err
     assert _tree_hash(src) == before
-    assert not Path("/tmp/should-not-exist").exists()
+    assert not (src.parent / SENTINEL).exists()
 
 
 def test_recompress_escaping_path_names_the_document(
@@ -833,10 +854,11 @@ def test_recompress_does_not_copy_shards_symlinked_from_outside(
 
     src = _symlinked_chunks(tmp_path, shards=(32, 32))
     dst = tmp_path / "out.zarr"
-    main(["recompress", str(src), str(dst)])
+    assert main(["recompress", str(src), str(dst)]) == 0, capsys.readouterr().err
     capsys.readouterr()
-    if dst.exists():
-        assert not (zarr.open_array(dst, mode="r")[...] == VALUES * 7).any()
+    out = zarr.open_array(dst, mode="r")[...]
+    assert not (out == VALUES * 7).any()
+    assert (out == 0).all()  # the shards outside the store read as absent (fill value)
 
 
 def test_recompress_does_not_hang_on_a_fifo(

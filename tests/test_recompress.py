@@ -464,8 +464,7 @@ def test_bioformats2raw_series_and_ome_xml(tmp_path: Path) -> None:
     assert report.ok, str(report)
     assert {a.path.split("/")[0] for a in report.arrays} == {"0", "1"}
     xml = src / "OME" / "METADATA.ome.xml"
-    if xml.exists():
-        assert (dst / "OME" / "METADATA.ome.xml").read_bytes() == xml.read_bytes()
+    assert (dst / "OME" / "METADATA.ome.xml").read_bytes() == xml.read_bytes()
     assert _attrs(dst)["ome"]["bioformats2raw.layout"] == 3
 
 

@@ -16,6 +16,7 @@ import zarr
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.recompress import JOURNAL_NAME, MARKER_KEY
+from servers import LoopbackHTTPServer, serve_directory
 from test_recompress import chunk_files, tree_hash
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -27,46 +28,71 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-W", "ignore", "-m", "napari_zarr_explorer", "recompress", *args]
 
 
-def _kill_when_started(cmd: list[str], dst: Path, delay: float) -> int | None:
-    """Start *cmd*, wait until it is writing, wait *delay* more, SIGKILL it; return its code."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+def _journal_units(dst: Path) -> list[list[list[int]]]:
+    """The task records of the progress journal (lines cut short by the kill are ignored)."""
+    units = []
+    for line in (dst / JOURNAL_NAME).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "units" in rec:
+            units.append(rec["units"])
+    return units
+
+
+def _kill_when_blocked(cmd: list[str], server: LoopbackHTTPServer, plane: int, dst: Path) -> int:
+    """Start *cmd*; SIGKILL it once it has asked for plane *plane* (which the server holds)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if (dst / JOURNAL_NAME).exists():
+            asked = any(p.startswith(f"src.zarr/{plane}.") for p in list(server.arrived))
+            if asked and (dst / JOURNAL_NAME).exists() and _journal_units(dst):
                 break
             time.sleep(0.005)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
         return proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3])
-def test_sigkill_then_resume_gives_an_exact_copy(tmp_path: Path, delay: float) -> None:
+@pytest.mark.parametrize("plane", [2, 12, 23])
+def test_sigkill_then_resume_gives_an_exact_copy(tmp_path: Path, plane: int) -> None:
+    """Killed while a source read hangs at *plane*: planes before it are done, the rest not."""
     data = testing.blobs((24, 128, 128), seed=3, dtype="uint16")
     data[5:7] = 0  # whole planes of fill: missing chunks in the source and the output
-    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    www = tmp_path / "www"
+    src = testing.write_array(www / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
     before = tree_hash(src)
     dst = tmp_path / "dst.zarr"
-    code = _kill_when_started(_cli(str(src), str(dst), *ARGS), dst, delay)
-    assert code in (0, -signal.SIGKILL)
-    if (dst / JOURNAL_NAME).exists():
-        # Interrupted before the end: the output says it is incomplete.
+    with serve_directory(www) as server:
+        url = f"{server.url}/src.zarr"
+        # The source hangs at this plane (until the server stops): the run cannot get past it.
+        server.slow(f"src.zarr/{plane}.*", 600)
+        code = _kill_when_blocked(_cli(url, str(dst), *ARGS), server, plane, dst)
+        assert code == -signal.SIGKILL
+        # Killed mid-run: the output says it is incomplete, and the journal holds some tasks,
+        # all of them before the plane that hung, never the ones after it.
         attrs = json.loads((dst / "zarr.json").read_text())["attributes"]
         assert attrs[MARKER_KEY]["incomplete"] is True
-        assert attrs[MARKER_KEY]["source"] == str(src)
-    out = subprocess.run(
-        _cli(str(src), str(dst), *ARGS, "--resume", "--json"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        assert attrs[MARKER_KEY]["source"] == url
+        done = _journal_units(dst)
+        assert done
+        assert all(units[0][1] <= plane for units in done), done
+        server.clear_faults()
+        out = subprocess.run(
+            _cli(url, str(dst), *ARGS, "--resume", "--json"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["verified"] and report["resumed"]

@@ -9,7 +9,6 @@ expected verdict, through the Python API and through the command line's conforma
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,10 +21,7 @@ from napari_zarr_explorer.cli import main
 from napari_zarr_explorer.errors import MetadataError
 from napari_zarr_explorer.ome.validate import validate
 
-CORPUS = Path(
-    os.environ.get("NZE_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
-)
-SUITES = CORPUS / "ngff-suites"
+SUITES = Path(__file__).resolve().parent / "data" / "ngff-suites"
 
 
 @dataclass(frozen=True)
@@ -61,13 +57,9 @@ def _suite_cases() -> list[Case]:
 
 
 CASES = _suite_cases()
-needs_corpus = pytest.mark.skipif(not CASES, reason=f"OME-NGFF suites not found in {SUITES}")
-case_params = pytest.mark.parametrize(
-    "case", CASES or [None], ids=[c.id for c in CASES] or ["no-corpus"]
-)
+case_params = pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 
 
-@needs_corpus
 def test_suites_are_complete() -> None:
     # 148 cases in the non-strict suites, 29 in the strict ones; if the suites grow, every new
     # case is still checked below.
@@ -76,7 +68,6 @@ def test_suites_are_complete() -> None:
     assert {c.version for c in CASES} == {"0.4", "0.5"}
 
 
-@needs_corpus
 @case_params
 def test_suite_case(case: Case) -> None:
     report = validate(case.data, strict=case.strict)
@@ -92,7 +83,6 @@ def test_suite_case(case: Case) -> None:
             assert len(m.message) > 10, m
 
 
-@needs_corpus
 @case_params
 def test_suite_case_cli_json(
     case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -142,13 +132,9 @@ class Case06:
 
 
 CASES_06 = [Case06(p) for p in sorted(ZARR_06.glob("*/*/*/*.ome.zarr"))]
-case06_params = pytest.mark.parametrize(
-    "case", CASES_06 or [None], ids=[c.id for c in CASES_06] or ["no-corpus"]
-)
-needs_06 = pytest.mark.skipif(not CASES_06, reason=f"0.6 hierarchies not found in {ZARR_06}")
+case06_params = pytest.mark.parametrize("case", CASES_06, ids=[c.id for c in CASES_06])
 
 
-@needs_06
 @case06_params
 def test_06_hierarchy(case: Case06) -> None:
     """Zarr mode: the hierarchy root (metadata only, no arrays) is validated as a store."""
@@ -167,7 +153,6 @@ def test_06_hierarchy(case: Case06) -> None:
         )
 
 
-@needs_06
 @case06_params
 def test_06_attributes_file(case: Case06) -> None:
     """Attributes mode: the zarr.json is judged alone."""
@@ -181,7 +166,6 @@ def test_06_attributes_file(case: Case06) -> None:
     assert report.version == "0.6rc0" or not case.valid
 
 
-@needs_06
 def test_06_cli_protocol_subprocess() -> None:
     """A few hierarchies through a real process, as a conformance runner calls it."""
     picks = [c for c in CASES_06 if c.id.endswith(("minimal_acquisitions", "too_many_axes"))]

@@ -226,9 +226,25 @@ def _name_and_config(raw: Any) -> tuple[str, dict[str, Any]]:
     return name, cfg
 
 
+#: Longest codec list described. Real pipelines have a handful of codecs; a list of millions
+#: (a few MB of JSON) would otherwise take minutes to describe.
+MAX_CODECS = 64
+
+
+def _check_length(raw_codecs: Sequence[Any], what: str) -> None:
+    if len(raw_codecs) > MAX_CODECS:
+        from napari_zarr_explorer.errors import MetadataError
+
+        raise MetadataError(
+            f"the {what} list has {len(raw_codecs)} entries, more than the {MAX_CODECS} "
+            "accepted: not a plausible codec pipeline."
+        )
+
+
 def _v3_chain(raw_codecs: Any) -> tuple[CodecInfo, ...]:
     if not isinstance(raw_codecs, Sequence) or isinstance(raw_codecs, str):
         return ()
+    _check_length(raw_codecs, "codecs")
     named = [_name_and_config(c) for c in raw_codecs]
     roles = [_role_of(name) for name, _ in named]
     # The array->bytes codec splits the chain; unknown codecs take their role from their side.
@@ -296,6 +312,7 @@ def codec_pipeline(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple[Co
     filters = metadata.get("filters") or ()
     byte_filters: list[CodecInfo] = []
     if isinstance(filters, Sequence) and not isinstance(filters, str):
+        _check_length(filters, "filters")
         named = [_name_and_config(flt) for flt in filters]
         # byte-level filters at the end (shuffles) act on the bytes: after the implied bytes
         tail = len(named)
@@ -337,8 +354,12 @@ def sharding_info(codecs: Sequence[CodecInfo]) -> ShardingInfo | None:
         cfg = codec.configuration
         shape = cfg.get("chunk_shape", ())
         loc = cfg.get("index_location", "end")
+        valid = isinstance(shape, list | tuple) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in shape
+        )
         return ShardingInfo(
-            chunk_shape=tuple(int(s) for s in shape) if isinstance(shape, Sequence) else (),
+            # a malformed inner chunk shape ("4x4", [[4]]) is reported where it is checked
+            chunk_shape=tuple(shape) if valid else (),
             codecs=codec.inner,
             index_codecs=codec.index,
             index_location="start" if loc == "start" else "end",

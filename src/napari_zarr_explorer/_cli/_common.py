@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 __all__ = [
@@ -22,8 +22,34 @@ __all__ = [
     "storage_options",
 ]
 
-out_console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Width of output that does not go to a terminal: wide enough that no line is ever wrapped.
+PIPE_WIDTH = 1 << 16
+
+
+class _Console(Console):
+    """A console that wraps lines only on a terminal.
+
+    Rich sizes every console from the terminal it can find (on any standard stream) or
+    ``COLUMNS``, even when the output is piped or captured: a long path or a deep tree then
+    breaks in the middle of a name, and what a script reads depends on the window it ran in.
+    Output that is not a terminal is laid out at :data:`PIPE_WIDTH` columns instead (``COLUMNS``
+    only sizes terminals).
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        if not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out_console: Console = _Console(highlight=False)
+err_console: Console = _Console(stderr=True, highlight=False)
 
 
 def print_json(data: Any) -> None:

@@ -344,13 +344,24 @@ def _int(value: Any) -> int | None:
     return None
 
 
+#: Distinct warnings kept per document: a list of a million bad entries would otherwise cost
+#: quadratic time to deduplicate and megabytes of messages nobody reads.
+MAX_WARNINGS = 100
+
+
 class _Ctx:
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self._seen: set[str] = set()
 
     def warn(self, msg: str) -> None:
-        if msg not in self.warnings:
-            self.warnings.append(msg)
+        if len(self.warnings) > MAX_WARNINGS or msg in self._seen:
+            return
+        if len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append(f"more warnings not shown (the first {MAX_WARNINGS} are listed)")
+            return
+        self._seen.add(msg)
+        self.warnings.append(msg)
 
 
 def _version_of(attrs: Mapping[str, Any], block: Any) -> str | None:

@@ -1,0 +1,83 @@
+"""Regression tests for what the fuzz harness (tests/test_fuzz.py) found, one case each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.errors import ExplorerError
+
+VALUES = np.arange(16 * 16, dtype="uint16").reshape(16, 16)
+
+
+def _sharded(tmp_path: Path) -> Path:
+    return testing.write_array(
+        tmp_path / "s.zarr", VALUES, zarr_format=3, chunks=(4, 4), shards=(8, 8)
+    )
+
+
+def _set_inner_chunk_shape(path: Path, value: Any) -> None:
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["codecs"][0]["configuration"]["chunk_shape"] = value
+    (path / "zarr.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("value", ["4x4", [[4], 4], [4.5, 4], [True, 4]], ids=str)
+def test_inspect_reports_a_malformed_inner_chunk_shape(tmp_path: Path, value: Any) -> None:
+    """inspect raised ValueError/TypeError from int() on a malformed sharding chunk_shape."""
+    from napari_zarr_explorer.report import inspect
+
+    path = _sharded(tmp_path)
+    _set_inner_chunk_shape(path, value)
+    report = inspect(path)  # a report, not a crash
+    (node,) = report.nodes
+    json.dumps(report.to_dict(), allow_nan=False)
+    str(report)
+    from napari_zarr_explorer.chunks import chunk_map
+
+    with pytest.raises(ExplorerError, match="chunk shape"):
+        chunk_map(path)
+    assert node.path == ""
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_a_codec_list_of_millions_is_refused_quickly(tmp_path: Path, fmt: int) -> None:
+    """A codec list of a million entries (3 MB of JSON) took minutes to describe in inspect."""
+    from napari_zarr_explorer.chunks import chunk_map
+    from napari_zarr_explorer.codecs import MAX_CODECS
+    from napari_zarr_explorer.errors import MetadataError
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_array(tmp_path / "s.zarr", VALUES, zarr_format=fmt, chunks=(8, 8))
+    name = "zarr.json" if fmt == 3 else ".zarray"
+    doc = json.loads((path / name).read_text())
+    many = [{"name": "crc32c"} if fmt == 3 else {"id": "crc32c"}] * 150_000
+    doc["codecs" if fmt == 3 else "filters"] = doc.get("codecs", [])[:1] + many
+    (path / name).write_text(json.dumps(doc))
+    report = inspect(path)
+    (node,) = report.nodes
+    assert any(f"more than the {MAX_CODECS}" in e for e in node.errors), node.errors
+    with pytest.raises(MetadataError):
+        chunk_map(path, verify=True)
+
+
+def test_a_huge_list_of_bad_transformations_is_parsed_in_linear_time(tmp_path: Path) -> None:
+    """150 000 invalid coordinateTransformations kept inspect busy (quadratic warning dedup)."""
+    from napari_zarr_explorer.ome.model import MAX_WARNINGS
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_ome_image(
+        tmp_path / "i.zarr", version="0.4", shape=(2, 16, 16), axes="cyx", levels=2
+    )
+    doc = json.loads((path / ".zattrs").read_text())
+    doc["multiscales"][0]["datasets"][1]["coordinateTransformations"].extend(range(150_000))
+    (path / ".zattrs").write_text(json.dumps(doc))
+    report = inspect(path)
+    warnings = report.nodes[0].ome.warnings if report.nodes[0].ome else ()
+    assert 0 < len(warnings) <= MAX_WARNINGS + 1
+    assert any("not shown" in w for w in warnings), warnings
