@@ -8,7 +8,13 @@ original while keeping a backup. See :func:`recompress`.
 
 from __future__ import annotations
 
-from napari_zarr_explorer.recompress._engine import JOURNAL_NAME, plan_recompress, recompress
+from napari_zarr_explorer.recompress._engine import (
+    JOURNAL_NAME,
+    default_output,
+    plan_recompress,
+    recompress,
+    store_root,
+)
 from napari_zarr_explorer.recompress._plan import MARKER_KEY, ArrayPlan, Plan, suggest_layout
 from napari_zarr_explorer.recompress._progress import RichProgress
 from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, RecompressReport
@@ -22,8 +28,10 @@ __all__ = [
     "ProgressEvent",
     "RecompressReport",
     "RichProgress",
+    "default_output",
     "plan_recompress",
     "recompress",
+    "store_root",
     "suggest_layout",
 ]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -32,7 +34,15 @@ from napari_zarr_explorer.recompress._source import ArraySource
 from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task
 from napari_zarr_explorer.store import Location, parse_location
 
-__all__ = ["JOURNAL_NAME", "plan_recompress", "recompress", "run_plan"]
+__all__ = [
+    "JOURNAL_NAME",
+    "default_output",
+    "default_output_name",
+    "plan_recompress",
+    "recompress",
+    "run_plan",
+    "store_root",
+]
 
 #: The progress journal kept in the output while a run is incomplete.
 JOURNAL_NAME = ".napari-zarr-explorer-progress.jsonl"
@@ -403,6 +413,51 @@ def _remove_output(dst: Location, writer: _io.StoreWriter) -> None:
     _io._sync(writer.store.delete_dir(""))
 
 
+def _is_group_dir(path: Path) -> bool:
+    """True when *path* is a local folder holding Zarr group metadata (v2 or v3)."""
+    if (path / ".zgroup").is_file():
+        return True
+    doc = path / "zarr.json"
+    if not doc.is_file():
+        return False
+    try:
+        with doc.open("rb") as f:
+            head = f.read(1 << 20)
+        return json.loads(head).get("node_type") == "group"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def store_root(loc: Location) -> Location:
+    """Return the root of the store that holds *loc* (an array or group inside it, or itself).
+
+    Locally the folders above *loc* are walked up while they hold Zarr group metadata; for any
+    location the path is also cut after its first ``.zarr`` component (``a.ome.zarr/0`` belongs
+    to ``a.ome.zarr``). The higher of the two is the root.
+    """
+    url = loc.url.rstrip("/")
+    parts = url.split("/")
+    root_url = url
+    for i, part in enumerate(parts):
+        if part.lower().endswith(".zarr") and i >= (3 if "://" in url else 1):
+            root_url = "/".join(parts[: i + 1])
+            break
+    if loc.is_local:
+        path = Path(url)
+        with contextlib.suppress(OSError):
+            path = path.resolve()
+        while path.parent != path and _is_group_dir(path.parent):
+            path = path.parent
+        walked = str(path)
+        cut = Path(root_url)
+        with contextlib.suppress(OSError):
+            cut = cut.resolve()
+        if cut in path.parents:
+            walked = str(cut)
+        return dataclasses.replace(loc, url=walked)
+    return dataclasses.replace(loc, url=root_url)
+
+
 def _check_locations(src: Location, dst: Location, replace: bool) -> None:
     if src.is_local and dst.is_local:
         s, d = src.path.resolve(), dst.path.resolve()
@@ -411,19 +466,72 @@ def _check_locations(src: Location, dst: Location, replace: bool) -> None:
                 f"The output {d} overlaps the source {s}.",
                 hint="Write to a separate folder; use --replace to swap it in afterwards.",
             )
-    elif src.protocol == dst.protocol and (
-        src.url == dst.url
-        or dst.url.startswith(src.url.rstrip("/") + "/")
-        or src.url.startswith(dst.url.rstrip("/") + "/")
-    ):
-        raise ExplorerError(
-            f"The output {dst} overlaps the source {src}.", hint="Choose another output."
-        )
+        root = store_root(src).path
+        if d == root or root in d.parents:
+            raise ExplorerError(
+                f"The output {d} is inside the source store {root}: writing there would change "
+                "the source.",
+                hint=f"Write next to it instead, e.g. {_sibling_output(root)}.",
+            )
+    elif src.protocol == dst.protocol:
+        root = store_root(src).url.rstrip("/")
+        if (
+            src.url == dst.url
+            or dst.url.startswith(src.url.rstrip("/") + "/")
+            or src.url.startswith(dst.url.rstrip("/") + "/")
+        ):
+            raise ExplorerError(
+                f"The output {dst} overlaps the source {src}.", hint="Choose another output."
+            )
+        if dst.url.rstrip("/") == root or dst.url.startswith(root + "/"):
+            raise ExplorerError(
+                f"The output {dst} is inside the source store {root}: writing there would "
+                "change the source.",
+                hint="Choose an output outside the source store.",
+            )
     if replace and not (src.is_local and dst.is_local):
         raise ExplorerError(
             "replace works on local data only (it renames folders).",
             hint="Drop --replace and move the new copy yourself after checking it.",
         )
+
+
+def default_output(
+    src: str | os.PathLike[str] | Location, *, base: str | os.PathLike[str] | None = None
+) -> str:
+    """Return where a recompressed copy of *src* goes by default: never inside the source.
+
+    A local source gives a sibling of its store's root (``image.ome.zarr/0`` gives
+    ``image-recompressed.ome.zarr`` next to ``image.ome.zarr``); a remote one gives that name in
+    *base* (default: the current folder when writable, else the home folder).
+    """
+    loc = parse_location(src)
+    root = store_root(loc)
+    name = default_output_name(root.name)
+    if loc.is_local:
+        return str(root.path.parent / name)
+    folder = Path(base) if base is not None else Path.cwd()
+    if base is None and not os.access(folder, os.W_OK):
+        folder = Path.home()
+    return str(folder / name)
+
+
+def _sibling_output(root: Path) -> Path:
+    return root.parent / default_output_name(root.name)
+
+
+def default_output_name(root_name: str) -> str:
+    """Return the default output name for a store named *root_name*: ``<stem>-recompressed.zarr``.
+
+    ``image.ome.zarr`` gives ``image-recompressed.ome.zarr``; ``data.zarr`` gives
+    ``data-recompressed.zarr``; a name without suffix gets ``.zarr``.
+    """
+    name = root_name.rstrip("/") or "data"
+    low = name.lower()
+    for suffix in (".ome.zarr", ".zarr"):
+        if low.endswith(suffix):
+            return f"{name[: -len(suffix)]}-recompressed{name[-len(suffix):]}"
+    return f"{name}-recompressed.zarr"
 
 
 def _swap(src: Path, dst: Path) -> Path:
