@@ -536,3 +536,41 @@ def test_arrays_napari_cannot_show_are_refused_clearly(tmp_path: Path, values) -
     testing.write_array(tmp_path / "a.zarr", values, zarr_format=2)
     with pytest.raises(ExplorerError, match="cannot be shown as an image"):
         open_layers(tmp_path / "a.zarr")
+
+
+# ---------------------------------------------------------------- RGB(A) images
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("nc", [3, 4])
+def test_rgb_uint8_image_opens_as_one_rgb_layer(tmp_path: Path, version: str, nc: int) -> None:
+    rgba = (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"), ("A", "FFFFFF"))
+    path = testing.write_ome_image(
+        tmp_path / "photo.ome.zarr",
+        version=version,
+        shape=(nc, 40, 48),
+        axes="cyx",
+        levels=2,
+        dtype="uint8",
+        channels=rgba[:nc],
+    )
+    ((data, kwargs, kind),) = read(path)
+    assert kind == "image" and kwargs["rgb"] is True
+    assert "channel_axis" not in kwargs
+    assert [lv.shape for lv in data] == [(40, 48, nc), (20, 24, nc)]
+    stored = np.asarray(zarr.open_array(str(path / "0"), mode="r"))
+    np.testing.assert_array_equal(np.asarray(data[0]), np.moveaxis(stored, 0, -1))
+    assert kwargs["metadata"]["source_url"] == str(path)
+
+
+def test_uint8_channels_with_other_colours_stay_channels(tmp_path: Path) -> None:
+    path = testing.write_ome_image(
+        tmp_path / "fluo.ome.zarr",
+        shape=(3, 4, 32, 32),
+        axes="czyx",
+        levels=1,
+        dtype="uint8",
+        channels=(("DAPI", "0000FF"), ("GFP", "00FF00"), ("RFP", "FF0000")),
+    )
+    ((_, kwargs, _),) = read(path)
+    assert kwargs["channel_axis"] == 0 and not kwargs.get("rgb")

@@ -456,6 +456,12 @@ class _Ctx:
                     ]
                 return (data, kwargs, "labels")
         dtype = levels[0].dtype
+        if caxis is not None and _is_rgb(node, ome, int(levels[0].shape[caxis]), dtype):
+            moved = [_viewable(lv.transpose(_last(lv.ndim, caxis))) for lv in levels]
+            kwargs["rgb"] = True
+            kwargs["name"] = base_name
+            kwargs["metadata"]["rgb_channel_axis"] = caxis
+            return (moved if len(moved) > 1 else moved[0], kwargs, "image")
         if caxis is not None:
             n = int(levels[0].shape[caxis])
             kwargs["channel_axis"] = caxis
@@ -870,6 +876,32 @@ def _viewable(arr: Any) -> Any:
 
 def _cs_name(key: tuple[str, str]) -> str:
     return f"{key[0]}#{key[1]}" if key[0] else key[1]
+
+
+_RGB_COLORS = ("FF0000", "00FF00", "0000FF")
+
+
+def _is_rgb(node: NodeMeta, ome: OmeMetadata, n: int, dtype: np.dtype[Any]) -> bool:
+    """Tell whether an image's channels are the red, green, blue (and alpha) of one picture.
+
+    An explicit ``rgb`` attribute decides; otherwise 3 or 4 ``uint8`` channels are RGB(A) unless
+    ``omero`` gives the first three channels colours other than red, green and blue.
+    """
+    if n not in (3, 4):
+        return False
+    hint = node.attributes.get("rgb")
+    if isinstance(hint, bool):
+        return hint
+    if dtype != np.uint8:
+        return False
+    chans = ome.omero.channels if ome.omero is not None else ()
+    colors = [str(c.color or "").strip().lstrip("#").upper()[:6] for c in chans[:3]]
+    return not any(colors) or colors == list(_RGB_COLORS[: len(colors)])
+
+
+def _last(ndim: int, axis: int) -> tuple[int, ...]:
+    """Axis order that moves *axis* last."""
+    return tuple(i for i in range(ndim) if i != axis) + (axis,)
 
 
 def _basename(path: str) -> str:
