@@ -60,5 +60,3 @@ def test_default_output_of_a_remote_source_is_local(tmp_path: Path) -> None:
     )
     here = default_output("gs://bucket/a.zarr")
     assert os.path.dirname(here) in (os.getcwd(), str(Path.home()))
-
-

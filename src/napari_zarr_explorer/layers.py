@@ -457,7 +457,9 @@ class _Ctx:
                 return (data, kwargs, "labels")
         dtype = levels[0].dtype
         if caxis is not None and _is_rgb(node, ome, int(levels[0].shape[caxis]), dtype):
-            moved = [_viewable(lv.transpose(_last(lv.ndim, caxis))) for lv in levels]
+            import dask.array
+
+            moved = [_viewable(dask.array.moveaxis(lv, caxis, -1)) for lv in levels]
             kwargs["rgb"] = True
             kwargs["name"] = base_name
             kwargs["metadata"]["rgb_channel_axis"] = caxis
@@ -897,11 +899,6 @@ def _is_rgb(node: NodeMeta, ome: OmeMetadata, n: int, dtype: np.dtype[Any]) -> b
     chans = ome.omero.channels if ome.omero is not None else ()
     colors = [str(c.color or "").strip().lstrip("#").upper()[:6] for c in chans[:3]]
     return not any(colors) or colors == list(_RGB_COLORS[: len(colors)])
-
-
-def _last(ndim: int, axis: int) -> tuple[int, ...]:
-    """Axis order that moves *axis* last."""
-    return tuple(i for i in range(ndim) if i != axis) + (axis,)
 
 
 def _basename(path: str) -> str:

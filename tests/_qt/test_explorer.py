@@ -208,8 +208,12 @@ def test_recent_stores_remembered(make_napari_viewer, qtbot, sample, plain_v2):
     widget.open(str(sample))
     qtbot.waitUntil(lambda: not widget.busy and widget.url == str(sample), timeout=30000)
     again = ExplorerWidget(viewer)
-    items = [again.location_box.itemText(i) for i in range(again.location_box.count())]
-    assert items[:2] == [str(sample), str(plain_v2)]
+    assert again.recent_stores()[:2] == [str(sample), str(plain_v2)]
+    # choosing one in the Recent menu opens it
+    action = again.recent_menu.actions()[1]
+    action.trigger()
+    qtbot.waitUntil(lambda: not again.busy and again.url == str(plain_v2), timeout=30000)
+    assert again.open_form.location.value == str(plain_v2)
     again.close()
     again.deleteLater()
 

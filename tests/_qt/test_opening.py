@@ -95,7 +95,8 @@ def test_drop_open_explorer_and_sample_give_the_same_layers(
     # 3. the Explorer's field, then "Open as layer" on the root node
     widget = ExplorerWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.location_box.setEditText(str(sample))
+    widget.location_edit.clear()
+    qtbot.keyClicks(widget.location_edit, str(sample))
     widget.open_button.click()
     qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
     widget.open_layer_button.click()

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QObject, QStandardPaths, Signal  # type: ignore[attr-defined]
+from qtpy.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal  # type: ignore[attr-defined]
+from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QSizePolicy, QWidget
 
 from napari_zarr_explorer._html import human_bytes
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = [
+    "DOCK_PREFIX",
+    "ElidedLabel",
     "RecentStores",
     "Task",
     "add_layer_data",
@@ -26,6 +29,8 @@ __all__ = [
     "format_bytes",
     "notify_error",
     "notify_info",
+    "notify_warning",
+    "tabify_on_show",
     "theme_colors",
     "unwrap",
 ]
@@ -91,6 +96,13 @@ def notify_info(message: str) -> None:
     show_info(message)
 
 
+def notify_warning(message: str) -> None:
+    """Show a warning notification."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def format_bytes(n: float | None) -> str:
     """Human-readable byte count (binary units): ``12.3 KiB``; ``-`` for None."""
     return "-" if n is None else human_bytes(n)
@@ -99,6 +111,88 @@ def format_bytes(n: float | None) -> str:
 def unwrap(obj: Any) -> Any:
     """Return the object behind napari's public-only proxy (plugin widgets get proxied viewers)."""
     return getattr(obj, "__wrapped__", obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+DOCK_PREFIX = "napari-zarr-explorer"
+"""Object names of this package's dock widgets start with this."""
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that elides long text in the middle and shows all of it as a tooltip.
+
+    Paths and URLs keep their start and their end (the store and the node), never widen the
+    dock, and are readable in full on hover.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def setText(self, text: str | None) -> None:
+        """Show *text*, elided to the label's width."""
+        self._full = text or ""
+        self.setToolTip(self._full)
+        self._elide()
+
+    def fullText(self) -> str:
+        """Return the whole text (what the tooltip shows)."""
+        return self._full
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width(), 10)
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
+        super().setText(shown)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
+def tabify(widget: QWidget) -> None:
+    """Put *widget*'s dock in tabs with this package's other docks on the same side.
+
+    Three docks stacked on one side need more height than a laptop screen has; as tabs each
+    gets the whole height (napari's own docks do the same when asked to ``tabify``).
+    """
+    try:
+        dock = _dock_of(widget)
+    except RuntimeError:  # deleted meanwhile
+        return
+    if dock is None or not isinstance(dock.parentWidget(), QMainWindow):
+        return
+    main = dock.parentWidget()
+    assert isinstance(main, QMainWindow)
+    area = main.dockWidgetArea(dock)
+    for other in main.findChildren(QDockWidget):
+        inner = other.widget()
+        if other is dock or other.isHidden() or main.dockWidgetArea(other) != area:
+            continue
+        names = [inner.objectName()] if inner is not None else []
+        if inner is not None:
+            names += [w.objectName() for w in inner.findChildren(QWidget)][:20]
+        if any(n.startswith(DOCK_PREFIX) for n in names):
+            main.tabifyDockWidget(other, dock)
+            dock.show()
+            dock.raise_()
+            return
+
+
+def tabify_on_show(widget: QWidget) -> None:
+    """Tabify *widget*'s dock once napari has put it in the window (see :func:`tabify`)."""
+    QTimer.singleShot(0, lambda: tabify(widget))
 
 
 # ---------------------------------------------------------------------------------------------

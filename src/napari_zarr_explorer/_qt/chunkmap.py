@@ -19,27 +19,27 @@ import numpy as np
 from qtpy.QtCore import QRectF, Qt, QTimer
 from qtpy.QtGui import QColor, QLinearGradient, QPainter
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_zarr_explorer._qt._common import (
+    ElidedLabel,
     Task,
     camera_of,
     canvas_size,
     format_bytes,
     notify_error,
+    tabify_on_show,
     theme_colors,
     unwrap,
 )
 from napari_zarr_explorer._qt._provenance import OVERLAY_KEY, Provenance, is_overlay, provenance_of
+from napari_zarr_explorer.forms import COLOR_MODES as _FORM_MODES
+from napari_zarr_explorer.forms import ChunkMapForm
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -48,12 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["COLOR_MODES", "STATE_COLORS", "ChunkMapWidget", "LevelGeometry"]
 
-COLOR_MODES = ("state", "bytes", "ratio")
-_MODE_LABELS = {
-    "state": "State (present / missing / corrupt)",
-    "bytes": "Stored bytes",
-    "ratio": "Compression ratio",
-}
+COLOR_MODES = tuple(_FORM_MODES)
 # state value -> (name, RGBA); missing is see-through so the image shows where nothing is stored
 STATE_COLORS: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     0: ("missing", (0.55, 0.55, 0.60, 0.85)),
@@ -237,7 +232,7 @@ class _Legend(QWidget):
                 if k < 3 or self.counts.get(k)
             )
         fmt = _format_value(self.mode)
-        return f"{_MODE_LABELS[self.mode]}: {fmt(self.low)} .. {fmt(self.high)}"
+        return f"{_FORM_MODES[self.mode]}: {fmt(self.low)} .. {fmt(self.high)}"
 
     def paintEvent(self, event: Any) -> None:
         painter = QPainter(self)
@@ -308,41 +303,20 @@ class ChunkMapWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
-        form = QFormLayout()
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setSpacing(4)
-        self.layer_label = QLabel("Select an image layer opened from a Zarr store.")
-        self.layer_label.setWordWrap(True)
-        form.addRow("Layer", self.layer_label)
-        self.level_combo = QComboBox()
-        self.level_combo.setToolTip("Pyramid level whose chunks are shown")
-        form.addRow("Level", self.level_combo)
-        self.mode_combo = QComboBox()
-        for mode in COLOR_MODES:
-            self.mode_combo.addItem(_MODE_LABELS[mode], mode)
-        form.addRow("Colour by", self.mode_combo)
-        layout.addLayout(form)
-
-        toggles = QHBoxLayout()
-        self.chunk_lines_box = QCheckBox("Chunk grid")
-        self.chunk_lines_box.setChecked(True)
-        self.shard_lines_box = QCheckBox("Shard grid")
-        self.shard_lines_box.setChecked(True)
-        self.verify_box = QCheckBox("Verify")
-        self.verify_box.setToolTip("Decode every stored chunk to find corrupt ones (slower)")
-        for box in (self.chunk_lines_box, self.shard_lines_box, self.verify_box):
-            toggles.addWidget(box)
-        toggles.addStretch(1)
-        layout.addLayout(toggles)
-
-        buttons = QHBoxLayout()
-        self.compute_button = QPushButton("Map chunks")
-        self.compute_button.setToolTip("Compute the chunk map of the selected layer and level")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.compute_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
+        layer_row = QHBoxLayout()
+        layer_row.addWidget(QLabel("Layer"))
+        self.layer_label = ElidedLabel("Select an image layer opened from a Zarr store.")
+        layer_row.addWidget(self.layer_label, 1)
+        layout.addLayout(layer_row)
+        self.form = ChunkMapForm()
+        layout.addWidget(self.form.native)
+        self.level_combo: Any = self.form.level.native
+        self.mode_combo: Any = self.form.mode.native
+        self.chunk_lines_box: Any = self.form.chunk_lines.native
+        self.shard_lines_box: Any = self.form.shard_lines.native
+        self.verify_box: Any = self.form.verify.native
+        self.compute_button: Any = self.form.compute_button.native
+        self.cancel_button: Any = self.form.cancel_button.native
 
         self.legend = _Legend()
         layout.addWidget(self.legend)
@@ -362,12 +336,13 @@ class ChunkMapWidget(QWidget):
         self._redraw_timer.setInterval(80)
         self._redraw_timer.timeout.connect(self._update_view)
 
-        self.compute_button.clicked.connect(lambda: self.compute())
-        self.cancel_button.clicked.connect(self.cancel)
-        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
-        self.level_combo.currentIndexChanged.connect(self._on_level_changed)
-        self.chunk_lines_box.toggled.connect(self._schedule_redraw)
-        self.shard_lines_box.toggled.connect(self._schedule_redraw)
+        self.form.compute_button.clicked.connect(lambda: self.compute())
+        self.form.cancel_button.clicked.connect(self.cancel)
+        self.form.mode.changed.connect(self._on_mode_changed)
+        self.form.level.changed.connect(self._on_level_changed)
+        self.form.chunk_lines.changed.connect(self._schedule_redraw)
+        self.form.shard_lines.changed.connect(self._schedule_redraw)
+        tabify_on_show(self)
 
         camera = camera_of(napari_viewer)
         self._connections: list[tuple[Any, Any]] = [
@@ -456,10 +431,8 @@ class ChunkMapWidget(QWidget):
             f"{layer.name}  ({prov.url}{'/' + prov.path if prov.path else ''})"
         )
         self.level_combo.blockSignals(True)
-        self.level_combo.clear()
-        for i, path in enumerate(prov.levels):
-            self.level_combo.addItem(f"{i}: {path or '/'}", i)
-        self.level_combo.setCurrentIndex(0)
+        with self.form.level.changed.blocked():
+            self.form.set_levels(prov.levels)
         self.level_combo.blockSignals(False)
         self.summary_label.setText("")
         self.view_label.setText("")
@@ -484,21 +457,21 @@ class ChunkMapWidget(QWidget):
     @property
     def level(self) -> int:
         """The pyramid level shown."""
-        value = self.level_combo.currentData()
+        value = self.form.level.value
         return int(value) if value is not None else 0
 
     @property
     def mode(self) -> str:
         """``"state"``, ``"bytes"`` or ``"ratio"``."""
-        return str(self.mode_combo.currentData() or "state")
+        return str(self.form.mode.value or "state")
 
     def set_mode(self, mode: str) -> None:
         """Colour the chunks by *mode* (one of :data:`COLOR_MODES`)."""
-        self.mode_combo.setCurrentIndex(COLOR_MODES.index(mode))
+        self.form.mode.value = mode
 
     def set_level(self, level: int) -> None:
         """Map pyramid *level*."""
-        self.level_combo.setCurrentIndex(level)
+        self.form.level.value = level
 
     def _on_level_changed(self, *_: Any) -> None:
         if self.source is not None:
@@ -509,8 +482,8 @@ class ChunkMapWidget(QWidget):
 
     def _update_enabled(self) -> None:
         busy = self.task is not None and self.task.running
-        self.compute_button.setEnabled(self.source is not None and not busy)
-        self.cancel_button.setEnabled(busy)
+        self.form.compute_button.enabled = self.source is not None and not busy
+        self.form.cancel_button.enabled = busy
 
     # ------------------------------------------------------------------ computing
     @property
@@ -530,7 +503,7 @@ class ChunkMapWidget(QWidget):
         prov = self.provenance
         level = self.level
         path = prov.levels[level] if level < len(prov.levels) else prov.path
-        verify = self.verify_box.isChecked()
+        verify = bool(self.form.verify.value)
         key = (prov.url, path, verify)
         cached = self._recent_maps.get(key)
         if reuse and cached is not None:
@@ -816,9 +789,9 @@ class ChunkMapWidget(QWidget):
 
         chunk_lines: list[np.ndarray] = []
         shard_lines: list[np.ndarray] = []
-        if self.chunk_lines_box.isChecked():
+        if self.form.chunk_lines.value:
             chunk_lines = lines_for(cmap.chunk_shape[ay], cmap.chunk_shape[ax])
-        if self.shard_lines_box.isChecked() and cmap.shard_shape is not None:
+        if self.form.shard_lines.value and cmap.shard_shape is not None:
             shard_lines = lines_for(cmap.shard_shape[ay], cmap.shard_shape[ax])
         return chunk_lines, shard_lines
 

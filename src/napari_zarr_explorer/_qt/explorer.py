@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
+    QCompleter,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -35,11 +36,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_zarr_explorer._qt._common import (
+    ElidedLabel,
     RecentStores,
     Task,
     add_layer_data,
     format_bytes,
     notify_error,
+    notify_warning,
+    tabify_on_show,
     theme_colors,
     unwrap,
 )
@@ -50,6 +54,8 @@ from napari_zarr_explorer._qt._provenance import (
     is_overlay,
     provenance_of,
 )
+from napari_zarr_explorer._qt._reader_offer import offer_default_reader
+from napari_zarr_explorer.forms import OpenForm
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -452,7 +458,9 @@ class ExplorerWidget(QWidget):
         self._attr_tree: QWidget | None = None
         self._opening: str | None = None
         self.setObjectName("napari-zarr-explorer explorer")
-        self.setMinimumWidth(380)
+        self._pending_layer: Any = None
+        self._reading: str | None = None
+        self.incomplete = False
         _EXPLORERS[napari_viewer] = self
         colors = theme_colors(napari_viewer)
 
@@ -462,43 +470,47 @@ class ExplorerWidget(QWidget):
 
         row = QHBoxLayout()
         row.setSpacing(2)
-        self.location_box = QComboBox()
-        self.location_box.setEditable(True)
-        self.location_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.location_box.setToolTip(
-            "Path or URL of a Zarr / OME-Zarr store (http(s)://, s3://, gs://); recent ones are "
-            "in the list"
-        )
-        line = self.location_box.lineEdit()
-        assert line is not None
-        line.setPlaceholderText("Open... path or URL of a .zarr store")
-        self.location_box.addItems(self._recent.load())
-        self.location_box.setCurrentIndex(-1)
+        self.open_form = OpenForm()
+        self.location_edit: Any = self.open_form.location.native
+        self.open_button: Any = self.open_form.open_button.native
+        self._completer = QCompleter(self._recent.load(), self)
+        self._completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.location_edit.setCompleter(self._completer)
+        self.recent_button = QToolButton()
+        self.recent_button.setText("Recent")
+        self.recent_button.setToolTip("Stores opened recently")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self.recent_button)
+        self.recent_button.setMenu(self.recent_menu)
+        self._fill_recent(self._recent.load())
         self.browse_button = QToolButton()
         self.browse_button.setIcon(icon("browse"))
         self.browse_button.setToolTip("Choose a local .zarr folder")
-        self.open_button = QPushButton("Open")
-        self.open_button.setToolTip("Show the store's hierarchy")
-        row.addWidget(self.location_box, 1)
+        row.addWidget(self.open_form.native, 1)
+        row.addWidget(self.recent_button)
         row.addWidget(self.browse_button)
-        row.addWidget(self.open_button)
         layout.addLayout(row)
 
-        self.status_label = QLabel("Open a store to explore it.")
-        self.status_label.setWordWrap(True)
+        self.status_label = ElidedLabel("Open a store to explore it.")
         layout.addWidget(self.status_label)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Name", "Kind", "Shape", "Type", "Stored"])
         self.tree.setUniformRowHeights(True)
-        self.tree.setMinimumHeight(140)
+        self.tree.setMinimumHeight(120)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
         assert header is not None
-        header.setStretchLastSection(True)
-        for col in range(0, 4):
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(24)
+        # Name and Kind share what is left; Shape, Type and Stored fit their contents
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        for col in (2, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         splitter.addWidget(self.tree)
 
@@ -528,7 +540,7 @@ class ExplorerWidget(QWidget):
         self.tabs.addTab(self.attr_page, "Attributes")
         self.tabs.addTab(self.ome_view, "OME")
         self.tabs.addTab(self.validation_tree, "Validation")
-        self.tabs.setMinimumHeight(160)
+        self.tabs.setMinimumHeight(140)
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -549,9 +561,9 @@ class ExplorerWidget(QWidget):
         buttons.addWidget(self.refresh_button)
         layout.addLayout(buttons)
 
-        self.open_button.clicked.connect(self._open_from_box)
-        line.returnPressed.connect(self._open_from_box)
-        self.location_box.activated.connect(self._open_from_box)
+        self.open_form.open_button.clicked.connect(self._open_from_box)
+        self.location_edit.returnPressed.connect(self._open_from_box)
+        self.recent_menu.triggered.connect(self._open_recent)
         self.browse_button.clicked.connect(self._browse)
         self.refresh_button.clicked.connect(self.refresh)
         self.tree.currentItemChanged.connect(self._on_current_item)
@@ -560,10 +572,15 @@ class ExplorerWidget(QWidget):
 
         self._model_connections: list[tuple[Any, Any]] = [
             (napari_viewer.layers.selection.events.active, self._on_active_layer),
+            (napari_viewer.layers.events.inserted, self._on_layer_inserted),
         ]
         for emitter, callback in self._model_connections:
             emitter.connect(callback)
         self.destroyed.connect(self._disconnect_model)
+        tabify_on_show(self)
+        offer_default_reader()
+        # layers already open (the dock opened after a drop or the sample): follow them
+        self._on_active_layer()
 
     # ------------------------------------------------------------------ lifetime
     def _disconnect_model(self, *_: Any) -> None:
@@ -592,10 +609,30 @@ class ExplorerWidget(QWidget):
 
     # ------------------------------------------------------------------ opening a store
     def _open_from_box(self, *_: Any) -> None:
-        text = self.location_box.currentText().strip()
-        if text and not (self._opening == text and self.busy):  # Enter may also "activate"
+        text = str(self.open_form.location.value).strip()
+        if text and not (self._opening == text and self.busy):  # Enter may also "click"
             self._opening = text
             self.open(text)
+
+    def _open_recent(self, action: Any) -> None:
+        url = str(action.data() or action.text())
+        self.open_form.location.value = url
+        self._open_from_box()
+
+    def _fill_recent(self, items: Sequence[str]) -> None:
+        self.recent_menu.clear()
+        for url in items:
+            action = self.recent_menu.addAction(url)
+            if action is not None:
+                action.setData(url)
+        self.recent_button.setEnabled(bool(items))
+        model = self._completer.model()
+        if model is not None and hasattr(model, "setStringList"):
+            model.setStringList(list(items))
+
+    def recent_stores(self) -> list[str]:
+        """Return the stores in the Recent menu, most recent first."""
+        return [str(a.data()) for a in self.recent_menu.actions()]
 
     def _browse(self) -> None:
         start = self.url if self.url and "://" not in self.url else ""
@@ -626,6 +663,7 @@ class ExplorerWidget(QWidget):
             notify_error(exc)
             return
         target = location.url
+        self._reading = target
         self.status_label.setText(f"Reading {target}...")
         self.open_button.setEnabled(False)
 
@@ -636,32 +674,37 @@ class ExplorerWidget(QWidget):
 
         def done(report: StoreReport) -> None:
             self.open_button.setEnabled(True)
-            if not report.nodes and report.errors:
-                notify_error(report.errors[0])
-                self.status_label.setText(f"Could not read {target}: {report.errors[0]}")
+            problem = _unreadable(report)
+            if problem is not None:
+                self._pending_layer = None
+                self.status_label.setText(f"Could not read {target}: {problem}")
+                notify_error(problem)
                 return
             self._show_report(target, report, select)
             self._remember(url, target)
             self._validate(location)
+            if self.incomplete:
+                notify_warning(
+                    f"{target} is an unfinished recompression output: its data is partly "
+                    "missing. Finish it in Recompress with Resume ticked, or delete it."
+                )
 
         def failed(exc: BaseException) -> None:
             self.open_button.setEnabled(True)
+            self._pending_layer = None
             self.status_label.setText(f"Could not read {target}.")
             notify_error(exc)
 
         self._run(work, f"Reading {location.name}", done, failed)
 
     def _remember(self, typed: str, url: str) -> None:
-        items = self._recent.add(url)
-        self.location_box.blockSignals(True)
-        self.location_box.clear()
-        self.location_box.addItems(items)
-        self.location_box.setCurrentIndex(0)
-        self.location_box.blockSignals(False)
+        self._fill_recent(self._recent.add(url))
+        self.open_form.put(location=url)
 
     def _show_report(self, url: str, report: StoreReport, select: str | None) -> None:
         self.url = url
         self.report = report
+        self.incomplete = any("incomplete output" in w for w in report.warnings)
         self.validation = None
         self.nodes = build_nodes(report)
         self.tree.clear()
@@ -693,6 +736,13 @@ class ExplorerWidget(QWidget):
                 item.setTextAlignment(
                     col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                 )
+            for col in range(5):
+                if not item.toolTip(col):
+                    item.setToolTip(col, item.text(col))
+            if self.incomplete and path == report.path:
+                item.setIcon(0, icon("warning", colors.get("warning", "#e3b617")))
+                item.setToolTip(0, "Unfinished recompression output: data partly missing")
+                item.setText(1, f"{node.label} (incomplete)")
             parent_item = self._nearest_parent_item(path)
             if parent_item is None:
                 self.tree.addTopLevelItem(item)
@@ -700,14 +750,28 @@ class ExplorerWidget(QWidget):
                 parent_item.addChild(item)
             self._items[path] = item
         self.tree.expandToDepth(1)
+        header = self.tree.header()
+        if header is not None:
+            fm = self.tree.fontMetrics()
+            widest = max((fm.horizontalAdvance(n.label) for n in self.nodes.values()), default=40)
+            header.resizeSection(1, min(widest + 16, 150))
         n_arrays = len(report.arrays)
         stored = report.bytes_stored
         text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {format_bytes(stored)} stored"
         if report.truncated:
             text += f" (first {report.max_nodes} nodes)"
+        if self.incomplete:
+            text = "INCOMPLETE output. " + text
         self.status_label.setText(text)
-        self.status_label.setToolTip("\n".join([*report.warnings, *report.errors]))
+        self.status_label.setToolTip("\n".join([text, *report.warnings, *report.errors]))
         self.loaded.emit(url)
+        pending, self._pending_layer = self._pending_layer, None
+        if pending is not None:
+            pending_prov = provenance_of(pending)
+            found = self.path_for(pending_prov) if pending_prov is not None else None
+            if found is not None:
+                self.select_path(found)
+                return
         if select is not None:
             self.select_path(select if select in self._items else report.path)
 
@@ -776,7 +840,33 @@ class ExplorerWidget(QWidget):
         self.open_layer_button.setEnabled(node is not None and node.kind != "error")
         self._show_node(node)
         if path is not None:
+            self._select_layers_of(path)
             self.node_selected.emit(path)
+
+    def layers_of(self, path: str) -> list[Any]:
+        """Return the viewer's layers that show the node at *path* of the store shown."""
+        out = []
+        for layer in self.viewer.layers:
+            layer = unwrap(layer)
+            if is_overlay(layer):
+                continue
+            prov = provenance_of(layer)
+            if prov is not None and self.path_for(prov) == path:
+                out.append(layer)
+        return out
+
+    def _select_layers_of(self, path: str) -> None:
+        """Highlight the layers of the selected node in the layer list."""
+        layers = self.layers_of(path)
+        if not layers:
+            return
+        selection = self.viewer.layers.selection
+        active = unwrap(selection.active)
+        if active in layers:
+            return
+        selection.active = layers[0]
+        for layer in layers[1:]:
+            selection.add(layer)
 
     def _show_node(self, node: NodeView | None) -> None:
         colors = theme_colors(self.viewer)
@@ -789,12 +879,15 @@ class ExplorerWidget(QWidget):
             return
         report = node.report
         problems = [*getattr(report, "errors", ()), *getattr(report, "warnings", ())]
+        rows: list[tuple[str, str]] = []
         if report.kind == "array":
-            body = _html_table(array_rows(report), colors)
-        elif report.kind == "error":
-            body = ""
-        else:
-            body = _html_table(group_rows(node, self.nodes), colors)
+            rows = array_rows(report)
+        elif report.kind != "error":
+            rows = group_rows(node, self.nodes)
+        if self.incomplete:  # bytes of data never written would make any ratio a fiction
+            rows = [(k, "- (unfinished output)" if k == "Ratio" else v) for k, v in rows]
+            problems.insert(0, "Unfinished recompression output: parts are not written yet.")
+        body = _html_table(rows, colors) if rows else ""
         if problems:
             err = colors.get("warning", "#e3b617")
             body += "".join(f"<p style='color:{err}'>{_esc(p)}</p>" for p in problems)
@@ -924,6 +1017,11 @@ class ExplorerWidget(QWidget):
         if node is None or self.url is None:
             return
         url = self.url
+        if self.incomplete:
+            notify_warning(
+                f"{url} is an unfinished recompression output: parts not written yet show as "
+                "empty (the fill value)."
+            )
         if node.kind == "error":
             notify_error(f"{url}/{path}: " + "; ".join(node.report.errors))
             return
@@ -942,14 +1040,48 @@ class ExplorerWidget(QWidget):
     # ------------------------------------------------------------------ layer list -> tree
     def _on_active_layer(self, event: Any = None) -> None:
         layer = unwrap(self.viewer.layers.selection.active)
-        if layer is None or is_overlay(layer) or self.url is None:
+        if layer is not None:
+            self.follow_layer(layer)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        layer = unwrap(getattr(event, "value", None))
+        if layer is not None and (self.url is None or self._pending_layer is not None):
+            self.follow_layer(layer)
+
+    def follow_layer(self, layer: Any) -> None:
+        """Show the store *layer* comes from, with its node selected.
+
+        The store is opened when the Explorer shows nothing or another store; layers not
+        opened from a Zarr store are ignored.
+        """
+        if is_overlay(layer):
             return
         prov = provenance_of(layer)
         if prov is None:
             return
-        path = self.path_for(prov)
-        if path is not None and path != self.selected_path:
-            self.select_path(path)
+        path = self.path_for(prov) if self.url is not None else None
+        if path is not None:
+            if path != self.selected_path:
+                self.select_path(path)
+            return
+        from napari_zarr_explorer.store import parse_location
+
+        try:
+            url = parse_location(prov.url).url
+        except Exception:
+            return
+        if self.busy and self._reading == url:
+            self._pending_layer = layer  # the store is being read: select its node when shown
+            return
+        if self.url is not None and self._within_shown(url):
+            return  # from this store, but not a node of the tree (a plate mosaic, say)
+        self._pending_layer = layer
+        self.open_form.put(location=url)
+        self.open(url, select="")
+
+    def _within_shown(self, url: str) -> bool:
+        base = (self.url or "").rstrip("/")
+        return bool(base) and (url == base or url.startswith(base + "/"))
 
     def path_for(self, prov: Provenance) -> str | None:
         """Return the tree path of a layer's provenance, when it comes from the store shown."""
@@ -976,6 +1108,22 @@ class ExplorerWidget(QWidget):
                 # a single-level layer of a pyramid opened from its image: select the image
                 return cand
         return None
+
+
+def _unreadable(report: StoreReport) -> str | None:
+    """Why nothing of the store can be shown (None when its root was read)."""
+    root = next((n for n in report.nodes if n.path == report.path), None)
+    if root is None and not report.nodes:
+        if report.errors:
+            return str(report.errors[0])
+        return (
+            f"{report.url}: no Zarr metadata found (zarr.json, .zgroup, .zarray or .zattrs); "
+            "this is not a Zarr store. Open the .zarr folder itself."
+        )
+    if root is not None and root.kind == "error":
+        errors = [*getattr(root, "errors", ()), *report.errors]
+        return str(errors[0]) if errors else f"{report.url}: the store cannot be read."
+    return None
 
 
 def _validation_items(result: Any) -> list[tuple[str, str, str]]:

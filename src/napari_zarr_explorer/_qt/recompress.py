@@ -15,16 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -34,56 +29,48 @@ from qtpy.QtWidgets import (
 )
 
 from napari_zarr_explorer._qt._common import (
+    ElidedLabel,
     Task,
     add_layer_data,
     format_bytes,
     notify_error,
     notify_info,
+    notify_warning,
+    tabify_on_show,
     unwrap,
 )
 from napari_zarr_explorer._qt._icons import icon
 from napari_zarr_explorer._qt._provenance import is_overlay, provenance_of
+from napari_zarr_explorer.forms import COMPRESSORS, RecompressForm, shape_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["COMPRESSORS", "RecompressWidget"]
+__all__ = ["COMPRESSORS", "RecompressWidget", "gui_words"]
 
-# compressor -> (levels (min, max, default) or None, shuffles)
-COMPRESSORS: dict[str, tuple[tuple[int, int, int] | None, bool]] = {
-    "zstd": ((1, 22, 3), False),
-    "blosc-zstd": ((0, 9, 5), True),
-    "blosc-lz4": ((0, 9, 5), True),
-    "blosc-lz4hc": ((0, 9, 5), True),
-    "gzip": ((0, 9, 6), False),
-    "none": (None, False),
-}
-_ALTERNATIVES = ("zstd:3", "blosc-zstd:5", "blosc-lz4:5", "gzip:6")
+# command-line words in the core's messages, and what the dock calls them
+_GUI_WORDS = (
+    ("`napari-zarr-explorer recompress ... --resume`", "Recompress with Resume ticked"),
+    ("--resume", "Resume"),
+    ("--overwrite", "Overwrite"),
+    ("--replace", "replace"),
+    ("--no-verify", "unticking Verify"),
+)
 
 
-def _shape_text(shape: Any) -> str:
-    return ",".join(str(int(s)) for s in shape) if shape else ""
-
-
-def _parse_shape(text: str, what: str) -> tuple[int, ...] | str | None:
-    from napari_zarr_explorer.errors import ExplorerError
-
-    text = text.strip().lower()
-    if not text or text == "keep":
-        return None
-    if text == "none":
-        return "none"
-    try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise ExplorerError(
-            f"{what} {text!r} is not a list of integers.", hint="Write e.g. 1,1,256,256."
-        ) from None
-    return values
+def gui_words(message: str) -> str:
+    """Say the check boxes' names where the core's message names command-line flags."""
+    for flag, words in _GUI_WORDS:
+        message = message.replace(flag, words)
+    return message
 
 
 class RecompressWidget(QWidget):
     """Rewrite a dataset with another compressor, chunk and shard shape or Zarr format.
+
+    The options are a magicgui form (:class:`napari_zarr_explorer.forms.RecompressForm`), the
+    same one the Jupyter explorer shows; what the user typed there stays when the selection
+    changes.
 
     Parameters
     ----------
@@ -105,91 +92,56 @@ class RecompressWidget(QWidget):
         self._tasks: list[Task] = []
         self._run_task: Task | None = None
         self._explorer: Any = None
+        self._cancelling = False
         self.setObjectName("napari-zarr-explorer recompress")
-        self.setMinimumWidth(360)
+        tabify_on_show(self)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
-        form = QFormLayout()
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setSpacing(4)
-        self.source_label = QLabel("Select a node in the Explorer, or a layer.")
-        self.source_label.setWordWrap(True)
-        form.addRow("Source", self.source_label)
-        dst_row = QHBoxLayout()
-        self.destination_edit = QLineEdit()
-        self.destination_edit.setPlaceholderText("new .zarr folder (or s3://, gs:// URL)")
+        source_row = QHBoxLayout()
+        source_title = QLabel("Source")
+        self.source_label = ElidedLabel("Select a node in the Explorer, or a layer.")
+        source_row.addWidget(source_title)
+        source_row.addWidget(self.source_label, 1)
+        layout.addLayout(source_row)
+
+        self.form = RecompressForm()
+        layout.addWidget(self.form.native)
+        # the native widgets, for the view's own wiring
+        self.destination_edit: Any = self.form.output.native
+        self.chunks_edit: Any = self.form.chunks.native
+        self.shards_edit: Any = self.form.shards.native
+        self.format_combo: Any = self.form.zarr_format.native
+        self.compressor_combo: Any = self.form.compressor.native
+        self.level_spin: Any = self.form.level.native
+        self.shuffle_combo: Any = self.form.shuffle.native
+        self.verify_box: Any = self.form.verify.native
+        self.overwrite_box: Any = self.form.overwrite.native
+        self.resume_box: Any = self.form.resume.native
+        self.estimate_button: Any = self.form.estimate_button.native
+        self.run_button: Any = self.form.run_button.native
+        self.cancel_button: Any = self.form.cancel_button.native
+        # a folder chooser next to the output field (Qt only; the form itself stays portable)
         self.destination_button = QToolButton()
         self.destination_button.setIcon(icon("browse"))
         self.destination_button.setToolTip("Choose where to write")
-        dst_row.addWidget(self.destination_edit, 1)
-        dst_row.addWidget(self.destination_button)
-        form.addRow("Output", dst_row)
-
-        codec_row = QHBoxLayout()
-        self.compressor_combo = QComboBox()
-        for name in COMPRESSORS:
-            self.compressor_combo.addItem(name, name)
-        self.level_spin = QSpinBox()
-        self.level_spin.setToolTip("Compression level")
-        self.shuffle_combo = QComboBox()
-        for value, label in (
-            ("auto", "auto shuffle"),
-            ("none", "no shuffle"),
-            ("byte", "byte shuffle"),
-            ("bit", "bit shuffle"),
-        ):
-            self.shuffle_combo.addItem(label, value)
-        codec_row.addWidget(self.compressor_combo, 1)
-        codec_row.addWidget(self.level_spin)
-        codec_row.addWidget(self.shuffle_combo, 1)
-        form.addRow("Compressor", codec_row)
-        self.chunks_edit = QLineEdit()
-        self.chunks_edit.setPlaceholderText("keep")
-        self.chunks_edit.setToolTip(
-            "Chunk shape for the full rank, e.g. 1,1,256,256 (clipped to each level); empty keeps"
-        )
-        form.addRow("Chunks", self.chunks_edit)
-        self.shards_edit = QLineEdit()
-        self.shards_edit.setPlaceholderText("keep")
-        self.shards_edit.setToolTip(
-            "Shard shape (Zarr v3), e.g. 1,1,2048,2048; 'none' for no shards; empty keeps"
-        )
-        form.addRow("Shards", self.shards_edit)
-        self.format_combo = QComboBox()
-        self.format_combo.addItem("Zarr v3 (OME-NGFF 0.5)", 3)
-        self.format_combo.addItem("Zarr v2 (OME-NGFF 0.4)", 2)
-        form.addRow("Format", self.format_combo)
-        options = QHBoxLayout()
-        self.verify_box = QCheckBox("Verify")
-        self.verify_box.setChecked(True)
-        self.verify_box.setToolTip("Read every written shard back and compare it with the source")
-        self.overwrite_box = QCheckBox("Overwrite")
-        self.overwrite_box.setToolTip("Delete an existing output first")
-        self.resume_box = QCheckBox("Resume")
-        self.resume_box.setToolTip("Continue an interrupted run into the same output")
-        for box in (self.verify_box, self.overwrite_box, self.resume_box):
-            options.addWidget(box)
-        options.addStretch(1)
-        form.addRow("", options)
-        layout.addLayout(form)
-
-        buttons = QHBoxLayout()
-        self.estimate_button = QPushButton("Estimate")
-        self.estimate_button.setToolTip(
-            "Encode a sample of chunks with this and other compressors; nothing is written"
-        )
-        self.run_button = QPushButton("Recompress")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        for button in (self.estimate_button, self.run_button, self.cancel_button):
-            buttons.addWidget(button)
-        layout.addLayout(buttons)
+        output_row = self.destination_edit.parentWidget().layout()
+        index = output_row.indexOf(self.destination_edit) if output_row is not None else -1
+        if output_row is not None and index >= 0 and hasattr(output_row, "getItemPosition"):
+            row, _, _, _ = output_row.getItemPosition(index)
+            holder = QWidget()
+            inner = QHBoxLayout(holder)
+            inner.setContentsMargins(0, 0, 0, 0)
+            inner.setSpacing(2)
+            output_row.removeWidget(self.destination_edit)
+            inner.addWidget(self.destination_edit, 1)
+            inner.addWidget(self.destination_button)
+            output_row.addWidget(holder, row, 1)
 
         self.estimate_table = QTableWidget(0, 5)
         self.estimate_table.setHorizontalHeaderLabels(
-            ["Encoding", "Ratio", "Projected", "Encode MB/s", "Decode MB/s"]
+            ["Encoding", "Ratio", "Projected", "Enc MB/s", "Dec MB/s"]
         )
         vertical = self.estimate_table.verticalHeader()
         assert vertical is not None
@@ -218,15 +170,13 @@ class RecompressWidget(QWidget):
         self.open_result_button.setEnabled(False)
         layout.addWidget(self.open_result_button)
 
-        self.compressor_combo.currentIndexChanged.connect(self._on_compressor)
-        self.format_combo.currentIndexChanged.connect(self._on_format)
+        self.form.zarr_format.changed.connect(self._on_format)
         self.destination_button.clicked.connect(self._browse)
-        self.estimate_button.clicked.connect(self.estimate)
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.form.estimate_button.clicked.connect(self.estimate)
+        self.form.run_button.clicked.connect(self.run)
+        self.form.cancel_button.clicked.connect(self.cancel)
         self.open_result_button.clicked.connect(self.open_result)
         self.estimate_table.cellDoubleClicked.connect(self._use_estimate_row)
-        self._on_compressor()
 
         self._connections: list[tuple[Any, Any]] = [
             (napari_viewer.layers.selection.events.active, self._on_active_layer),
@@ -267,6 +217,15 @@ class RecompressWidget(QWidget):
         explorer = self._explorer
         if explorer is None or explorer.url is None:
             return
+        if self.report is not None and explorer.url == _normal(self.report.destination):
+            return  # the result of the last run, opened to look at it: keep the source
+        if explorer.incomplete:
+            # an unfinished output is something to resume or delete, not a source
+            if explorer.url != self.source_url:
+                self.progress_label.setText(
+                    f"{explorer.url} is an unfinished output, so it is not used as the source."
+                )
+            return
         node = explorer.nodes.get(path)
         shape = node.shape if node is not None else None
         self.set_source(explorer.url, path, shape)
@@ -284,7 +243,11 @@ class RecompressWidget(QWidget):
         self.set_source(prov.url, prov.path, None)
 
     def set_source(self, url: str, path: str = "", shape: tuple[int, ...] | None = None) -> None:
-        """Use the node at *path* of the store *url* as the source."""
+        """Use the node at *path* of the store *url* as the source.
+
+        The output, chunks and shards get defaults for it unless the user typed their own.
+        """
+        from napari_zarr_explorer.recompress import default_output
         from napari_zarr_explorer.store import parse_location
 
         try:
@@ -292,28 +255,26 @@ class RecompressWidget(QWidget):
         except Exception as exc:
             notify_error(exc)
             return
+        same = (location.url, path.strip("/")) == (self.source_url, self.source_path)
         self.source_url = location.url
         self.source_path = path.strip("/")
-        self.level0_shape = shape
+        self.level0_shape = shape or self.level0_shape if same else shape
         self.source_label.setText(self.source)
-        self.source_label.setToolTip(self.source)
-        if location.is_local:
-            base = Path(location.child(self.source_path).url if self.source_path else location.url)
-            stem = base.name
-            for suffix in (".ome.zarr", ".zarr"):
-                if stem.endswith(suffix):
-                    stem = stem[: -len(suffix)]
-                    break
-            ext = ".ome.zarr" if base.name.endswith(".ome.zarr") else ".zarr"
-            self.destination_edit.setText(str(base.parent / f"{stem}-recompressed{ext}"))
+        try:
+            output = default_output(self.source)
+        except Exception:
+            output = ""
+        suggestions: dict[str, str] = {"output": output}
         if shape:
             from napari_zarr_explorer.recompress import suggest_layout
 
             chunks, shards = suggest_layout(shape)
-            self.chunks_edit.setText(_shape_text(chunks))
-            self.shards_edit.setText(_shape_text(shards) if self.zarr_format == 3 else "")
-        self.estimate_table.setRowCount(0)
-        self.estimate_label.setText("")
+            suggestions["chunks"] = shape_text(chunks)
+            suggestions["shards"] = shape_text(shards) if self.zarr_format == 3 else ""
+        self.form.suggest(**suggestions)
+        if not same:
+            self.estimate_table.setRowCount(0)
+            self.estimate_label.setText("")
         self._update_enabled()
 
     @property
@@ -331,54 +292,34 @@ class RecompressWidget(QWidget):
     @property
     def zarr_format(self) -> int:
         """2 or 3."""
-        return int(self.format_combo.currentData() or 3)
+        return int(self.form.zarr_format.value or 3)
 
     def compressor_text(self) -> str:
         """Return the chosen compressor as a string (``"zstd:5"``)."""
-        name = str(self.compressor_combo.currentData())
-        levels, _ = COMPRESSORS[name]
-        return f"{name}:{self.level_spin.value()}" if levels is not None else name
+        return self.form.compressor_text()
 
     def shuffle(self) -> str | None:
         """Return the chosen blosc shuffle, or None for automatic."""
-        value = str(self.shuffle_combo.currentData())
-        return None if value == "auto" or not self.shuffle_combo.isEnabled() else value
+        return self.form.shuffle_value()
 
     def set_compressor(self, text: str) -> None:
         """Choose a compressor given as ``name[:level]``."""
-        name, _, level = text.partition(":")
-        index = self.compressor_combo.findData(name)
-        if index < 0:
-            raise ValueError(f"unknown compressor {name!r}")
-        self.compressor_combo.setCurrentIndex(index)
-        if level:
-            self.level_spin.setValue(int(level))
-
-    def _on_compressor(self, *_: Any) -> None:
-        name = str(self.compressor_combo.currentData())
-        levels, shuffles = COMPRESSORS[name]
-        self.level_spin.setEnabled(levels is not None)
-        if levels is not None:
-            self.level_spin.setRange(levels[0], levels[1])
-            self.level_spin.setValue(levels[2])
-        self.shuffle_combo.setEnabled(shuffles)
+        self.form.set_compressor(text)
 
     def _on_format(self, *_: Any) -> None:
-        v3 = self.zarr_format == 3
-        self.shards_edit.setEnabled(v3)
-        if not v3:
-            self.shards_edit.setText("")
-        elif self.level0_shape and not self.shards_edit.text():
+        if self.zarr_format != 3:
+            return
+        if self.level0_shape and not str(self.form.shards.value):
             from napari_zarr_explorer.recompress import suggest_layout
 
-            self.shards_edit.setText(_shape_text(suggest_layout(self.level0_shape)[1]))
+            self.form.put(shards=shape_text(suggest_layout(self.level0_shape)[1]))
 
     def _browse(self) -> None:
         folder = QFileDialog.getSaveFileName(
-            self, "Write the recompressed data to", self.destination_edit.text()
+            self, "Write the recompressed data to", str(self.form.output.value)
         )[0]
         if folder:
-            self.destination_edit.setText(folder)
+            self.form.output.value = folder
 
     def _use_estimate_row(self, row: int, column: int) -> None:
         item = self.estimate_table.item(row, 0)
@@ -396,9 +337,9 @@ class RecompressWidget(QWidget):
     def _update_enabled(self) -> None:
         running = self._run_task is not None and self._run_task.running
         has_source = self.source_url is not None
-        self.estimate_button.setEnabled(has_source and not self.busy)
-        self.run_button.setEnabled(has_source and not running)
-        self.cancel_button.setEnabled(self.busy)
+        self.form.estimate_button.enabled = has_source and not self.busy
+        self.form.run_button.enabled = has_source and not running
+        self.form.cancel_button.enabled = self.busy
 
     def _start(self, func: Any, desc: str, on_result: Any, on_error: Any = None) -> Task:
         # a cancelled run still reports what it did (and how to resume)
@@ -421,6 +362,7 @@ class RecompressWidget(QWidget):
             self._tasks.remove(task)
         if task is self._run_task:
             self._run_task = None
+            self._cancelling = False
         self._update_enabled()
 
     def cancel(self) -> None:
@@ -428,47 +370,26 @@ class RecompressWidget(QWidget):
         for task in list(self._tasks):
             task.cancel_event.set()
         if self._run_task is not None:
+            self._cancelling = True
             self.progress_label.setText("Cancelling: running tasks finish, then the run stops...")
 
     # ------------------------------------------------------------------ estimate
-    def _layout_args(self) -> tuple[Any, Any]:
-        chunks = _parse_shape(self.chunks_edit.text(), "Chunks")
-        shards: Any = None
-        if self.zarr_format == 3:
-            shards = _parse_shape(self.shards_edit.text(), "Shards")
-        else:
-            shards = "none"
-        if chunks == "none":
-            chunks = None
-        return chunks, shards
-
     def estimate(self) -> None:
         """Estimate the chosen encoding and a few others on sampled chunks (in the background)."""
         if self.source_url is None:
             return
         try:
-            chunks, shards = self._layout_args()
+            candidates = self.form.candidates()
         except Exception as exc:
             notify_error(exc)
             return
-        chosen = self.compressor_text()
-        names = [chosen] + [c for c in _ALTERNATIVES if c != chosen]
-        shuffle = self.shuffle()
-        candidates = [
-            {
-                "compressor": c,
-                "shuffle": shuffle if c == chosen else None,
-                "chunks": chunks,
-                "shards": shards,
-            }
-            for c in names
-        ]
         url, path = self.source_url, self.source_path
+        sample = int(self.form.sample.value)
 
         def work(progress: Any, cancel: Any) -> Any:
             from napari_zarr_explorer.estimate import estimate
 
-            return estimate(url, _estimate_path(url, path), candidates)
+            return estimate(url, _estimate_path(url, path), candidates, sample=sample)
 
         self.estimate_label.setText("Estimating on sampled chunks...")
         self._start(work, f"Estimating {path or url}", self._show_estimate, self._estimate_failed)
@@ -499,46 +420,23 @@ class RecompressWidget(QWidget):
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
                 self.estimate_table.setItem(row, col, item)
-        now = f"now {format_bytes(report.bytes_stored)}"
-        if report.ratio:
-            now += f" (ratio {report.ratio:.2f}x)"
-        best = report.best
-        text = f"{report.path or '/'}: {now}; sampled {report.sample} chunks"
-        if report.candidates:
-            first = report.candidates[0]
-            layout = first.label[len(first.compressor) :].strip()
-            text += f" ({layout})" if layout else ""
-        text += "."
-        if best is not None:
-            text += f" Smallest: {best.compressor}, {format_bytes(best.projected_bytes)}."
-        text += " Double-click a row to use it."
-        self.estimate_label.setText(text)
+        self.estimate_label.setText(estimate_summary(report) + " Double-click a row to use it.")
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
         """Recompress the source into the output (in the background, with progress)."""
         if self.source_url is None:
             return
-        destination = self.destination_edit.text().strip()
+        destination = str(self.form.output.value).strip()
         if not destination:
             notify_error("Choose where to write the recompressed data (Output).")
             return
         try:
-            chunks, shards = self._layout_args()
+            kwargs = self.form.run_kwargs()
         except Exception as exc:
             notify_error(exc)
             return
         source = self.source
-        kwargs: dict[str, Any] = {
-            "compressor": self.compressor_text(),
-            "shuffle": self.shuffle(),
-            "chunks": chunks,
-            "shards": shards,
-            "zarr_format": self.zarr_format,
-            "verify": self.verify_box.isChecked(),
-            "overwrite": self.overwrite_box.isChecked(),
-            "resume": self.resume_box.isChecked(),
-        }
 
         def work(progress: Any, cancel: Any) -> Any:
             from napari_zarr_explorer.recompress import recompress
@@ -546,11 +444,15 @@ class RecompressWidget(QWidget):
             return recompress(source, destination, progress=progress, cancel=cancel, **kwargs)
 
         self.report = None
+        self._cancelling = False
         self.open_result_button.setEnabled(False)
         self.report_view.setPlainText("")
         self.progress_label.setText(f"Recompressing {source} into {destination}...")
         task = self._start(
-            work, f"Recompressing {Path(source).name}", self._show_report, self._run_failed
+            work,
+            f"Recompressing {Path(source).name}",
+            self._show_report,
+            lambda exc: self._run_failed(exc, destination),
         )
         task.progressed.connect(self._on_progress)
         self._run_task = task
@@ -558,7 +460,7 @@ class RecompressWidget(QWidget):
 
     def _on_progress(self, update: tuple[int, int, str, Any]) -> None:
         event = update[3]
-        if event is None or not hasattr(event, "bytes_done"):
+        if self._cancelling or event is None or not hasattr(event, "bytes_done"):
             return
         eta = getattr(event, "eta", None)
         left = f", {eta:.0f} s left" if eta is not None and math.isfinite(eta) else ""
@@ -568,25 +470,41 @@ class RecompressWidget(QWidget):
             f"{format_bytes(event.rate)}/s{left}"
         )
 
-    def _run_failed(self, exc: BaseException) -> None:
-        self.progress_label.setText(
-            "The run failed (see the notification); the output is marked "
-            "incomplete and can be resumed."
-        )
-        notify_error(exc)
+    def _run_failed(self, exc: BaseException, destination: str) -> None:
+        from napari_zarr_explorer._qt._common import error_message
+
+        state = output_state(destination)
+        if state == "incomplete":
+            text = (
+                "The run stopped (see the notification); the output is marked incomplete: tick "
+                "Resume and run again to continue, or Overwrite to start over."
+            )
+        elif state == "complete":
+            text = (
+                "Nothing was written (see the notification): the output already exists and is "
+                "complete. Choose another Output, or tick Overwrite."
+            )
+        else:
+            text = "Nothing was written (see the notification)."
+        self.progress_label.setText(text)
+        notify_error(gui_words(error_message(exc)))
 
     def _show_report(self, report: Any) -> None:
         self.report = report
-        self.report_view.setPlainText(str(report))
+        self.report_view.setPlainText(gui_words(str(report)))
         if report.cancelled:
-            self.progress_label.setText("Cancelled. Tick Resume and run again to continue.")
+            self.progress_label.setText(
+                "Cancelled; the output is marked incomplete. Tick Resume and run again to continue."
+            )
+            notify_warning(f"Recompression cancelled; {report.destination} is incomplete.")
         elif report.ok:
             before, after = report.bytes_before, report.bytes_after
             share = f" ({after / before:.0%} of the original)" if before else ""
-            self.progress_label.setText(
-                f"Done: {format_bytes(before)} -> {format_bytes(after)}{share}"
-                + (", verified." if report.verified else ".")
-            )
+            if report.resumed and report.tasks_skipped >= report.tasks_total:
+                done = "The output was already complete; checked again"
+            else:
+                done = f"Done: {format_bytes(before)} -> {format_bytes(after)}{share}"
+            self.progress_label.setText(done + (", verified." if report.verified else "."))
             notify_info(f"Recompressed into {report.destination}.")
         else:
             self.progress_label.setText("Finished with problems: see the report.")
@@ -640,6 +558,58 @@ def _estimate_path(url: str, path: str) -> str:
     for array in report.arrays:
         return str(array.path)
     return path
+
+
+def estimate_summary(report: Any) -> str:
+    """One paragraph about an estimate: the store now, the sample, the smallest candidate."""
+    now = f"now {format_bytes(report.bytes_stored)}"
+    if report.ratio:
+        now += f" (ratio {report.ratio:.2f}x)"
+    text = f"{report.path or '/'}: {now}; sampled {report.sample} chunks"
+    if report.candidates:
+        first = report.candidates[0]
+        layout = first.label[len(first.compressor) :].strip()
+        text += f" ({layout})" if layout else ""
+    text += "."
+    best = report.best
+    if best is not None:
+        text += f" Smallest: {best.compressor}, {format_bytes(best.projected_bytes)}."
+    return text
+
+
+def output_state(destination: str) -> str:
+    """``"absent"``, ``"incomplete"`` (marked by an unfinished run) or ``"complete"``."""
+    from napari_zarr_explorer.recompress import JOURNAL_NAME, MARKER_KEY
+    from napari_zarr_explorer.store import open_url, read_node
+
+    try:
+        store, where = open_url(destination)
+        node = read_node(store, "", where=where)
+    except Exception:
+        return "absent"
+    if node is None:
+        return "absent"
+    marker = node.attributes.get(MARKER_KEY)
+    if isinstance(marker, dict) and marker.get("incomplete"):
+        return "incomplete"
+    try:
+        from napari_zarr_explorer.store import parse_location
+
+        loc = parse_location(destination)
+        if loc.is_local and (loc.path / JOURNAL_NAME).exists():
+            return "incomplete"
+    except Exception:  # not a local path: the marker above was the only sign
+        return "complete"
+    return "complete"
+
+
+def _normal(url: str) -> str:
+    from napari_zarr_explorer.store import parse_location
+
+    try:
+        return parse_location(url).url
+    except Exception:
+        return url
 
 
 def _speed(value: float | None) -> str:

@@ -414,7 +414,7 @@ def _remove_output(dst: Location, writer: _io.StoreWriter) -> None:
 
 
 def _is_group_dir(path: Path) -> bool:
-    """True when *path* is a local folder holding Zarr group metadata (v2 or v3)."""
+    """Tell whether *path* is a local folder holding Zarr group metadata (v2 or v3)."""
     if (path / ".zgroup").is_file():
         return True
     doc = path / "zarr.json"
@@ -423,7 +423,7 @@ def _is_group_dir(path: Path) -> bool:
     try:
         with doc.open("rb") as f:
             head = f.read(1 << 20)
-        return json.loads(head).get("node_type") == "group"
+        return bool(json.loads(head).get("node_type") == "group")
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -474,7 +474,7 @@ def _check_locations(src: Location, dst: Location, replace: bool) -> None:
                 hint=f"Write next to it instead, e.g. {_sibling_output(root)}.",
             )
     elif src.protocol == dst.protocol:
-        root = store_root(src).url.rstrip("/")
+        root_url = store_root(src).url.rstrip("/")
         if (
             src.url == dst.url
             or dst.url.startswith(src.url.rstrip("/") + "/")
@@ -483,9 +483,9 @@ def _check_locations(src: Location, dst: Location, replace: bool) -> None:
             raise ExplorerError(
                 f"The output {dst} overlaps the source {src}.", hint="Choose another output."
             )
-        if dst.url.rstrip("/") == root or dst.url.startswith(root + "/"):
+        if dst.url.rstrip("/") == root_url or dst.url.startswith(root_url + "/"):
             raise ExplorerError(
-                f"The output {dst} is inside the source store {root}: writing there would "
+                f"The output {dst} is inside the source store {root_url}: writing there would "
                 "change the source.",
                 hint="Choose an output outside the source store.",
             )
@@ -530,7 +530,7 @@ def default_output_name(root_name: str) -> str:
     low = name.lower()
     for suffix in (".ome.zarr", ".zarr"):
         if low.endswith(suffix):
-            return f"{name[: -len(suffix)]}-recompressed{name[-len(suffix):]}"
+            return f"{name[: -len(suffix)]}-recompressed{name[-len(suffix) :]}"
     return f"{name}-recompressed.zarr"
 
 

@@ -1,0 +1,438 @@
+"""The parameter forms of the docks, declared once with magicgui and without Qt.
+
+The same forms serve the napari docks (magicgui's Qt backend) and the Jupyter explorer (its
+ipywidgets backend): :class:`OpenForm` (the Explorer's open box), :class:`RecompressForm`
+(recompress and estimate options with their buttons) and :class:`ChunkMapForm` (the chunk map
+controls). Which backend draws them is magicgui's choice (``magicgui.use_app``); this module
+imports neither Qt nor ipywidgets.
+
+Every form remembers the fields the user changed (:attr:`Form.edited`): :meth:`Form.suggest`
+fills in defaults only where the user has not typed anything, so what the user typed stays until
+the user changes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from magicgui.widgets.bases import ValueWidget, Widget
+
+from napari_zarr_explorer.errors import ExplorerError
+
+__all__ = [
+    "ALTERNATIVES",
+    "COLOR_MODES",
+    "COMPRESSORS",
+    "ChunkMapForm",
+    "Form",
+    "OpenForm",
+    "RecompressForm",
+    "parse_shape",
+    "shape_text",
+]
+
+#: compressor -> (levels (min, max, default) or None, whether blosc shuffles apply)
+COMPRESSORS: dict[str, tuple[tuple[int, int, int] | None, bool]] = {
+    "zstd": ((1, 22, 3), False),
+    "blosc-zstd": ((0, 9, 5), True),
+    "blosc-lz4": ((0, 9, 5), True),
+    "blosc-lz4hc": ((0, 9, 5), True),
+    "gzip": ((0, 9, 6), False),
+    "none": (None, False),
+}
+#: Encodings estimated next to the chosen one.
+ALTERNATIVES = ("zstd:3", "blosc-zstd:5", "blosc-lz4:5", "gzip:6")
+#: What the chunk map colours by, with the labels of the choices.
+COLOR_MODES: dict[str, str] = {
+    "state": "State (present / missing / corrupt)",
+    "bytes": "Stored bytes",
+    "ratio": "Compression ratio",
+}
+
+
+def shape_text(shape: Sequence[int] | None) -> str:
+    """``(1, 256, 256)`` -> ``"1,256,256"``; ``""`` for None."""
+    return ",".join(str(int(s)) for s in shape) if shape else ""
+
+
+def parse_shape(text: str, what: str) -> tuple[int, ...] | str | None:
+    """Parse a shape typed in a form: ``"1,256,256"`` (or ``1x256x256``).
+
+    Returns None for an empty field or ``keep``, ``"none"`` for ``none``.
+
+    Raises
+    ------
+    ExplorerError
+        When the text is not a list of integers.
+    """
+    text = text.strip().lower()
+    if not text or text == "keep":
+        return None
+    if text == "none":
+        return "none"
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise ExplorerError(
+            f"{what} {text!r} is not a list of integers.", hint="Write e.g. 1,1,256,256."
+        ) from None
+    if not values:
+        raise ExplorerError(f"{what} {text!r} has no numbers.", hint="Write e.g. 1,1,256,256.")
+    return values
+
+
+def _placeholder(widget: Widget, text: str) -> None:
+    """Grey hint text in an empty line edit, for whichever backend draws it."""
+    native: Any = widget.native
+    if hasattr(native, "setPlaceholderText"):  # Qt
+        native.setPlaceholderText(text)
+    elif hasattr(native, "placeholder"):  # ipywidgets
+        native.placeholder = text
+
+
+class Form(Container[Widget]):
+    """A magicgui container that tells the user's edits from the program's.
+
+    Parameters
+    ----------
+    widgets
+        The fields and rows of the form.
+    **kwargs
+        Passed to :class:`magicgui.widgets.Container`.
+    """
+
+    def __init__(self, widgets: Sequence[Widget], **kwargs: Any) -> None:
+        super().__init__(widgets=widgets, **kwargs)
+        self.edited: set[str] = set()
+        """Names of the fields the user changed."""
+        self._quiet = 0
+        for widget in self._fields():
+            widget.changed.connect(self._marker(widget.name))
+
+    def _fields(self) -> Iterator[ValueWidget[Any]]:
+        def walk(container: Container[Widget]) -> Iterator[ValueWidget[Any]]:
+            for widget in container:
+                if isinstance(widget, Container):
+                    yield from walk(widget)
+                elif isinstance(widget, ValueWidget) and not isinstance(widget, PushButton):
+                    yield widget
+
+        return walk(self)
+
+    def field(self, name: str) -> ValueWidget[Any]:
+        """Return the field called *name* (also inside rows)."""
+        for widget in self._fields():
+            if widget.name == name:
+                return widget
+        raise KeyError(name)
+
+    def _marker(self, name: str) -> Any:
+        def mark(*_: Any) -> None:
+            if not self._quiet:
+                self.edited.add(name)
+
+        return mark
+
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        """Make the changes inside this block count as the program's, not the user's."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    def put(self, **values: Any) -> None:
+        """Set fields as the program (they still count as not edited)."""
+        with self.quietly():
+            for name, value in values.items():
+                self.field(name).value = value
+
+    def suggest(self, **values: Any) -> None:
+        """Set the fields the user has not edited; leave the user's own values alone."""
+        self.put(**{k: v for k, v in values.items() if k not in self.edited})
+
+    def forget(self, *names: str) -> None:
+        """Treat *names* (all fields when empty) as not edited again."""
+        if names:
+            self.edited.difference_update(names)
+        else:
+            self.edited.clear()
+
+
+class OpenForm(Form):
+    """The Explorer's open box: a path or URL, and the Open button."""
+
+    def __init__(self) -> None:
+        self.location = LineEdit(
+            name="location",
+            label="Store",
+            tooltip="Path or URL of a Zarr / OME-Zarr store (http(s)://, s3://, gs://)",
+        )
+        self.open_button = PushButton(name="open_button", text="Open")
+        self.open_button.tooltip = "Show the store's hierarchy"
+        super().__init__([self.location, self.open_button], layout="horizontal", labels=False)
+        self.margins = (0, 0, 0, 0)
+        _placeholder(self.location, "Path or URL of a .zarr store")
+
+
+class RecompressForm(Form):
+    """Recompress and estimate options, and the Estimate / Recompress / Cancel buttons.
+
+    Attributes
+    ----------
+    output, compressor, level, shuffle, chunks, shards, zarr_format, verify, overwrite, resume,
+    sample
+        The fields.
+    estimate_button, run_button, cancel_button
+        The buttons (the view connects them).
+    """
+
+    def __init__(self) -> None:
+        self.output = LineEdit(
+            name="output",
+            label="Output",
+            tooltip="New .zarr folder (or s3://, gs:// URL); never inside the source store",
+        )
+        self.compressor = ComboBox(
+            name="compressor", label="Compressor", choices=list(COMPRESSORS), value="zstd"
+        )
+        self.level = SpinBox(
+            name="level", label="Level", min=1, max=22, value=3, tooltip="Compression level"
+        )
+        self.shuffle = ComboBox(
+            name="shuffle",
+            label="Shuffle",
+            choices=[
+                ("auto", "auto"),
+                ("no shuffle", "none"),
+                ("byte shuffle", "byte"),
+                ("bit shuffle", "bit"),
+            ],
+            value="auto",
+            tooltip="Blosc shuffle (auto: byte, or bit for 1-byte data)",
+        )
+        self.chunks = LineEdit(
+            name="chunks",
+            label="Chunks",
+            tooltip="Chunk shape for the full rank, e.g. 1,1,256,256 (clipped to each level); "
+            "empty keeps the source's",
+        )
+        self.shards = LineEdit(
+            name="shards",
+            label="Shards",
+            tooltip="Shard shape (Zarr v3), e.g. 1,1,2048,2048; 'none' for no shards; "
+            "empty keeps the source's",
+        )
+        self.zarr_format = ComboBox(
+            name="zarr_format",
+            label="Format",
+            choices=[("Zarr v3 (OME 0.5)", 3), ("Zarr v2 (OME 0.4)", 2)],
+            value=3,
+        )
+        self.verify = CheckBox(
+            name="verify",
+            text="Verify",
+            value=True,
+            tooltip="Read every written shard back and compare it with the source",
+        )
+        self.overwrite = CheckBox(
+            name="overwrite", text="Overwrite", tooltip="Delete an existing output first"
+        )
+        self.resume = CheckBox(
+            name="resume", text="Resume", tooltip="Continue an interrupted run into the output"
+        )
+        options = Container(
+            widgets=[self.verify, self.overwrite, self.resume],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        options.margins = (0, 0, 0, 0)
+        self.sample = SpinBox(
+            name="sample",
+            label="Sample",
+            min=1,
+            max=1000,
+            value=16,
+            tooltip="How many chunks the estimate encodes with each compressor",
+        )
+        self.estimate_button = PushButton(name="estimate_button", text="Estimate")
+        self.estimate_button.tooltip = (
+            "Encode a sample of chunks with this and other compressors; nothing is written"
+        )
+        self.run_button = PushButton(name="run_button", text="Recompress")
+        self.cancel_button = PushButton(name="cancel_button", text="Cancel")
+        self.cancel_button.enabled = False
+        buttons = Container(
+            widgets=[self.estimate_button, self.run_button, self.cancel_button],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(
+            [
+                self.output,
+                self.compressor,
+                self.level,
+                self.shuffle,
+                self.chunks,
+                self.shards,
+                self.zarr_format,
+                options,
+                self.sample,
+                buttons,
+            ]
+        )
+        self.margins = (0, 0, 0, 0)
+        _placeholder(self.output, "new .zarr folder")
+        _placeholder(self.chunks, "keep")
+        _placeholder(self.shards, "keep")
+        self.compressor.changed.connect(self._on_compressor)
+        self.zarr_format.changed.connect(self._on_format)
+        self._on_compressor()
+
+    def _on_compressor(self, *_: Any) -> None:
+        levels, shuffles = COMPRESSORS[str(self.compressor.value)]
+        with self.quietly():
+            self.level.enabled = levels is not None
+            if levels is not None:
+                self.level.min, self.level.max = levels[0], levels[1]
+                self.level.value = levels[2]
+            self.shuffle.enabled = shuffles
+        self.edited.discard("level")
+
+    def _on_format(self, *_: Any) -> None:
+        self.shards.enabled = self.zarr_format.value == 3
+
+    # ------------------------------------------------------------------ reading the choices
+    def compressor_text(self) -> str:
+        """Return the chosen compressor as ``name[:level]`` (``"zstd:5"``)."""
+        name = str(self.compressor.value)
+        levels, _ = COMPRESSORS[name]
+        return f"{name}:{self.level.value}" if levels is not None else name
+
+    def shuffle_value(self) -> str | None:
+        """Return the chosen blosc shuffle, or None for automatic."""
+        value = str(self.shuffle.value)
+        return None if value == "auto" or not self.shuffle.enabled else value
+
+    def set_compressor(self, text: str) -> None:
+        """Choose a compressor given as ``name[:level]`` (as the user would)."""
+        name, _, level = text.partition(":")
+        if name not in COMPRESSORS:
+            raise ValueError(f"unknown compressor {name!r}")
+        self.compressor.value = name
+        if level:
+            self.level.value = int(level)
+
+    def layout_args(self) -> tuple[Any, Any]:
+        """``(chunks, shards)`` for the core: shapes, None to keep, ``"none"`` for no shards.
+
+        Raises
+        ------
+        ExplorerError
+            When a shape is not a list of integers.
+        """
+        chunks = parse_shape(str(self.chunks.value), "Chunks")
+        shards: Any = (
+            parse_shape(str(self.shards.value), "Shards") if self.zarr_format.value == 3 else "none"
+        )
+        return (None if chunks == "none" else chunks), shards
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`napari_zarr_explorer.recompress.recompress`."""
+        chunks, shards = self.layout_args()
+        return {
+            "compressor": self.compressor_text(),
+            "shuffle": self.shuffle_value(),
+            "chunks": chunks,
+            "shards": shards,
+            "zarr_format": int(self.zarr_format.value),
+            "verify": bool(self.verify.value),
+            "overwrite": bool(self.overwrite.value),
+            "resume": bool(self.resume.value),
+        }
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Estimate candidates: the chosen encoding first, then :data:`ALTERNATIVES`."""
+        chunks, shards = self.layout_args()
+        chosen = self.compressor_text()
+        shuffle = self.shuffle_value()
+        names = [chosen] + [c for c in ALTERNATIVES if c != chosen]
+        return [
+            {
+                "compressor": c,
+                "shuffle": shuffle if c == chosen else None,
+                "chunks": chunks,
+                "shards": shards,
+            }
+            for c in names
+        ]
+
+
+class ChunkMapForm(Form):
+    """Chunk map controls: level, colour mode, grid lines, verification, Map and Cancel."""
+
+    def __init__(self) -> None:
+        self.level = ComboBox(
+            name="level", label="Level", choices=[], tooltip="Pyramid level whose chunks are shown"
+        )
+        self.mode = ComboBox(
+            name="mode",
+            label="Colour by",
+            choices=[(label, mode) for mode, label in COLOR_MODES.items()],
+            value="state",
+        )
+        self.chunk_lines = CheckBox(name="chunk_lines", text="Chunk grid", value=True)
+        self.shard_lines = CheckBox(name="shard_lines", text="Shard grid", value=True)
+        self.verify = CheckBox(
+            name="verify",
+            text="Verify",
+            tooltip="Decode every stored chunk to find corrupt ones (slower)",
+        )
+        toggles = Container(
+            widgets=[self.chunk_lines, self.shard_lines, self.verify],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        toggles.margins = (0, 0, 0, 0)
+        self.compute_button = PushButton(name="compute_button", text="Map chunks")
+        self.compute_button.tooltip = "Compute the chunk map of the selected layer and level"
+        self.cancel_button = PushButton(name="cancel_button", text="Cancel")
+        self.cancel_button.enabled = False
+        buttons = Container(
+            widgets=[self.compute_button, self.cancel_button],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__([self.level, self.mode, toggles, buttons])
+        self.margins = (0, 0, 0, 0)
+
+    def set_levels(self, paths: Sequence[str]) -> None:
+        """Offer the pyramid levels at *paths* and select level 0 (as the program)."""
+        with self.quietly():
+            self.level.choices = [(f"{i}: {p or '/'}", i) for i, p in enumerate(paths)]
+            if paths:
+                self.level.value = 0
+        self.edited.discard("level")
+
+
+def note(text: str = "") -> Label:
+    """Return a label widget for either backend."""
+    return Label(value=text)
