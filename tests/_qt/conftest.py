@@ -18,8 +18,14 @@ SCREENSHOT_DIR_ENV = "NZE_SCREENSHOT_DIR"
 def _isolated_config(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keep the list of recently opened stores out of the user's configuration."""
-    monkeypatch.setenv("NAPARI_ZARR_EXPLORER_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    """Keep the recent stores and settings out of the user's configuration.
+
+    The offer to become napari's default reader is answered "no" in advance, so that its
+    notification never mixes with the ones a test waits for (one test asks it on purpose).
+    """
+    config = tmp_path_factory.mktemp("config")
+    (config / "settings.json").write_text('{"default_reader": "no"}', encoding="utf-8")
+    monkeypatch.setenv("NAPARI_ZARR_EXPLORER_CONFIG_DIR", str(config))
 
 
 @pytest.fixture(scope="session")

@@ -920,6 +920,12 @@ class ExplorerWidget(QWidget):
         tree = QSearchableTreeWidget.fromData(jsonable(dict(attributes)))
         tree.filter.setPlaceholderText("Search attributes...")
         tree.tree.expandToDepth(2)
+        # keys readable in full (up to a third of the dock), values get the rest
+        tree.tree.resizeColumnToContents(0)
+        limit = max(120, self.width() // 3) if self.width() > 0 else 160
+        if tree.tree.columnWidth(0) > limit:
+            tree.tree.setColumnWidth(0, limit)
+        tree.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._attr_layout.addWidget(tree)
         self._attr_tree = tree
         self.tabs.setTabText(2, f"Attributes ({len(attributes)})" if attributes else "Attributes")
