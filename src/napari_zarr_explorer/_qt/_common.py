@@ -175,6 +175,8 @@ def tabify(widget: QWidget) -> None:
         return
     main = dock.parentWidget()
     assert isinstance(main, QMainWindow)
+    # tabs show the dock's title: "Explorer", not "Explorer (napari-zarr-explorer)"
+    dock.setWindowTitle(dock.windowTitle().split(f" ({DOCK_PREFIX})")[0])
     area = main.dockWidgetArea(dock)
     for other in main.findChildren(QDockWidget):
         inner = other.widget()

@@ -123,6 +123,26 @@ class NodeView:
         return self.path.rsplit("/", 1)[-1] if self.path else "/"
 
 
+_SHORT_KINDS = {
+    "image": "image",
+    "label": "label image",
+    "labels": "labels",
+    "plate": "plate",
+    "well": "well",
+    "field": "field",
+    "series": "series",
+    "bioformats2raw": "collection",
+    "error": "unreadable",
+}
+
+
+def short_kind(node: NodeView) -> str:
+    """Return the Kind column's few words (the whole description is its tooltip)."""
+    if node.kind in ("level", "array", "group"):
+        return node.label.split(" (")[0]  # "level 1", "array", "group"
+    return _SHORT_KINDS.get(node.kind, node.kind)
+
+
 def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
@@ -503,14 +523,14 @@ class ExplorerWidget(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(False)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.tree.setIndentation(12)
         header = self.tree.header()
         assert header is not None
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(24)
         # Name and Kind share what is left; Shape, Type and Stored fit their contents
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        for col in (2, 3, 4):
+        for col in (1, 2, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         splitter.addWidget(self.tree)
 
@@ -717,8 +737,8 @@ class ExplorerWidget(QWidget):
             item = QTreeWidgetItem(
                 [
                     name,
-                    node.label,
-                    _shape_text(node.shape) if node.shape else "",
+                    short_kind(node),
+                    "\u00d7".join(str(int(v)) for v in node.shape) if node.shape else "",
                     node.dtype or "",
                     format_bytes(node.stored) if node.stored is not None else "",
                 ]
@@ -736,7 +756,10 @@ class ExplorerWidget(QWidget):
                 item.setTextAlignment(
                     col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                 )
-            for col in range(5):
+            item.setToolTip(1, node.label)
+            if node.shape:
+                item.setToolTip(2, _shape_text(node.shape))
+            for col in (0, 3, 4):
                 if not item.toolTip(col):
                     item.setToolTip(col, item.text(col))
             if self.incomplete and path == report.path:
@@ -750,11 +773,6 @@ class ExplorerWidget(QWidget):
                 parent_item.addChild(item)
             self._items[path] = item
         self.tree.expandToDepth(1)
-        header = self.tree.header()
-        if header is not None:
-            fm = self.tree.fontMetrics()
-            widest = max((fm.horizontalAdvance(n.label) for n in self.nodes.values()), default=40)
-            header.resizeSection(1, min(widest + 16, 150))
         n_arrays = len(report.arrays)
         stored = report.bytes_stored
         text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {format_bytes(stored)} stored"

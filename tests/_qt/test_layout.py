@@ -1,0 +1,73 @@
+"""The three docks together fit a 1280x800 window, and nothing in them is cut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel
+
+PLUGIN = "napari-zarr-explorer"
+
+
+def _cut_texts(widget) -> list[str]:
+    """Texts of visible labels, buttons and combo boxes wider than the room they have."""
+    cut = []
+    for label in widget.findChildren(QLabel):
+        if not label.isVisible() or label.wordWrap() or not label.text():
+            continue
+        if label.textFormat() == 1 or label.text().lstrip().startswith("<"):  # rich text
+            continue
+        needed = label.fontMetrics().horizontalAdvance(label.text())
+        if needed > label.contentsRect().width():
+            cut.append(f"label {label.text()!r}: {needed} > {label.contentsRect().width()}")
+    for button in widget.findChildren(QAbstractButton):
+        if button.isVisible() and button.text() and button.sizeHint().width() > button.width():
+            cut.append(f"button {button.text()!r}: {button.sizeHint().width()} > {button.width()}")
+    for combo in widget.findChildren(QComboBox):
+        if not combo.isVisible():
+            continue
+        needed = combo.fontMetrics().horizontalAdvance(combo.currentText()) + 24  # the arrow
+        if needed > combo.width():
+            cut.append(f"combo {combo.currentText()!r}: {needed} > {combo.width()}")
+    return cut
+
+
+def test_three_docks_fit_a_laptop_screen(
+    make_napari_viewer, qtbot, sample: Path, screenshot_dir: Path
+) -> None:
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    docks = {}
+    for name in ("Explorer", "Chunk map", "Recompress"):  # as Plugins > Zarr Explorer does
+        docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        QApplication.processEvents()
+    viewer.open_sample(PLUGIN, "ome-zarr-pyramid")
+    explorer = docks["Explorer"][1]
+    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=30000)
+    chunkmap = docks["Chunk map"][1]
+    qtbot.waitUntil(lambda: chunkmap.cmap is not None and not chunkmap.busy, timeout=30000)
+    window.resize(1280, 800)
+    QApplication.processEvents()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800, hint
+    assert window.width() <= 1280 and window.height() <= 800
+    # all three share one place, as tabs
+    dock, _ = docks["Explorer"]
+    tabs = {d.windowTitle() for d in window.tabifiedDockWidgets(dock)}
+    assert tabs == {"Chunk map", "Recompress"}
+    for name, (dock, widget) in docks.items():
+        dock.raise_()
+        qtbot.waitUntil(lambda widget=widget: widget.isVisible(), timeout=5000)
+        QApplication.processEvents()
+        assert _cut_texts(widget) == [], name
+        widget.grab().save(str(screenshot_dir / f"dock-{name.replace(' ', '').lower()}.png"))
+    # the tree shows every column without a horizontal scroll bar
+    docks["Explorer"][0].raise_()
+    QApplication.processEvents()
+    assert explorer.tree.horizontalScrollBar().maximum() == 0
+    # the attribute keys are readable in full
+    explorer.select_path("")
+    keys = explorer.attributes_tree.tree
+    first = keys.topLevelItem(0)
+    assert keys.columnWidth(0) >= keys.fontMetrics().horizontalAdvance(first.text(0)) + 10
+    viewer.screenshot(str(screenshot_dir / "docks-1280x800.png"), canvas_only=False, flash=False)
