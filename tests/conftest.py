@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,23 @@ def corpus() -> Path:
 def zarr_format(request: pytest.FixtureRequest) -> int:
     """Both Zarr formats."""
     return int(request.param)
+
+
+@pytest.fixture
+def kernel_name() -> str:
+    """A kernel running this interpreter: ipykernel's own spec when it is ours, else one we add."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        spec = manager.get_kernel_spec("python3")
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return "python3"
+        if spec.argv and spec.argv[0] in ("python", "python3", "{python}"):
+            return "python3"  # ipykernel's native spec: resolved to this interpreter
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(user=True, kernel_name="napari-zarr-explorer-tests", display_name="nze tests")
+    return "napari-zarr-explorer-tests"

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "explore.ipynb"
-
-
-@pytest.fixture
-def kernel_name() -> str:
-    """A kernel running this interpreter: ipykernel's own spec when it is ours, else one we add."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    manager = KernelSpecManager()
-    try:
-        spec = manager.get_kernel_spec("python3")
-        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return "python3"
-        if spec.argv and spec.argv[0] in ("python", "python3", "{python}"):
-            return "python3"  # ipykernel's native spec: resolved to this interpreter
-    except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
-
-    install(user=True, kernel_name="napari-zarr-explorer-tests", display_name="nze tests")
-    return "napari-zarr-explorer-tests"
 
 
 @pytest.mark.slow

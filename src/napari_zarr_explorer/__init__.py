@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "save": "napari_zarr_explorer.writer",
     "open_datatree": "napari_zarr_explorer.datatree",
     "to_napari_kwargs": "napari_zarr_explorer.datatree",
+    "explore": "napari_zarr_explorer.jupyter",
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "__version__",
     "chunk_map",
     "estimate",
+    "explore",
     "inspect",
     "open_datatree",
     "open_layers",
@@ -59,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_zarr_explorer.chunks import ChunkMap, chunk_map
     from napari_zarr_explorer.datatree import open_datatree, to_napari_kwargs
     from napari_zarr_explorer.estimate import EstimateReport, estimate
+    from napari_zarr_explorer.jupyter import explore
     from napari_zarr_explorer.layers import open_layers
     from napari_zarr_explorer.ome.validate import ValidationReport, validate
     from napari_zarr_explorer.pyramid import open_pyramid

@@ -1,0 +1,506 @@
+"""The explorer in a notebook: ``nze.explore(url)`` shows the store as interactive widgets.
+
+The tree, the node panels, the chunk map (drawn as an image with its legend) and the estimate
+and recompress forms with a progress bar, built from ipywidgets and the magicgui forms of
+:mod:`napari_zarr_explorer.forms` (drawn by magicgui's ipywidgets backend). Nothing beyond
+ipywidgets is needed in the browser. Importing this module imports ipywidgets; importing
+``napari_zarr_explorer`` does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_zarr_explorer._html import STATE_COLORS, human_bytes
+from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
+from napari_zarr_explorer.locate import parse_location
+
+if TYPE_CHECKING:  # pragma: no cover
+    from napari_zarr_explorer.chunks import ChunkMap
+    from napari_zarr_explorer.forms import ChunkMapForm, OpenForm, RecompressForm
+    from napari_zarr_explorer.report import StoreReport
+
+__all__ = ["NotebookExplorer", "explore", "png_of_states"]
+
+
+@contextlib.contextmanager
+def _ipywidgets_backend() -> Iterator[None]:
+    """Build magicgui widgets with its ipywidgets backend, then restore the previous backend."""
+    from magicgui.application import Application, use_app
+
+    previous = Application._instance  # magicgui keeps its current backend here
+    use_app("ipynb")
+    try:
+        yield
+    finally:
+        Application._instance = previous
+
+
+def png_of_states(state: np.ndarray, *, max_px: int = 360) -> bytes:
+    """Draw a 2-D grid of chunk states as a PNG, one square per cell, with grid lines.
+
+    Parameters
+    ----------
+    state
+        Chunk states (see :mod:`napari_zarr_explorer.chunks`), 1-D or 2-D.
+    max_px
+        Longest side of the picture.
+    """
+    grid = np.atleast_2d(np.asarray(state))
+    rows, cols = grid.shape[-2], grid.shape[-1]
+    cell = max(1, min(32, max_px // max(rows, cols, 1)))
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for value, color in STATE_COLORS.items():
+        palette[value] = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    rgb = palette[grid.astype(np.uint8)]
+    image = np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
+    if cell >= 6:  # white lines between chunks
+        image[::cell, :, :] = 255
+        image[:, ::cell, :] = 255
+    return _png(image)
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    """Encode an ``(h, w, 3)`` uint8 image as PNG (no imaging library needed)."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _legend(cmap: ChunkMap) -> str:
+    counts = {
+        0: ("missing", cmap.chunks_missing),
+        1: ("present", cmap.chunks_present),
+        2: ("corrupt", cmap.chunks_corrupt),
+        3: ("unknown", cmap.chunks_unknown),
+    }
+    items = "".join(
+        f"<span style='display:inline-block;width:11px;height:11px;background:"
+        f"{STATE_COLORS[k]};margin:0 4px 0 10px;vertical-align:middle'></span>"
+        f"{name} {n}"
+        for k, (name, n) in counts.items()
+    )
+    return f"<div style='font-size:12px'>{items}</div>"
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _rows(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><td style='padding-right:10px;color:#777'>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table style='font-size:12px'>{cells}</table>"
+
+
+class NotebookExplorer:
+    """An interactive view of one store in a notebook (see :func:`explore`).
+
+    Attributes
+    ----------
+    widget
+        The ipywidgets box shown in the notebook.
+    tree
+        The hierarchy (an ``ipywidgets.Select``; its value is the selected node's path).
+    open_form, chunk_form, recompress_form
+        The magicgui forms, as in the napari docks.
+    chunk_image, chunk_legend
+        The chunk map picture and its legend.
+    progress
+        The progress bar of estimates and runs.
+    """
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        import ipywidgets as widgets
+
+        from napari_zarr_explorer.forms import ChunkMapForm, OpenForm, RecompressForm
+
+        self.storage_options = storage_options
+        self.url: str | None = None
+        self.report: StoreReport | None = None
+        self.nodes: dict[str, NodeView] = {}
+        self.cmap: ChunkMap | None = None
+        self.estimate_report: Any = None
+        self.recompress_report: Any = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+
+        with _ipywidgets_backend():
+            self.open_form: OpenForm = OpenForm()
+            self.chunk_form: ChunkMapForm = ChunkMapForm()
+            self.recompress_form: RecompressForm = RecompressForm()
+        self.status = widgets.HTML()
+        self.tree = widgets.Select(options=[], rows=14, layout=widgets.Layout(width="100%"))
+        self.panels = {
+            name: widgets.HTML() for name in ("Array", "Codecs", "Attributes", "OME", "Problems")
+        }
+        self.tabs = widgets.Tab(children=list(self.panels.values()))
+        self.tabs.titles = tuple(self.panels)
+        self.chunk_image = widgets.Image(format="png", layout=widgets.Layout(max_width="380px"))
+        self.chunk_legend = widgets.HTML()
+        self.chunk_summary = widgets.HTML()
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, description="", layout=widgets.Layout(width="100%")
+        )
+        self.progress_label = widgets.HTML()
+        self.estimate_view = widgets.HTML()
+        self.report_view = widgets.HTML()
+        chunk_box = widgets.VBox(
+            [self.chunk_form.native, self.chunk_image, self.chunk_legend, self.chunk_summary]
+        )
+        recompress_box = widgets.VBox(
+            [
+                self.recompress_form.native,
+                self.progress,
+                self.progress_label,
+                self.estimate_view,
+                self.report_view,
+            ]
+        )
+        right = widgets.Tab(children=[chunk_box, recompress_box])
+        right.titles = ("Chunk map", "Recompress")
+        left = widgets.VBox([self.open_form.native, self.status, self.tree, self.tabs])
+        left.layout = widgets.Layout(width="50%", min_width="360px")
+        right.layout = widgets.Layout(width="50%", min_width="360px")
+        self.widget = widgets.HBox([left, right], layout=widgets.Layout(width="100%"))
+
+        self.open_form.open_button.changed.connect(lambda *_: self.open(self._typed()))
+        self.tree.observe(self._on_tree, names="value")
+        self.chunk_form.compute_button.changed.connect(lambda *_: self.map_chunks())
+        self.chunk_form.level.changed.connect(lambda *_: self._on_level())
+        self.recompress_form.estimate_button.changed.connect(lambda *_: self.estimate())
+        self.recompress_form.run_button.changed.connect(lambda *_: self.run())
+        self.recompress_form.cancel_button.changed.connect(lambda *_: self.cancel())
+        self.open(url)
+
+    # ------------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _typed(self) -> str:
+        return str(self.open_form.location.value).strip()
+
+    # ------------------------------------------------------------------ store and tree
+    def open(self, url: str) -> bool:
+        """Show the store at *url*; on failure the status says why. Return True when shown."""
+        from napari_zarr_explorer.errors import ExplorerError
+        from napari_zarr_explorer.report import inspect
+
+        self.open_form.put(location=str(url))
+        try:
+            location = parse_location(url, self.storage_options)
+            report = inspect(location)
+        except (ExplorerError, OSError, ValueError) as exc:
+            return self._failed(str(exc))
+        root = next((n for n in report.nodes if n.path == report.path), None)
+        if root is None or root.kind == "error":
+            errors = [*(getattr(root, "errors", ()) if root else ()), *report.errors]
+            return self._failed(
+                str(errors[0])
+                if errors
+                else f"{location.url}: no Zarr metadata found; this is not a Zarr store."
+            )
+        self.error = None
+        self.url = location.url
+        self.report = report
+        self.nodes = build_nodes(report)
+        options = []
+        for path, node in self.nodes.items():
+            depth = 0 if path == report.path else path.count("/") + 1 - report.path.count("/")
+            name = location.name if path == report.path else node.name
+            shape = "\u00d7".join(str(v) for v in node.shape) if node.shape else ""
+            size = human_bytes(node.stored) if node.stored is not None else ""
+            label = f"{'  ' * depth}{name}  [{short_kind(node)}]  {shape} {node.dtype or ''} {size}"
+            options.append((label.rstrip(), path))
+        self.tree.options = options
+        n_arrays = len(report.arrays)
+        self.status.value = (
+            f"<b>{_esc(self.url)}</b>: {len(report.nodes)} nodes, {n_arrays} arrays, "
+            f"{_esc(human_bytes(report.bytes_stored))} stored"
+        )
+        self.recompress_form.suggest(output=_default_output(self.url))
+        self.select(report.path)
+        return True
+
+    def _failed(self, message: str) -> bool:
+        self.error = message
+        self.status.value = f"<span style='color:#c62828'>Could not read: {_esc(message)}</span>"
+        return False
+
+    def select(self, path: str) -> None:
+        """Select the node at *path* (as a click in the tree does)."""
+        if path not in self.nodes:
+            raise KeyError(f"no node {path!r} in {self.url}")
+        if self.tree.value == path:
+            self._show(path)
+        else:
+            self.tree.value = path
+
+    @property
+    def selected_path(self) -> str | None:
+        """Store-relative path of the selected node."""
+        value = self.tree.value
+        return None if value is None else str(value)
+
+    def _on_tree(self, change: Any) -> None:
+        if change.get("new") is not None:
+            self._show(str(change["new"]))
+
+    def _show(self, path: str) -> None:
+        node = self.nodes[path]
+        report = node.report
+        self.panels["Array"].value = (
+            report._repr_html_() if hasattr(report, "_repr_html_") else _esc(report)
+        )
+        codecs = getattr(report, "codecs", ())
+        self.panels["Codecs"].value = (
+            "<ol style='font-size:12px'>"
+            + "".join(
+                f"<li><b>{_esc(c.name)}</b> ({_esc(c.role)}) {_esc(c.short)}</li>" for c in codecs
+            )
+            + "</ol>"
+            if codecs
+            else "<i>Select an array to see its codec pipeline.</i>"
+        )
+        attributes = getattr(report, "attributes", {}) or {}
+        self.panels["Attributes"].value = (
+            "<pre style='font-size:11px;max-height:260px;overflow:auto'>"
+            + _esc(json.dumps(_jsonable(attributes), indent=1)[:20000])
+            + "</pre>"
+        )
+        ome = getattr(report, "ome", None)
+        self.panels["OME"].value = (
+            _rows(
+                [
+                    ("Kind", ome.kind),
+                    ("Version", ome.version or "unknown"),
+                    ("Levels", ", ".join(lv.path for lv in ome.levels) or "-"),
+                    ("Channels", ", ".join(str(c.get("label", "")) for c in ome.channels) or "-"),
+                ]
+            )
+            if ome is not None
+            else "<i>No OME-NGFF metadata on this node.</i>"
+        )
+        problems = [*getattr(report, "errors", ()), *getattr(report, "warnings", ())]
+        self.panels["Problems"].value = (
+            "".join(f"<div style='color:#b26a00'>{_esc(p)}</div>" for p in problems)
+            or "<i>No problems on this node.</i>"
+        )
+        levels = self._levels(node)
+        self.chunk_form.set_levels(levels)
+        if node.shape:
+            from napari_zarr_explorer.forms import shape_text
+            from napari_zarr_explorer.recompress import suggest_layout
+
+            chunks, shards = suggest_layout(node.shape)
+            self.recompress_form.suggest(chunks=shape_text(chunks), shards=shape_text(shards))
+
+    def _levels(self, node: NodeView) -> list[str]:
+        if node.report.kind == "array":
+            return [node.path]
+        ome = getattr(node.report, "ome", None)
+        if ome is not None and ome.levels:
+            return ["/".join(p for p in (node.path, lv.path) if p) for lv in ome.levels]
+        return []
+
+    def _on_level(self) -> None:
+        if self.cmap is not None:
+            self.map_chunks()
+
+    # ------------------------------------------------------------------ chunk map
+    def map_chunks(self) -> ChunkMap | None:
+        """Compute and draw the chunk map of the selected array or image level."""
+        from napari_zarr_explorer.chunks import chunk_map
+
+        path = self.selected_path
+        if self.url is None or path is None:
+            return None
+        levels = self._levels(self.nodes[path])
+        if not levels:
+            self.chunk_summary.value = "<i>Select an array or an image to map its chunks.</i>"
+            return None
+        level = int(self.chunk_form.level.value or 0)
+        target = levels[min(level, len(levels) - 1)]
+        try:
+            cmap = chunk_map(
+                self.url,
+                target,
+                verify=bool(self.chunk_form.verify.value),
+                storage_options=self.storage_options,
+            )
+        except Exception as exc:
+            self.chunk_summary.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            return None
+        self.cmap = cmap
+        blocks, factor = cmap.aggregated(96)
+        self.chunk_image.value = png_of_states(blocks)
+        self.chunk_legend.value = _legend(cmap)
+        grid = "\u00d7".join(str(g) for g in cmap.grid_shape)
+        note = (
+            f" (blocks of {'x'.join(map(str, factor))} chunks)"
+            if any(f > 1 for f in factor)
+            else ""
+        )
+        self.chunk_summary.value = (
+            f"<div style='font-size:12px'>/{_esc(target)}: {grid} chunks{_esc(note)}, "
+            f"{_esc(human_bytes(cmap.bytes_stored))} stored</div>"
+        )
+        return cmap
+
+    # ------------------------------------------------------------------ estimate and recompress
+    def _source(self) -> str:
+        assert self.url is not None
+        path = self.selected_path or ""
+        return parse_location(self.url).child(path).url if path else self.url
+
+    def _progress(self, *args: Any) -> None:
+        event = args[0] if args else None
+        done = getattr(event, "objects_done", None)
+        total = getattr(event, "objects_total", None)
+        if done is None and len(args) >= 2:
+            done, total = args[0], args[1]
+        if total:
+            self.progress.max = int(total)
+            self.progress.value = int(done or 0)
+        phase = getattr(event, "phase", "")
+        if phase and done is not None:
+            self.progress_label.value = f"<small>{_esc(phase)}: {done}/{total}</small>"
+
+    def estimate(self) -> Any:
+        """Estimate the chosen encoding and others on sampled chunks of the selected node."""
+        from napari_zarr_explorer.estimate import estimate
+
+        if self.url is None:
+            return None
+        try:
+            candidates = self.recompress_form.candidates()
+            path = self.selected_path or ""
+            target = self._levels(self.nodes[path])[:1] or [path]
+            report = estimate(
+                self.url,
+                target[0],
+                candidates,
+                sample=int(self.recompress_form.sample.value),
+                storage_options=self.storage_options,
+            )
+        except Exception as exc:
+            self.estimate_view.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            return None
+        self.estimate_report = report
+        self.estimate_view.value = report._repr_html_()
+        return report
+
+    def run(self, *, wait: bool = False) -> Any:
+        """Recompress the selected node into the form's Output, in a thread with progress.
+
+        Parameters
+        ----------
+        wait
+            Block until the run ends and return its report.
+        """
+        from napari_zarr_explorer.recompress import recompress
+
+        if self.url is None or (self._thread is not None and self._thread.is_alive()):
+            return None
+        destination = str(self.recompress_form.output.value).strip()
+        try:
+            kwargs = self.recompress_form.run_kwargs()
+        except Exception as exc:
+            self.progress_label.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            return None
+        source = self._source()
+        self.recompress_report = None
+        self._cancel = threading.Event()
+        self.recompress_form.cancel_button.enabled = True
+        self.recompress_form.run_button.enabled = False
+        self.progress.value = 0
+        self.progress_label.value = f"<small>Recompressing {_esc(source)}...</small>"
+
+        def work() -> None:
+            try:
+                report = recompress(
+                    source, destination, progress=self._progress, cancel=self._cancel, **kwargs
+                )
+            except Exception as exc:
+                self.progress_label.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            else:
+                self.recompress_report = report
+                self.report_view.value = report._repr_html_()
+                self.progress_label.value = (
+                    "<small>Cancelled; continue with Resume ticked.</small>"
+                    if report.cancelled
+                    else f"<small>Done: {_esc(human_bytes(report.bytes_before))} -> "
+                    f"{_esc(human_bytes(report.bytes_after))}.</small>"
+                )
+            finally:
+                self.recompress_form.cancel_button.enabled = False
+                self.recompress_form.run_button.enabled = True
+
+        self._thread = threading.Thread(target=work, name="nze-recompress", daemon=True)
+        self._thread.start()
+        if wait:
+            self._thread.join()
+            return self.recompress_report
+        return None
+
+    def cancel(self) -> None:
+        """Stop the running recompression (resumable)."""
+        self._cancel.set()
+        self.progress_label.value = "<small>Cancelling...</small>"
+
+
+def _jsonable(value: Any) -> Any:
+    from napari_zarr_explorer.codecs import jsonable
+
+    return jsonable(value)
+
+
+def _default_output(url: str) -> str:
+    from napari_zarr_explorer.recompress import default_output
+
+    try:
+        return default_output(url)
+    except Exception:
+        return ""
+
+
+def explore(url: str, *, storage_options: dict[str, Any] | None = None) -> NotebookExplorer:
+    """Explore a Zarr / OME-Zarr store in a notebook: tree, panels, chunk map, recompress.
+
+    Parameters
+    ----------
+    url
+        Local path or URL (``http(s)://``, ``s3://``, ``gs://``) of the store.
+    storage_options
+        Options for a remote store.
+
+    Returns
+    -------
+    NotebookExplorer
+        Shown as an interactive widget when it is the last value of a cell. Needs ipywidgets
+        (``pip install "napari-zarr-explorer[jupyter]"``).
+    """
+    return NotebookExplorer(url, storage_options=storage_options)
