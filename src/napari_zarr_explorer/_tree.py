@@ -55,7 +55,7 @@ class NodeView:
 
 _SHORT_KINDS = {
     "image": "image",
-    "label": "label image",
+    "label": "label",
     "labels": "labels",
     "plate": "plate",
     "well": "well",

@@ -233,7 +233,8 @@ class NotebookExplorer:
             name = location.name if path == report.path else node.name
             shape = "\u00d7".join(str(v) for v in node.shape) if node.shape else ""
             size = human_bytes(node.stored) if node.stored is not None else ""
-            label = f"{'  ' * depth}{name}  [{short_kind(node)}]  {shape} {node.dtype or ''} {size}"
+            indent = "\u00a0\u00a0\u00a0" * depth  # kept by the browser, unlike spaces
+            label = f"{indent}{name}  [{short_kind(node)}]  {shape} {node.dtype or ''} {size}"
             options.append((label.rstrip(), path))
         self.tree.options = options
         n_arrays = len(report.arrays)

@@ -65,6 +65,9 @@ def test_three_docks_fit_a_laptop_screen(
     docks["Explorer"][0].raise_()
     QApplication.processEvents()
     assert explorer.tree.horizontalScrollBar().maximum() == 0
+    assert explorer.tree.columnWidth(0) >= 60  # names have room
+    bar = explorer.tabs.tabBar()
+    assert sum(bar.tabRect(i).width() for i in range(bar.count())) <= bar.width()
     # the attribute keys are readable in full
     explorer.select_path("")
     keys = explorer.attributes_tree.tree

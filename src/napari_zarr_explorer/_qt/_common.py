@@ -161,40 +161,64 @@ def _dock_of(widget: QWidget) -> QDockWidget | None:
     return parent
 
 
-def tabify(widget: QWidget) -> None:
+def tabify(widget: QWidget) -> bool:
     """Put *widget*'s dock in tabs with this package's other docks on the same side.
 
     Three docks stacked on one side need more height than a laptop screen has; as tabs each
     gets the whole height (napari's own docks do the same when asked to ``tabify``).
+
+    Returns False while the widget is not in a dock of a main window yet.
     """
     try:
         dock = _dock_of(widget)
     except RuntimeError:  # deleted meanwhile
-        return
+        return True
     if dock is None or not isinstance(dock.parentWidget(), QMainWindow):
-        return
+        return False
     main = dock.parentWidget()
     assert isinstance(main, QMainWindow)
     # tabs show the dock's title: "Explorer", not "Explorer (napari-zarr-explorer)"
     dock.setWindowTitle(dock.windowTitle().split(f" ({DOCK_PREFIX})")[0])
     area = main.dockWidgetArea(dock)
-    for other in main.findChildren(QDockWidget):
-        inner = other.widget()
-        if other is dock or other.isHidden() or main.dockWidgetArea(other) != area:
-            continue
-        names = [inner.objectName()] if inner is not None else []
-        if inner is not None:
-            names += [w.objectName() for w in inner.findChildren(QWidget)][:20]
-        if any(n.startswith(DOCK_PREFIX) for n in names):
-            main.tabifyDockWidget(other, dock)
-            dock.show()
-            dock.raise_()
-            return
+    ours = [
+        other
+        for other in main.findChildren(QDockWidget)
+        if other is not dock
+        and not other.isHidden()
+        and main.dockWidgetArea(other) == area
+        and _is_ours(other)
+    ]
+    if not ours or any(o in main.tabifiedDockWidgets(dock) for o in ours):
+        return True
+    # join the group our docks already form, else the first of ours (creation order)
+    grouped = [o for o in ours if any(t in ours for t in main.tabifiedDockWidgets(o))]
+    anchor = (grouped or ours)[0]
+    main.tabifyDockWidget(anchor, dock)
+    dock.show()
+    dock.raise_()
+    return True
 
 
-def tabify_on_show(widget: QWidget) -> None:
-    """Tabify *widget*'s dock once napari has put it in the window (see :func:`tabify`)."""
-    QTimer.singleShot(0, lambda: tabify(widget))
+def _is_ours(dock: QDockWidget) -> bool:
+    inner = dock.widget()
+    if inner is None:
+        return False
+    names = [inner.objectName(), *[w.objectName() for w in inner.findChildren(QWidget)][:20]]
+    return any(n.startswith(DOCK_PREFIX) for n in names)
+
+
+def tabify_on_show(widget: QWidget, attempts: int = 50) -> None:
+    """Tabify *widget*'s dock once napari has put it in the window (see :func:`tabify`).
+
+    napari docks a widget after constructing it, and a constructor that starts work may let
+    the event loop run first; so this tries again every 20 ms until the dock is there.
+    """
+
+    def attempt(left: int) -> None:
+        if not tabify(widget) and left > 0:
+            QTimer.singleShot(20, lambda: attempt(left - 1))
+
+    QTimer.singleShot(0, lambda: attempt(attempts))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -309,6 +309,8 @@ class ChunkMapWidget(QWidget):
         layer_row.addWidget(self.layer_label, 1)
         layout.addLayout(layer_row)
         self.form = ChunkMapForm()
+        # the controls never shrink below their size, even when docks stack
+        self.form.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.form.native)
         self.level_combo: Any = self.form.level.native
         self.mode_combo: Any = self.form.mode.native

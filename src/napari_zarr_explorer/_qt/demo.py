@@ -14,9 +14,19 @@ __all__ = ["PLUGIN", "open_demo", "save_window_screenshot", "wait_idle"]
 PLUGIN = "napari-zarr-explorer"
 
 
-def _dock(viewer: napari.Viewer, name: str, *, tabify: bool = False) -> Any:
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=tabify)
+def _dock(viewer: napari.Viewer, name: str) -> Any:
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
     return widget
+
+
+def _raise(widget: Any) -> None:
+    from qtpy.QtWidgets import QDockWidget
+
+    parent = widget.parent()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parent()
+    if parent is not None:
+        parent.raise_()
 
 
 def wait_idle(widgets: list[Any], timeout: float = 60.0) -> None:
@@ -49,7 +59,7 @@ def open_demo(viewer: napari.Viewer, sample: Path) -> dict[str, Any]:
     viewer.reset_view()
     explorer = _dock(viewer, "Explorer")
     recompress = _dock(viewer, "Recompress")
-    chunk_map = _dock(viewer, "Chunk map", tabify=True)
+    chunk_map = _dock(viewer, "Chunk map")
     explorer.open(str(sample))
     wait_idle([explorer])
     explorer.select_path("")
@@ -57,28 +67,10 @@ def open_demo(viewer: napari.Viewer, sample: Path) -> dict[str, Any]:
     if images:
         viewer.layers.selection.active = images[0]
     wait_idle([explorer, chunk_map])
-    _give_room(viewer, explorer, chunk_map)
+    _raise(explorer)  # the docks share one place as tabs; the Explorer in front
     viewer.reset_view()
     wait_idle([explorer, chunk_map])
     return {"explorer": explorer, "chunk_map": chunk_map, "recompress": recompress}
-
-
-def _give_room(viewer: napari.Viewer, explorer: Any, chunk_map: Any) -> None:
-    """Give the Explorer most of the dock area's height (the Chunk map needs little)."""
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QDockWidget
-
-    def dock_of(widget: Any) -> Any:
-        parent = widget.parent()
-        while parent is not None and not isinstance(parent, QDockWidget):
-            parent = parent.parent()
-        return parent
-
-    window = getattr(viewer.window, "_qt_window", None)
-    docks = [dock_of(explorer), dock_of(chunk_map)]
-    if window is None or any(d is None for d in docks):
-        return
-    window.resizeDocks(docks, [600, 320], Qt.Orientation.Vertical)
 
 
 def save_window_screenshot(

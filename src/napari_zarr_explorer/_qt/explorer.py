@@ -325,6 +325,7 @@ class ExplorerWidget(QWidget):
         self._attr_tree: QWidget | None = None
         self._opening: str | None = None
         self.setObjectName("napari-zarr-explorer explorer")
+        self.setMinimumWidth(400)  # the tree's five columns and the five tabs, uncut
         self._pending_layer: Any = None
         self._reading: str | None = None
         self.incomplete = False
@@ -345,7 +346,8 @@ class ExplorerWidget(QWidget):
         self._completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.location_edit.setCompleter(self._completer)
         self.recent_button = QToolButton()
-        self.recent_button.setText("Recent")
+        self.recent_button.setText("Recent \u25be")
+        self.recent_button.setStyleSheet("QToolButton::menu-indicator { image: none; width: 0 }")
         self.recent_button.setToolTip("Stores opened recently")
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.recent_menu = QMenu(self.recent_button)
@@ -377,7 +379,7 @@ class ExplorerWidget(QWidget):
         header.setMinimumSectionSize(24)
         # Name and Kind share what is left; Shape, Type and Stored fit their contents
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
+        for col in (1, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         splitter.addWidget(self.tree)
 
@@ -620,6 +622,7 @@ class ExplorerWidget(QWidget):
                 parent_item.addChild(item)
             self._items[path] = item
         self.tree.expandToDepth(1)
+        self._fit_shape_column()
         n_arrays = len(report.arrays)
         stored = report.bytes_stored
         text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {format_bytes(stored)} stored"
@@ -639,6 +642,13 @@ class ExplorerWidget(QWidget):
                 return
         if select is not None:
             self.select_path(select if select in self._items else report.path)
+
+    def _fit_shape_column(self) -> None:
+        """Give shapes up to a third of the tree (longer ones elide; in full on hover)."""
+        self.tree.resizeColumnToContents(2)
+        cap = max(80, self.tree.viewport().width() // 3)
+        if self.tree.columnWidth(2) > cap:
+            self.tree.setColumnWidth(2, cap)
 
     def _nearest_parent_item(self, path: str) -> QTreeWidgetItem | None:
         if not path or (self.report is not None and path == self.report.path):

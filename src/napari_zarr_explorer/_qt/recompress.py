@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -107,6 +108,8 @@ class RecompressWidget(QWidget):
         layout.addLayout(source_row)
 
         self.form = RecompressForm()
+        # the form never shrinks below its fields, even when docks stack
+        self.form.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.form.native)
         # the native widgets, for the view's own wiring
         self.destination_edit: Any = self.form.output.native
