@@ -45,7 +45,7 @@ def _ipywidgets_backend() -> Iterator[None]:
         Application._instance = previous
 
 
-def png_of_states(state: np.ndarray, *, max_px: int = 360) -> bytes:
+def png_of_states(state: np.ndarray, *, max_px: int = 280) -> bytes:
     """Draw a 2-D grid of chunk states as a PNG, one square per cell, with grid lines.
 
     Parameters
@@ -159,7 +159,7 @@ class NotebookExplorer:
         }
         self.tabs = widgets.Tab(children=list(self.panels.values()))
         self.tabs.titles = tuple(self.panels)
-        self.chunk_image = widgets.Image(format="png", layout=widgets.Layout(max_width="380px"))
+        self.chunk_image = widgets.Image(format="png", layout=widgets.Layout(max_width="300px"))
         self.chunk_legend = widgets.HTML()
         self.chunk_summary = widgets.HTML()
         self.progress = widgets.IntProgress(
