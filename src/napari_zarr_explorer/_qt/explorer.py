@@ -646,7 +646,8 @@ class ExplorerWidget(QWidget):
     def _fit_shape_column(self) -> None:
         """Give shapes up to a third of the tree (longer ones elide; in full on hover)."""
         self.tree.resizeColumnToContents(2)
-        cap = max(80, self.tree.viewport().width() // 3)
+        viewport = self.tree.viewport()
+        cap = max(80, (viewport.width() if viewport is not None else 300) // 3)
         if self.tree.columnWidth(2) > cap:
             self.tree.setColumnWidth(2, cap)
 
