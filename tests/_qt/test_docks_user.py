@@ -290,3 +290,22 @@ def test_default_reader_offered_once_and_a_no_is_kept(make_napari_viewer, qtbot)
         assert explorer is not None
     finally:
         settings.plugins.extension2reader = saved
+
+
+def test_explorer_follows_a_dropped_store(make_napari_viewer, qtbot, image: Path) -> None:
+    from napari.settings import get_settings
+    from test_opening import _drop
+
+    settings = get_settings()
+    saved = dict(settings.plugins.extension2reader)
+    settings.plugins.extension2reader = {**saved, "*.zarr/": PLUGIN}  # no reader question
+    try:
+        viewer = make_napari_viewer(show=True)
+        _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+        assert "Open a store" in explorer.status_label.fullText()
+        _drop(viewer, image)
+        qtbot.waitUntil(lambda: explorer.url == str(image) and not explorer.busy, timeout=30000)
+        assert explorer.selected_path == ""
+        assert explorer.recent_stores() == [str(image)]
+    finally:
+        settings.plugins.extension2reader = saved
