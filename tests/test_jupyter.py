@@ -75,6 +75,11 @@ def test_explore_failures_say_why(tmp_path: Path) -> None:
     w = nze.explore(str(folder))
     assert w.url is None and "not a Zarr store" in (w.error or "")
     assert "Could not read" in w.status.value
+    # the open box: type a store, click Open
+    good = testing.write_array(tmp_path / "good.zarr", np.zeros((8, 8), dtype="uint8"))
+    w.open_form.location.native.value = str(good)
+    w.open_form.open_button.native.click()
+    assert w.url == str(good) and w.error is None
 
 
 def test_png_of_states_draws_each_state() -> None:

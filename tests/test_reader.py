@@ -574,3 +574,12 @@ def test_uint8_channels_with_other_colours_stay_channels(tmp_path: Path) -> None
     )
     ((_, kwargs, _),) = read(path)
     assert kwargs["channel_axis"] == 0 and not kwargs.get("rgb")
+
+
+def test_sample_layers_know_their_store() -> None:
+    from napari_zarr_explorer._sample import make_sample_data
+
+    layers = make_sample_data()
+    assert layers
+    for _, kwargs, _ in layers:
+        assert kwargs["metadata"]["source_url"] == str(testing.sample_path())
