@@ -10,8 +10,8 @@ import pytest
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.cli import main
 from napari_zarr_explorer.errors import ExplorerError
-from napari_zarr_explorer.locate import parse_location
 from napari_zarr_explorer.recompress import default_output, recompress, store_root
+from napari_zarr_explorer.store import parse_location
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_zarr_explorer._html import STATE_COLORS, human_bytes
 from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
-from napari_zarr_explorer.locate import parse_location
+from napari_zarr_explorer.store import parse_location
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_zarr_explorer.chunks import ChunkMap
