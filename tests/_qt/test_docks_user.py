@@ -309,3 +309,22 @@ def test_explorer_follows_a_dropped_store(make_napari_viewer, qtbot, image: Path
         assert explorer.recent_stores() == [str(image)]
     finally:
         settings.plugins.extension2reader = saved
+
+
+def test_rgb_image_opens_as_one_rgb_layer(make_napari_viewer, qtbot, tmp_path: Path) -> None:
+    store = write_ome_image(
+        tmp_path / "photo.ome.zarr",
+        shape=(3, 48, 64),
+        axes="cyx",
+        levels=2,
+        dtype="uint8",
+        channels=(("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF")),
+    )
+    viewer = make_napari_viewer()
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+    open_in_explorer(qtbot, explorer, str(store))
+    click_node(qtbot, explorer, "")
+    qtbot.mouseClick(explorer.open_layer_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 1 and not explorer.busy, timeout=30000)
+    (layer,) = viewer.layers
+    assert layer.rgb and layer.data[0].shape == (48, 64, 3)
