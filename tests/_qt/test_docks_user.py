@@ -45,7 +45,7 @@ def type_into(qtbot, line_edit, text: str) -> None:
 def open_in_explorer(qtbot, explorer: ExplorerWidget, url: str) -> None:
     type_into(qtbot, explorer.location_edit, url)
     qtbot.mouseClick(explorer.open_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not explorer.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not explorer.busy, timeout=180000)
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_default_output_is_a_sibling_and_inside_is_refused(
     type_into(qtbot, recompress.destination_edit, str(image / "0-recompressed.zarr"))
     notifications.clear()
     qtbot.mouseClick(recompress.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not recompress.busy and bool(notifications), timeout=30000)
+    qtbot.waitUntil(lambda: not recompress.busy and bool(notifications), timeout=120000)
     assert any("inside the source store" in m for m in notifications)
     assert "Nothing was written" in recompress.progress_label.text()
     assert _files(image) == before
@@ -133,7 +133,7 @@ def test_partial_output_is_flagged_and_not_taken_as_source(
     assert "unfinished output" in recompress.progress_label.text()
     notifications.clear()
     qtbot.mouseClick(explorer.open_layer_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: not explorer.busy, timeout=120000)
     assert any("unfinished" in m for m in notifications)
 
 
@@ -149,17 +149,20 @@ def test_refusing_a_complete_output_says_so_in_the_docks_words(
     widget.set_source(str(src), "", (64, 64))
     out = tmp_path / "done.zarr"
     type_into(qtbot, widget.destination_edit, str(out))
-    with qtbot.waitSignal(widget.finished, timeout=60000):
+    with qtbot.waitSignal(widget.finished, timeout=180000):
         qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    # the button comes back once the run's thread has finished
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled() and not widget.busy, timeout=120000)
     notifications.clear()
     qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)  # again: the output exists
-    qtbot.waitUntil(lambda: not widget.busy and bool(notifications), timeout=30000)
+    qtbot.waitUntil(lambda: not widget.busy and bool(notifications), timeout=120000)
     text = widget.progress_label.text()
     assert "complete" in text and "incomplete" not in text
     assert not any("--" in m for m in notifications)
     # resuming a complete output says so instead of counting objects written
     widget.resume_box.click()
-    with qtbot.waitSignal(widget.finished, timeout=60000) as blocker:
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=120000)
+    with qtbot.waitSignal(widget.finished, timeout=180000) as blocker:
         qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0].ok
     assert "already complete" in widget.progress_label.text()
@@ -186,7 +189,7 @@ def test_cancelling_stays_visible(make_napari_viewer, qtbot, tmp_path: Path) -> 
         if not widget.busy:
             break
         assert widget.progress_label.text().startswith("Cancelling")
-    qtbot.waitUntil(lambda: not widget.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180000)
 
 
 # ---------------------------------------------------------------- 3. the Explorer follows
@@ -199,7 +202,7 @@ def test_explorer_follows_the_sample_and_the_layer_list(
     _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
     assert explorer.url is None
     viewer.open_sample(PLUGIN, "ome-zarr-pyramid")  # File > Open Sample
-    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=120000)
     # the layer napari selected last (the labels) has its node selected
     assert explorer.selected_path == "labels/cells"
     # selecting a layer selects its node
@@ -221,12 +224,12 @@ def test_explorer_follows_a_layer_of_another_store(
     viewer.open_sample(PLUGIN, "ome-zarr-pyramid")
     # a dock opened after the layers follows the selected one at once
     _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
-    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=120000)
     viewer.open(str(image), plugin=PLUGIN)
-    qtbot.waitUntil(lambda: explorer.url == str(image) and not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: explorer.url == str(image) and not explorer.busy, timeout=120000)
     assert explorer.selected_path == ""
     viewer.layers.selection.active = viewer.layers["cells"]
-    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: explorer.url == str(sample) and not explorer.busy, timeout=120000)
     assert explorer.selected_path == "labels/cells"
 
 
@@ -240,7 +243,7 @@ def test_failures_notify_and_are_not_remembered(
     _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
     notifications.clear()
     open_in_explorer(qtbot, explorer, "http://127.0.0.1:9/x.zarr")
-    qtbot.waitUntil(lambda: bool(notifications), timeout=60000)
+    qtbot.waitUntil(lambda: bool(notifications), timeout=180000)
     assert any("127.0.0.1:9" in m for m in notifications)
     assert explorer.status_label.fullText().startswith("Could not read")
     folder = tmp_path / "not-zarr"
@@ -248,7 +251,7 @@ def test_failures_notify_and_are_not_remembered(
     (folder / "notes.txt").write_text("hello")
     notifications.clear()
     open_in_explorer(qtbot, explorer, str(folder))
-    qtbot.waitUntil(lambda: bool(notifications), timeout=30000)
+    qtbot.waitUntil(lambda: bool(notifications), timeout=120000)
     assert any("not a Zarr store" in m and "not-zarr" in m for m in notifications)
     assert explorer.recent_stores() == []
     assert explorer.url is None
@@ -304,7 +307,7 @@ def test_explorer_follows_a_dropped_store(make_napari_viewer, qtbot, image: Path
         _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
         assert "Open a store" in explorer.status_label.fullText()
         _drop(viewer, image)
-        qtbot.waitUntil(lambda: explorer.url == str(image) and not explorer.busy, timeout=30000)
+        qtbot.waitUntil(lambda: explorer.url == str(image) and not explorer.busy, timeout=120000)
         assert explorer.selected_path == ""
         assert explorer.recent_stores() == [str(image)]
     finally:
@@ -325,6 +328,6 @@ def test_rgb_image_opens_as_one_rgb_layer(make_napari_viewer, qtbot, tmp_path: P
     open_in_explorer(qtbot, explorer, str(store))
     click_node(qtbot, explorer, "")
     qtbot.mouseClick(explorer.open_layer_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(viewer.layers) == 1 and not explorer.busy, timeout=30000)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 1 and not explorer.busy, timeout=120000)
     (layer,) = viewer.layers
     assert layer.rgb and layer.data[0].shape == (48, 64, 3)
