@@ -459,7 +459,22 @@ class _Ctx:
         if caxis is not None and _is_rgb(node, ome, int(levels[0].shape[caxis]), dtype):
             import dask.array
 
-            moved = [_viewable(dask.array.moveaxis(lv, caxis, -1)) for lv in levels]
+            # levels are lazy arrays napari slices directly; moving the channel axis last goes
+            # through dask, one block per stored chunk
+            moved = [
+                dask.array.moveaxis(
+                    dask.array.from_array(  # type: ignore[no-untyped-call]
+                        lv,
+                        chunks=getattr(lv, "chunks", None) or "auto",
+                        asarray=True,
+                        fancy=False,
+                        name=f"nze-rgb-{_token(self.loc.url, node.path, i)}",
+                    ),
+                    caxis,
+                    -1,
+                )
+                for i, lv in enumerate(levels)
+            ]
             kwargs["rgb"] = True
             kwargs["name"] = base_name
             kwargs["metadata"]["rgb_channel_axis"] = caxis
