@@ -34,4 +34,3 @@ __all__ = [
     "store_root",
     "suggest_layout",
 ]
-
