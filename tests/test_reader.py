@@ -531,7 +531,6 @@ def test_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     "values", [np.arange(5), np.array([["a", "b"], ["c", "d"]])], ids=["1-d", "strings"]
 )
 def test_arrays_napari_cannot_show_are_refused_clearly(tmp_path: Path, values) -> None:
-    from napari_zarr_explorer.errors import ExplorerError
 
     testing.write_array(tmp_path / "a.zarr", values, zarr_format=2)
     with pytest.raises(ExplorerError, match="cannot be shown as an image"):
