@@ -440,17 +440,25 @@ def test_plate_mosaic(tmp_path: Path, version: str) -> None:
     path = testing.write_plate(
         tmp_path / "plate.zarr", version=version, rows=2, cols=3, fields=2, missing_wells=("B/2",)
     )
-    ((data, kwargs, kind),) = read(path)
-    assert kind == "image" and kwargs["multiscale"] is True
-    assert data[0].shape == (2, 128, 192) and data[1].shape == (2, 64, 96)
-    md = kwargs["metadata"]
-    assert md["ome_kind"] == "plate"
+    # one layer per field (the field chooser): the first shown, the others hidden
+    (f0, k0, kind), (f1, k1, _) = read(path)
+    assert kind == "image" and k0["multiscale"] is True
+    assert f0[0].shape == (2, 128, 192) and f0[1].shape == (2, 64, 96)
+    md = k0["metadata"]
+    assert md["ome_kind"] == "plate" and md["plate"]["fields"] == ["0", "1"]
     assert "A/1" in md["plate"]["wells"] and "B/2" not in md["plate"]["wells"]
-    # well A/2 (row 0, column 1), field 0 == its own array
-    a2 = zarr.open_array(str(path / "A" / "2" / "0" / "0"), mode="r")[...]
-    np.testing.assert_array_equal(np.asarray(data[0][:, 0:64, 64:128]), a2)
+    assert k1["metadata"]["plate"]["field"] == "1"
+    assert k0["visible"] == [True, True] and k1["visible"] == [False, False]
+    for field, data in (("0", f0), ("1", f1)):
+        for r, c, well in ((0, 1, "A/2"), (1, 2, "B/3")):
+            own = zarr.open_array(str(path / well / field / "0"), mode="r")[...]
+            got = np.asarray(data[0][:, 64 * r : 64 * r + 64, 64 * c : 64 * c + 64])
+            np.testing.assert_array_equal(got, own)
+            coarse = zarr.open_array(str(path / well / field / "1"), mode="r")[...]
+            got = np.asarray(data[1][:, 32 * r : 32 * r + 32, 32 * c : 32 * c + 32])
+            np.testing.assert_array_equal(got, coarse)
     # the missing well is empty
-    assert not np.asarray(data[0][:, 64:128, 64:128]).any()
+    assert not np.asarray(f0[0][:, 64:128, 64:128]).any()
 
 
 def test_well_opens_first_field(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from napari_zarr_explorer.ome.model import (
     infer_axes,
     parse_ome,
 )
+from napari_zarr_explorer.plate import PlateSource, plate_levels
 from napari_zarr_explorer.pyramid import (
     MAX_BLOCKS,
     ChunkReader,
@@ -689,11 +690,11 @@ class _Ctx:
             fome = parse_ome(fnode.attributes, zarr_format=fnode.zarr_format)
             if fome is None or not fome.multiscales:
                 continue
-            template = (w, wome.well.images[0].path, fnode, fome)
+            template = (w, wome.well.images[0].path, fnode, fome, wome.well.images)
             break
         if template is None:
             raise _Unusable("no well with an openable field was found")
-        tw, field_path, fnode, fome = template
+        tw, field_path, fnode, fome, tw_images = template
         ms = fome.multiscales[0]
         opened = self.levels(fnode, ms)
         levels, paths, _used, axes = opened
@@ -704,66 +705,59 @@ class _Ctx:
         nrows = max(len(plate.rows), 1 + max(w.row_index for w in plate.wells))
         ncols = max(len(plate.columns), 1 + max(w.column_index for w in plate.wells))
         where_well = {(w.row_index, w.column_index): w.path for w in plate.wells}
+        grid: list[list[str | None]] = [
+            [where_well.get((r, c)) for c in range(ncols)] for r in range(nrows)
+        ]
         rel_levels = [p[len(fnode.path) + 1 :] for p in paths]
-        mosaic: list[da.Array] = []
-        import dask.array as da
-
-        per_well = max(1, MAX_BLOCKS // max(1, nrows * ncols))
-        for lev, rel, tmpl in zip(range(len(levels)), rel_levels, levels, strict=True):
-            # one block per stored chunk (napari computes whole blocks), fewer only when a plate
-            # would have too many
-            blocks = dask_chunks(
-                tmpl.shape,
-                tmpl.chunks or tmpl.shape,
-                itemsize=tmpl.dtype.itemsize,
-                max_blocks=per_well,
-                min_block_bytes=0,
+        # the first field's level arrays: every well is read with their metadata until it
+        # proves different (metadata cached: no second request)
+        templates = [_open_image(self.loc, p, store=self.store) for p in paths]
+        source = PlateSource(self, node.path, grid, tw.path, rel_levels, templates)
+        fields = [im.path for im in tw_images]
+        base = plate.name or _basename(node.path) or self.loc.name
+        limits: list[list[float]] | None = None
+        layers: list[LayerData] = []
+        for index, fpath in enumerate(fields):
+            extra = {
+                "ome_kind": "plate",
+                "plate": {
+                    "rows": list(plate.rows),
+                    "columns": list(plate.columns),
+                    "wells": [w.path for w in plate.wells],
+                    "field": fpath,
+                    "fields": fields,
+                    "template_well": tw.path,
+                },
+            }
+            mosaic = plate_levels(source, fpath, index)
+            if index == 0 and not (fome.omero and any(
+                c.window_start is not None or c.window_min is not None
+                for c in fome.omero.channels
+            )):
+                limits = _plate_limits(mosaic[-1], axes)
+            layer = self.multiscale_layer(
+                fnode,
+                ms,
+                fome,
+                as_labels=False,
+                extra_md=extra,
+                data_override=mosaic,  # type: ignore[arg-type]
+                opened=opened,
+                name=base if len(fields) == 1 else f"{base} field {fpath}",
             )
-            rows = []
-            for r in range(nrows):
-                row = []
-                for c in range(ncols):
-                    wpath = where_well.get((r, c))
-                    if wpath is None:
-                        row.append(da.zeros(tmpl.shape, dtype=tmpl.dtype, chunks=blocks))
-                        continue
-                    reader = _LazyWellLevel(self, node.path, wpath, field_path, rel, tmpl)
-                    row.append(
-                        da.from_array(  # type: ignore[no-untyped-call]
-                            reader,
-                            chunks=blocks,
-                            name=f"plate-{lev}-{r}-{c}-" + _token(self.loc.url, node.path, rel),
-                            asarray=False,
-                            inline_array=True,
-                            fancy=True,
-                            meta=np.empty((0,) * tmpl.ndim, dtype=tmpl.dtype),
-                        )
-                    )
-                rows.append(row)
-            mosaic.append(_nest_block(rows, tmpl.ndim))
-        extra = {
-            "ome_kind": "plate",
-            "plate": {
-                "rows": list(plate.rows),
-                "columns": list(plate.columns),
-                "wells": [w.path for w in plate.wells],
-                "field": field_path,
-                "template_well": tw.path,
-            },
-        }
-        layer = self.multiscale_layer(
-            fnode,
-            ms,
-            fome,
-            as_labels=False,
-            extra_md=extra,
-            data_override=mosaic,
-            opened=opened,
-            name=plate.name or _basename(node.path) or self.loc.name,
-        )
-        layer[1]["metadata"]["node_path"] = node.path
-        layer[1]["metadata"]["level_paths"] = [f"{{well}}/{field_path}/{r}" for r in rel_levels]
-        return [layer]
+            kw = layer[1]
+            kw["multiscale"] = True
+            if not isinstance(layer[0], list):
+                layer = ([layer[0]], kw, layer[2])
+            kw["metadata"]["node_path"] = node.path
+            kw["metadata"]["level_paths"] = [f"{{well}}/{fpath}/{r}" for r in rel_levels]
+            if limits is not None and "contrast_limits" not in kw:
+                kw["contrast_limits"] = limits if "channel_axis" in kw else limits[0]
+            if index > 0:  # the field chooser: one field shown, the others a click away
+                n = len(kw["name"]) if isinstance(kw.get("name"), list) else 0
+                kw["visible"] = [False] * n if n else False
+            layers.append(layer)
+        return layers
 
     # ---------------------------------------------------------------- bioformats2raw
 
@@ -799,90 +793,27 @@ class _Unusable(Exception):
     pass
 
 
-class _LazyWellLevel:
-    """One level of one well's first field, opened on first read; zeros when unavailable."""
+def _plate_limits(overview: Any, axes: Sequence[Axis]) -> list[list[float]] | None:
+    """Contrast limits per channel from the first field's coarsest mosaic (the overview).
 
-    def __init__(
-        self, ctx: _Ctx, plate_path: str, well_path: str, field: str, level: str, tmpl: Any
-    ) -> None:
-        self.ctx = ctx
-        self.plate_path = plate_path
-        self.well_path = well_path
-        self.field = field
-        self.level = level
-        self.shape = tuple(tmpl.shape)
-        self.dtype = tmpl.dtype
-        self.ndim = len(self.shape)
-        self._reader: ChunkReader | bool | None = False
-        self._lock = threading.Lock()
-
-    def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return ("well", self.ctx.loc.url, self.plate_path, self.well_path, self.level)
-
-    def _open(self) -> ChunkReader | None:
-        with self._lock:
-            if self._reader is not False:
-                return self._reader  # type: ignore[return-value]
-            reader: ChunkReader | None = None
-            try:
-                wkey = safe_join(self.plate_path, self.well_path)
-                field = self.field
-                wnode = read_node(self.ctx.store, wkey, where=self.ctx.loc.url)
-                if wnode is not None:
-                    wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
-                    if wome is not None and wome.well is not None and wome.well.images:
-                        field = wome.well.images[0].path
-                key = safe_join(safe_join(wkey, field), self.level)
-                arr = _open_image(self.ctx.loc, key, store=self.ctx.store)
-                reader = ChunkReader(arr, where=self.ctx.where(key))
-                if reader.ndim != self.ndim or reader.dtype != self.dtype:
-                    raise MetadataError(
-                        f"shape/dtype {reader.shape}/{reader.dtype} differ from the first well's "
-                        f"{self.shape}/{self.dtype}"
-                    )
-            except Exception as exc:
-                reader = None
-                warnings.warn(
-                    f"{self.ctx.where(self.plate_path)}: well {self.well_path!r} is shown "
-                    f"empty: {exc}",
-                    ExplorerWarning,
-                    stacklevel=2,
-                )
-            self._reader = reader
-            return reader
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        from napari_zarr_explorer.pyramid import _plan
-
-        region, post, trivial = _plan(key, self.shape)
-        out = np.zeros(tuple(s.stop - s.start for s in region), dtype=self.dtype)
-        reader = self._open()
-        if reader is not None and 0 not in out.shape:
-            # crop to the well's own shape when it differs from the template
-            inner = tuple(
-                slice(min(s.start, n), min(s.stop, n))
-                for s, n in zip(region, reader.shape, strict=True)
-            )
-            if all(s.stop > s.start for s in inner):
-                part = reader.read(inner)
-                out[tuple(slice(0, s.stop - s.start) for s in inner)] = part
-        return out if trivial else out[post]
-
-
-def _nest_block(rows: list[list[da.Array]], ndim: int) -> da.Array:
-    import dask.array as da
-
-    nested: Any = rows
-    for _ in range(ndim - 2):
-        nested = [nested]
-    result: da.Array = da.block(nested)  # type: ignore[no-untyped-call]
-    return result
-
-
-def _token(*parts: Any) -> str:
-    from dask.base import tokenize
-
-    return str(tokenize(*parts))
+    napari would otherwise compute them from the coarsest level of every field layer, hidden
+    ones included: one read per well and field before anything is shown. The overview is read
+    here once (kept by the plate source, so that napari's first slice reuses it).
+    """
+    if overview.dtype.kind not in "iuf":
+        return None
+    data = np.asarray(overview)
+    caxis = _channel_axis(axes)
+    planes = (
+        [data]
+        if caxis is None
+        else [np.take(data, i, axis=caxis) for i in range(data.shape[caxis])]
+    )
+    out = []
+    for p in planes:
+        lo, hi = (float(p.min()), float(p.max())) if p.size else (0.0, 1.0)
+        out.append([lo, hi if hi > lo else lo + 1])
+    return out
 
 
 def _viewable(arr: Any) -> Any:

@@ -137,6 +137,9 @@ def _children_metadata_keys(key: str, data: bytes, zarr_format: int | None) -> l
         part = ome.get(section)
         items = part.get(field) if isinstance(part, dict) else None
         if isinstance(items, list):
+            # a plate is read from its first well's layout: the other wells' metadata is read
+            # only if a well proves different (reading ahead would cost a request per well)
+            items = items[:1] if section == "plate" else items
             groups.extend(i.get("path") for i in items if isinstance(i, dict))
     base = key.rpartition("/")[0]
     out: list[str] = []
@@ -205,7 +208,7 @@ class RemoteOptions:
         metadata of the children it names: multiscales levels, labels, plate wells, well images.
     """
 
-    concurrency: int = 32
+    concurrency: int = 64
     cache_mb: float = 256.0
     timeout: float = 10.0
     retries: int = 3

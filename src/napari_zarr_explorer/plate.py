@@ -1,0 +1,522 @@
+"""The lazy mosaic of an HCS plate, read well by well only where it is shown.
+
+A plate of 384 wells is opened from the plate's metadata, the first well's and its fields' only:
+every other well is assumed to share the first well's layout (field paths, level paths, array
+metadata), so that showing the plate costs one read per well and level shown, all in flight at
+once. That assumption is checked lazily, per well, when the well is first read:
+
+- a well whose reads find no stored object at all, or fail to decode, has its own metadata read
+  (well group, field, level array);
+- when that metadata differs from the first well's, the well is read through its own array
+  (cropped or padded to the tile, cast when the data type converts safely);
+- when it cannot be read (missing, unusable), it is shown empty, with one warning per well.
+
+:class:`PlateLevel` is one multiscale level of the mosaic of one field; napari slices it
+directly (no dask graph). Levels beyond the fields' own coarsest level sample that level with a
+stride, so that the coarsest mosaic level fits a GPU texture (:data:`MAX_TEXTURE`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_zarr_explorer.errors import ExplorerError, ExplorerWarning, MetadataError
+
+__all__ = ["MAX_TEXTURE", "PlateLevel", "PlateSource", "plate_levels"]
+
+#: Largest texture edge the coarsest mosaic level may have (OpenGL guarantees at least this
+#: much on the hardware napari supports; napari-ome-zarr issue 84 is a plate beyond it).
+MAX_TEXTURE = 2048
+#: A well level at most this large is read whole (all channels) and kept for later slices.
+WHOLE_WELL_BYTES = 8 * 2**20
+#: Memory for well levels kept after reading.
+CACHE_BYTES = 256 * 2**20
+
+
+@dataclass
+class _Well:
+    path: str  # store key of the well group
+    state: str = "assumed"  # assumed | checked | own | empty
+    arrays: dict[tuple[int, int], Any] = field(default_factory=dict)  # (field, level) -> reader
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PlateSource:
+    """Where the wells of a plate are and how to read them (shared by all mosaic levels).
+
+    Parameters
+    ----------
+    ctx
+        The opening context (``napari_zarr_explorer.layers._Ctx``: location, store, warnings).
+    plate_path
+        Store key of the plate group.
+    grid
+        ``grid[r][c]`` is the well's relative path, or None where the plate has no well.
+    template_well
+        Relative path of the well whose layout the others are assumed to share.
+    level_paths
+        Relative paths of the field levels (``"0"``, ``"1"``...).
+    templates
+        The template well's first field's level arrays (zarr arrays, checked), level by level.
+    """
+
+    def __init__(
+        self,
+        ctx: Any,
+        plate_path: str,
+        grid: list[list[str | None]],
+        template_well: str,
+        level_paths: Sequence[str],
+        templates: Sequence[Any],
+    ) -> None:
+        from napari_zarr_explorer.store import safe_join
+
+        self.ctx = ctx
+        self.plate_path = plate_path
+        self.grid = grid
+        self.template_well = template_well
+        self.level_paths = list(level_paths)
+        self.templates = list(templates)
+        self.wells: dict[str, _Well] = {}
+        for row in grid:
+            for rel in row:
+                if rel is not None:
+                    self.wells[rel] = _Well(safe_join(plate_path, rel))
+        self._cache: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self._cache_nbytes = 0
+        self._lock = threading.Lock()
+
+    # -- arrays ---------------------------------------------------------------------------
+    def _assumed(self, well: _Well, fld: str, level: int) -> Any:
+        """The template's array metadata at this well's path (no request)."""
+        import zarr
+        from zarr.core.array import AsyncArray
+        from zarr.storage import StorePath
+
+        from napari_zarr_explorer.store import safe_join
+
+        key = safe_join(safe_join(well.path, fld), self.level_paths[level])
+        tmpl = self.templates[level]
+        seen = _SeenStore(self.ctx.store)
+        aa = AsyncArray(metadata=tmpl.metadata, store_path=StorePath(seen, key))  # type: ignore[arg-type]
+        # the template's guarded codec pipeline (decompressed sizes checked), shared
+        object.__setattr__(aa, "codec_pipeline", tmpl.async_array.codec_pipeline)
+        return zarr.Array(aa), seen
+
+    def _own(self, well: _Well, fld_index: int, level: int) -> Any | None:
+        """Open the well's own array for this field and level (None when it has none)."""
+        from napari_zarr_explorer.ome.model import parse_ome
+        from napari_zarr_explorer.pyramid import ChunkReader
+        from napari_zarr_explorer.store import open_array, read_node, safe_join
+
+        loc, store = self.ctx.loc, self.ctx.store
+        wnode = read_node(store, well.path, where=loc.url)
+        if wnode is None:
+            raise ExplorerError("the well does not exist")
+        wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
+        if wome is None or wome.well is None or len(wome.well.images) <= fld_index:
+            raise MetadataError(f"the well lists no field {fld_index}")
+        fkey = safe_join(well.path, wome.well.images[fld_index].path)
+        key = safe_join(fkey, self.level_paths[level])
+        fnode = read_node(store, fkey, where=loc.url)
+        fome = parse_ome(fnode.attributes, zarr_format=fnode.zarr_format) if fnode else None
+        if fome is not None and fome.multiscales:
+            datasets = fome.multiscales[0].datasets
+            if level < len(datasets):
+                key = safe_join(fkey, datasets[level].path)
+        arr = open_array(loc, key, store=store)
+        return ChunkReader(arr, where=self.ctx.where(key))
+
+    def _differs(self, reader: Any, level: int) -> bool:
+        tmpl = self.templates[level]
+        mine = reader.array.metadata.to_dict()
+        theirs = tmpl.metadata.to_dict()
+        for doc in (mine, theirs):
+            doc.pop("attributes", None)
+        return bool(mine != theirs)
+
+    def warn_empty(self, well: _Well, reason: str) -> None:
+        warnings.warn(
+            f"{self.ctx.where(self.plate_path)}: well {well.path!r} is shown empty: {reason}",
+            ExplorerWarning,
+            stacklevel=4,
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    def cached(self, well: str, fld: str, level: int) -> np.ndarray | None:
+        with self._lock:
+            hit = self._cache.get((well, fld, level))
+            if hit is not None:
+                self._cache.move_to_end((well, fld, level))
+            return hit
+
+    def keep(self, well: str, fld: str, level: int, data: np.ndarray) -> None:
+        with self._lock:
+            k = (well, fld, level)
+            if k in self._cache:
+                return
+            self._cache[k] = data
+            self._cache_nbytes += data.nbytes
+            while self._cache_nbytes > CACHE_BYTES and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cache_nbytes -= old.nbytes
+
+    def read_wells(
+        self, fld: str, fld_index: int, level: int, requests: list[tuple[str, tuple[slice, ...]]]
+    ) -> list[np.ndarray]:
+        """Read ``(well, region of the field level)`` pairs, all at once; fill value if empty."""
+        from zarr.core.sync import sync
+
+        tmpl = self.templates[level]
+        out: list[np.ndarray | None] = [None] * len(requests)
+        todo: list[int] = []
+        for i, (rel, sel) in enumerate(requests):
+            well = self.wells[rel]
+            if well.state == "empty":
+                out[i] = np.zeros(_shape(sel), dtype=tmpl.dtype)
+            elif well.state == "own":
+                out[i] = self._read_own(well, fld_index, level, sel)
+            else:
+                todo.append(i)
+
+        results = self._batch(fld, level, [requests[i] for i in todo]) if todo else []
+        results = [(todo[j], data, found) for j, (data, found) in enumerate(results)]
+        for i, data, found in results:
+            rel, sel = requests[i]
+            well = self.wells[rel]
+            if data is not None and (found or well.state == "checked"):
+                out[i] = data
+                continue
+            # nothing stored where the first well's layout says, or it did not decode
+            out[i] = self._check_and_read(well, fld, fld_index, level, sel, data)
+        return [o if o is not None else np.zeros(0) for o in out]
+
+    def _batch(
+        self, fld: str, level: int, requests: list[tuple[str, tuple[slice, ...]]]
+    ) -> list[tuple[np.ndarray | None, bool]]:
+        """Read regions of wells assumed to have the template's layout, in one batch.
+
+        The stored chunks under every region are fetched at once (concurrently on remote
+        stores) and decoded in one call of the template's guarded codec pipeline, then placed.
+        Returns ``(data, found)`` per request: ``data`` None when a chunk failed to decode,
+        ``found`` False when no chunk of the region is stored.
+        """
+        from itertools import product
+
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        from napari_zarr_explorer.store import safe_join
+
+        tmpl = self.templates[level]
+        aa = tmpl.async_array
+        md = aa.metadata
+        chunks = tuple(int(c) for c in tmpl.chunks)
+        shards = getattr(tmpl, "shards", None)
+        outer = tuple(int(c) for c in shards) if shards is not None else chunks
+        shape = tuple(int(n) for n in tmpl.shape)
+        proto = default_buffer_prototype()
+        spec = md.get_chunk_spec((0,) * len(shape), aa._config, proto)
+        jobs: list[tuple[int, tuple[int, ...], str]] = []
+        for i, (rel, sel) in enumerate(requests):
+            base = safe_join(safe_join(self.wells[rel].path, fld), self.level_paths[level])
+            ranges = [
+                range(s.start // n, -(-s.stop // n)) for s, n in zip(sel, outer, strict=True)
+            ]
+            for coords in product(*ranges):
+                jobs.append((i, coords, f"{base}/{md.encode_chunk_key(coords)}"))
+        store = self.ctx.store
+        pipeline = aa.codec_pipeline
+
+        async def fetch(key: str) -> Any:
+            return await store.get(key, proto)
+
+        async def run() -> tuple[list[Any], list[Any]]:
+            import asyncio
+
+            raw = list(await asyncio.gather(*(fetch(k) for _, _, k in jobs)))
+            present = [(b, spec) for b in raw if b is not None]
+            try:
+                decoded = list(await pipeline.decode(present)) if present else []
+            except Exception:  # one bad chunk: decode one by one to find the well(s) it is in
+
+                async def alone(item: Any) -> Any:
+                    try:
+                        return next(iter(await pipeline.decode([item])))
+                    except Exception:
+                        return None
+
+                decoded = list(await asyncio.gather(*(alone(x) for x in present)))
+            return raw, decoded
+
+        raw, decoded = sync(run())
+        outs: list[np.ndarray] = [
+            np.full(_shape(sel), _fill(md), dtype=self.dtype_of(level)) for _, sel in requests
+        ]
+        found = [False] * len(requests)
+        failed = [False] * len(requests)
+        it = iter(decoded)
+        for (i, coords, _), b in zip(jobs, raw, strict=True):
+            if b is None:
+                continue
+            nd = next(it)
+            found[i] = True
+            if nd is None:
+                failed[i] = True
+                continue
+            block = nd.as_numpy_array()
+            sel = requests[i][1]
+            src, dst = [], []
+            for c, s, n, size in zip(coords, sel, outer, shape, strict=True):
+                lo, hi = max(c * n, s.start), min((c + 1) * n, s.stop, size)
+                src.append(slice(lo - c * n, hi - c * n))
+                dst.append(slice(lo - s.start, hi - s.start))
+            outs[i][tuple(dst)] = block[tuple(src)]
+        return [(None if failed[i] else outs[i], found[i]) for i in range(len(requests))]
+
+    def dtype_of(self, level: int) -> np.dtype[Any]:
+        stored = np.dtype(self.templates[level].dtype)
+        return stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
+
+    def _check_and_read(
+        self,
+        well: _Well,
+        fld: str,
+        fld_index: int,
+        level: int,
+        sel: tuple[slice, ...],
+        data: np.ndarray | None,
+    ) -> np.ndarray:
+        tmpl = self.templates[level]
+        with well.lock:
+            if well.state in ("assumed", "checked"):
+                try:
+                    reader = self._own(well, fld_index, level)
+                except ExplorerError as exc:
+                    well.state = "empty"
+                    self.warn_empty(well, exc.message)
+                    return np.zeros(_shape(sel), dtype=tmpl.dtype)
+                except Exception as exc:  # noqa: BLE001 - any store failure: named, not raised
+                    well.state = "empty"
+                    self.warn_empty(well, f"{type(exc).__name__}: {exc}")
+                    return np.zeros(_shape(sel), dtype=tmpl.dtype)
+                if self._differs(reader, level) or data is None:
+                    well.state = "own"
+                    well.arrays[(fld_index, level)] = reader
+                else:
+                    well.state = "checked"  # same layout: the region is really empty
+                    return data
+        if well.state == "empty":
+            return np.zeros(_shape(sel), dtype=tmpl.dtype)
+        return self._read_own(well, fld_index, level, sel)
+
+    def _read_own(
+        self, well: _Well, fld_index: int, level: int, sel: tuple[slice, ...]
+    ) -> np.ndarray:
+        tmpl = self.templates[level]
+        out = np.zeros(_shape(sel), dtype=tmpl.dtype)
+        reader = well.arrays.get((fld_index, level))
+        if reader is None:
+            with well.lock:
+                reader = well.arrays.get((fld_index, level))
+                if reader is None:
+                    try:
+                        reader = self._own(well, fld_index, level)
+                    except Exception as exc:  # noqa: BLE001 - shown empty, said once
+                        well.state = "empty"
+                        self.warn_empty(well, str(exc))
+                        return out
+                    well.arrays[(fld_index, level)] = reader
+        if reader.ndim != len(sel) or not np.can_cast(reader.dtype, tmpl.dtype, "same_kind"):
+            with well.lock:
+                if well.state != "empty":
+                    well.state = "empty"
+                    self.warn_empty(
+                        well,
+                        f"its data ({reader.shape}, {reader.dtype}) cannot be shown with the "
+                        f"first well's ({tmpl.shape}, {tmpl.dtype})",
+                    )
+            return out
+        inner = tuple(
+            slice(min(s.start, n), min(s.stop, n)) for s, n in zip(sel, reader.shape, strict=True)
+        )
+        if all(s.stop > s.start for s in inner):
+            part = reader.read(inner)
+            out[tuple(slice(0, s.stop - s.start) for s in inner)] = part
+        return out
+
+
+def _fill(md: Any) -> Any:
+    fill = md.fill_value
+    if isinstance(fill, np.generic):
+        fill = fill.item()
+    return 0 if fill is None else fill
+
+
+def _shape(sel: Sequence[slice]) -> tuple[int, ...]:
+    return tuple(max(0, s.stop - s.start) for s in sel)
+
+
+class _SeenStore:
+    """A pass-through view of a store that notes whether any object was found."""
+
+    def __init__(self, store: Any) -> None:
+        from zarr.abc.store import Store
+
+        assert isinstance(store, Store)
+        self._store = store
+        self.found = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        buf = await self._store.get(key, prototype, byte_range)
+        if buf is not None:
+            self.found = True
+        return buf
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> Any:
+        out = await self._store.get_partial_values(prototype, key_ranges)
+        if any(b is not None for b in out):
+            self.found = True
+        return out
+
+
+class PlateLevel:
+    """One multiscale level of the mosaic of one field of a plate; napari slices it directly.
+
+    The mosaic has the field's leading dimensions (channels, z...) and the wells side by side
+    in y and x, ``stride`` sampling the field level ``level`` (1 for the field's own levels).
+    """
+
+    def __init__(self, source: PlateSource, fld: str, fld_index: int, level: int, stride: int):
+        self.source = source
+        self.fld = fld
+        self.fld_index = fld_index
+        self.level = level
+        self.stride = stride
+        tmpl = source.templates[level]
+        self.field_shape = tuple(int(s) for s in tmpl.shape)
+        stored = np.dtype(tmpl.dtype)
+        self.dtype: np.dtype[Any] = (
+            stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
+        )
+        self.tile = tuple(-(-s // stride) for s in self.field_shape[-2:])
+        nrows, ncols = len(source.grid), len(source.grid[0]) if source.grid else 0
+        self.shape: tuple[int, ...] = (
+            *self.field_shape[:-2],
+            nrows * self.tile[0],
+            ncols * self.tile[1],
+        )
+        self.ndim = len(self.shape)
+        self.size = math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        return (
+            f"PlateLevel({self.source.ctx.where(self.source.plate_path)!r}, field={self.fld!r}, "
+            f"level={self.level}, stride={self.stride}, shape={self.shape})"
+        )
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[tuple(slice(None) for _ in self.shape)]
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype: Any) -> np.ndarray:
+        return np.asarray(self).astype(dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        from napari_zarr_explorer.pyramid import _plan
+
+        region, post, trivial = _plan(key, self.shape)
+        out = self._read(region)
+        return out if trivial else out[post]
+
+    def _read(self, region: tuple[slice, ...]) -> np.ndarray:
+        lead, (ys, xs) = region[:-2], region[-2:]
+        out = np.zeros(_shape(region), dtype=self.dtype)
+        if 0 in out.shape:
+            return out
+        th, tw = self.tile
+        s = self.stride
+        fh, fw = self.field_shape[-2:]
+        whole = (
+            math.prod(self.field_shape) * self.dtype.itemsize <= WHOLE_WELL_BYTES
+        )  # small well levels are read whole, all channels, and kept
+        wanted: list[tuple[str, tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]]] = []
+        for r in range(ys.start // th, -(-ys.stop // th)):
+            for c in range(xs.start // tw, -(-xs.stop // tw)):
+                rel = self.source.grid[r][c]
+                if rel is None:
+                    continue
+                y0, y1 = max(ys.start, r * th), min(ys.stop, (r + 1) * th)
+                x0, x1 = max(xs.start, c * tw), min(xs.stop, (c + 1) * tw)
+                dst = (
+                    *(slice(None) for _ in lead),
+                    slice(y0 - ys.start, y1 - ys.start),
+                    slice(x0 - xs.start, x1 - xs.start),
+                )
+                ty, tx = slice(y0 - r * th, y1 - r * th), slice(x0 - c * tw, x1 - c * tw)
+                if whole:
+                    src = tuple(slice(0, n) for n in self.field_shape)
+                    pick = (
+                        *lead,
+                        slice(ty.start * s, ty.stop * s, s),
+                        slice(tx.start * s, tx.stop * s, s),
+                    )
+                else:
+                    src = (
+                        *lead,
+                        slice(ty.start * s, min(fh, (ty.stop - 1) * s + 1)),
+                        slice(tx.start * s, min(fw, (tx.stop - 1) * s + 1)),
+                    )
+                    pick = (
+                        *(slice(None) for _ in lead),
+                        slice(None, None, s),
+                        slice(None, None, s),
+                    )
+                wanted.append((rel, src, pick, dst))
+        need = []
+        got: dict[int, np.ndarray] = {}
+        for i, (rel, src, _, _) in enumerate(wanted):
+            hit = self.source.cached(rel, self.fld, self.level) if whole else None
+            if hit is not None:
+                got[i] = hit
+            else:
+                need.append(i)
+        if need:
+            datas = self.source.read_wells(
+                self.fld, self.fld_index, self.level, [(wanted[i][0], wanted[i][1]) for i in need]
+            )
+            for i, data in zip(need, datas, strict=True):
+                got[i] = data
+                if whole and self.source.wells[wanted[i][0]].state != "empty":
+                    self.source.keep(wanted[i][0], self.fld, self.level, data)
+        for i, (_, _, pick, dst) in enumerate(wanted):
+            out[dst] = got[i][pick]
+        return out
+
+
+def plate_levels(source: PlateSource, fld: str, fld_index: int) -> list[PlateLevel]:
+    """The mosaic levels of one field: the field's levels, then strided ones until it fits.
+
+    The coarsest level returned has no edge longer than :data:`MAX_TEXTURE`.
+    """
+    levels = [PlateLevel(source, fld, fld_index, i, 1) for i in range(len(source.templates))]
+    stride = 1
+    while max(levels[-1].shape[-2:]) > MAX_TEXTURE and min(levels[-1].tile) > 1:
+        stride *= 2
+        levels.append(PlateLevel(source, fld, fld_index, len(source.templates) - 1, stride))
+    return levels
