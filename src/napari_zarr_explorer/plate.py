@@ -45,7 +45,8 @@ CACHE_BYTES = 256 * 2**20
 @dataclass
 class _Well:
     path: str  # store key of the well group
-    state: str = "assumed"  # assumed | checked | own | empty
+    state: str = "assumed"  # assumed | own | empty
+    checked: set[tuple[int, int]] = field(default_factory=set)  # (field, level) found alike
     arrays: dict[tuple[int, int], Any] = field(default_factory=dict)  # (field, level) -> reader
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -134,7 +135,9 @@ class PlateSource:
             if level < len(datasets):
                 key = safe_join(fkey, datasets[level].path)
         arr = open_array(loc, key, store=store)
-        return ChunkReader(arr, where=self.ctx.where(key))
+        reader = ChunkReader(arr, where=self.ctx.where(key))
+        reader.key = key  # type: ignore[attr-defined]
+        return reader
 
     def _differs(self, reader: Any, level: int) -> bool:
         tmpl = self.templates[level]
@@ -193,7 +196,7 @@ class PlateSource:
         for i, data, found in results:
             rel, sel = requests[i]
             well = self.wells[rel]
-            if data is not None and (found or well.state == "checked"):
+            if data is not None and (found or (fld_index, level) in well.checked):
                 out[i] = data
                 continue
             # nothing stored where the first well's layout says, or it did not decode
@@ -225,7 +228,7 @@ class PlateSource:
         outer = tuple(int(c) for c in shards) if shards is not None else chunks
         shape = tuple(int(n) for n in tmpl.shape)
         proto = default_buffer_prototype()
-        spec = md.get_chunk_spec((0,) * len(shape), aa._config, proto)
+        spec = md.get_chunk_spec((0,) * len(shape), aa.config, proto)
         jobs: list[tuple[int, tuple[int, ...], str]] = []
         for i, (rel, sel) in enumerate(requests):
             base = safe_join(safe_join(self.wells[rel].path, fld), self.level_paths[level])
@@ -296,9 +299,11 @@ class PlateSource:
         sel: tuple[slice, ...],
         data: np.ndarray | None,
     ) -> np.ndarray:
+        from napari_zarr_explorer.store import safe_join
+
         tmpl = self.templates[level]
         with well.lock:
-            if well.state in ("assumed", "checked"):
+            if well.state == "assumed":
                 try:
                     reader = self._own(well, fld_index, level)
                 except ExplorerError as exc:
@@ -309,11 +314,12 @@ class PlateSource:
                     well.state = "empty"
                     self.warn_empty(well, f"{type(exc).__name__}: {exc}")
                     return np.zeros(_shape(sel), dtype=tmpl.dtype)
-                if self._differs(reader, level) or data is None:
+                assumed = safe_join(safe_join(well.path, fld), self.level_paths[level])
+                if data is None or reader.key != assumed or self._differs(reader, level):
                     well.state = "own"
                     well.arrays[(fld_index, level)] = reader
                 else:
-                    well.state = "checked"  # same layout: the region is really empty
+                    well.checked.add((fld_index, level))  # same layout: really empty there
                     return data
         if well.state == "empty":
             return np.zeros(_shape(sel), dtype=tmpl.dtype)

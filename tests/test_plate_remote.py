@@ -1,0 +1,154 @@
+"""Plates over HTTP (a real loopback server): the right pixels in the right well and field,
+wells that differ from the first one, wells that are missing, and what is requested."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.errors import ExplorerWarning
+from napari_zarr_explorer.layers import open_layers
+from napari_zarr_explorer.plate import MAX_TEXTURE
+
+TILE = 64  # field shape (2, 64, 64), two levels
+
+
+def _plate(http_server, tmp_path: Path, version: str, **kw) -> tuple[Path, str]:
+    src = testing.write_plate(tmp_path / "plate.zarr", version=version, **kw)
+    dst = http_server.root / "plate.zarr"
+    shutil.copytree(src, dst)
+    return dst, f"{http_server.url}/plate.zarr"
+
+
+def _own(root: Path, well: str, field: str, level: int) -> np.ndarray:
+    return np.asarray(zarr.open_array(str(root / well / field / str(level)), mode="r")[...])
+
+
+def _tile(data, level: int, r: int, c: int) -> np.ndarray:
+    n = TILE >> level
+    return np.asarray(data[level][:, n * r : n * r + n, n * c : n * c + n])
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_every_well_and_field_over_http(http_server, tmp_path: Path, version: str) -> None:
+    root, url = _plate(http_server, tmp_path, version, rows=2, cols=3, fields=2)
+    layers = open_layers(url)
+    assert [k["metadata"]["plate"]["field"] for _, k, _ in layers] == ["0", "1"]
+    for fi, (data, _, _) in enumerate(layers):
+        assert data[0].shape == (2, 2 * TILE, 3 * TILE)
+        for r, row in enumerate("AB"):
+            for c in range(3):
+                for level in (0, 1):
+                    want = _own(root, f"{row}/{c + 1}", str(fi), level)
+                    np.testing.assert_array_equal(_tile(data, level, r, c), want)
+    # a region across four wells, not aligned to them
+    got = np.asarray(layers[1][0][0][1, 40:90, 50:150])
+    full = np.zeros((2 * TILE, 3 * TILE), dtype=got.dtype)
+    for r, row in enumerate("AB"):
+        for c in range(3):
+            full[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = _own(
+                root, f"{row}/{c + 1}", "1", 0
+            )[1]
+    np.testing.assert_array_equal(got, full[40:90, 50:150])
+
+
+def test_overview_reads_each_well_once_without_its_metadata(http_server, tmp_path: Path) -> None:
+    root, url = _plate(http_server, tmp_path, "0.4", rows=4, cols=6, fields=2)
+    http_server.clear_log()
+    layers = open_layers(url)
+    for data, _, _ in layers[:1]:
+        for ch in range(2):
+            np.asarray(data[-1][ch])
+    paths = [q.path for q in http_server.requests]
+    counts = Counter(paths)
+    assert max(counts.values()) == 1, [p for p, n in counts.items() if n > 1]
+    # the first well's metadata only: no other well's .zattrs / .zgroup / .zarray
+    wells = {p.split("/")[1] + "/" + p.split("/")[2] for p in paths if p.count("/") >= 3}
+    meta = [p for p in paths if p.rsplit("/", 1)[-1].startswith(".z") and "/A/1/" not in p]
+    assert all(p.count("/") <= 1 for p in meta), meta
+    assert len(wells) == 24  # every well read (its chunk), once
+    # no Zarr v3 probe once the store is known to be v2
+    assert sum(1 for p in paths if p.endswith("zarr.json")) <= 1
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_differing_wells_are_read_correctly(http_server, tmp_path: Path, version: str) -> None:
+    root, url = _plate(http_server, tmp_path, version, rows=2, cols=2, fields=2)
+    fmt = 2 if version == "0.4" else 3
+    # B/1 field 0: other chunks and another compressor than the first well
+    for level in (0, 1):
+        path = root / "B" / "1" / "0" / str(level)
+        values = _own(root, "B/1", "0", level)
+        shutil.rmtree(path)
+        testing.write_array(path, values, zarr_format=fmt, chunks=(1, 16, 16), compressor="gzip")
+    # B/2: its fields are stored under other paths than the first well's
+    well = root / "B" / "2"
+    for f in ("0", "1"):
+        (well / f).rename(well / f"field-{f}")
+    doc_name = ".zattrs" if version == "0.4" else "zarr.json"
+    doc = json.loads((well / doc_name).read_text())
+    block = doc if version == "0.4" else doc["attributes"]["ome"]
+    for im in block["well"]["images"]:
+        im["path"] = f"field-{im['path']}"
+    (well / doc_name).write_text(json.dumps(doc))
+    layers = open_layers(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExplorerWarning)  # read correctly: nothing to warn about
+        for fi, (data, _, _) in enumerate(layers):
+            for level in (0, 1):
+                np.testing.assert_array_equal(
+                    _tile(data, level, 1, 0), _own(root, "B/1", str(fi), level)
+                )
+                np.testing.assert_array_equal(
+                    _tile(data, level, 1, 1), _own(root, "B/2", f"field-{fi}", level)
+                )
+                np.testing.assert_array_equal(
+                    _tile(data, level, 0, 1), _own(root, "A/2", str(fi), level)
+                )
+
+
+def test_missing_and_unusable_wells_are_empty_with_one_warning(
+    http_server, tmp_path: Path
+) -> None:
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
+    shutil.rmtree(root / "A" / "2")  # listed by the plate, not stored
+    # B/2: float data where the first well has integers: never shown as wrong pixels
+    for level in (0, 1):
+        path = root / "B" / "2" / "0" / str(level)
+        values = _own(root, "B/2", "0", level).astype("float64") + 0.5
+        shutil.rmtree(path)
+        testing.write_array(path, values, zarr_format=2, chunks=(1, 16, 16))
+    ((data, _, _),) = open_layers(url)
+    with pytest.warns(ExplorerWarning) as record:
+        for _ in range(3):  # read again and again: one warning per well
+            for level in (0, 1):
+                assert not _tile(data, level, 0, 1).any()
+                assert not _tile(data, level, 1, 1).any()
+                np.testing.assert_array_equal(_tile(data, level, 1, 0), _own(root, "B/1", "0", level))
+    messages = [str(w.message) for w in record]
+    assert sum("'A/2'" in m for m in messages) == 1, messages
+    assert sum("'B/2'" in m for m in messages) == 1, messages
+
+
+def test_mosaic_fits_a_texture(tmp_path: Path) -> None:
+    path = testing.write_plate(
+        tmp_path / "wide.zarr", version="0.4", rows=2, cols=40, fields=1, shape=(1, 128, 128)
+    )
+    ((data, _, _),) = open_layers(path)
+    assert data[0].shape[-1] == 40 * 128 > MAX_TEXTURE
+    assert max(data[-1].shape[-2:]) <= MAX_TEXTURE
+    # the strided level samples the field's coarsest level
+    coarse = _own(path, "A/3", "0", 1)
+    step = (data[-2].shape[-1] // 40) // (data[-1].shape[-1] // 40)
+    n = data[-1].shape[-1] // 40
+    np.testing.assert_array_equal(
+        np.asarray(data[-1][:, :n, 2 * n : 3 * n]), coarse[:, ::step, ::step]
+    )
