@@ -96,6 +96,11 @@ class LoopbackHTTPServer:
         self._required: dict[str, str] = {}
         self._active = 0
         self.max_active = 0  # most requests handled at the same time
+        # hold each request until this many are in flight (or for at most gate_timeout s): a
+        # client's concurrency is then measured without depending on timing
+        self.gate = 0
+        self.gate_timeout = 10.0
+        self._gate_cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
         handler = _make_handler(self)
         self._httpd = _Server(("127.0.0.1", 0), handler)
@@ -279,6 +284,12 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
                 server.arrived.append(rel)
                 server._active += 1
                 server.max_active = max(server.max_active, server._active)
+                if server.gate:
+                    server._gate_cond.notify_all()
+                    server._gate_cond.wait_for(
+                        lambda: server.max_active >= server.gate or server._stopping.is_set(),
+                        timeout=server.gate_timeout,
+                    )
             try:
                 if server.latency:
                     server._stopping.wait(server.latency)

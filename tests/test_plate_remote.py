@@ -152,3 +152,32 @@ def test_mosaic_fits_a_texture(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         np.asarray(data[-1][:, :n, 2 * n : 3 * n]), coarse[:, ::step, ::step]
     )
+
+
+def test_small_reads_go_out_together(http_server, tmp_path: Path) -> None:
+    """The chunks of one view: 64 requests in flight per store, not zarr's global 10."""
+    from napari_zarr_explorer.store import open_array, open_store, parse_location
+    from napari_zarr_explorer.store.remote import read_region
+
+    values = np.arange(96 * 96, dtype="uint16").reshape(96, 96)
+    testing.write_array(http_server.root / "a.zarr", values, zarr_format=2, chunks=(8, 8))
+    url = f"{http_server.url}/a.zarr"
+    for options, limit, region in (
+        (None, 64, (slice(0, 64), slice(0, 64))),
+        ({"explorer_concurrency": 16}, 16, (slice(0, 64), slice(8, 72))),  # per store
+    ):
+        loc = parse_location(url, options)
+        arr = open_array(loc, store=open_store(loc))
+        http_server.clear_log()
+        http_server.gate = limit  # each request waits until this many are in flight
+        np.testing.assert_array_equal(read_region(arr, region), values[region])
+        assert len(http_server.requests) == 64 and http_server.max_active == limit
+
+
+def test_plate_wells_go_out_together(http_server, tmp_path: Path) -> None:
+    root, url = _plate(http_server, tmp_path, "0.4", rows=8, cols=12, fields=1)
+    ((data, _, _),) = open_layers(url)
+    http_server.clear_log()
+    http_server.gate = 64
+    np.asarray(data[0][0])  # full resolution: not read yet (the overview was)
+    assert len(http_server.requests) == 96 and http_server.max_active == 64

@@ -454,9 +454,10 @@ class ChunkReader:
         return out
 
     def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
-        if self.shards is not None and type(self.array.store).__name__ == "RemoteStore":
-            # zarr reads the inner chunks of a shard one after another: on a remote store each
-            # is a round trip, so they are fetched concurrently instead.
+        if type(self.array.store).__name__ == "RemoteStore":
+            # zarr reads the inner chunks of a shard one after another, and the chunks of a read
+            # at most 10 at a time: on a remote store each is a round trip, so they are fetched
+            # concurrently instead (bounded by the store's own limit).
             from napari_zarr_explorer.store.remote import read_region
 
             data = np.asarray(read_region(self.array, sel))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import os
 import random
 import threading
@@ -1458,13 +1459,25 @@ def read_region(array: Any, selection: Sequence[slice]) -> Any:
 
     sel = tuple(selection)
     shards = getattr(array, "shards", None)
-    if shards is None or not isinstance(array.store, RemoteStore) or len(sel) != array.ndim:
+    if not isinstance(array.store, RemoteStore) or len(sel) != array.ndim:
         return array[sel]
     import itertools
 
     chunks = array.chunks
     shape = array.shape
     origin = tuple(int(s.start) for s in sel)
+    if shards is None:
+        # zarr-python fetches the chunks of one read at most ``async.concurrency`` (a global
+        # setting, 10 by default) at a time; as one piece per chunk they all go out at once,
+        # bounded by this store's own limit (RemoteOptions.concurrency).
+        from zarr.core.config import config as zarr_config
+
+        n = math.prod(
+            -(-int(s.stop) // c) - int(s.start) // c for s, c in zip(sel, chunks, strict=True)
+        )
+        if n <= int(zarr_config.get("async.concurrency")) or n > _MAX_PIECES:
+            return array[sel]
+        shards = chunks
     # One piece per shard touched; a shard read only in part is split into its inner chunks
     # (a shard read whole is one request anyway).
     pieces: list[tuple[slice, ...]] = []
