@@ -61,7 +61,7 @@ def test_every_well_and_field_over_http(http_server, tmp_path: Path, version: st
 
 
 def test_overview_reads_each_well_once_without_its_metadata(http_server, tmp_path: Path) -> None:
-    root, url = _plate(http_server, tmp_path, "0.4", rows=4, cols=6, fields=2)
+    _, url = _plate(http_server, tmp_path, "0.4", rows=4, cols=6, fields=2)
     http_server.clear_log()
     layers = open_layers(url)
     for data, _, _ in layers[:1]:
@@ -115,9 +115,7 @@ def test_differing_wells_are_read_correctly(http_server, tmp_path: Path, version
                 )
 
 
-def test_missing_and_unusable_wells_are_empty_with_one_warning(
-    http_server, tmp_path: Path
-) -> None:
+def test_missing_and_unusable_wells_are_empty_with_one_warning(http_server, tmp_path: Path) -> None:
     root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
     shutil.rmtree(root / "A" / "2")  # listed by the plate, not stored
     # B/2: float data where the first well has integers: never shown as wrong pixels
@@ -132,7 +130,9 @@ def test_missing_and_unusable_wells_are_empty_with_one_warning(
             for level in (0, 1):
                 assert not _tile(data, level, 0, 1).any()
                 assert not _tile(data, level, 1, 1).any()
-                np.testing.assert_array_equal(_tile(data, level, 1, 0), _own(root, "B/1", "0", level))
+                np.testing.assert_array_equal(
+                    _tile(data, level, 1, 0), _own(root, "B/1", "0", level)
+                )
     messages = [str(w.message) for w in record]
     assert sum("'A/2'" in m for m in messages) == 1, messages
     assert sum("'B/2'" in m for m in messages) == 1, messages
@@ -175,7 +175,7 @@ def test_small_reads_go_out_together(http_server, tmp_path: Path) -> None:
 
 
 def test_plate_wells_go_out_together(http_server, tmp_path: Path) -> None:
-    root, url = _plate(http_server, tmp_path, "0.4", rows=8, cols=12, fields=1)
+    _, url = _plate(http_server, tmp_path, "0.4", rows=8, cols=12, fields=1)
     ((data, _, _),) = open_layers(url)
     http_server.clear_log()
     http_server.gate = 64

@@ -14,7 +14,6 @@ to its node: ``source_url``, ``node_path``, ``level_paths``, ``zarr_format``, ``
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,12 +38,9 @@ from napari_zarr_explorer.ome.model import (
 )
 from napari_zarr_explorer.plate import PlateSource, plate_levels
 from napari_zarr_explorer.pyramid import (
-    MAX_BLOCKS,
-    ChunkReader,
     LazyArray,
     _numeric,
     as_level,
-    dask_chunks,
     find_pyramid,
     list_children,
 )
@@ -694,10 +690,10 @@ class _Ctx:
             break
         if template is None:
             raise _Unusable("no well with an openable field was found")
-        tw, field_path, fnode, fome, tw_images = template
+        tw, _field, fnode, fome, tw_images = template
         ms = fome.multiscales[0]
         opened = self.levels(fnode, ms)
-        levels, paths, _used, axes = opened
+        _levels, paths, _used, axes = opened
         names = [a.name.lower() for a in axes]
         if len(names) < 2 or names[-2:] != ["y", "x"]:
             self.warn(node.path, "field axes do not end with y, x; only the first well is opened.")
@@ -730,10 +726,13 @@ class _Ctx:
                 },
             }
             mosaic = plate_levels(source, fpath, index)
-            if index == 0 and not (fome.omero and any(
-                c.window_start is not None or c.window_min is not None
-                for c in fome.omero.channels
-            )):
+            if index == 0 and not (
+                fome.omero
+                and any(
+                    c.window_start is not None or c.window_min is not None
+                    for c in fome.omero.channels
+                )
+            ):
                 limits = _plate_limits(mosaic[-1], axes)
             layer = self.multiscale_layer(
                 fnode,

@@ -98,7 +98,7 @@ class PlateSource:
 
     # -- arrays ---------------------------------------------------------------------------
     def _assumed(self, well: _Well, fld: str, level: int) -> Any:
-        """The template's array metadata at this well's path (no request)."""
+        """Build the template's array at this well's path (no request)."""
         import zarr
         from zarr.core.array import AsyncArray
         from zarr.storage import StorePath
@@ -113,7 +113,7 @@ class PlateSource:
         object.__setattr__(aa, "codec_pipeline", tmpl.async_array.codec_pipeline)
         return zarr.Array(aa), seen
 
-    def _own(self, well: _Well, fld_index: int, level: int) -> Any | None:
+    def _own(self, well: _Well, fld_index: int, level: int) -> Any:
         """Open the well's own array for this field and level (None when it has none)."""
         from napari_zarr_explorer.ome.model import parse_ome
         from napari_zarr_explorer.pyramid import ChunkReader
@@ -148,6 +148,7 @@ class PlateSource:
         return bool(mine != theirs)
 
     def warn_empty(self, well: _Well, reason: str) -> None:
+        """Say (once per well: the caller changes its state) that *well* is shown empty."""
         warnings.warn(
             f"{self.ctx.where(self.plate_path)}: well {well.path!r} is shown empty: {reason}",
             ExplorerWarning,
@@ -156,6 +157,7 @@ class PlateSource:
 
     # -- reading --------------------------------------------------------------------------
     def cached(self, well: str, fld: str, level: int) -> np.ndarray | None:
+        """Return a whole well level read before (None when not kept)."""
         with self._lock:
             hit = self._cache.get((well, fld, level))
             if hit is not None:
@@ -163,6 +165,7 @@ class PlateSource:
             return hit
 
     def keep(self, well: str, fld: str, level: int, data: np.ndarray) -> None:
+        """Keep a whole well level (least recently used ones dropped beyond CACHE_BYTES)."""
         with self._lock:
             k = (well, fld, level)
             if k in self._cache:
@@ -177,8 +180,6 @@ class PlateSource:
         self, fld: str, fld_index: int, level: int, requests: list[tuple[str, tuple[slice, ...]]]
     ) -> list[np.ndarray]:
         """Read ``(well, region of the field level)`` pairs, all at once; fill value if empty."""
-        from zarr.core.sync import sync
-
         tmpl = self.templates[level]
         out: list[np.ndarray | None] = [None] * len(requests)
         todo: list[int] = []
@@ -191,8 +192,8 @@ class PlateSource:
             else:
                 todo.append(i)
 
-        results = self._batch(fld, level, [requests[i] for i in todo]) if todo else []
-        results = [(todo[j], data, found) for j, (data, found) in enumerate(results)]
+        batch = self._batch(fld, level, [requests[i] for i in todo]) if todo else []
+        results = [(todo[j], data, found) for j, (data, found) in enumerate(batch)]
         for i, data, found in results:
             rel, sel = requests[i]
             well = self.wells[rel]
@@ -232,9 +233,7 @@ class PlateSource:
         jobs: list[tuple[int, tuple[int, ...], str]] = []
         for i, (rel, sel) in enumerate(requests):
             base = safe_join(safe_join(self.wells[rel].path, fld), self.level_paths[level])
-            ranges = [
-                range(s.start // n, -(-s.stop // n)) for s, n in zip(sel, outer, strict=True)
-            ]
+            ranges = [range(s.start // n, -(-s.stop // n)) for s, n in zip(sel, outer, strict=True)]
             for coords in product(*ranges):
                 jobs.append((i, coords, f"{base}/{md.encode_chunk_key(coords)}"))
         store = self.ctx.store
@@ -244,7 +243,6 @@ class PlateSource:
             return await store.get(key, proto)
 
         async def run() -> tuple[list[Any], list[Any]]:
-            import asyncio
 
             raw = list(await asyncio.gather(*(fetch(k) for _, _, k in jobs)))
             present = [(b, spec) for b in raw if b is not None]
@@ -287,7 +285,8 @@ class PlateSource:
         return [(None if failed[i] else outs[i], found[i]) for i in range(len(requests))]
 
     def dtype_of(self, level: int) -> np.dtype[Any]:
-        stored = np.dtype(self.templates[level].dtype)
+        """Return the template's data type at *level*, in native byte order."""
+        stored: np.dtype[Any] = np.dtype(self.templates[level].dtype)
         return stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
 
     def _check_and_read(
@@ -310,7 +309,7 @@ class PlateSource:
                     well.state = "empty"
                     self.warn_empty(well, exc.message)
                     return np.zeros(_shape(sel), dtype=tmpl.dtype)
-                except Exception as exc:  # noqa: BLE001 - any store failure: named, not raised
+                except Exception as exc:
                     well.state = "empty"
                     self.warn_empty(well, f"{type(exc).__name__}: {exc}")
                     return np.zeros(_shape(sel), dtype=tmpl.dtype)
@@ -337,7 +336,7 @@ class PlateSource:
                 if reader is None:
                     try:
                         reader = self._own(well, fld_index, level)
-                    except Exception as exc:  # noqa: BLE001 - shown empty, said once
+                    except Exception as exc:
                         well.state = "empty"
                         self.warn_empty(well, str(exc))
                         return out
@@ -441,6 +440,7 @@ class PlateLevel:
         return out if dtype is None else out.astype(dtype)
 
     def astype(self, dtype: Any) -> np.ndarray:
+        """Read the whole level and convert it (napari does so for boolean data)."""
         return np.asarray(self).astype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -496,7 +496,7 @@ class PlateLevel:
                 wanted.append((rel, src, pick, dst))
         need = []
         got: dict[int, np.ndarray] = {}
-        for i, (rel, src, _, _) in enumerate(wanted):
+        for i, (rel, _src, _, _) in enumerate(wanted):
             hit = self.source.cached(rel, self.fld, self.level) if whole else None
             if hit is not None:
                 got[i] = hit
@@ -516,7 +516,7 @@ class PlateLevel:
 
 
 def plate_levels(source: PlateSource, fld: str, fld_index: int) -> list[PlateLevel]:
-    """The mosaic levels of one field: the field's levels, then strided ones until it fits.
+    """Return the mosaic levels of one field: its own levels, then strided ones until it fits.
 
     The coarsest level returned has no edge longer than :data:`MAX_TEXTURE`.
     """
