@@ -162,9 +162,12 @@ def test_small_reads_go_out_together(http_server, tmp_path: Path) -> None:
     values = np.arange(96 * 96, dtype="uint16").reshape(96, 96)
     testing.write_array(http_server.root / "a.zarr", values, zarr_format=2, chunks=(8, 8))
     url = f"{http_server.url}/a.zarr"
+    # the server holds requests until the limit is reached: no client timeout meanwhile
+    patient = {"explorer_timeout": 120, "explorer_retries": 0}
+    http_server.gate_timeout = 60
     for options, limit, region in (
-        (None, 64, (slice(0, 64), slice(0, 64))),
-        ({"explorer_concurrency": 16}, 16, (slice(0, 64), slice(8, 72))),  # per store
+        (patient, 64, (slice(0, 64), slice(0, 64))),
+        ({**patient, "explorer_concurrency": 16}, 16, (slice(0, 64), slice(8, 72))),  # per store
     ):
         loc = parse_location(url, options)
         arr = open_array(loc, store=open_store(loc))
@@ -176,8 +179,22 @@ def test_small_reads_go_out_together(http_server, tmp_path: Path) -> None:
 
 def test_plate_wells_go_out_together(http_server, tmp_path: Path) -> None:
     _, url = _plate(http_server, tmp_path, "0.4", rows=8, cols=12, fields=1)
-    ((data, _, _),) = open_layers(url)
+    ((data, _, _),) = open_layers(url, storage_options={"explorer_timeout": 120})
     http_server.clear_log()
     http_server.gate = 64
+    http_server.gate_timeout = 60
     np.asarray(data[0][0])  # full resolution: not read yet (the overview was)
     assert len(http_server.requests) == 96 and http_server.max_active == 64
+
+
+def test_channel_split_stays_lazy(http_server, tmp_path: Path) -> None:
+    """napari splits channels with ``level[c]``: nothing may be read until a view is sliced."""
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=2)
+    layers = open_layers(url)
+    http_server.clear_log()
+    views = [level[1] for data, _, _ in layers for level in data]
+    assert not http_server.requests
+    assert views[0].shape == (2 * TILE, 2 * TILE)
+    np.testing.assert_array_equal(np.asarray(views[0][TILE:, :TILE]), _own(root, "B/1", "0", 0)[1])
+    with pytest.raises(IndexError):
+        layers[0][0][0][5]

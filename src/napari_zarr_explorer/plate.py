@@ -436,14 +436,21 @@ class PlateLevel:
         return self.shape[0]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[tuple(slice(None) for _ in self.shape)]
+        out = self.read(tuple(slice(None) for _ in self.shape))
         return out if dtype is None else out.astype(dtype)
 
     def astype(self, dtype: Any) -> np.ndarray:
         """Read the whole level and convert it (napari does so for boolean data)."""
         return np.asarray(self).astype(dtype)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def __getitem__(self, key: Any) -> Any:
+        fixed = _one_leading_index(key, self.ndim)
+        if fixed is not None:  # napari splitting channels: stays lazy
+            return _Fixed(self, *fixed)
+        return self.read(key)
+
+    def read(self, key: Any) -> np.ndarray:
+        """Read ``self[key]`` now."""
         from napari_zarr_explorer.pyramid import _plan
 
         region, post, trivial = _plan(key, self.shape)
@@ -513,6 +520,57 @@ class PlateLevel:
         for i, (_, _, pick, dst) in enumerate(wanted):
             out[dst] = got[i][pick]
         return out
+
+
+def _one_leading_index(key: Any, ndim: int) -> tuple[int, int] | None:
+    """``(axis, index)`` when *key* picks one index of a leading axis and keeps all the rest."""
+    key = key if isinstance(key, tuple) else (key,)
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    ints = [(i, k) for i, k in enumerate(key) if isinstance(k, (int, np.integer)) and i < ndim - 2]
+    whole = slice(None)
+    rest = all(
+        isinstance(k, slice) and k == whole for i, k in enumerate(key) if i not in dict(ints)
+    )
+    if len(ints) == 1 and rest and len(key) <= ndim:
+        return ints[0][0], int(ints[0][1])
+    return None
+
+
+class _Fixed:
+    """A plate level with one leading axis fixed (one channel): read only when sliced."""
+
+    def __init__(self, base: Any, axis: int, index: int) -> None:
+        n = base.shape[axis]
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of bounds for axis {axis} with size {n}")
+        self.base = base
+        self.axis = axis
+        self.index = index % n
+        self.shape: tuple[int, ...] = base.shape[:axis] + base.shape[axis + 1 :]
+        self.dtype = base.dtype
+        self.ndim = len(self.shape)
+        self.size = math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> Any:
+        key = key if isinstance(key, tuple) else (key,)
+        if Ellipsis in key:
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        return self.base.read((*key[: self.axis], self.index, *key[self.axis :]))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self[tuple(slice(None) for _ in self.shape)])
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype: Any) -> np.ndarray:
+        """Read the whole view and convert it."""
+        return np.asarray(self).astype(dtype)
 
 
 def plate_levels(source: PlateSource, fld: str, fld_index: int) -> list[PlateLevel]:
