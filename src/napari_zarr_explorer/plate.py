@@ -25,6 +25,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,9 +243,18 @@ class PlateSource:
         async def fetch(key: str) -> Any:
             return await store.get(key, proto)
 
-        async def run() -> tuple[list[Any], list[Any]]:
+        local = None
+        if isinstance(getattr(store, "root", None), Path):
+            # a local folder: plain file reads in this thread beat one thread hop per chunk
+            from napari_zarr_explorer.store.read import read_bytes
 
-            raw = list(await asyncio.gather(*(fetch(k) for _, _, k in jobs)))
+            local = [read_bytes(store, k) for _, _, k in jobs]
+
+        async def run() -> tuple[list[Any], list[Any]]:
+            if local is not None:
+                raw = [None if b is None else proto.buffer.from_bytes(b) for b in local]
+            else:
+                raw = list(await asyncio.gather(*(fetch(k) for _, _, k in jobs)))
             present = [(b, spec) for b in raw if b is not None]
             try:
                 decoded = list(await pipeline.decode(present)) if present else []
