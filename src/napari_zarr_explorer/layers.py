@@ -815,6 +815,12 @@ def _plate_limits(overview: Any, axes: Sequence[Axis]) -> list[list[float]] | No
     return out
 
 
+def _token(*parts: Any) -> str:
+    from dask.base import tokenize
+
+    return str(tokenize(*parts))
+
+
 def _viewable(arr: Any) -> Any:
     if arr.dtype == bool:
         return arr.astype(np.uint8)
