@@ -81,3 +81,24 @@ def test_a_huge_list_of_bad_transformations_is_parsed_in_linear_time(tmp_path: P
     warnings = report.nodes[0].ome.warnings if report.nodes[0].ome else ()
     assert 0 < len(warnings) <= MAX_WARNINGS + 1
     assert any("not shown" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [["..%2Fsecret", True, -664, False], {"chunk_shape": "8x8"}, {"chunk_shape": [8.5, 8]}],
+    ids=str,
+)
+def test_inspect_survives_a_malformed_chunk_grid(tmp_path: Path, configuration: Any) -> None:
+    """inspect raised AttributeError on a chunk_grid configuration that is a list."""
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_array(tmp_path / "a.zarr", VALUES, zarr_format=3, chunks=(4, 4))
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["chunk_grid"]["configuration"] = configuration
+    (path / "zarr.json").write_text(json.dumps(doc))
+    try:
+        report = inspect(path)
+    except ExplorerError:
+        return  # a clear refusal is fine; a crash is not
+    json.dumps(report.to_dict(), allow_nan=False)
+    str(report)

@@ -382,9 +382,19 @@ def outer_chunk_shape(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple
     """Return the shape of the stored objects' grid cells (shards when sharded, else chunks)."""
     if zarr_format == 3:
         grid = metadata.get("chunk_grid") or {}
-        cfg = grid.get("configuration", {}) if isinstance(grid, Mapping) else {}
-        return tuple(int(c) for c in cfg.get("chunk_shape", ()))
-    return tuple(int(c) for c in metadata.get("chunks", ()))
+        cfg = grid.get("configuration") if isinstance(grid, Mapping) else None
+        shape = cfg.get("chunk_shape", ()) if isinstance(cfg, Mapping) else ()
+        return _int_shape(shape, "chunk_grid.configuration.chunk_shape")
+    return _int_shape(metadata.get("chunks", ()), "chunks")
+
+
+def _int_shape(value: Any, what: str) -> tuple[int, ...]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+            return tuple(value)
+    from napari_zarr_explorer.errors import MetadataError
+
+    raise MetadataError(f"{what} must be a list of integers, not {json.dumps(jsonable(value))}.")
 
 
 def inner_chunk_shape(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple[int, ...]:
