@@ -18,14 +18,12 @@ stride, so that the coarsest mosaic level fits a GPU texture (:data:`MAX_TEXTURE
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,19 +98,11 @@ class PlateSource:
     # -- arrays ---------------------------------------------------------------------------
     def _assumed(self, well: _Well, fld: str, level: int) -> Any:
         """Build the template's array at this well's path (no request)."""
-        import zarr
-        from zarr.core.array import AsyncArray
-        from zarr.storage import StorePath
-
         from napari_zarr_explorer.store import safe_join
+        from napari_zarr_explorer.store.batch import array_like
 
         key = safe_join(safe_join(well.path, fld), self.level_paths[level])
-        tmpl = self.templates[level]
-        seen = _SeenStore(self.ctx.store)
-        aa = AsyncArray(metadata=tmpl.metadata, store_path=StorePath(seen, key))  # type: ignore[arg-type]
-        # the template's guarded codec pipeline (decompressed sizes checked), shared
-        object.__setattr__(aa, "codec_pipeline", tmpl.async_array.codec_pipeline)
-        return zarr.Array(aa), seen
+        return array_like(self.templates[level], self.ctx.store, key)
 
     def _own(self, well: _Well, fld_index: int, level: int) -> Any:
         """Open the well's own array for this field and level (None when it has none)."""
@@ -217,74 +207,34 @@ class PlateSource:
         """
         from itertools import product
 
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-
         from napari_zarr_explorer.store import safe_join
+        from napari_zarr_explorer.store.batch import read_chunks_like
 
         tmpl = self.templates[level]
-        aa = tmpl.async_array
-        md = aa.metadata
+        md = tmpl.metadata
         chunks = tuple(int(c) for c in tmpl.chunks)
         shards = getattr(tmpl, "shards", None)
         outer = tuple(int(c) for c in shards) if shards is not None else chunks
         shape = tuple(int(n) for n in tmpl.shape)
-        proto = default_buffer_prototype()
-        spec = md.get_chunk_spec((0,) * len(shape), aa.config, proto)
         jobs: list[tuple[int, tuple[int, ...], str]] = []
         for i, (rel, sel) in enumerate(requests):
             base = safe_join(safe_join(self.wells[rel].path, fld), self.level_paths[level])
             ranges = [range(s.start // n, -(-s.stop // n)) for s, n in zip(sel, outer, strict=True)]
             for coords in product(*ranges):
                 jobs.append((i, coords, f"{base}/{md.encode_chunk_key(coords)}"))
-        store = self.ctx.store
-        pipeline = aa.codec_pipeline
-
-        async def fetch(key: str) -> Any:
-            return await store.get(key, proto)
-
-        local = None
-        if isinstance(getattr(store, "root", None), Path):
-            # a local folder: plain file reads in this thread beat one thread hop per chunk
-            from napari_zarr_explorer.store.read import read_bytes
-
-            local = [read_bytes(store, k) for _, _, k in jobs]
-
-        async def run() -> tuple[list[Any], list[Any]]:
-            if local is not None:
-                raw = [None if b is None else proto.buffer.from_bytes(b) for b in local]
-            else:
-                raw = list(await asyncio.gather(*(fetch(k) for _, _, k in jobs)))
-            present = [(b, spec) for b in raw if b is not None]
-            try:
-                decoded = list(await pipeline.decode(present)) if present else []
-            except Exception:  # one bad chunk: decode one by one to find the well(s) it is in
-
-                async def alone(item: Any) -> Any:
-                    try:
-                        return next(iter(await pipeline.decode([item])))
-                    except Exception:
-                        return None
-
-                decoded = list(await asyncio.gather(*(alone(x) for x in present)))
-            return raw, decoded
-
-        raw, decoded = sync(run())
+        stored, decoded = read_chunks_like(tmpl, self.ctx.store, [k for _, _, k in jobs])
         outs: list[np.ndarray] = [
             np.full(_shape(sel), _fill(md), dtype=self.dtype_of(level)) for _, sel in requests
         ]
         found = [False] * len(requests)
         failed = [False] * len(requests)
-        it = iter(decoded)
-        for (i, coords, _), b in zip(jobs, raw, strict=True):
-            if b is None:
+        for (i, coords, _), is_stored, block in zip(jobs, stored, decoded, strict=True):
+            if not is_stored:
                 continue
-            nd = next(it)
             found[i] = True
-            if nd is None:
+            if block is None:
                 failed[i] = True
                 continue
-            block = nd.as_numpy_array()
             sel = requests[i][1]
             src, dst = [], []
             for c, s, n, size in zip(coords, sel, outer, shape, strict=True):
@@ -379,32 +329,6 @@ def _fill(md: Any) -> Any:
 
 def _shape(sel: Sequence[slice]) -> tuple[int, ...]:
     return tuple(max(0, s.stop - s.start) for s in sel)
-
-
-class _SeenStore:
-    """A pass-through view of a store that notes whether any object was found."""
-
-    def __init__(self, store: Any) -> None:
-        from zarr.abc.store import Store
-
-        assert isinstance(store, Store)
-        self._store = store
-        self.found = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        buf = await self._store.get(key, prototype, byte_range)
-        if buf is not None:
-            self.found = True
-        return buf
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> Any:
-        out = await self._store.get_partial_values(prototype, key_ranges)
-        if any(b is not None for b in out):
-            self.found = True
-        return out
 
 
 class PlateLevel:

@@ -7,7 +7,8 @@
 - :mod:`.decode`: the guarded decoder (no chunk decodes beyond its declared size);
 - :mod:`.open`: stores, and zarr arrays and groups opened only from checked metadata;
 - :mod:`.n5`: N5 containers presented as Zarr v3 (read only), blocks checked before decoding;
-- :mod:`.imaging`: bounded decoding of image codecs, lzw and zfpy, and what each codec is.
+- :mod:`.imaging`: bounded decoding of image codecs, lzw and zfpy, and what each codec is;
+- :mod:`.batch`: arrays laid out like a checked template (plate wells), read in one batch.
 
 Importing this package does not import zarr; the remote names are loaded on first use.
 """
