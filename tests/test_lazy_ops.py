@@ -99,6 +99,9 @@ def test_setitem_edits_memory_only_and_reads_see_them(stored):
     view[0:2, 0:2] = 5
     want[2, 0:2, 0:2] = 5
     np.testing.assert_array_equal(np.asarray(lazy), want)
+    lazy[0][1][4:6] = 4321  # a view of a view
+    want[0, 1, 4:6] = 4321
+    np.testing.assert_array_equal(np.asarray(lazy), want)
     assert _digest(path) == files  # nothing written to the store
     # the edits belong to this array: the store opened again shows the stored data
     np.testing.assert_array_equal(np.asarray(_level(path)), ref)
@@ -161,7 +164,9 @@ def _edits(draw: Any) -> list[tuple[tuple[Any, ...], Any, Any]]:
     return out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(edits=_edits())
 def test_setitem_follows_numpy(stored, edits):
     path, ref = stored
@@ -187,8 +192,13 @@ def test_saving_an_edited_layer_writes_the_edits(tmp_path, stored):
     import napari_zarr_explorer as nze
 
     src = testing.write_ome_image(
-        tmp_path / "src.ome.zarr", shape=(40, 48), axes="yx", levels=1, chunks=(16, 16),
-        labels=True, version="0.5",
+        tmp_path / "src.ome.zarr",
+        shape=(40, 48),
+        axes="yx",
+        levels=1,
+        chunks=(16, 16),
+        labels=True,
+        version="0.5",
     )
     files = _digest(src)
     layers = open_layers(str(src))

@@ -878,12 +878,13 @@ class LazyArray(NDArrayOperatorsMixin):
         touched[rest] = True
         if not touched.any():
             return
-        where = np.nonzero(touched)
+        where = np.nonzero(touched) if touched.ndim else ()
+        count = int(touched.sum())
         coords: list[np.ndarray] = []
         it = iter(where)
         for r in box._index:
             if isinstance(r, int):
-                coords.append(np.full(where[0].shape if where else (1,), r, dtype=np.intp))
+                coords.append(np.full(count, r, dtype=np.intp))
             else:
                 coords.append(np.asarray(r, dtype=np.intp)[next(it)])
         values = data[touched].astype(self.reader.dtype)
@@ -896,7 +897,11 @@ class LazyArray(NDArrayOperatorsMixin):
         inverse = inverse.reshape(-1)
         edits = self._edits
         with edits.lock:
-            missing = [tuple(int(v) for v in i) for i in ids if tuple(int(v) for v in i) not in edits.chunks]
+            missing = [
+                tuple(int(v) for v in i)
+                for i in ids
+                if tuple(int(v) for v in i) not in edits.chunks
+            ]
         fresh = {}
         for c in missing:  # read outside the lock: it may take a while
             region = reader._chunk_region(c, [v + 1 for v in c])
@@ -958,7 +963,7 @@ class LazyArray(NDArrayOperatorsMixin):
                             copied = True
                         _paste(out, region, chunk, cregion)
             if not trivial:
-                out = out[post]
+                out = np.asarray(out[post])
         if self._cast is not None and out.dtype != self._cast:
             out = out.astype(self._cast)
         if self.writable and not out.flags.writeable:
@@ -1002,7 +1007,7 @@ class LazyArray(NDArrayOperatorsMixin):
         return result
 
     def to_dask_array(self) -> da.Array:
-        """Same as :meth:`to_dask` (the name ``dask.array.asarray`` looks for)."""
+        """Return :meth:`to_dask` (the name ``dask.array.asarray`` looks for)."""
         return self.to_dask()
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
