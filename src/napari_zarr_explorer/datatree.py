@@ -245,7 +245,8 @@ class _Builder:
                         cattrs["units"] = axis.unit
                     values = translation[d] + scale[d] * np.arange(n, dtype="float64")
                     coords[dim] = (dim, values, cattrs)
-            var = self.xr.DataArray(data, dims=dims, coords=coords, name=VARIABLE)
+            # layer data are LazyArray: the variable is dask, as documented
+            var = self.xr.DataArray(data.to_dask(), dims=dims, coords=coords, name=VARIABLE)
             self.entries[self._key(prefix, f"{LEVEL_PREFIX}{i}")] = self.xr.Dataset(
                 {VARIABLE: var},
                 attrs={

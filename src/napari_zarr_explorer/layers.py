@@ -444,6 +444,10 @@ class _Ctx:
                 self.warn(node.path, f"label image has dtype {dt}; opened as an image instead.")
             else:
                 kwargs["name"] = base_name
+                if isinstance(data, LazyArray):
+                    # napari paints into the array it read, then assigns it back: reads of a
+                    # single-scale label image are writable copies
+                    data.writable = True
                 cmap = _label_colormap(ome)
                 if cmap is not None:
                     kwargs["colormap"] = cmap

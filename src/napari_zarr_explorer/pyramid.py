@@ -36,6 +36,7 @@ from itertools import pairwise, product
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from napari_zarr_explorer.errors import (
     ExplorerError,
@@ -699,16 +700,64 @@ def _as_slice(r: range) -> slice:
     return slice(r.start, r.stop if r.stop >= 0 else None, r.step)
 
 
-class LazyArray:
+class _Edits:
+    """The in-memory edits of one :class:`LazyArray` and its views: whole stored chunks.
+
+    Each edited chunk is a writable copy (in the reader's dtype) that replaces the stored chunk
+    in every read; it lives outside the shared cache of decoded chunks and is never evicted.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.chunks: dict[tuple[int, ...], np.ndarray] = {}
+        self.version = 0
+
+    @property
+    def nbytes(self) -> int:
+        with self.lock:
+            return sum(c.nbytes for c in self.chunks.values())
+
+
+class _Blocks:
+    """What dask reads the blocks of :meth:`LazyArray.to_dask` from: numpy arrays, read whole."""
+
+    def __init__(self, lazy: LazyArray) -> None:
+        self.lazy = lazy
+        self.shape = lazy.shape
+        self.dtype = lazy.dtype
+        self.ndim = lazy.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.lazy[key])
+
+
+def _lazy_to_dask(obj: Any) -> Any:
+    """Replace :class:`LazyArray` objects in *obj* (also inside lists and tuples) by dask arrays."""
+    if isinstance(obj, LazyArray):
+        return obj.to_dask()
+    if isinstance(obj, list | tuple):
+        return type(obj)(_lazy_to_dask(o) for o in obj)
+    return obj
+
+
+class LazyArray(NDArrayOperatorsMixin):
     """A pyramid level, or a selection of one, that napari slices directly.
 
     Indexing with integers and slices returns another :class:`LazyArray` and reads nothing (but
     an index picking one element reads it);
     ``numpy.asarray`` reads the selection through :meth:`ChunkReader.read`: only the stored
     chunks under it, concurrently, through the cache of decoded chunks; the array it returns is
-    read-only, as it may share memory with that cache. Other indexes (lists,
-    boolean masks) read at once. ``chunks`` is the stored (inner) chunk shape, which napari uses to
-    align the region it asks for to whole chunks.
+    read-only, as it may share memory with that cache (unless :attr:`writable` is set). Other
+    indexes (lists, boolean masks) read at once. ``chunks`` is the stored (inner) chunk shape,
+    which napari uses to align the region it asks for to whole chunks.
+
+    Arithmetic, comparisons, numpy ufuncs and numpy functions (``data + 1``, ``np.max(data)``,
+    ``np.stack([...])``) return lazy dask arrays built over the array (:meth:`to_dask`): nothing
+    is read until they are computed.
+
+    Assignment (``data[index] = value``, as napari paints labels) follows numpy's rules and
+    changes an in-memory copy of the stored chunks it touches, shared by the array and its views
+    and seen by every later read; nothing is ever written to the store.
 
     Parameters
     ----------
@@ -718,6 +767,11 @@ class LazyArray:
         One entry per dimension of the level: an ``int`` (dimension dropped) or a ``range``.
     dtype
         Cast to this dtype when read (e.g. booleans shown as ``uint8``).
+    edits
+        The in-memory edits shared with the array this one is a view of (default: none yet).
+    writable
+        ``numpy.asarray`` returns writable arrays (a copy where needed); set for labels layers,
+        which napari paints by changing the array it read, then assigning it back.
     """
 
     def __init__(
@@ -725,12 +779,17 @@ class LazyArray:
         reader: ChunkReader,
         index: tuple[_Index, ...] | None = None,
         dtype: Any = None,
+        *,
+        edits: _Edits | None = None,
+        writable: bool = False,
     ) -> None:
         self.reader = reader
         self._index: tuple[_Index, ...] = (
             tuple(range(n) for n in reader.shape) if index is None else index
         )
         self._cast: np.dtype[Any] | None = None if dtype is None else np.dtype(dtype)
+        self._edits = edits if edits is not None else _Edits()
+        self.writable = writable
         kept = [
             (r, c) for r, c in zip(self._index, reader.chunks, strict=True) if isinstance(r, range)
         ]
@@ -740,7 +799,8 @@ class LazyArray:
         self.size = math.prod(self.shape)
         self.nbytes = self.size * self.dtype.itemsize
         aligned = all(r.step == 1 and r.start % c == 0 for r, c in kept)
-        self.chunks: tuple[int, ...] | None = tuple(c for _, c in kept) if aligned else None
+        self._stored_chunks: tuple[int, ...] = tuple(c for _, c in kept)
+        self.chunks: tuple[int, ...] | None = self._stored_chunks if aligned else None
 
     def __repr__(self) -> str:
         return f"LazyArray({self.reader.where!r}, shape={self.shape}, dtype={self.dtype})"
@@ -750,19 +810,25 @@ class LazyArray:
             raise TypeError("len() of a 0-d array")
         return self.shape[0]
 
+    @property
+    def edited_nbytes(self) -> int:
+        """Bytes held by the in-memory edits (whole stored chunks) of this array and its views."""
+        return self._edits.nbytes
+
     def astype(self, dtype: Any) -> LazyArray:
         """Return the same selection, cast to *dtype* when read."""
-        return LazyArray(self.reader, self._index, dtype)
+        return self._view(self._index, dtype)
 
-    def __getitem__(self, key: Any) -> Any:
-        key = _expand_key(key, self.ndim)
-        if all(_is_int(k) or isinstance(k, slice) for k in key):
-            view = self._select(key)
-            return view.read()[()] if view.ndim == 0 else view  # one element: read it
-        # Lists and masks: read the bounding selection, then let numpy index it (with ints kept as
-        # length-1 slices and indexed by numpy too, so that numpy's rules on where the indexed
-        # dimensions go apply unchanged).
-        basic: list[Any] = []
+    def _view(self, index: tuple[_Index, ...], dtype: Any) -> LazyArray:
+        return LazyArray(self.reader, index, dtype, edits=self._edits, writable=self.writable)
+
+    def _split(self, key: tuple[Any, ...]) -> tuple[tuple[slice, ...], tuple[Any, ...]]:
+        """Split an expanded index into slices of a bounding box and numpy's index into the box.
+
+        Integers become length-1 slices indexed by numpy too, so that numpy's rules on where the
+        indexed dimensions go apply unchanged.
+        """
+        basic: list[slice] = []
         rest: list[Any] = []
         for k, n in zip(key, self.shape, strict=True):
             if isinstance(k, slice):
@@ -780,6 +846,8 @@ class LazyArray:
                     if arr.shape != (n,):
                         raise IndexError(f"boolean index of shape {arr.shape} for size {n}")
                     arr = np.flatnonzero(arr)
+                if arr.size == 0:
+                    arr = arr.astype(np.intp)
                 if arr.dtype.kind not in "iu":
                     raise IndexError(f"unsupported index {k!r}")
                 arr = np.where(arr < 0, arr + n, arr)
@@ -789,7 +857,67 @@ class LazyArray:
                 hi = int(arr.max()) + 1 if arr.size else 0
                 basic.append(slice(lo, hi))
                 rest.append(arr - lo)
-        return np.asarray(self._select(tuple(basic)))[tuple(rest)]
+        return tuple(basic), tuple(rest)
+
+    def __getitem__(self, key: Any) -> Any:
+        key = _expand_key(key, self.ndim)
+        if all(_is_int(k) or isinstance(k, slice) for k in key):
+            view = self._select(key)
+            return view.read()[()] if view.ndim == 0 else view  # one element: read it
+        # Lists and masks: read the bounding selection, then let numpy index it.
+        basic, rest = self._split(key)
+        return np.asarray(self._select(basic))[rest]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Assign with numpy's rules to an in-memory copy of the touched chunks (never stored)."""
+        basic, rest = self._split(_expand_key(key, self.ndim))
+        box = self._select(basic)
+        data = np.array(box.read())  # writable, with the earlier edits
+        data[rest] = value
+        touched = np.zeros(data.shape, dtype=bool)
+        touched[rest] = True
+        if not touched.any():
+            return
+        where = np.nonzero(touched) if touched.ndim else ()
+        count = int(touched.sum())
+        coords: list[np.ndarray] = []
+        it = iter(where)
+        for r in box._index:
+            if isinstance(r, int):
+                coords.append(np.full(count, r, dtype=np.intp))
+            else:
+                coords.append(np.asarray(r, dtype=np.intp)[next(it)])
+        values = data[touched].astype(self.reader.dtype)
+        self._edits_put(coords, values)
+
+    def _edits_put(self, coords: list[np.ndarray], values: np.ndarray) -> None:
+        reader = self.reader
+        grid = np.stack([c // s for c, s in zip(coords, reader.chunks, strict=True)], axis=1)
+        ids, inverse = np.unique(grid, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        edits = self._edits
+        with edits.lock:
+            missing = [
+                tuple(int(v) for v in i)
+                for i in ids
+                if tuple(int(v) for v in i) not in edits.chunks
+            ]
+        fresh = {}
+        for c in missing:  # read outside the lock: it may take a while
+            region = reader._chunk_region(c, [v + 1 for v in c])
+            fresh[c] = np.array(reader.read(region))  # a writable copy, outside the cache
+        with edits.lock:
+            for c, chunk in fresh.items():
+                edits.chunks.setdefault(c, chunk)
+            for n, i in enumerate(ids):
+                c = tuple(int(v) for v in i)
+                mine = inverse == n
+                local = tuple(
+                    coord[mine] - v * s
+                    for coord, v, s in zip(coords, c, reader.chunks, strict=True)
+                )
+                edits.chunks[c][local] = values[mine]
+            edits.version += 1
 
     def _select(self, key: tuple[Any, ...]) -> LazyArray:
         new: list[_Index] = []
@@ -806,18 +934,40 @@ class LazyArray:
                 if not -len(r) <= i < len(r):
                     raise IndexError(f"index {i} is out of bounds for size {len(r)}")
                 new.append(r[i])
-        return LazyArray(self.reader, tuple(new), self._cast)
+        return self._view(tuple(new), self._cast)
 
     def read(self) -> np.ndarray:
         """Read the selection (only the chunks under it) and return it as a numpy array.
 
-        The array is read-only: it may share memory with the cache of decoded chunks
-        (``numpy.array(view)`` gives a writable copy).
+        The array is read-only unless :attr:`writable` is set: it may share memory with the
+        cache of decoded chunks (``numpy.array(view)`` gives a writable copy). In-memory edits
+        are applied.
         """
         key = tuple(r if isinstance(r, int) else _as_slice(r) for r in self._index)
-        out = np.asarray(self.reader[key])
+        edits = self._edits
+        if not edits.chunks:
+            out = np.asarray(self.reader[key])
+        else:
+            region, post, trivial = _plan(key, self.reader.shape)
+            out = self.reader.read(region)
+            copied = False
+            with edits.lock:
+                for coords, chunk in edits.chunks.items():
+                    cregion = self.reader._chunk_region(coords, [c + 1 for c in coords])
+                    if all(
+                        c.start < r.stop and r.start < c.stop
+                        for c, r in zip(cregion, region, strict=True)
+                    ):
+                        if not copied:
+                            out = np.array(out)
+                            copied = True
+                        _paste(out, region, chunk, cregion)
+            if not trivial:
+                out = np.asarray(out[post])
         if self._cast is not None and out.dtype != self._cast:
             out = out.astype(self._cast)
+        if self.writable and not out.flags.writeable:
+            out = out.copy()
         return out
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -827,6 +977,63 @@ class LazyArray:
         elif copy:
             out = out.copy()
         return out
+
+    def to_dask(self) -> da.Array:
+        """Return a lazy dask array over this array (its reads and in-memory edits).
+
+        Blocks are whole stored chunks (grown as for :func:`as_dask`); each block is read with
+        :meth:`read`: through the cache of decoded chunks, within the decoded-size limit, with
+        undecodable chunks shown as the fill value, and with the in-memory edits applied (those
+        made before it is computed).
+
+        Returns
+        -------
+        dask.array.Array
+        """
+        import dask.array as da
+        from dask.base import tokenize
+
+        blocks = dask_chunks(self.shape, self._stored_chunks, itemsize=self.dtype.itemsize)
+        name = "lazy-" + tokenize(self.__dask_tokenize__(), blocks)
+        result: da.Array = da.from_array(  # type: ignore[no-untyped-call]
+            _Blocks(self),
+            chunks=blocks,
+            name=name,
+            asarray=True,
+            fancy=False,
+            inline_array=True,
+            meta=np.empty((0,) * self.ndim, dtype=self.dtype),
+        )
+        return result
+
+    def to_dask_array(self) -> da.Array:
+        """Return :meth:`to_dask` (the name ``dask.array.asarray`` looks for)."""
+        return self.to_dask()
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        index = tuple(r if isinstance(r, int) else (r.start, r.stop, r.step) for r in self._index)
+        return (
+            "napari-zarr-explorer.LazyArray",
+            self.reader.where,
+            self.reader._id,
+            index,
+            str(self.dtype),
+            id(self._edits),
+            self._edits.version,
+        )
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if any(isinstance(o, LazyArray) for o in kwargs.get("out", ())):
+            raise TypeError(
+                "a LazyArray cannot be the output of a ufunc; assign the result with "
+                "data[...] = value instead"
+            )
+        return getattr(ufunc, method)(*_lazy_to_dask(inputs), **kwargs)
+
+    def __array_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return func(*_lazy_to_dask(args), **{k: _lazy_to_dask(v) for k, v in kwargs.items()})
 
 
 def as_level(

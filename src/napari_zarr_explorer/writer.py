@@ -504,6 +504,8 @@ def _to_dask(x: Any) -> Any:
 
     if isinstance(x, da.Array):
         return x
+    if hasattr(x, "to_dask_array"):  # our LazyArray layer data: read through its own reader
+        return da.asarray(x)  # type: ignore[no-untyped-call]
     chunks = getattr(x, "chunks", None)
     if not (isinstance(chunks, tuple) and all(isinstance(c, int) for c in chunks)):
         chunks = "auto"
