@@ -232,3 +232,15 @@ def test_every_local_read_path_is_confined(tmp_path: Path) -> None:
             result = method("link.json", prototype=default_buffer_prototype())
             if asyncio.iscoroutine(result):
                 sync(result)
+
+
+@pytest.mark.parametrize("kwargs", [{"zarr_format": 2}, {"zarr_format": 3}, {"shards": (4, 4)}])
+def test_chunk_spec_describes_one_stored_object(kwargs: dict[str, Any]) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    from napari_zarr_explorer._compat import chunk_spec
+
+    arr = zarr.create_array({}, shape=(8, 8), chunks=(2, 2), dtype="uint16", fill_value=7, **kwargs)
+    spec = chunk_spec(arr, default_buffer_prototype())
+    assert tuple(spec.shape) == ((4, 4) if "shards" in kwargs else (2, 2))
+    assert spec.fill_value == 7

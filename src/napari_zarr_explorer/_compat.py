@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "ZarrInternalsChanged",
+    "chunk_spec",
     "coalesced_get_ranges",
     "memory_store_items",
     "numcodecs_array_bytes_codec_class",
@@ -130,3 +131,29 @@ async def coalesced_get_ranges(
     kwargs = {k: v for k, v in options.items() if v is not None}
     async for group in base(store, key, byte_ranges, prototype=prototype, **kwargs):
         yield group
+
+
+def chunk_spec(array: Any, prototype: Any) -> Any:
+    """Return the ``ArraySpec`` of one stored object (a chunk, or a shard) of *array*.
+
+    zarr 3.1 has ``metadata.get_chunk_spec``; newer releases build the spec from the chunk grid
+    instead. The spec is the same for every object of a regular grid.
+    """
+    aa = array.async_array
+    md = aa.metadata
+    getter = getattr(md, "get_chunk_spec", None)
+    if getter is not None:
+        return getter((0,) * len(md.shape), aa.config, prototype)
+    try:
+        from zarr.core.array_spec import ArraySpec
+    except ImportError as exc:  # pragma: no cover - depends on zarr's layout
+        raise ZarrInternalsChanged("zarr.core.array_spec.ArraySpec is gone") from exc
+    shards = getattr(array, "shards", None)
+    shape = tuple(int(n) for n in (shards if shards is not None else array.chunks))
+    return ArraySpec(
+        shape=shape,
+        dtype=md.dtype,
+        fill_value=md.fill_value,
+        config=aa.config,
+        prototype=prototype,
+    )

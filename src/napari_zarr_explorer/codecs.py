@@ -389,9 +389,12 @@ def outer_chunk_shape(metadata: Mapping[str, Any], *, zarr_format: int) -> tuple
 
 
 def _int_shape(value: Any, what: str) -> tuple[int, ...]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if all(isinstance(c, int) and not isinstance(c, bool) for c in value):
-            return tuple(value)
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in value)
+    ):
+        return tuple(value)
     from napari_zarr_explorer.errors import MetadataError
 
     raise MetadataError(f"{what} must be a list of integers, not {json.dumps(jsonable(value))}.")

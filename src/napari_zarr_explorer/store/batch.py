@@ -97,12 +97,12 @@ def read_chunks_like(
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
+    from napari_zarr_explorer._compat import chunk_spec
     from napari_zarr_explorer.store.read import read_bytes
 
     aa = template.async_array
-    md = aa.metadata
     proto = default_buffer_prototype()
-    spec = md.get_chunk_spec((0,) * len(md.shape), aa.config, proto)
+    spec = chunk_spec(template, proto)
     pipeline = aa.codec_pipeline
     local = None
     if isinstance(getattr(store, "root", None), Path):
