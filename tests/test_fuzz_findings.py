@@ -102,3 +102,15 @@ def test_inspect_survives_a_malformed_chunk_grid(tmp_path: Path, configuration: 
         return  # a clear refusal is fine; a crash is not
     json.dumps(report.to_dict(), allow_nan=False)
     str(report)
+
+
+def test_a_chunk_grid_that_is_not_an_object_is_named_in_the_message(tmp_path: Path) -> None:
+    """The message named an empty chunk shape instead of the malformed chunk_grid."""
+    from napari_zarr_explorer.report import inspect
+
+    path = testing.write_array(tmp_path / "a.zarr", VALUES, zarr_format=3, chunks=(4, 4))
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["chunk_grid"]["configuration"] = [4, 4]
+    (path / "zarr.json").write_text(json.dumps(doc))
+    (node,) = inspect(path).nodes
+    assert any("'chunk_grid' must be an object" in e for e in node.errors), node.errors

@@ -777,9 +777,12 @@ def check_array_metadata(metadata: Mapping[str, Any], *, where: str, zarr_format
         )
     _check_codec_depth(metadata.get("codecs"), where=where)
     grid = metadata.get("chunk_grid")
-    chunks = None
-    if isinstance(grid, dict) and isinstance(grid.get("configuration"), dict):
-        chunks = grid["configuration"].get("chunk_shape")
+    if not (isinstance(grid, dict) and isinstance(grid.get("configuration"), dict)):
+        raise MetadataError(
+            f"{where}: 'chunk_grid' must be an object with a 'configuration' object holding "
+            f"'chunk_shape', not {_short_json(grid)}."
+        )
+    chunks = grid["configuration"].get("chunk_shape")
     _check_v3_codecs(metadata.get("codecs"), where=where, position="codecs", chunk_shape=chunks)
     _check_shape_chunks(metadata.get("shape"), chunks, where=where)
 
@@ -825,3 +828,12 @@ def codec_ids(metadata: Mapping[str, Any], zarr_format: int) -> list[str]:
 
     walk(metadata.get("codecs"))
     return out
+
+
+def _short_json(value: Any, limit: int = 80) -> str:
+    """*value* as JSON for a message, cut to *limit* characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
