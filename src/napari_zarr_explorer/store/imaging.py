@@ -218,9 +218,9 @@ def guard_v3(codec: Any) -> Any | None:
 
     None when *codec* needs no bound (or is not such a codec).
     """
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+    from napari_zarr_explorer._compat import numcodecs_array_bytes_base
 
-    if not isinstance(codec, _NumcodecsArrayBytesCodec):
+    if not isinstance(codec, numcodecs_array_bytes_base()):
         return None
     cid = str(codec.codec_config.get("id", ""))
     if not needs_bound(cid):
