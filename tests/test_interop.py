@@ -906,5 +906,8 @@ def test_interoperability_table(matrix: dict[str, Any], foreign: dict[str, Any])
         "",
     ]
     text = "\n".join(lines)
-    DOC.write_text(text)
+    # The page records the matrix on the oldest supported stack; ./dev test runs the other
+    # Python at the same time, which checks the same cells without rewriting the page.
+    if sys.version_info[:2] == (3, 11):
+        DOC.write_text(text)
     assert all(cell.ok for cell in matrix["cells"].values())
