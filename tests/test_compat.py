@@ -84,6 +84,36 @@ def test_numcodecs_array_bytes_codec_class() -> None:
     assert cls.codec_name == "numcodecs.compat_probe"
 
 
+def test_numcodecs_array_bytes_base_is_the_base_of_zarrs_zfpy() -> None:
+    # zarr.codecs.numcodecs._NumcodecsArrayBytesCodec (the decompression guard wraps its
+    # subclasses; a class it does not recognise would be decoded unguarded)
+    import zarr.codecs.numcodecs as zn
+
+    base = _compat.numcodecs_array_bytes_base()
+    assert issubclass(base, ArrayBytesCodec)
+    assert issubclass(zn.ZFPY, base)
+    assert not issubclass(zarr.codecs.BytesCodec, base)
+
+
+# Private zarr names imported outside _compat, each checked by a test above; a new one fails
+# test_private_zarr_names_are_imported_through_compat until it goes through _compat (or here).
+_PRIVATE_IMPORTS_OUTSIDE_COMPAT = {
+    # the same base class as _compat.numcodecs_array_bytes_codec_class builds on
+    ("codec_spec.py", "zarr.codecs.numcodecs", "_NumcodecsArrayBytesCodec"),
+}
+
+
+def test_private_zarr_names_are_imported_through_compat() -> None:
+    private = {
+        (file, module, name)
+        for file, module, name in _zarr_imports()
+        if file != "_compat.py"
+        and (any(part.startswith("_") for part in module.split(".")) or (name or "")[:1] == "_")
+    }
+    new = private - _PRIVATE_IMPORTS_OUTSIDE_COMPAT
+    assert not new, f"reach these through napari_zarr_explorer._compat: {sorted(new)}"
+
+
 def test_unknown_codec_errors_cover_what_zarr_raises() -> None:
     from zarr.registry import get_codec_class
 

@@ -114,3 +114,33 @@ def test_a_chunk_grid_that_is_not_an_object_is_named_in_the_message(tmp_path: Pa
     (path / "zarr.json").write_text(json.dumps(doc))
     (node,) = inspect(path).nodes
     assert any("'chunk_grid' must be an object" in e for e in node.errors), node.errors
+
+
+def test_validate_keeps_a_bounded_report_of_a_list_of_many_bad_entries(tmp_path: Path) -> None:
+    """A 3 MB labels/.zattrs listing a million and a half numbers made validate build one
+    message per entry (hundreds of MiB); each document now lists its first messages and counts
+    the rest, and text quoted from the data is clipped."""
+    from napari_zarr_explorer.ome.validate import validate
+    from napari_zarr_explorer.ome.validate.common import (
+        MAX_MESSAGE_CHARS,
+        MAX_MESSAGES_PER_DOCUMENT,
+    )
+
+    path = testing.write_ome_image(
+        tmp_path / "a.ome.zarr", version="0.4", shape=(2, 16, 16), axes="zyx", labels=True
+    )
+    n = 300_000
+    huge = "x" * 3_000_000
+    labels = ["cells", "cells", "../" + huge, *([0] * n)]
+    (path / "labels" / ".zattrs").write_text(json.dumps({"labels": labels}))
+    for report in (validate(path), validate(path / "labels" / ".zattrs")):
+        assert not report.valid
+        mine = [m for m in report.messages if m.file.endswith(".zattrs")]
+        assert len(mine) == MAX_MESSAGES_PER_DOCUMENT + 1
+        assert mine[0].path.endswith("/labels/1") and "already listed" in mine[0].message
+        assert "outside" in mine[1].message or ".." in mine[1].message
+        assert mine[-1].message.startswith(f"{n + 2 - MAX_MESSAGES_PER_DOCUMENT} more errors")
+        for m in report.messages:
+            assert max(len(m.message), len(m.path), len(m.node), len(m.file)) <= MAX_MESSAGE_CHARS
+        json.dumps(report.to_dict())
+        assert len(str(report)) < 100 * MAX_MESSAGE_CHARS

@@ -4,7 +4,10 @@ napari slices a multiscale level in two steps (the displayed region, then the pl
 result with ``numpy.asarray``, inside the context ``configure_dask`` returns (dask task fusion off,
 napari's dask cache on) when slicing asynchronously, with dask's defaults otherwise. Reads are
 counted with a store wrapper that logs every ``get`` (local stores) or with the loopback HTTP
-server's request log (remote stores), for Zarr v2, v3 and sharded v3.
+server's request log (remote stores), for Zarr v2, v3 and sharded v3. zarr after 3.1 asks for
+the inner chunks of a shard in one ``get_ranges`` call and may merge nearby ones into one fetch:
+the wrapper logs what was asked (one range per inner chunk, as zarr 3.1 asks for them one by
+one) and, separately, what was fetched.
 """
 
 from __future__ import annotations
@@ -92,6 +95,14 @@ def _check_reads(
     assert set(index) <= expected and len(index) <= len(expected)
 
 
+def _check_fetches(fetches: list[Any], arr: Any, coords: set[tuple[int, int, int]]) -> None:
+    """A sharded read fetched byte ranges (never a whole shard) of the shards under the tile."""
+    data = [f for f in fetches if f.key.startswith("0/") and f.key.split("/")[-1] not in METADATA]
+    assert data, "nothing fetched"
+    assert all(f.byte_range is not None for f in data), "a whole shard was fetched for a small view"
+    assert {f.key for f in data} <= _expected_keys(arr, coords, sharded=True)
+
+
 def _classify_local(r: Any) -> str | None:
     if r is None:
         return None
@@ -124,6 +135,8 @@ def test_local_tile_reads_only_the_chunks_under_it(image, config: str) -> None:
     np.testing.assert_array_equal(tile, expected_values[(2, *TILE)])
     reads = [(r.key, _classify_local(r.byte_range)) for r in store.reads]
     _check_reads(reads, arr, _chunks_under(2, TILE), layout == "sharded")
+    if layout == "sharded":
+        _check_fetches(store.fetches, arr, _chunks_under(2, TILE))
 
     # panning by one chunk reads only the chunks that come into view
     store.clear_log()
@@ -133,11 +146,14 @@ def test_local_tile_reads_only_the_chunks_under_it(image, config: str) -> None:
     new = _chunks_under(2, moved) - _chunks_under(2, TILE)
     reads = [(r.key, _classify_local(r.byte_range)) for r in store.reads]
     _check_reads(reads, arr, new, layout == "sharded")
+    if layout == "sharded":
+        _check_fetches(store.fetches, arr, new)
 
     # the same view again: nothing read
     store.clear_log()
     again = _napari_read(level, 2, moved)
     assert [r for r in store.reads if r.key.rpartition("/")[2] not in METADATA] == []
+    assert [r for r in store.fetches if r.key.rpartition("/")[2] not in METADATA] == []
     # what is read may be shared with the cache, so nobody can change it by accident
     with pytest.raises(ValueError, match="read-only"):
         again[0, 0] = 1
@@ -209,7 +225,9 @@ def test_napari_image_layer_slices_only_the_view(tmp_path: Path) -> None:
     response = layer._slicing_state._make_slice_request(dims)()
     assert response.image.raw.shape == (128, 64)
     reads = [(r.key, _classify_local(r.byte_range)) for r in store.reads]
-    _check_reads(reads, arrays[0], _chunks_under(3, (slice(64, 192), slice(0, 64))), True)
+    under = _chunks_under(3, (slice(64, 192), slice(0, 64)))
+    _check_reads(reads, arrays[0], under, True)
+    _check_fetches(store.fetches, arrays[0], under)
 
 
 def test_damaged_chunk_in_view_is_fill_and_named_once(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cachelock import cache_lock
 from napari_zarr_explorer.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,19 +64,20 @@ def _python312() -> str | None:
 def conformance_venv() -> Path:
     """The virtual environment holding ome-zarr-transformations-conformance (built once)."""
     marker = VENV / "installed.txt"
-    if not marker.exists():
-        interp = _python312()
-        if interp is None:
-            pytest.skip("ome-zarr-transformations-conformance needs Python >= 3.12; none found")
-        if VENV.exists():
-            shutil.rmtree(VENV)
-        subprocess.run([interp, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", CONFORMANCE],
-            check=True,
-            timeout=600,
-        )
-        marker.write_text(CONFORMANCE + "\n")
+    with cache_lock(VENV):  # another test run may be building it
+        if not marker.exists():
+            interp = _python312()
+            if interp is None:
+                pytest.skip("ome-zarr-transformations-conformance needs Python >= 3.12; none found")
+            if VENV.exists():
+                shutil.rmtree(VENV)
+            subprocess.run([interp, "-m", "venv", str(VENV)], check=True)
+            subprocess.run(
+                [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", CONFORMANCE],
+                check=True,
+                timeout=600,
+            )
+            marker.write_text(CONFORMANCE + "\n")
     return VENV
 
 

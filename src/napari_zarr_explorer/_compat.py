@@ -21,6 +21,7 @@ __all__ = [
     "chunk_spec",
     "coalesced_get_ranges",
     "memory_store_items",
+    "numcodecs_array_bytes_base",
     "numcodecs_array_bytes_codec_class",
     "numcodecs_codec_of",
     "object_store_lister",
@@ -60,14 +61,19 @@ def numcodecs_codec_of(codec: Any) -> Any | None:
     return getattr(codec, "_codec", None)
 
 
+def numcodecs_array_bytes_base() -> type[Any]:
+    """Return the base class of zarr's ``numcodecs.*`` array-to-bytes wrapper codecs (zfpy...)."""
+    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+
+    return _NumcodecsArrayBytesCodec
+
+
 def numcodecs_array_bytes_codec_class(class_name: str, codec_name: str) -> type[Any]:
     """Make a Zarr v3 codec ``numcodecs.<codec_name>`` for an array-to-bytes numcodecs codec.
 
     Built like zarr's own wrappers (e.g. zfpy), on their private base class.
     """
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
-
-    return type(class_name, (_NumcodecsArrayBytesCodec,), {}, codec_name=codec_name)
+    return type(class_name, (numcodecs_array_bytes_base(),), {}, codec_name=codec_name)
 
 
 def unknown_codec_errors() -> tuple[type[Exception], ...]:

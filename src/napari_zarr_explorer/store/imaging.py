@@ -218,9 +218,9 @@ def guard_v3(codec: Any) -> Any | None:
 
     None when *codec* needs no bound (or is not such a codec).
     """
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+    from napari_zarr_explorer._compat import numcodecs_array_bytes_base
 
-    if not isinstance(codec, _NumcodecsArrayBytesCodec):
+    if not isinstance(codec, numcodecs_array_bytes_base()):
         return None
     cid = str(codec.codec_config.get("id", ""))
     if not needs_bound(cid):
@@ -239,6 +239,7 @@ def _v3_class() -> type[Any]:
 
     from zarr.abc.codec import ArrayBytesCodec
 
+    from napari_zarr_explorer._compat import ZarrInternalsChanged, numcodecs_codec_of
     from napari_zarr_explorer.store import chunk_bound
 
     @_dc(frozen=True)
@@ -250,7 +251,10 @@ def _v3_class() -> type[Any]:
             itemsize = np.dtype(chunk_spec.dtype.to_native_dtype()).itemsize
             bound = chunk_bound(math.prod(chunk_spec.shape) * itemsize)
             data = chunk_bytes.to_bytes()
-            out = await asyncio.to_thread(bounded_decode, self.inner._codec, data, bound)
+            inner = numcodecs_codec_of(self.inner)
+            if inner is None:
+                raise ZarrInternalsChanged("zarr's numcodecs wrapper codecs have no '_codec' now")
+            out = await asyncio.to_thread(bounded_decode, inner, data, bound)
             arr = np.asarray(out).reshape(-1)
             nbytes = math.prod(chunk_spec.shape) * itemsize
             arr = arr.view("u1")[:nbytes].view(chunk_spec.dtype.to_native_dtype())

@@ -33,6 +33,7 @@ from napari_zarr_explorer.ome.validate.common import (
     _join,
     _kind_of,
     _Level,
+    _Messages,
     _none_exist,
     _OmeInfo,
     _p,
@@ -56,7 +57,7 @@ class _Walker:
         self.store = store
         self.strict = strict
         self.max_nodes = max_nodes
-        self.messages: list[ValidationMessage] = []
+        self.messages = _Messages()
         self.nodes = 0
         self.visited: set[str] = set()
         self.capped = False
@@ -670,7 +671,7 @@ def validate(
     store = open_store(location)
     walker = _Walker(location, store, strict=strict, max_nodes=max_nodes)
     info = walker.run()
-    messages = tuple(walker.messages)
+    messages = walker.messages.finish()
     return ValidationReport(
         source=str(location),
         valid=not any(m.level == "error" for m in messages),
@@ -715,8 +716,8 @@ def _validate_remote_json(location: Location, *, strict: bool) -> ValidationRepo
 def _validate_document(
     doc: dict[str, Any], *, source: str, name: str, strict: bool
 ) -> ValidationReport:
-    messages: list[ValidationMessage] = []
-    ctx = _Ctx(messages, strict, node="", file=name)
+    sink = _Messages()
+    ctx = _Ctx(sink, strict, node="", file=name)
     attrs: Any = doc
     is_v3_doc = name == "zarr.json" or (
         doc.get("zarr_format") == 3 and "node_type" in doc and name != ".zattrs"
@@ -753,10 +754,11 @@ def _validate_document(
             "no OME-NGFF metadata found: expected 'multiscales', 'plate', 'well', 'labels', "
             "'image-label' or 'bioformats2raw.layout' (0.4), or an 'ome' object (0.5).",
         )
+    messages = sink.finish()
     return ValidationReport(
         source=source,
         valid=not any(m.level == "error" for m in messages),
-        messages=tuple(messages),
+        messages=messages,
         version=info.version,
         kind=info.kind,
         strict=strict,

@@ -32,6 +32,10 @@ Level = Literal["error", "warning"]
 MAX_JSON_BYTES = 256 * 1024 * 1024
 #: Largest ``OME/METADATA.ome.xml`` scanned for its number of images.
 MAX_OME_XML_BYTES = 64 * 1024 * 1024
+#: Messages listed per metadata document; one closing message counts the rest.
+MAX_MESSAGES_PER_DOCUMENT = 100
+#: Longest text kept in a message's fields (a value quoted in it, a path from the data).
+MAX_MESSAGE_CHARS = 500
 
 # Units named by the specification (UDUNITS-2); other units are reported (error when strict).
 _SPACE_UNIT_NAMES = (
@@ -276,6 +280,8 @@ def _p(base: str, *parts: str | int) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
+    if type(value) is int and -(10**15) < value < 10**15:  # the common case, quickly
+        return str(value)
     try:
         text = json.dumps(value, default=str)
     except (TypeError, ValueError):  # pragma: no cover - JSON documents always dump
@@ -307,6 +313,70 @@ def _is_num(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """*text*, or its start and end around ``...`` when longer than *limit* characters."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) * 2 // 3
+    return f"{text[:head]} ... {text[head - limit + 5 :]}"
+
+
+class _Messages(list[ValidationMessage]):
+    """The messages of one validation, bounded however large or broken the metadata is.
+
+    Text taken from the data (a quoted value, a node path) is clipped to
+    ``MAX_MESSAGE_CHARS``; of each document's messages the first ``MAX_MESSAGES_PER_DOCUMENT``
+    are kept and the rest counted: :meth:`finish` adds one message per document and level that
+    says how many were left out. A list of a million bad entries gives about a hundred
+    messages, not a million (each a copy of its JSON path and text).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors = 0  # every error, listed or not
+        self._listed: dict[tuple[str, str], int] = {}
+        self._left_out: dict[tuple[str, str, Level], int] = {}
+
+    def left_out(self, level: Level, node: str, file: str) -> bool:
+        """Count a message for *node* and *file*; True when it is not to be listed."""
+        node, file = _clip(node), _clip(file)
+        if self._listed.get((node, file), 0) < MAX_MESSAGES_PER_DOCUMENT:
+            return False
+        if level == "error":
+            self.errors += 1
+        key = (node, file, level)
+        self._left_out[key] = self._left_out.get(key, 0) + 1
+        return True
+
+    def append(self, m: ValidationMessage) -> None:
+        if self.left_out(m.level, m.node, m.file):
+            return
+        if m.level == "error":
+            self.errors += 1
+        node, file = _clip(m.node), _clip(m.file)
+        self._listed[(node, file)] = self._listed.get((node, file), 0) + 1
+        super().append(ValidationMessage(m.level, _clip(m.path), _clip(m.message), node, file))
+
+    def finish(self) -> tuple[ValidationMessage, ...]:
+        """Return the messages kept, each document's count of those left out after its own."""
+        out: list[ValidationMessage] = []
+        closing: dict[tuple[str, str], list[ValidationMessage]] = {}
+        for (node, file, level), n in self._left_out.items():
+            text = (
+                f"{_plural(n, 'more ' + level)} in this document not listed (only the first "
+                f"{MAX_MESSAGES_PER_DOCUMENT} messages of a document are)."
+            )
+            closing.setdefault((node, file), []).append(
+                ValidationMessage(level, "", text, node, file)
+            )
+        last = {(m.node, m.file): i for i, m in enumerate(self)}
+        for i, m in enumerate(self):
+            out.append(m)
+            if last[(m.node, m.file)] == i:
+                out.extend(closing.pop((m.node, m.file), ()))
+        return tuple(out)
+
+
 @dataclass
 class _Ctx:
     """Where messages go and what they are about (one metadata document)."""
@@ -319,14 +389,16 @@ class _Ctx:
     zarr_format: int | None = None
 
     def error(self, ptr: str, message: str) -> None:
-        self.sink.append(
-            ValidationMessage("error", self.prefix + ptr, message, self.node, self.file)
-        )
+        self._add("error", ptr, message)
 
     def warn(self, ptr: str, message: str) -> None:
-        self.sink.append(
-            ValidationMessage("warning", self.prefix + ptr, message, self.node, self.file)
-        )
+        self._add("warning", ptr, message)
+
+    def _add(self, level: Level, ptr: str, message: str) -> None:
+        sink = self.sink
+        if isinstance(sink, _Messages) and sink.left_out(level, self.node, self.file):
+            return  # counted only: this document's messages are all listed already
+        sink.append(ValidationMessage(level, self.prefix + ptr, message, self.node, self.file))
 
     def strict_error(self, ptr: str, message: str) -> None:
         """Report an error with ``strict=True``, a warning otherwise."""

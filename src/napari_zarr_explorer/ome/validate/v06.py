@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Mapping
 from importlib import resources
@@ -16,6 +17,7 @@ from napari_zarr_explorer.ome.transforms import (
     parse_transform,
 )
 from napari_zarr_explorer.ome.validate.common import (
+    MAX_MESSAGES_PER_DOCUMENT,
     _check_axes,
     _check_datasets,
     _check_multiscales_list,
@@ -114,6 +116,9 @@ _STRING_REF = (
 
 
 def _n_errors(ctx: _Ctx) -> int:
+    counted = getattr(ctx.sink, "errors", None)  # _Messages counts those it leaves out too
+    if isinstance(counted, int):
+        return counted
     return sum(1 for m in ctx.sink if m.level == "error")
 
 
@@ -459,7 +464,9 @@ def _check_schema(ome: Mapping[str, Any], ctx: _Ctx, base: str) -> None:
     )
     validator = Draft202012Validator(schema, registry=registry)
     seen: set[str] = set()
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+    # each error quotes its instance: a bounded number of them, however broken the document
+    first = itertools.islice(validator.iter_errors(doc), MAX_MESSAGES_PER_DOCUMENT)
+    for err in sorted(first, key=lambda e: list(e.absolute_path)):
         parts = [str(x) for x in err.absolute_path]
         ptr = _p(base, *parts[1:]) if parts[:1] == ["ome"] else _p(base, *parts)
         msg = err.message if len(err.message) <= 300 else err.message[:297] + "..."
