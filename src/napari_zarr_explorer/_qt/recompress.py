@@ -306,7 +306,7 @@ class RecompressWidget(QWidget):
         return self.form.shuffle_value()
 
     def set_compressor(self, text: str) -> None:
-        """Choose a compressor given as ``name[:level]``."""
+        """Choose an encoding given as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``)."""
         self.form.set_compressor(text)
 
     def _on_format(self, *_: Any) -> None:
