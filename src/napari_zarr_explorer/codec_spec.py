@@ -823,24 +823,6 @@ def _zfp_numcodec(config: dict[str, Any]) -> Any:
     return Zfp(**config)
 
 
-_ZFP_V3: list[Any] = []
-
-
-def _zfp_v3_class() -> Any:
-    """Return (creating and registering once) the Zarr v3 codec ``numcodecs.imagecodecs_zfp``."""
-    if _ZFP_V3:
-        return _ZFP_V3[0]
-    _zfp_numcodec({"mode": "reversible"})  # registers it with numcodecs
-    import zarr.registry
-
-    from napari_zarr_explorer._compat import numcodecs_array_bytes_codec_class
-
-    ImagecodecsZfp = numcodecs_array_bytes_codec_class("ImagecodecsZfp", "imagecodecs_zfp")
-    zarr.registry.register_codec("numcodecs.imagecodecs_zfp", ImagecodecsZfp)
-    _ZFP_V3.append(ImagecodecsZfp)
-    return ImagecodecsZfp
-
-
 def _image_numcodec(config: dict[str, Any]) -> Any:
     try:
         from imagecodecs.numcodecs import register_codecs
@@ -866,60 +848,172 @@ def _zfpy_numcodec(config: dict[str, Any]) -> Any:
     return ZFPY(**config)
 
 
-_BYTES_V3: dict[str, Any] = {}
+#: Zarr v3 classes made here, by the name they are registered under.
+_V3_CLASSES: dict[str, Any] = {}
+
+
+def _numcodec_class(codec_id: str) -> Any:
+    """Return the numcodecs class of an imagecodecs codec id (registering imagecodecs first)."""
+    if codec_id == "imagecodecs_zfp":
+        _zfp_numcodec({"mode": "reversible"})  # registers it with numcodecs
+    else:
+        _image_numcodec({"id": codec_id})
+    from numcodecs.registry import codec_registry
+
+    return codec_registry[codec_id]
+
+
+def imagecodecs_v3_class(codec_id: str, *, legacy: bool = False) -> Any:
+    """Return (creating and registering once) a Zarr v3 codec for an imagecodecs codec.
+
+    Parameters
+    ----------
+    codec_id
+        ``"imagecodecs_png"``, ``"imagecodecs_lzw"``...
+    legacy
+        False: the class named ``imagecodecs_NAME``, as imagecodecs' own Zarr 3 codecs
+        (``imagecodecs.zarr``, the ``imagecodecs-zarr`` entry points) name it, with the same
+        configuration; this is what is written. True: the class named
+        ``numcodecs.imagecodecs_NAME`` (numcodecs' configuration in zarr's numcodecs wrapper),
+        which this package wrote before; it is registered to read such data.
+
+    Both decode through the numcodecs codec of the installed imagecodecs (every imagecodecs
+    format describes its own size), so they need no ``imagecodecs.zarr`` and are bounded by
+    the store layer's guard like every ``numcodecs.*`` wrapper.
+    """
+    key = f"numcodecs.{codec_id}" if legacy else codec_id
+    if key in _V3_CLASSES:
+        return _V3_CLASSES[key]
+    numcodec = _numcodec_class(codec_id)
+    import inspect
+
+    import zarr.registry
+
+    from napari_zarr_explorer._compat import (
+        numcodecs_array_bytes_codec_class,
+        numcodecs_bytes_bytes_codec_class,
+    )
+    from napari_zarr_explorer.store.imaging import role_of
+
+    role = role_of(codec_id) or "array->bytes"
+    make = (
+        numcodecs_bytes_bytes_codec_class
+        if role == "bytes->bytes"
+        else numcodecs_array_bytes_codec_class
+    )
+    title = "Imagecodecs" + codec_id.removeprefix("imagecodecs_").capitalize()
+    base = make(title, codec_id)
+    if legacy:
+        cls = base
+    else:
+        accepted = set(inspect.signature(numcodec.__init__).parameters) - {"self"}
+
+        def from_dict(klass: Any, data: dict[str, Any]) -> Any:
+            cfg = data.get("configuration") or {}
+            if not isinstance(cfg, dict):
+                raise CodecError(f"{codec_id}: the configuration must be a JSON object.")
+            # options this imagecodecs does not know only matter when encoding
+            return klass(**{k: v for k, v in cfg.items() if k in accepted})
+
+        def to_dict(self: Any) -> dict[str, Any]:
+            cfg = {k: v for k, v in self.codec_config.items() if k != "id"}
+            return {"name": codec_id, "configuration": cfg} if cfg else {"name": codec_id}
+
+        cls = type(
+            title + "V3",
+            (base,),
+            {"from_dict": classmethod(from_dict), "to_dict": to_dict},
+        )
+    zarr.registry.register_codec(key, cls)
+    _V3_CLASSES[key] = cls
+    return cls
+
+
+def _zfp_v3_class() -> Any:
+    """Return the Zarr v3 codec ``imagecodecs_zfp`` (written by :meth:`CompressorSpec.v3_parts`)."""
+    return imagecodecs_v3_class("imagecodecs_zfp")
 
 
 def _bytes_v3_class(name: str) -> Any:
-    """Return (creating and registering once) the v3 bytes codec ``numcodecs.imagecodecs_NAME``.
-
-    Used for imagecodecs' ``lzw`` and ``bitshuffle``, which work on bytes.
-    """
-    if name in _BYTES_V3:
-        return _BYTES_V3[name]
-    _image_numcodec({"id": f"imagecodecs_{name}"})  # registers imagecodecs with numcodecs
-    import zarr.registry
-
-    from napari_zarr_explorer._compat import numcodecs_bytes_bytes_codec_class
-
-    cls = numcodecs_bytes_bytes_codec_class(
-        f"Imagecodecs{name.capitalize()}", f"imagecodecs_{name}"
-    )
-    zarr.registry.register_codec(f"numcodecs.imagecodecs_{name}", cls)
-    _BYTES_V3[name] = cls
-    return cls
-
-
-_IMAGE_V3: dict[str, Any] = {}
+    """Return the Zarr v3 bytes codec ``imagecodecs_NAME`` (lzw)."""
+    return imagecodecs_v3_class(f"imagecodecs_{name}")
 
 
 def _image_v3_class(name: str) -> Any:
-    """Return (creating and registering once) the Zarr v3 codec ``numcodecs.imagecodecs_NAME``."""
-    if name in _IMAGE_V3:
-        return _IMAGE_V3[name]
-    _image_numcodec({"id": f"imagecodecs_{name}"})  # registers imagecodecs with numcodecs
-    import zarr.registry
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+    """Return the Zarr v3 codec ``imagecodecs_NAME`` of an image codec (png, jpeg2k...)."""
+    return imagecodecs_v3_class(f"imagecodecs_{name}")
 
-    cls = type(
-        f"Imagecodecs{name.capitalize()}",
-        (_NumcodecsArrayBytesCodec,),
-        {},
-        codec_name=f"imagecodecs_{name}",
-    )
-    zarr.registry.register_codec(f"numcodecs.imagecodecs_{name}", cls)
-    _IMAGE_V3[name] = cls
-    return cls
+
+_REGISTERED: list[bool] = []
+_REGISTER_LOCK = threading.Lock()
+
+
+def numcodecs_twin(codec: Any) -> Any | None:
+    """Return our ``numcodecs.imagecodecs_NAME`` wrapper for another implementation's codec.
+
+    For a Zarr v3 codec named ``imagecodecs_NAME`` that is not ours (the ``imagecodecs-zarr``
+    entry points), so that the store layer can decode its chunks with a bound; None for any
+    other codec.
+    """
+    try:
+        doc = codec.to_dict()
+    except Exception:
+        return None
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name.startswith("imagecodecs_"):
+        return None
+    import inspect
+    import warnings
+
+    try:
+        numcodec = _numcodec_class(name)
+        cls = imagecodecs_v3_class(name, legacy=True)
+    except (CodecError, ImportError, KeyError, ValueError):
+        return None
+    accepted = set(inspect.signature(numcodec.__init__).parameters) - {"self"}
+    cfg = doc.get("configuration") or {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: numcodecs codecs are not in the v3 spec
+        return cls(**{k: v for k, v in dict(cfg).items() if k in accepted})
 
 
 def register_zarr_codecs() -> None:
-    """Register the optional codecs this module can write (zfp, image codecs) with zarr."""
-    with contextlib.suppress(CodecError):
-        _zfp_v3_class()
-    with contextlib.suppress(CodecError, ImportError):
-        for name in IMAGE_NAMES:
-            _image_v3_class(name)
-        for name in ("lzw", "bitshuffle"):
-            _bytes_v3_class(name)
+    """Register with zarr the imagecodecs codecs this package reads and writes in Zarr v3.
+
+    Each under ``imagecodecs_NAME`` (unless another implementation, such as the
+    ``imagecodecs-zarr`` entry points, already provides that name) and under
+    ``numcodecs.imagecodecs_NAME`` (what this package wrote before).
+    """
+    with _REGISTER_LOCK:
+        if not _REGISTERED:
+            _register_zarr_codecs()
+            _REGISTERED.append(True)
+
+
+def _register_zarr_codecs() -> None:
+    from napari_zarr_explorer._compat import unknown_codec_errors
+    from napari_zarr_explorer.store.imaging import CODECS
+
+    names = [
+        c for c, e in CODECS.items() if c.startswith("imagecodecs_") and e.role != "array->array"
+    ]
+    for codec_id in [*names, "imagecodecs_bitshuffle"]:
+        with contextlib.suppress(CodecError, ImportError, KeyError, ValueError):
+            imagecodecs_v3_class(codec_id, legacy=True)
+    import zarr.registry
+
+    for codec_id in names:
+        if codec_id == "imagecodecs_bitshuffle":  # imagecodecs' Zarr 3 bitshuffle is a serializer
+            continue
+        if codec_id not in _V3_CLASSES:
+            try:
+                zarr.registry.get_codec_class(codec_id)
+            except unknown_codec_errors():
+                pass
+            else:  # provided elsewhere: the store layer's guard bounds it all the same
+                continue
+        with contextlib.suppress(CodecError, ImportError, KeyError, ValueError):
+            imagecodecs_v3_class(codec_id)
 
 
 def _parse_value(text: str, *, where: str) -> float | int | bool:

@@ -260,10 +260,13 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
         def to_dict(self) -> Any:
             return self.inner.to_dict()
 
+    from napari_zarr_explorer.codec_spec import numcodecs_twin
     from napari_zarr_explorer.store.imaging import guard_v3
 
     out: list[Any] = []
     for codec in codecs:
+        # imagecodecs_* codecs, whichever implementation zarr chose: decoded by our wrapper
+        codec = numcodecs_twin(codec) or codec
         bounded = guard_v3(codec)  # numcodecs.* array->bytes codecs (zfpy, imagecodecs)
         if bounded is not None:
             out.append(bounded)
