@@ -325,3 +325,18 @@ def test_v3_lzw_bomb_is_refused(tmp_path: Path) -> None:
     np.testing.assert_array_equal(values[0], data[0])
     messages = [str(w.message) for w in caught if w.category is ExplorerWarning]
     assert any("c/1/0/0" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_delta_then_blosc_keeps_blosc_shuffling(tmp_path: Path, zarr_format: int) -> None:
+    data = _image((2, 32, 48), "uint16", 60000)
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 32, 48))
+    out = tmp_path / "out.zarr"
+    spec = parse_compressor("delta+blosc-zstd:5")
+    assert spec.shuffle_for("uint16") == "byte"
+    assert parse_compressor("shuffle+blosc-zstd:5").shuffle_for("uint16") == "none"
+    assert recompress(src, out, compressor=spec, chunks=(1, 32, 48), zarr_format=zarr_format).ok
+    register_zarr_codecs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(zarr.open_array(out, mode="r")[...], data)

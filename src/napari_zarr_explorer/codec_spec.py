@@ -295,7 +295,7 @@ class CompressorSpec:
             return "none"
         if self.shuffle is not None:
             return self.shuffle
-        if self.filters:  # a shuffle filter (or delta) already prepares the bytes
+        if {"shuffle", "bitshuffle"} & set(self.filters):  # the bytes are shuffled already
             return "none"
         return "byte" if np.dtype(dtype).itemsize > 1 else "bit"
 
@@ -397,7 +397,9 @@ class CompressorSpec:
             return Tolerance(e, 4 * eps, f"{e:g} absolute")
         if self.lossy == "fixedscaleoffset":
             e = 0.5 / float(opts["scale"])
-            return Tolerance(e, 8 * eps, f"{e:g} absolute")
+            # decoding adds the offset back in the array's float type: its rounding too
+            slack = 8 * eps * abs(float(opts.get("offset", 0)))
+            return Tolerance(e + slack, 8 * eps, f"{e:g} absolute")
         if self.lossy == "bitround":
             e = 2.0 ** -int(opts["keepbits"])
             return Tolerance(0.0, e, f"{e:g} relative")
@@ -499,7 +501,7 @@ class CompressorSpec:
         if self.is_blosc:
             enc = self.encoded_dtype(dtype) if dtype is not None else None
             shuffle = self.shuffle_for(enc if enc is not None else "u2")
-            if dtype is None and self.shuffle is None and not self.filters:
+            if dtype is None and self.shuffle is None:
                 shuffle_code = numcodecs.Blosc.AUTOSHUFFLE
             else:
                 shuffle_code = {"none": 0, "byte": 1, "bit": 2}[shuffle]
