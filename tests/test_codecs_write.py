@@ -118,7 +118,9 @@ def _close(got: np.ndarray, data: np.ndarray, case: W) -> None:
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.parametrize("case", CASES, ids=_id)
-def test_recompress_writes_and_reads_back(tmp_path: Path, case: W, zarr_format: int) -> None:
+def test_recompress_writes_and_reads_back(
+    tmp_path: Path, case: W, zarr_format: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     if zarr_format == 3 and case.spec.startswith("bitshuffle"):
         pytest.skip("Zarr v2 only: see test_bitshuffle_filter_is_refused_for_zarr_v3")
     src, data, chunks = _source(tmp_path, case)
@@ -165,6 +167,24 @@ def test_recompress_writes_and_reads_back(tmp_path: Path, case: W, zarr_format: 
     roles = [c.role for c in arr.codecs]
     assert roles.count("array->bytes") == 1
     assert roles == sorted(roles, key=["array->array", "array->bytes", "bytes->bytes"].index)
+    # inspect on the command line, as JSON and as text, shows the same chain
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (described,) = [a for a in _arrays(doc)]
+    shown = [c["name"].removeprefix("numcodecs.") for c in described["codecs"]]
+    assert [n for n in shown if n != "bytes"] == [
+        c.name.removeprefix("numcodecs.") for c in explicit
+    ]
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    for c in explicit:
+        assert c.short.split("(")[0] in text
+
+
+def _arrays(doc: dict) -> list[dict]:
+    """The array entries of ``inspect --json``."""
+    return [n for n in doc["nodes"] if n["kind"] == "array"]
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
