@@ -56,6 +56,7 @@ def test_lossy_codec_chosen_and_typed_in_the_dock(make_napari_viewer, qtbot, tmp
     assert report.ok and report.compressor == "lerc:maxerror=0.002"
     assert report.verification == "within tolerance 0.002 absolute"
     assert "verified within tolerance 0.002 absolute" in widget.report_view.toPlainText()
+    assert widget.progress_label.text().endswith("verified within tolerance 0.002 absolute.")
     back = zarr.open_array(str(out), mode="r")[...]
     np.testing.assert_allclose(back, data, atol=0.002, rtol=0)
     (arr,) = nze.inspect(out).arrays

@@ -507,7 +507,8 @@ class RecompressWidget(QWidget):
                 done = "The output was already complete; checked again"
             else:
                 done = f"Done: {format_bytes(before)} -> {format_bytes(after)}{share}"
-            self.progress_label.setText(done + (", verified." if report.verified else "."))
+            how = "" if report.verification == "exact" else f" {report.verification}"
+            self.progress_label.setText(done + (f", verified{how}." if report.verified else "."))
             notify_info(f"Recompressed into {report.destination}.")
         else:
             self.progress_label.setText("Finished with problems: see the report.")
