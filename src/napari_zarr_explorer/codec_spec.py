@@ -967,6 +967,18 @@ def numcodecs_twin(codec: Any) -> Any | None:
     import inspect
     import warnings
 
+    from zarr.abc.codec import ArrayBytesCodec, BytesBytesCodec
+
+    from napari_zarr_explorer.store.imaging import role_of
+
+    # only where our wrapper plays the same part (imagecodecs' Zarr 3 bitshuffle is a serializer)
+    role = role_of(name)
+    if not (
+        (role == "array->bytes" and isinstance(codec, ArrayBytesCodec))
+        or (role == "bytes->bytes" and isinstance(codec, BytesBytesCodec))
+    ):
+        return None
+
     try:
         numcodec = _numcodec_class(name)
         cls = imagecodecs_v3_class(name, legacy=True)
