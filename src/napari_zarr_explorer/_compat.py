@@ -23,6 +23,7 @@ __all__ = [
     "memory_store_items",
     "numcodecs_array_bytes_base",
     "numcodecs_array_bytes_codec_class",
+    "numcodecs_bytes_bytes_codec_class",
     "numcodecs_codec_of",
     "object_store_lister",
     "set_codec_pipeline",
@@ -74,6 +75,16 @@ def numcodecs_array_bytes_codec_class(class_name: str, codec_name: str) -> type[
     Built like zarr's own wrappers (e.g. zfpy), on their private base class.
     """
     return type(class_name, (numcodecs_array_bytes_base(),), {}, codec_name=codec_name)
+
+
+def numcodecs_bytes_bytes_codec_class(class_name: str, codec_name: str) -> type[Any]:
+    """Make a Zarr v3 codec ``numcodecs.<codec_name>`` for a bytes-to-bytes numcodecs codec.
+
+    Built like zarr's own wrappers (e.g. shuffle), on their private base class.
+    """
+    from zarr.codecs.numcodecs import _NumcodecsBytesBytesCodec
+
+    return type(class_name, (_NumcodecsBytesBytesCodec,), {}, codec_name=codec_name)
 
 
 def unknown_codec_errors() -> tuple[type[Exception], ...]:

@@ -39,16 +39,20 @@ from napari_zarr_explorer.errors import CodecError
 
 __all__ = [
     "COMPRESSOR_NAMES",
+    "FILTER_NAMES",
     "IMAGE_NAMES",
     "LOSSY_NAMES",
     "SHUFFLES",
     "CompressorSpec",
     "ErrorStats",
+    "Tolerance",
     "parse_compressor",
     "register_zarr_codecs",
 ]
 
 Shuffle = Literal["none", "byte", "bit"]
+#: The value of one codec option: a number, a flag, or a type name (fixedscaleoffset's astype).
+Option = float | int | bool | str
 SHUFFLES: tuple[Shuffle, ...] = ("none", "byte", "bit")
 
 _BLOSC_CNAMES = ("zstd", "lz4", "lz4hc", "blosclz", "zlib")
@@ -56,17 +60,23 @@ COMPRESSOR_NAMES: tuple[str, ...] = (
     "zstd",
     *(f"blosc-{c}" for c in _BLOSC_CNAMES),
     "gzip",
+    "lzw",
     "none",
 )
-LOSSY_NAMES: tuple[str, ...] = ("zfp", "bitround", "quantize")
+#: Codecs whose decoded values may differ from the original: one of them at most per spec.
+LOSSY_NAMES: tuple[str, ...] = ("zfp", "zfpy", "bitround", "quantize", "fixedscaleoffset")
 #: imagecodecs image codecs written as the array->bytes codec (lossless by default except jpeg).
-IMAGE_NAMES: tuple[str, ...] = ("png", "jpeg2k", "jpegxl", "lerc", "jpeg")
+IMAGE_NAMES: tuple[str, ...] = ("png", "jpeg2k", "jpegxl", "lerc", "jpeg", "webp")
+#: Lossless filters written before the compressor: ``delta`` (array->array, integers), and the
+#: byte shuffles ``shuffle`` (numcodecs) and ``bitshuffle`` (imagecodecs), bytes->bytes.
+FILTER_NAMES: tuple[str, ...] = ("delta", "shuffle", "bitshuffle")
 _IMAGE_DTYPES: dict[str, tuple[str, ...]] = {
     "png": ("u1", "u2"),
     "jpeg2k": ("u1", "u2", "i1", "i2"),
     "jpegxl": ("u1", "u2", "f4"),
     "lerc": ("i1", "u1", "i2", "u2", "i4", "u4", "f4", "f8"),
     "jpeg": ("u1",),
+    "webp": ("u1",),
 }
 # name -> (option, value range, default) of the one option each image codec takes
 _IMAGE_OPTIONS: dict[str, tuple[str, float, float]] = {
@@ -74,7 +84,10 @@ _IMAGE_OPTIONS: dict[str, tuple[str, float, float]] = {
     "jpegxl": ("distance", 0, 25),  # butteraugli distance (absent or 0: lossless)
     "lerc": ("maxerror", 0, 1e300),  # largest absolute error (absent or 0: lossless)
     "jpeg": ("quality", 1, 100),
+    "webp": ("quality", 0, 100),  # lossy at this quality (absent: lossless)
 }
+#: fixedscaleoffset may store its values as these types (``astype``).
+_FSO_TYPES = ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8")
 
 _LEVELS: dict[str, tuple[int, int, int]] = {
     # name: (min, max, default)
@@ -123,6 +136,79 @@ class ErrorStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Tolerance:
+    """The error a lossy encoding declares: what verification compares the values within.
+
+    A decoded value ``b`` of an original ``a`` is within the tolerance when
+    ``|a - b| <= absolute + relative * |a|`` (NaN matching NaN, infinities unchanged).
+
+    Attributes
+    ----------
+    absolute
+        Largest absolute error declared (0 when only a relative bound applies).
+    relative
+        Largest error relative to the value.
+    text
+        How the bound is written in reports, e.g. ``"0.01 absolute"``.
+    bounded
+        False for codecs that declare no error bound (jpeg quality, zfp rate...): then only
+        the stored bytes are verified, and the largest error is measured and reported.
+    """
+
+    absolute: float = 0.0
+    relative: float = 0.0
+    text: str = "exact"
+    bounded: bool = True
+
+    @property
+    def exact(self) -> bool:
+        """True for lossless encodings (values compared for equality)."""
+        return self.bounded and self.absolute == 0 and self.relative == 0
+
+    @property
+    def verification(self) -> str:
+        """What verification promises, as reports say it."""
+        if self.exact:
+            return "exact"
+        if not self.bounded:
+            return f"stored bytes only ({self.text} declares no error bound)"
+        return f"within tolerance {self.text}"
+
+    def within(self, original: npt.NDArray[Any], decoded: npt.NDArray[Any]) -> bool:
+        """Return True when every decoded value is within the tolerance of the original."""
+        if not self.bounded:
+            return True
+        a = np.asarray(original)
+        b = np.asarray(decoded)
+        if a.shape != b.shape:
+            return False
+        if self.exact or a.dtype.kind not in "iuf":
+            return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        af = a.astype(np.float64)
+        bf = b.astype(np.float64)
+        nan_a, nan_b = np.isnan(af), np.isnan(bf)
+        if not np.array_equal(nan_a, nan_b):
+            return False
+        ok = ~nan_a
+        inf_a = np.isinf(af) & ok
+        if not np.array_equal(af[inf_a], bf[inf_a]) or np.isinf(bf[ok & ~inf_a]).any():
+            return False
+        fin = ok & ~inf_a
+        bound = self.absolute + self.relative * np.abs(af[fin])
+        return bool(np.all(np.abs(af[fin] - bf[fin]) <= bound))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe mapping."""
+        return {
+            "absolute": self.absolute,
+            "relative": self.relative,
+            "text": self.text,
+            "bounded": self.bounded,
+            "verification": self.verification,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CompressorSpec:
     """One encoding choice, parsed from a string by :func:`parse_compressor`.
 
@@ -145,7 +231,9 @@ class CompressorSpec:
     level: int | None = 3
     shuffle: Shuffle | None = None
     lossy: str | None = None
-    lossy_options: tuple[tuple[str, float | int | bool], ...] = field(default=())
+    lossy_options: tuple[tuple[str, Option], ...] = field(default=())
+    #: Lossless filters of :data:`FILTER_NAMES`, in canonical order (delta, then a shuffle).
+    filters: tuple[str, ...] = field(default=())
 
     # ------------------------------------------------------------------ description
     @property
@@ -156,24 +244,39 @@ class CompressorSpec:
     @property
     def is_lossy(self) -> bool:
         """True when decoded values may differ from the original ones."""
-        if self.lossy == "zfp":
-            return not bool(dict(self.lossy_options).get("reversible", False))
+        opts = dict(self.lossy_options)
+        if self.lossy in ("zfp", "zfpy"):
+            return not bool(opts.get("reversible", False)) and bool(opts)
         if self.lossy in IMAGE_NAMES:
-            return self.lossy == "jpeg" or any(float(v) > 0 for _, v in self.lossy_options)
+            return self.lossy == "jpeg" or any(
+                float(v) > 0 for _, v in self.lossy_options if not isinstance(v, str)
+            )
         return self.lossy is not None
 
     @property
     def is_serializer(self) -> bool:
         """True for one array->bytes codec without a byte compressor (zfp, png...)."""
-        return self.lossy == "zfp" or self.lossy in IMAGE_NAMES
+        return self.lossy in ("zfp", "zfpy") or self.lossy in IMAGE_NAMES
+
+    @property
+    def _filter_lossy(self) -> bool:
+        return self.lossy in ("bitround", "quantize", "fixedscaleoffset")
 
     @property
     def label(self) -> str:
         """Canonical short text, parseable again by :func:`parse_compressor`."""
         parts: list[str] = []
+        lossy_part = ""
         if self.lossy is not None:
             opts = ",".join(k if v is True else f"{k}={_fmt(v)}" for k, v in self.lossy_options)
-            parts.append(f"{self.lossy}:{opts}" if opts else self.lossy)
+            lossy_part = f"{self.lossy}:{opts}" if opts else self.lossy
+        if self._filter_lossy:
+            parts.append(lossy_part)
+        if "delta" in self.filters:
+            parts.append("delta")
+        if self.is_serializer:
+            parts.append(lossy_part)
+        parts += [f for f in self.filters if f != "delta"]
         if not self.is_serializer or self.name != "none":
             main = self.name
             if self.is_blosc and self.shuffle is not None:
@@ -192,12 +295,59 @@ class CompressorSpec:
             return "none"
         if self.shuffle is not None:
             return self.shuffle
+        if {"shuffle", "bitshuffle"} & set(self.filters):  # the bytes are shuffled already
+            return "none"
         return "byte" if np.dtype(dtype).itemsize > 1 else "bit"
 
-    def check_dtype(self, dtype: npt.DTypeLike) -> None:
-        """Raise :class:`CodecError` when this spec cannot encode items of *dtype*."""
+    def encoded_dtype(self, dtype: npt.DTypeLike) -> np.dtype[Any]:
+        """Return the type of the values after the lossy filter (fixedscaleoffset's ``astype``)."""
         dt = np.dtype(dtype)
-        if self.lossy in ("bitround", "quantize") and dt.kind != "f":
+        if self.lossy == "fixedscaleoffset":
+            astype = dict(self.lossy_options).get("astype")
+            if astype is not None:
+                return np.dtype(str(astype)).newbyteorder("=")
+        return dt
+
+    def check_dtype(
+        self,
+        dtype: npt.DTypeLike,
+        *,
+        chunks: tuple[int, ...] | None = None,
+        zarr_format: int | None = None,
+    ) -> None:
+        """Raise :class:`CodecError` when this spec cannot encode items of *dtype*.
+
+        Parameters
+        ----------
+        dtype
+            The array's data type.
+        chunks
+            The chunk shape, when known: image codecs need 2-D images (webp: RGB or RGBA).
+        zarr_format
+            The output format, when known: the separate ``bitshuffle`` codec is Zarr v2 only.
+        """
+        dt = np.dtype(dtype)
+        if zarr_format == 3 and "bitshuffle" in self.filters:
+            raise CodecError(
+                "bitshuffle (imagecodecs) is written to Zarr v2 only: in Zarr v3 zarr hands it "
+                "plain bytes, and it then shuffles single bytes, not the values.",
+                hint="For Zarr v3 use blosc's bit shuffle, e.g. blosc-zstd:level=5,shuffle=bit.",
+            )
+        if chunks is not None and self.lossy in IMAGE_NAMES:
+            big = [c for c in chunks if c > 1]
+            if self.lossy == "webp" and (not chunks or chunks[-1] not in (3, 4) or len(big) > 3):
+                raise CodecError(
+                    f"webp encodes RGB or RGBA images: the last chunk dimension must be 3 or 4 "
+                    f"(the samples), not chunks {tuple(chunks)}.",
+                    hint="Give chunks like 1,256,256,3 for (..., y, x, rgb) data.",
+                )
+            if self.lossy != "webp" and len(big) > 2 + (chunks[-1] in (3, 4)):
+                raise CodecError(
+                    f"{self.lossy} encodes 2-D images: chunks {tuple(chunks)} have more than two "
+                    "dimensions larger than 1.",
+                    hint="Give chunks like 1,1,256,256.",
+                )
+        if self.lossy in ("bitround", "quantize", "fixedscaleoffset") and dt.kind != "f":
             raise CodecError(
                 f"{self.lossy} works on floating-point data only, not {dt}.",
                 hint="Choose a lossless compressor for integer data (e.g. zstd:5).",
@@ -207,11 +357,53 @@ class CompressorSpec:
                 f"{self.lossy} encodes {', '.join(_IMAGE_DTYPES[self.lossy])} data only, not {dt}.",
                 hint="Choose a lossless compressor (e.g. zstd:5) for this array.",
             )
-        if self.lossy == "zfp" and dt.str[1:] not in ("f4", "f8", "i4", "i8"):
+        if self.lossy in ("zfp", "zfpy") and dt.str[1:] not in ("f4", "f8", "i4", "i8"):
             raise CodecError(
-                f"zfp encodes float32, float64, int32 and int64 only, not {dt}.",
+                f"{self.lossy} encodes float32, float64, int32 and int64 only, not {dt}.",
                 hint="Choose a lossless compressor (e.g. zstd:5) for this array.",
             )
+        enc = self.encoded_dtype(dt)
+        if "delta" in self.filters and enc.kind not in "iu":
+            raise CodecError(
+                f"delta is offered for integer data only (float differences are not exact), "
+                f"not {enc}.",
+                hint="Use shuffle+zstd, or fixedscaleoffset:...,astype=i4+delta+zstd for floats.",
+            )
+        if enc.kind not in "biufc" and self.filters:
+            raise CodecError(f"{'+'.join(self.filters)} needs numeric data, not {enc}.")
+
+    def tolerance(self, dtype: npt.DTypeLike | None = None) -> Tolerance:
+        """Return the error this encoding declares for items of *dtype*.
+
+        Lossless encodings are exact. Lossy ones declare: ``lerc:maxerror=E`` and
+        ``zfpy:tolerance=T`` an absolute error E or T, ``quantize:N`` 10^-N,
+        ``fixedscaleoffset:scale=S`` 0.5/S (plus a rounding error of the float type),
+        ``bitround:N`` a relative error of 2^-N. The others (jpeg quality, jpeg2k PSNR, jpegxl
+        distance, webp quality, zfp/zfpy rate or precision) declare no bound.
+        """
+        if not self.is_lossy:
+            return Tolerance()
+        opts = dict(self.lossy_options)
+        dt = np.dtype(dtype) if dtype is not None else np.dtype("f8")
+        eps = float(np.finfo(dt).eps) if dt.kind == "f" else 0.0
+        if self.lossy == "lerc":
+            e = float(opts["maxerror"])
+            return Tolerance(e, 4 * eps, f"{_fmt(e)} absolute")
+        if self.lossy == "zfpy" and "tolerance" in opts:
+            e = float(opts["tolerance"])
+            return Tolerance(e, 4 * eps, f"{_fmt(e)} absolute")
+        if self.lossy == "quantize":
+            e = 10.0 ** -int(opts["digits"])
+            return Tolerance(e, 4 * eps, f"{e:g} absolute")
+        if self.lossy == "fixedscaleoffset":
+            e = 0.5 / float(opts["scale"])
+            # decoding adds the offset back in the array's float type: its rounding too
+            slack = 8 * eps * abs(float(opts.get("offset", 0)))
+            return Tolerance(e + slack, 8 * eps, f"{e:g} absolute")
+        if self.lossy == "bitround":
+            e = 2.0 ** -int(opts["keepbits"])
+            return Tolerance(0.0, e, f"{e:g} relative")
+        return Tolerance(0.0, 0.0, self.label, bounded=False)
 
     # ------------------------------------------------------------------ zarr v3
     def v3_parts(self, dtype: npt.DTypeLike) -> tuple[list[Any], Any, list[Any]]:
@@ -222,31 +414,43 @@ class CompressorSpec:
         dtype
             The array's data type (sets blosc's type size and automatic shuffle).
         """
-        import zarr.codecs as zc
+        import warnings
 
-        self.check_dtype(dtype)
+        from zarr import codecs as zc
+
+        self.check_dtype(dtype, zarr_format=3)
         dt = np.dtype(dtype)
+        enc = self.encoded_dtype(dt)
         filters: list[Any] = []
-        serializer: Any = zc.BytesCodec(endian="little") if dt.itemsize > 1 else zc.BytesCodec()
-        if self.lossy == "bitround":
-            from zarr.codecs.numcodecs import BitRound
-
-            filters.append(BitRound(keepbits=int(dict(self.lossy_options)["keepbits"])))
-        elif self.lossy == "quantize":
-            from zarr.codecs.numcodecs import Quantize
-
-            filters.append(Quantize(digits=int(dict(self.lossy_options)["digits"]), dtype=dt.str))
-        elif self.lossy == "zfp":
-            serializer = _zfp_v3_class()(**self._zfp_config())
-        elif self.lossy in IMAGE_NAMES:
-            import warnings
-
-            config = self._image_config()
-            config.pop("id")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # zarr: numcodecs codecs are not in the v3 spec
-                serializer = _image_v3_class(self.lossy)(**config)
+        serializer: Any = zc.BytesCodec(endian="little") if enc.itemsize > 1 else zc.BytesCodec()
         compressors: list[Any] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr: numcodecs codecs are not in the v3 spec
+            from zarr.codecs import numcodecs as zn
+
+            opts = dict(self.lossy_options)
+            if self.lossy == "bitround":
+                filters.append(zn.BitRound(keepbits=int(opts["keepbits"])))
+            elif self.lossy == "quantize":
+                filters.append(zn.Quantize(digits=int(opts["digits"]), dtype=dt.str))
+            elif self.lossy == "fixedscaleoffset":
+                filters.append(zn.FixedScaleOffset(**self._fso_config(dt)))
+            if "delta" in self.filters:
+                filters.append(zn.Delta(dtype=enc.newbyteorder("<").str))
+            if self.lossy == "zfp":
+                serializer = _zfp_v3_class()(**self._zfp_config())
+            elif self.lossy == "zfpy":
+                serializer = zn.ZFPY(**self._zfpy_config())
+            elif self.lossy in IMAGE_NAMES:
+                config = self._image_config()
+                config.pop("id")
+                serializer = _image_v3_class(self.lossy)(**config)
+            if "shuffle" in self.filters:
+                compressors.append(zn.Shuffle(elementsize=enc.itemsize))
+            if "bitshuffle" in self.filters:
+                compressors.append(_bytes_v3_class("bitshuffle")(itemsize=enc.itemsize))
+            if self.name == "lzw":
+                compressors.append(_bytes_v3_class("lzw")())
         if self.name == "zstd":
             compressors.append(zc.ZstdCodec(level=int(self.level or 0)))
         elif self.name == "gzip":
@@ -257,9 +461,9 @@ class CompressorSpec:
                     cname=self.name.removeprefix("blosc-"),  # type: ignore[arg-type]
                     clevel=int(self.level or 0),
                     shuffle={"none": "noshuffle", "byte": "shuffle", "bit": "bitshuffle"}[
-                        self.shuffle_for(dt)
+                        self.shuffle_for(enc)
                     ],  # type: ignore[arg-type]
-                    typesize=dt.itemsize,
+                    typesize=enc.itemsize,
                 )
             )
         return filters, serializer, compressors
@@ -284,14 +488,19 @@ class CompressorSpec:
 
         if self.lossy == "zfp":
             return _zfp_numcodec(self._zfp_config())
+        if self.lossy == "zfpy":
+            return _zfpy_numcodec(self._zfpy_config())
         if self.lossy in IMAGE_NAMES:
             return _image_numcodec(self._image_config())
         if self.name == "zstd":
             return numcodecs.Zstd(level=int(self.level or 0))
         if self.name == "gzip":
             return numcodecs.GZip(level=int(self.level or 0))
+        if self.name == "lzw":
+            return _image_numcodec({"id": "imagecodecs_lzw"})
         if self.is_blosc:
-            shuffle = self.shuffle_for(dtype if dtype is not None else "u2")
+            enc = self.encoded_dtype(dtype) if dtype is not None else None
+            shuffle = self.shuffle_for(enc if enc is not None else "u2")
             if dtype is None and self.shuffle is None:
                 shuffle_code = numcodecs.Blosc.AUTOSHUFFLE
             else:
@@ -308,12 +517,39 @@ class CompressorSpec:
         import numcodecs
 
         self.check_dtype(dtype)
+        dt = np.dtype(dtype)
+        enc = self.encoded_dtype(dt)
         opts = dict(self.lossy_options)
+        out: list[Any] = []
         if self.lossy == "bitround":
-            return [numcodecs.BitRound(keepbits=int(opts["keepbits"]))]
-        if self.lossy == "quantize":
-            return [numcodecs.Quantize(digits=int(opts["digits"]), dtype=np.dtype(dtype).str)]
-        return None
+            out.append(numcodecs.BitRound(keepbits=int(opts["keepbits"])))
+        elif self.lossy == "quantize":
+            out.append(numcodecs.Quantize(digits=int(opts["digits"]), dtype=dt.str))
+        elif self.lossy == "fixedscaleoffset":
+            out.append(numcodecs.FixedScaleOffset(**self._fso_config(dt)))
+        if "delta" in self.filters:
+            out.append(numcodecs.Delta(dtype=enc.newbyteorder("<").str))
+        if "shuffle" in self.filters:
+            out.append(numcodecs.Shuffle(elementsize=enc.itemsize))
+        if "bitshuffle" in self.filters:
+            out.append(_image_numcodec({"id": "imagecodecs_bitshuffle", "itemsize": enc.itemsize}))
+        return out or None
+
+    def _array_filters(self, dtype: npt.DTypeLike) -> list[Any]:
+        """Return the array->array filters of :meth:`v2_filters` (not the byte shuffles)."""
+        return [
+            f
+            for f in self.v2_filters(dtype) or []
+            if f.codec_id not in ("shuffle", "imagecodecs_bitshuffle")
+        ]
+
+    def _byte_filters(self, dtype: npt.DTypeLike) -> list[Any]:
+        """Return the bytes->bytes filters of :meth:`v2_filters` (byte and bit shuffle)."""
+        return [
+            f
+            for f in self.v2_filters(dtype) or []
+            if f.codec_id in ("shuffle", "imagecodecs_bitshuffle")
+        ]
 
     # ------------------------------------------------------------------ standalone
     def encode(self, data: npt.ArrayLike) -> bytes:
@@ -330,20 +566,26 @@ class CompressorSpec:
         """
         arr = np.ascontiguousarray(data)
         self.check_dtype(arr.dtype)
-        for f in self.v2_filters(arr.dtype) or []:
+        dtype = arr.dtype
+        for f in self._array_filters(dtype):
             arr = np.ascontiguousarray(f.encode(arr))
         if self.lossy == "zfp":
             return bytes(_zfp_numcodec(self._zfp_config()).encode(arr))
+        if self.lossy == "zfpy":
+            return bytes(_zfpy_numcodec(self._zfpy_config()).encode(arr))
         if self.lossy in IMAGE_NAMES:
             return bytes(_image_numcodec(self._image_config()).encode(arr))
         le = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
-        raw = memoryview(le.reshape(-1).view(np.uint8).data)
+        raw: Any = memoryview(le.reshape(-1).view(np.uint8).data)
+        byte_filters = self._byte_filters(dtype)
+        for f in byte_filters:
+            raw = memoryview(np.ascontiguousarray(f.encode(raw)).reshape(-1).view(np.uint8).data)
         if self.name == "zstd":
             return _zstd_compress(raw, int(self.level or 0))
-        comp = self.v2_compressor(arr.dtype)
+        comp = self.v2_compressor(dtype)
         if comp is None:
-            return raw.tobytes()
-        if self.is_blosc:
+            return bytes(raw)
+        if self.is_blosc and not byte_filters:
             return bytes(comp.encode(le))
         return bytes(comp.encode(raw))
 
@@ -371,33 +613,54 @@ class CompressorSpec:
 
         # Output is bounded by the chunk's size (or by the read limit when it is not given).
         if dtype is not None and shape is not None:
-            nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+            nbytes = math.prod(shape) * max(
+                np.dtype(dtype).itemsize, self.encoded_dtype(dtype).itemsize
+            )
         else:
             from napari_zarr_explorer.pyramid import max_chunk_bytes
 
             nbytes = max_chunk_bytes()
+        if dtype is None:
+            if self.filters or self.lossy is not None:
+                raise CodecError(f"{self.label}: decoding needs the chunk's data type.")
+            out = np.frombuffer(self._decode_bytes(data, None, nbytes), dtype=np.uint8)
+            return out.copy()
+        dt = np.dtype(dtype)
+        enc = self.encoded_dtype(dt)
         if self.lossy == "zfp":
             out = np.asarray(decode_bounded(_zfp_numcodec(self._zfp_config()), data, nbytes))
+        elif self.lossy == "zfpy":
+            out = np.asarray(decode_bounded(_zfpy_numcodec(self._zfpy_config()), data, nbytes))
         elif self.lossy in IMAGE_NAMES:
             out = np.asarray(decode_bounded(_image_numcodec(self._image_config()), data, nbytes))
         else:
-            comp = self.v2_compressor(dtype)
-            if self.name == "zstd":
-                raw = _zstd_decompress(data, nbytes)
-            else:
-                raw = data if comp is None else decode_bounded(comp, data, nbytes)
+            raw = self._decode_bytes(data, dt, nbytes)
             out = np.frombuffer(raw, dtype=np.uint8)
-            if dtype is None:
-                return out.copy()
-            dt = np.dtype(dtype)
-            out = out.view(dt.newbyteorder("<")).astype(dt, copy=False)
-            for f in reversed(self.v2_filters(dt) or []):
-                out = np.asarray(decode_bounded(f, out, nbytes, expansion=2.0)).view(dt)
-        if dtype is not None:
-            out = out.astype(np.dtype(dtype), copy=False)
+            out = out.view(enc.newbyteorder("<")).astype(enc, copy=False)
+        for f in reversed(self._array_filters(dt)):
+            # delta gives back the stored type, the lossy filter the array's own type
+            want = enc if f.codec_id == "delta" else dt
+            res = np.asarray(decode_bounded(f, out, nbytes, expansion=8.0))
+            out = res.reshape(-1).view(want) if res.dtype.itemsize != want.itemsize else res
+            out = out.astype(want, copy=False)
+        out = out.astype(dt, copy=False)
         if shape is not None:
             out = out.reshape(shape)
         return out
+
+    def _decode_bytes(self, data: bytes, dtype: np.dtype[Any] | None, nbytes: int) -> Any:
+        """Undo the compressor and the byte shuffles: the little-endian bytes of the values."""
+        from napari_zarr_explorer.store import decode_bounded
+
+        comp = self.v2_compressor(dtype)
+        if self.name == "zstd":
+            raw = _zstd_decompress(data, nbytes)
+        else:
+            raw = data if comp is None else decode_bounded(comp, data, nbytes)
+        if dtype is not None:
+            for f in reversed(self._byte_filters(dtype)):
+                raw = decode_bounded(f, raw, nbytes, expansion=2.0)
+        return raw
 
     def error(self, data: npt.ArrayLike) -> ErrorStats:
         """Encode and decode *data* and measure how far the result is from it (NaN-aware)."""
@@ -444,6 +707,37 @@ class CompressorSpec:
             config["level"] = float(opts.get("maxerror", 0.0))
         elif name == "jpeg":
             config["level"] = int(opts.get("quality", 90))
+        elif name == "webp":
+            quality = opts.get("quality")
+            config.update(
+                {"lossless": True}
+                if quality is None
+                else {"lossless": False, "level": float(quality)}
+            )
+        return config
+
+    def _fso_config(self, dtype: np.dtype[Any]) -> dict[str, Any]:
+        """Return the numcodecs ``FixedScaleOffset`` configuration for items of *dtype*."""
+        opts = dict(self.lossy_options)
+        scale = float(opts["scale"])
+        offset = float(opts.get("offset", 0))
+        return {
+            "offset": int(offset) if offset.is_integer() else offset,
+            "scale": int(scale) if scale.is_integer() else scale,
+            "dtype": dtype.newbyteorder("<").str,
+            "astype": self.encoded_dtype(dtype).newbyteorder("<").str,
+        }
+
+    def _zfpy_config(self) -> dict[str, Any]:
+        """Return the numcodecs ``ZFPY`` configuration (all of them -1: reversible)."""
+        opts = dict(self.lossy_options)
+        config: dict[str, Any] = {"mode": 4, "tolerance": -1, "rate": -1, "precision": -1}
+        if "tolerance" in opts:
+            config.update(mode=4, tolerance=float(opts["tolerance"]))
+        elif "rate" in opts:
+            config.update(mode=2, rate=float(opts["rate"]))
+        elif "precision" in opts:
+            config.update(mode=3, precision=int(opts["precision"]))
         return config
 
     def _zfp_config(self) -> dict[str, Any]:
@@ -505,7 +799,7 @@ def _zstd_compress(raw: Any, level: int) -> bytes:
     return bytes(comp(raw))
 
 
-def _fmt(v: float | int | bool) -> str:
+def _fmt(v: Option) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -531,24 +825,6 @@ def _zfp_numcodec(config: dict[str, Any]) -> Any:
     return Zfp(**config)
 
 
-_ZFP_V3: list[Any] = []
-
-
-def _zfp_v3_class() -> Any:
-    """Return (creating and registering once) the Zarr v3 codec ``numcodecs.imagecodecs_zfp``."""
-    if _ZFP_V3:
-        return _ZFP_V3[0]
-    _zfp_numcodec({"mode": "reversible"})  # registers it with numcodecs
-    import zarr.registry
-
-    from napari_zarr_explorer._compat import numcodecs_array_bytes_codec_class
-
-    ImagecodecsZfp = numcodecs_array_bytes_codec_class("ImagecodecsZfp", "imagecodecs_zfp")
-    zarr.registry.register_codec("numcodecs.imagecodecs_zfp", ImagecodecsZfp)
-    _ZFP_V3.append(ImagecodecsZfp)
-    return ImagecodecsZfp
-
-
 def _image_numcodec(config: dict[str, Any]) -> Any:
     try:
         from imagecodecs.numcodecs import register_codecs
@@ -563,35 +839,195 @@ def _image_numcodec(config: dict[str, Any]) -> Any:
     return numcodecs.get_codec(dict(config))
 
 
-_IMAGE_V3: dict[str, Any] = {}
+def _zfpy_numcodec(config: dict[str, Any]) -> Any:
+    try:
+        from numcodecs.zfpy import ZFPY
+    except ImportError as exc:
+        raise CodecError(
+            "The zfpy codec needs the zfpy package.",
+            hint='Install it with: pip install "zfpy!=1.0.1.post0"',
+        ) from exc
+    return ZFPY(**config)
 
 
-def _image_v3_class(name: str) -> Any:
-    """Return (creating and registering once) the Zarr v3 codec ``numcodecs.imagecodecs_NAME``."""
-    if name in _IMAGE_V3:
-        return _IMAGE_V3[name]
-    _image_numcodec({"id": f"imagecodecs_{name}"})  # registers imagecodecs with numcodecs
+#: Zarr v3 classes made here, by the name they are registered under.
+_V3_CLASSES: dict[str, Any] = {}
+
+
+def _numcodec_class(codec_id: str) -> Any:
+    """Return the numcodecs class of an imagecodecs codec id (registering imagecodecs first)."""
+    if codec_id == "imagecodecs_zfp":
+        _zfp_numcodec({"mode": "reversible"})  # registers it with numcodecs
+    else:
+        _image_numcodec({"id": codec_id})
+    from numcodecs.registry import codec_registry
+
+    return codec_registry[codec_id]
+
+
+def imagecodecs_v3_class(codec_id: str, *, legacy: bool = False) -> Any:
+    """Return (creating and registering once) a Zarr v3 codec for an imagecodecs codec.
+
+    Parameters
+    ----------
+    codec_id
+        ``"imagecodecs_png"``, ``"imagecodecs_lzw"``...
+    legacy
+        False: the class named ``imagecodecs_NAME``, as imagecodecs' own Zarr 3 codecs
+        (``imagecodecs.zarr``, the ``imagecodecs-zarr`` entry points) name it, with the same
+        configuration; this is what is written. True: the class named
+        ``numcodecs.imagecodecs_NAME`` (numcodecs' configuration in zarr's numcodecs wrapper),
+        which this package wrote before; it is registered to read such data.
+
+    Both decode through the numcodecs codec of the installed imagecodecs (every imagecodecs
+    format describes its own size), so they need no ``imagecodecs.zarr`` and are bounded by
+    the store layer's guard like every ``numcodecs.*`` wrapper.
+    """
+    key = f"numcodecs.{codec_id}" if legacy else codec_id
+    if key in _V3_CLASSES:
+        return _V3_CLASSES[key]
+    numcodec = _numcodec_class(codec_id)
+    import inspect
+
     import zarr.registry
-    from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
 
-    cls = type(
-        f"Imagecodecs{name.capitalize()}",
-        (_NumcodecsArrayBytesCodec,),
-        {},
-        codec_name=f"imagecodecs_{name}",
+    from napari_zarr_explorer._compat import (
+        numcodecs_array_bytes_codec_class,
+        numcodecs_bytes_bytes_codec_class,
     )
-    zarr.registry.register_codec(f"numcodecs.imagecodecs_{name}", cls)
-    _IMAGE_V3[name] = cls
+    from napari_zarr_explorer.store.imaging import role_of
+
+    role = role_of(codec_id) or "array->bytes"
+    make = (
+        numcodecs_bytes_bytes_codec_class
+        if role == "bytes->bytes"
+        else numcodecs_array_bytes_codec_class
+    )
+    title = "Imagecodecs" + codec_id.removeprefix("imagecodecs_").capitalize()
+    base = make(title, codec_id)
+    if legacy:
+        cls = base
+    else:
+        accepted = set(inspect.signature(numcodec.__init__).parameters) - {"self"}
+
+        def from_dict(klass: Any, data: dict[str, Any]) -> Any:
+            cfg = data.get("configuration") or {}
+            if not isinstance(cfg, dict):
+                raise CodecError(f"{codec_id}: the configuration must be a JSON object.")
+            # options this imagecodecs does not know only matter when encoding
+            return klass(**{k: v for k, v in cfg.items() if k in accepted})
+
+        def to_dict(self: Any) -> dict[str, Any]:
+            cfg = {k: v for k, v in self.codec_config.items() if k != "id"}
+            return {"name": codec_id, "configuration": cfg} if cfg else {"name": codec_id}
+
+        cls = type(
+            title + "V3",
+            (base,),
+            {"from_dict": classmethod(from_dict), "to_dict": to_dict},
+        )
+    zarr.registry.register_codec(key, cls)
+    _V3_CLASSES[key] = cls
     return cls
 
 
+def _zfp_v3_class() -> Any:
+    """Return the Zarr v3 codec ``imagecodecs_zfp`` (written by :meth:`CompressorSpec.v3_parts`)."""
+    return imagecodecs_v3_class("imagecodecs_zfp")
+
+
+def _bytes_v3_class(name: str) -> Any:
+    """Return the Zarr v3 bytes codec ``imagecodecs_NAME`` (lzw)."""
+    return imagecodecs_v3_class(f"imagecodecs_{name}")
+
+
+def _image_v3_class(name: str) -> Any:
+    """Return the Zarr v3 codec ``imagecodecs_NAME`` of an image codec (png, jpeg2k...)."""
+    return imagecodecs_v3_class(f"imagecodecs_{name}")
+
+
+_REGISTERED: list[bool] = []
+_REGISTER_LOCK = threading.Lock()
+
+
+def numcodecs_twin(codec: Any) -> Any | None:
+    """Return our ``numcodecs.imagecodecs_NAME`` wrapper for another implementation's codec.
+
+    For a Zarr v3 codec named ``imagecodecs_NAME`` that is not ours (the ``imagecodecs-zarr``
+    entry points), so that the store layer can decode its chunks with a bound; None for any
+    other codec.
+    """
+    try:
+        doc = codec.to_dict()
+    except Exception:
+        return None
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name.startswith("imagecodecs_"):
+        return None
+    import inspect
+    import warnings
+
+    from zarr.abc.codec import ArrayBytesCodec, BytesBytesCodec
+
+    from napari_zarr_explorer.store.imaging import role_of
+
+    # only where our wrapper plays the same part (imagecodecs' Zarr 3 bitshuffle is a serializer)
+    role = role_of(name)
+    if not (
+        (role == "array->bytes" and isinstance(codec, ArrayBytesCodec))
+        or (role == "bytes->bytes" and isinstance(codec, BytesBytesCodec))
+    ):
+        return None
+
+    try:
+        numcodec = _numcodec_class(name)
+        cls = imagecodecs_v3_class(name, legacy=True)
+    except (CodecError, ImportError, KeyError, ValueError):
+        return None
+    accepted = set(inspect.signature(numcodec.__init__).parameters) - {"self"}
+    cfg = doc.get("configuration") or {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: numcodecs codecs are not in the v3 spec
+        return cls(**{k: v for k, v in dict(cfg).items() if k in accepted})
+
+
 def register_zarr_codecs() -> None:
-    """Register the optional codecs this module can write (zfp, image codecs) with zarr."""
-    with contextlib.suppress(CodecError):
-        _zfp_v3_class()
-    with contextlib.suppress(CodecError, ImportError):
-        for name in IMAGE_NAMES:
-            _image_v3_class(name)
+    """Register with zarr the imagecodecs codecs this package reads and writes in Zarr v3.
+
+    Each under ``imagecodecs_NAME`` (unless another implementation, such as the
+    ``imagecodecs-zarr`` entry points, already provides that name) and under
+    ``numcodecs.imagecodecs_NAME`` (what this package wrote before).
+    """
+    with _REGISTER_LOCK:
+        if not _REGISTERED:
+            _register_zarr_codecs()
+            _REGISTERED.append(True)
+
+
+def _register_zarr_codecs() -> None:
+    from napari_zarr_explorer._compat import unknown_codec_errors
+    from napari_zarr_explorer.store.imaging import CODECS
+
+    names = [
+        c for c, e in CODECS.items() if c.startswith("imagecodecs_") and e.role != "array->array"
+    ]
+    for codec_id in [*names, "imagecodecs_bitshuffle"]:
+        with contextlib.suppress(CodecError, ImportError, KeyError, ValueError):
+            imagecodecs_v3_class(codec_id, legacy=True)
+    import zarr.registry
+
+    for codec_id in names:
+        if codec_id == "imagecodecs_bitshuffle":  # imagecodecs' Zarr 3 bitshuffle is a serializer
+            continue
+        if codec_id not in _V3_CLASSES:
+            try:
+                zarr.registry.get_codec_class(codec_id)
+            except unknown_codec_errors():
+                pass
+            else:  # provided elsewhere: the store layer's guard bounds it all the same
+                continue
+        with contextlib.suppress(CodecError, ImportError, KeyError, ValueError):
+            imagecodecs_v3_class(codec_id)
 
 
 def _parse_value(text: str, *, where: str) -> float | int | bool:
@@ -677,7 +1113,8 @@ def _parse_text(text: str) -> CompressorSpec:
     level: int | None = _LEVELS["zstd"][2]
     shuffle: Shuffle | None = None
     lossy: str | None = None
-    lossy_opts: dict[str, float | int | bool] = {}
+    lossy_opts: dict[str, Option] = {}
+    filters: set[str] = set()
     main_given = False
     parts = [p.strip() for p in text.strip().lower().split("+")]
     if not parts or any(not p for p in parts):
@@ -692,6 +1129,15 @@ def _parse_text(text: str) -> CompressorSpec:
         if pname == "zlib":
             raise CodecError(f"{where}: zlib is not offered.", hint="Use gzip:N instead.")
         positional, pairs = _split_args(args, where=where)
+        if pname in FILTER_NAMES:
+            if positional is not None or pairs:
+                raise CodecError(
+                    f"{where}: {pname} takes no options (its item size is the data type's)."
+                )
+            if pname in filters:
+                raise CodecError(f"{where}: {pname} is given twice.")
+            filters.add(pname)
+            continue
         if pname in LOSSY_NAMES or pname in IMAGE_NAMES:
             if lossy is not None:
                 raise CodecError(f"{where}: only one lossy codec can be used.")
@@ -707,10 +1153,10 @@ def _parse_text(text: str) -> CompressorSpec:
         kind = "blosc" if name.startswith("blosc-") else name
         lo_hi = _LEVELS.get(kind)
         lvl_text = pairs.pop("level", pairs.pop("clevel", None)) or positional
-        if name == "none":
+        if name in ("none", "lzw"):
             level = None
             if lvl_text is not None or pairs:
-                raise CodecError(f"{where}: 'none' takes no options.")
+                raise CodecError(f"{where}: '{name}' takes no options.")
             continue
         assert lo_hi is not None
         if lvl_text is None:
@@ -743,7 +1189,7 @@ def _parse_text(text: str) -> CompressorSpec:
                 f"{where}: unknown option(s) {', '.join(sorted(pairs))}.",
                 hint="Options are a level and, for blosc, shuffle=none|byte|bit.",
             )
-    serializer = lossy == "zfp" or lossy in IMAGE_NAMES
+    serializer = lossy in ("zfp", "zfpy") or lossy in IMAGE_NAMES
     if serializer and not main_given:
         name, level = "none", None
     elif serializer and name != "none":
@@ -751,19 +1197,27 @@ def _parse_text(text: str) -> CompressorSpec:
             f"{where}: {lossy} already compresses; it cannot be combined with {name}.",
             hint=f"Use {lossy} alone, e.g. {lossy}" + (":rate=8." if lossy == "zfp" else "."),
         )
+    if {"shuffle", "bitshuffle"} <= filters:
+        raise CodecError(f"{where}: use either shuffle or bitshuffle, not both.")
+    if serializer and filters & {"shuffle", "bitshuffle"}:
+        raise CodecError(
+            f"{where}: {lossy} encodes the image itself; a byte shuffle cannot follow it.",
+            hint="Shuffles go with a byte compressor, e.g. shuffle+zstd:5.",
+        )
     return CompressorSpec(
         name=name,
         level=level,
         shuffle=shuffle,
         lossy=lossy,
         lossy_options=tuple(sorted(lossy_opts.items())),
+        filters=tuple(f for f in FILTER_NAMES if f in filters),
     )
 
 
 def _parse_lossy(
     name: str, positional: str | None, pairs: dict[str, str], *, where: str
-) -> dict[str, float | int | bool]:
-    opts: dict[str, float | int | bool] = {}
+) -> dict[str, Option]:
+    opts: dict[str, Option] = {}
     if name == "png":
         if positional is not None or pairs:
             raise CodecError(f"{where}: png takes no options (it is lossless).")
@@ -772,6 +1226,9 @@ def _parse_lossy(
         key, lo, hi = _IMAGE_OPTIONS[name]
         if name == "jpeg2k" and (positional == "reversible" or "reversible" in pairs):
             pairs.pop("reversible", "")
+            positional = None
+        if name == "webp" and (positional == "lossless" or "lossless" in pairs):
+            pairs.pop("lossless", "")
             positional = None
         if positional is not None:
             pairs.setdefault(key, positional)
@@ -785,30 +1242,69 @@ def _parse_lossy(
                 raise CodecError(f"{where}: {name} {key} must be from {lo:g} to {hi:g}.")
             opts[key] = value
         return opts
-    if name == "zfp":
+    if name in ("zfp", "zfpy"):
         if positional == "reversible":
             pairs["reversible"] = "true"
         elif positional is not None:
             pairs.setdefault("rate", positional)
-        if "tolerance" in pairs or "accuracy" in pairs:
+        if name == "zfpy" and not pairs:
+            pairs["reversible"] = "true"
+        if name == "zfp" and ("tolerance" in pairs or "accuracy" in pairs):
             raise CodecError(
                 f"{where}: zfp's tolerance mode is not offered (imagecodecs takes integer levels).",
-                hint="Use zfp:rate=N (bits per value) or zfp:precision=N (bit planes).",
+                hint="Use zfpy:tolerance=T (numcodecs' zfpy), zfp:rate=N or zfp:precision=N.",
             )
-        modes = [m for m in _ZFP_MODES if m in pairs]
+        modes = [m for m in ("tolerance", *_ZFP_MODES) if m in pairs]
         if len(modes) != 1 or len(pairs) != 1:
             raise CodecError(
-                f"{where}: zfp needs exactly one of rate=N, precision=N or reversible.",
-                hint="For example zfp:rate=8.",
+                f"{where}: {name} needs exactly one of "
+                + ("tolerance=T, " if name == "zfpy" else "")
+                + "rate=N, precision=N or reversible.",
+                hint=f"For example {name}:" + ("tolerance=0.01." if name == "zfpy" else "rate=8."),
             )
         mode = modes[0]
         if mode == "reversible":
             opts["reversible"] = True
+        elif mode == "tolerance":
+            value = _parse_value(pairs[mode], where=where)
+            if not 0 < float(value) < math.inf:
+                raise CodecError(f"{where}: zfpy tolerance must be a number above 0.")
+            opts[mode] = value
         else:
             value = _parse_value(pairs[mode], where=where)
             if not float(value).is_integer() or not 1 <= value <= 64:
-                raise CodecError(f"{where}: zfp {mode} must be an integer from 1 to 64.")
+                raise CodecError(f"{where}: {name} {mode} must be an integer from 1 to 64.")
             opts[mode] = int(value)
+        return opts
+    if name == "fixedscaleoffset":
+        if positional is not None:
+            pairs.setdefault("scale", positional)
+        unknown = set(pairs) - {"scale", "offset", "astype"}
+        if unknown or "scale" not in pairs:
+            raise CodecError(
+                f"{where}: fixedscaleoffset takes scale=S and optionally offset=O, astype=TYPE.",
+                hint="e.g. fixedscaleoffset:scale=100,astype=i2 (error up to 0.5/scale).",
+            )
+        scale = _parse_value(pairs["scale"], where=where)
+        if not 0 < float(scale) < math.inf:
+            raise CodecError(f"{where}: fixedscaleoffset scale must be a number above 0.")
+        opts["scale"] = scale
+        if "offset" in pairs:
+            offset = _parse_value(pairs["offset"], where=where)
+            if not math.isfinite(float(offset)):
+                raise CodecError(f"{where}: fixedscaleoffset offset must be a finite number.")
+            opts["offset"] = offset
+        if "astype" in pairs:
+            try:
+                astype = np.dtype(pairs["astype"]).str[1:]
+            except TypeError:
+                astype = ""
+            if astype not in _FSO_TYPES:
+                raise CodecError(
+                    f"{where}: fixedscaleoffset astype {pairs['astype']!r} is not offered.",
+                    hint="Use one of: " + ", ".join(_FSO_TYPES) + ".",
+                )
+            opts["astype"] = astype
         return opts
     key = "keepbits" if name == "bitround" else "digits"
     if positional is not None:
@@ -826,6 +1322,8 @@ def _valid_hint() -> str:
     return (
         "Valid compressors: "
         + ", ".join(COMPRESSOR_NAMES)
-        + "; lossy: zfp:rate=N, bitround:N, quantize:N; images: png, jpeg2k[:psnr=N],"
-        + " jpegxl[:distance=D], lerc[:maxerror=E], jpeg:quality; a level after a colon (zstd:5)."
+        + "; filters before them: delta, shuffle, bitshuffle (e.g. shuffle+zstd:5);"
+        + " lossy: zfp:rate=N, zfpy:tolerance=T, bitround:N, quantize:N,"
+        + " fixedscaleoffset:scale=S; images: png, jpeg2k[:psnr=N], jpegxl[:distance=D],"
+        + " lerc[:maxerror=E], webp[:quality=Q], jpeg:quality; a level after a colon (zstd:5)."
     )

@@ -32,6 +32,7 @@ from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = [
     "ALTERNATIVES",
+    "CODECS",
     "COLOR_MODES",
     "COMPRESSORS",
     "ChunkMapForm",
@@ -49,8 +50,36 @@ COMPRESSORS: dict[str, tuple[tuple[int, int, int] | None, bool]] = {
     "blosc-lz4": ((0, 9, 5), True),
     "blosc-lz4hc": ((0, 9, 5), True),
     "gzip": ((0, 9, 6), False),
+    "lzw": (None, False),
     "none": (None, False),
 }
+#: codec choice -> (what the list shows, its lossy setting ``(key, label, default)`` or None).
+#: Filters (shuffle, delta...) and lossy filters go in front of the compressor; image and array
+#: codecs (png, zfp...) replace it. Lossy choices say so, and name their error setting.
+CODECS: dict[str, tuple[str, tuple[str, str, str] | None]] = {
+    "": ("compressor only", None),
+    "shuffle": ("shuffle + compressor", None),
+    "bitshuffle": ("bitshuffle + compressor (v2)", None),
+    "delta": ("delta + compressor (integers)", None),
+    "png": ("png (lossless)", None),
+    "jpeg2k": ("jpeg2k (lossless)", None),
+    "jpegxl": ("jpegxl (lossless)", None),
+    "lerc": ("lerc (lossless)", None),
+    "webp": ("webp, RGB (lossless)", None),
+    "zfp:reversible": ("zfp (lossless)", None),
+    "zfpy": ("zfpy (lossless)", None),
+    "lerc:maxerror": ("lerc (LOSSY: max error)", ("maxerror", "Max error", "0.01")),
+    "zfpy:tolerance": ("zfpy (LOSSY: tolerance)", ("tolerance", "Tolerance", "0.001")),
+    "quantize:digits": ("quantize (LOSSY: digits)", ("digits", "Digits", "3")),
+    "bitround:keepbits": ("bitround (LOSSY: bits)", ("keepbits", "Mantissa bits", "10")),
+    "fixedscaleoffset:scale": ("fixedscaleoffset (LOSSY)", ("scale", "Scale", "100")),
+    "jpeg2k:psnr": ("jpeg2k (LOSSY: PSNR)", ("psnr", "PSNR (dB)", "50")),
+    "jpegxl:distance": ("jpegxl (LOSSY: distance)", ("distance", "Distance", "1")),
+    "webp:quality": ("webp, RGB (LOSSY: quality)", ("quality", "Quality", "90")),
+    "jpeg:quality": ("jpeg (LOSSY: quality)", ("quality", "Quality", "90")),
+    "zfp:rate": ("zfp (LOSSY: rate)", ("rate", "Rate (bits)", "16")),
+}
+_LOSSY_LABEL = "Lossy setting"
 #: Encodings estimated next to the chosen one.
 ALTERNATIVES = ("zstd:3", "blosc-zstd:5", "blosc-lz4:5", "gzip:6")
 #: What the chunk map colours by, with the labels of the choices.
@@ -205,6 +234,29 @@ class RecompressForm(Form):
             label="Output",
             tooltip="New .zarr folder (or s3://, gs:// URL); never inside the source store",
         )
+        self.codec = ComboBox(
+            name="codec",
+            label="Codec",
+            choices=[(label, key) for key, (label, _) in CODECS.items()],
+            value="",
+            tooltip="Filters before the compressor, or an image / array codec instead of it; "
+            "LOSSY ones change the values within the setting below",
+        )
+        self.lossy_value = LineEdit(
+            name="lossy_value",
+            tooltip="The error a lossy codec may make (or its quality); verification checks "
+            "the values within it where the codec declares a bound",
+        )
+        # what the setting is: a label of its own, since renaming a form label at run time
+        # measures text with magicgui's default backend, which need not be the form's
+        self.lossy_name = Label(name="lossy_name", value="")
+        lossy_row = Container(
+            widgets=[self.lossy_value, self.lossy_name],
+            layout="horizontal",
+            labels=False,
+            label=_LOSSY_LABEL,
+        )
+        lossy_row.margins = (0, 0, 0, 0)
         self.compressor = ComboBox(
             name="compressor", label="Compressor", choices=list(COMPRESSORS), value="zstd"
         )
@@ -285,6 +337,8 @@ class RecompressForm(Form):
         super().__init__(
             [
                 self.output,
+                self.codec,
+                lossy_row,
                 self.compressor,
                 self.level,
                 self.shuffle,
@@ -301,17 +355,39 @@ class RecompressForm(Form):
         _placeholder(self.chunks, "keep")
         _placeholder(self.shards, "keep")
         self.compressor.changed.connect(self._on_compressor)
+        self.codec.changed.connect(self._on_codec)
         self.zarr_format.changed.connect(self._on_format)
+        self._on_codec()
+        self._on_compressor()
+
+    @property
+    def replaces_compressor(self) -> bool:
+        """True when the chosen codec encodes the array itself (png, zfp...): no compressor."""
+        from napari_zarr_explorer.codec_spec import IMAGE_NAMES
+
+        name = str(self.codec.value).partition(":")[0]
+        return name in IMAGE_NAMES or name in ("zfp", "zfpy")
+
+    def _on_codec(self, *_: Any) -> None:
+        lossy = CODECS[str(self.codec.value)][1]
+        with self.quietly():
+            self.lossy_value.enabled = lossy is not None
+            self.lossy_name.value = lossy[1] if lossy is not None else "(lossless)"
+            self.lossy_value.value = lossy[2] if lossy is not None else ""
+            own = not self.replaces_compressor
+            self.compressor.enabled = own
+        self.edited.discard("lossy_value")
         self._on_compressor()
 
     def _on_compressor(self, *_: Any) -> None:
         levels, shuffles = COMPRESSORS[str(self.compressor.value)]
+        own = not self.replaces_compressor
         with self.quietly():
-            self.level.enabled = levels is not None
+            self.level.enabled = levels is not None and own
             if levels is not None:
                 self.level.min, self.level.max = levels[0], levels[1]
                 self.level.value = levels[2]
-            self.shuffle.enabled = shuffles
+            self.shuffle.enabled = shuffles and own
         self.edited.discard("level")
 
     def _on_format(self, *_: Any) -> None:
@@ -319,10 +395,32 @@ class RecompressForm(Form):
 
     # ------------------------------------------------------------------ reading the choices
     def compressor_text(self) -> str:
-        """Return the chosen compressor as ``name[:level]`` (``"zstd:5"``)."""
+        """Return the chosen encoding as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``).
+
+        Raises
+        ------
+        ExplorerError
+            When a lossy codec is chosen without a number for its setting.
+        """
         name = str(self.compressor.value)
         levels, _ = COMPRESSORS[name]
-        return f"{name}:{self.level.value}" if levels is not None else name
+        main = f"{name}:{self.level.value}" if levels is not None else name
+        codec = str(self.codec.value)
+        if not codec:
+            return main
+        lossy = CODECS[codec][1]
+        part = codec
+        if lossy is not None:
+            value = str(self.lossy_value.value).strip()
+            try:
+                float(value)
+            except ValueError:
+                raise ExplorerError(
+                    f"{lossy[1]} {value!r} is not a number.",
+                    hint=f"{CODECS[codec][0]} needs its setting, e.g. {lossy[2]}.",
+                ) from None
+            part = f"{codec}={value}"
+        return part if self.replaces_compressor else f"{part}+{main}"
 
     def shuffle_value(self) -> str | None:
         """Return the chosen blosc shuffle, or None for automatic."""
@@ -330,13 +428,38 @@ class RecompressForm(Form):
         return None if value == "auto" or not self.shuffle.enabled else value
 
     def set_compressor(self, text: str) -> None:
-        """Choose a compressor given as ``name[:level]`` (as the user would)."""
-        name, _, level = text.partition(":")
-        if name not in COMPRESSORS:
-            raise ValueError(f"unknown compressor {name!r}")
-        self.compressor.value = name
-        if level:
-            self.level.value = int(level)
+        """Choose an encoding given as a codec spec (as the user would).
+
+        ``"zstd:5"``, ``"shuffle+blosc-lz4:5"``, ``"lerc:maxerror=0.01"``: whatever
+        :func:`napari_zarr_explorer.codec_spec.parse_compressor` reads and this form offers.
+        """
+        from napari_zarr_explorer.codec_spec import parse_compressor
+
+        spec = parse_compressor(text)
+        codec = ""
+        value: Any = None
+        if spec.lossy is not None:
+            opts = dict(spec.lossy_options)
+            if spec.lossy in ("zfp", "zfpy") and opts.get("reversible"):
+                codec = "zfp:reversible" if spec.lossy == "zfp" else "zfpy"
+            elif not opts:
+                codec = spec.lossy
+            else:
+                key, value = next(iter(opts.items()))
+                codec = f"{spec.lossy}:{key}"
+        elif spec.filters:
+            codec = "+".join(spec.filters)
+        if codec not in CODECS or (spec.lossy and spec.filters) or len(spec.lossy_options) > 1:
+            raise ValueError(f"the form does not offer {text!r}")
+        self.codec.value = codec
+        if value is not None:
+            self.lossy_value.value = str(value)
+        if not self.replaces_compressor:
+            self.compressor.value = spec.name
+            if spec.level is not None:
+                self.level.value = int(spec.level)
+            if spec.shuffle is not None and spec.is_blosc:
+                self.shuffle.value = spec.shuffle
 
     def layout_args(self) -> tuple[Any, Any]:
         """``(chunks, shards)`` for the core: shapes, None to keep, ``"none"`` for no shards.

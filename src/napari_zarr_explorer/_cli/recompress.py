@@ -17,6 +17,8 @@ examples:
   recompress in.ome.zarr out.ome.zarr --zarr-format 3        (OME 0.4 -> 0.5)
   recompress in.zarr out.zarr --resume                        (continue an interrupted run)
   recompress in.zarr new.zarr --replace                       (swap in; keeps in.zarr.backup-*)
+  recompress in.zarr out.zarr --compressor shuffle+zstd:5      (a lossless filter first)
+  recompress f.zarr out.zarr --compressor lerc:maxerror=0.001  (lossy: verified within 0.001)
 """
 
 
@@ -38,8 +40,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--compressor",
         default="zstd:3",
-        help="zstd:N, blosc-zstd:N, blosc-lz4, blosc-lz4hc:N, gzip:N, none, or lossy "
-        "zfp:rate=N, bitround:N, quantize:N (default: zstd:3)",
+        help="codec spec: zstd:N, blosc-zstd:N, blosc-lz4, gzip:N, lzw, none; filters in front "
+        "(shuffle+zstd:5, delta+lzw); image/array codecs png, jpeg2k, jpegxl, lerc, webp, zfpy, "
+        "zfp:reversible; lossy only when named with their setting: lerc:maxerror=E, "
+        "zfpy:tolerance=T, quantize:N, bitround:N, fixedscaleoffset:scale=S, jpeg:Q, "
+        "jpeg2k:psnr=N, jpegxl:distance=D, webp:quality=Q, zfp:rate=N (default: zstd:3; "
+        "see docs/codecs.md)",
     )
     p.add_argument(
         "--shuffle", choices=("none", "byte", "bit"), help="blosc shuffle (default: byte)"

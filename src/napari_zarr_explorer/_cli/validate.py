@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from napari_zarr_explorer._cli._common import out_console
 
     out_console.print(_headline(report))
+    for note in report.notes:
+        out_console.print(f"note: {printable(note)}", markup=False, highlight=False)
     if report.messages:
         out_console.print(render(report))
     return 0
@@ -85,6 +87,8 @@ def _headline(report: ValidationReport) -> str:
     if report.version:
         ome = f"{report.version} {report.kind or ''}"
         what = f" OME-NGFF {escape(printable(ome))}"
+    elif report.kind and report.notes:  # not OME-NGFF (N5): say what it is
+        what = f" {escape(printable(report.kind))}"
     counts = f"{_n(len(report.errors), 'error')}, {_n(len(report.warnings), 'warning')}"
     if report.mode == "store":
         counts += f", {_n(report.nodes_checked, 'node')} checked"

@@ -306,7 +306,7 @@ class RecompressWidget(QWidget):
         return self.form.shuffle_value()
 
     def set_compressor(self, text: str) -> None:
-        """Choose a compressor given as ``name[:level]``."""
+        """Choose an encoding given as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``)."""
         self.form.set_compressor(text)
 
     def _on_format(self, *_: Any) -> None:
@@ -507,7 +507,8 @@ class RecompressWidget(QWidget):
                 done = "The output was already complete; checked again"
             else:
                 done = f"Done: {format_bytes(before)} -> {format_bytes(after)}{share}"
-            self.progress_label.setText(done + (", verified." if report.verified else "."))
+            how = "" if report.verification == "exact" else f" {report.verification}"
+            self.progress_label.setText(done + (f", verified{how}." if report.verified else "."))
             notify_info(f"Recompressed into {report.destination}.")
         else:
             self.progress_label.setText("Finished with problems: see the report.")

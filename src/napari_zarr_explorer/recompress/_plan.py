@@ -472,7 +472,7 @@ def make_plan(
         out_chunks, out_shards = resolve_layout(
             shape, src_chunks, src_shards, chunks, shards, zarr_format, where=awhere
         )
-        spec.check_dtype(dtype)
+        spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format)
         if fill is None:
             data_fill: Any = np.zeros((), dtype=dtype).item()
         elif isinstance(fill, str) and dtype.kind in "fc":

@@ -184,6 +184,21 @@ class RecompressReport:
         return self.complete and not self.cancelled and not self.mismatches
 
     @property
+    def verification(self) -> str:
+        """What verification compared the written values with.
+
+        ``"exact"``, ``"within tolerance X"`` (a lossy codec's declared error), or
+        ``"stored bytes only (...)"`` for a lossy codec that declares no error bound.
+        """
+        from napari_zarr_explorer.codec_spec import parse_compressor
+        from napari_zarr_explorer.errors import ExplorerError
+
+        try:
+            return parse_compressor(self.compressor).tolerance().verification
+        except ExplorerError:  # pragma: no cover - reports carry canonical labels
+            return "exact"
+
+    @property
     def arrays_written(self) -> int:
         """Number of arrays written."""
         return len(self.arrays)
@@ -230,6 +245,7 @@ class RecompressReport:
             "backup": self.backup,
             "duration": self.duration,
             "max_error": self.max_error,
+            "verification": self.verification,
             "notes": list(self.notes),
             "validation": self.validation,
             "scheduler": self.scheduler,
@@ -246,7 +262,10 @@ class RecompressReport:
             return "INCOMPLETE"
         if self.mismatches:
             return f"FAILED VERIFICATION ({len(self.mismatches)} problems)"
-        return "OK, verified" if self.verified else "OK (not verified)"
+        if not self.verified:
+            return "OK (not verified)"
+        how = self.verification
+        return "OK, verified" if how == "exact" else f"OK, verified {how}"
 
     def __str__(self) -> str:
         ratio = f"{self.ratio:.2f}x" if self.ratio else "?"

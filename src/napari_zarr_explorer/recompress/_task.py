@@ -215,6 +215,10 @@ def _check_unit(
                 problems.append(f"{where}: stored bytes differ from a fresh encoding")
                 continue
             err = max(err, _max_error(src[valid], vals[valid]))
+            # the codec's declared error (lerc maxerror, zfpy tolerance, quantize digits...)
+            tol = spec.tolerance(dtype)
+            if not tol.within(src[valid], vals[valid]):
+                problems.append(f"{where}: decoded values exceed the declared error ({tol.text})")
             continue
         try:
             vals = spec.decode(got, dtype, target.chunks)

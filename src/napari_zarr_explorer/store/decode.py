@@ -242,6 +242,12 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
             if self.kind in _STREAM_CODECS:
                 out = await asyncio.to_thread(_bounded_stream, self.kind, data, bound)
                 return chunk_spec.prototype.buffer.from_bytes(out)
+            if self.kind == "imagecodecs_lzw":  # imagecodecs' bytes codecs with no size header
+                from napari_zarr_explorer.store.imaging import bounded_decode
+
+                inner = numcodecs_codec_of(self.inner)
+                out = await asyncio.to_thread(bounded_decode, inner, data, bound)
+                return chunk_spec.prototype.buffer.from_bytes(bytes(out))
             _precheck(self.kind, data, bound)
             return await self.inner._decode_single(chunk_bytes, chunk_spec)
 
@@ -254,10 +260,13 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
         def to_dict(self) -> Any:
             return self.inner.to_dict()
 
+    from napari_zarr_explorer.codec_spec import numcodecs_twin
     from napari_zarr_explorer.store.imaging import guard_v3
 
     out: list[Any] = []
     for codec in codecs:
+        # imagecodecs_* codecs, whichever implementation zarr chose: decoded by our wrapper
+        codec = numcodecs_twin(codec) or codec
         bounded = guard_v3(codec)  # numcodecs.* array->bytes codecs (zfpy, imagecodecs)
         if bounded is not None:
             out.append(bounded)
@@ -278,7 +287,12 @@ def _guard_v3_codecs(codecs: Any) -> list[Any]:
             out.append(_Guarded(codec, "gzip"))
         elif isinstance(codec, BytesBytesCodec) and numcodecs_codec_of(codec) is not None:
             cid = getattr(numcodecs_codec_of(codec), "codec_id", "")
-            if cid in _HEADER_CODECS or (cid in _STREAM_CODECS and cid != "lzma"):
+            # lzw: imagecodecs' bytes codec with no size header, decoded with a bound
+            if (
+                cid in _HEADER_CODECS
+                or (cid in _STREAM_CODECS and cid != "lzma")
+                or cid == "imagecodecs_lzw"
+            ):
                 out.append(_Guarded(codec, cid))
             else:
                 out.append(codec)

@@ -669,6 +669,12 @@ def validate(
     elif _looks_like_json_name(location.name):
         return _validate_remote_json(location, strict=strict)
     store = open_store(location)
+    from napari_zarr_explorer.store.n5 import N5Store
+
+    if isinstance(store, N5Store):  # N5: its own rules, not OME-NGFF's
+        from napari_zarr_explorer.ome.validate.n5 import validate_n5
+
+        return validate_n5(store, source=str(location), max_nodes=max_nodes)
     walker = _Walker(location, store, strict=strict, max_nodes=max_nodes)
     info = walker.run()
     messages = walker.messages.finish()

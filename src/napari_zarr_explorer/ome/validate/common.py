@@ -149,6 +149,9 @@ class ValidationReport:
         ``"store"`` (a hierarchy was walked) or ``"attributes"`` (one JSON document was judged).
     nodes_checked
         Number of Zarr nodes whose metadata was read (0 in attributes mode).
+    notes
+        What the verdict covers, when it is not OME-NGFF (an N5 container: OME-NGFF rules do
+        not apply).
     """
 
     source: str
@@ -159,6 +162,7 @@ class ValidationReport:
     strict: bool = False
     mode: Literal["store", "attributes"] = "store"
     nodes_checked: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def errors(self) -> tuple[ValidationMessage, ...]:
@@ -176,6 +180,8 @@ class ValidationReport:
         errors, warnings = self.errors, self.warnings
         counts = _plural(len(errors), "error") + ", " + _plural(len(warnings), "warning")
         head = f"{'valid' if self.valid else 'invalid'} {what} ({counts})"
+        if self.notes:
+            head += " [" + " ".join(self.notes) + "]"
         shown = errors or warnings
         if not shown:
             return head
@@ -197,16 +203,22 @@ class ValidationReport:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "messages": [m.to_dict() for m in self.messages],
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
         lines = [
             f"Validation of {self.source}: {'VALID' if self.valid else 'INVALID'}"
-            + (f" (OME-NGFF {self.version} {self.kind})" if self.version else ""),
+            + (
+                f" (OME-NGFF {self.version} {self.kind})"
+                if self.version
+                else (f" ({self.kind})" if self.kind and self.notes else "")
+            ),
             f"  {_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
             + (f", {_plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
             + (", strict rules" if self.strict else ""),
         ]
+        lines.extend(f"  note: {n}" for n in self.notes)
         lines.extend(f"  {m}" for m in self.messages)
         return "\n".join(lines)
 
@@ -219,12 +231,15 @@ class ValidationReport:
             else "<b style='color:#c00'>invalid</b>"
         )
         what = f"OME-NGFF {esc(self.version)} {esc(self.kind)}" if self.version else ""
+        if not self.version and self.kind and self.notes:
+            what = esc(self.kind)
         counts = (
             f"{_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
             + (f", {_plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
             + (", strict rules" if self.strict else "")
         )
         head = f"<div><code>{esc(self.source)}</code>: {verdict} {what} ({esc(counts)})</div>"
+        head += "".join(f"<div><i>{esc(n)}</i></div>" for n in self.notes)
         if not self.messages:
             return head
         rows = []
