@@ -463,7 +463,11 @@ class ChunkReader:
 
             data = np.asarray(read_region(self.array, sel))
         else:
-            data = np.asarray(self.array[sel])
+            # local folders: stored objects read and decoded in bulk where the codecs allow,
+            # through the plain path otherwise (same result, same errors)
+            from napari_zarr_explorer.store.bulk import bulk_read
+
+            data = bulk_read(self.array, sel)
         if data.dtype != self.dtype:
             data = data.astype(self.dtype)
         return data
