@@ -13,6 +13,9 @@ zarr-python):
   :data:`MIN_BLOCK_BYTES` and coarsened to whole multiples when the block count would exceed
   :data:`MAX_BLOCKS`.
 
+Both read local arrays through :func:`napari_zarr_explorer.store.bulk_read` (stored objects read
+and decoded on every processor, into the result).
+
 Reading is guarded:
 
 - a read whose chunks would decode to more than the limit (:func:`max_chunk_bytes`, set with the
