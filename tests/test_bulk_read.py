@@ -438,3 +438,35 @@ def test_unusual_zstd_frames_go_the_plain_way(tmp_path, monkeypatch, how):
     assert (error is not None) == (how == "broken body")
     if how != "two frames":  # (frames adding up to the chunk's size decode in bulk too)
         assert plain.regions == [(slice(4, 6), slice(0, 8), slice(48, 53))]
+
+
+def test_a_folder_where_a_chunk_should_be_reads_as_absent(tmp_path, monkeypatch):
+    data = _data()
+    p = tmp_path / "a.zarr"
+    write_array(p, data, chunks=CHUNKS, compressor="blosc")
+    (p / "c" / "5" / "2" / "1").unlink()
+    (p / "c" / "5" / "2" / "1").mkdir()
+    array = _open(p)
+    plain = _Plain(monkeypatch)
+    got = bulk_read(array, (slice(None),) * 3)
+    np.testing.assert_array_equal(got, np.asarray(array[...]))
+    assert (got[10:11, 16:24, 16:32] == 0).all()
+    assert plain.regions == []
+
+
+def test_an_object_that_cannot_be_read_goes_the_plain_way(tmp_path, monkeypatch):
+    data = _data()
+    p = tmp_path / "a.zarr"
+    write_array(p, data, chunks=CHUNKS, shards=SHARDS, compressor="zstd:1")
+    array = _open(p)
+    real = bulk_mod._Job.get
+
+    def get(self: Any, key: str, byte_range: Any = None) -> bytes | None:
+        if key.endswith("c/1/0/1"):
+            raise OSError("an unreadable shard")
+        return real(self, key, byte_range)
+
+    monkeypatch.setattr(bulk_mod._Job, "get", get)
+    plain = _Plain(monkeypatch)
+    np.testing.assert_array_equal(bulk_read(array, (slice(None),) * 3), data)
+    assert plain.regions == [(slice(4, 8), slice(0, 16), slice(32, 53))]

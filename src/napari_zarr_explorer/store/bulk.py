@@ -456,6 +456,11 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
     numpy.ndarray
         The region, equal to ``array[selection]`` (and raising what it raises for a damaged
         chunk: such chunks are read through it).
+
+    Notes
+    -----
+    The region is allocated whole: callers bound its size (``ChunkReader`` checks the
+    decoded-size limit before reading). Safe to call from several threads at once.
     """
     sel = tuple(selection)
     shape = tuple(int(s) for s in array.shape)
@@ -480,10 +485,18 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
     work = job.shard if plan.shards is not None else job.chunk
     plain: list[_Region] = []
 
+    block = plan.shards if plan.shards is not None else plan.chunks
+
     def run(batch: list[tuple[int, ...]]) -> list[_Region]:
         mine: list[_Region] = []
         for obj in batch:
-            work(obj, mine)
+            try:
+                work(obj, mine)
+            except Exception:  # e.g. an unreadable file: the plain path reads it, and raises
+                lo = [c * b for c, b in zip(obj, block, strict=True)]
+                part = _overlap(lo, block, shape, region)
+                if part is not None:
+                    mine.append(_absolute(part[1], region))
         return mine
 
     threads = max(1, os.cpu_count() or 1)
@@ -494,14 +507,8 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
         plain.extend(run(batches[0]))
     else:
         futures: list[Future[list[_Region]]] = [_pool().submit(run, b) for b in batches]
-        errors = []
-        for f in futures:  # all of them finish before anything is raised
-            try:
-                plain.extend(f.result())
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        for f in futures:
+            plain.extend(f.result())
     for part in plain:  # anything unusual: the plain path, its result and its errors
         dst = tuple(
             slice(p.start - s.start, p.stop - s.start) for p, s in zip(part, region, strict=True)
