@@ -502,13 +502,27 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
     threads = max(1, os.cpu_count() or 1)
     # a few batches per thread: few tasks for many small chunks, balanced for few large ones
     size = max(1, len(objects) // (threads * 4))
-    batches = [objects[i : i + size] for i in range(0, len(objects), size)]
-    if len(batches) == 1:
-        plain.extend(run(batches[0]))
-    else:
-        futures: list[Future[list[_Region]]] = [_pool().submit(run, b) for b in batches]
-        for f in futures:
-            plain.extend(f.result())
+    batches = iter([objects[i : i + size] for i in range(0, len(objects), size)])
+    nbatches = -(-len(objects) // size)
+    lock = threading.Lock()
+
+    def drain() -> list[_Region]:
+        mine: list[_Region] = []
+        while True:
+            with lock:
+                batch = next(batches, None)
+            if batch is None:
+                return mine
+            mine.extend(run(batch))
+
+    # this thread and up to one pool thread per other processor take batches until none is left
+    helpers: list[Future[list[_Region]]] = [
+        _pool().submit(drain) for _ in range(min(threads - 1, nbatches - 1))
+    ]
+    plain.extend(drain())
+    for f in helpers:
+        plain.extend(f.result())
+    plain.sort(key=lambda r: tuple(s.start for s in r))  # the first error is the same each time
     for part in plain:  # anything unusual: the plain path, its result and its errors
         dst = tuple(
             slice(p.start - s.start, p.stop - s.start) for p, s in zip(part, region, strict=True)
