@@ -8,6 +8,7 @@ and that damaged chunks go to the plain path and fail there exactly as they fail
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -471,3 +472,31 @@ def test_an_object_that_cannot_be_read_goes_the_plain_way(tmp_path, monkeypatch)
     plain = _Plain(monkeypatch)
     np.testing.assert_array_equal(bulk_read(array, (slice(None),) * 3), data)
     assert plain.regions == [(slice(4, 8), slice(0, 16), slice(32, 53))]
+
+
+def _read_in_child(path: str, queue: Any) -> None:
+    bulk_mod.os.cpu_count = lambda: 4  # type: ignore[assignment]  # the pool, even on 1 core
+    array = _open(Path(path))
+    queue.put(float(bulk_read(array, (slice(None),) * 3).sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_reads_with_its_own_threads(tmp_path, monkeypatch):
+    import multiprocessing
+
+    data = _data()
+    write_array(tmp_path / "a.zarr", data, chunks=(1, 4, 4), compressor="blosc")
+    monkeypatch.setattr(bulk_mod.os, "cpu_count", lambda: 4)
+    bulk_read(_open(tmp_path / "a.zarr"), (slice(None),) * 3)  # the pool has threads here
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a process with threads
+        child = ctx.Process(target=_read_in_child, args=(str(tmp_path / "a.zarr"), queue))
+        child.start()
+    child.join(120)  # a child waiting on its parent's threads would never end
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    assert queue.get(timeout=10) == float(data.sum())

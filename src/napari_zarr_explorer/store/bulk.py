@@ -46,13 +46,17 @@ _POOL_LOCK = threading.Lock()
 _SCRATCH = threading.local()
 
 
+_POOL_PID = 0
+
+
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or os.getpid() != _POOL_PID:  # a forked child has none of the threads
             _POOL = ThreadPoolExecutor(
                 max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="nze-bulk-read"
             )
+            _POOL_PID = os.getpid()
         return _POOL
 
 
