@@ -500,3 +500,47 @@ def test_a_forked_child_reads_with_its_own_threads(tmp_path, monkeypatch):
         child.kill()
     assert not alive and child.exitcode == 0
     assert queue.get(timeout=10) == float(data.sum())
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_a_view_reads_only_the_chunks_under_it(tmp_path, monkeypatch, sharded):
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+    data = _data()
+    p = tmp_path / "a.zarr"
+    write_array(p, data, chunks=CHUNKS, shards=SHARDS if sharded else None, compressor="zstd:1")
+    reads: list[tuple[str, Any]] = []
+    real = bulk_mod._Job.get
+
+    def get(self: Any, key: str, byte_range: Any = None) -> bytes | None:
+        reads.append((key, byte_range))
+        return real(self, key, byte_range)
+
+    monkeypatch.setattr(bulk_mod._Job, "get", get)
+    plain = _Plain(monkeypatch)
+    array = _open(p)
+    level = as_level(array, where=str(p), cache=ChunkCache(64 << 20))
+    view = np.asarray(level[(slice(None), slice(10, 30), slice(20, 40))][5])  # as napari reads
+    np.testing.assert_array_equal(view, data[5, 10:30, 20:40])
+    assert plain.regions == []
+    under = {(2, y, x) for y in (1, 2, 3) for x in (1, 2)}  # chunks (2, 8, 16) under the view
+    if not sharded:
+        assert sorted(k for k, _ in reads) == sorted(f"c/{z}/{y}/{x}" for z, y, x in under)
+        assert all(r is None for _, r in reads)
+        return
+    shards = {tuple(c // n for c, n in zip(cc, (2, 2, 2), strict=True)) for cc in under}
+    keys = {"c/{}/{}/{}".format(*s) for s in shards}
+    assert {k for k, _ in reads} == keys
+    for key in keys:  # the index once, then exactly the bytes of the inner chunks under the view
+        mine = [r for k, r in reads if k == key]
+        assert sum(isinstance(r, SuffixByteRequest) for r in mine) == 1
+        ranges = [r for r in mine if isinstance(r, RangeByteRequest)]
+        raw = (p / key).read_bytes()
+        index = np.frombuffer(raw[-(16 * 8 + 4) : -4], dtype="<u8").reshape(2, 2, 2, 2)
+        shard = tuple(int(v) for v in key.split("/")[1:])
+        sizes = [
+            int(index[tuple(c - s * 2 for c, s in zip(cc, shard, strict=True))][1])
+            for cc in under
+            if tuple(c // 2 for c in cc) == shard
+        ]
+        assert sum(r.end - r.start for r in ranges) == sum(sizes) > 0

@@ -392,34 +392,45 @@ class _Job:
         wanted = list(product(*ranges))
         rows = np.array([index[w] for w in wanted], dtype=np.uint64).reshape(-1, 2)
         present = ~((rows[:, 0] == _EMPTY) & (rows[:, 1] == _EMPTY))
-        span = b""
-        start = 0
+        # the inner chunks needed, read as runs of adjacent ones: only their bytes are read
+        pieces: dict[int, memoryview] = {}
         if present.any():
-            offs = rows[present, 0]
-            ends = offs + rows[present, 1]
+            ids = np.flatnonzero(present)
+            offs = rows[ids, 0]
+            ends = offs + rows[ids, 1]
             if bool((ends < offs).any()):  # wrapped around: nonsense offsets
                 plain.append(_absolute(whole[1], self.sel))
                 return
-            start = int(offs.min())
-            stop = int(ends.max())
-            got = self.get(key, RangeByteRequest(start, stop))
-            if got is None or len(got) != stop - start:
-                # removed in between, or chunks past the end of the shard: the plain path
-                # reads this part of the shard (zarr's result for it depends on how it reads it)
-                plain.append(_absolute(whole[1], self.sel))
-                return
-            span = got
-        view = memoryview(span)
-        for inner, (off, size), here in zip(wanted, rows.tolist(), present.tolist(), strict=True):
+            runs: list[tuple[int, int, list[int]]] = []
+            for j in np.argsort(offs, kind="stable").tolist():
+                o, e = int(offs[j]), int(ends[j])
+                if runs and o <= runs[-1][1]:
+                    a, b, members = runs[-1]
+                    members.append(j)
+                    runs[-1] = (a, max(b, e), members)
+                else:
+                    runs.append((o, e, [j]))
+            for a, b, members in runs:
+                got = self.get(key, RangeByteRequest(a, b))
+                if got is None or len(got) != b - a:
+                    # removed in between, or chunks past the end of the shard: the plain path
+                    # reads this part of the shard (zarr's result depends on how it reads it)
+                    plain.append(_absolute(whole[1], self.sel))
+                    return
+                view = memoryview(got)
+                for j in members:
+                    o = int(offs[j]) - a
+                    pieces[int(ids[j])] = view[o : o + int(rows[ids[j], 1])]
+        for n, inner in enumerate(wanted):
             coords = tuple(s * p + i for s, p, i in zip(scoords, per, inner, strict=True))
-            if not here:
+            data = pieces.get(n)
+            if data is None:  # absent
                 clo = [c * m for c, m in zip(coords, plan.chunks, strict=True)]
                 part = _overlap(clo, plan.chunks, self.shape, self.sel)
                 if part is not None:
                     self.fill(part[1], plain)
                 continue
-            a = int(off) - start
-            self.put(coords, view[a : a + int(size)], plain)
+            self.put(coords, data, plain)
 
     def _index(self, raw: bytes, per: tuple[int, ...]) -> np.ndarray | None:
         n = math.prod(per)
