@@ -544,3 +544,24 @@ def test_a_view_reads_only_the_chunks_under_it(tmp_path, monkeypatch, sharded):
             if tuple(c // 2 for c in cc) == shard
         ]
         assert sum(r.end - r.start for r in ranges) == sum(sizes) > 0
+
+
+def test_an_index_declaring_a_huge_chunk_allocates_nothing_of_it(tmp_path, monkeypatch):
+    import crc32c
+
+    data = _data()
+    p = tmp_path / "a.zarr"
+    write_array(p, data, chunks=CHUNKS, shards=SHARDS, compressor="zstd:3")
+    shard = p / "c" / "1" / "0" / "1"
+    raw, index = _shard_rows(shard, 8)
+    index[1] = (100, 1 << 40)  # an inner chunk of 1 TiB
+    table = index.astype("<u8").tobytes()
+    body = raw[: -(16 * 8 + 4)]
+    shard.write_bytes(bytes(body + table + crc32c.crc32c(table).to_bytes(4, "little")))
+    # both paths, whole and chunk by chunk (as the layer data retries), fail without allocating
+    plain = _reads(p, False, monkeypatch)
+    bulk = _reads(p, True, monkeypatch)
+    np.testing.assert_array_equal(bulk[0], plain[0])
+    assert bulk[2] == plain[2] and len(plain[2]) == 1
+    assert "MemoryError" not in plain[2][0]
+    assert bulk[3] == plain[3] == frozenset({(2, 0, 3)})

@@ -370,6 +370,14 @@ class _Job:
         n = math.prod(per)
         index_nbytes = 16 * n + (4 if plan.index_crc else 0)
         key = self.key(scoords)
+        found = self.store._stat(key)  # confined; None: absent or not a regular file
+        if found is None:
+            self.fill(whole[1], plain)
+            return
+        shard_nbytes = int(found[1].st_size)
+        if index_nbytes > shard_nbytes:  # too short to hold its index: the plain path says so
+            plain.append(_absolute(whole[1], self.sel))
+            return
         raw_index = self.get(
             key,
             SuffixByteRequest(index_nbytes)
@@ -398,7 +406,9 @@ class _Job:
             ids = np.flatnonzero(present)
             offs = rows[ids, 0]
             ends = offs + rows[ids, 1]
-            if bool((ends < offs).any()):  # wrapped around: nonsense offsets
+            if bool((ends < offs).any()) or int(ends.max()) > shard_nbytes:
+                # past the end of the shard (or wrapped around): nothing is read for it here,
+                # since a read allocates what it asks for; the plain path reads this part
                 plain.append(_absolute(whole[1], self.sel))
                 return
             runs: list[tuple[int, int, list[int]]] = []
