@@ -5,17 +5,19 @@ a chunk-sized buffer, then copies it into the result. For the pipelines most ima
 (``bytes`` alone or followed by ``blosc`` or ``zstd``, sharded or not; Zarr v2 with a ``blosc``
 or ``zstd`` compressor or none), :func:`bulk_read` does the same work with less around it:
 
-- the stored objects under the region (chunks, or shards: the index read once, then one read of
-  the span of the inner chunks needed) are read by plain file reads on a thread pool of one
-  thread per processor, each thread decoding what it read;
+- the stored objects under the region (chunks, or shards: the size checked, the index read
+  once, then one read per run of adjacent inner chunks needed, so only their bytes) are read
+  by plain file reads, in batches taken by the calling thread and up to one pool thread per
+  other processor, each thread decoding what it read;
 - the size a chunk declares (blosc's header, the zstd frame's content size) must equal the
   chunk's size *before* it is decoded, and it is decoded into a buffer of exactly that size
   (numcodecs' decoders with ``out``, which release the GIL): no chunk decodes past its size;
 - anything unusual is read again through the plain path (``array[region]``, the guarded
   zarr-python pipeline): another codec, a zstd frame without a content size, a chunk that fails
-  to decode, a shard index that fails its checksum, a missing chunk whose fill value is not
-  known. The result and the errors are therefore those of the plain path; a damaged chunk
-  raises exactly what ``array[region]`` raises for it.
+  to decode, a shard index that fails its checksum or points past the shard's end, an object
+  that cannot be read, a missing chunk whose fill value is not known. The result and the
+  errors are therefore those of the plain path; a damaged chunk raises exactly what
+  ``array[region]`` raises for it.
 
 Only arrays on local folders (:class:`~napari_zarr_explorer.store._localstore.ConfinedLocalStore`,
 every key confined) are read in bulk; other stores are read plainly.
@@ -42,11 +44,9 @@ _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ZSTD_MAGIC = 0xFD2FB528
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0  # the process that made the pool
 _POOL_LOCK = threading.Lock()
 _SCRATCH = threading.local()
-
-
-_POOL_PID = 0
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -305,8 +305,8 @@ def _absolute(dst: _Region, sel: _Region) -> _Region:
 class _Job:
     """Reads and decodes the stored objects it is given, writing into *out*.
 
-    Parts it cannot decode are listed in :attr:`plain` (array regions, read afterwards through
-    the plain path); nothing raises except errors reading the store.
+    Parts it does not decode are added to the list each method is given (array regions, read
+    afterwards through the plain path).
     """
 
     def __init__(self, array: Any, plan: BulkPlan, sel: _Region, out: np.ndarray) -> None:
