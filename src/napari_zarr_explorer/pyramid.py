@@ -13,6 +13,9 @@ zarr-python):
   :data:`MIN_BLOCK_BYTES` and coarsened to whole multiples when the block count would exceed
   :data:`MAX_BLOCKS`.
 
+Both read local arrays through :func:`napari_zarr_explorer.store.bulk_read` (stored objects read
+and decoded on every processor, into the result).
+
 Reading is guarded:
 
 - a read whose chunks would decode to more than the limit (:func:`max_chunk_bytes`, set with the
@@ -463,7 +466,11 @@ class ChunkReader:
 
             data = np.asarray(read_region(self.array, sel))
         else:
-            data = np.asarray(self.array[sel])
+            # local folders: stored objects read and decoded in bulk where the codecs allow,
+            # through the plain path otherwise (same result, same errors)
+            from napari_zarr_explorer.store.bulk import bulk_read
+
+            data = bulk_read(self.array, sel)
         if data.dtype != self.dtype:
             data = data.astype(self.dtype)
         return data

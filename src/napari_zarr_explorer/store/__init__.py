@@ -8,7 +8,8 @@
 - :mod:`.open`: stores, and zarr arrays and groups opened only from checked metadata;
 - :mod:`.n5`: N5 containers presented as Zarr v3 (read only), blocks checked before decoding;
 - :mod:`.imaging`: bounded decoding of image codecs, lzw and zfpy, and what each codec is;
-- :mod:`.batch`: arrays laid out like a checked template (plate wells), read in one batch.
+- :mod:`.batch`: arrays laid out like a checked template (plate wells), read in one batch;
+- :mod:`.bulk`: regions of local arrays read and decoded in bulk (:func:`bulk_read`).
 
 Importing this package does not import zarr; the remote names are loaded on first use.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from napari_zarr_explorer.store.bulk import bulk_read
 from napari_zarr_explorer.store.decode import (
     ChunkSizeError,
     bulk_chunk_checker,
@@ -74,6 +76,7 @@ __all__ = [
     "RemoteStore",
     "array_from_metadata",
     "bulk_chunk_checker",
+    "bulk_read",
     "check_array_metadata",
     "chunk_bound",
     "codec_ids",

@@ -43,7 +43,10 @@ def _read(
             return prototype.buffer.from_bytes(f.read())
         if isinstance(byte_range, RangeByteRequest):
             f.seek(byte_range.start)
-            return prototype.buffer.from_bytes(f.read(max(0, byte_range.end - byte_range.start)))
+            # read(n) allocates n bytes first: a range from a hostile shard index may ask for
+            # terabytes, so it is cut at the end of the file
+            end = min(byte_range.end, max(size, byte_range.start))
+            return prototype.buffer.from_bytes(f.read(max(0, end - byte_range.start)))
         if isinstance(byte_range, OffsetByteRequest):
             f.seek(byte_range.offset)
         elif isinstance(byte_range, SuffixByteRequest):
