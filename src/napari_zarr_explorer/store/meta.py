@@ -686,9 +686,6 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
 
     from napari_zarr_explorer.codec_spec import register_zarr_codecs
 
-    # Codecs this package itself writes (zfp through imagecodecs) are known to zarr only once
-    # registered; registering is cheap and idempotent.
-    register_zarr_codecs()
     for i, codec in enumerate(codecs):
         pos = f"{position}[{i}]"
         name, conf = _v3_codec_name(codec, where=where, position=pos)
@@ -714,6 +711,10 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
                 raise _unsafe(name, where, pos)
             if not _numcodecs_has(base):
                 raise _unknown(name, where, pos)
+        # Codecs this package itself writes (zfp, image codecs through imagecodecs) are known
+        # to zarr only once registered; registering is idempotent, and imports imagecodecs:
+        # done only for a codec zarr does not have built in.
+        register_zarr_codecs()
         try:
             get_codec_class(name)
         except unknown_codec_errors():
