@@ -205,6 +205,7 @@ def _pyenv_312() -> str:
 def run_child(tool: str, url: str, viewer: bool) -> dict[str, object]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # byte code is written, as an installed package has
     python = sys.executable
     if tool == "ours":
         env["PYTHONPATH"] = str(REPO / "src")
@@ -234,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="0.4,0.5-sharded")
     parser.add_argument("--modes", default="local,http")
     args = parser.parse_args(argv)
+    from bench_remote import compile_sources
     from servers import serve_directory
 
+    compile_sources()
     tools = ["ours"]
     if not args.no_peers:
         ensure_peer_010()
