@@ -93,6 +93,8 @@ def _prefetch(path: Any) -> None:
         opts = RemoteOptions.from_env()
         if not opts.read_ahead or "?" in loc.url:
             return
+        if any(seg.lower().endswith(".n5") for seg in urlsplit(loc.url).path.split("/")):
+            return  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
         prefetch(
             loc.url,
             timeout=opts.timeout,

@@ -1155,7 +1155,12 @@ def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> St
     if headers is not None:
         # plain HTTP(S) with at most headers: the lean client (no aiohttp import, no session)
         client = take_prefetched(url, headers)
-        if client is None or client.timeout != opts.timeout:
+        if client is not None and (
+            client.timeout != opts.timeout or client.max_connections != opts.concurrency
+        ):
+            client.close()  # fetched ahead with other options: start afresh
+            client = None
+        if client is None:
             client = HTTPClient(
                 url, headers=headers, timeout=opts.timeout, max_connections=opts.concurrency
             )
