@@ -18,6 +18,11 @@ from typing import Any
 __all__ = ["read_bytes", "read_bytes_async", "read_limited", "read_many_bytes"]
 
 
+#: From this many objects on, :func:`read_many_bytes` reads in threads, this many at once.
+_THREADED_READS = 32
+_READ_THREADS = 8
+
+
 def _sync(coro: Any) -> Any:
     from zarr.core.sync import sync
 
@@ -63,7 +68,13 @@ def read_many_bytes(store: Any, keys: Sequence[str]) -> list[bytes | None]:
     """
     root = getattr(store, "root", None)
     base = os.path.realpath(root) if isinstance(root, Path) else None
-    return [read_bytes(store, k, _base=base) for k in keys]
+    if len(keys) < _THREADED_READS:
+        return [read_bytes(store, k, _base=base) for k in keys]
+    # many small files: a few threads overlap the system calls (file reads release the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        return list(pool.map(lambda k: read_bytes(store, k, _base=base), keys))
 
 
 async def read_bytes_async(store: Any, key: str, byte_range: Any = None) -> bytes | None:
