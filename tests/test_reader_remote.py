@@ -204,3 +204,39 @@ def test_reused_connections_survive_the_server_closing_them(http_server, tmp_pat
     )
     assert client.get("missing.json") is None
     client.close()
+
+
+def test_a_server_ignoring_range_headers_gives_the_right_bytes(tmp_path: Path) -> None:
+    """The standard library's file server answers every Range request with the whole file."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from napari_zarr_explorer.pyramid import open_pyramid
+    from napari_zarr_explorer.store._http import HTTPClient
+
+    www = tmp_path / "www"
+    www.mkdir()
+    blob = bytes(range(256)) * 4
+    (www / "blob.bin").write_bytes(blob)
+    values = np.arange(2 * 64 * 64, dtype="uint16").reshape(2, 64, 64)
+    testing.write_array(www / "s.zarr", values, chunks=(1, 16, 16), shards=(1, 32, 32))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        client = HTTPClient(url, timeout=5)
+        assert client.get("blob.bin", ("range", 10, 20)) == blob[10:20]
+        assert client.get("blob.bin", ("offset", 1000, 0)) == blob[1000:]
+        assert client.get("blob.bin", ("suffix", 7, 0)) == blob[-7:]
+        client.close()
+        (level,) = open_pyramid(f"{url}/s.zarr")
+        np.testing.assert_array_equal(level[:, 8:40, 8:40].compute(), values[:, 8:40, 8:40])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -306,6 +306,7 @@ class HTTPClient:
         limit: int | None,
         url: str,
     ) -> tuple[int, bytes | None, Mapping[str, str]]:
+        deadline = time.monotonic() + self.timeout
         conn, reused = self._checkout()
         try:
             try:
@@ -330,7 +331,7 @@ class HTTPClient:
                 resp.read(1 << 16)
                 body = b""
             elif 200 <= status < 300:
-                body = b"" if method == "HEAD" else _read_body(resp, limit, url)
+                body = b"" if method == "HEAD" else _read_body(resp, limit, url, deadline)
             else:
                 resp.read(1 << 16)
                 raise HTTPStatusError(status, resp.reason or "", url)
@@ -437,16 +438,41 @@ class HTTPClient:
 _NOTHING = object()
 
 
-def _read_body(resp: http.client.HTTPResponse, limit: int | None, url: str) -> bytes:
+def _read_all(resp: http.client.HTTPResponse, most: int | None, deadline: float) -> bytes:
+    """Read the body (at most *most* bytes) in pieces, giving up at *deadline*.
+
+    The socket's timeout bounds each wait; the deadline bounds the whole body, so that a server
+    sending a byte now and then cannot hold a thread longer than the request's timeout.
+    """
+    parts: list[bytes] = []
+    got = 0
+    while most is None or got < most:
+        want = _PIECE if most is None else min(_PIECE, most - got)
+        piece = resp.read(want)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the response body took longer than the timeout")
+    return b"".join(parts)
+
+
+_PIECE = 1 << 20
+
+
+def _read_body(
+    resp: http.client.HTTPResponse, limit: int | None, url: str, deadline: float
+) -> bytes:
     encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
     length_text = resp.getheader("Content-Length")
     length = int(length_text) if length_text and length_text.strip().isdigit() else None
     if limit is not None and length is not None and length > limit and encoding == "identity":
         raise metadata_too_large(url, length, limit)
     if limit is None:
-        data = resp.read()
+        data = _read_all(resp, None, deadline)
     else:
-        data = resp.read(limit + 1)
+        data = _read_all(resp, limit + 1, deadline)
         if len(data) > limit and encoding == "identity":
             raise metadata_too_large(url, None, limit)
     if length is not None and len(data) < length and (limit is None or len(data) <= limit):
