@@ -240,3 +240,20 @@ def test_a_server_ignoring_range_headers_gives_the_right_bytes(tmp_path: Path) -
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_fetching_ahead_with_one_request_at_a_time(
+    http_server, tmp_path: Path, monkeypatch
+) -> None:
+    """A concurrency of 1 still works (nothing waits for a thread it occupies itself)."""
+    from napari_zarr_explorer._reader import read_zarr
+
+    url = _sharded_image(http_server, tmp_path)
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "1")
+    monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "30")
+    http_server.clear_log()
+    layers = read_zarr(url)
+    assert np.asarray(layers[0][0][-1][0, 0]).shape == (32, 32)
+    counts = Counter(q.path for q in http_server.requests)
+    assert set(counts.values()) == {1}, counts
+    assert http_server.max_active == 1

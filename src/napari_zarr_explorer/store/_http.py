@@ -150,6 +150,7 @@ class HTTPClient:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._early: dict[str, tuple[float, Future[tuple[int, bytes | None]]]] = {}
+        self._asked: set[str] = set()  # metadata keys the store has asked for itself
         self.requests = 0  # requests sent (tests and benchmarks)
 
     # -- pickling: configuration only ------------------------------------------------------
@@ -398,8 +399,8 @@ class HTTPClient:
         now = time.monotonic()
         for key in keys:
             with self._lock:
-                if key in self._early:
-                    continue
+                if key in self._early or key in self._asked:
+                    continue  # fetched ahead already, or asked for by the store meanwhile
                 fut: Future[tuple[int, bytes | None]] = Future()
                 self._early[key] = (now, fut)
             self.executor.submit(self._early_one, key, limit, fut)
@@ -415,13 +416,20 @@ class HTTPClient:
         fut.set_result((status, body))
 
     def _take_early(self, key: str) -> object:
-        """Return the answer fetched ahead for *key* (bytes; None: missing), else ``_NOTHING``."""
+        """Return the answer fetched ahead for *key* (bytes; None: missing), else ``_NOTHING``.
+
+        The key counts as asked from now on: it is not fetched ahead any more.
+        """
         with self._lock:
+            self._asked.add(key)
             entry = self._early.pop(key, None)
         if entry is None:
             return _NOTHING
         when, fut = entry
         if time.monotonic() - when > PREFETCH_TTL:
+            return _NOTHING
+        if fut.cancel():
+            # not started yet (all threads busy, maybe with this very call): ask now instead
             return _NOTHING
         try:
             status, body = fut.result(timeout=self.timeout)
@@ -532,7 +540,9 @@ def prefetch(
         except Exception:  # the store asks again and reports problems
             return
 
-    client.executor.submit(run)
+    # its own thread: it waits for answers the client's threads fetch (with a concurrency of 1,
+    # waiting inside the pool would block the pool)
+    threading.Thread(target=run, name="nze-http-prefetch", daemon=True).start()
     return client
 
 
