@@ -91,8 +91,8 @@ def _prefetch(path: Any) -> None:
 
         loc = parse_location(one)
         opts = RemoteOptions.from_env()
-        if not opts.read_ahead or "?" in loc.url:
-            return
+        if not opts.read_ahead or "?" in loc.url or urlsplit(loc.url).username is not None:
+            return  # the store will not use the lean client for these
         if any(seg.lower().endswith(".n5") for seg in urlsplit(loc.url).path.split("/")):
             return  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
         prefetch(

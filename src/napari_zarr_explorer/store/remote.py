@@ -1152,7 +1152,7 @@ class HTTPStore(Store):
 
 def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> Store:
     headers = client_options(fs_options)
-    if headers is not None:
+    if headers is not None and urlsplit(url).username is None:  # user:password@ is aiohttp's
         # plain HTTP(S) with at most headers: the lean client (no aiohttp import, no session)
         client = take_prefetched(url, headers)
         if client is not None and (
