@@ -257,3 +257,43 @@ def test_fetching_ahead_with_one_request_at_a_time(
     counts = Counter(q.path for q in http_server.requests)
     assert set(counts.values()) == {1}, counts
     assert http_server.max_active == 1
+
+
+def test_image_codecs_are_registered_when_an_array_needs_one(tmp_path: Path) -> None:
+    """The image codecs are no longer registered for every array: in a fresh process, an array
+    stored with one still opens, and one without does not import imagecodecs."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from napari_zarr_explorer import recompress
+
+    data = (np.arange(2 * 32 * 48) % 200).astype("uint8").reshape(2, 32, 48)
+    testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 32, 48))
+    recompress(tmp_path / "src.zarr", tmp_path / "png.zarr", compressor="png", chunks=(1, 32, 48))
+    code = (
+        "import json, sys\nimport numpy as np\n"
+        "from napari_zarr_explorer.layers import open_layers\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    before = 'imagecodecs' in sys.modules\n"
+        "    out[name] = [int(np.asarray(open_layers(name)[0][0]).sum(dtype=np.int64)),\n"
+        "                 'imagecodecs' in sys.modules and not before]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    src, png = str(tmp_path / "src.zarr"), str(tmp_path / "png.zarr")
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, src, png],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    total = int(data.sum(dtype=np.int64))
+    assert result[src] == [total, False]  # zstd only: imagecodecs not imported
+    assert result[png] == [total, True]  # png: registered on demand, read exactly

@@ -705,16 +705,16 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
             continue
         if name in _ZARR_V3_CODECS:
             continue
+        # Codecs this package itself writes (zfp, image codecs through imagecodecs) are known
+        # to numcodecs and zarr only once registered; registering is idempotent, and imports
+        # imagecodecs: done only for a codec zarr does not have built in.
+        register_zarr_codecs()
         if name.startswith("numcodecs."):
             base = name.removeprefix("numcodecs.")
             if base in _UNSAFE_CODECS:
                 raise _unsafe(name, where, pos)
             if not _numcodecs_has(base):
                 raise _unknown(name, where, pos)
-        # Codecs this package itself writes (zfp, image codecs through imagecodecs) are known
-        # to zarr only once registered; registering is idempotent, and imports imagecodecs:
-        # done only for a codec zarr does not have built in.
-        register_zarr_codecs()
         try:
             get_codec_class(name)
         except unknown_codec_errors():
