@@ -77,7 +77,7 @@ def overview(layers):
             with configure_dask(levels)():
                 idx = tuple(s // 2 for s in p.shape[:-2]) + (slice(None), slice(None))
                 a = np.asarray(p[idx])
-            sums.append(int(a.astype(np.int64).sum()))
+            sums.append(int(a.sum(dtype=np.int64)))  # no copy: the check costs nothing
         shape = [int(s) for s in coarse.shape]
         return sums, shape, [list(map(int, lv.shape)) for lv in levels]
     return sums, None, None
@@ -91,7 +91,7 @@ if viewer_mode:
         viewer.open(url, plugin=plugin)
     viewer.reset_view()
     t1 = time.perf_counter()
-    sums = [int(np.asarray(ly._slice.image.view).astype(np.int64).sum())
+    sums = [int(np.asarray(ly._slice.image.view).sum(dtype=np.int64))
             for ly in viewer.layers]
     shape = [list(ly.data[-1].shape) if ly.multiscale else list(ly.data.shape)
              for ly in viewer.layers]
@@ -205,6 +205,7 @@ def _pyenv_312() -> str:
 def run_child(tool: str, url: str, viewer: bool) -> dict[str, object]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # byte code is written, as an installed package has
     python = sys.executable
     if tool == "ours":
         env["PYTHONPATH"] = str(REPO / "src")
@@ -234,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="0.4,0.5-sharded")
     parser.add_argument("--modes", default="local,http")
     args = parser.parse_args(argv)
+    from bench_remote import compile_sources
     from servers import serve_directory
 
+    compile_sources()
     tools = ["ours"]
     if not args.no_peers:
         ensure_peer_010()

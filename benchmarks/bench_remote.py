@@ -14,9 +14,11 @@ napari-ome-zarr 0.11 needs Python 3.12: it runs in a virtual environment of its 
 (``benchmarks/.venvs/napari-ome-zarr-0.11``, made by ``bench_plate.py``; skipped when no Python
 3.12 is found, or with ``--no-peer-011``).
 
-Only napari is imported before the clock starts (it is running when a user opens a URL):
-whatever else a reader imports to show the first image (aiohttp, the HTTP client) is paid, as
-the user pays it. The first image is read the way napari reads, inside napari's
+Only napari is imported before the clock starts (it is running when a user opens a URL): the
+clock starts before the plugin's reader module is imported (napari imports it when the first
+file is opened), so whatever a reader imports to show the first image (zarr, the HTTP client)
+is paid, as the user pays it. Our sources are compiled to byte code first, as an installed
+package's are. The first image is read the way napari reads, inside napari's
 ``configure_dask`` context (task fusion off). Each run also reports whether ``distributed`` was
 imported before the first image (dask's scheduler lookup imports it whenever a dask array is
 computed without a configured scheduler).
@@ -53,11 +55,16 @@ import numpy as np
 # napari is running when a user opens a URL: what it imports is not part of the timing
 import napari.utils.colormaps, napari.layers
 from napari.utils._dask_utils import configure_dask
+import contextlib, io
+
+# The clock starts before the plugin's reader module is imported: napari (npe2) imports it when
+# the user opens the first file, so whatever it imports is part of the wait.
+t0 = time.perf_counter()
 if tool == "ours":
     from napari_zarr_explorer._reader import napari_get_reader
 else:
-    import contextlib, io
     from napari_ome_zarr._reader import napari_get_reader
+t_import = time.perf_counter() - t0
 
 def first_image(layers):
     data = layers[0][0]
@@ -79,8 +86,6 @@ def first_image(layers):
             return np.asarray(arr[tuple(idx)])
     return plane, coarse, full
 
-times = {}
-t0 = time.perf_counter()
 if tool == "ours":
     layers = napari_get_reader(url)(url)
 else:
@@ -92,7 +97,8 @@ a = plane(coarse)
 t2 = time.perf_counter()
 b = plane(full, 256)
 t3 = time.perf_counter()
-print(json.dumps({"open": t1 - t0, "coarse": t2 - t1, "tile": t3 - t2, "total": t3 - t0,
+print(json.dumps({"import": t_import, "open": t1 - t0, "coarse": t2 - t1, "tile": t3 - t2,
+                  "total": t3 - t0,
                   "checksum": [int(a.sum()), int(b.sum())], "shapes": [a.shape, b.shape],
                   "distributed": "distributed" in sys.modules}))
 """
@@ -142,9 +148,18 @@ def ensure_data(shape: tuple[int, ...], levels: int, folder: Path) -> Path:
     return path
 
 
+def compile_sources() -> None:
+    """Write the byte code of our sources, as an installed package has it (peers' is written by
+    pip), so that no run pays for compiling them."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "src"), quiet=1)
+
+
 def run_child(tool: str, url: str) -> dict[str, object]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     python = sys.executable
     if tool == "ours":
         env["PYTHONPATH"] = str(REPO / "src")
@@ -183,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = tuple(int(s) for s in args.shape.split(","))
     data = ensure_data(shape, args.levels, Path(args.data) if args.data else DATA_DIR)
     ensure_peer()
+    compile_sources()
     tools = ["ours", "napari-ome-zarr"]
     if not args.no_peer_011:
         sys.path.insert(0, str(HERE))
@@ -209,12 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     def med(tool: str, key: str) -> float:
         return statistics.median(float(r[key]) for r in runs[tool])  # type: ignore[arg-type]
 
+    def best(tool: str, key: str) -> float:
+        return min(float(r[key]) for r in runs[tool])  # type: ignore[arg-type]
+
     print(
         f"\nTime to first image over HTTP, {args.latency * 1000:.0f} ms per request, "
-        f"{data.name} (median of {args.repeat})"
+        f"{data.name} (median of {args.repeat}; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores)"
     )
     header = (
-        f"{'':22}{'open':>9}{'coarse':>9}{'tile':>9}{'total':>9}{'requests':>10}{'distributed':>13}"
+        f"{'':22}{'import':>9}{'open':>9}{'coarse':>9}{'tile':>9}{'total':>9}{'best':>9}"
+        f"{'requests':>10}{'distributed':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -222,17 +243,33 @@ def main(argv: list[str] | None = None) -> int:
         dist = "imported" if any(r.get("distributed") for r in runs[tool]) else "no"
         print(
             f"{tool:22}"
-            + "".join(f"{med(tool, k) * 1000:>7.0f}ms" for k in ("open", "coarse", "tile", "total"))
+            + "".join(
+                f"{med(tool, k) * 1000:>7.0f}ms"
+                for k in ("import", "open", "coarse", "tile", "total")
+            )
+            + f"{best(tool, 'total') * 1000:>7.0f}ms"
             + f"{med(tool, 'requests'):>10.0f}{dist:>13}"
         )
+    print("(import: the reader module, within open; open: the reader until layer data)")
+    # the same comparison with every reader's module imported before the clock (as if napari
+    # had imported the plugins already): what is left is opening and reading
+    for peer in tools[1:]:
+        mine = med("ours", "total") - med("ours", "import")
+        theirs = med(peer, "total") - med(peer, "import")
+        print(f"without the reader module import: ours / {peer}: {mine / theirs:.2f}")
     ok = med("ours", "total") <= TARGET_SECONDS
-    print(f"\nours: {med('ours', 'total'):.3f} s to the first image (target <= {TARGET_SECONDS} s)")
+    print(
+        f"\nours: {med('ours', 'total'):.3f} s to the first image, best "
+        f"{best('ours', 'total'):.3f} s (target <= {TARGET_SECONDS} s)"
+    )
     for peer in tools[1:]:
         ratio = med("ours", "total") / med(peer, "total")
         fewer = med("ours", "requests") < med(peer, "requests")
         ok = ok and ratio <= TARGET_RATIO and fewer
+        best_ratio = best("ours", "total") / best(peer, "total")
         print(
-            f"ratio ours / {peer}: {ratio:.2f} (target <= {TARGET_RATIO}); "
+            f"ratio ours / {peer}: {ratio:.2f} median, {best_ratio:.2f} best "
+            f"(target <= {TARGET_RATIO}); "
             f"requests {med('ours', 'requests'):.0f} vs {med(peer, 'requests'):.0f}"
         )
     if os.environ.get("BENCH_VERBOSE") == "1":

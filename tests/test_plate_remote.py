@@ -199,3 +199,59 @@ def test_channel_split_stays_lazy(http_server, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(views[0][TILE:, :TILE]), _own(root, "B/1", "0", 0)[1])
     with pytest.raises(IndexError):
         layers[0][0][0][5]
+
+
+def _reshard(root: Path, shards: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """Store every field level of a 0.5 plate sharded (shards may overhang the level)."""
+    for arr_json in sorted(root.glob("*/*/*/*/zarr.json")):
+        level = arr_json.parent
+        values = np.asarray(zarr.open_array(str(level), mode="r")[...])
+        attrs = json.loads(arr_json.read_text()).get("attributes", {})
+        shutil.rmtree(level)
+        testing.write_array(
+            level, values, chunks=chunks, shards=shards, compressor="zstd:3", attributes=attrs
+        )
+
+
+def test_sharded_plate_over_http(http_server, tmp_path: Path) -> None:
+    """OME 0.5 with sharded fields: right pixels everywhere, each object read once, no probes."""
+    root, url = _plate(http_server, tmp_path, "0.5", rows=2, cols=3, fields=2)
+    _reshard(root, shards=(2, 48, 48), chunks=(1, 16, 16))  # partial shards at the edges
+    http_server.clear_log()
+    layers = open_layers(url)
+    # the field chooser: one layer per field, every field there, the first shown
+    fields = [k["metadata"]["plate"]["field"] for _, k, _ in layers]
+    assert fields == ["0", "1"]
+    visible = [k.get("visible", True) for _, k, _ in layers]
+    assert visible[0] in (True, [True, True]) and visible[1] in (False, [False, False])
+    for data, _, _ in layers:  # the overview of every field, channel by channel
+        for ch in range(2):
+            np.asarray(data[-1][ch])
+    paths = [q.path for q in http_server.requests]
+    counts = Counter((q.path, q.range) for q in http_server.requests)
+    assert max(counts.values()) == 1, [p for p, n in counts.items() if n > 1]
+    assert not [p for p in paths if p.rsplit("/", 1)[-1] in (".zarray", ".zgroup", ".zattrs")]
+    # the coarsest level: one shard per well and field, read whole, nothing else of the wells
+    shards = [p for p in paths if "/c/" in p]
+    assert len(shards) == 2 * 6, shards
+    assert all(p.split("/")[4] == "1" for p in shards), shards
+    for fi, (data, _, _) in enumerate(layers):
+        for r, row in enumerate("AB"):
+            for c in range(3):
+                for level in (0, 1):
+                    want = _own(root, f"{row}/{c + 1}", str(fi), level)
+                    np.testing.assert_array_equal(_tile(data, level, r, c), want)
+
+
+def test_damaged_shard_shows_its_well_empty_with_a_warning(http_server, tmp_path: Path) -> None:
+    root, url = _plate(http_server, tmp_path, "0.5", rows=2, cols=2, fields=1)
+    _reshard(root, shards=(2, 32, 32), chunks=(1, 16, 16))
+    shard = root / "B" / "1" / "0" / "1" / "c" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[-8] ^= 0xFF  # the shard index no longer matches its checksum
+    shard.write_bytes(bytes(raw))
+    ((data, _, _),) = open_layers(url)
+    with pytest.warns(ExplorerWarning, match="c/0/0/0"):
+        got = _tile(data, 1, 1, 0)
+    assert not got.any()  # the fill value, never wrong pixels
+    np.testing.assert_array_equal(_tile(data, 1, 0, 1), _own(root, "A/2", "0", 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,237 @@ def test_unfetchable_chunk_shows_fill_and_warns(http_server, tmp_path: Path) -> 
     expected = values.copy()
     expected[20:, :20] = 0
     np.testing.assert_array_equal(out, expected)
+
+
+def _sharded_image(http_server, tmp_path: Path) -> str:
+    src = testing.write_ome_image(
+        tmp_path / "img.ome.zarr",
+        version="0.5",
+        shape=(2, 4, 128, 128),
+        chunks=(1, 1, 32, 32),
+        shards=(1, 1, 64, 64),
+        levels=3,
+    )
+    shutil.copytree(src, http_server.root / "img.ome.zarr")
+    return f"{http_server.url}/img.ome.zarr"
+
+
+# What a fresh napari session does to show the first image: the reader, then the coarsest
+# level's central plane and a full-resolution tile. Prints the modules it needed.
+_FIRST_IMAGE = r"""
+import json, sys
+import numpy as np
+from napari_zarr_explorer._reader import napari_get_reader
+url = sys.argv[1]
+layers = napari_get_reader(url)(url)
+levels = layers[0][0]
+coarse, full = levels[-1], levels[0]
+a = np.asarray(coarse[:, coarse.shape[1] // 2])
+b = np.asarray(full[:, full.shape[1] // 2, 32:64, 32:64])
+print(json.dumps({"sums": [int(a.sum()), int(b.sum())],
+                  "modules": sorted(m for m in ("aiohttp", "fsspec.implementations.http",
+                                                "distributed", "imagecodecs", "s3fs")
+                                    if m in sys.modules)}))
+"""
+
+
+def test_first_image_over_http_imports_only_what_it_needs(http_server, tmp_path: Path) -> None:
+    """No aiohttp, no dask.distributed, no image codecs before the first pixels; each document
+    and each byte range requested once; no Zarr v2 document asked of a Zarr v3 image."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from collections import Counter
+
+    url = _sharded_image(http_server, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    http_server.clear_log()
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIRST_IMAGE, url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["modules"] == [], result["modules"]
+    local = open_layers(str(tmp_path / "img.ome.zarr"))[0][0]
+    want = [
+        int(np.asarray(local[-1][:, local[-1].shape[1] // 2]).sum()),
+        int(np.asarray(local[0][:, local[0].shape[1] // 2, 32:64, 32:64]).sum()),
+    ]
+    assert result["sums"] == want
+    counts = Counter((q.path, q.range) for q in http_server.requests)
+    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
+    names = [q.path.rsplit("/", 1)[-1] for q in http_server.requests]
+    assert not {".zarray", ".zgroup", ".zattrs", ".zmetadata"} & set(names)
+    assert names.count("zarr.json") == 5  # the root, three levels, the labels probe
+
+
+def test_reader_fetches_metadata_ahead_and_hands_it_to_the_store(
+    http_server, tmp_path: Path
+) -> None:
+    from napari_zarr_explorer.store import _http
+
+    url = _sharded_image(http_server, tmp_path)
+    http_server.clear_log()
+    client = _http.prefetch(url, limit=2**20)
+    assert client is not None
+    layers = open_layers(url)  # takes the client and its answers
+    assert _http.take_prefetched(url, {}) is None
+    assert not client.early_keys()  # every answer fetched ahead was used
+    np.asarray(layers[0][0][-1][0, 0])
+    counts = Counter(q.path for q in http_server.requests if q.path.endswith("zarr.json"))
+    assert set(counts.values()) == {1}, counts
+
+
+def test_no_fetching_ahead_when_read_ahead_is_off(http_server, tmp_path: Path, monkeypatch) -> None:
+    from napari_zarr_explorer import _reader
+    from napari_zarr_explorer.store import _http
+
+    url = _sharded_image(http_server, tmp_path)
+    monkeypatch.setenv("NZE_REMOTE_READ_AHEAD", "0")
+    http_server.clear_log()
+    _reader._prefetch(url)
+    assert _http.take_prefetched(url, {}) is None
+    assert not http_server.requests
+
+
+def test_http_options_beyond_headers_go_through_fsspec(http_server, tmp_path: Path) -> None:
+    """Options only fsspec's aiohttp file system knows keep working, with the same rules."""
+    import pytest
+    from zarr.storage import FsspecStore
+
+    from napari_zarr_explorer.errors import ExplorerError
+    from napari_zarr_explorer.store import open_store, parse_location
+    from napari_zarr_explorer.store.remote import HTTPStore, fetch_many
+
+    url = _sharded_image(http_server, tmp_path)
+    lean = open_store(parse_location(url))
+    assert isinstance(lean._store, HTTPStore)
+    options = {"client_kwargs": {"trust_env": False}}
+    store = open_store(parse_location(url, options))
+    assert isinstance(store._store, FsspecStore)
+    layers = open_layers(url, storage_options=options)
+    local = open_layers(str(tmp_path / "img.ome.zarr"))
+    np.testing.assert_array_equal(np.asarray(layers[0][0][-1]), np.asarray(local[0][0][-1]))
+    http_server.redirect("img.ome.zarr/0/zarr.json", "http://example.invalid/x/zarr.json")
+    for opts in ({}, options):
+        with pytest.raises(ExplorerError, match="redirect"):
+            fetch_many(open_store(parse_location(url, opts)), ["0/zarr.json"])
+
+
+def test_reused_connections_survive_the_server_closing_them(http_server, tmp_path: Path) -> None:
+    """A kept-alive connection the server has closed meanwhile is replaced, not an error."""
+    from napari_zarr_explorer.store._http import HTTPClient
+
+    url = _sharded_image(http_server, tmp_path)
+    client = HTTPClient(url, timeout=5)
+    first = client.get("zarr.json", limit=2**20)
+    assert first is not None
+    for conn in client._idle:  # what a server closing idle connections leaves behind
+        assert conn.sock is not None
+        conn.sock.shutdown(2)
+    assert client.get("zarr.json", limit=2**20) == first
+    assert (
+        client.get("0/zarr.json", ("range", 0, 10))
+        == (tmp_path / "img.ome.zarr" / "0" / "zarr.json").read_bytes()[:10]
+    )
+    assert client.get("missing.json") is None
+    client.close()
+
+
+def test_a_server_ignoring_range_headers_gives_the_right_bytes(tmp_path: Path) -> None:
+    """The standard library's file server answers every Range request with the whole file."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from napari_zarr_explorer.pyramid import open_pyramid
+    from napari_zarr_explorer.store._http import HTTPClient
+
+    www = tmp_path / "www"
+    www.mkdir()
+    blob = bytes(range(256)) * 4
+    (www / "blob.bin").write_bytes(blob)
+    values = np.arange(2 * 64 * 64, dtype="uint16").reshape(2, 64, 64)
+    testing.write_array(www / "s.zarr", values, chunks=(1, 16, 16), shards=(1, 32, 32))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        client = HTTPClient(url, timeout=5)
+        assert client.get("blob.bin", ("range", 10, 20)) == blob[10:20]
+        assert client.get("blob.bin", ("offset", 1000, 0)) == blob[1000:]
+        assert client.get("blob.bin", ("suffix", 7, 0)) == blob[-7:]
+        client.close()
+        (level,) = open_pyramid(f"{url}/s.zarr")
+        np.testing.assert_array_equal(level[:, 8:40, 8:40].compute(), values[:, 8:40, 8:40])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_fetching_ahead_with_one_request_at_a_time(
+    http_server, tmp_path: Path, monkeypatch
+) -> None:
+    """A concurrency of 1 still works (nothing waits for a thread it occupies itself)."""
+    from napari_zarr_explorer._reader import read_zarr
+
+    url = _sharded_image(http_server, tmp_path)
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "1")
+    monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "30")
+    http_server.clear_log()
+    layers = read_zarr(url)
+    assert np.asarray(layers[0][0][-1][0, 0]).shape == (32, 32)
+    counts = Counter(q.path for q in http_server.requests)
+    assert set(counts.values()) == {1}, counts
+    assert http_server.max_active == 1
+
+
+def test_image_codecs_are_registered_when_an_array_needs_one(tmp_path: Path) -> None:
+    """The image codecs are no longer registered for every array: in a fresh process, an array
+    stored with one still opens, and one without does not import imagecodecs."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from napari_zarr_explorer import recompress
+
+    data = (np.arange(2 * 32 * 48) % 200).astype("uint8").reshape(2, 32, 48)
+    testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 32, 48))
+    recompress(tmp_path / "src.zarr", tmp_path / "png.zarr", compressor="png", chunks=(1, 32, 48))
+    code = (
+        "import json, sys\nimport numpy as np\n"
+        "from napari_zarr_explorer.layers import open_layers\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    before = 'imagecodecs' in sys.modules\n"
+        "    out[name] = [int(np.asarray(open_layers(name)[0][0]).sum(dtype=np.int64)),\n"
+        "                 'imagecodecs' in sys.modules and not before]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    src, png = str(tmp_path / "src.zarr"), str(tmp_path / "png.zarr")
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, src, png],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    total = int(data.sum(dtype=np.int64))
+    assert result[src] == [total, False]  # zstd only: imagecodecs not imported
+    assert result[png] == [total, True]  # png: registered on demand, read exactly

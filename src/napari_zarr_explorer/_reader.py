@@ -64,9 +64,42 @@ def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:
 
 def read_zarr(path: str | list[str]) -> list[LayerData]:
     """Open *path* (a store path or URL, or a list of one) as napari layer data."""
+    _prefetch(path)
     from napari_zarr_explorer.layers import open_layers
 
     one = _single(path)
     if one is None:
         raise ValueError("Open one Zarr store at a time.")
     return open_layers(one)
+
+
+def _prefetch(path: Any) -> None:
+    """Start the first metadata requests of an ``http(s)://`` store before importing zarr.
+
+    The reader's imports (zarr, numcodecs...) take longer than a few round trips to a distant
+    server: the root metadata and its levels' are requested meanwhile, in threads, by the store
+    layer's HTTP client, which hands its answers to the store opened next for the same URL.
+    """
+    one = _single(path)
+    if one is None or not one.strip().lower().startswith(("http://", "https://")):
+        return
+    try:
+        from napari_zarr_explorer.store._http import prefetch
+        from napari_zarr_explorer.store.limits import max_metadata_bytes
+        from napari_zarr_explorer.store.locate import parse_location
+        from napari_zarr_explorer.store.remote_options import RemoteOptions
+
+        loc = parse_location(one)
+        opts = RemoteOptions.from_env()
+        if not opts.read_ahead or "?" in loc.url or urlsplit(loc.url).username is not None:
+            return  # the store will not use the lean client for these
+        if any(seg.lower().endswith(".n5") for seg in urlsplit(loc.url).path.split("/")):
+            return  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
+        prefetch(
+            loc.url,
+            timeout=opts.timeout,
+            max_connections=opts.concurrency,
+            limit=max_metadata_bytes(),
+        )
+    except Exception:  # opening reports every problem; fetching ahead is an optimisation
+        return

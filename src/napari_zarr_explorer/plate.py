@@ -222,7 +222,9 @@ class PlateSource:
             ranges = [range(s.start // n, -(-s.stop // n)) for s, n in zip(sel, outer, strict=True)]
             for coords in product(*ranges):
                 jobs.append((i, coords, f"{base}/{md.encode_chunk_key(coords)}"))
-        stored, decoded = read_chunks_like(tmpl, self.ctx.store, [k for _, _, k in jobs])
+        stored, decoded = read_chunks_like(
+            tmpl, self.ctx.store, [k for _, _, k in jobs], [c for _, c, _ in jobs]
+        )
         outs: list[np.ndarray] = [
             np.full(_shape(sel), _fill(md), dtype=self.dtype_of(level)) for _, sel in requests
         ]

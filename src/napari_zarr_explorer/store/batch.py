@@ -79,7 +79,10 @@ def array_like(template: Any, store: Any, key: str) -> tuple[Any, FoundStore]:
 
 
 def read_chunks_like(
-    template: Any, store: Any, keys: Sequence[str]
+    template: Any,
+    store: Any,
+    keys: Sequence[str],
+    coords: Sequence[Sequence[int]] | None = None,
 ) -> tuple[list[bool], list[np.ndarray | None]]:
     """Fetch the stored objects at *keys* and decode them in one call of *template*'s pipeline.
 
@@ -88,17 +91,27 @@ def read_chunks_like(
     local folders) and decoded in one batch; when the batch fails, each object is decoded
     alone so that one damaged chunk only loses itself.
 
+    With the grid position of each object (*coords*), arrays with a simple pipeline are
+    decoded directly (:func:`~napari_zarr_explorer.store.shards.object_decoder`): a shard's
+    index once, its inner chunks by the guarded decoder, only the part inside the array.
+
     Returns
     -------
     tuple
         ``found`` per key (an object is stored there) and the decoded array per key (None when
         absent or when it did not decode).
     """
+    if coords is not None:
+        from napari_zarr_explorer.store.shards import object_decoder
+
+        direct = object_decoder(template)
+        if direct is not None:
+            return _read_direct(direct, store, keys, coords)
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
     from napari_zarr_explorer._compat import chunk_spec
-    from napari_zarr_explorer.store.read import read_bytes
+    from napari_zarr_explorer.store.read import read_many_bytes
 
     aa = template.async_array
     proto = default_buffer_prototype()
@@ -107,7 +120,7 @@ def read_chunks_like(
     local = None
     if isinstance(getattr(store, "root", None), Path):
         # a local folder: plain file reads in this thread beat one thread hop per chunk
-        local = [read_bytes(store, k) for k in keys]
+        local = read_many_bytes(store, keys)
 
     async def run() -> tuple[list[Any], list[Any]]:
         if local is not None:
@@ -136,3 +149,29 @@ def read_chunks_like(
         nd = next(it) if b is not None else None
         arrays.append(None if nd is None else nd.as_numpy_array())
     return found, arrays
+
+
+def _read_direct(
+    decode: Any, store: Any, keys: Sequence[str], coords: Sequence[Sequence[int]]
+) -> tuple[list[bool], list[np.ndarray | None]]:
+    from napari_zarr_explorer.store.read import read_bytes_async, read_many_bytes
+
+    if isinstance(getattr(store, "root", None), Path):
+        raw = read_many_bytes(store, keys)
+    else:
+        from zarr.core.sync import sync
+
+        async def fetch() -> list[bytes | None]:
+            return list(await asyncio.gather(*(read_bytes_async(store, k) for k in keys)))
+
+        raw = sync(fetch())
+    arrays: list[np.ndarray | None] = []
+    for data, pos in zip(raw, coords, strict=True):
+        if data is None:
+            arrays.append(None)
+            continue
+        try:
+            arrays.append(decode(data, pos))
+        except Exception:  # this object only: shown as not decodable, like zarr's path
+            arrays.append(None)
+    return [b is not None for b in raw], arrays

@@ -686,9 +686,6 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
 
     from napari_zarr_explorer.codec_spec import register_zarr_codecs
 
-    # Codecs this package itself writes (zfp through imagecodecs) are known to zarr only once
-    # registered; registering is cheap and idempotent.
-    register_zarr_codecs()
     for i, codec in enumerate(codecs):
         pos = f"{position}[{i}]"
         name, conf = _v3_codec_name(codec, where=where, position=pos)
@@ -708,6 +705,10 @@ def _check_v3_codecs(codecs: Any, *, where: str, position: str, chunk_shape: Any
             continue
         if name in _ZARR_V3_CODECS:
             continue
+        # Codecs this package itself writes (zfp, image codecs through imagecodecs) are known
+        # to numcodecs and zarr only once registered; registering is idempotent, and imports
+        # imagecodecs: done only for a codec zarr does not have built in.
+        register_zarr_codecs()
         if name.startswith("numcodecs."):
             base = name.removeprefix("numcodecs.")
             if base in _UNSAFE_CODECS:

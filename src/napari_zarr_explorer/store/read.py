@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_bytes", "read_bytes_async", "read_limited"]
+__all__ = ["read_bytes", "read_bytes_async", "read_limited", "read_many_bytes"]
+
+
+#: From this many objects on, :func:`read_many_bytes` reads in threads, this many at once.
+_THREADED_READS = 32
+_READ_THREADS = 8
 
 
 def _sync(coro: Any) -> Any:
@@ -23,14 +29,17 @@ def _sync(coro: Any) -> Any:
     return sync(coro)
 
 
-def _inside(root: Path, key: str) -> bool:
-    """Return True when *key* below *root*, symbolic links resolved, stays inside *root*."""
-    base = os.path.realpath(root)
+def _inside(root: Path, key: str, base: str | None = None) -> bool:
+    """Return True when *key* below *root*, symbolic links resolved, stays inside *root*.
+
+    *base* is ``os.path.realpath(root)`` when the caller already has it.
+    """
+    base = os.path.realpath(root) if base is None else base
     target = os.path.realpath(os.path.join(base, key))
     return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def read_bytes(store: Any, key: str) -> bytes | None:
+def read_bytes(store: Any, key: str, *, _base: str | None = None) -> bytes | None:
     """Read one whole object from a zarr store (None when absent); local stores directly.
 
     A local object reached through a symbolic link that leaves the store counts as absent:
@@ -38,7 +47,7 @@ def read_bytes(store: Any, key: str) -> bytes | None:
     """
     root = getattr(store, "root", None)
     if isinstance(root, Path):
-        if not _inside(root, key):
+        if not _inside(root, key, _base):
             return None
         try:  # non-blocking open: a FIFO would otherwise wait for a writer forever
             fd = os.open(root / key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -50,6 +59,22 @@ def read_bytes(store: Any, key: str) -> bytes | None:
             return fh.read()
     result: bytes | None = _sync(read_bytes_async(store, key))
     return result
+
+
+def read_many_bytes(store: Any, keys: Sequence[str]) -> list[bytes | None]:
+    """Read whole objects of a local store one after another (:func:`read_bytes` each).
+
+    The store's own folder is resolved once for all of them; every key is still confined.
+    """
+    root = getattr(store, "root", None)
+    base = os.path.realpath(root) if isinstance(root, Path) else None
+    if len(keys) < _THREADED_READS:
+        return [read_bytes(store, k, _base=base) for k in keys]
+    # many small files: a few threads overlap the system calls (file reads release the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        return list(pool.map(lambda k: read_bytes(store, k, _base=base), keys))
 
 
 async def read_bytes_async(store: Any, key: str, byte_range: Any = None) -> bytes | None:

@@ -39,7 +39,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -55,8 +55,17 @@ from zarr.storage import WrapperStore
 
 from napari_zarr_explorer._compat import coalesced_get_ranges, zarr_io_loop_and_thread
 from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, RemoteError
+from napari_zarr_explorer.store._http import (
+    HTTPClient,
+    HTTPStatusError,
+    RedirectRefusedError,
+    client_options,
+    take_prefetched,
+)
 from napari_zarr_explorer.store.keys import check_key
 from napari_zarr_explorer.store.limits import max_metadata_bytes, metadata_too_large
+from napari_zarr_explorer.store.readahead import children_metadata_keys
+from napari_zarr_explorer.store.remote_options import _OPTION_PREFIX, ENV_PREFIX, RemoteOptions
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
@@ -66,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_PREFIX",
     "ChunkFetchError",
+    "RedirectRefusedError",
     "RemoteOptions",
     "RemoteStats",
     "RemoteStore",
@@ -76,10 +86,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENV_PREFIX = "NZE_REMOTE_"
-"""Prefix of the environment variables read by :meth:`RemoteOptions.from_env`."""
-
-_OPTION_PREFIX = "explorer_"
 _T = TypeVar("_T")
 
 #: Names of metadata documents; every other key is data (a chunk or a shard).
@@ -92,83 +98,6 @@ _BREAKER_FAILURES = 3
 _BREAKER_SECONDS = 30.0
 _V2_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 _READ_AHEAD_MAX_DOC = 4 * 2**20
-_READ_AHEAD_MAX_KEYS = 64
-
-
-def _children_metadata_keys(key: str, data: bytes, zarr_format: int | None) -> list[str]:
-    """Metadata keys of the children that an OME group document names (store-relative).
-
-    Only relative paths inside the store are followed (checked with ``safe_join``).
-    """
-    import json
-
-    from napari_zarr_explorer.errors import PathEscapeError
-    from napari_zarr_explorer.store.keys import safe_join
-
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return []
-    if not isinstance(doc, dict):
-        return []
-    if key.rpartition("/")[2] == "zarr.json":
-        if doc.get("node_type") != "group":
-            return []
-        attrs = doc.get("attributes")
-    else:
-        attrs = doc
-    if not isinstance(attrs, dict):
-        return []
-    nested = attrs.get("ome")
-    ome: dict[str, Any] = nested if isinstance(nested, dict) else attrs
-    arrays: list[Any] = []
-    groups: list[Any] = []
-    multiscales = ome.get("multiscales")
-    if isinstance(multiscales, list):
-        for ms in multiscales[:4]:
-            datasets = ms.get("datasets") if isinstance(ms, dict) else None
-            if isinstance(datasets, list):
-                arrays.extend(d.get("path") for d in datasets if isinstance(d, dict))
-        if multiscales and "image-label" not in ome:
-            groups.append("labels")
-    labels = ome.get("labels")
-    if isinstance(labels, list):
-        groups.extend(labels)
-    for section, field in (("plate", "wells"), ("well", "images")):
-        part = ome.get(section)
-        items = part.get(field) if isinstance(part, dict) else None
-        if isinstance(items, list):
-            # a plate is read from its first well's layout: the other wells' metadata is read
-            # only if a well proves different (reading ahead would cost a request per well)
-            items = items[:1] if section == "plate" else items
-            groups.extend(i.get("path") for i in items if isinstance(i, dict))
-    base = key.rpartition("/")[0]
-    out: list[str] = []
-    for rel, is_array in [(r, True) for r in arrays] + [(r, False) for r in groups]:
-        try:
-            child = safe_join(base, rel)
-        except PathEscapeError:
-            continue
-        if not child or child == base:
-            continue
-        if zarr_format == 3:
-            out.append(f"{child}/zarr.json")
-        elif is_array:
-            out.extend((f"{child}/.zarray", f"{child}/.zattrs"))
-        else:
-            out.extend((f"{child}/.zarray", f"{child}/.zgroup", f"{child}/.zattrs"))
-        if len(out) >= _READ_AHEAD_MAX_KEYS:
-            break
-    return list(dict.fromkeys(out))[:_READ_AHEAD_MAX_KEYS]
-
-
-class RedirectRefusedError(RemoteError):
-    """A server redirected a request to another origin or outside the store's prefix.
-
-    Redirects are followed only to the same scheme, host and port, below the store's URL;
-    anything else stops the read before a request is sent there, so headers and credentials
-    never leave the origin.
-    """
 
 
 class ChunkFetchError(ExplorerError, OSError):
@@ -182,113 +111,6 @@ class ChunkFetchError(ExplorerError, OSError):
 
 # --------------------------------------------------------------------------------------------
 # options
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteOptions:
-    """How remote stores behave.
-
-    Each field can be set with an environment variable ``NZE_REMOTE_<FIELD>`` (upper case) or a
-    storage option ``explorer_<field>``; storage options win over environment variables.
-
-    Attributes
-    ----------
-    concurrency
-        Maximum number of requests in flight at once, per store.
-    cache_mb
-        Size of the in-memory cache of recently read values, in MiB (0 disables it).
-    timeout
-        Seconds one request may take (connecting, waiting and reading) before it is abandoned.
-    retries
-        How many times a request that failed transiently is tried again.
-    backoff
-        Seconds to wait before the first retry; doubled for each further retry (with jitter,
-        at most 10 s).
-    read_ahead
-        When a group's metadata arrives, also request (concurrently, in the background) the
-        metadata of the children it names: multiscales levels, labels, plate wells, well images.
-    """
-
-    concurrency: int = 64
-    cache_mb: float = 256.0
-    timeout: float = 10.0
-    retries: int = 3
-    backoff: float = 0.2
-    read_ahead: bool = True
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ExplorerError(f"Remote concurrency must be at least 1, got {self.concurrency}.")
-        if self.cache_mb < 0 or self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
-            raise ExplorerError(
-                f"Invalid remote options {self}: cache_mb, retries and backoff must not be "
-                "negative and timeout must be positive."
-            )
-
-    @property
-    def cache_bytes(self) -> int:
-        """Cache size in bytes."""
-        return int(self.cache_mb * 2**20)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RemoteOptions:
-        """Read the options from ``NZE_REMOTE_*`` environment variables (defaults otherwise)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw not in (None, ""):
-                values[f.name] = _convert(f.name, raw, f"environment variable {ENV_PREFIX}")
-        return cls(**values)
-
-    @classmethod
-    def split(
-        cls, storage_options: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
-    ) -> tuple[RemoteOptions, dict[str, Any]]:
-        """Separate our ``explorer_*`` options from the file-system options.
-
-        Returns
-        -------
-        tuple
-            The options (environment, overridden by ``explorer_*`` storage options) and the
-            remaining storage options for the file system.
-        """
-        opts = cls.from_env(environ)
-        rest: dict[str, Any] = {}
-        ours: dict[str, Any] = {}
-        names = {f.name for f in fields(cls)}
-        for key, value in (storage_options or {}).items():
-            if key.startswith(_OPTION_PREFIX):
-                name = key[len(_OPTION_PREFIX) :]
-                if name not in names:
-                    raise ExplorerError(
-                        f"Unknown storage option {key!r}.",
-                        hint="Known: " + ", ".join(_OPTION_PREFIX + n for n in sorted(names)) + ".",
-                    )
-                ours[name] = _convert(name, value, "storage option explorer_")
-            else:
-                rest[key] = value
-        return replace(opts, **ours), rest
-
-
-def _convert(name: str, raw: Any, where: str) -> Any:
-    if name == "read_ahead":
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ExplorerError(f"{where}{name}={raw!r} is not a boolean (use 1 or 0).")
-    try:
-        if name in ("concurrency", "retries"):
-            return int(raw)
-        return float(raw)
-    except (TypeError, ValueError):
-        raise ExplorerError(
-            f"{where}{name.upper() if 'environ' in where else name}={raw!r} is not a number."
-        ) from None
 
 
 @dataclass(slots=True)
@@ -393,6 +215,8 @@ async def _bounded_fetch(store: Store, key: str, limit: int, where: str) -> byte
     from zarr.abc.store import RangeByteRequest
     from zarr.core.buffer import default_buffer_prototype
 
+    if isinstance(store, HTTPStore):
+        return await store.get_bounded(key, limit)
     fs: Any = getattr(store, "fs", None)
     if type(fs).__name__ == "HTTPFileSystem":
         url = f"{str(getattr(store, 'path', '')).rstrip('/')}/{key}"
@@ -739,7 +563,7 @@ class RemoteStore(WrapperStore[Store]):
             if key in self._expanded:
                 return
             self._expanded.add(key)
-        self._start_read_ahead(_children_metadata_keys(key, data, self._format))
+        self._start_read_ahead(children_metadata_keys(key, data, self._format))
 
     def _start_read_ahead(self, keys: Iterable[str]) -> None:
         loop = asyncio.get_running_loop()
@@ -1007,14 +831,27 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         ``(kind, detail)`` where kind is ``"denied"``, ``"transient"``, ``"timeout"``,
         ``"connection"``, ``"dns"`` or ``"fatal"``.
     """
+    import http.client
+    import socket
+    import sys
+
     name = type(exc).__name__
     text = str(exc) or name
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover
-        aiohttp = None  # type: ignore[assignment]
+    # aiohttp's types matter only when it is in use (imported): never imported just for this
+    aiohttp: Any = sys.modules.get("aiohttp")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "timeout", "timed out"
+    # the lean HTTP client (store._http)
+    if isinstance(exc, HTTPStatusError):
+        kind = _status_kind(exc.status)
+        detail = f"HTTP {exc.status} {exc.reason}".strip()
+        return ("fatal" if kind == "missing" else kind), detail
+    if isinstance(exc, socket.gaierror):
+        return "dns", text
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection", text
+    if isinstance(exc, http.client.HTTPException):
+        return "transient", f"connection dropped ({name})"
     if aiohttp is not None:
         if isinstance(exc, aiohttp.ClientResponseError):
             kind = _status_kind(exc.status)
@@ -1205,7 +1042,134 @@ def _path_under(path: str, prefix: str) -> bool:
     return (normpath(decoded) + "/").startswith(prefix) and "\\" not in decoded
 
 
+class HTTPStore(Store):
+    """A read-only zarr store over :class:`~napari_zarr_explorer.store._http.HTTPClient`.
+
+    Requests run in the client's threads (standard-library ``http.client``, connections kept
+    alive); :class:`RemoteStore` adds retries, the concurrency limit, the cache and the error
+    messages. Web servers cannot list their files.
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = False
+    _supports_sync_io = False
+
+    def __init__(self, client: HTTPClient) -> None:
+        super().__init__(read_only=True)
+        self.client = client
+        self.path = client.base_url
+        weakref.finalize(self, client.close)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"client": self.client}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["client"])  # type: ignore[misc]
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, HTTPStore) and value.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(("HTTPStore", self.path))
+
+    def __repr__(self) -> str:
+        return f"HTTPStore({self.path!r})"
+
+    async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.client.executor, func, *args)
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read *key* (or a byte range of it); None when it does not exist."""
+        rng = _range_key(byte_range)
+        if rng is not None and len(rng) == 2:
+            rng = (rng[0], rng[1], 0)
+        data = await self._run(self.client.get, key, rng)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def get_bounded(self, key: str, limit: int) -> bytes | None:
+        """Read *key* whole, refusing bodies beyond *limit* bytes (None when absent)."""
+        return await self._run(self.client.get, key, None, limit)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Read several keys or ranges concurrently."""
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether *key* exists (a HEAD request)."""
+        found, _ = await self._run(self.client.head, key)
+        return found
+
+    async def getsize(self, key: str) -> int:
+        """Size of *key* in bytes (HEAD, or the object read when the server does not say)."""
+        found, size = await self._run(self.client.head, key)
+        if not found:
+            raise FileNotFoundError(key)
+        if size is None:
+            data = await self._run(self.client.get, key, None)
+            if data is None:
+                raise FileNotFoundError(key)
+            size = len(data)
+        return size
+
+    def _refuse(self) -> None:
+        raise ExplorerError(f"{self.path}: remote stores are opened read-only.")
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Refuse: read-only."""
+        self._refuse()
+
+    async def delete(self, key: str) -> None:
+        """Refuse: read-only."""
+        self._refuse()
+
+    async def list(self) -> AsyncIterator[str]:
+        """Web servers cannot list their files."""
+        raise NotImplementedError(f"{self.path}: this server cannot list its files.")
+        yield ""  # pragma: no cover
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Web servers cannot list their files."""
+        raise NotImplementedError(f"{self.path}: this server cannot list its files.")
+        yield ""  # pragma: no cover
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """Web servers cannot list their files."""
+        raise NotImplementedError(f"{self.path}: this server cannot list its files.")
+        yield ""  # pragma: no cover
+
+
 def _http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> Store:
+    headers = client_options(fs_options)
+    if headers is not None and urlsplit(url).username is None:  # user:password@ is aiohttp's
+        # plain HTTP(S) with at most headers: the lean client (no aiohttp import, no session)
+        client = take_prefetched(url, headers)
+        if client is not None and (
+            client.timeout != opts.timeout or client.max_connections != opts.concurrency
+        ):
+            client.close()  # fetched ahead with other options: start afresh
+            client = None
+        if client is None:
+            client = HTTPClient(
+                url, headers=headers, timeout=opts.timeout, max_connections=opts.concurrency
+            )
+        return HTTPStore(client)
+    return _fsspec_http_store(url, fs_options, opts)
+
+
+def _fsspec_http_store(url: str, fs_options: dict[str, Any], opts: RemoteOptions) -> Store:
+    """Open fsspec's HTTP file system over aiohttp, for options the lean client does not take."""
     import aiohttp
     from fsspec.implementations.http import HTTPFileSystem
 

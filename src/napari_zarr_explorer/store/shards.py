@@ -1,0 +1,142 @@
+"""Direct decoding of whole stored objects (chunks, or shards with their index) of simple arrays.
+
+zarr-python decodes a shard by scheduling one task per inner chunk and filling the whole shard
+shape, also where it lies beyond the array; for a plate overview of hundreds of small wells that
+machinery costs more than the bytes. :func:`object_decoder` returns a direct decoder for arrays
+with a simple pipeline (the one :func:`~napari_zarr_explorer.store.decode.fast_chunk_decoder`
+takes, inside at most one ``sharding_indexed`` codec): the shard index is read and checked
+(``crc32c``, offsets inside the object), each inner chunk decoded by the guarded decoder (no
+chunk decompresses beyond its declared size), and only the part of the shard inside the array
+is built. Anything else is left to zarr-python (None).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.store.decode import fast_chunk_decoder
+
+__all__ = ["object_decoder"]
+
+ObjectDecoder = Callable[[bytes, Sequence[int]], npt.NDArray[Any]]
+
+_MISSING = 2**64 - 1
+
+
+def _name(codec: Any) -> str | None:
+    if isinstance(codec, str):
+        return codec
+    return codec.get("name") if isinstance(codec, Mapping) else None
+
+
+def _index_has_crc(codecs: Any) -> bool | None:
+    """True/False for the standard shard index codecs (with / without crc32c), else None."""
+    if not isinstance(codecs, list | tuple) or not codecs or _name(codecs[0]) != "bytes":
+        return None
+    conf = codecs[0].get("configuration") if isinstance(codecs[0], Mapping) else None
+    if (conf or {}).get("endian", "little") != "little":
+        return None
+    rest = [_name(c) for c in codecs[1:]]
+    if rest == ["crc32c"]:
+        return True
+    return False if not rest else None
+
+
+def object_decoder(template: Any) -> ObjectDecoder | None:
+    """Return ``decode(stored_bytes, object_coords)`` for the stored objects of *template*.
+
+    Parameters
+    ----------
+    template
+        A zarr array opened from checked metadata (:func:`~napari_zarr_explorer.store.open_array`).
+
+    Returns
+    -------
+    callable or None
+        ``decode(data, coords)`` returns the object at grid position *coords* (a chunk, or a
+        shard cut to the array's extent) with missing inner chunks at the fill value; it raises
+        (``ExplorerError``, ``ValueError``) for an object that does not decode. None when
+        zarr-python must decode this array.
+    """
+    md = template.metadata.to_dict()
+    stored = np.dtype(template.dtype)
+    shape = tuple(int(n) for n in template.shape)
+    codecs = md.get("codecs")
+    sharding = (
+        md.get("zarr_format") == 3
+        and isinstance(codecs, list | tuple)
+        and len(codecs) == 1
+        and _name(codecs[0]) == "sharding_indexed"
+    )
+    if not sharding:
+        found = fast_chunk_decoder(md, stored)
+        if found is None:
+            return None
+        decode_chunk, _ = found
+        return lambda data, coords: decode_chunk(data)
+    conf = codecs[0].get("configuration") or {}
+    inner = tuple(int(n) for n in conf.get("chunk_shape") or ())
+    outer = tuple(int(n) for n in template.shards)
+    crc = _index_has_crc(conf.get("index_codecs", [{"name": "bytes"}, {"name": "crc32c"}]))
+    location = conf.get("index_location", "end")
+    if (
+        crc is None
+        or location not in ("start", "end")
+        or len(inner) != len(outer)
+        or any(i <= 0 or o % i for o, i in zip(outer, inner, strict=True))
+    ):
+        return None
+    inner_md = {
+        "zarr_format": 3,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(inner)}},
+        "codecs": conf.get("codecs"),
+    }
+    found = fast_chunk_decoder(inner_md, stored)
+    if found is None:
+        return None
+    decode_inner = found[0]
+    grid = tuple(o // i for o, i in zip(outer, inner, strict=True))
+    n_inner = math.prod(grid)
+    index_size = 16 * n_inner + (4 if crc else 0)
+    fill = template.fill_value
+    native = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
+
+    def decode(data: bytes, coords: Sequence[int]) -> npt.NDArray[Any]:
+        if len(data) < index_size:
+            raise ExplorerError(f"a shard of {len(data)} bytes cannot hold its index")
+        raw = data[-index_size:] if location == "end" else data[:index_size]
+        if crc:
+            import crc32c
+
+            if crc32c.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
+                raise ExplorerError("a shard index failed its crc32c checksum")
+        index = np.frombuffer(raw, dtype="<u8", count=2 * n_inner).reshape((*grid, 2))
+        extent = tuple(
+            max(0, min(o, size - int(c) * o))
+            for o, size, c in zip(outer, shape, coords, strict=True)
+        )
+        out = np.full(extent, fill, dtype=native)
+        for pos in itertools.product(
+            *(range(-(-e // i)) for e, i in zip(extent, inner, strict=True))
+        ):
+            offset, nbytes = (int(v) for v in index[pos])
+            if offset == _MISSING and nbytes == _MISSING:
+                continue
+            if offset + nbytes > len(data):
+                raise ExplorerError("a shard index points past the end of the shard")
+            chunk = decode_inner(data[offset : offset + nbytes])
+            dst = tuple(
+                slice(p * i, min((p + 1) * i, e))
+                for p, i, e in zip(pos, inner, extent, strict=True)
+            )
+            out[dst] = chunk[tuple(slice(0, d.stop - d.start) for d in dst)]
+        return out
+
+    return decode
