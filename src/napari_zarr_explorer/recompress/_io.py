@@ -132,27 +132,18 @@ def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
 
 
 def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
-    """Split a ``sharding_indexed`` object (index at the end, crc32c) into its inner chunks."""
-    import crc32c
+    """Split a ``sharding_indexed`` object (index at the end, crc32c) into its inner chunks.
 
-    size = n_chunks * 16 + 4
-    if len(data) < size:
-        raise MetadataError(f"{where}: shard is {len(data)} bytes, too short for its index.")
-    idx = data[-size:-4]
-    crc = int(np.frombuffer(data[-4:], dtype="<u4")[0])
-    if crc32c.crc32c(idx) != crc:
-        raise MetadataError(f"{where}: the shard index checksum does not match.")
-    index = np.frombuffer(idx, dtype="<u8").reshape(n_chunks, 2)
+    The index is checked and parsed once (:func:`napari_zarr_explorer.store.shardio.parse_shard_index`);
+    the chunks are views of *data* (None for chunks that are not stored).
+    """
+    from napari_zarr_explorer.store.shardio import MISSING, parse_shard_index
+
+    index = parse_shard_index(data, n_chunks, where=where)
     view = memoryview(data)
-    out: list[Any] = []
-    for off, n in index.tolist():
-        if off == _MISSING and n == _MISSING:
-            out.append(None)
-        elif off + n > len(data) - size:
-            raise MetadataError(f"{where}: shard index points outside the shard.")
-        else:
-            out.append(view[off : off + n])
-    return out
+    return [
+        None if off == MISSING else view[off : off + n] for off, n in index.tolist()
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +189,33 @@ class SourceReader:
         self._decode, self.chunks = found
         self._key = self.array.metadata.encode_chunk_key
 
+    def _damaged_shard(self, region: Sequence[slice]) -> ExplorerError | None:
+        """Name the source shard in *region* whose index is damaged (None when none is)."""
+        from napari_zarr_explorer.store.shardio import shard_index_problem
+
+        md = self.array.metadata.to_dict()
+        grid = md.get("chunk_grid") or {}
+        try:
+            shard = [int(n) for n in grid["configuration"]["chunk_shape"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+        ranges = [
+            range(s.start // n, -(-s.stop // n)) for s, n in zip(region, shard, strict=True)
+        ]
+        for coords in itertools.product(*ranges):
+            key = self.array.metadata.encode_chunk_key(coords)
+            key = f"{self.path}/{key}" if self.path else key
+            problem = shard_index_problem(self.store, key, md)
+            if problem is not None:
+                detail = problem[len(key) + 2 :] if problem.startswith(f"{key}: ") else problem
+                return ExplorerError(
+                    f"the source shard {key} cannot be read: {detail}",
+                    hint="Without its index none of the shard's chunks can be found: restore "
+                    "that shard from a copy of the data if there is one. "
+                    "`napari-zarr-explorer chunks --verify` lists every damaged shard and chunk.",
+                )
+        return None
+
     @property
     def fast(self) -> bool:
         """True when chunks are decoded directly rather than through zarr-python."""
@@ -210,7 +228,15 @@ class SourceReader:
         that adding them over a partition of the array counts each chunk once.
         """
         if self._decode is None:
-            data = np.asarray(self.array[tuple(region)])
+            try:
+                data = np.asarray(self.array[tuple(region)])
+            except ExplorerError:
+                raise
+            except Exception as exc:
+                damaged = self._damaged_shard(region)
+                if damaged is None:
+                    raise
+                raise damaged from exc
             return _native(data), 0
         shape = tuple(s.stop - s.start for s in region)
         out = np.empty(shape, dtype=self.dtype.newbyteorder("="))

@@ -1,0 +1,198 @@
+"""Shards read whole: the index parsed once, inner zstd chunks decoded at exactly their size.
+
+Used by recompression to verify what it wrote (one read of each written shard, one pass of
+decoding) and to name the source shard whose index is damaged. Every decode here is bounded by
+the chunk's declared size: a frame is decoded only when its header declares exactly the bytes of
+one chunk, into a buffer of that size allocated by the caller's decoder, never by the frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from napari_zarr_explorer.errors import MetadataError
+from napari_zarr_explorer.store.read import read_bytes
+
+__all__ = [
+    "MISSING",
+    "ExactZstdDecoder",
+    "parse_shard_index",
+    "shard_index_problem",
+]
+
+#: Offset and size of an inner chunk that is not stored.
+MISSING = 2**64 - 1
+
+
+def parse_shard_index(
+    data: bytes | memoryview,
+    n_chunks: int,
+    *,
+    where: str,
+    checksum: bool = True,
+    at_end: bool = True,
+) -> npt.NDArray[np.uint64]:
+    """Check and parse the index of a ``sharding_indexed`` object read whole.
+
+    Parameters
+    ----------
+    data
+        The whole shard.
+    n_chunks
+        Inner chunks per shard (the product of the inner chunk grid).
+    where
+        The shard's key, named in errors.
+    checksum
+        The index codecs end with ``crc32c`` (4 bytes after the index).
+    at_end
+        The index is at the end of the shard (``index_location`` "end"), else at the start.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint64`` array of shape ``(n_chunks, 2)``: offset and size of each inner chunk in C
+        order of the inner grid, both :data:`MISSING` for a chunk that is not stored.
+
+    Raises
+    ------
+    MetadataError
+        Naming *where*: the shard is too short for its index, the checksum does not match, or
+        a row points outside the shard (or is half missing).
+    """
+    import crc32c
+
+    mv = memoryview(data).cast("B")
+    size = n_chunks * 16 + (4 if checksum else 0)
+    if len(mv) < size:
+        raise MetadataError(
+            f"{where}: the shard is {len(mv)} bytes, too short for the index of its "
+            f"{n_chunks} inner chunks ({size} bytes)."
+        )
+    block = mv[len(mv) - size :] if at_end else mv[:size]
+    idx = block[: n_chunks * 16]
+    if checksum:
+        stored = int.from_bytes(block[n_chunks * 16 :], "little")
+        if crc32c.crc32c(idx) != stored:
+            raise MetadataError(
+                f"{where}: the shard index checksum does not match (the index is damaged)."
+            )
+    index = np.frombuffer(idx, dtype="<u8").reshape(n_chunks, 2).astype(np.uint64)
+    missing = index == np.uint64(MISSING)
+    if bool((missing[:, 0] != missing[:, 1]).any()):
+        raise MetadataError(f"{where}: the shard index has a half-missing entry.")
+    present = index[~missing[:, 0]]
+    lo = 0 if at_end else size
+    hi = len(mv) - size if at_end else len(mv)
+    if present.size and (
+        bool((present[:, 0] < np.uint64(lo)).any())
+        or bool((present[:, 0] > np.uint64(hi)).any())
+        or bool((present[:, 1] > np.uint64(hi) - present[:, 0]).any())
+    ):
+        raise MetadataError(f"{where}: the shard index points outside the shard.")
+    return index
+
+
+class ExactZstdDecoder:
+    """Decode zstd frames that declare exactly *nbytes* of content into one reused buffer.
+
+    Parameters
+    ----------
+    nbytes
+        Decoded size of one chunk. The buffer of that size is allocated once here; a frame
+        never decides what is allocated.
+
+    Notes
+    -----
+    Calling the decoder with a frame returns a read-only view of the buffer holding the decoded
+    bytes (valid until the next call), or None when the frame's header does not declare exactly
+    *nbytes* (no content size, another size, not a zstd frame): the caller then decodes it
+    through the general guarded path, which names the problem. A frame that declares the right
+    size but is damaged inside raises zstd's error. Decoding releases the GIL.
+    """
+
+    def __init__(self, nbytes: int) -> None:
+        import numcodecs
+
+        self.nbytes = int(nbytes)
+        self._buf = np.empty(self.nbytes, dtype=np.uint8)
+        self._codec = numcodecs.Zstd()
+
+    def __call__(self, frame: Any) -> memoryview | None:
+        import zstandard
+
+        try:
+            declared = zstandard.frame_content_size(frame)
+        except zstandard.ZstdError:
+            return None
+        if declared != self.nbytes or self.nbytes == 0:
+            return None
+        # numcodecs decodes into the given buffer and refuses frames declaring more than it
+        # holds; the declared size was checked above to be exactly the buffer's size.
+        self._codec.decode(frame, out=self._buf)
+        return memoryview(self._buf).toreadonly()
+
+
+def _sharding(codecs: Sequence[Any]) -> Mapping[str, Any] | None:
+    if len(codecs) != 1:
+        return None
+    first = codecs[0]
+    if not isinstance(first, Mapping) or first.get("name") != "sharding_indexed":
+        return None
+    conf = first.get("configuration")
+    return conf if isinstance(conf, Mapping) else None
+
+
+def shard_index_problem(store: Any, key: str, metadata: Mapping[str, Any]) -> str | None:
+    """Read the shard *key* of a sharded array and describe what is wrong with its index.
+
+    Parameters
+    ----------
+    store
+        The array's store.
+    key
+        Store key of one shard.
+    metadata
+        The array's checked metadata (``zarr.Array.metadata.to_dict()``).
+
+    Returns
+    -------
+    str or None
+        A sentence naming *key* when its index cannot be used (too short, checksum, offsets
+        outside the shard); None when the shard is absent, its index is sound, or the index
+        codecs are not ``bytes`` (+ ``crc32c``) and cannot be checked here.
+    """
+    conf = _sharding(list(metadata.get("codecs") or []))
+    grid = metadata.get("chunk_grid")
+    if conf is None or not isinstance(grid, Mapping):
+        return None
+    try:
+        shard_shape = [int(n) for n in grid["configuration"]["chunk_shape"]]
+        inner = [int(n) for n in conf["chunk_shape"]]
+        n_chunks = math.prod(-(-s // c) for s, c in zip(shard_shape, inner, strict=True))
+        names = [
+            str(c if isinstance(c, str) else c.get("name"))
+            for c in (conf.get("index_codecs") or [])
+        ]
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if names not in (["bytes"], ["bytes", "crc32c"]):
+        return None
+    data = read_bytes(store, key)
+    if data is None:
+        return None
+    try:
+        parse_shard_index(
+            data,
+            n_chunks,
+            where=key,
+            checksum=names[-1] == "crc32c",
+            at_end=conf.get("index_location", "end") != "start",
+        )
+    except MetadataError as exc:
+        return exc.message
+    return None

@@ -1,0 +1,209 @@
+"""Verification of what recompress writes, and damaged sources named by key.
+
+The verify pass reads every written object back from the store and compares its decoded values
+with the source data; these tests damage what reaches the disk (between the encoder and the
+read-back) and check that each kind of damage is reported, with the object's key.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.recompress import MARKER_KEY, _io, recompress
+from napari_zarr_explorer.store import shardio
+
+
+#: Inner chunks per shard in these tests: shards (2, 64, 64) of chunks (1, 32, 32).
+N_INNER = 8
+
+
+def _image(shape: tuple[int, ...]) -> np.ndarray:
+    return testing.blobs(shape, seed=5, dtype="uint16")
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dict(zarr.open(path, mode="r").attrs)
+
+
+def _damage_writes(monkeypatch: pytest.MonkeyPatch, key: str, damage: Any) -> None:
+    """Make the output object *key* reach the disk changed by *damage* (bytes -> bytes)."""
+    real = _io.StoreWriter.set
+
+    def damaged_set(self: _io.StoreWriter, k: str, data: bytes, *, atomic: bool = False) -> None:
+        real(self, k, damage(data) if k == key else data, atomic=atomic)
+
+    monkeypatch.setattr(_io.StoreWriter, "set", damaged_set)
+
+
+def _flip(pos: int) -> Any:
+    def damage(data: bytes) -> bytes:
+        b = bytearray(data)
+        b[pos] ^= 0x5A
+        return bytes(b)
+
+    return damage
+
+
+def _second_frame_header(data: bytes) -> bytes:
+    # Inner chunk 1 starts where chunk 0 ends (offsets from the index at the end of the shard).
+    index = np.frombuffer(data[-(N_INNER * 16 + 4) : -4], dtype="<u8").reshape(N_INNER, 2)
+    b = bytearray(data)
+    off = int(index[1, 0])
+    b[off + 20] ^= 0xFF  # inside the first block of inner chunk 1
+    return bytes(b)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expect"),
+    [
+        pytest.param(_second_frame_header, "c/1/0/0", id="inner-frame"),
+        pytest.param(_flip(-3), "c/1/0/0", id="index-checksum"),
+        pytest.param(lambda d: d[: len(d) // 2], "c/1/0/0", id="truncated"),
+        pytest.param(lambda d: d[: -(N_INNER * 16 + 4)] + bytes(N_INNER * 16 + 4), "c/1/0/0", id="index-zeroed"),
+    ],
+)
+def test_verify_reports_damage_of_the_written_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: Any, expect: str
+) -> None:
+    data = _image((4, 64, 64))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    _damage_writes(monkeypatch, "c/1/0/0", damage)
+    report = recompress(src, dst, chunks=(1, 32, 32), shards=(2, 64, 64), compressor="zstd:3")
+    assert not report.ok
+    assert report.mismatches, str(report)
+    assert all(expect in m for m in report.mismatches), report.mismatches
+    assert _attrs(dst)[MARKER_KEY]["incomplete"] is True
+
+
+def test_verify_reports_a_chunk_that_decodes_to_other_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid frame of the right size but other values (a swapped chunk) is caught."""
+    import zstandard
+
+    data = _image((2, 64, 64))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    other = zstandard.ZstdCompressor(level=3).compress(np.zeros((1, 32, 32), "<u2").tobytes())
+
+    def swap_first_chunk(shard: bytes) -> bytes:
+        index = np.frombuffer(shard[-(N_INNER * 16 + 4) : -4], dtype="<u8").reshape(N_INNER, 2)
+        index = index.astype(np.int64)
+        first = int(index[0, 1])
+        body = other + shard[first : int(index[-1].sum())]
+        index[:, 0] += len(other) - first
+        index[0] = (0, len(other))
+        import crc32c
+
+        idx = index.astype("<u8").tobytes()
+        return body + idx + np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
+
+    _damage_writes(monkeypatch, "c/0/0/0", swap_first_chunk)
+    report = recompress(src, dst, chunks=(1, 32, 32), shards=(2, 64, 64), compressor="zstd:3")
+    assert not report.ok
+    assert report.mismatches == ("/: c/0/0/0 (inner chunk 0): decoded values differ from the source",)
+
+
+def test_verify_refuses_a_frame_declaring_more_than_its_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame that declares 256 MiB in a 2 KiB chunk is reported without being decoded."""
+    import tracemalloc
+
+    import zstandard
+
+    data = _image((2, 64, 64))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    cobj = zstandard.ZstdCompressor(level=1).compressobj(size=256 << 20)
+    zeros = bytes(1 << 20)
+    bomb = b"".join([*(cobj.compress(zeros) for _ in range(256)), cobj.flush()])
+
+    def plant(shard: bytes) -> bytes:
+        import crc32c
+
+        index = np.frombuffer(shard[-(N_INNER * 16 + 4) : -4], dtype="<u8").reshape(N_INNER, 2).copy()
+        body = shard[: int(index[-1].sum())] + bomb
+        index[0] = (len(body) - len(bomb), len(bomb))
+        idx = index.astype("<u8").tobytes()
+        return body + idx + np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
+
+    _damage_writes(monkeypatch, "c/0/0/0", plant)
+    tracemalloc.start()
+    try:
+        report = recompress(
+            src, dst, chunks=(1, 32, 32), shards=(2, 64, 64), compressor="zstd:3", threads=1
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not report.ok
+    assert len(report.mismatches) == 1 and "c/0/0/0 (inner chunk 0)" in report.mismatches[0]
+    assert peak < 64 << 20
+
+
+def test_damaged_index_of_a_source_shard_names_the_shard(tmp_path: Path) -> None:
+    data = _image((4, 32, 32))
+    src = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=3, chunks=(1, 16, 16), shards=(2, 32, 32)
+    )
+    shard = src / "c" / "1" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # inside the index: its checksum no longer matches
+    shard.write_bytes(bytes(raw))
+    dst = tmp_path / "dst.zarr"
+    with pytest.raises(ExplorerError) as info:
+        recompress(src, dst, chunks=(1, 16, 16), shards=(2, 32, 32), threads=1)
+    err = info.value
+    assert "c/1/0/0" in err.message
+    assert "index" in err.message
+    assert "checksum" in err.message
+    assert err.hint is not None and "chunks --verify" in err.hint
+    assert "ValueError" not in str(err)
+    assert _attrs(dst)[MARKER_KEY]["incomplete"] is True
+
+
+def test_shard_index_parse_checks_length_checksum_and_bounds() -> None:
+    import crc32c
+
+    chunks = [b"abc", None, b"defgh"]
+    shard = _io.build_shard(chunks)
+    assert shard is not None
+    index = shardio.parse_shard_index(shard, 3, where="k")
+    assert index.tolist() == [[0, 3], [2**64 - 1, 2**64 - 1], [3, 5]]
+    with pytest.raises(ExplorerError, match="k: .*too short"):
+        shardio.parse_shard_index(shard[:20], 3, where="k")
+    bad = bytearray(shard)
+    bad[-1] ^= 1
+    with pytest.raises(ExplorerError, match="k: .*checksum"):
+        shardio.parse_shard_index(bytes(bad), 3, where="k")
+    idx = np.array([[0, 3], [0, 1000], [3, 5]], dtype="<u8").tobytes()
+    outside = b"abcdefgh" + idx + np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
+    with pytest.raises(ExplorerError, match="k: .*outside"):
+        shardio.parse_shard_index(outside, 3, where="k")
+
+
+def test_exact_zstd_decoder_bounds_and_falls_back() -> None:
+    import zstandard
+
+    raw = np.arange(512, dtype="<u2").tobytes()
+    dec = shardio.ExactZstdDecoder(len(raw))
+    frame = zstandard.ZstdCompressor(level=3).compress(raw)
+    got = dec(frame)
+    assert got is not None and bytes(got) == raw
+    # a frame without a content size, or declaring another size: not decoded here (None)
+    assert dec(zstandard.ZstdCompressor(write_content_size=False).compress(raw)) is None
+    assert dec(zstandard.ZstdCompressor().compress(raw[:100])) is None
+    assert dec(zstandard.ZstdCompressor().compress(bytes(1 << 24))) is None
+    assert dec(b"not zstd at all") is None
