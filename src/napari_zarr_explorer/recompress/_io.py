@@ -263,18 +263,80 @@ class SourceReader:
                 continue
             if all(o >= s.start for o, s in zip(origin, region, strict=True)):
                 owned += len(raw)
-            try:
-                chunk = self._decode(raw)
-            except Exception as exc:
-                detail = (exc.message if isinstance(exc, ExplorerError) else f"{exc}").rstrip()
-                detail += "" if detail.endswith((".", "!", "?")) else "."
-                raise ExplorerError(
-                    f"the source chunk {key} cannot be decoded: {detail}",
-                    hint="The source is damaged there; `napari-zarr-explorer chunks --verify` "
-                    "lists every damaged chunk.",
-                ) from exc
+            chunk = self._decode_named(raw, key)
             out[tuple(dst_sel)] = chunk[tuple(src_sel)]
         return out, owned
+
+
+    def read_blocked(
+        self, region: Sequence[slice], inner: Sequence[int]
+    ) -> tuple[npt.NDArray[Any], int] | None:
+        """Return *region* laid out as whole output chunks, and the stored bytes it owns.
+
+        The result has shape ``(*grid, *inner)``: element ``[g]`` is the output chunk ``g`` of
+        the region (C-contiguous, padded with the fill value past the region), so the chunks
+        are encoded without another copy. *region* must start on a multiple of *inner*. None
+        when the source is not decoded directly (:attr:`fast` is False).
+        """
+        if self._decode is None or not region:
+            return None
+        shape = [s.stop - s.start for s in region]
+        grid = [-(-n // c) for n, c in zip(shape, inner, strict=True)]
+        dtype = self.dtype.newbyteorder("=")
+        if any(n % c for n, c in zip(shape, inner, strict=True)):
+            out = np.full((*grid, *inner), self.fill_value, dtype=dtype)
+        else:
+            out = np.empty((*grid, *inner), dtype=dtype)
+        owned = 0
+        lo = [s.start // c for s, c in zip(region, self.chunks, strict=True)]
+        hi = [-(-s.stop // c) for s, c in zip(region, self.chunks, strict=True)]
+        for coords in itertools.product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+            origin = [i * c for i, c in zip(coords, self.chunks, strict=True)]
+            # per axis: (output chunk, slice of the source chunk, slice inside the output chunk)
+            parts: list[list[tuple[int, slice, slice]]] = []
+            for o, c, s, n, ic in zip(origin, self.chunks, region, self.shape, inner, strict=True):
+                pos, end = max(o, s.start) - s.start, min(o + c, s.stop, n) - s.start
+                axis = []
+                while pos < end:
+                    g = pos // ic
+                    stop = min((g + 1) * ic, end)
+                    axis.append(
+                        (
+                            g,
+                            slice(pos + s.start - o, stop + s.start - o),
+                            slice(pos - g * ic, stop - g * ic),
+                        )
+                    )
+                    pos = stop
+                parts.append(axis)
+            key = self._key(coords)
+            key = f"{self.path}/{key}" if self.path else key
+            raw = read_bytes(self.store, key)
+            chunk: Any = None
+            if raw is not None:
+                if all(o >= s.start for o, s in zip(origin, region, strict=True)):
+                    owned += len(raw)
+                chunk = self._decode_named(raw, key)
+            for combo in itertools.product(*parts):
+                dst = (*(g for g, _, _ in combo), *(d for _, _, d in combo))
+                if chunk is None:
+                    out[dst] = self.fill_value
+                else:
+                    out[dst] = chunk[tuple(src for _, src, _ in combo)]
+        return out, owned
+
+    def _decode_named(self, raw: bytes, key: str) -> npt.NDArray[Any]:
+        try:
+            chunk: npt.NDArray[Any] = self._decode(raw)
+        except Exception as exc:
+            detail = (exc.message if isinstance(exc, ExplorerError) else f"{exc}").rstrip()
+            detail += "" if detail.endswith((".", "!", "?")) else "."
+            raise ExplorerError(
+                f"the source chunk {key} cannot be decoded: {detail}",
+                hint="The source is damaged there; `napari-zarr-explorer chunks --verify` "
+                "lists every damaged chunk.",
+            ) from exc
+        return chunk
 
 
 def _native(a: npt.NDArray[Any]) -> npt.NDArray[Any]:

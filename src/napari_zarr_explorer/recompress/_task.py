@@ -116,6 +116,8 @@ class _Unit:
         coords: tuple[int, ...],
         data: npt.NDArray[Any],
         region_start: tuple[int, ...],
+        *,
+        blocked: bool = False,
     ) -> None:
         self.key = _io.chunk_key(
             target.path, coords, zarr_format=target.zarr_format, separator=target.separator
@@ -133,11 +135,17 @@ class _Unit:
                 self.pieces.append(None)
                 self.valid.append(None)
                 continue
+            self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
+            if blocked:
+                # *data* holds whole output chunks, already padded with the fill value
+                g = tuple((a - r) // c for a, r, c in zip(io, region_start, target.chunks, strict=True))
+                piece = data[g]
+                self.pieces.append(None if _io.all_fill(piece, fill) else piece)
+                continue
             sel: tuple[Any, ...] = tuple(
                 slice(a - r, b - r) for a, b, r in zip(io, stops, region_start, strict=True)
             )
             part = data[(*sel, Ellipsis)]  # a 0-d array (not a scalar) for 0-d data
-            self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
             if _io.all_fill(part, fill):
                 self.pieces.append(None)
             else:
@@ -342,14 +350,22 @@ def run_task(task: TaskSpec) -> TaskResult:
         if task.source is not None
         else _io.source_reader(task.src_url, task.src_options, task.src_path, task.run_id)
     )
-    data, bytes_read = reader.read(region)
-    data = data.astype(np.dtype(t.dtype).newbyteorder("="), copy=False)
+    native = np.dtype(t.dtype).newbyteorder("=")
+    found = None
+    if isinstance(reader, _io.SourceReader) and reader.dtype.newbyteorder("=") == native:
+        # the source's chunks decoded straight into whole output chunks: no copy per chunk
+        found = reader.read_blocked(region, t.chunks)
+    if found is not None:
+        data, bytes_read = found
+    else:
+        data, bytes_read = reader.read(region)
+        data = data.astype(native, copy=False)
     out = _io.writer(task.dst_url, task.dst_options, task.run_id)
-    nbytes = int(data.nbytes)
+    nbytes = math.prod(b - a for a, b in zip(start, stop, strict=True)) * native.itemsize
     del reader
 
     units = [
-        _Unit(t, coords, data, start)
+        _Unit(t, coords, data, start, blocked=found is not None)
         for coords in itertools.product(*(range(a, b) for a, b in task.units))
     ]
     del data  # the units hold their chunks (copies, padded): the region is no longer needed
