@@ -39,8 +39,10 @@ def _damage_writes(monkeypatch: pytest.MonkeyPatch, key: str, damage: Any) -> No
     """Make the output object *key* reach the disk changed by *damage* (bytes -> bytes)."""
     real = _io.StoreWriter.set
 
-    def damaged_set(self: _io.StoreWriter, k: str, data: bytes, *, atomic: bool = False) -> None:
-        real(self, k, damage(data) if k == key else data, atomic=atomic)
+    def damaged_set(self: _io.StoreWriter, k: str, data: Any, *, atomic: bool = False) -> None:
+        if k == key:
+            data = damage(data if isinstance(data, bytes) else b"".join(data))
+        real(self, k, data, atomic=atomic)
 
     monkeypatch.setattr(_io.StoreWriter, "set", damaged_set)
 

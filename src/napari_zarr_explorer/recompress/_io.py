@@ -31,6 +31,7 @@ __all__ = [
     "StoreWriter",
     "all_fill",
     "build_shard",
+    "shard_parts",
     "chunk_key",
     "grid_indices",
     "parse_shard",
@@ -86,7 +87,13 @@ def all_fill(block: npt.NDArray[Any], fill: Any) -> bool:
         f = np.asarray(fill, dtype=block.dtype)
         if np.isnan(f).any():
             return bool(np.isnan(block).all())
-    return bool((block == np.asarray(fill, dtype=block.dtype)).all())
+    value = np.asarray(fill, dtype=block.dtype)
+    if block.size > 64:
+        # most chunks of real data differ from the fill value at one of their ends
+        flat = block.reshape(-1) if block.flags.c_contiguous else None
+        if flat is not None and not (bool(flat[0] == value) and bool(flat[-1] == value)):
+            return False
+    return bool((block == value).all())
 
 
 def arrays_equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
@@ -103,6 +110,35 @@ def arrays_equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def shard_parts(chunks: Sequence[bytes | None]) -> list[bytes] | None:
+    """The parts of a ``sharding_indexed`` object (index at the end, ``bytes`` + ``crc32c``).
+
+    Parameters
+    ----------
+    chunks
+        Encoded inner chunks in C order of the inner chunk grid; None for missing chunks.
+
+    Returns
+    -------
+    list of bytes or None
+        The stored chunks followed by the index and its checksum, to be written one after the
+        other (:meth:`StoreWriter.set` writes them without joining them first); None when every
+        inner chunk is missing (the shard is not written at all).
+    """
+    import crc32c
+
+    if all(c is None for c in chunks):
+        return None
+    index = np.full((len(chunks), 2), _MISSING, dtype="<u8")
+    sizes = np.array([-1 if c is None else len(c) for c in chunks], dtype=np.int64)
+    present = sizes >= 0
+    index[present, 1] = sizes[present]
+    index[present, 0] = np.cumsum(sizes[present]) - sizes[present]
+    idx = index.tobytes()
+    crc = np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
+    return [*(c for c in chunks if c is not None), idx + crc]
+
+
 def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
     """Assemble a ``sharding_indexed`` object (index at the end, ``bytes`` + ``crc32c``).
 
@@ -116,19 +152,8 @@ def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
     bytes or None
         None when every inner chunk is missing (the shard is not written at all).
     """
-    import crc32c
-
-    if all(c is None for c in chunks):
-        return None
-    index = np.full((len(chunks), 2), _MISSING, dtype="<u8")
-    offset = 0
-    for i, c in enumerate(chunks):
-        if c is not None:
-            index[i] = (offset, len(c))
-            offset += len(c)
-    idx = index.tobytes()
-    crc = np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
-    return b"".join([*(c for c in chunks if c is not None), idx, crc])
+    parts = shard_parts(chunks)
+    return None if parts is None else b"".join(parts)
 
 
 def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
@@ -350,6 +375,24 @@ def _native(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def _write_parts(fd: int, parts: Sequence[Any]) -> None:
+    """Write *parts* to the file *fd* one after the other (vectored writes, no joined copy)."""
+    limit = 512  # well below IOV_MAX
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        batch = views[:limit]
+        done = os.writev(fd, batch)
+        if done == 0 and any(len(v) for v in batch):
+            raise OSError(f"could not write to file descriptor {fd}")
+        # a short write: drop what was written and go on with the rest
+        while batch and done >= len(batch[0]):
+            done -= len(batch[0])
+            batch.pop(0)
+            views.pop(0)
+        if batch and done:
+            views[0] = views[0][done:]
+
+
 class StoreWriter:
     """Write, read back and delete whole objects in the output store.
 
@@ -361,25 +404,36 @@ class StoreWriter:
         self.store = store
         root = getattr(store, "root", None)
         self.root: Path | None = root if isinstance(root, Path) else None
+        self._dirs: set[Path] = set()
 
-    def set(self, key: str, data: bytes, *, atomic: bool = False) -> None:
+    def set(self, key: str, data: bytes | Sequence[bytes], *, atomic: bool = False) -> None:
         """Write the object *key* in one go.
 
-        With *atomic* (metadata documents), a local file is written beside and renamed into
-        place, so an interruption never leaves a truncated document.
+        *data* is the object's bytes, or its parts in order (written one after the other
+        without being joined in memory first). With *atomic* (metadata documents), a local file
+        is written beside and renamed into place, so an interruption never leaves a truncated
+        document.
         """
+        parts = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
         if self.root is not None:
             path = self.root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
+            parent = path.parent
+            if parent not in self._dirs:
+                parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(parent)
             target = path.with_name(f".{path.name}.partial") if atomic else path
             with open(target, "wb") as fh:
-                fh.write(data)
+                if len(parts) == 1:
+                    fh.write(parts[0])
+                else:
+                    _write_parts(fh.fileno(), parts)
             if atomic:
                 os.replace(target, path)
             return
         from zarr.core.buffer import default_buffer_prototype
 
-        _sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        _sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(joined)))
 
     def get(self, key: str) -> bytes | None:
         """Read the object *key* back (None when absent)."""

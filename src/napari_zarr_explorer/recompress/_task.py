@@ -158,11 +158,12 @@ class _Unit:
 
 def _encode(
     spec: CompressorSpec, unit: _Unit, sharded: bool
-) -> tuple[bytes | None, list[bytes | None]]:
+) -> tuple[list[bytes] | None, list[bytes | None]]:
+    """Encode the chunks of *unit*; return the parts of the object to write and the chunks."""
     encoded = [None if p is None else spec.encode(p) for p in unit.pieces]
     if sharded:
-        return _io.build_shard(encoded), encoded
-    return encoded[0], encoded
+        return _io.shard_parts(encoded), encoded
+    return (None if encoded[0] is None else [encoded[0]]), encoded
 
 
 def _decode_object(
@@ -414,7 +415,7 @@ def run_task(task: TaskSpec) -> TaskResult:
         out.set(u.key, obj)
         written += 1
         chunks_written += sum(p is not None for p in pieces)
-        bytes_written += len(obj)
+        bytes_written += sum(len(part) for part in obj)
         del obj
         if not spec.is_lossy:
             pieces = None  # only lossy checks compare the bytes written
