@@ -7,6 +7,7 @@ read-back) and check that each kind of damage is reported, with the object's key
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import zarr
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import MARKER_KEY, _io, recompress
-from napari_zarr_explorer.store import shardio
+from napari_zarr_explorer.store import chunkio
 
 
 #: Inner chunks per shard in these tests: shards (2, 64, 64) of chunks (1, 32, 32).
@@ -182,25 +183,25 @@ def test_shard_index_parse_checks_length_checksum_and_bounds() -> None:
     chunks = [b"abc", None, b"defgh"]
     shard = _io.build_shard(chunks)
     assert shard is not None
-    index = shardio.parse_shard_index(shard, 3, where="k")
+    index = chunkio.parse_shard_index(shard, 3, where="k")
     assert index.tolist() == [[0, 3], [2**64 - 1, 2**64 - 1], [3, 5]]
     with pytest.raises(ExplorerError, match="k: .*too short"):
-        shardio.parse_shard_index(shard[:20], 3, where="k")
+        chunkio.parse_shard_index(shard[:20], 3, where="k")
     bad = bytearray(shard)
     bad[-1] ^= 1
     with pytest.raises(ExplorerError, match="k: .*checksum"):
-        shardio.parse_shard_index(bytes(bad), 3, where="k")
+        chunkio.parse_shard_index(bytes(bad), 3, where="k")
     idx = np.array([[0, 3], [0, 1000], [3, 5]], dtype="<u8").tobytes()
     outside = b"abcdefgh" + idx + np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
     with pytest.raises(ExplorerError, match="k: .*outside"):
-        shardio.parse_shard_index(outside, 3, where="k")
+        chunkio.parse_shard_index(outside, 3, where="k")
 
 
 def test_exact_zstd_decoder_bounds_and_falls_back() -> None:
     import zstandard
 
     raw = np.arange(512, dtype="<u2").tobytes()
-    dec = shardio.ExactZstdDecoder(len(raw))
+    dec = chunkio.ExactZstdDecoder(len(raw))
     frame = zstandard.ZstdCompressor(level=3).compress(raw)
     got = dec(frame)
     assert got is not None and bytes(got) == raw
@@ -209,3 +210,50 @@ def test_exact_zstd_decoder_bounds_and_falls_back() -> None:
     assert dec(zstandard.ZstdCompressor().compress(raw[:100])) is None
     assert dec(zstandard.ZstdCompressor().compress(bytes(1 << 24))) is None
     assert dec(b"not zstd at all") is None
+
+
+def test_local_object_reader_is_confined_like_read_bytes(tmp_path: Path) -> None:
+    """Every kind of key reads the same through LocalObjectReader as through read_bytes."""
+    from zarr.storage import LocalStore
+
+    from napari_zarr_explorer.store import read_bytes
+
+    root = tmp_path / "store"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x").write_bytes(b"inside")
+    (tmp_path / "secret").write_bytes(b"outside")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "y").write_bytes(b"outside too")
+    os.symlink(root / "a" / "x", root / "a" / "link-in")
+    os.symlink(tmp_path / "secret", root / "a" / "link-out")
+    os.symlink(tmp_path / "elsewhere", root / "b")
+    os.mkfifo(root / "a" / "fifo")
+    store = LocalStore(root, read_only=True)
+    reader = chunkio.LocalObjectReader(store)
+    keys = [
+        "a/x", "a/link-in", "a/link-out", "b/y", "a/fifo", "a/missing", "missing/x",
+        "a/../a/x", "a/../../secret", "a/x/z",
+    ]  # fmt: skip
+    got = {k: reader.read(k) for k in keys}
+    assert got == {k: read_bytes(store, k) for k in keys}
+    assert reader.read("a") is None  # a folder is not an object
+    assert got["a/x"] == got["a/link-in"] == b"inside"
+    assert got["a/link-out"] is None and got["b/y"] is None and got["a/fifo"] is None
+    assert got["a/../../secret"] is None
+
+
+def test_a_source_chunk_linked_outside_the_store_reads_as_missing(tmp_path: Path) -> None:
+    data = _image((2, 32, 32))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    (tmp_path / "outside").write_bytes((src / "1.1.1").read_bytes())
+    (src / "0.0.0").unlink()
+    os.symlink(tmp_path / "outside", src / "0.0.0")
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst, chunks=(1, 16, 16), shards=(2, 32, 32))
+    assert report.ok, str(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = zarr.open_array(dst, mode="r")[...]
+    expect = data.copy()
+    expect[0, :16, :16] = 0
+    np.testing.assert_array_equal(out, expect)

@@ -159,10 +159,10 @@ def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
 def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
     """Split a ``sharding_indexed`` object (index at the end, crc32c) into its inner chunks.
 
-    The index is checked and parsed once (:func:`napari_zarr_explorer.store.shardio.parse_shard_index`);
+    The index is checked and parsed once (:func:`napari_zarr_explorer.store.chunkio.parse_shard_index`);
     the chunks are views of *data* (None for chunks that are not stored).
     """
-    from napari_zarr_explorer.store.shardio import MISSING, parse_shard_index
+    from napari_zarr_explorer.store.chunkio import MISSING, parse_shard_index
 
     index = parse_shard_index(data, n_chunks, where=where)
     view = memoryview(data)
@@ -216,7 +216,7 @@ class SourceReader:
 
     def _damaged_shard(self, region: Sequence[slice]) -> ExplorerError | None:
         """Name the source shard in *region* whose index is damaged (None when none is)."""
-        from napari_zarr_explorer.store.shardio import shard_index_problem
+        from napari_zarr_explorer.store.chunkio import shard_index_problem
 
         md = self.array.metadata.to_dict()
         grid = md.get("chunk_grid") or {}
@@ -313,6 +313,11 @@ class SourceReader:
         else:
             out = np.empty((*grid, *inner), dtype=dtype)
         owned = 0
+        get: Any = functools.partial(read_bytes, self.store)
+        if isinstance(getattr(self.store, "root", None), Path):
+            from napari_zarr_explorer.store.chunkio import LocalObjectReader
+
+            get = LocalObjectReader(self.store).read  # one check per folder for this region
         lo = [s.start // c for s, c in zip(region, self.chunks, strict=True)]
         hi = [-(-s.stop // c) for s, c in zip(region, self.chunks, strict=True)]
         for coords in itertools.product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
@@ -336,7 +341,7 @@ class SourceReader:
                 parts.append(axis)
             key = self._key(coords)
             key = f"{self.path}/{key}" if self.path else key
-            raw = read_bytes(self.store, key)
+            raw = get(key)
             chunk: Any = None
             if raw is not None:
                 if all(o >= s.start for o, s in zip(origin, region, strict=True)):

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
 from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import _io
-from napari_zarr_explorer.store.shardio import ExactZstdDecoder
+from napari_zarr_explorer.store.chunkio import ExactZstdDecoder
 
 __all__ = ["ArrayTarget", "TaskResult", "TaskSpec", "run_task"]
 

@@ -1,15 +1,21 @@
-"""Shards read whole: the index parsed once, inner zstd chunks decoded at exactly their size.
+"""Whole objects read for rewrites: local chunk files, shard indexes, exact-size zstd decodes.
 
-Used by recompression to verify what it wrote (one read of each written shard, one pass of
-decoding) and to name the source shard whose index is damaged. Every decode here is bounded by
-the chunk's declared size: a frame is decoded only when its header declares exactly the bytes of
-one chunk, into a buffer of that size allocated by the caller's decoder, never by the frame.
+Used by recompression to read its source (many chunk files of one folder, the folder's
+confinement checked once), to verify what it wrote (one read of each written shard, its index
+parsed once, one pass of decoding) and to name a source shard whose index is damaged. Every
+decode here is bounded by the chunk's declared size: a frame is decoded only when its header
+declares exactly the bytes of one chunk, into a buffer of that size allocated by the decoder,
+never by the frame.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +27,7 @@ from napari_zarr_explorer.store.read import read_bytes
 __all__ = [
     "MISSING",
     "ExactZstdDecoder",
+    "LocalObjectReader",
     "parse_shard_index",
     "shard_index_problem",
 ]
@@ -135,6 +142,59 @@ class ExactZstdDecoder:
         # holds; the declared size was checked above to be exactly the buffer's size.
         self._codec.decode(frame, out=self._buf)
         return memoryview(self._buf).toreadonly()
+
+
+class LocalObjectReader:
+    """Read whole objects of one local store, checking each folder's confinement once.
+
+    The rules are those of :func:`napari_zarr_explorer.store.read_bytes`: an object reached
+    through a symbolic link that leaves the store, or anything but a regular file, counts as
+    absent. The folder of a key is resolved once per reader (keep a reader for one batch of
+    reads, e.g. one task), and the object itself is opened without following a symbolic link:
+    a key that is a link is handed to :func:`read_bytes`, which resolves it.
+
+    Parameters
+    ----------
+    store
+        A local zarr store (its ``root`` is a :class:`pathlib.Path`).
+    """
+
+    def __init__(self, store: Any) -> None:
+        root = getattr(store, "root", None)
+        if not isinstance(root, Path):
+            raise TypeError("LocalObjectReader needs a local store")
+        self.store = store
+        self._base = os.path.realpath(root)
+        self._prefix = self._base.rstrip(os.sep) + os.sep
+        self._folders: dict[str, bool] = {}
+
+    def _inside(self, folder: str) -> bool:
+        ok = self._folders.get(folder)
+        if ok is None:
+            real = os.path.realpath(os.path.join(self._base, folder)) if folder else self._base
+            ok = real == self._base or real.startswith(self._prefix)
+            self._folders[folder] = ok
+        return ok
+
+    def read(self, key: str) -> bytes | None:
+        """Return the object *key* (None when absent, outside the store or not a file)."""
+        folder, _, name = key.rpartition("/")
+        if name in ("", ".", "..") or not self._inside(folder):
+            return read_bytes(self.store, key) if name in ("", ".", "..") else None
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(os.path.join(self._base, key), flags)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the object is a symbolic link: resolve it fully
+                return read_bytes(self.store, key)
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # folders, devices, FIFOs, sockets
+            os.close(fd)
+            return None
+        with open(fd, "rb") as fh:
+            return fh.read()
 
 
 def _sharding(codecs: Sequence[Any]) -> Mapping[str, Any] | None:
