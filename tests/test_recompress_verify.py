@@ -21,7 +21,6 @@ from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import MARKER_KEY, _io, recompress
 from napari_zarr_explorer.store import chunkio
 
-
 #: Inner chunks per shard in these tests: shards (2, 64, 64) of chunks (1, 32, 32).
 N_INNER = 8
 
@@ -72,7 +71,11 @@ def _second_frame_header(data: bytes) -> bytes:
         pytest.param(_second_frame_header, "c/1/0/0", id="inner-frame"),
         pytest.param(_flip(-3), "c/1/0/0", id="index-checksum"),
         pytest.param(lambda d: d[: len(d) // 2], "c/1/0/0", id="truncated"),
-        pytest.param(lambda d: d[: -(N_INNER * 16 + 4)] + bytes(N_INNER * 16 + 4), "c/1/0/0", id="index-zeroed"),
+        pytest.param(
+            lambda d: d[: -(N_INNER * 16 + 4)] + bytes(N_INNER * 16 + 4),
+            "c/1/0/0",
+            id="index-zeroed",
+        ),
     ],
 )
 def test_verify_reports_damage_of_the_written_shard(
@@ -115,7 +118,9 @@ def test_verify_reports_a_chunk_that_decodes_to_other_values(
     _damage_writes(monkeypatch, "c/0/0/0", swap_first_chunk)
     report = recompress(src, dst, chunks=(1, 32, 32), shards=(2, 64, 64), compressor="zstd:3")
     assert not report.ok
-    assert report.mismatches == ("/: c/0/0/0 (inner chunk 0): decoded values differ from the source",)
+    assert report.mismatches == (
+        "/: c/0/0/0 (inner chunk 0): decoded values differ from the source",
+    )
 
 
 def test_verify_refuses_a_frame_declaring_more_than_its_chunk(
@@ -136,7 +141,9 @@ def test_verify_refuses_a_frame_declaring_more_than_its_chunk(
     def plant(shard: bytes) -> bytes:
         import crc32c
 
-        index = np.frombuffer(shard[-(N_INNER * 16 + 4) : -4], dtype="<u8").reshape(N_INNER, 2).copy()
+        index = (
+            np.frombuffer(shard[-(N_INNER * 16 + 4) : -4], dtype="<u8").reshape(N_INNER, 2).copy()
+        )
         body = shard[: int(index[-1].sum())] + bomb
         index[0] = (len(body) - len(bomb), len(bomb))
         idx = index.astype("<u8").tobytes()
@@ -185,15 +192,15 @@ def test_shard_index_parse_checks_length_checksum_and_bounds() -> None:
     assert shard is not None
     index = chunkio.parse_shard_index(shard, 3, where="k")
     assert index.tolist() == [[0, 3], [2**64 - 1, 2**64 - 1], [3, 5]]
-    with pytest.raises(ExplorerError, match="k: .*too short"):
+    with pytest.raises(ExplorerError, match=r"k: .*too short"):
         chunkio.parse_shard_index(shard[:20], 3, where="k")
     bad = bytearray(shard)
     bad[-1] ^= 1
-    with pytest.raises(ExplorerError, match="k: .*checksum"):
+    with pytest.raises(ExplorerError, match=r"k: .*checksum"):
         chunkio.parse_shard_index(bytes(bad), 3, where="k")
     idx = np.array([[0, 3], [0, 1000], [3, 5]], dtype="<u8").tobytes()
     outside = b"abcdefgh" + idx + np.uint32(crc32c.crc32c(idx)).astype("<u4").tobytes()
-    with pytest.raises(ExplorerError, match="k: .*outside"):
+    with pytest.raises(ExplorerError, match=r"k: .*outside"):
         chunkio.parse_shard_index(outside, 3, where="k")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from napari_zarr_explorer.errors import ExplorerError, MetadataError
+from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.store import read_bytes
 
 __all__ = [
@@ -31,10 +31,10 @@ __all__ = [
     "StoreWriter",
     "all_fill",
     "build_shard",
-    "shard_parts",
     "chunk_key",
     "grid_indices",
     "parse_shard",
+    "shard_parts",
 ]
 
 _MISSING = 2**64 - 1
@@ -111,7 +111,7 @@ def arrays_equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
 
 
 def shard_parts(chunks: Sequence[bytes | None]) -> list[bytes] | None:
-    """The parts of a ``sharding_indexed`` object (index at the end, ``bytes`` + ``crc32c``).
+    """Return the parts of a ``sharding_indexed`` object (index last, ``bytes`` + ``crc32c``).
 
     Parameters
     ----------
@@ -159,16 +159,15 @@ def build_shard(chunks: Sequence[bytes | None]) -> bytes | None:
 def parse_shard(data: bytes, n_chunks: int, *, where: str) -> list[Any]:
     """Split a ``sharding_indexed`` object (index at the end, crc32c) into its inner chunks.
 
-    The index is checked and parsed once (:func:`napari_zarr_explorer.store.chunkio.parse_shard_index`);
-    the chunks are views of *data* (None for chunks that are not stored).
+    The index is checked and parsed once
+    (:func:`napari_zarr_explorer.store.chunkio.parse_shard_index`); the chunks are views of
+    *data* (None for chunks that are not stored).
     """
     from napari_zarr_explorer.store.chunkio import MISSING, parse_shard_index
 
     index = parse_shard_index(data, n_chunks, where=where)
     view = memoryview(data)
-    return [
-        None if off == MISSING else view[off : off + n] for off, n in index.tolist()
-    ]
+    return [None if off == MISSING else view[off : off + n] for off, n in index.tolist()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,9 +223,7 @@ class SourceReader:
             shard = [int(n) for n in grid["configuration"]["chunk_shape"]]
         except (KeyError, TypeError, ValueError):
             return None
-        ranges = [
-            range(s.start // n, -(-s.stop // n)) for s, n in zip(region, shard, strict=True)
-        ]
+        ranges = [range(s.start // n, -(-s.stop // n)) for s, n in zip(region, shard, strict=True)]
         for coords in itertools.product(*ranges):
             key = self.array.metadata.encode_chunk_key(coords)
             key = f"{self.path}/{key}" if self.path else key
@@ -292,7 +289,6 @@ class SourceReader:
             out[tuple(dst_sel)] = chunk[tuple(src_sel)]
         return out, owned
 
-
     def read_blocked(
         self, region: Sequence[slice], inner: Sequence[int]
     ) -> tuple[npt.NDArray[Any], int] | None:
@@ -348,7 +344,7 @@ class SourceReader:
                     owned += len(raw)
                 chunk = self._decode_named(raw, key)
             for combo in itertools.product(*parts):
-                dst = (*(g for g, _, _ in combo), *(d for _, _, d in combo))
+                dst: tuple[Any, ...] = (*(g for g, _, _ in combo), *(d for _, _, d in combo))
                 if chunk is None:
                     out[dst] = self.fill_value
                 else:

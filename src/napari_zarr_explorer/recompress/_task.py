@@ -138,7 +138,9 @@ class _Unit:
             self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
             if blocked:
                 # *data* holds whole output chunks, already padded with the fill value
-                g = tuple((a - r) // c for a, r, c in zip(io, region_start, target.chunks, strict=True))
+                g = tuple(
+                    (a - r) // c for a, r, c in zip(io, region_start, target.chunks, strict=True)
+                )
                 piece = data[g]
                 self.pieces.append(None if _io.all_fill(piece, fill) else piece)
                 continue
@@ -177,7 +179,7 @@ def _decode_object(
 
 
 def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecoder | None:
-    """The one-pass decoder of the verify fast path: plain lossless zstd of fixed-size items."""
+    """Return the one-pass decoder of the verify fast path (lossless zstd, fixed-size items)."""
     dtype = np.dtype(target.dtype)
     if spec.name != "zstd" or spec.lossy is not None or dtype.kind not in "biufcmM":
         return None
@@ -187,7 +189,7 @@ def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecode
 
 
 def _stored_bytes(src: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The bytes a lossless codec stores for the chunk *src* (C order, little-endian)."""
+    """Return the bytes a lossless codec stores for the chunk *src* (C order, little-endian)."""
     le = np.ascontiguousarray(src.astype(src.dtype.newbyteorder("<"), copy=False))
     flat = le.reshape(-1).view(np.uint8)
     return flat.view(np.uint64) if flat.size % 8 == 0 else flat
@@ -203,7 +205,7 @@ def verify_chunk(
     written: bytes | None = None,
     decoder: ExactZstdDecoder | None = None,
 ) -> tuple[str | None, float]:
-    """The verify comparison of one stored chunk with the source data it was written from.
+    """Compare one stored chunk with the source data it was written from (the verify check).
 
     Parameters
     ----------
@@ -417,11 +419,12 @@ def run_task(task: TaskSpec) -> TaskResult:
         chunks_written += sum(p is not None for p in pieces)
         bytes_written += sum(len(part) for part in obj)
         del obj
-        if not spec.is_lossy:
-            pieces = None  # only lossy checks compare the bytes written
+        # only lossy checks compare the bytes written; the others let them go now
+        compare_written = pieces if spec.is_lossy else None
+        del pieces
         if task.verify:
             # What is on the store now, read back once: not the bytes still in memory.
-            c, p, e = _check_unit(spec, t, u, out.get(u.key), pieces)
+            c, p, e = _check_unit(spec, t, u, out.get(u.key), compare_written)
             verified += 1
             chunks_verified += c
             mismatches += p

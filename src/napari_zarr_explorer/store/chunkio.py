@@ -130,6 +130,7 @@ class ExactZstdDecoder:
         self._codec = numcodecs.Zstd()
 
     def __call__(self, frame: Any) -> memoryview | None:
+        """Decode *frame*; None when it does not declare exactly :attr:`nbytes` of content."""
         import zstandard
 
         try:
@@ -141,7 +142,7 @@ class ExactZstdDecoder:
         # numcodecs decodes into the given buffer and refuses frames declaring more than it
         # holds; the declared size was checked above to be exactly the buffer's size.
         self._codec.decode(frame, out=self._buf)
-        return memoryview(self._buf).toreadonly()
+        return memoryview(self._buf.data).toreadonly()
 
 
 class LocalObjectReader:
