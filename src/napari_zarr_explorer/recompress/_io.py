@@ -369,7 +369,7 @@ _THREAD = threading.local()
 
 
 def _region_buffer(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """An uninitialised array for a task's source region, reused by the thread's next task.
+    """Return an uninitialised array for a task's region, reused by the thread's next task.
 
     A task reads the region of one output shard (16 MiB in the benchmark); allocating it anew
     for every task costs a page fault per 4 KiB of it. A thread runs one task at a time and
