@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -178,6 +179,9 @@ def _decode_object(
     return [data]
 
 
+_THREAD = threading.local()
+
+
 def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecoder | None:
     """Return the one-pass decoder of the verify fast path (lossless zstd, fixed-size items)."""
     dtype = np.dtype(target.dtype)
@@ -185,7 +189,11 @@ def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecode
         return None
     if getattr(spec, "filters", ()) or spec.v2_filters(dtype):
         return None
-    return ExactZstdDecoder(math.prod(target.chunks) * dtype.itemsize)
+    nbytes = math.prod(target.chunks) * dtype.itemsize
+    kept: ExactZstdDecoder | None = getattr(_THREAD, "decoder", None)
+    if kept is None or kept.nbytes != nbytes:  # one per thread: its buffer is reused
+        kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
+    return kept
 
 
 def _stored_bytes(src: npt.NDArray[Any]) -> npt.NDArray[Any]:

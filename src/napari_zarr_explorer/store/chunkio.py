@@ -191,11 +191,24 @@ class LocalObjectReader:
             if exc.errno == errno.ELOOP:  # the object is a symbolic link: resolve it fully
                 return read_bytes(self.store, key)
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # folders, devices, FIFOs, sockets
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # folders, devices, FIFOs, sockets
+                return None
+            # One read of one byte more than the file's size: getting exactly its size means
+            # the end was reached; otherwise (it changed, or a short read) read on to the end.
+            data = os.read(fd, st.st_size + 1)
+            return data if len(data) == st.st_size else data + _rest(fd)
+        finally:
             os.close(fd)
-            return None
-        with open(fd, "rb") as fh:
-            return fh.read()
+
+
+def _rest(fd: int) -> bytes:
+    """Read *fd* on to its end."""
+    parts = []
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _sharding(codecs: Sequence[Any]) -> Mapping[str, Any] | None:
