@@ -192,7 +192,10 @@ def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecode
     nbytes = math.prod(target.chunks) * dtype.itemsize
     kept: ExactZstdDecoder | None = getattr(_THREAD, "decoder", None)
     if kept is None or kept.nbytes != nbytes:  # one per thread: its buffer is reused
-        kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
+        try:
+            kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
+        except ImportError:  # without zstandard every chunk takes the general guarded path
+            return None
     return kept
 
 
