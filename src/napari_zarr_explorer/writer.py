@@ -1008,7 +1008,7 @@ def save(
     verify
         Read every written object back and compare it with the data.
     threads
-        Worker threads (default: the number of CPUs).
+        Worker threads (default: the number of CPUs plus two).
     storage_options
         Options for a remote output.
     **metadata

@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
         "Default: 0.5 for Zarr v3, 0.4 for Zarr v2; 0.6 sources are copied unchanged",
     )
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--threads", type=int, help="local worker threads (default: CPU count)")
+    p.add_argument("--threads", type=int, help="local worker threads (default: CPU count + 2)")
     p.add_argument(
         "--task-size",
         type=float,

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--axes", help="axis names of array inputs, e.g. z,y,x")
     p.add_argument("--units", help="unit of every space axis of array inputs, e.g. micrometer")
     p.add_argument("--overwrite", action="store_true", help="replace an existing Zarr OUTPUT")
-    p.add_argument("--threads", type=int, help="worker threads (default: CPU count)")
+    p.add_argument("--threads", type=int, help="worker threads (default: CPU count + 2)")
     add_storage_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
+from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import _io
+from napari_zarr_explorer.store.chunkio import ExactZstdDecoder
 
 __all__ = ["ArrayTarget", "TaskResult", "TaskSpec", "run_task"]
 
@@ -114,6 +117,8 @@ class _Unit:
         coords: tuple[int, ...],
         data: npt.NDArray[Any],
         region_start: tuple[int, ...],
+        *,
+        blocked: bool = False,
     ) -> None:
         self.key = _io.chunk_key(
             target.path, coords, zarr_format=target.zarr_format, separator=target.separator
@@ -131,11 +136,19 @@ class _Unit:
                 self.pieces.append(None)
                 self.valid.append(None)
                 continue
+            self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
+            if blocked:
+                # *data* holds whole output chunks, already padded with the fill value
+                g = tuple(
+                    (a - r) // c for a, r, c in zip(io, region_start, target.chunks, strict=True)
+                )
+                piece = data[g]
+                self.pieces.append(None if _io.all_fill(piece, fill) else piece)
+                continue
             sel: tuple[Any, ...] = tuple(
                 slice(a - r, b - r) for a, b, r in zip(io, stops, region_start, strict=True)
             )
             part = data[(*sel, Ellipsis)]  # a 0-d array (not a scalar) for 0-d data
-            self.valid.append(tuple(slice(0, b - a) for a, b in zip(io, stops, strict=True)))
             if _io.all_fill(part, fill):
                 self.pieces.append(None)
             else:
@@ -148,11 +161,12 @@ class _Unit:
 
 def _encode(
     spec: CompressorSpec, unit: _Unit, sharded: bool
-) -> tuple[bytes | None, list[bytes | None]]:
+) -> tuple[list[bytes] | None, list[bytes | None]]:
+    """Encode the chunks of *unit*; return the parts of the object to write and the chunks."""
     encoded = [None if p is None else spec.encode(p) for p in unit.pieces]
     if sharded:
-        return _io.build_shard(encoded), encoded
-    return encoded[0], encoded
+        return _io.shard_parts(encoded), encoded
+    return (None if encoded[0] is None else [encoded[0]]), encoded
 
 
 def _decode_object(
@@ -165,6 +179,105 @@ def _decode_object(
     return [data]
 
 
+_THREAD = threading.local()
+
+
+def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecoder | None:
+    """Return the one-pass decoder of the verify fast path (lossless zstd, fixed-size items)."""
+    dtype = np.dtype(target.dtype)
+    if spec.name != "zstd" or spec.lossy is not None or dtype.kind not in "biufcmM":
+        return None
+    if getattr(spec, "filters", ()) or spec.v2_filters(dtype):
+        return None
+    nbytes = math.prod(target.chunks) * dtype.itemsize
+    kept: ExactZstdDecoder | None = getattr(_THREAD, "decoder", None)
+    if kept is None or kept.nbytes != nbytes:  # one per thread: its buffer is reused
+        try:
+            kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
+        except ImportError:  # without zstandard every chunk takes the general guarded path
+            return None
+    return kept
+
+
+def _stored_bytes(src: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Return the bytes a lossless codec stores for the chunk *src* (C order, little-endian)."""
+    le = np.ascontiguousarray(src.astype(src.dtype.newbyteorder("<"), copy=False))
+    flat = le.reshape(-1).view(np.uint8)
+    return flat.view(np.uint64) if flat.size % 8 == 0 else flat
+
+
+def verify_chunk(
+    spec: CompressorSpec,
+    target: ArrayTarget,
+    src: npt.NDArray[Any],
+    got: Any,
+    valid: tuple[slice, ...],
+    *,
+    written: bytes | None = None,
+    decoder: ExactZstdDecoder | None = None,
+) -> tuple[str | None, float]:
+    """Compare one stored chunk with the source data it was written from (the verify check).
+
+    Parameters
+    ----------
+    spec, target
+        The encoding and the output array.
+    src
+        The source values of the chunk, padded to the full chunk shape (native byte order).
+    got
+        The chunk's bytes as read back from the store.
+    valid
+        The part of the chunk inside the array (the rest is padding).
+    written
+        The bytes written for the chunk, when known (lossy codecs compare them first).
+    decoder
+        The exact-size zstd decoder of the fast path (lossless zstd only).
+
+    Returns
+    -------
+    tuple
+        ``(problem, error)``: a description of what is wrong (None when the chunk is right)
+        and, for lossy codecs, the largest absolute difference from the source.
+    """
+    dtype = np.dtype(target.dtype)
+    if spec.is_lossy:
+        if written is not None and got != written:
+            return "bytes read back differ from the bytes written", 0.0
+        try:
+            vals = spec.decode(got, dtype, target.chunks)
+        except Exception as exc:
+            return f"{exc}", 0.0
+        if written is None and got != spec.encode(src):
+            return "stored bytes differ from a fresh encoding", 0.0
+        error = _max_error(src[valid], vals[valid])
+        # the codec's declared error (lerc maxerror, zfpy tolerance, quantize digits...)
+        tol = spec.tolerance(dtype)
+        if not tol.within(src[valid], vals[valid]):
+            return f"decoded values exceed the declared error ({tol.text})", error
+        return None, error
+    view = None
+    if decoder is not None:
+        try:
+            view = decoder(got)
+        except Exception as exc:
+            return f"could not decode: {exc}", 0.0
+    if view is not None:
+        # One decode of what was read back, compared byte for byte with what was encoded; a
+        # difference is looked at value by value (NaN payloads, padding) before it counts.
+        mine = _stored_bytes(src)
+        if np.array_equal(np.frombuffer(view, dtype=mine.dtype), mine):
+            return None, 0.0
+        vals = np.frombuffer(view, dtype=dtype.newbyteorder("<")).reshape(target.chunks)
+    else:
+        try:
+            vals = spec.decode(got, dtype, target.chunks)
+        except Exception as exc:
+            return f"could not decode: {exc}", 0.0
+    if not _equal(vals[valid], src[valid]):
+        return "decoded values differ from the source", 0.0
+    return None, 0.0
+
+
 def _check_unit(
     spec: CompressorSpec,
     target: ArrayTarget,
@@ -172,7 +285,11 @@ def _check_unit(
     stored: bytes | None,
     written: list[bytes | None] | None,
 ) -> tuple[int, list[str], float]:
-    """Compare a stored object with the source data; return (chunks checked, problems, error)."""
+    """Compare a stored object with the source data; return (chunks checked, problems, error).
+
+    *stored* is the object as read back from the store: its shard index is parsed once and
+    each inner chunk decoded once.
+    """
     sharded = target.shards is not None
     problems: list[str] = []
     checked = 0
@@ -180,8 +297,12 @@ def _check_unit(
     try:
         pieces = _decode_object(stored, len(unit.pieces), sharded, unit.key)
     except Exception as exc:
-        return 0, [f"{unit.key}: {exc}"], err
+        detail = exc.message if isinstance(exc, ExplorerError) else f"{exc}"
+        if detail.startswith(f"{unit.key}: "):
+            detail = detail[len(unit.key) + 2 :]
+        return 0, [f"{unit.key}: {detail}"], err
     dtype = np.dtype(target.dtype)
+    decoder = _exact_decoder(spec, target)
     for i, (src, got) in enumerate(zip(unit.pieces, pieces, strict=True)):
         where = unit.key if not sharded else f"{unit.key} (inner chunk {i})"
         if src is None:
@@ -200,35 +321,20 @@ def _check_unit(
             problems.append(f"{where}: missing in the output")
             continue
         checked += 1
-        if spec.is_lossy:
-            if written is not None and got != written[i]:
-                problems.append(f"{where}: bytes read back differ from the bytes written")
-                continue
-            try:
-                vals = spec.decode(got, dtype, target.chunks)
-            except Exception as exc:
-                problems.append(f"{where}: {exc}")
-                continue
-            valid = unit.valid[i]
-            assert valid is not None
-            if written is None and got != spec.encode(src):
-                problems.append(f"{where}: stored bytes differ from a fresh encoding")
-                continue
-            err = max(err, _max_error(src[valid], vals[valid]))
-            # the codec's declared error (lerc maxerror, zfpy tolerance, quantize digits...)
-            tol = spec.tolerance(dtype)
-            if not tol.within(src[valid], vals[valid]):
-                problems.append(f"{where}: decoded values exceed the declared error ({tol.text})")
-            continue
-        try:
-            vals = spec.decode(got, dtype, target.chunks)
-        except Exception as exc:
-            problems.append(f"{where}: could not decode: {exc}")
-            continue
         valid = unit.valid[i]
         assert valid is not None
-        if not _equal(vals[valid], src[valid]):
-            problems.append(f"{where}: decoded values differ from the source")
+        problem, e = verify_chunk(
+            spec,
+            target,
+            src,
+            got,
+            valid,
+            written=None if written is None else written[i],
+            decoder=decoder,
+        )
+        if problem is not None:
+            problems.append(f"{where}: {problem}")
+        err = max(err, e)
     return checked, problems, err
 
 
@@ -258,16 +364,25 @@ def run_task(task: TaskSpec) -> TaskResult:
         if task.source is not None
         else _io.source_reader(task.src_url, task.src_options, task.src_path, task.run_id)
     )
-    data, bytes_read = reader.read(region)
-    data = data.astype(np.dtype(t.dtype).newbyteorder("="), copy=False)
+    native = np.dtype(t.dtype).newbyteorder("=")
+    found = None
+    if isinstance(reader, _io.SourceReader) and reader.dtype.newbyteorder("=") == native:
+        # the source's chunks decoded straight into whole output chunks: no copy per chunk
+        found = reader.read_blocked(region, t.chunks)
+    if found is not None:
+        data, bytes_read = found
+    else:
+        data, bytes_read = reader.read(region)
+        data = data.astype(native, copy=False)
     out = _io.writer(task.dst_url, task.dst_options, task.run_id)
-    nbytes = int(data.nbytes)
+    nbytes = math.prod(b - a for a, b in zip(start, stop, strict=True)) * native.itemsize
     del reader
 
     units = [
-        _Unit(t, coords, data, start)
+        _Unit(t, coords, data, start, blocked=found is not None)
         for coords in itertools.product(*(range(a, b) for a, b in task.units))
     ]
+    del data  # the units hold their chunks (copies, padded): the region is no longer needed
     if task.mode == "check":
         problems: list[str] = []
         checked = 0
@@ -313,9 +428,14 @@ def run_task(task: TaskSpec) -> TaskResult:
         out.set(u.key, obj)
         written += 1
         chunks_written += sum(p is not None for p in pieces)
-        bytes_written += len(obj)
+        bytes_written += sum(len(part) for part in obj)
+        del obj
+        # only lossy checks compare the bytes written; the others let them go now
+        compare_written = pieces if spec.is_lossy else None
+        del pieces
         if task.verify:
-            c, p, e = _check_unit(spec, t, u, out.get(u.key), pieces)
+            # What is on the store now, read back once: not the bytes still in memory.
+            c, p, e = _check_unit(spec, t, u, out.get(u.key), compare_written)
             verified += 1
             chunks_verified += c
             mismatches += p
