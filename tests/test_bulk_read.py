@@ -143,11 +143,10 @@ def test_same_array_as_the_plain_path(tmp_path, monkeypatch, kind, dtype):
     assert plain.regions == []  # everything was read in bulk
 
 
-@pytest.mark.parametrize("zarr_format", [2, 3])
-@pytest.mark.parametrize("sharded", [False, True])
+@pytest.mark.parametrize(
+    ("zarr_format", "sharded"), [(2, False), (3, False), (3, True)], ids=["v2", "v3", "sharded"]
+)
 def test_fill_values_of_absent_chunks(tmp_path, monkeypatch, zarr_format, sharded):
-    if sharded and zarr_format == 2:
-        pytest.skip("Zarr v2 has no shards")
     data = np.full(SHAPE, np.nan, dtype="float32")
     data[5:, 20:, :] = 1.5
     write_array(
