@@ -297,3 +297,41 @@ def test_image_codecs_are_registered_when_an_array_needs_one(tmp_path: Path) -> 
     total = int(data.sum(dtype=np.int64))
     assert result[src] == [total, False]  # zstd only: imagecodecs not imported
     assert result[png] == [total, True]  # png: registered on demand, read exactly
+
+
+_EXIT_CHILD = r"""
+import sys
+from napari_zarr_explorer.store._http import HTTPClient
+client = HTTPClient(sys.argv[1], timeout=600.0)
+future = client.executor.submit(client.request, "zarr.json")
+sys.stdin.readline()  # the server has the request: now quit
+"""
+
+
+def test_a_request_in_flight_does_not_hold_the_interpreter_at_exit(tmp_path: Path) -> None:
+    """Quitting (napari, a script) while a server holds a request open ends at once."""
+    import socket
+    import subprocess
+    import sys
+
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        child = subprocess.Popen(
+            [sys.executable, "-c", _EXIT_CHILD, f"http://127.0.0.1:{port}/store.zarr"],
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            conn, _ = server.accept()  # the request arrives and is never answered
+            held.append(conn)
+            assert child.stdin is not None
+            child.stdin.write("quit\n")
+            child.stdin.close()
+            # the request has 600 s before it times out: exit must not wait for it
+            assert child.wait(timeout=60) == 0
+        finally:
+            child.kill()
+            for conn in held:
+                conn.close()

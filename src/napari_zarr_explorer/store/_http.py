@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import queue
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, Future
 from posixpath import normpath
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -107,6 +108,80 @@ def client_options(fs_options: Mapping[str, Any]) -> dict[str, str] | None:
     return dict(headers)
 
 
+_Work = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class _DaemonThreads(Executor):
+    """Threads for requests that never hold the interpreter at exit.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads when the interpreter exits, so a
+    request a slow server holds open would keep napari (or a script) from quitting until its
+    timeout. These threads are daemons: at exit, requests in flight are abandoned (their
+    connections are the operating system's to close). Threads are started on demand, up to
+    *max_workers*, and reused.
+    """
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max = max(1, int(max_workers))
+        self._name = name
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in one of the threads; return its future."""
+        fut: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the HTTP client is closed: no new request can start")
+            self._queue.put((fut, fn, args, kwargs))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
+                t = threading.Thread(
+                    target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fut, fn, args, kwargs = item
+            del item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # handed to whoever waits on the future
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+            del fut, fn, args, kwargs
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the threads once their current work is done (waiting for it if *wait*)."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            for t in threads:
+                t.join()
+
+
 class HTTPClient:
     """Read objects below *base_url* over HTTP(S) with pooled keep-alive connections.
 
@@ -148,7 +223,7 @@ class HTTPClient:
     def _setup(self) -> None:
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _DaemonThreads | None = None
         self._early: dict[str, tuple[float, Future[tuple[int, bytes | None]]]] = {}
         self._asked: set[str] = set()  # metadata keys the store has asked for itself
         self.requests = 0  # requests sent (tests and benchmarks)
@@ -174,13 +249,11 @@ class HTTPClient:
         return f"HTTPClient({self.base_url!r})"
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
-        """The threads requests run in (made on first use)."""
+    def executor(self) -> Executor:
+        """The threads requests run in (made on first use; they never delay the exit)."""
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.max_connections, thread_name_prefix="nze-http"
-                )
+                self._executor = _DaemonThreads(self.max_connections, "nze-http")
             return self._executor
 
     def close(self) -> None:
