@@ -32,7 +32,7 @@ from napari_zarr_explorer.errors import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from napari_zarr_explorer.store.shardindex import IndexLayout
 
 
 __all__ = [
@@ -78,7 +78,6 @@ MAX_CHUNKS = 2**24
 _INDEX_CONCURRENCY = 32
 _VERIFY_MEMORY = 256 * 1024 * 1024
 """Decoded bytes in flight at most when verifying a sharded array (one shard at a time below)."""
-_EMPTY = np.uint64(2**64 - 1)
 _BULK_DECODE = True
 """Verify sharded arrays with simple inner codecs a whole shard at a time (see ``_verify``)."""
 
@@ -413,41 +412,37 @@ def decode_shard_index(
 ) -> npt.NDArray[np.uint64]:
     """Decode a shard index into an ``(*chunks_per_shard, 2)`` array of ``(offset, nbytes)``.
 
+    The length and checksum are checked by the store layer's shard index reader; entries are
+    returned as stored (:func:`~napari_zarr_explorer.store.shardindex.entry_masks` tells
+    missing and bad ones apart).
+
     Raises
     ------
     MetadataError
         When the checksum does not match, the size is wrong, or a codec is not supported.
     """
-    data = bytes(raw)
-    endian = "little"
-    for codec in reversed(index_codecs):
-        if codec.name == "crc32c":
-            if len(data) < 4:
-                raise MetadataError(f"{where}: shard index is shorter than its checksum.")
-            import crc32c
-
-            expected = int.from_bytes(data[-4:], "little")
-            data = data[:-4]
-            if crc32c.crc32c(data) != expected:
-                raise MetadataError(
-                    f"{where}: shard index checksum (crc32c) does not match; the shard is "
-                    "damaged or truncated."
-                )
-        elif codec.name == "bytes":
-            value = codec.configuration.get("endian", "little")
-            endian = value if value in ("little", "big") else "little"
-        else:
-            raise MetadataError(
-                f"{where}: shard index codec {codec.name!r} is not supported for index reads."
-            )
-    count = math.prod(chunks_per_shard)
-    if len(data) != count * 16:
+    layout = _index_layout(index_codecs, math.prod(chunks_per_shard), "end")
+    if layout is None:
+        names = ", ".join(c.name for c in index_codecs)
         raise MetadataError(
-            f"{where}: shard index has {len(data)} bytes, expected {count * 16}; the shard "
-            "is damaged or truncated."
+            f"{where}: shard index codecs ({names}) are not supported for index reads."
         )
-    arr = np.frombuffer(data, dtype="<u8" if endian == "little" else ">u8")
-    return arr.astype(np.uint64).reshape((*chunks_per_shard, 2))
+    from napari_zarr_explorer.store.shardindex import decode_index
+
+    return decode_index(raw, layout, where=where).reshape((*chunks_per_shard, 2))
+
+
+def _index_layout(
+    index_codecs: Sequence[_codecs.CodecInfo], n_chunks: int, location: str
+) -> IndexLayout | None:
+    """Return the layout of a shard index (see ``store.shardindex.index_layout``)."""
+    from napari_zarr_explorer.store.shardindex import index_layout
+
+    conf = {
+        "index_codecs": [{"name": c.name, "configuration": c.configuration} for c in index_codecs],
+        "index_location": location,
+    }
+    return index_layout(conf, n_chunks)
 
 
 async def _read_index(store: Any, key: str, nbytes: int, location: str) -> bytes | None:
@@ -1205,7 +1200,10 @@ def _shard_occupancy(
     state = np.zeros(full, dtype=np.uint8)
     nbytes = np.zeros(full, dtype=np.int64)
     index_nbytes = sharding.index_nbytes(shard_shape)
-    supported = all(c.name in ("bytes", "crc32c") for c in sharding.index_codecs)
+    from napari_zarr_explorer.store.shardindex import decode_index, entry_masks
+
+    layout = _index_layout(sharding.index_codecs, math.prod(per), sharding.index_location)
+    supported = layout is not None
     if not supported:
         names = ", ".join(c.name for c in sharding.index_codecs)
         warnings.append(
@@ -1269,34 +1267,28 @@ def _shard_occupancy(
                 )
             if raw is None:
                 raise MetadataError(f"{where}/{_join(path, rel_key)}: shard vanished while reading")
-            if len(raw) < index_nbytes:
-                raise MetadataError(
-                    f"{where}/{_join(path, rel_key)}: shard has {len(raw)} bytes, less than its "
-                    f"index ({index_nbytes} bytes); it is truncated."
-                )
-            index = decode_shard_index(
-                raw, per, sharding.index_codecs, where=f"{where}/{_join(path, rel_key)}"
+            assert layout is not None
+            # length and checksum; a short read (truncated shard) fails the length check
+            index = decode_index(raw, layout, where=f"{where}/{_join(path, rel_key)}").reshape(
+                (*per, 2)
             )
         except MetadataError as exc:
             state[blk] = CORRUPT
             nbytes[blk] = -1
             problems[rel_key] = exc.message
             continue
-        offsets = index[..., 0]
-        sizes = index[..., 1]
-        empty = (offsets == _EMPTY) & (sizes == _EMPTY)
+        # single entries that are half missing or outside the shard's data are corrupt
+        empty, beyond = entry_masks(index, layout, shard_size if shard_size >= 0 else None)
         sub_state = np.where(empty, MISSING, PRESENT).astype(np.uint8)
-        sub_bytes = np.where(empty, 0, sizes).astype(np.int64)
-        if shard_size >= 0:
-            with np.errstate(over="ignore"):
-                end = offsets + sizes
-            beyond = ~empty & ((end > np.uint64(shard_size)) | (end < offsets))
-            if bool(beyond.any()):
-                sub_state[beyond] = CORRUPT
-                problems[rel_key] = (
-                    f"{where}/{_join(path, rel_key)}: {int(beyond.sum())} inner chunk(s) lie past "
-                    f"the end of the shard ({shard_size} bytes); it is truncated."
-                )
+        sub_bytes = np.where(empty, 0, index[..., 1]).astype(np.int64)
+        if bool(beyond.any()):
+            sub_state[beyond] = CORRUPT
+            size = f" ({shard_size} bytes)" if shard_size >= 0 else ""
+            problems[rel_key] = (
+                f"{where}/{_join(path, rel_key)}: {int(beyond.sum())} inner chunk(s) lie past "
+                f"the end of the shard{size}, in its index or are half missing; it is damaged "
+                "or truncated."
+            )
         state[blk] = sub_state
         nbytes[blk] = sub_bytes
     crop = tuple(slice(0, g) for g in inner_grid)
@@ -1410,12 +1402,15 @@ def _verify(
 
     bulk = None
     sharding = _codecs.sharding_info(_codecs.codec_pipeline(metadata, zarr_format=zarr_format))
+    layout = None
+    if sharding is not None and per is not None:
+        layout = _index_layout(sharding.index_codecs, math.prod(per), sharding.index_location)
     if (
         _BULK_DECODE
         and sharding is not None
         and shard_shape is not None
         and itemsize > 0
-        and all(c.name in ("bytes", "crc32c") for c in sharding.index_codecs)
+        and layout is not None
     ):
         from napari_zarr_explorer.store import bulk_chunk_checker
 
@@ -1432,9 +1427,9 @@ def _verify(
     async def _bulk_shard(shard_idx: tuple[int, ...], mask: npt.NDArray[np.bool_]) -> bool:
         """Read the shard once and decode its present inner chunks at once; True if all decode."""
         from napari_zarr_explorer.store import read_bytes_async
+        from napari_zarr_explorer.store.shardindex import entry_masks, parse_whole_shard
 
-        assert bulk is not None and sharding is not None and shard_shape is not None
-        assert per is not None
+        assert bulk is not None and layout is not None and per is not None
         key = _join(path, _codecs.chunk_key(shard_idx, encoding))
         listed = -1 if shard_nbytes is None else int(shard_nbytes[shard_idx])
         if not 0 <= listed <= bulk_limit:
@@ -1443,14 +1438,11 @@ def _verify(
             data = await read_bytes_async(store, key)
             if data is None:
                 return False
-            n_index = sharding.index_nbytes(shard_shape)
-            if len(data) < n_index:
-                return False
-            raw = data[-n_index:] if sharding.index_location == "end" else data[:n_index]
-            index = decode_shard_index(raw, per, sharding.index_codecs, where=f"{where}/{key}")
+            # any fault of the index (length, checksum, bad entries): chunk by chunk instead
+            index = parse_whole_shard(data, layout, where=f"{where}/{key}").reshape((*per, 2))
             index = index[tuple(slice(0, n) for n in mask.shape)]
             segments = index[mask]
-            if bool((segments == _EMPTY).any()):
+            if bool(entry_masks(segments, layout, None)[0].any()):
                 return False  # the shard changed since its index was read
             await asyncio.to_thread(bulk, data, segments)
         except Exception:

@@ -37,10 +37,16 @@ from typing import Any
 
 import numpy as np
 
+from napari_zarr_explorer.errors import MetadataError
+from napari_zarr_explorer.store.shardindex import (
+    IndexLayout,
+    entry_masks,
+    index_layout,
+    parse_shard_index,
+)
+
 __all__ = ["bulk_plan", "bulk_read"]
 
-#: Index entry of an absent inner chunk (offset and size both 2**64 - 1).
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ZSTD_MAGIC = 0xFD2FB528
 
 _POOL: ThreadPoolExecutor | None = None
@@ -69,8 +75,7 @@ class BulkPlan:
     shards: tuple[int, ...] | None  # the shard shape, None when not sharded
     codec: str  # "raw", "blosc" or "zstd"
     fill: np.ndarray | None  # the fill value as a 0-d array, None when not known
-    index_at_end: bool
-    index_crc: bool
+    index: IndexLayout | None  # the shard index, None when not sharded
     encode_key: Callable[[tuple[int, ...]], str]
 
     @property
@@ -162,29 +167,27 @@ def bulk_plan(array: Any) -> BulkPlan | None:
                 shards=None,
                 codec="raw" if cid is None else str(cid),
                 fill=fill,
-                index_at_end=True,
-                index_crc=False,
+                index=None,
                 encode_key=md.encode_chunk_key,
             )
-        from zarr.codecs import Crc32cCodec, ShardingCodec
+        from zarr.codecs import ShardingCodec
 
         codecs = list(md.codecs)
         if len(codecs) == 1 and type(codecs[0]) is ShardingCodec:
             sc = codecs[0]
             inner = _compressor_v3(list(sc.codecs), dtype)
-            index = list(sc.index_codecs)
-            if inner is None or not index or not _native_bytes(index[0], np.dtype("<u8")):
-                return None
-            crc = len(index) == 2 and type(index[1]) is Crc32cCodec
-            if len(index) > 2 or (len(index) == 2 and not crc):
+            if inner is None:
                 return None
             shards = tuple(int(s) for s in array.shards)
             if tuple(int(c) for c in sc.chunk_shape) != chunks:
                 return None
             if any(s % c for s, c in zip(shards, chunks, strict=True)):
                 return None
-            where = _name(sc.index_location)
-            if where not in ("start", "end"):
+            layout = index_layout(
+                {"index_codecs": list(sc.index_codecs), "index_location": sc.index_location},
+                math.prod(s // c for s, c in zip(shards, chunks, strict=True)),
+            )
+            if layout is None:
                 return None
             return BulkPlan(
                 dtype=dtype,
@@ -192,8 +195,7 @@ def bulk_plan(array: Any) -> BulkPlan | None:
                 shards=shards,
                 codec=inner,
                 fill=fill,
-                index_at_end=where == "end",
-                index_crc=crc,
+                index=layout,
                 encode_key=md.encode_chunk_key,
             )
         codec = _compressor_v3(codecs, dtype)
@@ -205,8 +207,7 @@ def bulk_plan(array: Any) -> BulkPlan | None:
             shards=None,
             codec=codec,
             fill=fill,
-            index_at_end=True,
-            index_crc=False,
+            index=None,
             encode_key=md.encode_chunk_key,
         )
     except Exception:  # an unusual array or zarr layout: read it plainly
@@ -366,9 +367,10 @@ class _Job:
         whole = _overlap(lo, plan.shards, self.shape, self.sel)
         if whole is None:
             return
+        layout = plan.index
+        assert layout is not None
         per = plan.per_shard
-        n = math.prod(per)
-        index_nbytes = 16 * n + (4 if plan.index_crc else 0)
+        index_nbytes = layout.nbytes
         key = self.key(scoords)
         found = self.store._stat(key)  # confined; None: absent or not a regular file
         if found is None:
@@ -380,17 +382,17 @@ class _Job:
             return
         raw_index = self.get(
             key,
-            SuffixByteRequest(index_nbytes)
-            if plan.index_at_end
-            else RangeByteRequest(0, index_nbytes),
+            SuffixByteRequest(index_nbytes) if layout.at_end else RangeByteRequest(0, index_nbytes),
         )
         if raw_index is None:
             self.fill(whole[1], plain)
             return
-        index = self._index(raw_index, per)
-        if index is None:  # short, or failed its checksum: the plain path reports it
+        try:  # length, checksum, and every entry inside the shard's data
+            flat = parse_shard_index(raw_index, layout, shard_nbytes=shard_nbytes, where=key)
+        except MetadataError:  # the plain path reads this part and reports what it finds
             plain.append(_absolute(whole[1], self.sel))
             return
+        index = flat.reshape(*per, 2)
         # the inner chunks under the selection
         ranges = []
         for s, a, c, p in zip(self.sel, lo, plan.chunks, per, strict=True):
@@ -399,18 +401,13 @@ class _Job:
             ranges.append(range(first, last))
         wanted = list(product(*ranges))
         rows = np.array([index[w] for w in wanted], dtype=np.uint64).reshape(-1, 2)
-        present = ~((rows[:, 0] == _EMPTY) & (rows[:, 1] == _EMPTY))
+        present = ~entry_masks(rows, layout, None)[0]
         # the inner chunks needed, read as runs of adjacent ones: only their bytes are read
         pieces: dict[int, memoryview] = {}
         if present.any():
             ids = np.flatnonzero(present)
             offs = rows[ids, 0]
-            ends = offs + rows[ids, 1]
-            if bool((ends < offs).any()) or int(ends.max()) > shard_nbytes:
-                # past the end of the shard (or wrapped around): nothing is read for it here,
-                # since a read allocates what it asks for; the plain path reads this part
-                plain.append(_absolute(whole[1], self.sel))
-                return
+            ends = offs + rows[ids, 1]  # inside the shard: checked with the index
             runs: list[tuple[int, int, list[int]]] = []
             for j in np.argsort(offs, kind="stable").tolist():
                 o, e = int(offs[j]), int(ends[j])
@@ -441,18 +438,6 @@ class _Job:
                     self.fill(part[1], plain)
                 continue
             self.put(coords, data, plain)
-
-    def _index(self, raw: bytes, per: tuple[int, ...]) -> np.ndarray | None:
-        n = math.prod(per)
-        body = 16 * n
-        if len(raw) != body + (4 if self.plan.index_crc else 0):
-            return None
-        if self.plan.index_crc:
-            import crc32c
-
-            if crc32c.crc32c(raw[:body]) != int.from_bytes(raw[body:], "little"):
-                return None
-        return np.frombuffer(raw, dtype="<u8", count=2 * n).reshape(*per, 2)
 
 
 def _objects(plan: BulkPlan, sel: _Region) -> Iterator[tuple[int, ...]]:

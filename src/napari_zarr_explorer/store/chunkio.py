@@ -11,7 +11,6 @@ never by the frame.
 from __future__ import annotations
 
 import errno
-import math
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,13 @@ import numpy.typing as npt
 
 from napari_zarr_explorer.errors import MetadataError
 from napari_zarr_explorer.store.read import read_bytes
+from napari_zarr_explorer.store.shardindex import (
+    MISSING,
+    IndexLayout,
+    count_chunks,
+    index_layout,
+    parse_whole_shard,
+)
 
 __all__ = [
     "MISSING",
@@ -31,9 +37,6 @@ __all__ = [
     "parse_shard_index",
     "shard_index_problem",
 ]
-
-#: Offset and size of an inner chunk that is not stored.
-MISSING = 2**64 - 1
 
 
 def parse_shard_index(
@@ -45,6 +48,8 @@ def parse_shard_index(
     at_end: bool = True,
 ) -> npt.NDArray[np.uint64]:
     """Check and parse the index of a ``sharding_indexed`` object read whole.
+
+    The checks are those of :func:`napari_zarr_explorer.store.shardindex.parse_shard_index`.
 
     Parameters
     ----------
@@ -71,37 +76,8 @@ def parse_shard_index(
         Naming *where*: the shard is too short for its index, the checksum does not match, or
         a row points outside the shard (or is half missing).
     """
-    import crc32c
-
-    mv = memoryview(data).cast("B")
-    size = n_chunks * 16 + (4 if checksum else 0)
-    if len(mv) < size:
-        raise MetadataError(
-            f"{where}: the shard is {len(mv)} bytes, too short for the index of its "
-            f"{n_chunks} inner chunks ({size} bytes)."
-        )
-    block = mv[len(mv) - size :] if at_end else mv[:size]
-    idx = block[: n_chunks * 16]
-    if checksum:
-        stored = int.from_bytes(block[n_chunks * 16 :], "little")
-        if crc32c.crc32c(idx) != stored:
-            raise MetadataError(
-                f"{where}: the shard index checksum does not match (the index is damaged)."
-            )
-    index = np.frombuffer(idx, dtype="<u8").reshape(n_chunks, 2).astype(np.uint64)
-    missing = index == np.uint64(MISSING)
-    if bool((missing[:, 0] != missing[:, 1]).any()):
-        raise MetadataError(f"{where}: the shard index has a half-missing entry.")
-    present = index[~missing[:, 0]]
-    lo = 0 if at_end else size
-    hi = len(mv) - size if at_end else len(mv)
-    if present.size and (
-        bool((present[:, 0] < np.uint64(lo)).any())
-        or bool((present[:, 0] > np.uint64(hi)).any())
-        or bool((present[:, 1] > np.uint64(hi) - present[:, 0]).any())
-    ):
-        raise MetadataError(f"{where}: the shard index points outside the shard.")
-    return index
+    layout = IndexLayout(n_chunks=n_chunks, checksum=checksum, at_end=at_end)
+    return parse_whole_shard(data, layout, where=where)
 
 
 class ExactZstdDecoder:
@@ -253,26 +229,16 @@ def shard_index_problem(store: Any, key: str, metadata: Mapping[str, Any]) -> st
     try:
         shard_shape = [int(n) for n in grid["configuration"]["chunk_shape"]]
         inner = [int(n) for n in conf["chunk_shape"]]
-        n_chunks = math.prod(-(-s // c) for s, c in zip(shard_shape, inner, strict=True))
-        names = [
-            str(c if isinstance(c, str) else c.get("name"))
-            for c in (conf.get("index_codecs") or [])
-        ]
+        layout = index_layout(conf, count_chunks(shard_shape, inner))
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
-    if names not in (["bytes"], ["bytes", "crc32c"]):
+    if layout is None:
         return None
     data = read_bytes(store, key)
     if data is None:
         return None
     try:
-        parse_shard_index(
-            data,
-            n_chunks,
-            where=key,
-            checksum=names[-1] == "crc32c",
-            at_end=conf.get("index_location", "end") != "start",
-        )
+        parse_whole_shard(data, layout, where=key)
     except MetadataError as exc:
         return exc.message
     return None

@@ -20,33 +20,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.errors import ExplorerError, MetadataError
 from napari_zarr_explorer.store.decode import fast_chunk_decoder
+from napari_zarr_explorer.store.shardindex import entry_masks, index_layout, parse_whole_shard
 
 __all__ = ["object_decoder"]
 
 ObjectDecoder = Callable[[bytes, Sequence[int]], npt.NDArray[Any]]
-
-_MISSING = 2**64 - 1
 
 
 def _name(codec: Any) -> str | None:
     if isinstance(codec, str):
         return codec
     return codec.get("name") if isinstance(codec, Mapping) else None
-
-
-def _index_has_crc(codecs: Any) -> bool | None:
-    """True/False for the standard shard index codecs (with / without crc32c), else None."""
-    if not isinstance(codecs, list | tuple) or not codecs or _name(codecs[0]) != "bytes":
-        return None
-    conf = codecs[0].get("configuration") if isinstance(codecs[0], Mapping) else None
-    if (conf or {}).get("endian", "little") != "little":
-        return None
-    rest = [_name(c) for c in codecs[1:]]
-    if rest == ["crc32c"]:
-        return True
-    return False if not rest else None
 
 
 def object_decoder(template: Any) -> ObjectDecoder | None:
@@ -84,14 +70,11 @@ def object_decoder(template: Any) -> ObjectDecoder | None:
     conf = codecs[0].get("configuration") or {}
     inner = tuple(int(n) for n in conf.get("chunk_shape") or ())
     outer = tuple(int(n) for n in template.shards)
-    crc = _index_has_crc(conf.get("index_codecs", [{"name": "bytes"}, {"name": "crc32c"}]))
-    location = conf.get("index_location", "end")
-    if (
-        crc is None
-        or location not in ("start", "end")
-        or len(inner) != len(outer)
-        or any(i <= 0 or o % i for o, i in zip(outer, inner, strict=True))
-    ):
+    if len(inner) != len(outer) or any(i <= 0 or o % i for o, i in zip(outer, inner, strict=True)):
+        return None
+    grid = tuple(o // i for o, i in zip(outer, inner, strict=True))
+    layout = index_layout(conf, math.prod(grid))
+    if layout is None:
         return None
     inner_md = {
         "zarr_format": 3,
@@ -102,22 +85,17 @@ def object_decoder(template: Any) -> ObjectDecoder | None:
     if found is None:
         return None
     decode_inner = found[0]
-    grid = tuple(o // i for o, i in zip(outer, inner, strict=True))
-    n_inner = math.prod(grid)
-    index_size = 16 * n_inner + (4 if crc else 0)
     fill = template.fill_value
     native = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
 
     def decode(data: bytes, coords: Sequence[int]) -> npt.NDArray[Any]:
-        if len(data) < index_size:
-            raise ExplorerError(f"a shard of {len(data)} bytes cannot hold its index")
-        raw = data[-index_size:] if location == "end" else data[:index_size]
-        if crc:
-            import crc32c
-
-            if crc32c.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-                raise ExplorerError("a shard index failed its crc32c checksum")
-        index = np.frombuffer(raw, dtype="<u8", count=2 * n_inner).reshape((*grid, 2))
+        # the index checked whole (length, crc32c, every entry inside the shard's data)
+        try:
+            flat = parse_whole_shard(data, layout, where="")
+        except MetadataError as exc:  # the caller names the shard
+            raise ExplorerError(exc.message) from None
+        index = flat.reshape((*grid, 2))
+        missing = entry_masks(index, layout, None)[0]
         extent = tuple(
             max(0, min(o, size - int(c) * o))
             for o, size, c in zip(outer, shape, coords, strict=True)
@@ -126,11 +104,9 @@ def object_decoder(template: Any) -> ObjectDecoder | None:
         for pos in itertools.product(
             *(range(-(-e // i)) for e, i in zip(extent, inner, strict=True))
         ):
-            offset, nbytes = (int(v) for v in index[pos])
-            if offset == _MISSING and nbytes == _MISSING:
+            if missing[pos]:
                 continue
-            if offset + nbytes > len(data):
-                raise ExplorerError("a shard index points past the end of the shard")
+            offset, nbytes = (int(v) for v in index[pos])
             chunk = decode_inner(data[offset : offset + nbytes])
             dst = tuple(
                 slice(p * i, min((p + 1) * i, e))
