@@ -65,3 +65,31 @@ def test_bad_scheduler_address_is_clear(tmp_path: Path) -> None:
     src = testing.write_array(tmp_path / "s.zarr", np.ones((2, 2), "uint8"), zarr_format=3)
     with pytest.raises(ExplorerError, match="dask scheduler"):
         recompress(src, tmp_path / "d.zarr", scheduler="bogus://127.0.0.1:1")
+
+
+@pytest.mark.slow
+def test_scheduler_address_does_not_take_over_the_sessions_dask(
+    tmp_path: Path, cluster: Any
+) -> None:
+    """A recompress on a cluster leaves other dask work of the session (napari's reads) local."""
+    import dask
+
+    src = testing.write_array(tmp_path / "s.zarr", np.arange(64, dtype="uint8").reshape(8, 8))
+    before = dask.config.get("scheduler", None)
+    seen: list[tuple[Any, bool]] = []
+
+    def progress(event: Any) -> None:
+        try:
+            distributed.default_client()
+            has_default = True
+        except ValueError:
+            has_default = False
+        seen.append((dask.config.get("scheduler", None), has_default))
+
+    report = recompress(
+        src, tmp_path / "d.zarr", scheduler=cluster.scheduler_address, progress=progress
+    )
+    assert report.ok, str(report)
+    assert seen
+    assert all(s == (before, False) for s in seen), seen
+    assert dask.config.get("scheduler", None) == before

@@ -287,7 +287,8 @@ class _Distributed:
     def wait(self, futures: set[Any]) -> set[Any]:
         from distributed import wait
 
-        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
+        with self.client.as_current():  # the client need not be the session's default
+            done, _ = wait(list(futures), return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
         return set(done)
 
     def close(self) -> None:
@@ -321,7 +322,8 @@ def _executor(client: Any, scheduler: str | None, threads: int | None) -> Any:
             hint="Install it with 'pip install napari-zarr-explorer[distributed]'.",
         ) from exc
     try:
-        c = Client(scheduler, timeout="20s")  # type: ignore[no-untyped-call]
+        # not the default client: the session's other dask work (napari's reads) stays local
+        c = Client(scheduler, timeout="20s", set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
         raise ExplorerError(
             f"Could not connect to the dask scheduler at {scheduler}: {exc}",
