@@ -392,6 +392,21 @@ def test_server_error_then_ok_is_retried(http_server):
     assert http_server.count("img.ome.zarr/zarr.json") == 3
 
 
+def test_retries_leave_the_sessions_random_numbers_alone(http_server):
+    """Backoff jitter has its own generator: a seeded ``random`` of the user's stays seeded."""
+    import random
+
+    _image(http_server.root)
+    http_server.fail("img.ome.zarr/zarr.json", 500, times=2)
+    random.seed(1234)
+    expected = random.random()
+    random.seed(1234)
+    store = _store(f"{http_server.url}/img.ome.zarr", **FAST)
+    assert fetch_many(store, ["zarr.json"])["zarr.json"]
+    assert http_server.count("img.ome.zarr/zarr.json") == 3  # two retries happened
+    assert random.random() == expected
+
+
 def test_persistent_server_error_names_host_and_key(http_server):
     _image(http_server.root)
     http_server.fail("img.ome.zarr/zarr.json", 500)

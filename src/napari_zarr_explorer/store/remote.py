@@ -92,6 +92,8 @@ _T = TypeVar("_T")
 METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 #: Seconds a failed read is remembered, so that a retry right away fails at once.
 FAILURE_TTL = 10.0
+#: Jitter of retry delays: its own generator, so a session's seeded ``random`` stays as seeded.
+_JITTER = random.Random()
 #: After this many requests in a row failed (after their retries), the host is not asked
 #: again for _BREAKER_SECONDS: reads fail at once (chunks show as fill) instead of each waiting.
 _BREAKER_FAILURES = 3
@@ -657,7 +659,7 @@ class RemoteStore(WrapperStore[Store]):
                     raise error from exc
                 attempt += 1
                 self.stats.retries += 1
-                delay = min(opts.backoff * 2 ** (attempt - 1), 10.0) * (0.5 + random.random())
+                delay = min(opts.backoff * 2 ** (attempt - 1), 10.0) * (0.5 + _JITTER.random())
                 logger.debug("%s: %s, retry %d in %.2fs", self._where(key), detail, attempt, delay)
                 await asyncio.sleep(delay)
 
