@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, ConsoleDimensions
@@ -14,10 +18,12 @@ from rich.markup import escape
 __all__ = [
     "add_array_arguments",
     "add_storage_options",
+    "cancel_on_sigint",
     "err_console",
     "out_console",
     "print_error",
     "print_json",
+    "print_report",
     "printable",
     "storage_options",
 ]
@@ -128,3 +134,35 @@ def storage_options(
     if not isinstance(value, dict):
         raise ExplorerError(f"{flag}: expected a JSON object, e.g. '{{\"anon\": true}}'.")
     return value
+
+
+@contextmanager
+def cancel_on_sigint(message: str) -> Iterator[threading.Event]:
+    """Turn a first Ctrl-C into a request to stop (the event is set), a second into an abort.
+
+    The handler is installed from the main thread only, and the previous one is put back.
+    """
+    cancel = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err_console.print(message)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield cancel
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def print_report(report: Any, as_json: bool) -> None:
+    """Print a report as JSON (``to_dict``) or as its text, control characters escaped."""
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        out_console.print(printable(str(report)), markup=False, highlight=False)

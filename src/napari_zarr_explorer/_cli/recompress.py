@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._cli._common import add_storage_options, storage_options
 
 __all__ = ["register", "run"]
 
@@ -84,11 +82,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit code."""
-    from napari_zarr_explorer._cli._common import (
-        err_console,
-        out_console,
-        print_json,
-    )
+    from napari_zarr_explorer._cli._common import cancel_on_sigint, err_console, print_report
     from napari_zarr_explorer.recompress import RichProgress, plan_recompress, recompress
 
     if args.dry_run:
@@ -102,57 +96,38 @@ def run(args: argparse.Namespace) -> int:
             storage_options=storage_options(args),
             ome_version=args.ome_version,
         )
-        if args.json:
-            print_json(plan.to_dict())
-        else:
-            out_console.print(printable(str(plan)), markup=False, highlight=False)
+        print_report(plan, args.json)
         return 0
 
-    cancel = threading.Event()
-    previous = None
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        err_console.print(
-            "[yellow]Stopping after the running tasks (press Ctrl-C again to abort)...[/]"
-        )
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
-
     progress_bar = RichProgress(err_console, disable=args.json and not err_console.is_terminal)
-    try:
-        with progress_bar:
-            report = recompress(
-                args.src,
-                args.dst,
-                compressor=args.compressor,
-                shuffle=args.shuffle,
-                chunks=args.chunks,
-                shards=args.shards,
-                zarr_format=args.zarr_format,
-                ome_version=args.ome_version,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                verify=not args.no_verify,
-                replace=args.replace,
-                scheduler=args.scheduler,
-                threads=args.threads,
-                task_bytes=max(1, int(args.task_size * 1024 * 1024)),
-                progress=progress_bar,
-                cancel=cancel,
-                storage_options=storage_options(args),
-                dst_storage_options=storage_options(args, "--dst-storage-options"),
-            )
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        out_console.print(printable(str(report)), markup=False, highlight=False)
+    with (
+        cancel_on_sigint(
+            "[yellow]Stopping after the running tasks (press Ctrl-C again to abort)...[/]"
+        ) as cancel,
+        progress_bar,
+    ):
+        report = recompress(
+            args.src,
+            args.dst,
+            compressor=args.compressor,
+            shuffle=args.shuffle,
+            chunks=args.chunks,
+            shards=args.shards,
+            zarr_format=args.zarr_format,
+            ome_version=args.ome_version,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            verify=not args.no_verify,
+            replace=args.replace,
+            scheduler=args.scheduler,
+            threads=args.threads,
+            task_bytes=max(1, int(args.task_size * 1024 * 1024)),
+            progress=progress_bar,
+            cancel=cancel,
+            storage_options=storage_options(args),
+            dst_storage_options=storage_options(args, "--dst-storage-options"),
+        )
+    print_report(report, args.json)
     if report.cancelled:
         err_console.print(
             f"[yellow]Cancelled.[/] The output is marked incomplete; continue with: "

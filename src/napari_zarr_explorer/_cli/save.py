@@ -9,12 +9,10 @@ combines layers: images of the same shape become channels, ``--labels`` inputs b
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._cli._common import add_storage_options, storage_options
 from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = ["load_input", "register", "run"]
@@ -112,7 +110,7 @@ def load_input(
 
 def run(args: argparse.Namespace) -> int:
     """Run the sub-command; return the exit code."""
-    from napari_zarr_explorer._cli._common import err_console, out_console, print_json
+    from napari_zarr_explorer._cli._common import cancel_on_sigint, err_console, print_report
     from napari_zarr_explorer.recompress import RichProgress
     from napari_zarr_explorer.writer import save
 
@@ -136,40 +134,22 @@ def run(args: argparse.Namespace) -> int:
     for path in args.labels:
         layers += load_input(path, "labels", meta, opts)
     # layers read from stores give channels as one multichannel layer; the writer handles both
-    cancel = threading.Event()
-    previous = None
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        err_console.print("[yellow]Stopping after the running tasks...[/]")
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
     bar = RichProgress(err_console, disable=args.json and not err_console.is_terminal, label="save")
-    try:
-        with bar:
-            report = save(
-                layers,
-                args.output,
-                ome_version=args.ome_version,
-                compressor=args.compressor,
-                chunks=args.chunks,
-                shards=args.shards,
-                overwrite=args.overwrite,
-                progress=bar,
-                cancel=cancel,
-                threads=args.threads,
-                storage_options=opts,
-            )
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        out_console.print(printable(str(report)), markup=False, highlight=False)
+    with cancel_on_sigint("[yellow]Stopping after the running tasks...[/]") as cancel, bar:
+        report = save(
+            layers,
+            args.output,
+            ome_version=args.ome_version,
+            compressor=args.compressor,
+            chunks=args.chunks,
+            shards=args.shards,
+            overwrite=args.overwrite,
+            progress=bar,
+            cancel=cancel,
+            threads=args.threads,
+            storage_options=opts,
+        )
+    print_report(report, args.json)
     if report.cancelled:
         err_console.print("[yellow]Cancelled.[/] Nothing was kept.", markup=True)
         return 130
