@@ -210,7 +210,7 @@ def run_child(tool: str, url: str, viewer: bool) -> dict[str, object]:
     if tool == "ours":
         env["PYTHONPATH"] = str(REPO / "src")
     elif tool == "napari-ome-zarr 0.10":
-        env["PYTHONPATH"] = str(ensure_peer_010())
+        python = str(ensure_peer_010())
     else:
         py = ensure_peer_011()
         assert py is not None

@@ -7,7 +7,7 @@ For each reader, in a fresh process (imports done before the clock starts):
 2. read the coarsest level's central plane (all channels);
 3. read one full-resolution 256x256 tile at the centre (all channels).
 
-The server counts the requests. napari-ome-zarr is installed into its own folder under
+The server counts the requests. napari-ome-zarr 0.10 runs in the environment ``_peer.py`` makes,
 ``benchmarks/.venvs/napari-ome-zarr`` (its dependencies are all in our environment, so only the
 plugin itself is installed there, and it never becomes a reader of our environment).
 napari-ome-zarr 0.11 needs Python 3.12: it runs in a virtual environment of its own
@@ -41,8 +41,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-PEER_DIR = HERE / ".venvs" / "napari-ome-zarr"
-PEER_SPEC = "napari-ome-zarr==0.10.0"
 DATA_DIR = Path(tempfile.gettempdir()) / "nze-bench-remote"
 TARGET_RATIO = 0.5
 TARGET_SECONDS = 0.25
@@ -105,27 +103,13 @@ print(json.dumps({"import": t_import, "open": t1 - t0, "coarse": t2 - t1, "tile"
 
 
 def ensure_peer() -> Path:
-    """Install napari-ome-zarr (without dependencies) into its own folder; return it."""
-    marker = PEER_DIR / ".installed"
-    if not marker.exists():
-        PEER_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--upgrade",
-                "--target",
-                str(PEER_DIR),
-                PEER_SPEC,
-            ],
-            check=True,
-        )
-        marker.write_text(PEER_SPEC)
-    return PEER_DIR
+    """The interpreter of napari-ome-zarr 0.10's environment (``_peer.py``), made on first use."""
+    from _peer import peer_python
+
+    py = peer_python()
+    if py is None:
+        raise SystemExit("could not set up napari-ome-zarr 0.10 (see above)")
+    return py
 
 
 def ensure_data(shape: tuple[int, ...], levels: int, folder: Path) -> Path:
@@ -164,7 +148,7 @@ def run_child(tool: str, url: str) -> dict[str, object]:
     if tool == "ours":
         env["PYTHONPATH"] = str(REPO / "src")
     elif tool == "napari-ome-zarr":
-        env["PYTHONPATH"] = str(ensure_peer())
+        python = str(ensure_peer())
     else:
         from bench_plate import ensure_peer_011
 
