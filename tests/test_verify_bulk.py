@@ -21,6 +21,7 @@ from napari_zarr_explorer import chunks as chunks_mod
 from napari_zarr_explorer.chunks import CORRUPT, PRESENT
 from napari_zarr_explorer.codecs import CodecInfo
 from napari_zarr_explorer.store import bulk_chunk_checker
+from napari_zarr_explorer.store.exact import ExactSizeError
 from napari_zarr_explorer.testing import write_array
 
 SHAPE = (200, 300)
@@ -185,6 +186,39 @@ def test_oversized_shard_is_verified_by_the_plain_path(tmp_path, monkeypatch):
     assert np.argwhere(fast.state == CORRUPT).tolist() == [[0, 7]]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("tail", ["garbage", "frame"])
+def test_bulk_verify_refuses_data_after_an_inner_frame(tmp_path, monkeypatch, tail):
+    # The batch decoder stops at the end of each frame: what follows it in the inner chunk
+    # (bytes that are not a frame, or a second frame of more content) was not looked at, so
+    # the bulk check passed inner chunks that reading them refuses.
+    path = tmp_path / "a.zarr"
+    _tensorstore_array(path, ZSTD)
+    shard = path / "c" / "1" / "1"
+    chunks, _ = _read_shard(shard)
+    assert chunks[5] is not None and chunks[40] is not None
+    extra = b"not zstd" if tail == "garbage" else zstandard.ZstdCompressor().compress(bytes(7))
+    chunks[5] += extra
+    chunks[40] += extra
+    _write_shard(shard, chunks)
+    fast, plain = _both_ways(path, monkeypatch)
+    _same(fast, plain)
+    assert fast.corrupt_keys == ("c/1/1",)  # type: ignore[attr-defined]
+    bad = np.argwhere(fast.state == CORRUPT).tolist()  # type: ignore[attr-defined]
+    assert bad == [[10, 15], [14, 10]]
+
+
+def test_bulk_checker_refuses_data_after_a_frame():
+    good = zstandard.ZstdCompressor().compress(bytes(100))
+    check = bulk_chunk_checker(
+        [CodecInfo("bytes", {}, "array->bytes"), CodecInfo("zstd", {}, "bytes->bytes")], 100
+    )
+    assert check is not None
+    check(good, np.array([[0, len(good)]], dtype=np.uint64))
+    data = good + b"\x00"
+    with pytest.raises(ExactSizeError, match="does not end where its chunk ends"):
+        check(data, np.array([[0, len(data)]], dtype=np.uint64))
+
+
 def test_bulk_checker_refuses_a_frame_declaring_more_than_the_chunk():
     bomb = _bomb_frame()
     assert zstandard.frame_content_size(bomb) == BOMB_BYTES
@@ -195,7 +229,8 @@ def test_bulk_checker_refuses_a_frame_declaring_more_than_the_chunk():
     assert check is not None
     data = good + bomb
     check(data, np.array([[0, len(good)]], dtype=np.uint64))  # the good frame alone passes
-    with pytest.raises(zstandard.ZstdError):
+    # refused from its header by the exact-size rules, before the batch decodes anything
+    with pytest.raises(ExactSizeError, match="declaring another size"):
         check(data, np.array([[0, len(good)], [len(good), len(bomb)]], dtype=np.uint64))
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from napari_zarr_explorer.errors import MetadataError
+from napari_zarr_explorer.store.exact import check_declared, decode_into
 from napari_zarr_explorer.store.shardindex import (
     IndexLayout,
     entry_masks,
@@ -46,8 +47,6 @@ from napari_zarr_explorer.store.shardindex import (
 )
 
 __all__ = ["bulk_plan", "bulk_read"]
-
-_ZSTD_MAGIC = 0xFD2FB528
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0  # the process that made the pool
@@ -228,49 +227,20 @@ def _scratch(plan: BulkPlan) -> np.ndarray:
     return buf
 
 
-def _zstd_content_size(mv: memoryview) -> int | None:
-    """Return the content size the first zstd frame declares (None: absent, or not zstd)."""
-    if len(mv) < 6 or int.from_bytes(mv[:4], "little") != _ZSTD_MAGIC:
-        return None
-    fhd = mv[4]
-    fcs_flag, single, did_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
-    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[did_flag]
-    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
-    if size == 0 or pos + size > len(mv):
-        return None
-    return int.from_bytes(mv[pos : pos + size], "little") + (256 if size == 2 else 0)
-
-
 def _decode(plan: BulkPlan, data: memoryview) -> np.ndarray | None:
     """Decode one chunk into this thread's buffer; None when it must be read plainly.
 
-    The size the chunk declares is checked first and must be the chunk's size: the decoder
-    writes into a buffer of exactly that size and cannot go past it.
+    The size rules are those of :mod:`~napari_zarr_explorer.store.exact`: the size the chunk
+    declares is checked first and must be the chunk's size, and the decoder writes into a
+    buffer of exactly that size and cannot go past it.
     """
-    nbytes = plan.chunk_nbytes
-    if plan.codec == "raw":
-        if len(data) != nbytes:
-            return None
-        return np.frombuffer(data, dtype=plan.dtype).reshape(plan.chunks)
-    out = _scratch(plan)
     try:
-        if plan.codec == "blosc":
-            from numcodecs import blosc
-
-            # header: version, versionlz, flags, typesize, nbytes, blocksize, cbytes
-            if len(data) < 16:
-                return None
-            declared = int.from_bytes(data[4:8], "little")
-            cbytes = int.from_bytes(data[12:16], "little")
-            if declared != nbytes or cbytes != len(data):
-                return None
-            blosc.decompress(data, out)
-        else:
-            from numcodecs import zstd
-
-            if _zstd_content_size(data) != nbytes:
-                return None  # no content size, or another one: the guarded path decides
-            zstd.decompress(data, out)
+        if plan.codec == "raw":
+            check_declared("raw", data, plan.chunk_nbytes)
+            return np.frombuffer(data, dtype=plan.dtype).reshape(plan.chunks)
+        out = _scratch(plan)
+        # another declared size, no zstd content size...: the guarded path decides
+        decode_into(plan.codec, data, out)
     except Exception:  # the plain path reads it again and raises its own error
         return None
     return out.view(plan.dtype).reshape(plan.chunks)
@@ -450,7 +420,16 @@ def _plain(array: Any, region: _Region) -> np.ndarray:
     return np.asarray(array[region])
 
 
-def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
+def _into(out: np.ndarray | None, data: np.ndarray) -> np.ndarray:
+    if out is None:
+        return data
+    out[...] = data
+    return out
+
+
+def bulk_read(
+    array: Any, selection: Sequence[slice], *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Read the region *selection* of *array*, in bulk where its codecs allow (see module doc).
 
     Parameters
@@ -460,6 +439,10 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
         metadata, guarded codec pipeline).
     selection
         One slice per dimension, with step 1 (start and stop may be omitted).
+    out
+        Where to write the region (an array of its shape, e.g. a view into a larger result);
+        chunks are then decoded straight into it. It is returned. On an error its contents are
+        undefined.
 
     Returns
     -------
@@ -475,19 +458,24 @@ def bulk_read(array: Any, selection: Sequence[slice]) -> np.ndarray:
     sel = tuple(selection)
     shape = tuple(int(s) for s in array.shape)
     if len(sel) != len(shape) or not all(isinstance(s, slice) for s in sel):
-        return _plain(array, sel)
+        return _into(out, _plain(array, sel))
     norm = []
     for s, n in zip(sel, shape, strict=True):
         start, stop, step = s.indices(n)
         if step != 1:
-            return _plain(array, sel)
+            return _into(out, _plain(array, sel))
         norm.append(slice(start, max(start, stop)))
     region = tuple(norm)
     plan = bulk_plan(array)
     out_shape = tuple(s.stop - s.start for s in region)
+    if out is not None and out.shape != out_shape:
+        raise ValueError(f"out has the shape {out.shape}, the region {out_shape}")
     if plan is None:
-        return _plain(array, region)
-    out = np.empty(out_shape, dtype=plan.dtype)
+        return _into(out, _plain(array, region))
+    if out is not None and (out.dtype != plan.dtype or not out.flags.writeable):
+        return _into(out, bulk_read(array, region))
+    if out is None:
+        out = np.empty(out_shape, dtype=plan.dtype)
     if 0 in out_shape:
         return out
     job = _Job(array, plan, region, out)

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from napari_zarr_explorer.errors import MetadataError
+from napari_zarr_explorer.store.exact import ExactSizeError, decode_into
 from napari_zarr_explorer.store.read import read_bytes
 from napari_zarr_explorer.store.shardindex import (
     MISSING,
@@ -104,27 +105,23 @@ class ExactZstdDecoder:
     """
 
     def __init__(self, nbytes: int) -> None:
-        import numcodecs
-        import zstandard  # noqa: F401 - raises ImportError here, not at the first frame
+        import zstandard  # noqa: F401  # raises ImportError here, as documented
 
         self.nbytes = int(nbytes)
         self._buf = np.empty(self.nbytes, dtype=np.uint8)
-        self._codec = numcodecs.Zstd()
+        self._view = memoryview(self._buf.data).toreadonly()
 
     def __call__(self, frame: Any) -> memoryview | None:
         """Decode *frame*; None when it does not declare exactly :attr:`nbytes` of content."""
-        import zstandard
-
+        if self.nbytes == 0:
+            return None
         try:
-            declared = zstandard.frame_content_size(frame)
-        except zstandard.ZstdError:
+            # the size rules of the one exact-size decoder: the declared size checked to be
+            # exactly the buffer's, then decoded into it (numcodecs, which releases the GIL)
+            decode_into("zstd", frame, self._buf)
+        except ExactSizeError:
             return None
-        if declared != self.nbytes or self.nbytes == 0:
-            return None
-        # numcodecs decodes into the given buffer and refuses frames declaring more than it
-        # holds; the declared size was checked above to be exactly the buffer's size.
-        self._codec.decode(frame, out=self._buf)
-        return memoryview(self._buf.data).toreadonly()
+        return self._view
 
 
 class LocalObjectReader:

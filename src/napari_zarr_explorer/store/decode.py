@@ -18,6 +18,12 @@ import numpy.typing as npt
 
 from napari_zarr_explorer._compat import numcodecs_codec_of, set_codec_pipeline, v2_codec
 from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.store.exact import (
+    ExactSizeError,
+    blosc_header,
+    check_zstd_segments,
+    zstd_frame,
+)
 
 __all__ = [
     "ChunkSizeError",
@@ -56,76 +62,31 @@ def _too_big(codec: str, size: int | None, bound: int) -> ChunkSizeError:
 def _zstd_check(data: bytes | memoryview, bound: int) -> None:
     """Check the decompressed size of zstd frames from their headers, without decoding."""
     mv = memoryview(data).cast("B")
-    n = len(mv)
     pos = 0
     total = 0
-    while pos + 4 <= n:
-        magic = int.from_bytes(mv[pos : pos + 4], "little")
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
-            if pos + 8 > n:
-                return
-            pos += 8 + int.from_bytes(mv[pos + 4 : pos + 8], "little")
-            continue
-        if magic != 0xFD2FB528 or pos + 5 > n:
-            return  # not zstd: let the codec report it
-        fhd = mv[pos + 4]
-        pos += 5
-        fcs_flag, single, checksum, did_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
-        window: int | None = None
-        if not single:
-            if pos >= n:
-                return
-            wd = mv[pos]
-            pos += 1
-            base = 1 << (10 + (wd >> 3))
-            window = base + (base // 8) * (wd & 7)
-        pos += (0, 1, 2, 4)[did_flag]
-        fcs_size = (1 if single else 0, 2, 4, 8)[fcs_flag]
-        fcs: int | None = None
-        if fcs_size:
-            if pos + fcs_size > n:
-                return
-            fcs = int.from_bytes(mv[pos : pos + fcs_size], "little") + (256 if fcs_size == 2 else 0)
-            pos += fcs_size
-            if single:
-                window = fcs
-            if total + fcs > bound:
-                raise _too_big("zstd", total + fcs, bound)
-        block_max = min(window or (1 << 17), 1 << 17)
-        frame = 0
-        while True:
-            if pos + 3 > n:
-                return
-            bh = int.from_bytes(mv[pos : pos + 3], "little")
-            pos += 3
-            btype, bsize = (bh >> 1) & 3, bh >> 3
-            if btype == 0:
-                frame += bsize
-                pos += bsize
-            elif btype == 1:
-                frame += bsize
-                pos += 1
-            elif btype == 2:
-                frame += block_max
-                pos += bsize
-            else:
-                return
-            if fcs is None and total + frame > bound:
-                raise _too_big("zstd", None, bound)
-            if bh & 1:
-                break
-        pos += 4 if checksum else 0
-        total += fcs if fcs is not None else frame
+    while pos + 4 <= len(mv):
+        frame = zstd_frame(mv, pos)
+        if frame is None:
+            return  # not zstd, or cut short: let the codec report it
+        if frame.content_size is not None:
+            if total + frame.content_size > bound:
+                raise _too_big("zstd", total + frame.content_size, bound)
+        elif total + frame.decoded > bound:
+            raise _too_big("zstd", None, bound)
+        if not frame.complete:
+            return
+        pos = frame.end
+        total += frame.content_size if frame.content_size is not None else frame.decoded
 
 
 def _precheck(codec: str, data: Any, bound: int) -> None:
     mv = memoryview(data).cast("B")
     if codec == "zstd":
         _zstd_check(mv, bound)
-    elif codec == "blosc" and len(mv) >= 16:
-        nbytes = int.from_bytes(mv[4:8], "little")
-        if nbytes > bound:
-            raise _too_big("blosc", nbytes, bound)
+    elif codec == "blosc":
+        header = blosc_header(mv)
+        if header is not None and header.nbytes > bound:
+            raise _too_big("blosc", header.nbytes, bound)
     elif codec == "lz4" and len(mv) >= 4:
         nbytes = int.from_bytes(mv[0:4], "little")
         if nbytes > bound:
@@ -531,6 +492,9 @@ def _bulk_zstd(chunk_nbytes: int) -> Callable[[bytes, npt.NDArray[np.uint64]], N
         n = int(segments.shape[0])
         if n == 0:
             return
+        # the size rules of the one exact-size decoder: each frame declares the chunk's size
+        # (or none) and ends where its chunk ends; the batch decoder ignores what follows a frame
+        check_zstd_segments(data, segments, chunk_nbytes)
         frames = zstandard.BufferWithSegments(
             data, np.ascontiguousarray(segments, dtype=np.uint64).tobytes()
         )
@@ -551,7 +515,8 @@ def _bulk_raw(chunk_nbytes: int) -> Callable[[bytes, npt.NDArray[np.uint64]], No
     def check(data: bytes, segments: npt.NDArray[np.uint64]) -> None:
         del data
         if segments.size and bool((segments[:, 1] != np.uint64(chunk_nbytes)).any()):
-            raise ValueError("an uncompressed chunk does not have its declared size")
+            # the rule of check_declared("raw", ...), for all rows at once
+            raise ExactSizeError("an uncompressed chunk does not have its declared size")
 
     return check
 
