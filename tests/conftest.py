@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -52,3 +54,18 @@ def kernel_name() -> str:
 
     install(user=True, kernel_name="napari-zarr-explorer-tests", display_name="nze tests")
     return "napari-zarr-explorer-tests"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """A dask.distributed LocalCluster of two worker processes on loopback, shared by the run."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        processes=True,
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    ) as c:
+        yield c

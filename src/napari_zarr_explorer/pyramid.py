@@ -11,7 +11,8 @@ zarr-python):
 - :func:`as_dask` gives what Python users compute with (:func:`open_pyramid`): a dask array whose
   blocks are whole stored chunks (whole shards for sharded arrays), grown to about
   :data:`MIN_BLOCK_BYTES` and coarsened to whole multiples when the block count would exceed
-  :data:`MAX_BLOCKS`.
+  :data:`MAX_BLOCKS`. Computed by itself (whole, or a region taken with step-1 slices), it is
+  read into one array allocated once (:mod:`napari_zarr_explorer._dasklevel`).
 
 Both read local arrays through :func:`napari_zarr_explorer.store.bulk_read` (stored objects read
 and decoded on every processor, into the result).
@@ -334,8 +335,19 @@ class ChunkReader:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
+    #: Where the array was opened from, ``(location, path)``, when known: a reader that knows
+    #: it can be pickled (to dask.distributed workers), which open the array again (checked).
+    source: tuple[Any, str] | None = None
+
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return ("napari-zarr-explorer.ChunkReader", self.where, self.shape, str(self.dtype))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.source is None:
+            raise TypeError(
+                f"{self!r} cannot be pickled: it does not know where its array was opened from"
+            )
+        return (_reopen_reader, (self.source, self.where, self.shape, str(self.dtype)))
 
     def __repr__(self) -> str:
         return f"ChunkReader({self.where!r}, shape={self.shape}, dtype={self.dtype})"
@@ -382,22 +394,34 @@ class ChunkReader:
         out = self.read(region)
         return out if trivial else out[post]
 
-    def read(self, sel: tuple[slice, ...]) -> np.ndarray:
-        """Read the region *sel* (one step-1 slice per dimension)."""
+    def read(self, sel: tuple[slice, ...], *, out: np.ndarray | None = None) -> np.ndarray:
+        """Read the region *sel* (one step-1 slice per dimension).
+
+        With *out* (an array of the region's shape and of this reader's dtype, e.g. a view into
+        a larger result), the region is written into it and it is returned.
+        """
         shape = tuple(s.stop - s.start for s in sel)
+        if out is not None and out.shape != shape:
+            raise ValueError(f"out has the shape {out.shape}, the region {shape}")
         if 0 in shape:
-            return np.empty(shape, dtype=self.dtype)
+            return np.empty(shape, dtype=self.dtype) if out is None else out
         self.check_limit(sel)
         if self.cache is not None:
-            return self._read_cached(sel, shape)
-        return self._read_region(sel, shape)
+            data = self._read_cached(sel, shape)
+            if out is None:
+                return data
+            out[...] = data
+            return out
+        return self._read_region(sel, shape, out)
 
-    def _read_region(self, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    def _read_region(
+        self, sel: tuple[slice, ...], shape: tuple[int, ...], out: np.ndarray | None = None
+    ) -> np.ndarray:
         with self._lock:
             known_bad = bool(self._bad)
         if not known_bad or not self._touches_bad(sel):
             try:
-                return self._fetch(sel)
+                return self._fetch(sel) if out is None else self._fetch_into(sel, out)
             except (LimitError, UnsafeDataError, PathEscapeError, MetadataError):
                 raise
             except RemoteError as exc:
@@ -405,7 +429,7 @@ class ChunkReader:
                     raise
             except Exception as exc:  # retried chunk by chunk below, naming the bad chunk
                 del exc
-        return self._read_tolerant(sel, shape)
+        return self._read_tolerant(sel, shape, out)
 
     def _chunk_region(self, lo: Sequence[int], hi: Sequence[int]) -> tuple[slice, ...]:
         """Return the array region of the chunks ``lo`` (inclusive) to ``hi`` (exclusive)."""
@@ -457,6 +481,20 @@ class ChunkReader:
         out.flags.writeable = False  # the same whether the chunks came from the cache or not
         return out
 
+    def _fetch_into(self, sel: tuple[slice, ...], out: np.ndarray) -> np.ndarray:
+        """Read *sel* into *out*: decoded straight into it where the bulk read applies."""
+        plain = type(self)._fetch is ChunkReader._fetch  # subclasses read their own way
+        if (
+            plain
+            and type(self.array.store).__name__ != "RemoteStore"
+            and out.dtype == np.dtype(self.array.dtype)
+        ):
+            from napari_zarr_explorer.store.bulk import bulk_read
+
+            return bulk_read(self.array, sel, out=out)
+        out[...] = self._fetch(sel)
+        return out
+
     def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
         if type(self.array.store).__name__ == "RemoteStore":
             # zarr reads the inner chunks of a shard one after another, and the chunks of a read
@@ -495,8 +533,11 @@ class ChunkReader:
                 dst.append(slice(lo - s.start, hi - s.start))
             yield coords, tuple(src), tuple(dst)
 
-    def _read_tolerant(self, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
-        out = np.empty(shape, dtype=self.dtype)
+    def _read_tolerant(
+        self, sel: tuple[slice, ...], shape: tuple[int, ...], out: np.ndarray | None = None
+    ) -> np.ndarray:
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
         for coords, src, dst in self._iter_chunks(sel):
             with self._lock:
                 bad = coords in self._bad
@@ -527,6 +568,24 @@ class ChunkReader:
             except (ValueError, TypeError):
                 out[dst] = 0
         return out
+
+
+def _reopen_reader(
+    source: tuple[Any, str], where: str, shape: tuple[int, ...], dtype: str
+) -> ChunkReader:
+    """Open a pickled :class:`ChunkReader`'s array again (its metadata checked again)."""
+    from napari_zarr_explorer.store import open_array
+
+    location, path = source
+    reader = ChunkReader(open_array(location, path), where=where)
+    if reader.shape != tuple(shape) or str(reader.dtype) != dtype:
+        raise MetadataError(
+            f"{where}: the array changed since it was opened (now {reader.shape} {reader.dtype}, "
+            f"was {tuple(shape)} {dtype}).",
+            hint="Open it again.",
+        )
+    reader.source = source
+    return reader
 
 
 def _paste(
@@ -634,6 +693,8 @@ def as_dask(
     where: str,
     block: str = "shard",
     max_blocks: int = MAX_BLOCKS,
+    block_bytes: int = MIN_BLOCK_BYTES,
+    source: tuple[Any, str] | None = None,
 ) -> da.Array:
     """Wrap a zarr array as a lazy dask array aligned to its stored chunks.
 
@@ -648,17 +709,34 @@ def as_dask(
         per inner chunk. Unsharded arrays use one block per chunk either way.
     max_blocks
         Upper bound of the number of blocks; blocks are coarsened to whole multiples beyond it.
+    block_bytes
+        Blocks are grown in whole multiples of the shard (or chunk) up to about this many
+        bytes (default 128 MiB).
+    source
+        ``(location, path)`` the array was opened from (:func:`~napari_zarr_explorer.store.
+        open_array`'s arguments): with it the array can be pickled, e.g. computed on
+        dask.distributed workers, which open the array again.
 
     Returns
     -------
     dask.array.Array
-        Nothing is read until it is computed or sliced and computed.
+        Nothing is read until it is computed or sliced and computed. Computed by itself, as a
+        whole or as a region taken with step-1 slices, it is read into one array allocated once
+        (see :class:`napari_zarr_explorer._dasklevel.LevelArray`); anything derived from it
+        computes block by block, as any dask array.
     """
     import dask.array as da
 
     reader = ChunkReader(zarr_array, where=where)
+    reader.source = source
     base = reader.shards if (reader.shards is not None and block == "shard") else reader.chunks
-    chunks = dask_chunks(reader.shape, base, itemsize=reader.dtype.itemsize, max_blocks=max_blocks)
+    chunks = dask_chunks(
+        reader.shape,
+        base,
+        itemsize=reader.dtype.itemsize,
+        max_blocks=max_blocks,
+        min_block_bytes=block_bytes,
+    )
     from dask.base import tokenize
 
     name = "zarr-" + tokenize(where, reader.shape, str(reader.dtype), chunks)
@@ -671,7 +749,10 @@ def as_dask(
         fancy=True,
         meta=np.empty((0,) * reader.ndim, dtype=reader.dtype),
     )
-    return result
+    from napari_zarr_explorer._dasklevel import as_level_array
+
+    level: da.Array = as_level_array(result, reader)
+    return level
 
 
 _Index = int | range
@@ -1209,7 +1290,11 @@ def list_children(store: Any, path: str, *, limit: int = 10_000) -> list[str]:
 
 
 def open_pyramid(
-    url: str, path: str = "", *, storage_options: dict[str, Any] | None = None
+    url: str,
+    path: str = "",
+    *,
+    storage_options: dict[str, Any] | None = None,
+    block_bytes: int = MIN_BLOCK_BYTES,
 ) -> list[da.Array]:
     """Open the image at *url* / *path* as a list of dask arrays, largest first.
 
@@ -1221,10 +1306,15 @@ def open_pyramid(
         Store-relative path of an array, an OME multiscales group, or a plain group of levels.
     storage_options
         Options for remote stores.
+    block_bytes
+        Size the dask blocks grow to, in whole shards (or chunks): about this many bytes
+        (default 128 MiB). Smaller blocks bound the memory of block-by-block work further.
 
     Returns
     -------
     list of dask.array.Array
+        Computing a level (or a region of it taken with step-1 slices) by itself reads it into
+        one array allocated once, with no copy by dask afterwards; see :func:`as_dask`.
     """
     from napari_zarr_explorer.store import open_array, open_store, parse_location
 
@@ -1236,5 +1326,12 @@ def open_pyramid(
     out = []
     for p in levels.paths:
         arr = open_array(loc, p, store=store)
-        out.append(as_dask(arr, where=f"{loc.url}/{p}" if p else loc.url))
+        out.append(
+            as_dask(
+                arr,
+                where=f"{loc.url}/{p}" if p else loc.url,
+                block_bytes=block_bytes,
+                source=(loc, p),
+            )
+        )
     return out
