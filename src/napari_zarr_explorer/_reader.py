@@ -64,25 +64,33 @@ def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:
 
 def read_zarr(path: str | list[str]) -> list[LayerData]:
     """Open *path* (a store path or URL, or a list of one) as napari layer data."""
-    _prefetch(path)
-    from napari_zarr_explorer.layers import open_layers
-
+    fetched_ahead = _prefetch(path)
     one = _single(path)
     if one is None:
         raise ValueError("Open one Zarr store at a time.")
+    if fetched_ahead:
+        # a plain remote image is shown without waiting for zarr-python's import
+        from napari_zarr_explorer.layers import open_first_image
+
+        layers = open_first_image(one)
+        if layers is not None:
+            return layers
+    from napari_zarr_explorer.layers import open_layers
+
     return open_layers(one)
 
 
-def _prefetch(path: Any) -> None:
+def _prefetch(path: Any) -> bool:
     """Start the first metadata requests of an ``http(s)://`` store before importing zarr.
 
     The reader's imports (zarr, numcodecs...) take longer than a few round trips to a distant
     server: the root metadata and its levels' are requested meanwhile, in threads, by the store
     layer's HTTP client, which hands its answers to the store opened next for the same URL.
+    Returns whether the requests were started.
     """
     one = _single(path)
     if one is None or not one.strip().lower().startswith(("http://", "https://")):
-        return
+        return False
     try:
         from napari_zarr_explorer.store._http import prefetch
         from napari_zarr_explorer.store.limits import max_metadata_bytes
@@ -92,14 +100,15 @@ def _prefetch(path: Any) -> None:
         loc = parse_location(one)
         opts = RemoteOptions.from_env()
         if not opts.read_ahead or "?" in loc.url or urlsplit(loc.url).username is not None:
-            return  # the store will not use the lean client for these
+            return False  # the store will not use the lean client for these
         if any(seg.lower().endswith(".n5") for seg in urlsplit(loc.url).path.split("/")):
-            return  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
-        prefetch(
+            return False  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
+        client = prefetch(
             loc.url,
             timeout=opts.timeout,
             max_connections=opts.concurrency,
             limit=max_metadata_bytes(),
         )
     except Exception:  # opening reports every problem; fetching ahead is an optimisation
-        return
+        return False
+    return client is not None

@@ -13,6 +13,7 @@ __all__ = [
     "ExplorerWarning",
     "LimitError",
     "MetadataError",
+    "NotAnObjectError",
     "NotFoundError",
     "PathEscapeError",
     "RemoteError",
@@ -67,6 +68,10 @@ class AccessDeniedError(RemoteError, PermissionError):
 
 class NotFoundError(RemoteError, FileNotFoundError):
     """The store or a key in it does not exist."""
+
+
+class NotAnObjectError(ExplorerError, IsADirectoryError):
+    """A key names a folder of a local store (a group, an array, a folder), not an object."""
 
 
 class ExplorerWarning(UserWarning):

@@ -14,6 +14,8 @@ to its node: ``source_url``, ``node_path``, ``level_paths``, ``zarr_format``, ``
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from napari_zarr_explorer.ome.model import (
 )
 from napari_zarr_explorer.plate import PlateSource, plate_levels
 from napari_zarr_explorer.pyramid import (
+    ChunkReader,
     LazyArray,
     _numeric,
     as_level,
@@ -985,3 +988,404 @@ def _label_colormap(ome: OmeMetadata) -> dict[Any, Any] | None:
             value = int(value)
         cmap[value] = [v / 255 for v in c.rgba]
     return cmap
+
+
+# ------------------------------------------------------------------------------------------------
+# The first image of a remote OME-Zarr image, before zarr-python is imported
+
+#: Most reads served by the lean readers of an image before zarr-python is imported for the
+#: rest. napari reads the coarsest level for the contrast limits (once per channel), then the
+#: first tile of the level it shows: zarr-python is imported as soon as a read of any other
+#: level than the coarsest has been served, or after this many reads.
+LEAN_FIRST_READS = 8
+#: Most shard indexes the lean readers of an image keep for zarr-python's store.
+_LEAN_KEEP = 256
+
+
+class _Fallback(Exception):
+    """The lean path does not apply: the image is opened by :func:`open_layers`."""
+
+
+class _LeanImage:
+    """The levels of one image read without zarr-python until zarr's arrays are ready.
+
+    After :data:`LEAN_FIRST_READS` reads (or when a read needs zarr-python), zarr-python is
+    imported in a background thread and the levels are opened as zarr arrays from the very
+    metadata documents already read (no request); from then on reads go through them.
+    """
+
+    def __init__(
+        self, loc: Location, client: Any, nodes: list[NodeMeta], coarsest: set[int] | None = None
+    ) -> None:
+        self.loc = loc
+        self.client = client
+        self.nodes = nodes
+        #: indices (into *nodes*) of each layer's coarsest level: the levels of every layer
+        #: of the image (the image's, then its label images') share one zarr-python import
+        self.coarsest = coarsest if coarsest is not None else {len(nodes) - 1}
+        self.reads = 0
+        self._lock = threading.Lock()
+        self._started = False
+        self._done = threading.Event()
+        self._arrays: list[Any] = []
+        self._error: BaseException | None = None
+        self._kept: dict[tuple[str, tuple[Any, ...]], bytes] = {}
+
+    @property
+    def ready(self) -> bool:
+        """True once zarr-python's arrays are built (or failed to build)."""
+        return self._done.is_set()
+
+    def served(self, index: int) -> None:
+        """Count one read of level *index*; start zarr-python after the first image."""
+        with self._lock:
+            self.reads += 1
+            due = index not in self.coarsest or self.reads >= LEAN_FIRST_READS
+        if due:
+            self.start()
+
+    def record(self, key: str, byte_range: tuple[Any, ...], data: bytes) -> None:
+        """Keep a shard index read by a lean reader, for zarr-python's store (no second read)."""
+        with self._lock:
+            if len(self._kept) < _LEAN_KEEP:
+                self._kept[(key, byte_range)] = data
+
+    def start(self) -> None:
+        """Import zarr-python and open the levels' arrays in a background thread (once)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._build, name="nze-zarr-import", daemon=True).start()
+
+    def _build(self) -> None:
+        try:
+            from napari_zarr_explorer.store.open import array_from_metadata
+
+            store = open_store(self.loc)
+            seed = getattr(store, "seed_cache", None)
+            if seed is not None:
+                with self._lock:
+                    kept, self._kept = self._kept, {}
+                for (key, rng), data in kept.items():
+                    seed(key, rng, data)
+            self._arrays = [
+                array_from_metadata(
+                    store,
+                    node.path,
+                    node.metadata,
+                    zarr_format=node.zarr_format,
+                    where=self.loc.url,
+                    attributes=node.attributes,
+                )
+                for node in self.nodes
+            ]
+        except BaseException as exc:  # raised to whoever reads through zarr-python
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def array(self, index: int) -> Any:
+        """Return the zarr array of level *index* (importing zarr-python first if needed)."""
+        self.start()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._arrays[index]
+
+
+class _LeanReader(ChunkReader):
+    """A :class:`ChunkReader` whose first reads need no zarr-python (see :class:`_LeanImage`).
+
+    A read that the lean reader cannot do exactly (anything unusual, any error) is done by the
+    ordinary reader over zarr-python, with its results and its messages.
+    """
+
+    def __init__(self, lean: Any, image: _LeanImage, index: int, *, where: str, cache: Any) -> None:
+        from napari_zarr_explorer.pyramid import _READER_IDS
+
+        self.lean = lean
+        self.image = image
+        self.index = index
+        self.where = where
+        self.cache = cache if cache is None or cache.max_bytes > 0 else None
+        self._id = next(_READER_IDS)
+        self.shape = tuple(lean.shape)
+        self.dtype = lean.dtype
+        self.ndim = len(self.shape)
+        self.chunks = tuple(lean.chunks)
+        self.shards = None if lean.shards is None else tuple(lean.shards)
+        self.chunk_nbytes = lean.chunk_nbytes
+        self.fill_value = lean.fill_value if lean.fill_known else 0
+        self._bad: set[tuple[int, ...]] = set()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def array(self) -> Any:
+        """The level's zarr array (zarr-python is imported, in the background, on first use)."""
+        return self.image.array(self.index)
+
+    @array.setter
+    def array(self, value: Any) -> None:  # pragma: no cover - set by ChunkReader only
+        raise AttributeError("the array of a lean reader is opened from its metadata")
+
+    def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
+        if not self.image.ready:
+            data = None
+            with contextlib.suppress(Exception):  # else read by zarr-python, with its messages
+                data = self.lean.read(self.image.client, sel, self.image.record)
+            if data is not None:
+                self.image.served(self.index)
+                return np.asarray(data)
+        return super()._fetch(sel)
+
+
+def _lean_node(client: Any, loc: Location, path: str, fmt: int | None) -> NodeMeta | None:
+    """Return the node at *path* from the documents fetched ahead (as ``read_node`` would)."""
+    from napari_zarr_explorer.store._http import NOTHING
+    from napari_zarr_explorer.store.meta import _v3_node, join_key, parse_json, v2_node
+
+    def doc(name: str) -> dict[str, Any] | None:
+        key = join_key(path, name)
+        raw = client.peek_early(key)
+        if raw is NOTHING:
+            raise _Fallback(f"{key} was not fetched ahead")
+        if raw is None:
+            return None
+        assert isinstance(raw, bytes)
+        return parse_json(raw, f"{loc.url}/{key}")
+
+    if fmt in (None, 3):
+        v3 = doc("zarr.json")
+        if v3 is not None:
+            return _v3_node(path, v3, where=f"{loc.url}/{join_key(path, 'zarr.json')}")
+        if fmt == 3:
+            return None
+    array = doc(".zarray")
+    group = None if array is not None else doc(".zgroup")
+    # another zarr_format raises MetadataError: the ordinary path reports it
+    return v2_node(path, array, group, doc(".zattrs"), where=loc.url)
+
+
+def _lean_consolidated(
+    client: Any, loc: Location, root: NodeMeta
+) -> dict[str, tuple[int, dict[str, Any]]] | None:
+    """Return the consolidated metadata, parsed as ``store.consolidated_nodes`` parses it.
+
+    None when there is none. From the root's ``zarr.json`` (v3) or, for a Zarr v2 root, the
+    ``.zmetadata`` fetched ahead; the same parse, so that every node comes from the same
+    document as on the ordinary path (which trusts the consolidated copy for every node but
+    the root).
+    """
+    from napari_zarr_explorer.store._http import NOTHING
+    from napari_zarr_explorer.store.meta import join_key, parse_json
+
+    result: dict[str, tuple[int, dict[str, Any]]] = {}
+    if root.zarr_format == 3:
+        cm = root.metadata.get("consolidated_metadata")
+        if not isinstance(cm, dict) or not isinstance(cm.get("metadata"), dict):
+            return None
+        for path, md in cm["metadata"].items():
+            if isinstance(path, str) and isinstance(md, dict):
+                result[path.strip("/")] = (3, md)
+        return result
+    raw = client.peek_early(".zmetadata")
+    if raw is NOTHING:
+        raise _Fallback(".zmetadata was not fetched ahead")
+    if raw is None:
+        return None
+    assert isinstance(raw, bytes)
+    zmeta = parse_json(raw, f"{loc.url}/.zmetadata")
+    if not isinstance(zmeta.get("metadata"), dict):
+        return None
+    docs: dict[str, Any] = zmeta["metadata"]
+    for doc_key, md in docs.items():
+        if not isinstance(doc_key, str) or not isinstance(md, dict):
+            continue
+        path, _, name = doc_key.rpartition("/")
+        if name in (".zarray", ".zgroup"):
+            attrs = docs.get(join_key(path, ".zattrs"))
+            doc = dict(md)
+            doc["__kind__"] = "array" if name == ".zarray" else "group"
+            doc["__attrs__"] = attrs if isinstance(attrs, dict) else {}
+            result[path] = (2, doc)
+    return result
+
+
+@dataclass
+class _LeanNodes:
+    """Nodes as :func:`~napari_zarr_explorer.store.read_node` gives them, without a store.
+
+    From the consolidated metadata for the nodes it describes (not the root), else from the
+    documents fetched ahead.
+    """
+
+    client: Any
+    loc: Location
+    fmt: int
+    cons: dict[str, tuple[int, dict[str, Any]]] | None
+
+    def node(self, path: str) -> NodeMeta | None:
+        from napari_zarr_explorer.store.meta import _v3_node, join_key
+
+        if path and self.cons is not None and path in self.cons:
+            cfmt, cmd = self.cons[path]
+            if cfmt == 3:
+                return _v3_node(path, cmd, where=f"{self.loc.url}/{join_key(path, 'zarr.json')}")
+            cmd = dict(cmd)
+            kind = cmd.pop("__kind__")
+            attrs = cmd.pop("__attrs__")
+            return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=attrs, metadata=cmd)
+        return _lean_node(self.client, self.loc, path, self.fmt)
+
+    def levels(self, node: NodeMeta, ms: Multiscale) -> tuple[list[Any], list[NodeMeta], Any]:
+        """Return the levels of *ms* if the lean reader reads every one, plainly (else fall back).
+
+        Anything :meth:`_Ctx.levels` would warn about (a missing, refused, smaller or
+        differently shaped level, axes not matching) falls back.
+        """
+        from napari_zarr_explorer.store.lean import lean_array
+
+        nodes: list[NodeMeta] = []
+        leans: list[Any] = []
+        for ds in ms.datasets:
+            key = safe_join(node.path, ds.path)
+            child = self.node(key)
+            if not key or key == node.path or child is None or child.kind != "array":
+                raise _Fallback(f"level {ds.path!r}")
+            lean = lean_array(child.metadata, child.zarr_format, key)
+            if lean is None or lean.dtype.kind not in "biuf":
+                raise _Fallback(f"level {key!r} is not lean")
+            if leans and (
+                len(lean.shape) != len(leans[0].shape)
+                or any(s > p for s, p in zip(lean.shape, leans[-1].shape, strict=True))
+            ):
+                raise _Fallback(f"level {key!r} does not fit")
+            nodes.append(child)
+            leans.append(lean)
+        if not leans:
+            raise _Fallback("no levels")
+        ndim = len(leans[0].shape)
+        axes = ms.axes or infer_axes(ndim)
+        if len(axes) != ndim:
+            raise _Fallback("axes")
+        return leans, nodes, axes
+
+    def labels(self) -> list[tuple[str, NodeMeta, OmeMetadata]]:
+        """Return the label images :meth:`_Ctx.labels_of` opens for the root image, plainly.
+
+        Anything it would warn about (a label image missing, without multiscales, with OME
+        warnings, or not an integer or boolean image) falls back, whole.
+        """
+        node = self.node("labels")
+        if node is None or node.kind != "group":
+            return []
+        ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+        if ome is None or not ome.labels:
+            return []
+        out: list[tuple[str, NodeMeta, OmeMetadata]] = []
+        for name in ome.labels:
+            key = safe_join("labels", name)
+            lnode = self.node(key)
+            if lnode is None:
+                raise _Fallback(f"label image {name!r} is missing")
+            lome = parse_ome(lnode.attributes, zarr_format=lnode.zarr_format)
+            if lome is None or not lome.multiscales or lome.warnings:
+                raise _Fallback(f"label image {name!r}")
+            out.append((name, lnode, lome))
+        return out
+
+
+def open_first_image(url: str) -> list[LayerData] | None:
+    """Open an ``http(s)://`` OME-Zarr image without importing zarr-python, if it is plain.
+
+    The metadata documents must have been fetched ahead (``_reader`` starts that), or come
+    from the consolidated metadata. The root must be an OME image with one multiscales entry
+    and valid metadata, whose levels (and those of its label images, if it has ``labels``) are
+    arrays :func:`napari_zarr_explorer.store.lean.lean_array` reads. Its layer data are those
+    :func:`open_layers` returns (same layers in the same order, names, colours, scales,
+    metadata); the levels' first reads are done by the lean reader, the rest through
+    zarr-python, imported in the background after the first image.
+
+    Returns
+    -------
+    list of LayerData, or None
+        None when the image is anything else: :func:`open_layers` opens it (every document
+        fetched ahead is still there for it).
+    """
+    try:
+        return _open_first_image(url)
+    except (_Fallback, ExplorerError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _open_first_image(url: str) -> list[LayerData] | None:
+    import os
+
+    from napari_zarr_explorer.pyramid import chunk_cache
+    from napari_zarr_explorer.store._http import client_options, peek_prefetched
+    from napari_zarr_explorer.store.remote_options import RemoteOptions
+
+    loc = parse_location(url)
+    if not loc.url.lower().startswith(("http://", "https://")):
+        return None
+    opts, fs_options = RemoteOptions.split(loc.storage_options, os.environ)
+    if client_options(fs_options) != {} or "?" in loc.url:
+        return None  # the store would ask with other headers, or through fsspec
+    client = peek_prefetched(loc.url, {})
+    if client is None or (client.timeout, client.max_connections) != (
+        opts.timeout,
+        opts.concurrency,
+    ):
+        return None
+    root = _lean_node(client, loc, "", None)
+    if root is None or root.kind != "group":
+        return None
+    fmt = root.zarr_format
+    nodes = _LeanNodes(client, loc, fmt, _lean_consolidated(client, loc, root))
+    ome = parse_ome(root.attributes, zarr_format=fmt)
+    if ome is None or ome.kind != "image" or ome.warnings or len(ome.multiscales) != 1:
+        return None
+    if ome.image_label is not None:
+        return None
+    ms = ome.multiscales[0]
+    # every decision first: nothing is warned before the lean path is sure to apply
+    parts: list[tuple[NodeMeta, Multiscale, OmeMetadata, str | None, Any]] = [
+        (root, ms, ome, None, nodes.levels(root, ms))
+    ]
+    for name, lnode, lome in nodes.labels():
+        lms = lome.multiscales[0]
+        opened = nodes.levels(lnode, lms)
+        if opened[0][0].dtype.kind not in "iub":
+            raise _Fallback(f"label image {name!r} is not integer")
+        parts.append((lnode, lms, lome, name, opened))
+    all_nodes = [n for part in parts for n in part[4][1]]
+    coarsest: set[int] = set()
+    first = 0
+    for part in parts:
+        first += len(part[4][1])
+        coarsest.add(first - 1)
+    image = _LeanImage(loc, client, all_nodes, coarsest)
+    cache = chunk_cache()
+    ctx = _Ctx(loc, None)
+    layers: list[LayerData] = []
+    index = 0
+    for node, pms, pome, label, (leans, lnodes, axes) in parts:
+        levels: list[LazyArray] = []
+        for lean, n in zip(leans, lnodes, strict=True):
+            reader = _LeanReader(lean, image, index, where=f"{loc.url}/{n.path}", cache=cache)
+            levels.append(LazyArray(reader))
+            index += 1
+        paths = [n.path for n in lnodes]
+        layers.append(
+            ctx.multiscale_layer(
+                node,
+                pms,
+                pome,
+                as_labels=label is not None,
+                opened=(levels, paths, list(range(len(lnodes))), axes),
+                name=label,
+            )
+        )
+    return layers

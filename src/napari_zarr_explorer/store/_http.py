@@ -48,6 +48,7 @@ __all__ = [
     "HTTPStatusError",
     "RedirectRefusedError",
     "client_options",
+    "peek_prefetched",
     "prefetch",
     "take_prefetched",
 ]
@@ -226,6 +227,7 @@ class HTTPClient:
         self._executor: _DaemonThreads | None = None
         self._early: dict[str, tuple[float, Future[tuple[int, bytes | None]]]] = {}
         self._asked: set[str] = set()  # metadata keys the store has asked for itself
+        self._ahead = threading.Event()  # set when prefetch() has asked for all it will
         self.requests = 0  # requests sent (tests and benchmarks)
 
     # -- pickling: configuration only ------------------------------------------------------
@@ -510,6 +512,24 @@ class HTTPClient:
             return _NOTHING  # asked again, with retries and the store's error messages
         return None if status in (404, 410) else body
 
+    def peek_early(self, key: str) -> object:
+        """Return the answer fetched ahead for *key*, leaving it for :meth:`get` (waits for it).
+
+        Returns the body (bytes), None when the object does not exist, or ``NOTHING`` when it
+        was not fetched ahead (or the request failed: the store asks again and reports it).
+        Waits, at most the timeout, until :func:`prefetch` has asked for all it will.
+        """
+        self._ahead.wait(self.timeout)
+        with self._lock:
+            entry = self._early.get(key)
+        if entry is None or time.monotonic() - entry[0] > PREFETCH_TTL:
+            return NOTHING
+        try:
+            status, body = entry[1].result(timeout=self.timeout)
+        except Exception:
+            return NOTHING
+        return None if status in (404, 410) else body
+
     def early_keys(self) -> list[str]:
         """Keys fetched ahead and not used yet."""
         with self._lock:
@@ -517,6 +537,8 @@ class HTTPClient:
 
 
 _NOTHING = object()
+#: What :meth:`HTTPClient.peek_early` returns for an answer that was not fetched ahead.
+NOTHING = _NOTHING
 
 
 def _read_all(resp: http.client.HTTPResponse, most: int | None, deadline: float) -> bytes:
@@ -595,7 +617,8 @@ def prefetch(
 
     Called before the rest of the reader is imported, so that the first round trips overlap
     with the imports. The root's ``zarr.json`` (or, when it is missing, the Zarr v2 documents)
-    is read, then the metadata of the children the OME metadata names (multiscales levels).
+    is read, then the metadata of the children the OME metadata names (multiscales levels,
+    ``labels``, then the label images and their levels), unless the metadata is consolidated.
     :func:`take_prefetched` hands the client (with its answers) to the store opened next for
     the same URL and headers; unused answers are dropped after :data:`PREFETCH_TTL` seconds.
     """
@@ -612,6 +635,8 @@ def prefetch(
             _fetch_root_ahead(client, limit)
         except Exception:  # the store asks again and reports problems
             return
+        finally:
+            client._ahead.set()
 
     # its own thread: it waits for answers the client's threads fetch (with a concurrency of 1,
     # waiting inside the pool would block the pool)
@@ -629,6 +654,20 @@ def take_prefetched(url: str, headers: Mapping[str, str]) -> HTTPClient | None:
             if now - when > PREFETCH_TTL:
                 _PREFETCHED.pop(k, None)
                 old.close()
+    if entry is None or time.monotonic() - entry[0] > PREFETCH_TTL:
+        return None
+    return entry[1]
+
+
+def peek_prefetched(url: str, headers: Mapping[str, str]) -> HTTPClient | None:
+    """Return the client :func:`prefetch` made for *url* and *headers*, leaving it there.
+
+    :func:`take_prefetched` still hands it (with the answers nobody took) to the store opened
+    next for the same URL.
+    """
+    key = _client_key(url, headers)
+    with _PREFETCH_LOCK:
+        entry = _PREFETCHED.get(key)
     if entry is None or time.monotonic() - entry[0] > PREFETCH_TTL:
         return None
     return entry[1]
@@ -658,7 +697,87 @@ def _fetch_root_ahead(client: HTTPClient, limit: int) -> None:
     if body is None:
         return
     try:
-        json.loads(body)
+        doc = json.loads(body)
     except ValueError:
         return
-    client.fetch_ahead(children_metadata_keys(key, body, fmt), limit)
+    # the reader takes the nodes the consolidated metadata describes (all but the root) from it:
+    # only the documents of the others are asked for
+    described = _consolidated(client, doc if fmt == 3 else None)
+    children = [
+        k for k in children_metadata_keys(key, body, fmt) if k.rpartition("/")[0] not in described
+    ]
+    client.fetch_ahead(children, limit)
+    _fetch_labels_ahead(client, children, fmt, limit, described)
+
+
+def _consolidated(client: HTTPClient, root: Any) -> set[str]:
+    """Paths of the nodes the consolidated metadata describes (``store.consolidated_nodes``).
+
+    *root* is the root ``zarr.json`` (v3), else None (v2: the ``.zmetadata`` fetched ahead).
+    """
+    if root is None:
+        raw = _early_body(client, ".zmetadata")
+        try:
+            root = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return set()
+        found = root.get("metadata") if isinstance(root, dict) else None
+        if not isinstance(found, dict):
+            return set()
+        return {
+            k.rpartition("/")[0]
+            for k in found
+            if isinstance(k, str) and k.rpartition("/")[2] in (".zarray", ".zgroup")
+        }
+    cm = root.get("consolidated_metadata") if isinstance(root, dict) else None
+    found = cm.get("metadata") if isinstance(cm, dict) else None
+    if not isinstance(found, dict):
+        return set()
+    return {k.strip("/") for k in found if isinstance(k, str)}
+
+
+def _early_body(client: HTTPClient, key: str) -> bytes | None:
+    with client._lock:
+        entry = client._early.get(key)
+    if entry is None:
+        return None
+    try:
+        status, body = entry[1].result(timeout=client.timeout * 2)
+    except Exception:
+        return None
+    return body if status not in (404, 410) else None
+
+
+def _fetch_labels_ahead(
+    client: HTTPClient, children: list[str], fmt: int, limit: int, described: set[str]
+) -> None:
+    """Read ahead an image's label images and their levels, as the store would.
+
+    The ordinary reader reads the ``labels`` group, then each label image it lists, then their
+    levels; the store reads ahead the children named by each of those documents
+    (``children_metadata_keys``). The same documents are asked for here, before zarr-python is
+    imported, so the first image of an image with labels needs no other metadata. A label
+    image the consolidated metadata describes is not read by the reader: its children are not
+    asked for.
+    """
+    from napari_zarr_explorer.store.readahead import children_metadata_keys
+
+    doc = "zarr.json" if fmt == 3 else ".zattrs"
+    labels = f"labels/{doc}"
+    if labels not in children:
+        return
+    frontier = [labels]
+    for _ in range(2):  # the labels group, then its label images
+        found: list[str] = []
+        for parent in frontier:
+            data = _early_body(client, parent)
+            if data is None:
+                continue
+            found.extend(children_metadata_keys(parent, data, fmt))
+        found = list(dict.fromkeys(found))
+        client.fetch_ahead(found, limit)
+        frontier = [
+            k
+            for k in found
+            if k.rpartition("/")[2] == doc and k.rpartition("/")[0] not in described
+        ]

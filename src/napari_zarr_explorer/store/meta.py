@@ -42,6 +42,7 @@ __all__ = [
     "read_json",
     "read_node",
     "read_nodes",
+    "v2_node",
 ]
 
 
@@ -484,6 +485,28 @@ async def _read_node_async(
     if array is None:
         group = await _read_json_async(store, join_key(path, _V2_GROUP), where=where)
     attrs = await _read_json_async(store, join_key(path, _V2_ATTRS), where=where)
+    return v2_node(path, array, group, attrs, where=where)
+
+
+def v2_node(
+    path: str,
+    array: dict[str, Any] | None,
+    group: dict[str, Any] | None,
+    attrs: dict[str, Any] | None,
+    *,
+    where: str,
+) -> NodeMeta | None:
+    """Return the Zarr v2 node at *path* made of its documents (None when it has none).
+
+    *array*, *group* and *attrs* are the parsed ``.zarray``, ``.zgroup`` and ``.zattrs`` (None
+    when absent; *group* is not looked at when *array* is given). Attributes without ``.zgroup``
+    make an implicit group, as seen in the wild. *where* prefixes error messages.
+
+    Raises
+    ------
+    MetadataError
+        When the document says another ``zarr_format``.
+    """
     if array is None and group is None:
         if attrs is None:
             return None

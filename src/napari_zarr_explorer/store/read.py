@@ -10,6 +10,7 @@ the remote store before any request.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 __all__ = ["read_bytes", "read_bytes_async", "read_limited", "read_many_bytes"]
 
+
+_NODE_ARRAY = re.compile(rb'"node_type"\s*:\s*"array"')
 
 #: From this many objects on, :func:`read_many_bytes` reads in threads, this many at once.
 _THREADED_READS = 32
@@ -43,7 +46,13 @@ def read_bytes(store: Any, key: str, *, _base: str | None = None) -> bytes | Non
     """Read one whole object from a zarr store (None when absent); local stores directly.
 
     A local object reached through a symbolic link that leaves the store counts as absent:
-    nothing outside the opened store is read. So does anything but a regular file.
+    nothing outside the opened store is read. So do devices, FIFOs and sockets. Remote stores
+    have no folders: a key naming a group there names no object and reads as absent.
+
+    Raises
+    ------
+    NotAnObjectError
+        When *key* names a folder of a local store (a group, an array, a folder of chunks).
     """
     root = getattr(store, "root", None)
     if isinstance(root, Path):
@@ -53,12 +62,53 @@ def read_bytes(store: Any, key: str, *, _base: str | None = None) -> bytes | Non
             fd = os.open(root / key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # folders, devices, FIFOs, sockets
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise _not_an_object(root, key)
+            return None
         with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # devices, FIFOs, sockets
-                return None
             return fh.read()
     result: bytes | None = _sync(read_bytes_async(store, key))
     return result
+
+
+def _not_an_object(root: Path, key: str) -> Exception:
+    """Return the error for *key*, a folder of the local store at *root*."""
+    from napari_zarr_explorer.errors import NotAnObjectError
+
+    folder = root / key
+    if (folder / ".zarray").is_file() or _NODE_ARRAY.search(_head(root, folder / "zarr.json")):
+        kind = "an array"
+    elif (folder / ".zgroup").is_file() or (folder / "zarr.json").is_file():
+        kind = "a group"
+    else:
+        kind = "a folder"
+    name = key.strip("/")
+    if kind == "a folder":
+        hint = "Read one of the files inside it instead."
+    else:
+        doc = f"{name}/zarr.json" if name else "zarr.json"
+        hint = f"Open it as {kind}, or read an object inside it (e.g. '{doc}')."
+    return NotAnObjectError(
+        f"{key!r} in {root} is {kind}, not an object: there are no bytes to read at that key.",
+        hint=hint,
+    )
+
+
+def _head(root: Path, path: Path) -> bytes:
+    """Return the first bytes of the metadata document *path* (enough for its node type).
+
+    Empty unless *path* is a regular file inside *root*.
+    """
+    if not _inside(root, os.path.relpath(path, root)) or not path.is_file():
+        return b""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4096)
+    except OSError:
+        return b""
 
 
 def read_many_bytes(store: Any, keys: Sequence[str]) -> list[bytes | None]:

@@ -410,6 +410,15 @@ class RemoteStore(WrapperStore[Store]):
         self._failed_in_a_row = 0
         self._unreachable = None
 
+    def seed_cache(self, key: str, byte_range: tuple[Any, ...] | None, data: bytes) -> None:
+        """Keep *data*, read by another reader of this store, as the answer for *key*.
+
+        *byte_range* is ``("range", start, end)``, ``("suffix", n)`` or None (the whole object):
+        the store then answers that request from its cache, as if it had made it.
+        """
+        check_key(key, where=self.url)
+        self._cache.put((key, byte_range), data)
+
     @property
     def cache_nbytes(self) -> int:
         """Bytes currently held by the cache."""
