@@ -744,3 +744,112 @@ def test_suggest_layout() -> None:
     assert suggest_layout((100, 100)) == ((100, 100), (100, 100))
     assert suggest_layout((300, 1000)) == ((256, 256), (512, 1024))
     assert suggest_layout((7,)) == ((7,), (7,))
+
+
+def test_plain_folders_in_a_group_are_not_objects(tmp_path: Path) -> None:
+    # a folder that is no Zarr node (notes, a folder named like a metadata document) used to
+    # stop the plan with a bare IsADirectoryError
+    src = tmp_path / "src.zarr"
+    zarr.open_group(src, mode="w")
+    testing.write_array(src / "img", np.arange(64, dtype="u2").reshape(8, 8), chunks=(4, 4))
+    (src / "notes" / "2024").mkdir(parents=True)
+    (src / "notes" / "2024" / "readme.txt").write_text("kept out of the copy")
+    (src / "odd" / "zarr.json").mkdir(parents=True)
+    dst = tmp_path / "dst.zarr"
+    report = recompress(src, dst)
+    assert report.ok, str(report)
+    assert [a.path for a in report.arrays] == ["img"]
+    np.testing.assert_array_equal(zarr.open_array(dst / "img")[:], zarr.open_array(src / "img")[:])
+    assert not (dst / "notes").exists()
+
+
+def test_control_characters_in_names_are_flagged_and_refused_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    # Refused on purpose (docs/decisions.md): such names are not portable (Windows, some object
+    # stores) and can rewrite a terminal. inspect shows the node with a warning; recompress
+    # names the node and says how to fix it; renamed, it copies.
+    from napari_zarr_explorer.report import inspect
+
+    src = tmp_path / "src.zarr"
+    zarr.open_group(src, mode="w")
+    testing.write_array(src / "ok", np.arange(16, dtype="u1").reshape(4, 4), chunks=(2, 2))
+    testing.write_array(src / "tab\there", np.ones((4, 4), dtype="u1"), chunks=(2, 2))
+    report = inspect(src)
+    (node,) = [n for n in report.nodes if n.path == "tab\there"]
+    (warning,) = node.warnings
+    assert "'tab\\there'" in warning and "control character" in warning
+    assert "recompress" in warning and "'tab_here'" in warning
+    assert "control character" in str(report) and "control character" in json.dumps(
+        report.to_dict()
+    )
+    assert not next(n for n in report.nodes if n.path == "ok").warnings
+    dst = tmp_path / "dst.zarr"
+    with pytest.raises(ExplorerError) as info:
+        recompress(src, dst)
+    msg = str(info.value)
+    assert f"{src}: node 'tab\\there'" in msg and "control character ('\\t')" in msg, msg
+    assert "Rename it" in msg and "'tab_here'" in msg and "in metadata" not in msg, msg
+    assert not dst.exists()
+    (src / "tab\there").rename(src / "tab_here")
+    assert recompress(src, dst).ok
+
+
+def test_a_folder_at_a_chunk_key_reads_as_a_missing_chunk_on_every_path(tmp_path: Path) -> None:
+    import shutil
+
+    from napari_zarr_explorer.store import open_array, open_store, parse_location
+
+    data = np.arange(64, dtype="u2").reshape(8, 8) + 1
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(4, 4))
+    shutil.rmtree(src / "c" / "1")
+    (src / "c" / "1" / "1" / "stray").mkdir(parents=True)  # a folder where a chunk belongs
+    loc = parse_location(str(src))
+    store = open_store(loc)
+    reader = _io.SourceReader(open_array(loc, "", store=store), store, "")
+    assert reader.fast
+    expected = data.copy()
+    expected[4:, :] = 0  # the fill value
+    whole, _ = reader.read((slice(0, 8), slice(0, 8)))
+    np.testing.assert_array_equal(whole, expected)
+    part, _ = reader.read((slice(2, 7), slice(1, 8)))  # not aligned with the chunks
+    np.testing.assert_array_equal(part, expected[2:7, 1:8])
+    blocked = reader.read_blocked((slice(0, 8), slice(0, 8)), (4, 4))
+    assert blocked is not None
+    np.testing.assert_array_equal(blocked[0][1, 1], expected[4:, 4:])
+
+
+def test_default_threads_one_per_cpu_two_more_for_remote_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from napari_zarr_explorer.recompress import _engine
+
+    monkeypatch.setattr(_engine.os, "cpu_count", lambda: 3)
+    assert _engine.default_threads() == 3
+    assert _engine.default_threads(remote=True) == 5
+    ex = _engine._executor(None, None, None)
+    try:
+        assert ex.slots == 3
+    finally:
+        ex.close()
+    ex = _engine._executor(None, None, None, remote=True)
+    try:
+        assert ex.slots == 5
+    finally:
+        ex.close()
+    assert _engine._executor(None, None, 7).slots == 7
+    # a local run uses at most one thread per CPU
+    seen: set[str] = set()
+    real = _engine.run_task
+
+    def spy(task: Any) -> Any:
+        seen.add(threading.current_thread().name)
+        return real(task)
+
+    monkeypatch.setattr(_engine, "run_task", spy)
+    src = tmp_path / "src.zarr"
+    a = zarr.create_array(src, shape=(64, 64), chunks=(8, 8), dtype="u2", zarr_format=2)
+    a[...] = np.arange(64 * 64, dtype="u2").reshape(64, 64)
+    report = recompress(src, tmp_path / "dst.zarr", chunks=(8, 8), task_bytes=128)
+    assert report.ok and report.objects_written == 64
+    assert 1 <= len(seen) <= 3

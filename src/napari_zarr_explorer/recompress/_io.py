@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.errors import ExplorerError, NotAnObjectError
 from napari_zarr_explorer.store import read_bytes
 
 __all__ = [
@@ -279,7 +279,10 @@ class SourceReader:
                 dst_sel.append(slice(a - s.start, b - s.start))
             key = self._key(coords)
             key = f"{self.path}/{key}" if self.path else key
-            raw = read_bytes(self.store, key)
+            try:
+                raw = read_bytes(self.store, key)
+            except NotAnObjectError:  # a folder where a chunk belongs: missing, as zarr sees it
+                raw = None
             if raw is None:
                 out[tuple(dst_sel)] = self.fill_value
                 continue

@@ -13,8 +13,10 @@ import numpy as np
 
 from napari_zarr_explorer.codec_spec import CompressorSpec
 from napari_zarr_explorer.errors import (
+    CodecError,
     ExplorerError,
     MetadataError,
+    NotAnObjectError,
     NotFoundError,
     PathEscapeError,
 )
@@ -320,6 +322,23 @@ def _local_size(loc: Location, path: str) -> int | None:
     return total
 
 
+def _refuse_control_name(child: str, name: str, where: str) -> None:
+    """Refuse a listed node or file whose name has control characters, saying what to do."""
+    from napari_zarr_explorer.store.keys import control_name
+
+    found = control_name(name)
+    if found is None:
+        return
+    chars, renamed = found
+    noun = "character" if "," not in chars else "characters"
+    raise ExplorerError(
+        f"{where}: node {child!r} has a control {noun} ({chars}) in its name; recompress "
+        "does not copy such names (they are not portable to every file system and object "
+        "store, and can rewrite a terminal).",
+        hint=f"Rename it (e.g. to {renamed!r}) and run again.",
+    )
+
+
 def make_plan(
     source: Location,
     *,
@@ -379,6 +398,7 @@ def make_plan(
             if name in META_DOCS or name.startswith(".napari-zarr-explorer"):
                 continue
             child = f"{path}/{name}" if path else name
+            _refuse_control_name(child, name, where)
             children.add(child)
         try:
             children.update(_ome_children(path, node.attributes))
@@ -409,7 +429,10 @@ def make_plan(
                 continue
             if read_node(store, child, where=where) is not None:
                 continue
-            data = read_bytes(store, child)
+            try:
+                data = read_bytes(store, child)
+            except NotAnObjectError:  # a plain folder (notes, scratch): not carried over
+                continue
             if data is not None and len(data) <= MAX_EXTRA_FILE:
                 extras.setdefault(path, []).append((child.rsplit("/", 1)[-1], data))
         if path == "" and "bioformats2raw.layout" in body:
@@ -472,7 +495,10 @@ def make_plan(
         out_chunks, out_shards = resolve_layout(
             shape, src_chunks, src_shards, chunks, shards, zarr_format, where=awhere
         )
-        spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format)
+        try:
+            spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format)
+        except CodecError as exc:  # name the array: a hierarchy has many
+            raise CodecError(f"{awhere}: {exc.message}", hint=exc.hint) from None
         if fill is None:
             data_fill: Any = np.zeros((), dtype=dtype).item()
         elif isinstance(fill, str) and dtype.kind in "fc":
