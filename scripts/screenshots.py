@@ -317,7 +317,7 @@ def render_save(out: Path) -> int:
     dock.setFloating(True)
     dock.resize(520, 560)
     widget.form.path.value = "/data/experiment-42/cells.ome.zarr"  # shown, never written
-    widget.form.codec.value = "blosc-zstd"
+    widget.form.compressor.value = "blosc-zstd"
     wait_idle([])
     _save(dock, out / "save.png")
     viewer.close()

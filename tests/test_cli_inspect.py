@@ -165,6 +165,12 @@ def test_estimate_cli(stores):
     assert "gzip:6" in human.stdout and "ratio" in human.stdout
     bad = _run("estimate", str(stores["image"]), "--compressor", "what")
     assert bad.returncode == 1 and "what" in bad.stderr
+    # a candidate the codec cannot encode: its row says so, the reason follows the table whole
+    refused = _run("estimate", str(stores["image"]), "--compressor", "webp:quality=80")
+    assert refused.returncode == 0, refused.stderr
+    row = next(line for line in refused.stdout.splitlines() if line.startswith("│ webp"))
+    assert "not possible" in row and "RGB" not in row
+    assert "webp:quality=80: webp encodes RGB or RGBA images" in refused.stdout
 
 
 def test_piped_output_never_wraps_names(tmp_path):

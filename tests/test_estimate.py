@@ -131,3 +131,40 @@ def test_sharded_source_keeps_sharding_by_default(tmp_path):
     assert "unsharded" in unsharded.label
     big = estimate(path, "", {"compressor": "zstd:3", "chunks": "8,100,100"}, sample=1)
     assert big.candidates[0].chunk_shape == (4, 64, 64)
+
+
+def test_image_codec_chunk_shapes_are_reported_before_encoding(tmp_path):
+    data = blobs((4, 64, 64), dtype="uint8", seed=1)
+    path = write_array(tmp_path / "u8.zarr", data, chunks=(2, 64, 64))
+    report = estimate(
+        path,
+        "",
+        [
+            "jpeg:quality=90",  # the array's own chunks: 2 planes each
+            {"compressor": "webp", "chunks": "1,64,64"},  # not RGB
+            {"compressor": "png", "chunks": "1,64,64"},
+            "zstd:5",
+        ],
+        sample=2,
+    )
+    jpeg, webp, png, zstd = report.candidates
+    (problem,) = jpeg.problems
+    assert problem.startswith("jpeg encodes 2-D images") and "(2, 64, 64)" in problem
+    assert "1,64,64" in problem  # the chunks to choose instead
+    assert jpeg.ratio is None
+    assert webp.problems and "webp encodes RGB or RGBA" in webp.problems[0]
+    assert not png.problems and png.ratio and not zstd.problems
+    assert "jpeg encodes 2-D images" in str(report)
+
+
+def test_recompress_refuses_an_image_too_large_for_the_codec_before_writing(tmp_path):
+    from napari_zarr_explorer.recompress import recompress
+
+    data = np.zeros((2, 70_000), dtype="uint8")
+    path = write_array(tmp_path / "wide.zarr", data, chunks=(2, 70_000))
+    report = estimate(path, "", ["jpeg:quality=90"], sample=1)
+    assert "65535 pixels" in report.candidates[0].problems[0]
+    out = tmp_path / "out.zarr"
+    with pytest.raises(CodecError, match=r"wide\.zarr.*jpeg encodes images up to 65535 pixels"):
+        recompress(path, out, compressor="jpeg:quality=90")
+    assert not out.exists()

@@ -31,12 +31,28 @@ def test_ruff_is_clean() -> None:
             "tests",
             "benchmarks",
             "scripts",
+            "docs",
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_checks_the_notebooks() -> None:
+    # the notebooks are code users copy: they must not drop out of the lint unnoticed
+    notebooks = sorted(str(p.relative_to(REPO)) for p in REPO.glob("docs/**/*.ipynb"))
+    assert notebooks, "no notebook found under docs/"
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "--show-files", "docs"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {Path(line.strip()).resolve() for line in proc.stdout.splitlines() if line.strip()}
+    assert {(REPO / nb).resolve() for nb in notebooks} <= seen, proc.stdout
 
 
 def test_mypy_strict_is_clean_on_the_package() -> None:

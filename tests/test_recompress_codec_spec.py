@@ -165,3 +165,43 @@ def test_decode_without_dtype_gives_bytes() -> None:
     spec = parse_compressor("zstd:1")
     raw = spec.decode(spec.encode(DATA))
     assert raw.dtype == np.uint8 and raw.tobytes() == DATA.astype("<u2").tobytes()
+
+
+# What the image codecs accept, measured by encoding: imagecodecs squeezes a chunk's size-1
+# dimensions, then needs a 2-D image (samples last for webp) within each format's size limits.
+# Each case is encoded for real, so a new imagecodecs that changes a limit fails here.
+IMAGE_SHAPES = [
+    # (spec, dtype, chunk shape that encodes, chunk shape refused, words of the refusal)
+    ("png", "u1", (1, 64, 64), (2, 64, 64), "png encodes 2-D images"),
+    ("png", "u2", (1, 64, 64, 4), (2, 64, 64, 3), "png encodes 2-D images"),
+    ("jpeg:quality=90", "u1", (64, 64, 3), (64, 64, 5), "jpeg encodes 2-D images"),
+    ("jpeg2k", "u2", (1, 1, 64, 64), (2, 2, 64, 64), "jpeg2k encodes 2-D images"),
+    ("webp", "u1", (1, 64, 64, 3), (1, 64, 64), "webp encodes RGB or RGBA images"),
+    ("webp", "u1", (2, 64, 3), (1, 64, 3), "at least 2 x 2 pixels"),
+    ("jpeg:quality=90", "u1", (2, 65535), (2, 65536), "65535 pixels"),
+    ("webp", "u1", (2, 16382, 3), (2, 16383, 3), "16382 pixels"),
+    ("png", "u1", (2, 1_000_000), (2, 1_000_001), "1000000 pixels"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "dtype", "good", "bad", "words"),
+    IMAGE_SHAPES,
+    ids=[f"{t}-{'x'.join(map(str, b))}" for t, _, _, b, _ in IMAGE_SHAPES],
+)
+def test_image_codecs_accept_the_chunk_shapes_they_encode(
+    text: str, dtype: str, good: tuple[int, ...], bad: tuple[int, ...], words: str
+) -> None:
+    spec = parse_compressor(text)
+    rng = np.random.default_rng(0)
+    ok = rng.integers(0, 200, good).astype(dtype)
+    spec.check_dtype(dtype, chunks=good)
+    assert spec.decode(spec.encode(ok), dtype, good).shape == good
+    with pytest.raises(CodecError) as info:
+        spec.check_dtype(dtype, chunks=bad)
+    msg = str(info.value)
+    name = text.partition(":")[0]
+    assert words in msg and msg.startswith(name) and str(bad) in msg, msg
+    assert "zstd:5" in msg  # what to choose instead
+    with pytest.raises(Exception):  # the codec's own error, whatever its type
+        spec.encode(np.zeros(bad, dtype))

@@ -303,3 +303,19 @@ def test_preview_defaults_and_estimate_without_writing(tmp_path):
     pv4 = preview_save(layers, ome_version="0.4", chunks=(1, 512, 512))
     assert pv4.shards is None and pv4.chunks == (1, 512, 512)
     assert "levels" in str(pv) and not list(tmp_path.iterdir())
+
+
+def test_image_codec_chunk_shape_is_refused_before_anything_is_written(tmp_path):
+    from napari_zarr_explorer.errors import CodecError
+    from napari_zarr_explorer.writer import preview_save
+
+    data = np.zeros((3, 64, 64), dtype="uint8")
+    out = tmp_path / "planes.ome.zarr"
+    match = r"Level '0': jpeg encodes 2-D images.*chunks \(1, 3, 64, 64\).*1,1,64,64"
+    with pytest.raises(CodecError, match=match):
+        nze.save(data, out, compressor="jpeg:quality=90", chunks=(3, 64, 64), shards="none")
+    assert not out.exists()
+    with pytest.raises(CodecError, match=match):  # the Save dock's estimate says it first
+        preview_save(data, compressor="jpeg:quality=90", chunks=(3, 64, 64), shards="none")
+    nze.save(data, out, compressor="jpeg:quality=90", chunks=(1, 64, 64), shards="none")
+    assert out.exists()

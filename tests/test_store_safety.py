@@ -550,3 +550,52 @@ def test_walk_of_20000_wells_reads_each_node_a_bounded_number_of_times(tmp_path)
     nodes = 1 + 200 + 20_000
     assert len(report.nodes) == nodes
     assert store.gets <= nodes * 2  # each node read once (v3: one document), plus a few
+
+
+# --------------------------------------------------------------------------------------------
+# a key naming a folder
+
+
+def _group_with_folders(root: Path) -> Path:
+    testing.write_array(root / "img", np.arange(16, dtype="u1").reshape(4, 4), chunks=(2, 2))
+    (root / "notes" / "2024").mkdir(parents=True)
+    (root / "notes" / "2024" / "readme.txt").write_text("a plain file in a plain folder")
+    (root / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}})
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"), [("img", "an array"), ("notes", "a folder"), ("", "a group")]
+)
+def test_read_bytes_of_a_local_folder_names_the_key(tmp_path, key, kind):
+    from napari_zarr_explorer.errors import NotAnObjectError
+    from napari_zarr_explorer.store import read_bytes
+
+    root = _group_with_folders(tmp_path / "g.zarr")
+    for store in (open_store(parse_location(str(root))), LocalStore(root, read_only=True)):
+        with pytest.raises(NotAnObjectError) as info:
+            read_bytes(store, key)
+        msg = str(info.value)
+        assert f"{key!r} in {root}" in msg and f"is {kind}" in msg and "not an object" in msg
+        assert isinstance(info.value, ExplorerError) and isinstance(info.value, IsADirectoryError)
+    # objects, missing keys, and files inside folders read as before
+    store = open_store(parse_location(str(root)))
+    assert read_bytes(store, "notes/2024/readme.txt") == b"a plain file in a plain folder"
+    assert read_bytes(store, "notes/missing") is None
+
+
+def test_read_bytes_of_a_folder_key_over_http_and_s3_is_absent(tmp_path, http_server, s3_server):
+    # Object stores have no folders: a group's key names no object there, so it reads as absent
+    # (telling a prefix from a missing key would cost a listing on every missing chunk).
+    from napari_zarr_explorer.store import read_bytes
+
+    _group_with_folders(http_server.root / "g.zarr")
+    http = open_store(parse_location(f"{http_server.url}/g.zarr"))
+    assert read_bytes(http, "img") is None and read_bytes(http, "notes") is None
+    assert read_bytes(http, "img/zarr.json") is not None
+    url = s3_server.upload(http_server.root / "g.zarr", s3_server.public_bucket, "folders")
+    s3 = open_store(parse_location(url, {"endpoint_url": s3_server.endpoint_url}))
+    assert read_bytes(s3, "img") is None and read_bytes(s3, "notes") is None
+    assert read_bytes(s3, "img/zarr.json") is not None

@@ -78,6 +78,11 @@ _IMAGE_DTYPES: dict[str, tuple[str, ...]] = {
     "jpeg": ("u1",),
     "webp": ("u1",),
 }
+#: The largest side, in pixels, of an image each image codec encodes (measured by encoding
+#: with imagecodecs: libpng's default limit, libjpeg's, libwebp's as imagecodecs checks it).
+#: The others (jpeg2k, jpegxl, lerc) encode any side memory allows.
+_IMAGE_MAX_SIDE: dict[str, int] = {"png": 1_000_000, "jpeg": 65535, "webp": 16382}
+_ANY_SHAPE = "or a codec for any chunk shape (zstd:5, blosc-zstd:5)"
 # name -> (option, value range, default) of the one option each image codec takes
 _IMAGE_OPTIONS: dict[str, tuple[str, float, float]] = {
     "jpeg2k": ("psnr", 1, 200),  # lossy at this PSNR in dB (absent: reversible)
@@ -334,19 +339,7 @@ class CompressorSpec:
                 hint="For Zarr v3 use blosc's bit shuffle, e.g. blosc-zstd:level=5,shuffle=bit.",
             )
         if chunks is not None and self.lossy in IMAGE_NAMES:
-            big = [c for c in chunks if c > 1]
-            if self.lossy == "webp" and (not chunks or chunks[-1] not in (3, 4) or len(big) > 3):
-                raise CodecError(
-                    f"webp encodes RGB or RGBA images: the last chunk dimension must be 3 or 4 "
-                    f"(the samples), not chunks {tuple(chunks)}.",
-                    hint="Give chunks like 1,256,256,3 for (..., y, x, rgb) data.",
-                )
-            if self.lossy != "webp" and len(big) > 2 + (chunks[-1] in (3, 4)):
-                raise CodecError(
-                    f"{self.lossy} encodes 2-D images: chunks {tuple(chunks)} have more than two "
-                    "dimensions larger than 1.",
-                    hint="Give chunks like 1,1,256,256.",
-                )
+            _check_image_chunks(self.lossy, tuple(int(c) for c in chunks))
         if self.lossy in ("bitround", "quantize", "fixedscaleoffset") and dt.kind != "f":
             raise CodecError(
                 f"{self.lossy} works on floating-point data only, not {dt}.",
@@ -1058,6 +1051,51 @@ def _split_args(args: str, *, where: str) -> tuple[str | None, dict[str, str]]:
             # bare flag such as "reversible" or a shuffle name
             pairs[item.lower()] = "true"
     return positional, pairs
+
+
+def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
+    """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks*.
+
+    imagecodecs drops the size-1 dimensions of a chunk and encodes what is left as one image:
+    two dimensions (y, x), optionally followed by 2 to 4 samples (webp: exactly 3 or 4), each
+    side within :data:`_IMAGE_MAX_SIDE`. ``tests/test_recompress_codec_spec.py`` encodes both
+    sides of every rule.
+    """
+    img = [c for c in chunks if c > 1]  # what imagecodecs keeps of the chunk
+    rgb = name == "webp"
+    has_samples = bool(chunks) and len(img) == 3 and chunks[-1] == img[-1] and img[-1] <= 4
+    # chunks like the given ones, one plane each (and the samples last)
+    samples_last = rgb or has_samples or (bool(chunks) and 2 <= chunks[-1] <= 4)
+    keep = 3 if samples_last and len(chunks) >= 3 else min(2, len(chunks))
+    like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
+    like_text = ",".join(map(str, like))
+    if rgb and (not chunks or chunks[-1] not in (3, 4) or len(img) > 3):
+        raise CodecError(
+            f"webp encodes RGB or RGBA images: chunks {chunks} must end with the samples (3 or "
+            "4) after two dimensions larger than 1.",
+            hint=f"Give chunks like 1,256,256,3 for (..., y, x, rgb) data, {_ANY_SHAPE}.",
+        )
+    if rgb and len(img) < 3:
+        raise CodecError(
+            f"webp encodes images of at least 2 x 2 pixels: chunks {chunks} hold a single "
+            "row or column.",
+            hint=f"Give chunks like 1,256,256,3, {_ANY_SHAPE}.",
+        )
+    if not rgb and len(img) > 2 + has_samples:
+        raise CodecError(
+            f"{name} encodes 2-D images (with up to 4 samples last): chunks {chunks} have "
+            f"{len(img)} dimensions larger than 1.",
+            hint=f"Give chunks like {like_text} (one plane per chunk), {_ANY_SHAPE}.",
+        )
+    limit = _IMAGE_MAX_SIDE.get(name)
+    plane = img[:2]
+    if limit is not None and any(c > limit for c in plane):
+        raise CodecError(
+            f"{name} encodes images up to {limit} pixels a side: chunks {chunks} are "
+            f"{max(plane)} pixels across.",
+            hint=f"Give smaller chunks (e.g. {like_text}), or choose jpeg2k, jpegxl or lerc, "
+            f"{_ANY_SHAPE}.",
+        )
 
 
 def parse_compressor(

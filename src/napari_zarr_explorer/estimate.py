@@ -460,8 +460,8 @@ def estimate(
                 problems.append(f"shards {list(shard)} do not match the array's {len(shape)} axes.")
             elif any(s % c for s, c in zip(shard, chunk, strict=False)):
                 problems.append(f"shards {list(shard)} are not multiples of chunks {list(chunk)}.")
-        try:
-            cand.spec.check_dtype(dtype)
+        try:  # image codecs: also the chunk shape they would encode, before any encoding
+            cand.spec.check_dtype(dtype, chunks=chunk if len(chunk) == len(shape) else None)
         except CodecError as exc:
             problems.append(str(exc))
         if problems:

@@ -36,6 +36,7 @@ __all__ = [
     "COLOR_MODES",
     "COMPRESSORS",
     "ChunkMapForm",
+    "CodecForm",
     "Form",
     "OpenForm",
     "RecompressForm",
@@ -216,24 +217,28 @@ class OpenForm(Form):
         _placeholder(self.location, "Path or URL of a .zarr store")
 
 
-class RecompressForm(Form):
-    """Recompress and estimate options, and the Estimate / Recompress / Cancel buttons.
+class CodecForm(Form):
+    """A form with the codec choices every writing dock offers (Recompress, Save).
+
+    One list of choices (:data:`CODECS`, :data:`COMPRESSORS`), one set of rules (which fields
+    apply to which codec) and one set of messages for every form that writes data. A subclass
+    puts :meth:`_codec_rows` among its widgets and calls :meth:`_connect_codec` once built.
 
     Attributes
     ----------
-    output, compressor, level, shuffle, chunks, shards, zarr_format, verify, overwrite, resume,
-    sample
+    codec, lossy_value, lossy_name, compressor, level, shuffle
         The fields.
-    estimate_button, run_button, cancel_button
-        The buttons (the view connects them).
     """
 
-    def __init__(self) -> None:
-        self.output = LineEdit(
-            name="output",
-            label="Output",
-            tooltip="New .zarr folder (or s3://, gs:// URL); never inside the source store",
-        )
+    codec: ComboBox
+    lossy_value: LineEdit
+    lossy_name: Label
+    compressor: ComboBox
+    level: SpinBox
+    shuffle: ComboBox
+
+    def _codec_rows(self) -> list[Widget]:
+        """Create the codec fields; return the rows to place in the form."""
         self.codec = ComboBox(
             name="codec",
             label="Codec",
@@ -275,88 +280,12 @@ class RecompressForm(Form):
             value="auto",
             tooltip="Blosc shuffle (auto: byte, or bit for 1-byte data)",
         )
-        self.chunks = LineEdit(
-            name="chunks",
-            label="Chunks",
-            tooltip="Chunk shape for the full rank, e.g. 1,1,256,256 (clipped to each level); "
-            "empty keeps the source's",
-        )
-        self.shards = LineEdit(
-            name="shards",
-            label="Shards",
-            tooltip="Shard shape (Zarr v3), e.g. 1,1,2048,2048; 'none' for no shards; "
-            "empty keeps the source's",
-        )
-        self.zarr_format = ComboBox(
-            name="zarr_format",
-            label="Format",
-            choices=[("Zarr v3 (OME 0.5)", 3), ("Zarr v2 (OME 0.4)", 2)],
-            value=3,
-        )
-        self.verify = CheckBox(
-            name="verify",
-            text="Verify",
-            value=True,
-            tooltip="Read every written shard back and compare it with the source",
-        )
-        self.overwrite = CheckBox(
-            name="overwrite", text="Overwrite", tooltip="Delete an existing output first"
-        )
-        self.resume = CheckBox(
-            name="resume", text="Resume", tooltip="Continue an interrupted run into the output"
-        )
-        options = Container(
-            widgets=[self.verify, self.overwrite, self.resume],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        options.margins = (0, 0, 0, 0)
-        self.sample = SpinBox(
-            name="sample",
-            label="Sample",
-            min=1,
-            max=1000,
-            value=16,
-            tooltip="How many chunks the estimate encodes with each compressor",
-        )
-        self.estimate_button = PushButton(name="estimate_button", text="Estimate")
-        self.estimate_button.tooltip = (
-            "Encode a sample of chunks with this and other compressors; nothing is written"
-        )
-        self.run_button = PushButton(name="run_button", text="Recompress")
-        self.cancel_button = PushButton(name="cancel_button", text="Cancel")
-        self.cancel_button.enabled = False
-        buttons = Container(
-            widgets=[self.estimate_button, self.run_button, self.cancel_button],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        buttons.margins = (0, 0, 0, 0)
-        super().__init__(
-            [
-                self.output,
-                self.codec,
-                lossy_row,
-                self.compressor,
-                self.level,
-                self.shuffle,
-                self.chunks,
-                self.shards,
-                self.zarr_format,
-                options,
-                self.sample,
-                buttons,
-            ]
-        )
-        self.margins = (0, 0, 0, 0)
-        _placeholder(self.output, "new .zarr folder")
-        _placeholder(self.chunks, "keep")
-        _placeholder(self.shards, "keep")
+        return [self.codec, lossy_row, self.compressor, self.level, self.shuffle]
+
+    def _connect_codec(self) -> None:
+        """Make the fields follow the codec and compressor chosen (call once, after building)."""
         self.compressor.changed.connect(self._on_compressor)
         self.codec.changed.connect(self._on_codec)
-        self.zarr_format.changed.connect(self._on_format)
         self._on_codec()
         self._on_compressor()
 
@@ -390,10 +319,6 @@ class RecompressForm(Form):
             self.shuffle.enabled = shuffles and own
         self.edited.discard("level")
 
-    def _on_format(self, *_: Any) -> None:
-        self.shards.enabled = self.zarr_format.value == 3
-
-    # ------------------------------------------------------------------ reading the choices
     def compressor_text(self) -> str:
         """Return the chosen encoding as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``).
 
@@ -461,6 +386,108 @@ class RecompressForm(Form):
             if spec.shuffle is not None and spec.is_blosc:
                 self.shuffle.value = spec.shuffle
 
+
+class RecompressForm(CodecForm):
+    """Recompress and estimate options, and the Estimate / Recompress / Cancel buttons.
+
+    Attributes
+    ----------
+    output, compressor, level, shuffle, chunks, shards, zarr_format, verify, overwrite, resume,
+    sample
+        The fields.
+    estimate_button, run_button, cancel_button
+        The buttons (the view connects them).
+    """
+
+    def __init__(self) -> None:
+        self.output = LineEdit(
+            name="output",
+            label="Output",
+            tooltip="New .zarr folder (or s3://, gs:// URL); never inside the source store",
+        )
+        codec_rows = self._codec_rows()
+        self.chunks = LineEdit(
+            name="chunks",
+            label="Chunks",
+            tooltip="Chunk shape for the full rank, e.g. 1,1,256,256 (clipped to each level); "
+            "empty keeps the source's",
+        )
+        self.shards = LineEdit(
+            name="shards",
+            label="Shards",
+            tooltip="Shard shape (Zarr v3), e.g. 1,1,2048,2048; 'none' for no shards; "
+            "empty keeps the source's",
+        )
+        self.zarr_format = ComboBox(
+            name="zarr_format",
+            label="Format",
+            choices=[("Zarr v3 (OME 0.5)", 3), ("Zarr v2 (OME 0.4)", 2)],
+            value=3,
+        )
+        self.verify = CheckBox(
+            name="verify",
+            text="Verify",
+            value=True,
+            tooltip="Read every written shard back and compare it with the source",
+        )
+        self.overwrite = CheckBox(
+            name="overwrite", text="Overwrite", tooltip="Delete an existing output first"
+        )
+        self.resume = CheckBox(
+            name="resume", text="Resume", tooltip="Continue an interrupted run into the output"
+        )
+        options = Container(
+            widgets=[self.verify, self.overwrite, self.resume],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        options.margins = (0, 0, 0, 0)
+        self.sample = SpinBox(
+            name="sample",
+            label="Sample",
+            min=1,
+            max=1000,
+            value=16,
+            tooltip="How many chunks the estimate encodes with each compressor",
+        )
+        self.estimate_button = PushButton(name="estimate_button", text="Estimate")
+        self.estimate_button.tooltip = (
+            "Encode a sample of chunks with this and other compressors; nothing is written"
+        )
+        self.run_button = PushButton(name="run_button", text="Recompress")
+        self.cancel_button = PushButton(name="cancel_button", text="Cancel")
+        self.cancel_button.enabled = False
+        buttons = Container(
+            widgets=[self.estimate_button, self.run_button, self.cancel_button],
+            layout="horizontal",
+            labels=False,
+            label="",
+        )
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(
+            [
+                self.output,
+                *codec_rows,
+                self.chunks,
+                self.shards,
+                self.zarr_format,
+                options,
+                self.sample,
+                buttons,
+            ]
+        )
+        self.margins = (0, 0, 0, 0)
+        _placeholder(self.output, "new .zarr folder")
+        _placeholder(self.chunks, "keep")
+        _placeholder(self.shards, "keep")
+        self._connect_codec()
+        self.zarr_format.changed.connect(self._on_format)
+
+    def _on_format(self, *_: Any) -> None:
+        self.shards.enabled = self.zarr_format.value == 3
+
+    # ------------------------------------------------------------------ reading the choices
     def layout_args(self) -> tuple[Any, Any]:
         """``(chunks, shards)`` for the core: shapes, None to keep, ``"none"`` for no shards.
 

@@ -893,6 +893,7 @@ def _array_report(
     marker = _marker_warning(node.attributes, node_where)
     if marker:
         warnings.append(marker)
+    warnings.extend(_name_warning(node.path, node_where))
     order = str(md.get("order", "C")) if fmt == 2 else "C"
     return ArrayReport(
         path=node.path,
@@ -925,6 +926,7 @@ def _group_report(node: Any, where: str) -> GroupReport:
     marker = _marker_warning(node.attributes, node_where)
     if marker:
         warnings.append(marker)
+    warnings.extend(_name_warning(node.path, node_where))
     return GroupReport(
         path=node.path,
         zarr_format=int(node.zarr_format),
@@ -933,6 +935,22 @@ def _group_report(node: Any, where: str) -> GroupReport:
         errors=tuple(errors),
         warnings=tuple(warnings),
     )
+
+
+def _name_warning(path: str, node_where: str) -> list[str]:
+    """Warn about control characters in the node's own name (recompress refuses them)."""
+    from napari_zarr_explorer.store.keys import control_name
+
+    name = path.rsplit("/", 1)[-1]
+    found = control_name(name) if name else None
+    if found is None:
+        return []
+    chars, renamed = found
+    noun = "character" if "," not in chars else "characters"
+    return [
+        f"{node_where}: the name {name!r} has a control {noun} ({chars}); recompress refuses "
+        f"to copy it. Rename it (e.g. to {renamed!r})."
+    ]
 
 
 _NODE_DOCS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")

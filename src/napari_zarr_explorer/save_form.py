@@ -1,7 +1,8 @@
 """The save dialog as a magicgui form, declared without Qt (runs in napari and in Jupyter).
 
 :class:`SaveForm` holds the choices of :func:`napari_zarr_explorer.writer.save`: output,
-layers, OME-Zarr version, codec and level, chunk and shard shapes (defaulted from the data),
+layers, OME-Zarr version, codec (the choices of the Recompress dock,
+:class:`napari_zarr_explorer.forms.CodecForm`), chunk and shard shapes (defaulted from the data),
 overwrite, and shows what will be written with an estimate of its size measured on sampled
 chunks. A view (the napari dock in ``_qt/save.py``) gives it the layers and runs the save.
 """
@@ -15,34 +16,26 @@ from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     LineEdit,
     PushButton,
     Select,
-    SpinBox,
-    Widget,
 )
 
 from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.forms import COMPRESSORS, CodecForm
 
 __all__ = ["CODECS", "SaveForm"]
 
-#: codec -> (lowest, highest, default level) or None when it takes no level.
-CODECS: dict[str, tuple[int, int, int] | None] = {
-    "zstd": (1, 22, 3),
-    "blosc-zstd": (0, 9, 5),
-    "blosc-lz4": (0, 9, 5),
-    "blosc-lz4hc": (0, 9, 5),
-    "gzip": (0, 9, 6),
-    "none": None,
-}
+#: compressor -> (lowest, highest, default level) or None when it takes no level (the
+#: compressors of :data:`napari_zarr_explorer.forms.COMPRESSORS`).
+CODECS: dict[str, tuple[int, int, int] | None] = {k: v[0] for k, v in COMPRESSORS.items()}
 
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, ExplorerError):
-        return exc.message
+        return str(exc)  # with its hint: what to do
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -50,8 +43,12 @@ def _shape_text(shape: Sequence[int] | None) -> str:
     return "" if not shape else ", ".join(str(int(n)) for n in shape)
 
 
-class SaveForm(Container[Widget]):
+class SaveForm(CodecForm):
     """Choices for saving layers as OME-Zarr, with defaults and an estimate from the data.
+
+    The codec fields, their rules and their messages are those of the Recompress dock
+    (:class:`napari_zarr_explorer.forms.CodecForm`): filters, image and array codecs, lossy
+    codecs with their setting, compressor, level and blosc shuffle.
 
     Parameters
     ----------
@@ -70,8 +67,7 @@ class SaveForm(Container[Widget]):
             value="0.5",
             tooltip="0.5: Zarr v3, sharded. 0.4: Zarr v2, read by older tools.",
         )
-        self.codec = ComboBox(label="Codec", choices=list(CODECS), value="zstd")
-        self.level = SpinBox(label="Level", min=1, max=22, value=3)
+        codec_rows = self._codec_rows()
         self.chunks = LineEdit(label="Chunks", tooltip="Chunk shape, OME axis order (t,c,z,y,x)")
         self.shards = LineEdit(label="Shards", tooltip="Shard shape (Zarr v3); 'none' for none")
         self.overwrite = CheckBox(
@@ -84,12 +80,11 @@ class SaveForm(Container[Widget]):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(label="", value="")
         super().__init__(
-            widgets=[
+            [
                 self.path,
                 self.layer_names,
                 self.ome_version,
-                self.codec,
-                self.level,
+                *codec_rows,
                 self.chunks,
                 self.shards,
                 self.overwrite,
@@ -100,27 +95,47 @@ class SaveForm(Container[Widget]):
             ]
         )
         self._defaults: tuple[str, str] = ("", "")
-        self.codec.changed.connect(self._codec_changed)
+        self._connect_codec()
         self.ome_version.changed.connect(self._layout_changed)
         self.layer_names.changed.connect(self._layers_changed)
-        for w in (self.level, self.chunks, self.shards):
-            w.changed.connect(self.update_estimate)
+        # after the codec rules have set the other fields (quietly): one estimate per choice
+        for choice in (self.codec, self.compressor):
+            choice.changed.connect(self.update_estimate)
+        for field in (self.lossy_value, self.level, self.shuffle, self.chunks, self.shards):
+            field.changed.connect(self._user_changed)
 
     # ---------------------------------------------------------------- choices
-    def compressor(self) -> str:
-        """Return the compressor string (``"zstd:3"``)."""
-        codec = str(self.codec.value)
-        return codec if CODECS.get(codec) is None else f"{codec}:{int(self.level.value)}"
+    def save_compressor(self) -> str:
+        """Return the chosen encoding as a codec spec, blosc shuffle included.
+
+        Raises
+        ------
+        ExplorerError
+            When a lossy codec is chosen without a number for its setting.
+        """
+        text = self.compressor_text()
+        shuffle = self.shuffle_value()
+        if shuffle is None:
+            return text
+        from napari_zarr_explorer.codec_spec import parse_compressor
+
+        return parse_compressor(text, shuffle=shuffle).label
 
     def save_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`napari_zarr_explorer.writer.save`."""
+        """Keyword arguments for :func:`napari_zarr_explorer.writer.save`.
+
+        Raises
+        ------
+        ExplorerError
+            When a lossy codec is chosen without a number for its setting.
+        """
         chunks = str(self.chunks.value).strip() or None
         shards: str | None = str(self.shards.value).strip() or None
         if self.ome_version.value == "0.4":
             shards = None
         return {
             "ome_version": str(self.ome_version.value),
-            "compressor": self.compressor(),
+            "compressor": self.save_compressor(),
             "chunks": chunks,
             "shards": shards,
             "overwrite": bool(self.overwrite.value),
@@ -142,13 +157,9 @@ class SaveForm(Container[Widget]):
         self.layer_names.value = keep
         self._layers_changed()
 
-    def _codec_changed(self, *_: Any) -> None:
-        lv = CODECS.get(str(self.codec.value))
-        self.level.enabled = lv is not None
-        if lv is not None:
-            self.level.min, self.level.max = lv[0], lv[1]
-            self.level.value = lv[2]
-        self.update_estimate()
+    def _user_changed(self, *_: Any) -> None:
+        if not self._quiet:  # the program's changes come with an estimate of their own
+            self.update_estimate()
 
     def _layout_changed(self, *_: Any) -> None:
         self.shards.enabled = self.ome_version.value == "0.5"
@@ -186,8 +197,8 @@ class SaveForm(Container[Widget]):
             return
         from napari_zarr_explorer.writer import preview_save
 
-        opts = self.save_options()
         try:
+            opts = self.save_options()
             pv = preview_save(
                 layers,
                 ome_version=opts["ome_version"],

@@ -106,7 +106,7 @@ def test_save_dock_writes_and_reports(make_napari_viewer, qtbot, tmp_path, ome_v
     out = tmp_path / "dock.ome.zarr"
     form.path.value = str(out)
     form.ome_version.value = ome_version
-    form.codec.value = "blosc-zstd"
+    form.compressor.value = "blosc-zstd"
     form.level.value = 5
     assert "1, 256" in form.chunks.value or "64, 96" in form.chunks.value
     assert form.estimate.value  # the estimate is shown

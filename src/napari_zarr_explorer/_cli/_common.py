@@ -16,6 +16,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 __all__ = [
+    "CODEC_HELP",
     "add_array_arguments",
     "add_storage_options",
     "cancel_on_sigint",
@@ -27,6 +28,16 @@ __all__ = [
     "printable",
     "storage_options",
 ]
+
+#: The help of ``--compressor`` (the same codec specs for ``save`` and ``recompress``).
+CODEC_HELP = (
+    "codec spec: zstd:N, blosc-zstd:N, blosc-lz4, gzip:N, lzw, none; filters in front "
+    "(shuffle+zstd:5, delta+lzw); image/array codecs png, jpeg2k, jpegxl, lerc, webp, zfpy, "
+    "zfp:reversible; lossy only when named with their setting: lerc:maxerror=E, "
+    "zfpy:tolerance=T, quantize:N, bitround:N, fixedscaleoffset:scale=S, jpeg:Q, "
+    "jpeg2k:psnr=N, jpegxl:distance=D, webp:quality=Q, zfp:rate=N (default: zstd:3; "
+    "see docs/codecs.md)"
+)
 
 #: Width of output that does not go to a terminal: wide enough that no line is ever wrapped.
 PIPE_WIDTH = 1 << 16

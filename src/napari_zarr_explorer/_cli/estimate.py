@@ -109,9 +109,8 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("max error", justify="right")
     best = report.best
     for c in report.candidates:
-        if c.problems:
-            problems = escape(printable("; ".join(c.problems)))
-            table.add_row(escape(printable(c.label)), f"[red]{problems}[/]")
+        if c.problems:  # the reasons follow the table, whole: a cell would stretch every column
+            table.add_row(escape(printable(c.label)), "[red]not possible[/]")
             continue
         style = "bold green" if best is not None and c is best else ""
         table.add_row(
@@ -125,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
             style=style,
         )
     out_console.print(table)
+    for c in report.candidates:
+        for problem in c.problems:
+            out_console.print(f"[red]{escape(printable(c.label))}:[/] {escape(printable(problem))}")
     for warn in report.warnings:
         out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
     return 0

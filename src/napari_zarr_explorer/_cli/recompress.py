@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, storage_options
+from napari_zarr_explorer._cli._common import CODEC_HELP, add_storage_options, storage_options
 
 __all__ = ["register", "run"]
 
@@ -38,12 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--compressor",
         default="zstd:3",
-        help="codec spec: zstd:N, blosc-zstd:N, blosc-lz4, gzip:N, lzw, none; filters in front "
-        "(shuffle+zstd:5, delta+lzw); image/array codecs png, jpeg2k, jpegxl, lerc, webp, zfpy, "
-        "zfp:reversible; lossy only when named with their setting: lerc:maxerror=E, "
-        "zfpy:tolerance=T, quantize:N, bitround:N, fixedscaleoffset:scale=S, jpeg:Q, "
-        "jpeg2k:psnr=N, jpegxl:distance=D, webp:quality=Q, zfp:rate=N (default: zstd:3; "
-        "see docs/codecs.md)",
+        help=CODEC_HELP,
     )
     p.add_argument(
         "--shuffle", choices=("none", "byte", "bit"), help="blosc shuffle (default: byte)"
@@ -58,7 +53,11 @@ def register(subparsers: Any) -> None:
         "Default: 0.5 for Zarr v3, 0.4 for Zarr v2; 0.6 sources are copied unchanged",
     )
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--threads", type=int, help="local worker threads (default: CPU count + 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="local worker threads (default: one per CPU, two more with a remote store)",
+    )
     p.add_argument(
         "--task-size",
         type=float,

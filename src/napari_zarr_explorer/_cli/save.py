@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, storage_options
+from napari_zarr_explorer._cli._common import CODEC_HELP, add_storage_options, storage_options
 from napari_zarr_explorer.errors import ExplorerError
 
 __all__ = ["load_input", "register", "run"]
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--compressor",
         default="zstd:3",
-        help="zstd:N, blosc-zstd:N, blosc-lz4, blosc-lz4hc:N, gzip:N or none (default: zstd:3)",
+        help=CODEC_HELP,
     )
     p.add_argument("--chunks", help="chunk shape in OME axis order, e.g. 1,1,256,256")
     p.add_argument("--shards", help="shard shape (0.5 only), e.g. 1,1,2048,2048, or 'none'")
@@ -59,7 +59,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--axes", help="axis names of array inputs, e.g. z,y,x")
     p.add_argument("--units", help="unit of every space axis of array inputs, e.g. micrometer")
     p.add_argument("--overwrite", action="store_true", help="replace an existing Zarr OUTPUT")
-    p.add_argument("--threads", type=int, help="worker threads (default: CPU count + 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="worker threads (default: one per CPU, two more with a remote output)",
+    )
     add_storage_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -60,7 +60,12 @@ class SaveWidget(QWidget):
             self.status.value = "Choose an output folder and at least one layer."
             self.finished.emit()
             return
-        opts = self.form.save_options()
+        try:
+            opts = self.form.save_options()
+        except Exception as exc:  # a lossy setting that is not a number: say so, write nothing
+            self.status.value = error_message(exc)
+            self.finished.emit()
+            return
         from napari_zarr_explorer.writer import save
 
         def work(progress: Any, cancel: Any) -> Any:
@@ -88,7 +93,8 @@ class SaveWidget(QWidget):
         if report.cancelled:
             self.status.value = "Cancelled: nothing was kept."
             return
-        self.status.value = f"OK, verified: {report.destination}"
+        how = "" if report.verification == "exact" else f" {report.verification}"
+        self.status.value = f"OK, verified{how}: {report.destination}"
         notify_info(f"Saved {report.destination}")
 
     def _failed(self, exc: BaseException) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from napari_zarr_explorer.errors import PathEscapeError
 
-__all__ = ["check_key", "is_url", "safe_join"]
+__all__ = ["check_key", "control_name", "is_url", "safe_join"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # percent-escapes of ".", "/", "\\", "%" and control characters: never needed in a Zarr key
@@ -34,6 +34,21 @@ def _problem(text: str) -> str | None:
     if any(p in ("..", ".") for p in decoded.split("/")):
         return "contains '..' or '.'"
     return None
+
+
+def control_name(name: str) -> tuple[str, str] | None:
+    r"""Describe the control characters in the node name *name*, or None when it has none.
+
+    Returns
+    -------
+    tuple of str or None
+        The characters as Python writes them (``"'\t'"``, several joined by commas) and a
+        name to rename the node to (each control character replaced by ``_``).
+    """
+    found = sorted(set(_CONTROL.findall(name)))
+    if not found:
+        return None
+    return ", ".join(repr(c) for c in found), _CONTROL.sub("_", name)
 
 
 def check_key(key: str, *, where: str = "") -> str:
