@@ -16,10 +16,12 @@ region it asks for. Prints medians and the ratio to zarr-python.
 
 Then the whole level (512 MiB by default), as napari reads it for a 3-D view of a single-scale
 volume (``numpy.asarray(data[:, :, :])`` of the layer data, in both configurations), and as
-Python users compute it (``open_pyramid(path)[0].compute()``), side by side with tensorstore and
-zarr-python reading the whole array directly, and napari-ome-zarr's layer data (in its own
-process). Every read starts from freshly opened layers (nothing cached; napari's dask cache
-cleared); best of ``--volume-repeat`` runs, interleaved, with the load average.
+Python users compute it (``open_pyramid(path)[0].compute()`` and ``numpy.asarray`` of it), side by
+side with tensorstore and zarr-python reading the whole array directly, and napari-ome-zarr's layer
+data (in its own process); and a large region not aligned to the chunks
+(``level[region].compute()`` against zarr-python and tensorstore reading that region). Every
+read starts from freshly opened layers (nothing cached; napari's dask cache cleared); best of
+``--volume-repeat`` runs, interleaved, with the load average.
 
     .venv/bin/python benchmarks/bench_read.py [--repeat 7] [--volume-repeat 5] [--no-peer]
         [--no-volume] [--json]
@@ -291,25 +293,36 @@ def whole_level(path: Path, repeat: int, with_peer: bool) -> dict[str, Any]:
             np.asarray(level0[:, :, :])
             return time.perf_counter() - t0
 
-    def pyramid() -> float:
+    def pyramid(how: str, region: tuple[slice, ...] | None = None) -> float:
         with _quiet():
             level0 = open_pyramid(str(path))[0]
         t0 = time.perf_counter()
-        level0.compute()
+        if region is not None:
+            level0[region].compute()
+        elif how == "compute":
+            level0.compute()
+        else:
+            np.asarray(level0)
         return time.perf_counter() - t0
 
     arr = zarr.open_array(str(path / "0"), mode="r")
+    region = pyramid_region(tuple(int(n) for n in arr.shape))
 
-    def direct() -> float:
+    def direct(sel: tuple[slice, ...] | None = None) -> float:
         t0 = time.perf_counter()
-        arr[:]
+        arr[:] if sel is None else arr[sel]
         return time.perf_counter() - t0
 
     runs: dict[str, Callable[[], float]] = {
         "zarr-python": direct,
         "napari-zarr-explorer, layer data, napari": lambda: ours("napari"),
         "napari-zarr-explorer, layer data, dask defaults": lambda: ours("dask defaults"),
-        "napari-zarr-explorer, open_pyramid().compute()": pyramid,
+        "napari-zarr-explorer, open_pyramid()[0].compute()": lambda: pyramid("compute"),
+        "napari-zarr-explorer, numpy.asarray(open_pyramid()[0])": lambda: pyramid("asarray"),
+        "region: zarr-python": lambda: direct(region),
+        "region: napari-zarr-explorer, open_pyramid()[0][region].compute()": lambda: pyramid(
+            "compute", region
+        ),
     }
     try:
         import tensorstore as ts
@@ -318,12 +331,13 @@ def whole_level(path: Path, repeat: int, with_peer: bool) -> dict[str, Any]:
             {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path / "0")}}
         ).result()
 
-        def tensorstore() -> float:
+        def tensorstore(sel: tuple[slice, ...] | None = None) -> float:
             t0 = time.perf_counter()
-            store.read().result()
+            (store if sel is None else store[sel]).read().result()
             return time.perf_counter() - t0
 
         runs["tensorstore"] = tensorstore
+        runs["region: tensorstore"] = lambda: tensorstore(region)
     except ImportError:
         print("tensorstore is not installed: no tensorstore column", file=sys.stderr)
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -332,10 +346,26 @@ def whole_level(path: Path, repeat: int, with_peer: bool) -> dict[str, Any]:
         for name, run in runs.items():
             times[name].append(run())
         loads.append(os.getloadavg()[0])
-    best: dict[str, float] = {k: min(v) for k, v in times.items()}
+    best: dict[str, float] = {k: min(v) for k, v in times.items() if not k.startswith("region: ")}
+    part = {k[len("region: ") :]: min(v) for k, v in times.items() if k.startswith("region: ")}
     if with_peer:
         best.update(peer_volume(path, repeat) or {})
-    return {"seconds": best, "load": [round(min(loads), 1), round(max(loads), 1)]}
+    return {
+        "seconds": best,
+        "region": [[s.start, s.stop] for s in region],
+        "region seconds": part,
+        "load": [round(min(loads), 1), round(max(loads), 1)],
+    }
+
+
+def pyramid_region(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A large region of the level not aligned to its chunks: 3/4 of the planes, 90 % of y, x."""
+    nz, ny, nx = shape
+    return (
+        slice(nz // 8 + 1, nz - nz // 8 + 1),
+        slice(ny // 20 + 3, ny - ny // 20 + 3),
+        slice(nx // 20 + 5, nx - nx // 20 + 5),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, t in sorted(secs.items(), key=lambda kv: kv[1]):
                 x_ts = f"{t / ts_t:>14.2f}x" if ts_t else f"{'n/a':>15}"
                 print(f"{name:56}{t:>9.2f}{t / secs['zarr-python']:>14.2f}x{x_ts}")
+            part = volume["region seconds"]
+            ts_p = part.get("tensorstore")
+            print(f"\nregion {volume['region']} of level 0, same runs:")
+            for name, t in sorted(part.items(), key=lambda kv: kv[1]):
+                x_ts = f"{t / ts_p:>14.2f}x" if ts_p else f"{'n/a':>15}"
+                print(f"{name:56}{t:>9.2f}{t / part['zarr-python']:>14.2f}x{x_ts}")
     ok = True
     if volume is not None:
         secs = volume["seconds"]
@@ -462,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
                     "zarr-python",
                     file=sys.stderr,
                 )
+    if volume is not None:  # open_pyramid levels computed from Python: at most zarr-python's time
+        secs, part = volume["seconds"], volume["region seconds"]
+        checks = [(k, v, secs["zarr-python"]) for k, v in secs.items() if "open_pyramid" in k]
+        checks += [(k, v, part["zarr-python"]) for k, v in part.items() if "open_pyramid" in k]
+        for name, t, base in checks:
+            if t > base:
+                ok = False
+                print(f"note: {name} is {t / base:.2f}x zarr-python, above 1.0x", file=sys.stderr)
     for r in rows:
         kind = r["read"]
         ours_x = r["napari-zarr-explorer, napari x"]
