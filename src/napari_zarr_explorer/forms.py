@@ -131,6 +131,15 @@ def _placeholder(widget: Widget, text: str) -> None:
         native.placeholder = text
 
 
+def _row(widgets: Sequence[Widget], label: str = "") -> Container[Widget]:
+    """Widgets side by side, without labels or margins of their own (one line of a form)."""
+    row: Container[Widget] = Container(
+        widgets=list(widgets), layout="horizontal", labels=False, label=label
+    )
+    row.margins = (0, 0, 0, 0)
+    return row
+
+
 class Form(Container[Widget]):
     """A magicgui container that tells the user's edits from the program's.
 
@@ -255,13 +264,7 @@ class CodecForm(Form):
         # what the setting is: a label of its own, since renaming a form label at run time
         # measures text with magicgui's default backend, which need not be the form's
         self.lossy_name = Label(name="lossy_name", value="")
-        lossy_row = Container(
-            widgets=[self.lossy_value, self.lossy_name],
-            layout="horizontal",
-            labels=False,
-            label=_LOSSY_LABEL,
-        )
-        lossy_row.margins = (0, 0, 0, 0)
+        lossy_row = _row([self.lossy_value, self.lossy_name], _LOSSY_LABEL)
         self.compressor = ComboBox(
             name="compressor", label="Compressor", choices=list(COMPRESSORS), value="zstd"
         )
@@ -436,13 +439,7 @@ class RecompressForm(CodecForm):
         self.resume = CheckBox(
             name="resume", text="Resume", tooltip="Continue an interrupted run into the output"
         )
-        options = Container(
-            widgets=[self.verify, self.overwrite, self.resume],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        options.margins = (0, 0, 0, 0)
+        options = _row([self.verify, self.overwrite, self.resume])
         self.sample = SpinBox(
             name="sample",
             label="Sample",
@@ -458,13 +455,7 @@ class RecompressForm(CodecForm):
         self.run_button = PushButton(name="run_button", text="Recompress")
         self.cancel_button = PushButton(name="cancel_button", text="Cancel")
         self.cancel_button.enabled = False
-        buttons = Container(
-            widgets=[self.estimate_button, self.run_button, self.cancel_button],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        buttons.margins = (0, 0, 0, 0)
+        buttons = _row([self.estimate_button, self.run_button, self.cancel_button])
         super().__init__(
             [
                 self.output,
@@ -553,24 +544,12 @@ class ChunkMapForm(Form):
             text="Verify",
             tooltip="Decode every stored chunk to find corrupt ones (slower)",
         )
-        toggles = Container(
-            widgets=[self.chunk_lines, self.shard_lines, self.verify],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        toggles.margins = (0, 0, 0, 0)
+        toggles = _row([self.chunk_lines, self.shard_lines, self.verify])
         self.compute_button = PushButton(name="compute_button", text="Map chunks")
         self.compute_button.tooltip = "Compute the chunk map of the selected layer and level"
         self.cancel_button = PushButton(name="cancel_button", text="Cancel")
         self.cancel_button.enabled = False
-        buttons = Container(
-            widgets=[self.compute_button, self.cancel_button],
-            layout="horizontal",
-            labels=False,
-            label="",
-        )
-        buttons.margins = (0, 0, 0, 0)
+        buttons = _row([self.compute_button, self.cancel_button])
         super().__init__([self.level, self.mode, toggles, buttons])
         self.margins = (0, 0, 0, 0)
 
