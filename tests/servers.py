@@ -21,6 +21,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import threading
@@ -43,6 +44,7 @@ __all__ = [
     "http_server",
     "s3_server",
     "serve_directory",
+    "serve_sharded_image",
 ]
 
 FAKE_KEY_ID = "testing-key-id"
@@ -199,6 +201,12 @@ class LoopbackHTTPServer:
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
             self.requests.append(record)
+
+    def publish(self, src: str | os.PathLike[str], name: str | None = None) -> str:
+        """Serve a copy of the folder *src* as *name* (its own name by default); its URL."""
+        name = name or Path(src).name
+        shutil.copytree(src, self.root / name)
+        return f"{self.url}/{name}"
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -369,6 +377,34 @@ def serve_directory(
         yield srv
     finally:
         srv.close()
+
+
+def serve_sharded_image(
+    server: LoopbackHTTPServer,
+    tmp_path: Path,
+    name: str = "img.ome.zarr",
+    *,
+    size: int = 128,
+    labels: bool = False,
+) -> tuple[str, Path]:
+    """A sharded OME-Zarr 0.5 image served by *server*: its URL and the local original.
+
+    Two channels of four planes of *size* x *size* pixels, three levels, chunks of a quarter
+    and shards of half the plane's side (with ``labels/cells`` when *labels*), written to
+    ``tmp_path / name``.
+    """
+    from napari_zarr_explorer import testing
+
+    src = testing.write_ome_image(
+        tmp_path / name,
+        version="0.5",
+        shape=(2, 4, size, size),
+        chunks=(1, 1, size // 4, size // 4),
+        shards=(1, 1, size // 2, size // 2),
+        levels=3,
+        labels=labels,
+    )
+    return server.publish(src), src
 
 
 # --------------------------------------------------------------------------------------------

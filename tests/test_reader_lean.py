@@ -24,6 +24,7 @@ from napari_zarr_explorer._reader import read_zarr
 from napari_zarr_explorer.errors import ExplorerError, ExplorerWarning
 from napari_zarr_explorer.layers import _LeanReader, open_layers
 from napari_zarr_explorer.pyramid import ChunkReader
+from scripts import printed_json, run_python
 
 _AXES = [
     {"name": "z", "type": "space"},
@@ -156,11 +157,16 @@ _REGIONS = [
 ]
 
 
-def _serve(http_server: Any, tmp_path: Path, name: str, **kw: Any) -> tuple[str, Path]:
+def _serve(
+    http_server: Any, tmp_path: Path, name: str, *, zarr_format: int = 3, **kw: Any
+) -> tuple[str, Path]:
+    """An image of :func:`_ome_store` served as *name* (by default zstd, chunks of 1x16x16,
+    fill value 0, uint16 little-endian): its URL and the local original."""
     src = tmp_path / name
-    _ome_store(src, **kw)
-    shutil.copytree(src, http_server.root / name)
-    return f"{http_server.url}/{name}", src
+    defaults = {"compressor": "zstd:3", "chunks": (1, 16, 16), "fill": 0}
+    dtype = "uint16" if zarr_format == 3 else "<u2"
+    _ome_store(src, **{"zarr_format": zarr_format, "dtype": dtype, **defaults, **kw})
+    return http_server.publish(src), src
 
 
 @pytest.mark.parametrize("case", list(_CASES))
@@ -223,24 +229,57 @@ def test_the_cases_cover_what_they_claim(tmp_path: Path) -> None:
 
 
 def _sharded(http_server: Any, tmp_path: Path, name: str) -> tuple[str, Path]:
-    return _serve(
-        http_server,
-        tmp_path,
-        name,
-        zarr_format=3,
-        dtype="uint16",
-        compressor="zstd:3",
-        chunks=(1, 16, 16),
-        shards=(1, 32, 32),
-        fill=7,
-    )
+    return _serve(http_server, tmp_path, name, shards=(1, 32, 32), fill=7)
 
 
-def _read_all(layers: list[Any]) -> tuple[list[np.ndarray], list[str]]:
+def _outcome(layers: list[Any], which: int = 0) -> tuple[Any, list[str]]:
+    """Every level of layer *which* read (or the error met), and the explorer's warnings."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = [np.asarray(lv) for lv in layers[0][0]]
+        try:
+            out: Any = [np.asarray(lv) for lv in layers[which][0]]
+        except ExplorerError as exc:
+            out = f"{type(exc).__name__}: {exc}"
     return out, sorted(str(w.message) for w in caught if issubclass(w.category, ExplorerWarning))
+
+
+def _same_outcome(lean: tuple[Any, list[str]], plain: tuple[Any, list[str]]) -> list[str]:
+    """Assert two outcomes of :func:`_outcome` are the same; return the warnings."""
+    assert lean[1] == plain[1]
+    if isinstance(plain[0], str):
+        assert lean[0] == plain[0]
+    else:
+        for a, b in zip(lean[0], plain[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+    return lean[1]
+
+
+def _open_both_ways(url: str, *, errors: bool = False) -> tuple[Any, Any, list[str]]:
+    """*url* opened lean (``read_zarr``) and the ordinary way, with the same warnings: both
+    layer lists (or, when *errors*, the :class:`ExplorerError` raised) and the warnings."""
+    opened = []
+    for open_ in (read_zarr, open_layers):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                layers: Any = open_(url)
+            except ExplorerError as exc:
+                if not errors:
+                    raise
+                layers = exc
+        opened.append((layers, [str(w.message) for w in caught]))
+    (lean, lean_msgs), (plain, plain_msgs) = opened
+    assert lean_msgs == plain_msgs
+    return lean, plain, lean_msgs
+
+
+def _same_error(url: str) -> str:
+    """Opening *url* lean fails as the ordinary way does: the message."""
+    lean, plain, _msgs = _open_both_ways(url, errors=True)
+    assert isinstance(plain, ExplorerError)
+    assert type(lean) is type(plain)
+    assert str(lean) == str(plain)
+    return str(lean)
 
 
 def _damage(path: Path, *, keep: int | None = None) -> None:
@@ -265,12 +304,8 @@ def test_damaged_data_gives_the_ordinary_messages(http_server, tmp_path: Path, d
     with pytest.raises(Exception):  # whatever the decoder says: the lean reader stops
         r = lean_layers[0][0][0].reader
         r.lean.read(r.image.client, (slice(1, 2), slice(32, 64), slice(0, 32)))
-    lean, lean_msgs = _read_all(lean_layers)
-    plain, plain_msgs = _read_all(open_layers(url))
-    assert lean_msgs == plain_msgs
-    assert lean_msgs, "the damage must be reported"
-    for a, b in zip(lean, plain, strict=True):
-        np.testing.assert_array_equal(a, b)
+    msgs = _same_outcome(_outcome(lean_layers), _outcome(open_layers(url)))
+    assert msgs, "the damage must be reported"
 
 
 def test_unknown_codec_gives_the_ordinary_error(http_server, tmp_path: Path) -> None:
@@ -279,40 +314,19 @@ def test_unknown_codec_gives_the_ordinary_error(http_server, tmp_path: Path) -> 
     doc = json.loads(doc_path.read_text())
     doc["codecs"][0]["configuration"]["codecs"][1] = {"name": "no-such-codec"}
     doc_path.write_text(json.dumps(doc))
-    with pytest.raises(ExplorerError) as lean_err:
-        read_zarr(url)
-    with pytest.raises(ExplorerError) as plain_err:
-        open_layers(url)
-    assert type(lean_err.value) is type(plain_err.value)
-    assert str(lean_err.value) == str(plain_err.value)
-    assert "no-such-codec" in str(lean_err.value)
+    assert "no-such-codec" in _same_error(url)
 
 
 def test_v2_level_saying_another_format_gives_the_ordinary_error(
     http_server, tmp_path: Path
 ) -> None:
     name = "format.ome.zarr"
-    url, _src = _serve(
-        http_server,
-        tmp_path,
-        name,
-        zarr_format=2,
-        dtype="<u2",
-        compressor="zstd:3",
-        chunks=(1, 16, 16),
-        fill=0,
-    )
+    url, _src = _serve(http_server, tmp_path, name, zarr_format=2)
     meta = http_server.root / name / "1" / ".zarray"
     doc = json.loads(meta.read_text())
     doc["zarr_format"] = 3
     meta.write_text(json.dumps(doc))
-    with pytest.raises(ExplorerError) as lean_err:
-        read_zarr(url)
-    with pytest.raises(ExplorerError) as plain_err:
-        open_layers(url)
-    assert type(lean_err.value) is type(plain_err.value)
-    assert str(lean_err.value) == str(plain_err.value)
-    assert "zarr_format is 3, expected 2" in str(lean_err.value)
+    assert "zarr_format is 3, expected 2" in _same_error(url)
 
 
 @pytest.mark.parametrize(
@@ -334,16 +348,7 @@ def test_unusual_images_are_opened_by_the_ordinary_path(
 ) -> None:
     fmt = 2 if change in ("order-F", "filters", "compressor-argument") else 3
     name = f"{change}.ome.zarr"
-    url, _src = _serve(
-        http_server,
-        tmp_path,
-        name,
-        zarr_format=fmt,
-        dtype="<u2" if fmt == 2 else "uint16",
-        compressor="zstd:3",
-        chunks=(1, 16, 16),
-        fill=0,
-    )
+    url, _src = _serve(http_server, tmp_path, name, zarr_format=fmt)
     served = http_server.root / name
     if change == "two-multiscales":
         doc = json.loads((served / "zarr.json").read_text())
@@ -372,19 +377,7 @@ def test_unusual_images_are_opened_by_the_ordinary_path(
             elif change == "filters":
                 doc["filters"] = [{"id": "delta", "dtype": "<u2"}]
             meta.write_text(json.dumps(doc))
-    with warnings.catch_warnings(record=True) as lean_w:
-        warnings.simplefilter("always")
-        try:
-            lean_layers: Any = read_zarr(url)
-        except ExplorerError as exc:
-            lean_layers = exc
-    with warnings.catch_warnings(record=True) as plain_w:
-        warnings.simplefilter("always")
-        try:
-            plain_layers: Any = open_layers(url)
-        except ExplorerError as exc:
-            plain_layers = exc
-    assert [str(w.message) for w in lean_w] == [str(w.message) for w in plain_w]
+    lean_layers, plain_layers, _msgs = _open_both_ways(url, errors=True)
     if isinstance(plain_layers, ExplorerError):
         assert str(lean_layers) == str(plain_layers)
         return
@@ -413,61 +406,6 @@ def test_a_shard_read_whole_is_one_request(http_server, tmp_path: Path) -> None:
     n_index = sum(1 for q in http_server.requests if q.range and q.range.startswith("bytes=-"))
     assert n_index == 2  # shards (1, 1, 0) and (1, 1, 1), each index once
     assert len(paths) == 2 + 3  # inner chunks (1, 2, 0), (1, 2, 1) and (1, 2, 2)
-
-
-# A fresh napari session's first image: the reader, the coarsest level's central plane (the
-# contrast limits), then a full-resolution tile; which of zarr-python's imports were made.
-_FIRST_IMAGE = r"""
-import json, sys
-import numpy as np
-from napari_zarr_explorer._reader import napari_get_reader
-heavy = ("zarr", "numcodecs", "fsspec", "aiohttp")
-url = sys.argv[1]
-layers = napari_get_reader(url)(url)
-seen = {"open": sorted(m for m in heavy if m in sys.modules)}
-levels = layers[0][0]
-coarse, full = levels[-1], levels[0]
-a = np.asarray(coarse[:, coarse.shape[1] // 2])
-seen["first image"] = sorted(m for m in heavy if m in sys.modules)
-b = np.asarray(full[:, full.shape[1] // 2, 32:64, 32:64])
-print(json.dumps({"sums": [int(a.sum()), int(b.sum())], "seen": seen,
-                  "lean": type(full.reader).__name__}))
-"""
-
-
-def test_zarr_is_not_imported_before_the_first_image(http_server, tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    src = testing.write_ome_image(
-        tmp_path / "img.ome.zarr",
-        version="0.5",
-        shape=(2, 4, 128, 128),
-        chunks=(1, 1, 32, 32),
-        shards=(1, 1, 64, 64),
-        levels=3,
-    )
-    shutil.copytree(src, http_server.root / "img.ome.zarr")
-    url = f"{http_server.url}/img.ome.zarr"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-c", _FIRST_IMAGE, url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["lean"] == "_LeanReader"
-    assert result["seen"] == {"open": [], "first image": []}
-    local = open_layers(str(src))[0][0]
-    assert result["sums"] == [
-        int(np.asarray(local[-1][:, local[-1].shape[1] // 2]).sum()),
-        int(np.asarray(local[0][:, local[0].shape[1] // 2, 32:64, 32:64]).sum()),
-    ]
 
 
 def test_zarr_takes_over_after_the_first_image_without_asking_twice(
@@ -502,16 +440,7 @@ def test_a_v2_array_without_fill_value_leaves_missing_chunks_to_zarr(
 ) -> None:
     from napari_zarr_explorer.store.lean import LeanUnsupported
 
-    url, src = _serve(
-        http_server,
-        tmp_path,
-        "nofill.ome.zarr",
-        zarr_format=2,
-        dtype="<u2",
-        compressor="zstd:3",
-        chunks=(1, 16, 16),
-        fill=0,
-    )
+    url, src = _serve(http_server, tmp_path, "nofill.ome.zarr", zarr_format=2)
     for root in (src, http_server.root / "nofill.ome.zarr"):
         for level in ("0", "1"):
             meta = root / level / ".zarray"
@@ -529,16 +458,6 @@ def test_a_v2_array_without_fill_value_leaves_missing_chunks_to_zarr(
     with pytest.raises(LeanUnsupported):  # a missing chunk: zarr-python's fill value
         full.reader.lean.read(full.reader.image.client, (slice(0, 1), slice(0, 16), slice(0, 16)))
     np.testing.assert_array_equal(np.asarray(full), stored[...])
-
-
-def _outcome(layers: list[Any]) -> tuple[Any, list[str]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            out: Any = [np.asarray(lv) for lv in layers[0][0]]
-        except ExplorerError as exc:
-            out = f"{type(exc).__name__}: {exc}"
-    return out, sorted(str(w.message) for w in caught if issubclass(w.category, ExplorerWarning))
 
 
 @pytest.mark.parametrize(
@@ -574,12 +493,7 @@ def test_server_faults_give_the_ordinary_outcome(http_server, tmp_path: Path, fa
     inject()
     plain = _outcome(open_layers(url))
     http_server.clear_faults()
-    if isinstance(plain[0], str):
-        assert lean == plain
-        return
-    assert lean[1] == plain[1]
-    for a, b in zip(lean[0], plain[0], strict=True):
-        np.testing.assert_array_equal(a, b)
+    _same_outcome(lean, plain)
 
 
 def _plain_meta(codec: dict[str, Any] | None) -> dict[str, Any]:
@@ -691,8 +605,7 @@ def _labelled(
         gattrs = gdoc["attributes"]["ome"] if version == "0.5" else gdoc
         gattrs["labels"] = ["nuclei", "cells"]
         gmeta.write_text(json.dumps(gdoc))
-    shutil.copytree(src, http_server.root / name)
-    return f"{http_server.url}/{name}", src
+    return http_server.publish(src), src
 
 
 def _levels_of(data: Any) -> list[Any]:
@@ -838,13 +751,7 @@ def test_a_label_image_the_lean_reader_cannot_read_opens_all_ordinarily(
     doc = json.loads(level.read_text())
     doc["codecs"].insert(0, {"name": "transpose", "configuration": {"order": [0, 1, 2]}})
     level.write_text(json.dumps(doc))
-    with warnings.catch_warnings(record=True) as lean_w:
-        warnings.simplefilter("always")
-        lean_layers = read_zarr(url)
-    with warnings.catch_warnings(record=True) as plain_w:
-        warnings.simplefilter("always")
-        plain_layers = open_layers(url)
-    assert [str(w.message) for w in lean_w] == [str(w.message) for w in plain_w]
+    lean_layers, plain_layers, _msgs = _open_both_ways(url)
     assert [t for _, _, t in lean_layers] == ["image", "labels"]
     _assert_same_layers(lean_layers, plain_layers, lean=False)
 
@@ -874,14 +781,7 @@ def test_labels_the_ordinary_path_warns_about_open_ordinarily(
             ldoc["fill_value"] = 0.0
             (served / "labels" / "cells" / i / "zarr.json").write_text(json.dumps(ldoc))
         (served / "labels" / "cells" / "zarr.json").write_text(json.dumps(src_doc))
-    with warnings.catch_warnings(record=True) as lean_w:
-        warnings.simplefilter("always")
-        lean_layers = read_zarr(url)
-    with warnings.catch_warnings(record=True) as plain_w:
-        warnings.simplefilter("always")
-        plain_layers = open_layers(url)
-    msgs = [str(w.message) for w in lean_w]
-    assert msgs == [str(w.message) for w in plain_w]
+    lean_layers, plain_layers, msgs = _open_both_ways(url)
     assert msgs, "the ordinary path warns about this image"
     assert [(k, t) for _, k, t in lean_layers] == [(k, t) for _, k, t in plain_layers]
     assert not isinstance(_levels_of(lean_layers[0][0])[0].reader, _LeanReader)
@@ -894,20 +794,8 @@ def test_a_damaged_label_chunk_gives_the_ordinary_messages(http_server, tmp_path
     _damage(shard)
     lean_layers = read_zarr(url)
     assert isinstance(lean_layers[-1][0][0].reader, _LeanReader)
-
-    def outcome(layers: list[Any]) -> tuple[list[np.ndarray], list[str]]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = [np.asarray(lv) for lv in layers[-1][0]]
-        msgs = sorted(str(w.message) for w in caught if issubclass(w.category, ExplorerWarning))
-        return out, msgs
-
-    lean, lean_msgs = outcome(lean_layers)
-    plain, plain_msgs = outcome(open_layers(url))
-    assert lean_msgs == plain_msgs
-    assert any("labels/cells/0" in m for m in lean_msgs), lean_msgs
-    for a, b in zip(lean, plain, strict=True):
-        np.testing.assert_array_equal(a, b)
+    msgs = _same_outcome(_outcome(lean_layers, -1), _outcome(open_layers(url), -1))
+    assert any("labels/cells/0" in m for m in msgs), msgs
 
 
 _FIRST_LABELLED_IMAGE = r"""
@@ -932,25 +820,11 @@ print(json.dumps({"sums": sums, "seen": seen, "kinds": [k for _, _, k in layers]
 def test_zarr_is_not_imported_before_the_first_image_with_labels(
     http_server, tmp_path: Path, version: str
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
     # zstd: blosc would import numcodecs' blosc extension (and numcodecs) for the first reads
     url, src = _labelled(
         http_server, tmp_path, "lab.ome.zarr", version=version, compressor="zstd:3"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-c", _FIRST_LABELLED_IMAGE, url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = printed_json(run_python(_FIRST_LABELLED_IMAGE, url))
     assert result["kinds"] == ["image", "labels"]
     assert result["lean"] == ["_LeanReader", "_LeanReader"]
     assert result["seen"] == {"open": [], "first image": []}
@@ -998,8 +872,7 @@ def test_images_written_by_ngff_zarr_and_ome_zarr_py_open_lean(
     logs = []
     for lean in (True, False):
         name = f"{tool}-{version}-{lean}.ome.zarr"
-        shutil.copytree(tmp_path / "img.ome.zarr", http_server.root / name)
-        url = f"{http_server.url}/{name}"
+        url = http_server.publish(tmp_path / "img.ome.zarr", name)
         http_server.clear_log()
         if lean:
             layers = read_zarr(url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import numpy as np
 from napari_zarr_explorer import testing
 from napari_zarr_explorer._reader import napari_get_reader
 from napari_zarr_explorer.layers import open_layers
+from scripts import printed_json, run_python
+from servers import serve_sharded_image
 
 
 def test_ome_image_over_http(http_server, tmp_path: Path) -> None:
@@ -23,8 +24,7 @@ def test_ome_image_over_http(http_server, tmp_path: Path) -> None:
         levels=2,
         labels=True,
     )
-    shutil.copytree(src, http_server.root / "img.ome.zarr")
-    url = f"{http_server.url}/img.ome.zarr"
+    url = http_server.publish(src)
     reader = napari_get_reader(url)
     assert reader is not None
     local = open_layers(src)
@@ -40,8 +40,7 @@ def test_ome_image_over_http(http_server, tmp_path: Path) -> None:
 
 def test_plate_over_http(http_server, tmp_path: Path) -> None:
     src = testing.write_plate(tmp_path / "plate.zarr", version="0.4", rows=1, cols=2, fields=1)
-    shutil.copytree(src, http_server.root / "plate.zarr")
-    ((data, _, _),) = open_layers(f"{http_server.url}/plate.zarr")
+    ((data, _, _),) = open_layers(http_server.publish(src))
     ((local, _, _),) = open_layers(src)
     np.testing.assert_array_equal(np.asarray(data[0]), np.asarray(local[0]))
 
@@ -65,62 +64,39 @@ def test_unfetchable_chunk_shows_fill_and_warns(http_server, tmp_path: Path) -> 
     np.testing.assert_array_equal(out, expected)
 
 
-def _sharded_image(http_server, tmp_path: Path) -> str:
-    src = testing.write_ome_image(
-        tmp_path / "img.ome.zarr",
-        version="0.5",
-        shape=(2, 4, 128, 128),
-        chunks=(1, 1, 32, 32),
-        shards=(1, 1, 64, 64),
-        levels=3,
-    )
-    shutil.copytree(src, http_server.root / "img.ome.zarr")
-    return f"{http_server.url}/img.ome.zarr"
-
-
-# What a fresh napari session does to show the first image: the reader, then the coarsest
-# level's central plane and a full-resolution tile. Prints the modules it needed.
+# What a fresh napari session does to show the first image: the reader, the coarsest level's
+# central plane (the contrast limits), then a full-resolution tile. Prints the modules it had
+# imported after the reader, after the plane and after the tile.
 _FIRST_IMAGE = r"""
 import json, sys
 import numpy as np
 from napari_zarr_explorer._reader import napari_get_reader
+heavy = ("zarr", "numcodecs", "fsspec", "aiohttp", "distributed", "imagecodecs", "s3fs")
 url = sys.argv[1]
 layers = napari_get_reader(url)(url)
+seen = {"open": sorted(m for m in heavy if m in sys.modules)}
 levels = layers[0][0]
 coarse, full = levels[-1], levels[0]
 a = np.asarray(coarse[:, coarse.shape[1] // 2])
+seen["first image"] = sorted(m for m in heavy if m in sys.modules)
 b = np.asarray(full[:, full.shape[1] // 2, 32:64, 32:64])
-print(json.dumps({"sums": [int(a.sum()), int(b.sum())],
-                  "modules": sorted(m for m in ("aiohttp", "fsspec.implementations.http",
-                                                "distributed", "imagecodecs", "s3fs")
-                                    if m in sys.modules)}))
+seen["tile"] = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps({"sums": [int(a.sum()), int(b.sum())], "seen": seen,
+                  "reader": type(full.reader).__name__}))
 """
 
 
 def test_first_image_over_http_imports_only_what_it_needs(http_server, tmp_path: Path) -> None:
-    """No aiohttp, no dask.distributed, no image codecs before the first pixels; each document
+    """Neither zarr-python nor aiohttp before the first image; no dask.distributed, no image
+    codecs for the first tile (zarr-python may then start in the background); each document
     and each byte range requested once; no Zarr v2 document asked of a Zarr v3 image."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from collections import Counter
-
-    url = _sharded_image(http_server, tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    url, src = serve_sharded_image(http_server, tmp_path)
     http_server.clear_log()
-    proc = subprocess.run(
-        [sys.executable, "-c", _FIRST_IMAGE, url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["modules"] == [], result["modules"]
-    local = open_layers(str(tmp_path / "img.ome.zarr"))[0][0]
+    result = printed_json(run_python(_FIRST_IMAGE, url))
+    assert result["reader"] == "_LeanReader"
+    assert result["seen"]["open"] == result["seen"]["first image"] == []
+    assert not {"aiohttp", "distributed", "imagecodecs", "s3fs"} & set(result["seen"]["tile"])
+    local = open_layers(str(src))[0][0]
     want = [
         int(np.asarray(local[-1][:, local[-1].shape[1] // 2]).sum()),
         int(np.asarray(local[0][:, local[0].shape[1] // 2, 32:64, 32:64]).sum()),
@@ -138,7 +114,7 @@ def test_reader_fetches_metadata_ahead_and_hands_it_to_the_store(
 ) -> None:
     from napari_zarr_explorer.store import _http
 
-    url = _sharded_image(http_server, tmp_path)
+    url, _src = serve_sharded_image(http_server, tmp_path)
     http_server.clear_log()
     client = _http.prefetch(url, limit=2**20)
     assert client is not None
@@ -154,7 +130,7 @@ def test_no_fetching_ahead_when_read_ahead_is_off(http_server, tmp_path: Path, m
     from napari_zarr_explorer import _reader
     from napari_zarr_explorer.store import _http
 
-    url = _sharded_image(http_server, tmp_path)
+    url, _src = serve_sharded_image(http_server, tmp_path)
     monkeypatch.setenv("NZE_REMOTE_READ_AHEAD", "0")
     http_server.clear_log()
     _reader._prefetch(url)
@@ -171,14 +147,14 @@ def test_http_options_beyond_headers_go_through_fsspec(http_server, tmp_path: Pa
     from napari_zarr_explorer.store import open_store, parse_location
     from napari_zarr_explorer.store.remote import HTTPStore, fetch_many
 
-    url = _sharded_image(http_server, tmp_path)
+    url, src = serve_sharded_image(http_server, tmp_path)
     lean = open_store(parse_location(url))
     assert isinstance(lean._store, HTTPStore)
     options = {"client_kwargs": {"trust_env": False}}
     store = open_store(parse_location(url, options))
     assert isinstance(store._store, FsspecStore)
     layers = open_layers(url, storage_options=options)
-    local = open_layers(str(tmp_path / "img.ome.zarr"))
+    local = open_layers(str(src))
     np.testing.assert_array_equal(np.asarray(layers[0][0][-1]), np.asarray(local[0][0][-1]))
     http_server.redirect("img.ome.zarr/0/zarr.json", "http://example.invalid/x/zarr.json")
     for opts in ({}, options):
@@ -190,7 +166,7 @@ def test_reused_connections_survive_the_server_closing_them(http_server, tmp_pat
     """A kept-alive connection the server has closed meanwhile is replaced, not an error."""
     from napari_zarr_explorer.store._http import HTTPClient
 
-    url = _sharded_image(http_server, tmp_path)
+    url, src = serve_sharded_image(http_server, tmp_path)
     client = HTTPClient(url, timeout=5)
     first = client.get("zarr.json", limit=2**20)
     assert first is not None
@@ -199,8 +175,7 @@ def test_reused_connections_survive_the_server_closing_them(http_server, tmp_pat
         conn.sock.shutdown(2)
     assert client.get("zarr.json", limit=2**20) == first
     assert (
-        client.get("0/zarr.json", ("range", 0, 10))
-        == (tmp_path / "img.ome.zarr" / "0" / "zarr.json").read_bytes()[:10]
+        client.get("0/zarr.json", ("range", 0, 10)) == (src / "0" / "zarr.json").read_bytes()[:10]
     )
     assert client.get("missing.json") is None
     client.close()
@@ -248,7 +223,7 @@ def test_fetching_ahead_with_one_request_at_a_time(
     """A concurrency of 1 still works (nothing waits for a thread it occupies itself)."""
     from napari_zarr_explorer._reader import read_zarr
 
-    url = _sharded_image(http_server, tmp_path)
+    url, _src = serve_sharded_image(http_server, tmp_path)
     monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "1")
     monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "30")
     http_server.clear_log()
@@ -262,11 +237,6 @@ def test_fetching_ahead_with_one_request_at_a_time(
 def test_image_codecs_are_registered_when_an_array_needs_one(tmp_path: Path) -> None:
     """The image codecs are no longer registered for every array: in a fresh process, an array
     stored with one still opens, and one without does not import imagecodecs."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     from napari_zarr_explorer import recompress
 
     data = (np.arange(2 * 32 * 48) % 200).astype("uint8").reshape(2, 32, 48)
@@ -282,18 +252,8 @@ def test_image_codecs_are_registered_when_an_array_needs_one(tmp_path: Path) -> 
         "                 'imagecodecs' in sys.modules and not before]\n"
         "print(json.dumps(out))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     src, png = str(tmp_path / "src.zarr"), str(tmp_path / "png.zarr")
-    proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code, src, png],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = printed_json(run_python(code, src, png, flags=["-W", "ignore"]))
     total = int(data.sum(dtype=np.int64))
     assert result[src] == [total, False]  # zstd only: imagecodecs not imported
     assert result[png] == [total, True]  # png: registered on demand, read exactly

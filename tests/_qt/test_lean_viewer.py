@@ -7,82 +7,44 @@ and zarr-python takes over the reads after the first image.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from napari_zarr_explorer import testing
 from napari_zarr_explorer.layers import _LeanReader
+from servers import serve_sharded_image
 
 PLUGIN = "napari-zarr-explorer"
 
 
+@pytest.mark.parametrize("labels", [False, True], ids=["image", "with-labels"])
 def test_viewer_shows_the_first_image_from_the_lean_reader(
-    make_napari_viewer, qtbot, http_server, tmp_path: Path
+    make_napari_viewer, qtbot, http_server, tmp_path: Path, labels: bool
 ) -> None:
-    src = testing.write_ome_image(
-        tmp_path / "img.ome.zarr",
-        version="0.5",
-        shape=(2, 4, 256, 256),
-        levels=3,
-        chunks=(1, 1, 64, 64),
-        shards=(1, 1, 128, 128),
-    )
-    shutil.copytree(src, http_server.root / "img.ome.zarr")
-    remote = make_napari_viewer(show=True)
-    shown = remote.open(f"{http_server.url}/img.ome.zarr", plugin=PLUGIN)
-    local = make_napari_viewer(show=True)
-    reference = local.open(str(src), plugin=PLUGIN)
+    """The layers are those of the local copy (names, contrast limits, colormaps, the colours
+    of the image-label metadata, pixels), all read lean first; with ``labels/cells``, an image
+    layer per channel and a labels layer sharing one zarr-python import."""
+    url, src = serve_sharded_image(http_server, tmp_path, size=256, labels=labels)
+    shown = make_napari_viewer(show=True).open(url, plugin=PLUGIN)
+    reference = make_napari_viewer(show=True).open(str(src), plugin=PLUGIN)
     assert [ly.name for ly in shown] == [ly.name for ly in reference]
-    for layer, ref in zip(shown, reference, strict=True):
-        assert all(isinstance(lv.reader, _LeanReader) for lv in layer.data)
-        qtbot.waitUntil(lambda layer=layer: layer.loaded, timeout=20000)
-        assert layer.contrast_limits == ref.contrast_limits
-        assert layer.colormap.name == ref.colormap.name
-        np.testing.assert_array_equal(
-            np.asarray(layer._slice.image.raw), np.asarray(ref._slice.image.raw)
-        )
-    image = shown[0].data[0].reader.image
-    assert image.reads >= 2  # the contrast limits and the first tile: lean
-    qtbot.waitUntil(lambda: image.ready, timeout=20000)  # then zarr-python, in the background
-    assert image._error is None
-
-
-def test_viewer_shows_an_image_with_labels_from_the_lean_reader(
-    make_napari_viewer, qtbot, http_server, tmp_path: Path
-) -> None:
-    """An image with ``labels/cells``: an image layer per channel and a labels layer, as from
-    the local copy (names, colours of the image-label metadata, pixels), all lean first."""
-    src = testing.write_ome_image(
-        tmp_path / "lab.ome.zarr",
-        version="0.5",
-        shape=(2, 4, 256, 256),
-        levels=3,
-        chunks=(1, 1, 64, 64),
-        shards=(1, 1, 128, 128),
-        labels=True,
-    )
-    shutil.copytree(src, http_server.root / "lab.ome.zarr")
-    remote = make_napari_viewer(show=True)
-    shown = remote.open(f"{http_server.url}/lab.ome.zarr", plugin=PLUGIN)
-    local = make_napari_viewer(show=True)
-    reference = local.open(str(src), plugin=PLUGIN)
-    assert [type(ly).__name__ for ly in shown] == ["Image", "Image", "Labels"]
-    assert [ly.name for ly in shown] == [ly.name for ly in reference]
+    kinds = ["Image", "Image", "Labels"] if labels else ["Image", "Image"]
+    assert [type(ly).__name__ for ly in shown] == kinds
     for layer, ref in zip(shown, reference, strict=True):
         assert all(isinstance(lv.reader, _LeanReader) for lv in layer.data)
         qtbot.waitUntil(lambda layer=layer: layer.loaded, timeout=20000)
         if type(layer).__name__ == "Labels":
             for value in (0, 1, 2, 3):
                 np.testing.assert_allclose(layer.colormap.map(value), ref.colormap.map(value))
-            raw, want = layer._slice.image.raw, ref._slice.image.raw
         else:
             assert layer.contrast_limits == ref.contrast_limits
             assert layer.colormap.name == ref.colormap.name
-            raw, want = layer._slice.image.raw, ref._slice.image.raw
-        np.testing.assert_array_equal(np.asarray(raw), np.asarray(want))
+        np.testing.assert_array_equal(
+            np.asarray(layer._slice.image.raw), np.asarray(ref._slice.image.raw)
+        )
     image = shown[0].data[0].reader.image
-    assert shown[-1].data[0].reader.image is image  # one zarr-python import for all layers
-    qtbot.waitUntil(lambda: image.ready, timeout=20000)
+    assert all(ly.data[0].reader.image is image for ly in shown)  # one zarr-python import
+    assert image.reads >= 2  # the contrast limits and the first tile: lean
+    qtbot.waitUntil(lambda: image.ready, timeout=20000)  # then zarr-python, in the background
     assert image._error is None
