@@ -119,37 +119,11 @@ def run_zarr(src: str, dst: str) -> dict[str, Any]:
 def run_tensorstore(src: str, dst: str) -> dict[str, Any]:
     import tensorstore as ts
 
+    from napari_zarr_explorer.testing import tensorstore_sharded_spec
+
     source = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": src}}).result()
-    shape = list(source.shape)
-    out = ts.open(
-        {
-            "driver": "zarr3",
-            "kvstore": {"driver": "file", "path": dst},
-            "metadata": {
-                "shape": shape,
-                "data_type": "uint16",
-                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARDS)}},
-                "codecs": [
-                    {
-                        "name": "sharding_indexed",
-                        "configuration": {
-                            "chunk_shape": list(CHUNKS),
-                            "codecs": [
-                                {"name": "bytes", "configuration": {"endian": "little"}},
-                                {"name": "zstd", "configuration": {"level": 3}},
-                            ],
-                            "index_codecs": [
-                                {"name": "bytes", "configuration": {"endian": "little"}},
-                                {"name": "crc32c"},
-                            ],
-                        },
-                    }
-                ],
-            },
-            "create": True,
-            "delete_existing": True,
-        }
-    ).result()
+    spec = tensorstore_sharded_spec(dst, source.shape, dtype="uint16", chunks=CHUNKS, shards=SHARDS)
+    out = ts.open(spec).result()
     out.write(source).result()
     return {}
 

@@ -35,33 +35,12 @@ def make_array(path: Path, shape: tuple[int, int], seed: int = 0) -> None:
     import numpy as np
     import tensorstore as ts
 
-    spec = {
-        "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(path)},
-        "metadata": {
-            "shape": list(shape),
-            "data_type": "uint8",
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARD)}},
-            "codecs": [
-                {
-                    "name": "sharding_indexed",
-                    "configuration": {
-                        "chunk_shape": list(INNER),
-                        "codecs": [
-                            {"name": "bytes"},
-                            {"name": "zstd", "configuration": {"level": 1}},
-                        ],
-                        "index_codecs": [
-                            {"name": "bytes", "configuration": {"endian": "little"}},
-                            {"name": "crc32c"},
-                        ],
-                    },
-                }
-            ],
-        },
-        "create": True,
-        "delete_existing": True,
-    }
+    from napari_zarr_explorer.testing import tensorstore_sharded_spec
+
+    codecs = [{"name": "bytes"}, {"name": "zstd", "configuration": {"level": 1}}]
+    spec = tensorstore_sharded_spec(
+        path, shape, dtype="uint8", chunks=INNER, shards=SHARD, codecs=codecs
+    )
     arr = ts.open(spec).result()
     rng = np.random.default_rng(seed)
     rows = SHARD[0]

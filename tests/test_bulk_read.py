@@ -22,7 +22,7 @@ from napari_zarr_explorer.errors import ExplorerWarning
 from napari_zarr_explorer.pyramid import ChunkCache, as_level
 from napari_zarr_explorer.store import ChunkSizeError, bulk_read, open_array, parse_location
 from napari_zarr_explorer.store import bulk as bulk_mod
-from napari_zarr_explorer.testing import blobs, write_array
+from napari_zarr_explorer.testing import blobs, tensorstore_sharded_spec, write_array
 
 SHAPE = (11, 45, 53)  # partial edge chunks and shards along every dimension
 CHUNKS = (2, 8, 16)
@@ -182,32 +182,9 @@ def test_v2_without_fill_value_reads_zeros(tmp_path):
 def test_tensorstore_shards(tmp_path, monkeypatch):
     ts = pytest.importorskip("tensorstore")
     data = _data()
-    spec = {
-        "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(tmp_path / "t.zarr")},
-        "metadata": {
-            "shape": list(SHAPE),
-            "data_type": "uint16",
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARDS)}},
-            "codecs": [
-                {
-                    "name": "sharding_indexed",
-                    "configuration": {
-                        "chunk_shape": list(CHUNKS),
-                        "codecs": [
-                            {"name": "bytes", "configuration": {"endian": "little"}},
-                            {"name": "zstd", "configuration": {"level": 3}},
-                        ],
-                        "index_codecs": [
-                            {"name": "bytes", "configuration": {"endian": "little"}},
-                            {"name": "crc32c"},
-                        ],
-                    },
-                }
-            ],
-        },
-        "create": True,
-    }
+    spec = tensorstore_sharded_spec(
+        tmp_path / "t.zarr", SHAPE, dtype="uint16", chunks=CHUNKS, shards=SHARDS
+    )
     ts.open(spec).result().write(data).result()
     array = _open(tmp_path / "t.zarr")
     plain = _Plain(monkeypatch)

@@ -197,34 +197,10 @@ def test_tensorstore_v2(tmp_path: Path) -> None:
 def test_tensorstore_v3_sharded(tmp_path: Path) -> None:
     ts = pytest.importorskip("tensorstore")
     values = testing.blobs((4, 60, 70), seed=6, dtype="uint16")
-    store = ts.open(
-        {
-            "driver": "zarr3",
-            "kvstore": {"driver": "file", "path": str(tmp_path / "ts3.zarr")},
-            "metadata": {
-                "shape": list(values.shape),
-                "data_type": "uint16",
-                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 32, 32]}},
-                "codecs": [
-                    {
-                        "name": "sharding_indexed",
-                        "configuration": {
-                            "chunk_shape": [1, 16, 16],
-                            "codecs": [
-                                {"name": "bytes", "configuration": {"endian": "little"}},
-                                {"name": "zstd", "configuration": {"level": 3}},
-                            ],
-                            "index_codecs": [
-                                {"name": "bytes", "configuration": {"endian": "little"}},
-                                {"name": "crc32c"},
-                            ],
-                        },
-                    }
-                ],
-            },
-        },
-        create=True,
-    ).result()
+    spec = testing.tensorstore_sharded_spec(
+        tmp_path / "ts3.zarr", values.shape, dtype="uint16", chunks=(1, 16, 16), shards=(2, 32, 32)
+    )
+    store = ts.open(spec).result()
     store[...] = values
     ((data, _, _),) = read(tmp_path / "ts3.zarr")
     np.testing.assert_array_equal(np.asarray(data), values)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -22,7 +24,7 @@ from napari_zarr_explorer.chunks import CORRUPT, PRESENT
 from napari_zarr_explorer.codecs import CodecInfo
 from napari_zarr_explorer.store import bulk_chunk_checker
 from napari_zarr_explorer.store.exact import ExactSizeError
-from napari_zarr_explorer.testing import write_array
+from napari_zarr_explorer.testing import tensorstore_sharded_spec, write_array
 
 SHAPE = (200, 300)
 INNER = (10, 10)
@@ -37,30 +39,9 @@ def _tensorstore_array(
     rng = np.random.default_rng(3)
     data = rng.integers(0, 40, size=shape, dtype=np.uint8)
     data[:, 250:] = 0  # whole inner chunks equal to the fill value are not stored
-    spec = {
-        "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(path)},
-        "metadata": {
-            "shape": list(shape),
-            "data_type": "uint8",
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(SHARD)}},
-            "codecs": [
-                {
-                    "name": "sharding_indexed",
-                    "configuration": {
-                        "chunk_shape": list(INNER),
-                        "codecs": inner_codecs,
-                        "index_codecs": [
-                            {"name": "bytes", "configuration": {"endian": "little"}},
-                            {"name": "crc32c"},
-                        ],
-                    },
-                }
-            ],
-        },
-        "create": True,
-        "delete_existing": True,
-    }
+    spec = tensorstore_sharded_spec(
+        path, shape, dtype="uint8", chunks=INNER, shards=SHARD, codecs=inner_codecs
+    )
     arr = ts.open(spec).result()
     arr[...] = data
     return data
@@ -101,59 +82,66 @@ def _bomb_frame() -> bytes:
     return b"".join(parts) + out.flush()
 
 
-def _both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+def _edit_shard(
+    shard: Path, edits: dict[int, Callable[[bytes], bytes]], padding: int = 0
+) -> list[bytes | None]:
+    """Replace inner chunks of *shard* (each stored) by what *edits* makes of them; append
+    *padding* unreferenced bytes. Returns the inner chunks it had."""
+    chunks, _ = _read_shard(shard)
+    before = list(chunks)
+    for i, edit in edits.items():
+        old = chunks[i]
+        assert old is not None, f"inner chunk {i} is not stored"
+        chunks[i] = edit(old)
+    _write_shard(shard, chunks, padding=padding)
+    return before
+
+
+def _same_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The verified chunk map of *path* with the bulk decoder, once found the same without."""
     fast = chunk_map(path, verify=True)
     with monkeypatch.context() as m:
         m.setattr(chunks_mod, "_BULK_DECODE", False)
         plain = chunk_map(path, verify=True)
-    return fast, plain
-
-
-def _same(fast: object, plain: object) -> None:
-    assert np.array_equal(fast.state, plain.state)  # type: ignore[attr-defined]
-    assert fast.corrupt_keys == plain.corrupt_keys  # type: ignore[attr-defined]
-    assert set(fast.problems) == set(plain.problems)  # type: ignore[attr-defined]
-    assert fast.verified and plain.verified  # type: ignore[attr-defined]
+    assert np.array_equal(fast.state, plain.state)
+    assert fast.corrupt_keys == plain.corrupt_keys
+    assert set(fast.problems) == set(plain.problems)
+    assert fast.verified and plain.verified
+    return fast
 
 
 @pytest.mark.parametrize("codecs", [ZSTD, RAW], ids=["zstd", "raw"])
 def test_bulk_verify_of_intact_array_matches_plain(tmp_path, monkeypatch, codecs):
     data = _tensorstore_array(tmp_path / "a.zarr", codecs)
-    fast, plain = _both_ways(tmp_path / "a.zarr", monkeypatch)
-    _same(fast, plain)
+    fast = _same_both_ways(tmp_path / "a.zarr", monkeypatch)
     stored = np.array(
         [
             [bool(data[i : i + 10, j : j + 10].any()) for j in range(0, SHAPE[1], 10)]
             for i in range(0, SHAPE[0], 10)
         ]
     )
-    assert fast.chunks_present == int(stored.sum()) == 20 * 25  # type: ignore[attr-defined]
-    assert fast.chunks_corrupt == 0  # type: ignore[attr-defined]
+    assert fast.chunks_present == int(stored.sum()) == 20 * 25
+    assert fast.chunks_corrupt == 0
 
 
 @pytest.mark.parametrize("codecs", [ZSTD, RAW], ids=["zstd", "raw"])
 def test_bulk_verify_finds_the_same_corrupt_inner_chunks(tmp_path, monkeypatch, codecs):
     path = tmp_path / "a.zarr"
     _tensorstore_array(path, codecs)
-    shard = path / "c" / "1" / "2"
-    chunks, _ = _read_shard(shard)
-    chunks[3] = b"\x28\xb5\x2f\xfd garbage" if codecs is ZSTD else b"short"
-    chunks[52] = (chunks[52] or b"")[:-5]
-    _write_shard(shard, chunks)
-    fast, plain = _both_ways(path, monkeypatch)
-    _same(fast, plain)
-    assert fast.corrupt_keys == ("c/1/2",)  # type: ignore[attr-defined]
-    bad = np.argwhere(fast.state == CORRUPT).tolist()  # type: ignore[attr-defined]
+    bad_chunk = b"\x28\xb5\x2f\xfd garbage" if codecs is ZSTD else b"short"
+    _edit_shard(path / "c" / "1" / "2", {3: lambda _: bad_chunk, 52: lambda c: c[:-5]})
+    fast = _same_both_ways(path, monkeypatch)
+    assert fast.corrupt_keys == ("c/1/2",)
+    bad = np.argwhere(fast.state == CORRUPT).tolist()
     assert bad == [[10, 23], [15, 22]]
-    assert fast.chunks_present == 20 * 25 - 2  # type: ignore[attr-defined]
+    assert fast.chunks_present == 20 * 25 - 2
 
 
 def test_bulk_verify_of_zarr_python_shards_matches_plain(tmp_path, monkeypatch):
     data = np.arange(40 * 40, dtype="uint16").reshape(40, 40)
     path = write_array(tmp_path / "s.zarr", data, chunks=(5, 5), shards=(20, 20))
-    fast, plain = _both_ways(path, monkeypatch)
-    _same(fast, plain)
-    assert fast.chunks_present == 64  # type: ignore[attr-defined]
+    fast = _same_both_ways(path, monkeypatch)
+    assert fast.chunks_present == 64
 
 
 def test_bulk_verify_of_edge_shards_matches_plain(tmp_path, monkeypatch):
@@ -161,29 +149,21 @@ def test_bulk_verify_of_edge_shards_matches_plain(tmp_path, monkeypatch):
     path = tmp_path / "a.zarr"
     _tensorstore_array(path, ZSTD, shape=(205, 243))
     (path / "c" / "0" / "1").unlink()
-    shard = path / "c" / "2" / "2"
-    chunks, _ = _read_shard(shard)
+    chunks = _edit_shard(path / "c" / "2" / "2", {1: lambda _: b"\x28\xb5\x2f\xfd\x00"})
     assert chunks[0] is not None and chunks[10] is None  # row 21 lies outside the array
-    chunks[1] = b"\x28\xb5\x2f\xfd\x00"
-    _write_shard(shard, chunks)
-    fast, plain = _both_ways(path, monkeypatch)
-    _same(fast, plain)
-    assert fast.state.shape == (21, 25)  # type: ignore[attr-defined]
-    assert np.argwhere(fast.state == CORRUPT).tolist() == [[20, 21]]  # type: ignore[attr-defined]
-    assert fast.chunks_present == 21 * 25 - 100 - 1  # type: ignore[attr-defined]
+    fast = _same_both_ways(path, monkeypatch)
+    assert fast.state.shape == (21, 25)
+    assert np.argwhere(fast.state == CORRUPT).tolist() == [[20, 21]]
+    assert fast.chunks_present == 21 * 25 - 100 - 1
 
 
 def test_oversized_shard_is_verified_by_the_plain_path(tmp_path, monkeypatch):
     # 3 MB of unreferenced bytes: more than a shard of 10 kB is read whole for the bulk decode
     path = tmp_path / "a.zarr"
     _tensorstore_array(path, ZSTD)
-    shard = path / "c" / "0" / "0"
-    chunks, _ = _read_shard(shard)
-    chunks[7] = b"\x28\xb5\x2f\xfd\x00"
-    _write_shard(shard, chunks, padding=3 << 20)
-    fast, plain = _both_ways(path, monkeypatch)
-    _same(fast, plain)
-    assert np.argwhere(fast.state == CORRUPT).tolist() == [[0, 7]]  # type: ignore[attr-defined]
+    _edit_shard(path / "c" / "0" / "0", {7: lambda _: b"\x28\xb5\x2f\xfd\x00"}, padding=3 << 20)
+    fast = _same_both_ways(path, monkeypatch)
+    assert np.argwhere(fast.state == CORRUPT).tolist() == [[0, 7]]
 
 
 @pytest.mark.parametrize("tail", ["garbage", "frame"])
@@ -193,17 +173,11 @@ def test_bulk_verify_refuses_data_after_an_inner_frame(tmp_path, monkeypatch, ta
     # the bulk check passed inner chunks that reading them refuses.
     path = tmp_path / "a.zarr"
     _tensorstore_array(path, ZSTD)
-    shard = path / "c" / "1" / "1"
-    chunks, _ = _read_shard(shard)
-    assert chunks[5] is not None and chunks[40] is not None
     extra = b"not zstd" if tail == "garbage" else zstandard.ZstdCompressor().compress(bytes(7))
-    chunks[5] += extra
-    chunks[40] += extra
-    _write_shard(shard, chunks)
-    fast, plain = _both_ways(path, monkeypatch)
-    _same(fast, plain)
-    assert fast.corrupt_keys == ("c/1/1",)  # type: ignore[attr-defined]
-    bad = np.argwhere(fast.state == CORRUPT).tolist()  # type: ignore[attr-defined]
+    _edit_shard(path / "c" / "1" / "1", {5: lambda c: c + extra, 40: lambda c: c + extra})
+    fast = _same_both_ways(path, monkeypatch)
+    assert fast.corrupt_keys == ("c/1/1",)
+    bad = np.argwhere(fast.state == CORRUPT).tolist()
     assert bad == [[10, 15], [14, 10]]
 
 
@@ -271,5 +245,5 @@ def test_bomb_inner_chunk_is_reported_without_allocating_it(tmp_path):
 def test_present_states_come_from_the_index(tmp_path, monkeypatch):
     path = tmp_path / "a.zarr"
     _tensorstore_array(path, ZSTD)
-    fast, _ = _both_ways(path, monkeypatch)
-    assert (fast.state[:, :25] == PRESENT).all()  # type: ignore[attr-defined]
+    fast = _same_both_ways(path, monkeypatch)
+    assert (fast.state[:, :25] == PRESENT).all()

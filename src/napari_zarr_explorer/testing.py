@@ -22,6 +22,7 @@ __all__ = [
     "blobs",
     "make_sample",
     "sample_path",
+    "tensorstore_sharded_spec",
     "write_array",
     "write_bioformats2raw",
     "write_ome_image",
@@ -242,6 +243,71 @@ def write_array(
     )
     arr[...] = data
     return path
+
+
+#: The inner codecs of :func:`tensorstore_sharded_spec` unless told otherwise.
+_TS_INNER_CODECS: tuple[dict[str, Any], ...] = (
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "zstd", "configuration": {"level": 3}},
+)
+
+
+def tensorstore_sharded_spec(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    *,
+    dtype: str,
+    chunks: Sequence[int],
+    shards: Sequence[int],
+    codecs: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return the tensorstore spec that creates a sharded Zarr v3 array at *path* (replacing it).
+
+    Shards as tensorstore writes them (a CRC32C-checked index at the end), to test and measure
+    against data written by another implementation than zarr-python. Open it with
+    ``tensorstore.open(spec).result()``; this function does not import tensorstore.
+
+    Parameters
+    ----------
+    path
+        Folder of the array.
+    shape, dtype
+        The array's shape and Zarr v3 data type name (``"uint16"``).
+    chunks, shards
+        Inner chunk and shard shapes.
+    codecs
+        The inner chunks' codecs (default: little-endian ``bytes`` and ``zstd`` level 3).
+
+    Returns
+    -------
+    dict
+        The spec (driver ``zarr3`` on a ``file`` key-value store).
+    """
+    inner = [dict(c) for c in (_TS_INNER_CODECS if codecs is None else codecs)]
+    sharding = {
+        "name": "sharding_indexed",
+        "configuration": {
+            "chunk_shape": list(chunks),
+            "codecs": inner,
+            "index_codecs": [
+                {"name": "bytes", "configuration": {"endian": "little"}},
+                {"name": "crc32c"},
+            ],
+        },
+    }
+    grid = {"name": "regular", "configuration": {"chunk_shape": list(shards)}}
+    return {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(shape),
+            "data_type": dtype,
+            "chunk_grid": grid,
+            "codecs": [sharding],
+        },
+        "create": True,
+        "delete_existing": True,
+    }
 
 
 def _axes_meta(axes: str, version: str) -> Any:
