@@ -170,7 +170,7 @@ def test_reused_connections_survive_the_server_closing_them(http_server, tmp_pat
     client = HTTPClient(url, timeout=5)
     first = client.get("zarr.json", limit=2**20)
     assert first is not None
-    for conn in client._idle:  # what a server closing idle connections leaves behind
+    for conn in client._pool.idle:  # what a server closing idle connections leaves behind
         assert conn.sock is not None
         conn.sock.shutdown(2)
     assert client.get("zarr.json", limit=2**20) == first
@@ -295,3 +295,57 @@ def test_a_request_in_flight_does_not_hold_the_interpreter_at_exit(tmp_path: Pat
             child.kill()
             for conn in held:
                 conn.close()
+
+
+# A script showing the first image of a remote image (lean: no zarr-python), then quitting.
+# Its first exit handler runs last, after the package's own: it reports the sockets still
+# connected to the server, then drops what the script and the prefetch table hold and collects
+# them, so that any socket left open is finalised while warnings are still shown.
+_QUIT_AFTER_FIRST_IMAGE = r"""
+import atexit, gc, json, socket, sys
+
+def at_exit():
+    port = int(sys.argv[2])
+    def still_open():
+        found = 0
+        for obj in gc.get_objects():
+            if isinstance(obj, socket.socket) and obj.fileno() != -1:
+                try:
+                    found += obj.getpeername()[1] == port
+                except OSError:
+                    pass
+        return found
+    print(json.dumps({"open at exit": still_open()}), flush=True)
+    globals().pop("layers", None)
+    sys.modules["napari_zarr_explorer.store._http"]._PREFETCHED.clear()
+    gc.collect()
+
+atexit.register(at_exit)
+
+import numpy as np
+from napari_zarr_explorer._reader import napari_get_reader
+from napari_zarr_explorer.store._http import peek_prefetched
+url = sys.argv[1]
+layers = napari_get_reader(url)(url)
+print(int(np.asarray(layers[0][0][-1][:, 0]).sum()))
+client = peek_prefetched(url, {})
+for key in client.early_keys():  # the answers fetched ahead: nothing is left in flight
+    client.peek_early(key)
+assert type(layers[0][0][0].reader).__name__ == "_LeanReader"
+del client
+"""
+
+
+def test_no_connection_is_left_open_at_exit(http_server, tmp_path: Path) -> None:
+    """Quitting after opening a remote image closes the kept-alive connections: no
+    ``ResourceWarning: unclosed <socket...>`` at exit."""
+    url, _src = serve_sharded_image(http_server, tmp_path, labels=True)
+    proc = run_python(
+        _QUIT_AFTER_FIRST_IMAGE,
+        url,
+        str(http_server.port),
+        flags=["-X", "dev", "-W", "always::ResourceWarning"],
+    )
+    assert printed_json(proc) == {"open at exit": 0}, proc.stderr[-2000:]
+    assert "ResourceWarning" not in proc.stderr, proc.stderr[-2000:]
+    assert "unclosed" not in proc.stderr, proc.stderr[-2000:]

@@ -31,6 +31,7 @@ import json
 import queue
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
@@ -183,6 +184,48 @@ class _DaemonThreads(Executor):
                 t.join()
 
 
+class _Pool:
+    """A client's kept-alive connections and request threads.
+
+    Kept apart from the client so that a finalizer can close them without keeping the client
+    alive: when the client is collected, and at interpreter exit (``weakref.finalize`` runs
+    then), where sockets left open would be reported as ``ResourceWarning: unclosed socket``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.idle: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+        self.executor: _DaemonThreads | None = None
+        self.final = False  # closed for good: connections are no longer kept
+
+    def checkout(self) -> http.client.HTTPConnection | None:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self.lock:
+            if not self.final and len(self.idle) < self.size:
+                self.idle.append(conn)
+                return
+        conn.close()
+
+    def close(self, *, final: bool = False) -> None:
+        """Close the idle connections and stop the threads.
+
+        With *final*, no connection is kept any more: a request still in flight at exit
+        closes its connection when it ends.
+        """
+        with self.lock:
+            idle, self.idle = self.idle, []
+            executor, self.executor = self.executor, None
+            self.final = self.final or final
+        for conn in idle:
+            conn.close()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
 class HTTPClient:
     """Read objects below *base_url* over HTTP(S) with pooled keep-alive connections.
 
@@ -222,9 +265,10 @@ class HTTPClient:
         self._setup()
 
     def _setup(self) -> None:
-        self._idle: list[http.client.HTTPConnection] = []
+        self._pool = _Pool(self.max_connections)
+        # closes the connections when the client is collected, and at interpreter exit
+        weakref.finalize(self, self._pool.close, final=True)
         self._lock = threading.Lock()
-        self._executor: _DaemonThreads | None = None
         self._early: dict[str, tuple[float, Future[tuple[int, bytes | None]]]] = {}
         self._asked: set[str] = set()  # metadata keys the store has asked for itself
         self._ahead = threading.Event()  # set when prefetch() has asked for all it will
@@ -253,20 +297,18 @@ class HTTPClient:
     @property
     def executor(self) -> Executor:
         """The threads requests run in (made on first use; they never delay the exit)."""
-        with self._lock:
-            if self._executor is None:
-                self._executor = _DaemonThreads(self.max_connections, "nze-http")
-            return self._executor
+        pool = self._pool
+        with pool.lock:
+            if pool.executor is None:
+                pool.executor = _DaemonThreads(self.max_connections, "nze-http")
+            return pool.executor
 
     def close(self) -> None:
-        """Close the idle connections and stop the threads (requests in flight finish)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-            executor, self._executor = self._executor, None
-        for conn in idle:
-            conn.close()
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        """Close the idle connections and stop the threads (requests in flight finish).
+
+        The client is also closed when it is collected and at interpreter exit.
+        """
+        self._pool.close()
 
     # -- connections -----------------------------------------------------------------------
     def _connect(self) -> http.client.HTTPConnection:
@@ -277,17 +319,10 @@ class HTTPClient:
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+        conn = self._pool.checkout()
+        if conn is not None:
+            return conn, True
         return self._connect(), False
-
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self.max_connections:
-                self._idle.append(conn)
-                return
-        conn.close()
 
     # -- requests --------------------------------------------------------------------------
     def url_of(self, key: str) -> str:
@@ -414,7 +449,7 @@ class HTTPClient:
             if resp.will_close or not resp.isclosed():
                 conn.close()
             else:
-                self._checkin(conn)
+                self._pool.checkin(conn)
                 conn = None  # type: ignore[assignment]
             return status, body, resp_headers
         finally:
