@@ -1171,7 +1171,7 @@ def _lean_node(client: Any, loc: Location, path: str, fmt: int | None) -> NodeMe
 def _lean_consolidated(
     client: Any, loc: Location, root: NodeMeta
 ) -> dict[str, tuple[int, dict[str, Any]]] | None:
-    """Return the consolidated metadata, parsed as ``store.consolidated_nodes`` parses it.
+    """Return the consolidated metadata, parsed by ``store.consolidated_nodes``'s parsers.
 
     None when there is none. From the root's ``zarr.json`` (v3) or, for a Zarr v2 root, the
     ``.zmetadata`` fetched ahead; the same parse, so that every node comes from the same
@@ -1179,38 +1179,17 @@ def _lean_consolidated(
     the root).
     """
     from napari_zarr_explorer.store._http import NOTHING
-    from napari_zarr_explorer.store.meta import join_key, parse_json
+    from napari_zarr_explorer.store.meta import consolidated_v2, consolidated_v3, parse_json
 
-    result: dict[str, tuple[int, dict[str, Any]]] = {}
     if root.zarr_format == 3:
-        cm = root.metadata.get("consolidated_metadata")
-        if not isinstance(cm, dict) or not isinstance(cm.get("metadata"), dict):
-            return None
-        for path, md in cm["metadata"].items():
-            if isinstance(path, str) and isinstance(md, dict):
-                result[path.strip("/")] = (3, md)
-        return result
+        return consolidated_v3(root.metadata)
     raw = client.peek_early(".zmetadata")
     if raw is NOTHING:
         raise _Fallback(".zmetadata was not fetched ahead")
     if raw is None:
         return None
     assert isinstance(raw, bytes)
-    zmeta = parse_json(raw, f"{loc.url}/.zmetadata")
-    if not isinstance(zmeta.get("metadata"), dict):
-        return None
-    docs: dict[str, Any] = zmeta["metadata"]
-    for doc_key, md in docs.items():
-        if not isinstance(doc_key, str) or not isinstance(md, dict):
-            continue
-        path, _, name = doc_key.rpartition("/")
-        if name in (".zarray", ".zgroup"):
-            attrs = docs.get(join_key(path, ".zattrs"))
-            doc = dict(md)
-            doc["__kind__"] = "array" if name == ".zarray" else "group"
-            doc["__attrs__"] = attrs if isinstance(attrs, dict) else {}
-            result[path] = (2, doc)
-    return result
+    return consolidated_v2(parse_json(raw, f"{loc.url}/.zmetadata"))
 
 
 @dataclass
@@ -1227,16 +1206,11 @@ class _LeanNodes:
     cons: dict[str, tuple[int, dict[str, Any]]] | None
 
     def node(self, path: str) -> NodeMeta | None:
-        from napari_zarr_explorer.store.meta import _v3_node, join_key
+        from napari_zarr_explorer.store.meta import consolidated_node
 
-        if path and self.cons is not None and path in self.cons:
-            cfmt, cmd = self.cons[path]
-            if cfmt == 3:
-                return _v3_node(path, cmd, where=f"{self.loc.url}/{join_key(path, 'zarr.json')}")
-            cmd = dict(cmd)
-            kind = cmd.pop("__kind__")
-            attrs = cmd.pop("__attrs__")
-            return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=attrs, metadata=cmd)
+        node = consolidated_node(self.cons, path, where=self.loc.url)
+        if node is not None:
+            return node
         return _lean_node(self.client, self.loc, path, self.fmt)
 
     def levels(self, node: NodeMeta, ms: Multiscale) -> tuple[list[Any], list[NodeMeta], Any]:

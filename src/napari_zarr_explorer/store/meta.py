@@ -352,37 +352,72 @@ _CONSOLIDATED: dict[int, tuple[Any, dict[str, tuple[int, dict[str, Any]]] | None
 _CONSOLIDATED_LOCK = threading.Lock()
 
 
-def consolidated_nodes(store: Any, *, where: str) -> dict[str, tuple[int, dict[str, Any]]] | None:
+#: Node path -> (zarr_format, metadata; for Zarr v2 with ``__kind__`` and ``__attrs__``).
+Consolidated = dict[str, tuple[int, dict[str, Any]]]
+
+
+def consolidated_v3(root: Mapping[str, Any]) -> Consolidated | None:
+    """Parse the ``consolidated_metadata`` of a root ``zarr.json`` (None when it has none)."""
+    cm = root.get("consolidated_metadata")
+    if not isinstance(cm, dict) or not isinstance(cm.get("metadata"), dict):
+        return None
+    result: Consolidated = {}
+    for path, md in cm["metadata"].items():
+        if isinstance(path, str) and isinstance(md, dict):
+            result[path.strip("/")] = (3, md)
+    return result
+
+
+def consolidated_v2(zmeta: Mapping[str, Any]) -> Consolidated | None:
+    """Parse a Zarr v2 ``.zmetadata`` document (None when it holds no ``metadata``)."""
+    if not isinstance(zmeta.get("metadata"), dict):
+        return None
+    docs: dict[str, Any] = zmeta["metadata"]
+    result: Consolidated = {}
+    for doc_key, md in docs.items():
+        if not isinstance(doc_key, str) or not isinstance(md, dict):
+            continue
+        path, _, name = doc_key.rpartition("/")
+        if name in (_V2_ARRAY, _V2_GROUP):
+            attrs = docs.get(join_key(path, _V2_ATTRS))
+            doc = dict(md)
+            doc["__kind__"] = "array" if name == _V2_ARRAY else "group"
+            doc["__attrs__"] = attrs if isinstance(attrs, dict) else {}
+            result[path] = (2, doc)
+    return result
+
+
+def consolidated_node(cons: Consolidated | None, path: str, *, where: str) -> NodeMeta | None:
+    """Return the node at *path* as the consolidated metadata *cons* describes it, else None.
+
+    The root is never taken from it: its own document is the one that holds the copy.
+    """
+    if not path or cons is None or path not in cons:
+        return None
+    cfmt, cmd = cons[path]
+    if cfmt == 3:
+        return _v3_node(path, cmd, where=_where(where, join_key(path, _V3)))
+    cmd = dict(cmd)
+    kind = cmd.pop("__kind__")
+    cattrs = cmd.pop("__attrs__")
+    return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=cattrs, metadata=cmd)
+
+
+def consolidated_nodes(store: Any, *, where: str) -> Consolidated | None:
     """Map of node path -> (zarr_format, metadata incl. attributes) from consolidated metadata."""
     key = id(store)
     with _CONSOLIDATED_LOCK:
         entry = _CONSOLIDATED.get(key)
         if entry is not None and entry[0]() is store:
             return entry[1]
-    result: dict[str, tuple[int, dict[str, Any]]] | None = None
+    result: Consolidated | None = None
     root = read_json(store, _V3, where=where)
     if root is not None:
-        cm = root.get("consolidated_metadata")
-        if isinstance(cm, dict) and isinstance(cm.get("metadata"), dict):
-            result = {}
-            for path, md in cm["metadata"].items():
-                if isinstance(path, str) and isinstance(md, dict):
-                    result[path.strip("/")] = (3, md)
+        result = consolidated_v3(root)
     else:
         zmeta = read_json(store, _V2_CONSOLIDATED, where=where)
-        if zmeta is not None and isinstance(zmeta.get("metadata"), dict):
-            docs: dict[str, Any] = zmeta["metadata"]
-            result = {}
-            for doc_key, md in docs.items():
-                if not isinstance(doc_key, str) or not isinstance(md, dict):
-                    continue
-                path, _, name = doc_key.rpartition("/")
-                if name in (_V2_ARRAY, _V2_GROUP):
-                    attrs = docs.get(join_key(path, _V2_ATTRS))
-                    doc = dict(md)
-                    doc["__kind__"] = "array" if name == _V2_ARRAY else "group"
-                    doc["__attrs__"] = attrs if isinstance(attrs, dict) else {}
-                    result[path] = (2, doc)
+        if zmeta is not None:
+            result = consolidated_v2(zmeta)
 
     def forget(_ref: Any, k: int = key) -> None:
         _CONSOLIDATED.pop(k, None)
@@ -469,14 +504,9 @@ async def _read_node_async(
     where: str,
     cons: dict[str, tuple[int, dict[str, Any]]] | None,
 ) -> NodeMeta | None:
-    if path and cons is not None and path in cons:
-        cfmt, cmd = cons[path]
-        if cfmt == 3:
-            return _v3_node(path, cmd, where=_where(where, join_key(path, _V3)))
-        cmd = dict(cmd)
-        kind = cmd.pop("__kind__")
-        cattrs = cmd.pop("__attrs__")
-        return NodeMeta(path=path, kind=kind, zarr_format=2, attributes=cattrs, metadata=cmd)
+    node = consolidated_node(cons, path, where=where)
+    if node is not None:
+        return node
     doc = await _read_json_async(store, join_key(path, _V3), where=where)
     if doc is not None:
         return _v3_node(path, doc, where=_where(where, join_key(path, _V3)))
