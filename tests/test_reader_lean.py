@@ -460,6 +460,46 @@ def test_a_v2_array_without_fill_value_leaves_missing_chunks_to_zarr(
     np.testing.assert_array_equal(np.asarray(full), stored[...])
 
 
+@pytest.mark.parametrize("case", ["damaged-whole-shard", "damaged-inner-chunks", "v2-no-fill"])
+def test_a_read_handed_to_zarr_asks_for_nothing_twice(
+    http_server, tmp_path: Path, case: str
+) -> None:
+    """When a lean read fails (a chunk it cannot decode, a missing chunk whose fill value only
+    zarr-python knows), zarr-python reads the region from what the lean read fetched: each
+    object and byte range is requested once, and the outcome is the ordinary path's."""
+    from collections import Counter
+
+    name = f"{case}.ome.zarr"
+    if case == "v2-no-fill":
+        url, _src = _serve(http_server, tmp_path, name, zarr_format=2)
+        meta = http_server.root / name / "0" / ".zarray"
+        doc = json.loads(meta.read_text())
+        doc["fill_value"] = None
+        meta.write_text(json.dumps(doc))
+        region: tuple[Any, ...] = (1, slice(0, 48), slice(0, 45))  # chunk (1, 0, 0) is missing
+    else:
+        url, _src = _sharded(http_server, tmp_path, name)
+        _damage(http_server.root / name / "0" / "c" / "1" / "1" / "0")  # its first inner chunk
+        # the whole shard (1, 1, 0) in one request, or its index and two inner chunks
+        region = (1, slice(32, 64), slice(0, 32))
+        if case == "damaged-inner-chunks":
+            region = (1, slice(32, 48), slice(0, 32))
+    lean_layers = read_zarr(url)
+    full = lean_layers[0][0][0]
+    assert isinstance(full.reader, _LeanReader)
+    http_server.clear_log()
+    lean = _outcome([([full[region]], {}, "image")])
+    _settle(http_server)
+    counts = Counter((q.path, q.range) for q in http_server.requests)
+    assert counts, "the region was read from the server"
+    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
+    assert full.reader.image.ready  # zarr-python read it
+    plain = _outcome([([open_layers(url)[0][0][0][region]], {}, "image")])
+    _same_outcome(lean, plain)
+    if case != "v2-no-fill":
+        assert lean[1], "the damage is reported"
+
+
 @pytest.mark.parametrize(
     "fault", ["fail-once", "fail", "not-found", "truncate", "lie", "redirect-away", "reset-once"]
 )

@@ -1029,7 +1029,8 @@ class _LeanImage:
         self._done = threading.Event()
         self._arrays: list[Any] = []
         self._error: BaseException | None = None
-        self._kept: dict[tuple[str, tuple[Any, ...]], bytes] = {}
+        self._kept: dict[tuple[str, tuple[Any, ...] | None], bytes | None] = {}
+        self._seed: Any = None  # zarr-python's store takes what is recorded, once it is open
 
     @property
     def ready(self) -> bool:
@@ -1044,11 +1045,18 @@ class _LeanImage:
         if due:
             self.start()
 
-    def record(self, key: str, byte_range: tuple[Any, ...], data: bytes) -> None:
-        """Keep a shard index read by a lean reader, for zarr-python's store (no second read)."""
+    def record(self, key: str, byte_range: tuple[Any, ...] | None, data: bytes | None) -> None:
+        """Keep what a lean reader fetched for zarr-python's store (no second request).
+
+        A shard index, or everything fetched by a read the lean reader could not finish.
+        """
         with self._lock:
-            if len(self._kept) < _LEAN_KEEP:
-                self._kept[(key, byte_range)] = data
+            seed = self._seed
+            if seed is None:
+                if len(self._kept) < _LEAN_KEEP:
+                    self._kept[(key, byte_range)] = data
+                return
+        seed(key, byte_range, data)
 
     def start(self) -> None:
         """Import zarr-python and open the levels' arrays in a background thread (once)."""
@@ -1065,8 +1073,8 @@ class _LeanImage:
             store = open_store(self.loc)
             seed = getattr(store, "seed_cache", None)
             if seed is not None:
-                with self._lock:
-                    kept, self._kept = self._kept, {}
+                with self._lock:  # from now on, what is recorded goes to the store directly
+                    kept, self._kept, self._seed = self._kept, {}, seed
                 for (key, rng), data in kept.items():
                     seed(key, rng, data)
             self._arrays = [

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -441,9 +441,10 @@ class LeanArray:
         sel
             One slice per dimension.
         record
-            Called with ``(key, byte_range, data)`` for each shard index read, the byte range as
-            :meth:`~napari_zarr_explorer.store.remote.RemoteStore.seed_cache` takes it (so that
-            zarr-python's reads later find them).
+            Called with ``(key, byte_range, data)`` for each shard index read and, when the read
+            fails, for everything it fetched (data None: the object does not exist); the byte
+            range as :meth:`~napari_zarr_explorer.store.remote.RemoteStore.seed_cache` takes
+            it, so that zarr-python's reads find them and ask for none of them again.
 
         Returns
         -------
@@ -462,10 +463,16 @@ class LeanArray:
         out = np.empty(tuple(s.stop - s.start for s in sel), dtype=self.dtype)
         if out.size == 0:
             return out
-        if self.shards is None:
-            self._read_chunks(client, sel, out)
-        else:
-            self._read_shards(client, sel, out, record)
+        requests = _Requests(client)
+        try:
+            if self.shards is None:
+                self._read_chunks(requests, sel, out)
+            else:
+                self._read_shards(requests, sel, out, record)
+        except Exception:
+            if record is not None:  # zarr-python reads the region next: from what came
+                requests.hand_on(record)
+            raise
         return out
 
     def _stored_limit(self) -> int:
@@ -496,10 +503,10 @@ class LeanArray:
     def _grid(self, sel: tuple[slice, ...], block: Sequence[int]) -> list[range]:
         return [range(s.start // b, -(-s.stop // b)) for s, b in zip(sel, block, strict=True)]
 
-    def _read_chunks(self, client: Any, sel: tuple[slice, ...], out: np.ndarray) -> None:
+    def _read_chunks(self, requests: _Requests, sel: tuple[slice, ...], out: np.ndarray) -> None:
         limit = self._stored_limit()
         coords = list(product(*self._grid(sel, self.chunks)))
-        futures = [(c, _submit(client, self.key(c), None, limit)) for c in coords]
+        futures = [(c, requests.submit(self.key(c), None, limit)) for c in coords]
         for c, fut in futures:
             data = fut.result()
             if data is None:
@@ -509,7 +516,7 @@ class LeanArray:
                 self._paste(out, sel, c, self.decode(data))
 
     def _read_shards(
-        self, client: Any, sel: tuple[slice, ...], out: np.ndarray, record: _Record | None
+        self, requests: _Requests, sel: tuple[slice, ...], out: np.ndarray, record: _Record | None
     ) -> None:
         shards = self.shards
         layout = self.layout
@@ -528,7 +535,7 @@ class LeanArray:
                 p.start == a and (p.stop - p.start == n or p.stop == size)
                 for p, a, n, size in zip(part, lo, shards, self.shape, strict=True)
             ):
-                whole.append((sc, _submit(client, self.key(sc), None, limit)))
+                whole.append((sc, requests.submit(self.key(sc), None, limit)))
                 continue
             inner = [
                 tuple(s * p + i for s, p, i in zip(sc, per, local, strict=True))
@@ -540,7 +547,7 @@ class LeanArray:
                 )
             ]
             rng = ("suffix", layout.nbytes, 0) if layout.at_end else ("range", 0, layout.nbytes)
-            partial.append((sc, inner, _submit(client, self.key(sc), rng, None)))
+            partial.append((sc, inner, requests.submit(self.key(sc), rng, None)))
         pieces: list[tuple[tuple[int, ...], Future[Any]]] = []
         where: tuple[Any, ...] = (
             ("suffix", layout.nbytes) if layout.at_end else ("range", 0, layout.nbytes)
@@ -569,7 +576,7 @@ class LeanArray:
                 if size > self._stored_limit():
                     raise LeanUnsupported("an inner chunk larger than its bound")
                 rng = ("range", off, off + size)
-                pieces.append((c, _submit(client, self.key(sc), rng, None)))
+                pieces.append((c, requests.submit(self.key(sc), rng, None)))
         for sc, fut in whole:
             data = fut.result()
             lo = [c * n for c, n in zip(sc, shards, strict=True)]
@@ -596,7 +603,37 @@ class LeanArray:
             self._paste(out, sel, c, self.decode(fut.result()))
 
 
-_Record = Callable[[str, tuple[Any, ...], bytes], None]
+_Record = Callable[[str, tuple[Any, ...] | None, bytes | None], None]
+
+
+class _Requests:
+    """The requests of one lean read, so that what they fetched can be handed on."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.sent: list[tuple[str, tuple[str, int, int] | None, Future[Any]]] = []
+
+    def submit(
+        self, key: str, byte_range: tuple[str, int, int] | None, limit: int | None
+    ) -> Future[Any]:
+        """Request *key* (or a byte range of it) in the client's threads."""
+        fut = _submit(self.client, key, byte_range, limit)
+        self.sent.append((key, byte_range, fut))
+        return fut
+
+    def hand_on(self, record: _Record) -> None:
+        """Pass every answer received (waiting for those in flight) to *record*."""
+        wait([fut for _, _, fut in self.sent])
+        for key, byte_range, fut in self.sent:
+            if fut.cancelled() or fut.exception() is not None:
+                continue  # asked again by zarr-python, with its retries and messages
+            if byte_range is None:
+                seeded: tuple[Any, ...] | None = None
+            elif byte_range[0] == "suffix":
+                seeded = ("suffix", byte_range[1])
+            else:
+                seeded = byte_range
+            record(key, seeded, fut.result())
 
 
 def _submit(

@@ -410,11 +410,12 @@ class RemoteStore(WrapperStore[Store]):
         self._failed_in_a_row = 0
         self._unreachable = None
 
-    def seed_cache(self, key: str, byte_range: tuple[Any, ...] | None, data: bytes) -> None:
+    def seed_cache(self, key: str, byte_range: tuple[Any, ...] | None, data: bytes | None) -> None:
         """Keep *data*, read by another reader of this store, as the answer for *key*.
 
         *byte_range* is ``("range", start, end)``, ``("suffix", n)`` or None (the whole object):
-        the store then answers that request from its cache, as if it had made it.
+        the store then answers that request from its cache, as if it had made it. *data* None
+        means the object does not exist.
         """
         check_key(key, where=self.url)
         self._cache.put((key, byte_range), data)
