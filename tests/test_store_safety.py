@@ -110,7 +110,7 @@ def test_array_opens_from_the_checked_metadata_not_the_real_document(tmp_path, m
     assert np.dtype(arr.dtype) == np.dtype("<u2")  # what was checked, not the real "|O"
     # pickle bytes are no <u2 chunk; numpy words it by the length of the pickle, which holds
     # the sentinel's path (odd: no whole <u2 values, even: not 4 of them)
-    with pytest.raises(ValueError, match="reshape|must be a divisor"):
+    with pytest.raises(ValueError, match=r"reshape|must be a divisor"):
         arr[...]
     assert not sentinel.exists()
 
