@@ -853,3 +853,74 @@ def test_default_threads_one_per_cpu_two_more_for_remote_stores(
     report = recompress(src, tmp_path / "dst.zarr", chunks=(8, 8), task_bytes=128)
     assert report.ok and report.objects_written == 64
     assert 1 <= len(seen) <= 3
+
+
+def test_chunk_map_shares_the_chunks_with_an_idle_thread() -> None:
+    """Each item is computed once, by the task's thread or the helper, in order; a helper's
+    exception reaches the task."""
+    from napari_zarr_explorer.recompress import _task
+
+    def helper(job: Any) -> bool:
+        threading.Thread(target=job).start()
+        return True
+
+    barrier = threading.Barrier(2, timeout=30)
+    who: dict[int, int] = {}
+
+    def square(i: int) -> int:
+        if i < 2:
+            barrier.wait()  # items 0 and 1 run at the same time: two threads take part
+        who[i] = threading.get_ident()
+        return i * i
+
+    _task.set_helper(helper)
+    try:
+        assert _task._chunk_map(square, range(10)) == [i * i for i in range(10)]
+        assert sorted(who) == list(range(10))
+        assert len(set(who.values())) == 2
+
+        barrier.reset()
+
+        def fails_on_the_helper(i: int) -> int:
+            if i < 2:
+                barrier.wait()
+            if i == 1:  # claimed by the helper: the task's thread holds item 0 at the barrier
+                raise ValueError("damaged chunk 1")
+            return i
+
+        with pytest.raises(ValueError, match="damaged chunk 1"):
+            _task._chunk_map(fails_on_the_helper, range(10))
+    finally:
+        _task.set_helper(None)
+
+
+def test_the_idle_thread_helping_the_last_task_writes_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One shard, two threads: the second thread, with no task of its own, is offered the
+    task's chunks; the output is byte for byte that of a run on one thread, and verified."""
+    from napari_zarr_explorer.recompress import _engine
+
+    data = testing.blobs((4, 96, 96), seed=11, dtype="uint16")
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 32, 32))
+    taken: list[bool] = []
+    real_help = _engine._Threads.help
+
+    def help_and_note(self: Any, fn: Any) -> bool:
+        taken.append(real_help(self, fn))
+        return taken[-1]
+
+    monkeypatch.setattr(_engine._Threads, "help", help_and_note)
+    hashes = []
+    for name, scheduler, threads in (("one", "sync", None), ("two", None, 2)):
+        dst = tmp_path / f"{name}.zarr"
+        report = recompress(
+            src, dst, chunks=(1, 32, 32), shards=(4, 96, 96), scheduler=scheduler, threads=threads
+        )
+        assert report.ok, str(report)
+        assert report.objects_written == 1
+        assert report.chunks_verified == report.chunks_written == 36
+        hashes.append(tree_hash(dst))
+    assert True in taken  # the idle thread was taken
+    assert hashes[0] == hashes[1]
+    np.testing.assert_array_equal(read(tmp_path / "two.zarr"), data)

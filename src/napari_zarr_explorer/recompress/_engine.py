@@ -31,7 +31,7 @@ from napari_zarr_explorer.recompress._plan import (
 )
 from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, RecompressReport
 from napari_zarr_explorer.recompress._source import ArraySource
-from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task
+from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task, set_helper
 from napari_zarr_explorer.store import Location, parse_location
 
 __all__ = [
@@ -237,14 +237,60 @@ class _Journal:
 
 
 class _Threads:
+    """The local scheduler: a pool of threads; a thread with no task waiting helps a running one.
+
+    At the end of a run fewer tasks remain than threads: a thread that would idle takes
+    chunks of a running task instead (``_task.set_helper``: compressing, and decoding to
+    verify), so the CPUs stay busy until the last object is written. Each object is still
+    written once, by its own task.
+    """
+
     name = "threads"
 
     def __init__(self, threads: int) -> None:
         self.slots = max(1, threads)
         self.pool = cf.ThreadPoolExecutor(self.slots, thread_name_prefix="recompress")
+        self._lock = threading.Lock()
+        self._queued = 0  # tasks submitted and not started
+        self._busy = 0  # threads running a task, or reserved to help one
 
     def submit(self, task: TaskSpec) -> Any:
-        return self.pool.submit(run_task, task)
+        with self._lock:
+            self._queued += 1
+        return self.pool.submit(self._run, task)
+
+    def _run(self, task: TaskSpec) -> TaskResult:
+        with self._lock:
+            self._queued -= 1
+            self._busy += 1
+        set_helper(self.help if self.slots > 1 else None)
+        try:
+            return run_task(task)
+        finally:
+            set_helper(None)
+            with self._lock:
+                self._busy -= 1
+
+    def help(self, fn: Callable[[], None]) -> bool:
+        """Run *fn* on a thread that has no task to run; False (not run) when there is none."""
+        with self._lock:
+            if self._queued or self._busy >= self.slots:
+                return False
+            self._busy += 1
+        try:
+            self.pool.submit(self._help, fn)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._busy -= 1
+            return False
+        return True
+
+    def _help(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def wait(self, futures: set[Any]) -> set[Any]:
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)

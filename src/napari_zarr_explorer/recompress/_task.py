@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,14 @@ from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.store.chunkio import ExactZstdDecoder
 
-__all__ = ["ArrayTarget", "TaskResult", "TaskSpec", "run_task"]
+__all__ = ["ArrayTarget", "TaskResult", "TaskSpec", "run_task", "set_helper"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+#: Offers work to an idle thread of the local scheduler: ``helper(fn)`` runs ``fn()`` on such
+#: a thread and returns True, or returns False when no thread is idle (see ``_Threads.help``).
+Helper = Callable[[Callable[[], None]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +167,77 @@ class _Unit:
         return all(p is None for p in self.pieces)
 
 
+_THREAD = threading.local()
+
+
+def set_helper(helper: Helper | None) -> None:
+    """Let the tasks run by this thread share their chunks with idle threads (None: do not)."""
+    _THREAD.helper = helper
+
+
+def _chunk_map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """Return ``[fn(x) for x in items]``, sharing the items with an idle scheduler thread.
+
+    While other tasks wait, a task's chunks are its own work alone; when its scheduler has an
+    idle thread (the last tasks of a run), that thread takes chunks from the same list. Each
+    item is computed exactly once, by one thread, and the results keep their order, so what
+    is written does not depend on who computed it. The first exception raised by *fn* (on
+    either thread) is raised here once all claimed items are done. One helper at most joins a
+    call (two CPUs are the common case); the offer is renewed before each item this thread
+    takes, at the cost of a lock, since a thread may become idle midway.
+    """
+    n = len(items)
+    helper: Helper | None = getattr(_THREAD, "helper", None)
+    if helper is None or n < 2:
+        return [fn(x) for x in items]
+    out: list[Any] = [None] * n
+    errors: list[BaseException] = []
+    claim = itertools.count()  # next() on a count is atomic: each index goes to one thread
+    done = threading.Condition()
+    helping = 0
+
+    def work() -> None:
+        while (i := next(claim)) < n and not errors:
+            try:
+                out[i] = fn(items[i])
+            except BaseException as exc:
+                errors.append(exc)
+
+    def helped() -> None:
+        nonlocal helping
+        with done:
+            helping += 1  # before claiming anything: the task waits for what this claims
+        try:
+            work()
+        finally:
+            with done:
+                helping -= 1
+                done.notify_all()
+
+    offered = False
+    while (i := next(claim)) < n and not errors:
+        if not offered and i < n - 1:
+            offered = helper(helped)
+        try:
+            out[i] = fn(items[i])
+        except BaseException as exc:
+            errors.append(exc)
+    with done:
+        done.wait_for(lambda: helping == 0)
+    if errors:
+        raise errors[0]
+    return out
+
+
+def _encode_piece(spec: CompressorSpec, piece: npt.NDArray[Any] | None) -> bytes | None:
+    return None if piece is None else spec.encode(piece)
+
+
 def _encode(
     spec: CompressorSpec, unit: _Unit, sharded: bool
 ) -> tuple[list[bytes] | None, list[bytes | None]]:
     """Encode the chunks of *unit*; return the parts of the object to write and the chunks."""
-    encoded = [None if p is None else spec.encode(p) for p in unit.pieces]
+    encoded = _chunk_map(lambda p: _encode_piece(spec, p), unit.pieces)
     if sharded:
         return _io.shard_parts(encoded), encoded
     return (None if encoded[0] is None else [encoded[0]]), encoded
@@ -177,9 +251,6 @@ def _decode_object(
     if sharded:
         return _io.parse_shard(data, n_pieces, where=where)
     return [data]
-
-
-_THREAD = threading.local()
 
 
 def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecoder | None:
@@ -302,25 +373,24 @@ def _check_unit(
             detail = detail[len(unit.key) + 2 :]
         return 0, [f"{unit.key}: {detail}"], err
     dtype = np.dtype(target.dtype)
-    decoder = _exact_decoder(spec, target)
-    for i, (src, got) in enumerate(zip(unit.pieces, pieces, strict=True)):
+
+    def check(i: int) -> tuple[int, str | None, float]:
+        """Check inner chunk *i*: (chunks checked, problem or None, largest error)."""
+        src, got = unit.pieces[i], pieces[i]
         where = unit.key if not sharded else f"{unit.key} (inner chunk {i})"
         if src is None:
-            if got is not None:
-                # A stored chunk where the source is all fill: still correct if it decodes to fill.
-                try:
-                    vals = spec.decode(got, dtype, target.chunks)
-                except Exception as exc:
-                    problems.append(f"{where}: {exc}")
-                    continue
-                if not _io.all_fill(vals, target.fill_value):
-                    problems.append(f"{where}: stored data where the source is empty")
-                checked += 1
-            continue
+            if got is None:
+                return 0, None, 0.0
+            # A stored chunk where the source is all fill: still correct if it decodes to fill.
+            try:
+                vals = spec.decode(got, dtype, target.chunks)
+            except Exception as exc:
+                return 0, f"{where}: {exc}", 0.0
+            if not _io.all_fill(vals, target.fill_value):
+                return 1, f"{where}: stored data where the source is empty", 0.0
+            return 1, None, 0.0
         if got is None:
-            problems.append(f"{where}: missing in the output")
-            continue
-        checked += 1
+            return 0, f"{where}: missing in the output", 0.0
         valid = unit.valid[i]
         assert valid is not None
         problem, e = verify_chunk(
@@ -330,10 +400,14 @@ def _check_unit(
             got,
             valid,
             written=None if written is None else written[i],
-            decoder=decoder,
+            decoder=_exact_decoder(spec, target),  # one per thread: its buffer is reused
         )
+        return 1, None if problem is None else f"{where}: {problem}", e
+
+    for c, problem, e in _chunk_map(check, range(len(unit.pieces))):
+        checked += c
         if problem is not None:
-            problems.append(f"{where}: {problem}")
+            problems.append(problem)
         err = max(err, e)
     return checked, problems, err
 
