@@ -924,3 +924,30 @@ def test_the_idle_thread_helping_the_last_task_writes_the_same_bytes(
     assert True in taken  # the idle thread was taken
     assert hashes[0] == hashes[1]
     np.testing.assert_array_equal(read(tmp_path / "two.zarr"), data)
+
+
+def test_stored_bytes_before_are_those_of_the_source_files(tmp_path: Path) -> None:
+    """The report and the dry-run plan give the stored bytes of each source array's files
+    (the run measures them while it writes; the plan before)."""
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    group = tmp_path / "src.zarr"
+    root = zarr.open_group(group, mode="w", zarr_format=2)
+    for name, seed in (("a", 1), ("b", 2)):
+        arr = root.create_array(name, shape=(3, 40, 40), chunks=(1, 16, 16), dtype="uint16")
+        arr[:] = testing.blobs((3, 40, 40), seed=seed, dtype="uint16")
+    (group / "a" / "stray.bin").write_bytes(b"x" * 1000)  # a file among the chunks counts too
+    expected = {
+        name: sum(
+            p.stat().st_size
+            for p in (group / name).rglob("*")
+            if p.is_file() and p.name not in (".zarray", ".zattrs")
+        )
+        for name in ("a", "b")
+    }
+    report = recompress(group, tmp_path / "dst.zarr", chunks=(1, 32, 32))
+    assert report.ok, str(report)
+    assert {a.path: a.bytes_before for a in report.arrays} == expected
+    assert report.bytes_before == sum(expected.values())
+    plan = plan_recompress(group, chunks=(1, 32, 32))
+    assert {a.target.path: a.bytes_before for a in plan.arrays} == expected

@@ -26,6 +26,7 @@ from napari_zarr_explorer.recompress._plan import (
     ArrayPlan,
     Plan,
     ShapeArg,
+    local_size,
     make_plan,
     parse_shape_arg,
 )
@@ -787,6 +788,7 @@ def recompress(
         chunks=_chunks_arg(chunks, "chunks"),
         shards=_chunks_arg(shards, "shards"),
         ome_version=ome_version,
+        measure=False,  # measured by run_plan while the first tasks run
     )
     return run_plan(
         plan,
@@ -988,6 +990,22 @@ def run_plan(
     )
     pending: tuple[ArrayPlan, TaskSpec, int] | None = None
     running_stage = 0
+    # Stored bytes of local source arrays the plan did not measure: a stat of every file,
+    # done while the first tasks run instead of before them.
+    sizes: dict[str, int | None] = {}
+    unmeasured = [
+        a.target.path
+        for a in plan.arrays
+        if a.bytes_before is None and a.target.path not in sources
+    ]
+    sizer: threading.Thread | None = None
+    if src_loc is not None and src_loc.is_local and unmeasured:
+        loc = src_loc
+        sizer = threading.Thread(
+            target=lambda: sizes.update({p: local_size(loc, p) for p in unmeasured}),
+            name="recompress-sizes",
+            daemon=True,
+        )
     try:
         while True:
             while len(inflight) < window and not cancel.is_set() and error is None:
@@ -1001,6 +1019,8 @@ def run_plan(
                 running_stage = max(running_stage, stage)
                 inflight[ex.submit(pending[1])] = pending
                 pending = None
+            if sizer is not None and sizer.ident is None:
+                sizer.start()  # once the first tasks are queued
             if not inflight:
                 break
             for fut in ex.wait(set(inflight)):
@@ -1038,6 +1058,8 @@ def run_plan(
     finally:
         ex.close()
         journal.close()
+        if sizer is not None and sizer.ident is not None:
+            sizer.join()
     if error is not None:
         if isinstance(error, ExplorerError):
             raise ExplorerError(
@@ -1062,7 +1084,7 @@ def run_plan(
         errs = [r.max_error for r in rs if r.max_error is not None]
         if errs:
             max_err = max([*errs, max_err or 0.0])
-        before = a.bytes_before
+        before = a.bytes_before if a.bytes_before is not None else sizes.get(a.target.path)
         if before is None:
             owned = sum(r.bytes_read for r in rs)
             before = owned or None

@@ -306,7 +306,8 @@ def _ome_children(path: str, attrs: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _local_size(loc: Location, path: str) -> int | None:
+def local_size(loc: Location, path: str) -> int | None:
+    """Return the stored bytes of the files under *path* of a local *loc* (None if remote)."""
     if not loc.is_local:
         return None
     base = loc.path / path if path else loc.path
@@ -347,6 +348,7 @@ def make_plan(
     chunks: tuple[int, ...] | str | None,
     shards: tuple[int, ...] | str | None,
     ome_version: str | None = None,
+    measure: bool = True,
 ) -> Plan:
     """Walk the source and plan every output group and array (nothing is written).
 
@@ -360,6 +362,9 @@ def make_plan(
         2 or 3.
     chunks, shards, ome_version
         As for :func:`napari_zarr_explorer.recompress.recompress`.
+    measure
+        Measure the stored bytes of each local source array now (``bytes_before``; a stat of
+        every file). False leaves them None, for :func:`run_plan` to measure while it writes.
 
     Returns
     -------
@@ -538,7 +543,7 @@ def make_plan(
                 dimension_names=dim_names,
                 source_chunks=src_chunks,
                 source_shards=src_shards,
-                bytes_before=_local_size(source, path),
+                bytes_before=local_size(source, path) if measure else None,
                 src_fill_value=None if fill is None and zarr_format == 2 else data_fill,
             )
         )
