@@ -192,12 +192,17 @@ def _chunk_map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         return [fn(x) for x in items]
     out: list[Any] = [None] * n
     errors: list[BaseException] = []
-    claim = itertools.count()  # next() on a count is atomic: each index goes to one thread
+    counter = itertools.count()
+    claiming = threading.Lock()  # each index goes to one thread, with or without a GIL
     done = threading.Condition()
     helping = 0
 
+    def claim() -> int:
+        with claiming:
+            return next(counter)
+
     def work() -> None:
-        while (i := next(claim)) < n and not errors:
+        while (i := claim()) < n and not errors:
             try:
                 out[i] = fn(items[i])
             except BaseException as exc:
@@ -215,7 +220,7 @@ def _chunk_map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
                 done.notify_all()
 
     offered = False
-    while (i := next(claim)) < n and not errors:
+    while (i := claim()) < n and not errors:
         if not offered and i < n - 1:
             offered = helper(helped)
         try:
