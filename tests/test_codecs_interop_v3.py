@@ -124,3 +124,31 @@ def test_we_read_what_imagecodecs_zarr3_codecs_write(
         warnings.simplefilter("error")  # no chunk may fail to decode
         got = np.asarray(open_layers(out)[0][0])
     np.testing.assert_array_equal(got, data)
+
+
+@pytest.mark.parametrize(
+    ("spec", "dtype", "chunks"),
+    [("lerc", "float32", (2, 8, 64, 64)), ("jpegxl", "uint16", (1, 8, 64, 64))],
+    ids=["lerc-2x8x64x64", "jpegxl-1x8x64x64"],
+)
+def test_imagecodecs_zarr3_codecs_read_volume_chunks_we_write(
+    tmp_path: Path, spec: str, dtype: str, chunks: tuple[int, ...]
+) -> None:
+    data = (np.random.default_rng(3).random((3, 16, 96, 80)) * 1000).astype(dtype)
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 96, 80))
+    out = tmp_path / "out.zarr"
+    assert recompress(src, out, compressor=spec, chunks=chunks, zarr_format=3).ok
+    np.save(tmp_path / "want.npy", data)
+    _run(
+        f"""
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np, zarr
+        import imagecodecs.zarr
+        imagecodecs.zarr.register_codecs(verbose=False)
+        got = zarr.open_array({str(out)!r}, mode="r")[...]
+        want = np.load({str(tmp_path / "want.npy")!r})
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+        """
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +102,7 @@ def _zarr_bytes(spec: CompressorSpec, data: np.ndarray, zarr_format: int) -> np.
                 serializer=serializer,
                 compressors=compressors,
             )
-            key = "c/0/0/0"
+            key = "c/" + "/".join("0" * data.ndim)
         else:
             arr = zarr.create_array(
                 store,
@@ -112,7 +113,7 @@ def _zarr_bytes(spec: CompressorSpec, data: np.ndarray, zarr_format: int) -> np.
                 filters=spec.v2_filters(data.dtype),
                 compressors=spec.v2_compressor(data.dtype),
             )
-            key = "0.0.0"
+            key = ".".join("0" * data.ndim)
         arr[...] = data
         raw = store._store_dict[key].to_bytes()
         # our decoder reads zarr's bytes, and zarr reads ours
@@ -168,8 +169,10 @@ def test_decode_without_dtype_gives_bytes() -> None:
 
 
 # What the image codecs accept, measured by encoding: imagecodecs squeezes a chunk's size-1
-# dimensions, then needs a 2-D image (samples last for webp) within each format's size limits.
-# Each case is encoded for real, so a new imagecodecs that changes a limit fails here.
+# dimensions; png, jpeg and jpeg2k then need a 2-D image (webp: RGB or RGBA) within each
+# format's size limits, jpegxl takes (z, y, x) volumes (with up to 4 samples last) and lerc up
+# to 4 dimensions. Each case is encoded for real, so a new imagecodecs that changes a limit
+# fails here.
 IMAGE_SHAPES = [
     # (spec, dtype, chunk shape that encodes, chunk shape refused, words of the refusal)
     ("png", "u1", (1, 64, 64), (2, 64, 64), "png encodes 2-D images"),
@@ -181,6 +184,11 @@ IMAGE_SHAPES = [
     ("jpeg:quality=90", "u1", (2, 65535), (2, 65536), "65535 pixels"),
     ("webp", "u1", (2, 16382, 3), (2, 16383, 3), "16382 pixels"),
     ("png", "u1", (2, 1_000_000), (2, 1_000_001), "1000000 pixels"),
+    ("jpegxl", "u1", (1, 8, 64, 64), (2, 8, 64, 64), "jpegxl encodes images and (z, y, x)"),
+    ("jpegxl", "u2", (2, 64, 64, 4), (2, 64, 64, 5), "jpegxl encodes images and (z, y, x)"),
+    ("jpegxl", "f4", (64, 4, 64, 1), (2, 2, 4, 64), "jpegxl encodes images and (z, y, x)"),
+    ("lerc", "f4", (2, 8, 64, 64), (2, 2, 8, 64, 64), "lerc encodes chunks with up to 4"),
+    ("lerc", "i2", (1, 3, 8, 8, 8, 1), (3, 3, 3, 8, 8), "lerc encodes chunks with up to 4"),
 ]
 
 
@@ -205,3 +213,84 @@ def test_image_codecs_accept_the_chunk_shapes_they_encode(
     assert "zstd:5" in msg  # what to choose instead
     with pytest.raises(Exception):  # the codec's own error, whatever its type
         spec.encode(np.zeros(bad, dtype))
+
+
+# Volume chunks (z, y, x) the image codecs encode exactly: through the Zarr v3 codecs
+# (imagecodecs_NAME) and the Zarr v2 numcodecs codecs, zarr-python reads back what was written.
+VOLUMES = [
+    ("jpegxl", "uint8", (8, 64, 64)),
+    ("jpegxl", "uint16", (3, 64, 64)),
+    ("jpegxl", "float32", (2, 64, 64)),
+    ("jpegxl", "uint8", (4, 64, 64, 3)),
+    ("lerc", "float32", (2, 8, 64, 64)),
+    ("lerc", "uint16", (64, 8, 8)),
+    ("lerc", "int8", (2, 3, 4, 64)),
+]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize(
+    ("text", "dtype", "shape"),
+    VOLUMES,
+    ids=[f"{t}-{d}-{'x'.join(map(str, s))}" for t, d, s in VOLUMES],
+)
+def test_volume_chunks_round_trip_exactly(
+    text: str, dtype: str, shape: tuple[int, ...], zarr_format: int
+) -> None:
+    spec = parse_compressor(text)
+    spec.check_dtype(dtype, chunks=shape, zarr_format=zarr_format)
+    data = (np.random.default_rng(1).random(shape) * 120).astype(dtype)
+    np.testing.assert_array_equal(_zarr_bytes(spec, data, zarr_format), data)
+    back = spec.decode(spec.encode(data), dtype, shape)
+    assert back.shape == shape
+    np.testing.assert_array_equal(back, data)
+
+
+@pytest.mark.parametrize(
+    "chunks", [(1, 8, 64, 64), (4, 64, 64), (2, 1, 2, 64)], ids=["1x8x64x64", "4x64x64", "2x1x2x64"]
+)
+def test_jpeg2k_refuses_volume_chunks(chunks: tuple[int, ...]) -> None:
+    # jpeg2k takes a third dimension as colour samples, not as planes: a first one of 2 to 4
+    # before a wider last one is stored planar and decodes transposed; the others come back
+    # exactly but are compressed as a z x y image with x samples. Neither is a volume.
+    spec = parse_compressor("jpeg2k")
+    with pytest.raises(CodecError) as info:
+        spec.check_dtype("uint8", chunks=chunks)
+    msg = str(info.value)
+    assert msg.startswith(f"jpeg2k encodes 2-D images (with up to 4 samples last): chunks {chunks}")
+    assert "jpegxl or lerc" in msg and "zstd:5" in msg
+    if chunks != (1, 8, 64, 64):
+        data = np.random.default_rng(2).integers(0, 200, chunks).astype("uint8")
+        back = spec.decode(spec.encode(data), "uint8", chunks)  # no error from imagecodecs...
+        assert not np.array_equal(back, data)  # ...but not the chunk that was given
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize(
+    ("text", "dtype", "chunks"),
+    [("lerc", "float32", (2, 8, 64, 64)), ("jpegxl", "uint16", (1, 8, 64, 64))],
+)
+def test_recompress_to_volume_chunks_reads_back_exactly(
+    tmp_path: Path, text: str, dtype: str, chunks: tuple[int, ...], zarr_format: int
+) -> None:
+    from napari_zarr_explorer import testing
+    from napari_zarr_explorer.recompress import recompress
+
+    rng = np.random.default_rng(3)
+    data = (rng.random((3, 16, 96, 80)) * 1000).astype(dtype)
+    testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 96, 80))
+    report = recompress(
+        tmp_path / "src.zarr",
+        tmp_path / "out.zarr",
+        compressor=text,
+        chunks=chunks,
+        zarr_format=zarr_format,
+    )
+    assert report.ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr's note on numcodecs codecs in v3
+        out = zarr.open_array(tmp_path / "out.zarr", mode="r")
+        assert out.chunks == chunks
+        back = out[...]
+    assert back.dtype == data.dtype
+    np.testing.assert_array_equal(back, data)

@@ -83,6 +83,10 @@ _IMAGE_DTYPES: dict[str, tuple[str, ...]] = {
 #: The others (jpeg2k, jpegxl, lerc) encode any side memory allows.
 _IMAGE_MAX_SIDE: dict[str, int] = {"png": 1_000_000, "jpeg": 65535, "webp": 16382}
 _ANY_SHAPE = "or a codec for any chunk shape (zstd:5, blosc-zstd:5)"
+#: The image codecs that encode more than one image per chunk exactly: how many dimensions
+#: larger than 1 they take (jpegxl: one more when it holds 2 to 4 samples last). Measured by
+#: encoding and decoding with imagecodecs (see :func:`_check_image_chunks`).
+_IMAGE_VOLUME_DIMS: dict[str, int] = {"jpegxl": 3, "lerc": 4}
 # name -> (option, value range, default) of the one option each image codec takes
 _IMAGE_OPTIONS: dict[str, tuple[str, float, float]] = {
     "jpeg2k": ("psnr", 1, 200),  # lossy at this PSNR in dB (absent: reversible)
@@ -327,7 +331,8 @@ class CompressorSpec:
         dtype
             The array's data type.
         chunks
-            The chunk shape, when known: image codecs need 2-D images (webp: RGB or RGBA).
+            The chunk shape, when known: png, jpeg and jpeg2k need 2-D images (webp: RGB or
+            RGBA), jpegxl takes (z, y, x) volumes too and lerc up to 4 dimensions.
         zarr_format
             The output format, when known: the separate ``bitshuffle`` codec is Zarr v2 only.
         """
@@ -1054,14 +1059,40 @@ def _split_args(args: str, *, where: str) -> tuple[str | None, dict[str, str]]:
 
 
 def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
-    """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks*.
+    """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks* exactly.
 
-    imagecodecs drops the size-1 dimensions of a chunk and encodes what is left as one image:
-    two dimensions (y, x), optionally followed by 2 to 4 samples (webp: exactly 3 or 4), each
-    side within :data:`_IMAGE_MAX_SIDE`. ``tests/test_recompress_codec_spec.py`` encodes both
-    sides of every rule.
+    imagecodecs drops the size-1 dimensions of a chunk and encodes what is left. What each
+    codec then gives back exactly, with the chunk's shape (measured by encoding and decoding
+    with imagecodecs 2026.3 and 2026.10):
+
+    - png, jpeg, jpeg2k: one 2-D image (y, x), optionally followed by 2 to 4 samples, each side
+      within :data:`_IMAGE_MAX_SIDE`. jpeg2k takes a third dimension as colour samples (up to
+      4095 of them, planar when the first is 4 or less and the last more than 4, which then
+      decodes transposed): it encodes no volume, so volumes are refused like for png;
+    - webp: one RGB or RGBA image, the 3 or 4 samples last, within 16382 pixels a side;
+    - jpegxl: up to 3 dimensions larger than 1 (an image, or a stack of frames (z, y, x)), or 4
+      when the last holds 2 to 4 samples (z, y, x, samples);
+    - lerc: up to 4 dimensions larger than 1, any sizes.
+
+    ``tests/test_recompress_codec_spec.py`` encodes both sides of every rule.
     """
     img = [c for c in chunks if c > 1]  # what imagecodecs keeps of the chunk
+    if name in _IMAGE_VOLUME_DIMS:
+        most = _IMAGE_VOLUME_DIMS[name]
+        samples = name == "jpegxl" and len(img) == most + 1 and img[-1] <= 4
+        if len(img) <= most or samples:
+            return
+        keep = most + 1 if name == "jpegxl" and 2 <= chunks[-1] <= 4 else most
+        like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
+        what = (
+            "images and (z, y, x) volumes (with up to 4 samples last)"
+            if name == "jpegxl"
+            else "chunks with up to 4 dimensions larger than 1"
+        )
+        raise CodecError(
+            f"{name} encodes {what}: chunks {chunks} have {len(img)} dimensions larger than 1.",
+            hint=f"Give chunks like {','.join(map(str, like))}, {_ANY_SHAPE}.",
+        )
     rgb = name == "webp"
     has_samples = bool(chunks) and len(img) == 3 and chunks[-1] == img[-1] and img[-1] <= 4
     # chunks like the given ones, one plane each (and the samples last)
@@ -1085,7 +1116,8 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
         raise CodecError(
             f"{name} encodes 2-D images (with up to 4 samples last): chunks {chunks} have "
             f"{len(img)} dimensions larger than 1.",
-            hint=f"Give chunks like {like_text} (one plane per chunk), {_ANY_SHAPE}.",
+            hint=f"Give chunks like {like_text} (one plane per chunk), choose jpegxl or lerc, "
+            f"which encode (z, y, x) chunks, {_ANY_SHAPE}.",
         )
     limit = _IMAGE_MAX_SIDE.get(name)
     plane = img[:2]
