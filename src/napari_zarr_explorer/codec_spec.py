@@ -1089,9 +1089,10 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
             if name == "jpegxl"
             else "chunks with up to 4 dimensions larger than 1"
         )
+        lerc = ", choose lerc (up to 4 dimensions)" if name == "jpegxl" and len(img) <= 4 else ""
         raise CodecError(
             f"{name} encodes {what}: chunks {chunks} have {len(img)} dimensions larger than 1.",
-            hint=f"Give chunks like {','.join(map(str, like))}, {_ANY_SHAPE}.",
+            hint=f"Give chunks like {','.join(map(str, like))}{lerc}, {_ANY_SHAPE}.",
         )
     rgb = name == "webp"
     has_samples = bool(chunks) and len(img) == 3 and chunks[-1] == img[-1] and img[-1] <= 4
