@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qtkeys import type_text
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
@@ -39,7 +40,7 @@ def type_into(qtbot, line_edit, text: str) -> None:
     line_edit.setFocus()
     line_edit.selectAll()
     qtbot.keyClick(line_edit, Qt.Key.Key_Delete)
-    qtbot.keyClicks(line_edit, text)
+    type_text(qtbot, line_edit, text)
 
 
 def open_in_explorer(qtbot, explorer: ExplorerWidget, url: str) -> None:

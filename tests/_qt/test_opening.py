@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qtkeys import type_text
 from qtpy.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from qtpy.QtGui import QDragEnterEvent, QDropEvent
 from qtpy.QtWidgets import QApplication
@@ -96,7 +97,7 @@ def test_drop_open_explorer_and_sample_give_the_same_layers(
     widget = ExplorerWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.location_edit.clear()
-    qtbot.keyClicks(widget.location_edit, str(sample))
+    type_text(qtbot, widget.location_edit, str(sample))
     widget.open_button.click()
     qtbot.waitUntil(lambda: widget.report is not None and not widget.busy, timeout=30000)
     widget.open_layer_button.click()
