@@ -24,6 +24,18 @@ pytest_plugins = ["servers"]
 CORPUS = Path(__file__).resolve().parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The built-in sample is generated into this run's temporary folder, never the user's cache.
+
+    A sample left in ``~/.cache`` by another checkout or version would otherwise be what the
+    tests open. Set in the environment, so that the command-line runs the tests start see it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAPARI_ZARR_EXPLORER_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The folder of data written by other implementations (``tests/data``)."""
