@@ -319,6 +319,10 @@ class OpenAudit:
             *(os.path.realpath(p) + os.sep for p in folders),
             *("/proc/", "/sys/", "/dev/", "/etc/ssl/", "/usr/share/zoneinfo/", "/usr/lib/"),
         )
+        # The import system lists these folders themselves: a lazy import (``import crc32c`` on a
+        # first shard index) lists every folder on sys.path whose contents changed since the last
+        # import, such as the checkout while another test run writes its caches there.
+        self._import_folders = {os.path.realpath(p) for p in folders}
         self._system_files = {
             "/etc/hosts",
             "/etc/resolv.conf",
@@ -351,6 +355,8 @@ class OpenAudit:
             return  # a file descriptor, or the current directory
         full = os.path.normpath(os.path.abspath(path))
         if full in self._system_files or full.startswith(self._system):
+            return
+        if event != "open" and full in self._import_folders:
             return
         if any(full == a.rstrip(os.sep) or full.startswith(a) for a in self.allowed):
             return
