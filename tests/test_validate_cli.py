@@ -12,6 +12,7 @@ import pytest
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer.cli import main
+from scripts import SRC
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -20,7 +21,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        # this checkout's package, not whichever the interpreter has installed
+        env={
+            "COLUMNS": "200",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "PYTHONPATH": str(SRC),
+        },
     )
 
 
