@@ -19,6 +19,7 @@ import pytest
 
 from cachelock import cache_lock
 from napari_zarr_explorer.cli import main
+from scripts import SRC
 
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = "ome-zarr-transformations-conformance==0.1.2"
@@ -112,7 +113,7 @@ def test_conformance_cases_all_pass(conformance_venv: Path) -> None:
     n_cases = sum(1 for p in cases.iterdir() if p.is_dir())
     assert n_cases >= 24
     # oztc runs on its own Python; only our sources go on the path (for this checkout's code).
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
     res = subprocess.run(
         [
             str(conformance_venv / "bin" / "oztc"),

@@ -6,9 +6,6 @@ zarr-python; damage is done to the stored bytes of inner chunks, keeping shard i
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from napari_zarr_explorer.codecs import CodecInfo
 from napari_zarr_explorer.store import bulk_chunk_checker
 from napari_zarr_explorer.store.exact import ExactSizeError
 from napari_zarr_explorer.testing import tensorstore_sharded_spec, write_array
+from scripts import printed_json, run_python
 
 SHAPE = (200, 300)
 INNER = (10, 10)
@@ -227,15 +225,7 @@ def test_bomb_inner_chunk_is_reported_without_allocating_it(tmp_path):
     chunks, _ = _read_shard(shard)
     chunks[11] = _bomb_frame()
     _write_shard(shard, chunks)
-    src = str(Path(chunks_mod.__file__).resolve().parents[1])
-    out = subprocess.run(
-        [sys.executable, "-c", _RSS_SCRIPT, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = printed_json(run_python(_RSS_SCRIPT, str(path)))
     assert result["corrupt"] == ["c/0/1"]
     assert result["bad"] == [[1], [11]]
     # the frame declares 256 MiB: peak memory grew by far less than that
