@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,23 +48,19 @@ def zarr_format(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def kernel_name() -> str:
-    """A kernel running this interpreter: ipykernel's own spec when it is ours, else one we add."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A Jupyter kernel running this interpreter, declared in the run's temporary folder.
 
-    manager = KernelSpecManager()
-    try:
-        spec = manager.get_kernel_spec("python3")
-        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return "python3"
-        if spec.argv and spec.argv[0] in ("python", "python3", "{python}"):
-            return "python3"  # ipykernel's native spec: resolved to this interpreter
-    except NoSuchKernel:
-        pass
+    Neither the user's kernels (a ``python3`` of another interpreter) nor their folders take part:
+    the spec is written under a temporary prefix that ``JUPYTER_PATH`` puts first.
+    """
     from ipykernel.kernelspec import install
 
-    install(user=True, kernel_name="napari-zarr-explorer-tests", display_name="nze tests")
-    return "napari-zarr-explorer-tests"
+    prefix = tmp_path_factory.mktemp("jupyter")
+    name = "napari-zarr-explorer-tests"
+    install(kernel_name=name, display_name="nze tests", prefix=str(prefix))
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    return name
 
 
 @pytest.fixture(scope="session")
