@@ -419,6 +419,7 @@ class HTTPClient:
     ) -> tuple[int, bytes | None, Mapping[str, str]]:
         deadline = time.monotonic() + self.timeout
         conn, reused = self._checkout()
+        resp: http.client.HTTPResponse | None = None
         try:
             try:
                 conn.request(method, path, headers=dict(headers))
@@ -454,6 +455,11 @@ class HTTPClient:
             return status, body, resp_headers
         finally:
             if conn is not None:
+                # a response that owns the socket (the server said it would close) keeps it
+                # open until it is closed itself; left to the garbage collector, an error's
+                # traceback can hold it long after, and the socket then closes unclosed
+                if resp is not None:
+                    resp.close()
                 conn.close()
 
     def get(
