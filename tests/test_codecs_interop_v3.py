@@ -61,6 +61,28 @@ def _run(code: str) -> str:
     return proc.stdout
 
 
+def _assert_imagecodecs_reads(out: Path, want: np.ndarray, tol: float, tmp_path: Path) -> None:
+    """zarr-python with imagecodecs' own Zarr 3 codecs reads *out* as *want* (error <= *tol*)."""
+    np.save(tmp_path / "want.npy", want)
+    _run(
+        f"""
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np, zarr
+        import imagecodecs.zarr
+        imagecodecs.zarr.register_codecs(verbose=False)
+        got = zarr.open_array({str(out)!r}, mode="r")[...]
+        want = np.load({str(tmp_path / "want.npy")!r})
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if {tol!r} == 0:
+            assert np.array_equal(got, want)
+        else:
+            err = np.abs(got.astype(float) - want.astype(float)).max()
+            assert err <= {tol!r} * (1 + 1e-6), err
+        """
+    )
+
+
 @pytest.mark.parametrize(("spec", "dtype", "tol"), SPECS, ids=[s for s, _, _ in SPECS])
 def test_imagecodecs_zarr3_codecs_read_what_we_write(
     tmp_path: Path, spec: str, dtype: str, tol: float
@@ -73,21 +95,7 @@ def test_imagecodecs_zarr3_codecs_read_what_we_write(
     assert recompress(src, out, compressor=spec, chunks=chunks, zarr_format=3).ok
     names = [c["name"] for c in json.loads((out / "zarr.json").read_text())["codecs"]]
     assert f"imagecodecs_{spec.partition(':')[0]}" in names
-    np.save(tmp_path / "want.npy", data)
-    _run(
-        f"""
-        import warnings
-        warnings.simplefilter("ignore")
-        import numpy as np, zarr
-        import imagecodecs.zarr
-        imagecodecs.zarr.register_codecs(verbose=False)
-        got = zarr.open_array({str(out)!r}, mode="r")[...]
-        want = np.load({str(tmp_path / "want.npy")!r})
-        assert got.dtype == want.dtype and got.shape == want.shape
-        err = np.abs(got.astype(float) - want.astype(float)).max()
-        assert err <= {tol!r} * (1 + 1e-6), err
-        """
-    )
+    _assert_imagecodecs_reads(out, data, tol, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -138,17 +146,4 @@ def test_imagecodecs_zarr3_codecs_read_volume_chunks_we_write(
     src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 96, 80))
     out = tmp_path / "out.zarr"
     assert recompress(src, out, compressor=spec, chunks=chunks, zarr_format=3).ok
-    np.save(tmp_path / "want.npy", data)
-    _run(
-        f"""
-        import warnings
-        warnings.simplefilter("ignore")
-        import numpy as np, zarr
-        import imagecodecs.zarr
-        imagecodecs.zarr.register_codecs(verbose=False)
-        got = zarr.open_array({str(out)!r}, mode="r")[...]
-        want = np.load({str(tmp_path / "want.npy")!r})
-        assert got.dtype == want.dtype and got.shape == want.shape
-        assert np.array_equal(got, want)
-        """
-    )
+    _assert_imagecodecs_reads(out, data, 0.0, tmp_path)
