@@ -65,14 +65,19 @@ def kernel_name(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Any]:
-    """A dask.distributed LocalCluster of two worker processes on loopback, shared by the run."""
+    """A dask.distributed LocalCluster of two worker processes on loopback, shared by the run.
+
+    Its HTTP server (dashboard, metrics) listens on a free port of loopback: with no address,
+    distributed tries 8787 first, and when another run holds it (the other Python's leg of the
+    suite) distributed leaves the refused socket open, which the suite reports as an error.
+    """
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         processes=True,
         n_workers=2,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         silence_logs=40,
     ) as c:
         yield c
