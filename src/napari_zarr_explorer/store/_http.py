@@ -752,29 +752,22 @@ def _fetch_root_ahead(client: HTTPClient, limit: int) -> None:
 
 
 def _consolidated(client: HTTPClient, root: Any) -> set[str]:
-    """Paths of the nodes the consolidated metadata describes (``store.consolidated_nodes``).
+    """Paths of the nodes the consolidated metadata describes, parsed as the store parses it.
 
     *root* is the root ``zarr.json`` (v3), else None (v2: the ``.zmetadata`` fetched ahead).
     """
+    from napari_zarr_explorer.store.meta import consolidated_v2, consolidated_v3
+
     if root is None:
         raw = _early_body(client, ".zmetadata")
         try:
             root = json.loads(raw) if raw is not None else None
         except ValueError:
             return set()
-        found = root.get("metadata") if isinstance(root, dict) else None
-        if not isinstance(found, dict):
-            return set()
-        return {
-            k.rpartition("/")[0]
-            for k in found
-            if isinstance(k, str) and k.rpartition("/")[2] in (".zarray", ".zgroup")
-        }
-    cm = root.get("consolidated_metadata") if isinstance(root, dict) else None
-    found = cm.get("metadata") if isinstance(cm, dict) else None
-    if not isinstance(found, dict):
-        return set()
-    return {k.strip("/") for k in found if isinstance(k, str)}
+        cons = consolidated_v2(root) if isinstance(root, dict) else None
+    else:
+        cons = consolidated_v3(root) if isinstance(root, dict) else None
+    return set(cons or ())
 
 
 def _early_body(client: HTTPClient, key: str) -> bytes | None:
