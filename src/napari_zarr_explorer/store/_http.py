@@ -561,12 +561,16 @@ class HTTPClient:
         Waits, at most the timeout, until :func:`prefetch` has asked for all it will.
         """
         self._ahead.wait(self.timeout)
+        return self._peek(key, self.timeout)
+
+    def _peek(self, key: str, timeout: float) -> object:
+        """:meth:`peek_early` without waiting for :func:`prefetch` to have asked for all."""
         with self._lock:
             entry = self._early.get(key)
         if entry is None or time.monotonic() - entry[0] > PREFETCH_TTL:
             return NOTHING
         try:
-            status, body = entry[1].result(timeout=self.timeout)
+            status, body = entry[1].result(timeout=timeout)
         except Exception:
             return NOTHING
         return None if status in (404, 410) else body
@@ -771,15 +775,8 @@ def _consolidated(client: HTTPClient, root: Any) -> set[str]:
 
 
 def _early_body(client: HTTPClient, key: str) -> bytes | None:
-    with client._lock:
-        entry = client._early.get(key)
-    if entry is None:
-        return None
-    try:
-        status, body = entry[1].result(timeout=client.timeout * 2)
-    except Exception:
-        return None
-    return body if status not in (404, 410) else None
+    body = client._peek(key, client.timeout * 2)
+    return body if isinstance(body, bytes) else None
 
 
 def _fetch_labels_ahead(
