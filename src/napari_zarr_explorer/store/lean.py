@@ -353,7 +353,7 @@ def _lean_array(metadata: Mapping[str, Any], zarr_format: int, path: str) -> Lea
     return LeanArray(
         path=path,
         shape=shape,
-        dtype=np.dtype(dtype).newbyteorder("=") if dtype.itemsize > 1 else np.dtype(dtype),
+        dtype=dtype,  # native: the v3 data type names one, a v2 one is made native above
         stored=stored,
         chunks=chunks,
         shards=shards,
@@ -525,6 +525,10 @@ class LeanArray:
         limit = layout.nbytes + layout.n_chunks * self._stored_limit()
         whole: list[tuple[tuple[int, ...], Future[Any]]] = []
         partial: list[tuple[tuple[int, ...], list[tuple[int, ...]], Future[Any]]] = []
+        # the shard index's byte range, as requested and as handed to zarr-python's store
+        rng: tuple[str, int, int]
+        rng = ("suffix", layout.nbytes, 0) if layout.at_end else ("range", 0, layout.nbytes)
+        where: tuple[Any, ...] = rng[:2] if layout.at_end else rng
         for sc in product(*self._grid(sel, shards)):
             lo = [c * n for c, n in zip(sc, shards, strict=True)]
             part = [
@@ -546,12 +550,8 @@ class LeanArray:
                     )
                 )
             ]
-            rng = ("suffix", layout.nbytes, 0) if layout.at_end else ("range", 0, layout.nbytes)
             partial.append((sc, inner, requests.submit(self.key(sc), rng, None)))
         pieces: list[tuple[tuple[int, ...], Future[Any]]] = []
-        where: tuple[Any, ...] = (
-            ("suffix", layout.nbytes) if layout.at_end else ("range", 0, layout.nbytes)
-        )
         for sc, inner, fut in partial:
             block = fut.result()
             if block is None:
@@ -575,8 +575,8 @@ class LeanArray:
                 off, size = (int(v) for v in grid_index[local])
                 if size > self._stored_limit():
                     raise LeanUnsupported("an inner chunk larger than its bound")
-                rng = ("range", off, off + size)
-                pieces.append((c, requests.submit(self.key(sc), rng, None)))
+                piece = ("range", off, off + size)
+                pieces.append((c, requests.submit(self.key(sc), piece, None)))
         for sc, fut in whole:
             data = fut.result()
             lo = [c * n for c, n in zip(sc, shards, strict=True)]
