@@ -70,11 +70,7 @@ class LevelArray(Array):
             r.stop - r.start for r in region
         ):
             return sub
-        origin = tuple(
-            slice(o.start + r.start, o.start + r.stop)
-            for o, r in zip(self._nze_origin, region, strict=True)
-        )
-        return _wrap(sub, self._nze_reader, origin)
+        return _wrap(sub, self._nze_reader, _absolute(self._nze_origin, region))
 
     def to_delayed(self, optimize_graph: bool = True) -> Any:
         """Return the blocks as delayed objects, each read by itself (see dask's method)."""
@@ -102,7 +98,7 @@ class LevelArray(Array):
             graph: dict[Any, Any] = {whole: Task(whole, _read_whole, *args)}
             for index, local in _blocks(chunks):
                 key = (self.name, *index)
-                graph[key] = Task(key, _view, TaskRef(whole), local)
+                graph[key] = Task(key, _part, TaskRef(whole), local)
             return graph
         if not isinstance(dsk, HighLevelGraph):
             return None
@@ -211,10 +207,6 @@ def _read_whole(reader: ChunkReader, origin: _Region, chunks: tuple[tuple[int, .
 def _part(whole: np.ndarray, local: _Region) -> np.ndarray:
     """Return the view of *whole* at *local* (a 0-d view of a 0-d array, not its scalar)."""
     return whole[local] if local else whole[...]
-
-
-def _view(whole: np.ndarray, local: _Region) -> np.ndarray:
-    return _part(whole, local)
 
 
 def _step1_region(index: Any, shape: tuple[int, ...]) -> _Region | None:
