@@ -20,7 +20,6 @@ plain dask array), the blocks are read one task each and joined by dask.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from itertools import product
@@ -186,8 +185,7 @@ def _absolute(origin: _Region, local: _Region) -> _Region:
 
 def _decoded(reader: ChunkReader, origin: _Region, local: _Region) -> int:
     """Bytes :meth:`ChunkReader.check_limit` counts for reading *local* (inside *origin*)."""
-    ranges = reader._chunk_ranges(_absolute(origin, local))
-    return math.prod(len(r) for r in ranges) * reader.chunk_nbytes
+    return reader.chunk_count(_absolute(origin, local)) * reader.chunk_nbytes
 
 
 def _read_whole(reader: ChunkReader, origin: _Region, chunks: tuple[tuple[int, ...], ...]) -> Any:

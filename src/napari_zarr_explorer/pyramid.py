@@ -375,9 +375,13 @@ class ChunkReader:
             for s, c in zip(sel, self.chunks, strict=True)
         ]
 
+    def chunk_count(self, sel: tuple[slice, ...]) -> int:
+        """Return how many stored chunks reading *sel* decodes (what :meth:`check_limit` counts)."""
+        return math.prod(len(r) for r in self._chunk_ranges(sel))
+
     def check_limit(self, sel: tuple[slice, ...]) -> None:
         """Raise :class:`LimitError` if reading *sel* would decode more than the limit."""
-        n = math.prod(len(r) for r in self._chunk_ranges(sel))
+        n = self.chunk_count(sel)
         decoded = n * self.chunk_nbytes
         limit = max_chunk_bytes()
         if decoded > limit:
