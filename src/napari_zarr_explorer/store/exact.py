@@ -46,7 +46,6 @@ __all__ = [
     "declared_size",
     "decode_exact",
     "decode_into",
-    "zstd_content_size",
     "zstd_frame",
     "zstd_frame_end",
 ]
@@ -141,15 +140,11 @@ def _zstd_header(mv: memoryview, pos: int) -> tuple[int | None, int | None, bool
     return fcs, window, bool(checksum), pos
 
 
-def zstd_content_size(data: Any) -> int | None:
-    """Return the content size the first zstd frame of *data* declares.
-
-    None when the frame declares none, or *data* does not start with a zstd frame header.
-    """
-    return _content_size(_view(data))
-
-
 def _content_size(mv: memoryview) -> int | None:
+    """Return the content size the first zstd frame of *mv* declares.
+
+    None when the frame declares none, or *mv* does not start with a zstd frame header.
+    """
     if len(mv) > 4 and mv[4] & 0x08:  # the reserved bit: not a header zstd reads
         return None
     found = _zstd_header(mv, 0)
@@ -217,7 +212,7 @@ def declared_size(codec: str, data: Any) -> int | None:
     if codec == "raw":
         return len(_view(data))
     if codec == "zstd":
-        return zstd_content_size(data)
+        return _content_size(_view(data))
     if codec == "blosc":
         header = blosc_header(data)
         return None if header is None else header.nbytes
