@@ -1138,15 +1138,18 @@ class _LeanReader(ChunkReader):
     def array(self, value: Any) -> None:  # pragma: no cover - set by ChunkReader only
         raise AttributeError("the array of a lean reader is opened from its metadata")
 
-    def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
+    def _fetch(self, sel: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
         if not self.image.ready:
             data = None
             with contextlib.suppress(Exception):  # else read by zarr-python, with its messages
                 data = self.lean.read(self.image.client, sel, self.image.record)
             if data is not None:
                 self.image.served(self.index)
-                return np.asarray(data)
-        return super()._fetch(sel)
+                if out is None:
+                    return np.asarray(data)
+                out[...] = data
+                return out
+        return super()._fetch(sel, out)
 
 
 def _lean_node(client: Any, loc: Location, path: str, fmt: int | None) -> NodeMeta | None:

@@ -425,7 +425,7 @@ class ChunkReader:
             known_bad = bool(self._bad)
         if not known_bad or not self._touches_bad(sel):
             try:
-                return self._fetch(sel) if out is None else self._fetch_into(sel, out)
+                return self._fetch(sel, out)
             except (LimitError, UnsafeDataError, PathEscapeError, MetadataError):
                 raise
             except RemoteError as exc:
@@ -485,21 +485,8 @@ class ChunkReader:
         out.flags.writeable = False  # the same whether the chunks came from the cache or not
         return out
 
-    def _fetch_into(self, sel: tuple[slice, ...], out: np.ndarray) -> np.ndarray:
-        """Read *sel* into *out*: decoded straight into it where the bulk read applies."""
-        plain = type(self)._fetch is ChunkReader._fetch  # subclasses read their own way
-        if (
-            plain
-            and type(self.array.store).__name__ != "RemoteStore"
-            and out.dtype == np.dtype(self.array.dtype)
-        ):
-            from napari_zarr_explorer.store.bulk import bulk_read
-
-            return bulk_read(self.array, sel, out=out)
-        out[...] = self._fetch(sel)
-        return out
-
-    def _fetch(self, sel: tuple[slice, ...]) -> np.ndarray:
+    def _fetch(self, sel: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """Read *sel*; into *out* when given (locally decoded straight into it by the bulk read)."""
         if type(self.array.store).__name__ == "RemoteStore":
             # zarr reads the inner chunks of a shard one after another, and the chunks of a read
             # at most 10 at a time: on a remote store each is a round trip, so they are fetched
@@ -512,10 +499,15 @@ class ChunkReader:
             # through the plain path otherwise (same result, same errors)
             from napari_zarr_explorer.store.bulk import bulk_read
 
+            if out is not None and out.dtype == np.dtype(self.array.dtype):
+                return bulk_read(self.array, sel, out=out)
             data = bulk_read(self.array, sel)
         if data.dtype != self.dtype:
             data = data.astype(self.dtype)
-        return data
+        if out is None:
+            return data
+        out[...] = data
+        return out
 
     def _touches_bad(self, sel: tuple[slice, ...]) -> bool:
         ranges = self._chunk_ranges(sel)
