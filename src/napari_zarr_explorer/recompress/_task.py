@@ -258,14 +258,23 @@ def _decode_object(
     return [data]
 
 
-def _exact_decoder(spec: CompressorSpec, target: ArrayTarget) -> ExactZstdDecoder | None:
-    """Return the one-pass decoder of the verify fast path (lossless zstd, fixed-size items)."""
+def _exact_nbytes(spec: CompressorSpec, target: ArrayTarget) -> int | None:
+    """Return the chunk size the verify fast path decodes to, or None when it does not apply.
+
+    The fast path takes lossless zstd chunks of fixed-size items (see :func:`_exact_decoder`).
+    """
     dtype = np.dtype(target.dtype)
     if spec.name != "zstd" or spec.lossy is not None or dtype.kind not in "biufcmM":
         return None
     if getattr(spec, "filters", ()) or spec.v2_filters(dtype):
         return None
-    nbytes = math.prod(target.chunks) * dtype.itemsize
+    return math.prod(target.chunks) * dtype.itemsize
+
+
+def _exact_decoder(nbytes: int | None) -> ExactZstdDecoder | None:
+    """Return this thread's one-pass decoder of *nbytes* chunks (None: the general path)."""
+    if nbytes is None:
+        return None
     kept: ExactZstdDecoder | None = getattr(_THREAD, "decoder", None)
     if kept is None or kept.nbytes != nbytes:  # one per thread: its buffer is reused
         try:
@@ -378,6 +387,7 @@ def _check_unit(
             detail = detail[len(unit.key) + 2 :]
         return 0, [f"{unit.key}: {detail}"], err
     dtype = np.dtype(target.dtype)
+    exact = _exact_nbytes(spec, target)  # once per object; the decoder is per thread
 
     def check(i: int) -> tuple[int, str | None, float]:
         """Check inner chunk *i*: (chunks checked, problem or None, largest error)."""
@@ -405,7 +415,7 @@ def _check_unit(
             got,
             valid,
             written=None if written is None else written[i],
-            decoder=_exact_decoder(spec, target),  # one per thread: its buffer is reused
+            decoder=_exact_decoder(exact),  # this thread's: its buffer is reused
         )
         return 1, None if problem is None else f"{where}: {problem}", e
 
