@@ -163,7 +163,6 @@ class _Journal:
         self.writer = writer
         self.lines: list[str] = []
         self._fh: Any = None
-        self._append = False
         self._lock = threading.Lock()
         self._dirty = False
         self._last = 0.0
@@ -194,10 +193,9 @@ class _Journal:
         if not keep:
             self.lines = []
             self._write_all([json.dumps({"header": dict(header)})])
-        # A local journal is opened for appending at the first finished task, inside the run
-        # that closes it: an error before (a scheduler that cannot be reached) leaves no file
-        # open behind it.
-        self._append = self.writer.root is not None
+        # A local journal is opened for appending at the first finished task (add), inside the
+        # run that closes it: an error before (a scheduler that cannot be reached) leaves no
+        # file open behind it.
 
     def _write_all(self, lines: list[str]) -> None:
         self.lines = list(lines)
@@ -206,10 +204,10 @@ class _Journal:
     def add(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(dict(record))
         with self._lock:
-            if self._append:
+            root = self.writer.root
+            if root is not None:
                 if self._fh is None:
-                    assert self.writer.root is not None
-                    self._fh = open(self.writer.root / JOURNAL_NAME, "a", encoding="utf-8")  # noqa: SIM115
+                    self._fh = open(root / JOURNAL_NAME, "a", encoding="utf-8")  # noqa: SIM115
                 self._fh.write(line + "\n")
                 self._fh.flush()
             else:
