@@ -1058,6 +1058,12 @@ def _split_args(args: str, *, where: str) -> tuple[str | None, dict[str, str]]:
     return positional, pairs
 
 
+def _chunks_like(chunks: tuple[int, ...], keep: int) -> str:
+    """Chunks like *chunks* that keep only the last *keep* dimensions (at most 4096 each)."""
+    like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
+    return ",".join(map(str, like))
+
+
 def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
     """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks* exactly.
 
@@ -1083,7 +1089,6 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
         if len(img) <= most or samples:
             return
         keep = most + 1 if name == "jpegxl" and 2 <= chunks[-1] <= 4 else most
-        like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
         what = (
             "images and (z, y, x) volumes (with up to 4 samples last)"
             if name == "jpegxl"
@@ -1092,15 +1097,14 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
         lerc = ", choose lerc (up to 4 dimensions)" if name == "jpegxl" and len(img) <= 4 else ""
         raise CodecError(
             f"{name} encodes {what}: chunks {chunks} have {len(img)} dimensions larger than 1.",
-            hint=f"Give chunks like {','.join(map(str, like))}{lerc}, {_ANY_SHAPE}.",
+            hint=f"Give chunks like {_chunks_like(chunks, keep)}{lerc}, {_ANY_SHAPE}.",
         )
     rgb = name == "webp"
     has_samples = bool(chunks) and len(img) == 3 and chunks[-1] == img[-1] and img[-1] <= 4
     # chunks like the given ones, one plane each (and the samples last)
     samples_last = rgb or has_samples or (bool(chunks) and 2 <= chunks[-1] <= 4)
     keep = 3 if samples_last and len(chunks) >= 3 else min(2, len(chunks))
-    like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
-    like_text = ",".join(map(str, like))
+    like_text = _chunks_like(chunks, keep)
     if rgb and (not chunks or chunks[-1] not in (3, 4) or len(img) > 3):
         raise CodecError(
             f"webp encodes RGB or RGBA images: chunks {chunks} must end with the samples (3 or "
