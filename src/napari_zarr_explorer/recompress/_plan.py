@@ -29,6 +29,7 @@ from napari_zarr_explorer.recompress._ome import (
 )
 from napari_zarr_explorer.recompress._task import ArrayTarget
 from napari_zarr_explorer.store import Location, open_store, read_bytes, safe_join
+from napari_zarr_explorer.store.keys import control_name
 
 __all__ = [
     "ArrayPlan",
@@ -325,8 +326,6 @@ def local_size(loc: Location, path: str) -> int | None:
 
 def _refuse_control_name(child: str, name: str, where: str) -> None:
     """Refuse a listed node or file whose name has control characters, saying what to do."""
-    from napari_zarr_explorer.store.keys import control_name
-
     found = control_name(name)
     if found is None:
         return
