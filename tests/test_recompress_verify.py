@@ -300,7 +300,8 @@ def test_resume_without_verify_still_checks_what_the_journal_lists(tmp_path: Pat
 def test_verify_without_the_zstandard_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """zstandard is optional: without it verification takes the general path, same result."""
+    """zstandard is optional: without it recompress writes and verifies the same, and still
+    finds a damaged frame."""
     import sys
 
     monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard -> ImportError

@@ -277,10 +277,7 @@ def _exact_decoder(nbytes: int | None) -> ExactZstdDecoder | None:
         return None
     kept: ExactZstdDecoder | None = getattr(_THREAD, "decoder", None)
     if kept is None or kept.nbytes != nbytes:  # one per thread: its buffer is reused
-        try:
-            kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
-        except ImportError:  # without zstandard every chunk takes the general guarded path
-            return None
+        kept = _THREAD.decoder = ExactZstdDecoder(nbytes)
     return kept
 
 

@@ -90,11 +90,6 @@ class ExactZstdDecoder:
         Decoded size of one chunk. The buffer of that size is allocated once here; a frame
         never decides what is allocated.
 
-    Raises
-    ------
-    ImportError
-        When the ``zstandard`` package (which reads the declared size) is not installed.
-
     Notes
     -----
     Calling the decoder with a frame returns a read-only view of the buffer holding the decoded
@@ -105,8 +100,6 @@ class ExactZstdDecoder:
     """
 
     def __init__(self, nbytes: int) -> None:
-        import zstandard  # noqa: F401  # raises ImportError here, as documented
-
         self.nbytes = int(nbytes)
         self._buf = np.empty(self.nbytes, dtype=np.uint8)
         self._view = memoryview(self._buf.data).toreadonly()
