@@ -296,6 +296,39 @@ def test_default_reader_offered_once_and_a_no_is_kept(make_napari_viewer, qtbot)
         settings.plugins.extension2reader = saved
 
 
+def test_default_reader_offer_names_the_plugin_as_its_source(make_napari_viewer, qtbot) -> None:
+    """The toast's "Source:" line names the plugin, not napari's notification manager object."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from napari.settings import get_settings
+    from napari.utils.notifications import notification_manager
+
+    from napari_zarr_explorer._qt import _reader_offer
+
+    _reader_offer.settings_path().unlink(missing_ok=True)
+    _reader_offer._OFFERED.clear()
+    settings = get_settings()
+    saved = dict(settings.plugins.extension2reader)
+    settings.plugins.extension2reader = {
+        k: v for k, v in saved.items() if k != _reader_offer.PATTERN
+    }
+    shown: list[str] = []
+
+    def as_napari_shows_it(event) -> None:  # napari builds its toast inside this emission
+        if "by default" in event.message:
+            toast = NapariQtNotification.from_notification(event)
+            shown.append(toast.source_label.text())
+            toast.deleteLater()
+
+    notification_manager.notification_ready.connect(as_napari_shows_it)
+    try:
+        viewer = make_napari_viewer()
+        viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+        assert shown == ["Source: napari-zarr-explorer"]
+    finally:
+        notification_manager.notification_ready.disconnect(as_napari_shows_it)
+        settings.plugins.extension2reader = saved
+
+
 def test_explorer_follows_a_dropped_store(make_napari_viewer, qtbot, image: Path) -> None:
     from napari.settings import get_settings
     from test_opening import _drop

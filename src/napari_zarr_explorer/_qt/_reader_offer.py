@@ -86,9 +86,20 @@ def offer_default_reader() -> bool:
         return False
     from napari.utils.notifications import Notification, NotificationSeverity, notification_manager
 
+    class _Offer(Notification):  # type: ignore[misc]
+        """The offer, naming the plugin as its source.
+
+        napari shows a toast with buttons with a "Source:" line, by default the repr of its
+        notification manager (the event's emitter).
+        """
+
+        @property
+        def source(self) -> str:
+            return "napari-zarr-explorer"
+
     _OFFERED.append(True)
     notification_manager.dispatch(
-        Notification(
+        _Offer(
             "Open .zarr folders with Zarr Explorer by default? napari otherwise asks which "
             "reader to use on every drop (you can change this in Preferences > Plugins).",
             severity=NotificationSeverity.INFO,
