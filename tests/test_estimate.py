@@ -168,3 +168,24 @@ def test_recompress_refuses_an_image_too_large_for_the_codec_before_writing(tmp_
     with pytest.raises(CodecError, match=r"wide\.zarr.*jpeg encodes images up to 65535 pixels"):
         recompress(path, out, compressor="jpeg:quality=90")
     assert not out.exists()
+
+
+def test_candidate_ratio_compares_with_the_ratio_now(tmp_path):
+    """Edge chunks are stored whole: the ratio shown for a candidate is logical bytes over its
+    projected size, as the ratio of what is stored now is, not the ratio of the sampled chunks."""
+    data = blobs((50, 50), dtype="uint16", seed=1)  # chunks 32x32: most of each edge chunk pads
+    path = write_array(tmp_path / "edges.zarr", data, chunks=(32, 32), compressor=None)
+    report = estimate(path, "", ["zstd:3", "none"], sample=4)
+    assert report.ratio is not None and report.ratio < 0.7  # 4 whole chunks store 50x50 values
+    by_label = {c.label: c for c in report.candidates}
+    raw = by_label["none"]
+    # the same encoding as now projects the same size and the same ratio as now
+    assert raw.projected_bytes == report.bytes_stored
+    assert raw.projected_ratio == pytest.approx(report.ratio)
+    assert raw.ratio == pytest.approx(1.0)  # the sampled chunks themselves
+    for c in report.candidates:
+        assert c.projected_ratio == pytest.approx(report.logical_bytes / c.projected_bytes)
+        assert c.to_dict()["projected_ratio"] == pytest.approx(c.projected_ratio, abs=1e-3)
+        shown = f"{c.projected_ratio:.2f}"
+        assert f"{c.label}: ratio {shown}" in str(report)
+        assert f"<td>{shown}</td>" in report._repr_html_()

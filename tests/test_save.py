@@ -300,6 +300,8 @@ def test_preview_defaults_and_estimate_without_writing(tmp_path):
     assert pv.shape == (2, 1500, 2100) and pv.axes == ("c", "y", "x") and pv.levels == 3
     assert pv.chunks == (1, 256, 256) and pv.shards == (1, 1536, 2048)
     assert pv.ratio is not None and pv.projected_bytes and pv.projected_bytes < pv.nbytes * 1.1
+    # the ratio shown beside the projected size is the one that size gives (edge chunks pad)
+    assert pv.ratio == pytest.approx(pv.nbytes / pv.projected_bytes, rel=1e-3)
     pv4 = preview_save(layers, ome_version="0.4", chunks=(1, 512, 512))
     assert pv4.shards is None and pv4.chunks == (1, 512, 512)
     assert "levels" in str(pv) and not list(tmp_path.iterdir())

@@ -113,13 +113,16 @@ class CandidateResult:
     bytes_in, bytes_out
         Raw and encoded bytes of the non-empty sampled chunks.
     ratio
-        ``bytes_in / bytes_out``.
+        ``bytes_in / bytes_out``: the sampled chunks' own compression ratio.
     encode_mbps, decode_mbps
         Speed in MB/s (10^6 bytes of raw data per second) on this machine, one thread.
     projected_bytes
         Projected stored bytes of the whole array (chunks, plus shard indexes).
     projected_objects
         Projected number of stored objects (chunks, or shards when sharded).
+    projected_ratio
+        The array's logical bytes over ``projected_bytes``: the ratio to compare with the
+        ratio of what is stored now (edge chunks are stored whole, and empty ones not at all).
     error
         Round-trip error of lossy encodings, None for lossless ones.
     problems
@@ -139,6 +142,7 @@ class CandidateResult:
     decode_mbps: float | None = None
     projected_bytes: int | None = None
     projected_objects: int | None = None
+    projected_ratio: float | None = None
     error: ErrorStats | None = None
     problems: tuple[str, ...] = ()
 
@@ -158,6 +162,7 @@ class CandidateResult:
             "decode_mbps": _round(self.decode_mbps),
             "projected_bytes": self.projected_bytes,
             "projected_objects": self.projected_objects,
+            "projected_ratio": _round(self.projected_ratio),
             "error": self.error.to_dict() if self.error is not None else None,
             "problems": list(self.problems),
         }
@@ -253,8 +258,9 @@ class EstimateReport:
                 lines.append(f"  {c.label}: {'; '.join(c.problems)}")
                 continue
             lines.append(
-                f"  {c.label}: ratio {c.ratio or 0:.2f}, encode {c.encode_mbps or 0:.0f} MB/s, "
-                f"decode {c.decode_mbps or 0:.0f} MB/s, projected {human_bytes(c.projected_bytes)}"
+                f"  {c.label}: ratio {c.projected_ratio or 0:.2f}, "
+                f"encode {c.encode_mbps or 0:.0f} MB/s, decode {c.decode_mbps or 0:.0f} MB/s, "
+                f"projected {human_bytes(c.projected_bytes)}"
                 f" in {c.projected_objects} objects"
                 + (
                     f", max error {c.error.max_abs:.3g}"
@@ -281,7 +287,7 @@ class EstimateReport:
             rows.append(
                 (
                     c.label,
-                    f"{c.ratio:.2f}" if c.ratio else "-",
+                    f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
                     f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
                     f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
                     _html.human_bytes(c.projected_bytes),
@@ -574,6 +580,7 @@ def _evaluate(
         decode_mbps=(bytes_in / t_dec / 1e6) if t_dec > 0 else None,
         projected_bytes=round(projected),
         projected_objects=int(objects),
+        projected_ratio=math.prod(shape) * itemsize / projected if projected else None,
         error=error,
     )
 

@@ -1146,7 +1146,8 @@ class SavePreview:
     nbytes
         Logical bytes of every array to write.
     ratio, projected_bytes
-        Compression ratio measured on sampled chunks and the projected stored size.
+        The projected stored size, from sampled chunks, and ``nbytes`` over it (edge chunks
+        are stored whole, empty ones not at all).
     """
 
     shape: tuple[int, ...]
@@ -1252,6 +1253,6 @@ def preview_save(
         shards=out_shards,
         levels=len(main_levels),
         nbytes=plan.nbytes,
-        ratio=res.ratio,
+        ratio=res.projected_ratio,
         projected_bytes=round(res.projected_bytes * scale) if res.projected_bytes else None,
     )

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         style = "bold green" if best is not None and c is best else ""
         table.add_row(
             escape(printable(c.label)),
-            f"{c.ratio:.2f}" if c.ratio else "-",
+            f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
             f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
             f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
             human_bytes(c.projected_bytes),

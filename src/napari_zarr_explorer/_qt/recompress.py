@@ -412,7 +412,7 @@ class RecompressWidget(QWidget):
             first.setToolTip("; ".join(cand.problems) or cand.label)
             cells = [
                 first,
-                QTableWidgetItem(f"{cand.ratio:.2f}x" if cand.ratio else "-"),
+                QTableWidgetItem(f"{cand.projected_ratio:.2f}x" if cand.projected_ratio else "-"),
                 QTableWidgetItem(format_bytes(cand.projected_bytes)),
                 QTableWidgetItem(_speed(cand.encode_mbps)),
                 QTableWidgetItem(_speed(cand.decode_mbps)),
