@@ -570,3 +570,24 @@ def test_inspect_over_http_matches_local(http_server):
     for a, b in zip(there.nodes, here.nodes, strict=True):
         assert type(a) is type(b)
         assert getattr(a, "shape", None) == getattr(b, "shape", None)
+
+
+@pytest.mark.parametrize("scheme", ["http", "s3"])
+def test_unreachable_store_is_reported_once_without_fallback_noise(tmp_path, scheme):
+    """A store that cannot be reached at all: one error naming the host, no warnings about
+    listing or walking metadata (nothing was walked), whether it was the listing or the root's
+    metadata that failed first."""
+    from napari_zarr_explorer.report import inspect
+    from servers import serve_directory
+
+    with serve_directory(tmp_path) as srv:
+        endpoint = srv.url  # closed once the block ends: connections are refused
+    if scheme == "http":
+        url, options = f"{endpoint}/a.zarr", dict(FAST)
+    else:
+        url, options = "s3://bucket/a.zarr", {**FAST, "endpoint_url": endpoint, "anon": True}
+    report = inspect(url, storage_options=options)
+    messages = [m for _, m in report.problems]
+    assert len(messages) == 1, messages
+    assert "127.0.0.1" in messages[0]
+    assert report.warnings == ()

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_zarr_explorer import codecs as _codecs
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
-from napari_zarr_explorer.errors import ExplorerError, PathEscapeError
+from napari_zarr_explorer.errors import ExplorerError, PathEscapeError, RemoteError
 from napari_zarr_explorer.store import safe_join
 
 __all__ = [
@@ -1133,11 +1133,17 @@ def inspect(
     root = safe_join("", path) if path else ""
     store_warnings: list[str] = []
     store_errors: list[str] = []
+    fallback: list[str] = []  # why the hierarchy comes from metadata: moot if none was read
     listing = None
     try:
         listing = _chunks.list_stored(store, root)
     except Exception as exc:  # a failing listing falls back to the metadata walk
-        store_warnings.append(f"{where}: listing the store failed ({exc}); walking metadata.")
+        detail = (
+            exc.message
+            if isinstance(exc, ExplorerError)
+            else f"{where}: listing the store failed: {type(exc).__name__}: {exc}"
+        )
+        fallback.append(f"{detail.rstrip('.')}; walking metadata.")
     listed = listing is not None
     more: list[str] = []
     truncated = False
@@ -1156,7 +1162,7 @@ def inspect(
         paths, more, errs = _walk_metadata(store, root, where, max_nodes, known)
         store_errors.extend(errs)
         truncated = bool(more)
-        store_warnings.append(
+        fallback.append(
             f"{where}: the store cannot list its keys; the hierarchy comes from consolidated "
             "and OME metadata, and stored bytes are unknown."
         )
@@ -1211,6 +1217,11 @@ def inspect(
         for w in reported.warnings:
             if "incomplete output" in w and w not in store_warnings:
                 store_warnings.append(w)
+    if not isinstance(known.get(root), RemoteError):  # unreachable: its error says it all
+        store_warnings[:0] = fallback
+    # an error the walk met reading a node is reported on that node, once
+    shown = {e for n in nodes for e in n.errors}
+    store_errors = [e for e in dict.fromkeys(store_errors) if e not in shown]
     return StoreReport(
         url=where,
         path=root,
