@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -36,13 +37,20 @@ def test_npy_tif_and_labels_to_one_image_then_a_store_to_ome_04(tmp_path, capsys
         "micrometer",
     ]
     assert main(["save", *args]) == 0
-    assert "OK, verified" in " ".join(capsys.readouterr().out.split())
+    said = " ".join(capsys.readouterr().out.split())
+    assert "OK, verified" in said
+    # nothing was stored before a save: the size written and its ratio, no "?" placeholders
+    assert "?" not in said and "stored ? ->" not in said
+    assert "2 arrays, 3 groups" in said  # image and label image; root, labels, labels/seg
+    assert re.search(r"stored [\d.]+ KiB \(compression ratio [\d.]+x; logical", said), said
     layers = open_layers(str(out))
     (img, kw, _), (lab, lkw, _) = layers
     assert kw["name"] == ["a", "b"] and kw["scale"] == (2.0, 0.5, 0.5)
     assert kw["units"] == ("micrometer",) * 3 and lkw["name"] == "seg"
     np.testing.assert_array_equal(np.asarray(img), np.stack([a, b]))
     np.testing.assert_array_equal(np.asarray(lab), seg)
+    assert main(["save", str(tmp_path / "a.npy"), str(tmp_path / "one.ome.zarr")]) == 0
+    assert "1 array, 1 group, " in " ".join(capsys.readouterr().out.split())
     # an existing output is refused, then replaced with --overwrite
     assert main(["save", *args]) == 1
     assert "already exists" in " ".join(capsys.readouterr().err.split())

@@ -920,7 +920,7 @@ def plan_save(
         root_kind="group",
         groups=tuple(sorted(groups, key=lambda g: g.path)),
         arrays=tuple(a for _, a in arrays),
-        notes=(f"OME-Zarr {ome_version}",),
+        notes=(f"written as OME-Zarr {ome_version}",),
         params={"save": rid},
     )
     return plan, sources

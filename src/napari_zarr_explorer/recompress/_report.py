@@ -267,16 +267,29 @@ class RecompressReport:
         how = self.verification
         return "OK, verified" if how == "exact" else f"OK, verified {how}"
 
+    def _stored(self) -> str:
+        """Describe the sizes: before -> after when the size before is known, else the output."""
+        logical = f"logical {human_bytes(self.nbytes)}"
+        if self.bytes_before:
+            ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
+            return (
+                f"stored {human_bytes(self.bytes_before)} -> {human_bytes(self.bytes_after)} "
+                f"(ratio {ratio}; {logical})"
+            )
+        made = self.compression_ratio
+        return f"stored {human_bytes(self.bytes_after)} (" + (
+            f"compression ratio {made:.2f}x; {logical})" if made else f"{logical})"
+        )
+
     def __str__(self) -> str:
-        ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
         lines = [
             f"{self.action} {self.source} -> {self.destination}: {self._status()}",
             f"  compressor {self.compressor}, Zarr v{self.zarr_format}, scheduler {self.scheduler}",
-            f"  {self.arrays_written} arrays, {len(self.groups)} groups, "
-            f"{self.objects_written} objects ({self.chunks_written} chunks) written"
-            + (f", {self.tasks_skipped} tasks already done" if self.resumed else ""),
-            f"  stored {human_bytes(self.bytes_before)} -> {human_bytes(self.bytes_after)} "
-            f"(ratio {ratio}; logical {human_bytes(self.nbytes)})",
+            f"  {_count(self.arrays_written, 'array')}, {_count(len(self.groups), 'group')}, "
+            f"{_count(self.objects_written, 'object')} "
+            f"({_count(self.chunks_written, 'chunk')}) written"
+            + (f", {_count(self.tasks_skipped, 'task')} already done" if self.resumed else ""),
+            f"  {self._stored()}",
             f"  verified {self.objects_verified} objects / {self.chunks_verified} chunks, "
             f"{len(self.mismatches)} mismatches",
             f"  took {self.duration:.1f} s",
@@ -316,10 +329,14 @@ class RecompressReport:
             f"<div><p><b>{e(self.action)}</b> <code>{e(self.source)}</code> &rarr; "
             f"<code>{e(self.destination)}</code>: "
             f"<b style='color:{colour}'>{e(self._status())}</b></p>"
-            f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; stored "
-            f"{human_bytes(self.bytes_before)} &rarr; {human_bytes(self.bytes_after)}"
-            f" ({e(f'{self.ratio:.2f}x' if self.ratio else '?')}); {self.duration:.1f} s</p>"
+            f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; "
+            f"{e(self._stored()).replace('-&gt;', '&rarr;')}; {self.duration:.1f} s</p>"
             "<table><tr><th>array</th><th>shape</th><th>dtype</th><th>chunks</th>"
             "<th>shards</th><th>before</th><th>after</th><th>objects</th>"
             f"<th>chunks verified</th><th>mismatches</th></tr>{rows}</table>{extra}</div>"
         )
+
+
+def _count(n: int, word: str) -> str:
+    """``1 array``, ``2 arrays``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
