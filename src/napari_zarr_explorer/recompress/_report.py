@@ -270,6 +270,9 @@ class RecompressReport:
     def _stored(self) -> str:
         """Describe the sizes: before -> after when the size before is known, else the output."""
         logical = f"logical {human_bytes(self.nbytes)}"
+        if not self.complete:  # part of the output: no ratio against the whole source
+            before = f"{human_bytes(self.bytes_before)} -> " if self.bytes_before else ""
+            return f"stored {before}{human_bytes(self.bytes_after)} so far ({logical})"
         if self.bytes_before:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
             return (
