@@ -425,6 +425,9 @@ def test_plate_mosaic(tmp_path: Path, version: str) -> None:
     assert "A/1" in md["plate"]["wells"] and "B/2" not in md["plate"]["wells"]
     assert k1["metadata"]["plate"]["field"] == "1"
     assert k0["visible"] == [True, True] and k1["visible"] == [False, False]
+    # every layer names its field: napari would otherwise number repeated channel names
+    assert k0["name"] == ["Channel 0 field 0", "Channel 1 field 0"]
+    assert k1["name"] == ["Channel 0 field 1", "Channel 1 field 1"]
     for field, data in (("0", f0), ("1", f1)):
         for r, c, well in ((0, 1, "A/2"), (1, 2, "B/3")):
             own = zarr.open_array(str(path / well / field / "0"), mode="r")[...]

@@ -749,9 +749,15 @@ class _Ctx:
                 extra_md=extra,
                 data_override=mosaic,  # type: ignore[arg-type]
                 opened=opened,
-                name=base if len(fields) == 1 else f"{base} field {fpath}",
+                name=base,
             )
             kw = layer[1]
+            if len(fields) > 1:  # every layer names its field (channel labels included)
+                given = kw.get("name")
+                if isinstance(given, list):
+                    kw["name"] = [f"{n} field {fpath}" for n in given]
+                elif isinstance(given, str):
+                    kw["name"] = f"{given} field {fpath}"
             kw["multiscale"] = True
             if not isinstance(layer[0], list):
                 layer = ([layer[0]], kw, layer[2])

@@ -22,6 +22,12 @@ def test_plate_fields_in_a_viewer(make_napari_viewer, qtbot, http_server, tmp_pa
     viewer.reset_view()
     # two channels per field; field 0 shown, field 1 hidden (the field chooser)
     assert [ly.visible for ly in viewer.layers] == [True, True, False, False]
+    assert [ly.name for ly in viewer.layers] == [
+        "Channel 0 field 0",
+        "Channel 1 field 0",
+        "Channel 0 field 1",
+        "Channel 1 field 1",
+    ]
     for ly in viewer.layers:
         assert max(ly.data[-1].shape[-2:]) <= MAX_TEXTURE
     chunks = [
