@@ -123,3 +123,17 @@ def test_explore_in_a_real_kernel(tmp_path: Path, image: Path, kernel_name: str)
     assert {"SelectModel", "ImageModel", "IntProgressModel", "TabModel"} <= models
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert int(printed.split()[0]) > 0 and int(printed.split()[1]) > 100
+
+
+def test_explore_says_when_the_stored_size_is_unknown(image: Path, http_server) -> None:
+    """Over plain HTTP the store cannot list its keys: the status says the size is unknown."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    w = nze.explore(f"{http_server.url}/img.ome.zarr")
+    assert w.error is None
+    assert "stored size unknown" in w.status.value and "- stored" not in w.status.value
+    local = nze.explore(str(image))
+    assert "stored size unknown" not in local.status.value and " stored" in local.status.value

@@ -240,7 +240,11 @@ class NotebookExplorer:
         n_arrays = len(report.arrays)
         self.status.value = (
             f"<b>{_esc(self.url)}</b>: {len(report.nodes)} nodes, {n_arrays} arrays, "
-            f"{_esc(human_bytes(report.bytes_stored))} stored"
+            + (
+                "stored size unknown"
+                if report.bytes_stored is None
+                else f"{_esc(human_bytes(report.bytes_stored))} stored"
+            )
         )
         self.recompress_form.suggest(output=_default_output(self.url))
         self.select(report.path)

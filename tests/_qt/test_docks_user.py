@@ -237,6 +237,20 @@ def test_explorer_follows_a_layer_of_another_store(
 # ---------------------------------------------------------------- 4. failures
 
 
+def test_status_says_when_the_stored_size_is_unknown(
+    make_napari_viewer, qtbot, tmp_path: Path, http_server
+) -> None:
+    """Over plain HTTP the store cannot list its keys: the status says the size is unknown."""
+    write_ome_image(http_server.root / "img.ome.zarr", shape=(2, 64, 64), axes="cyx", levels=2)
+    viewer = make_napari_viewer()
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+    url = f"{http_server.url}/img.ome.zarr"
+    open_in_explorer(qtbot, explorer, url)
+    qtbot.waitUntil(lambda: explorer.url == url and not explorer.busy, timeout=120000)
+    status = explorer.status_label.fullText()
+    assert "stored size unknown" in status and "- stored" not in status, status
+
+
 def test_failures_notify_and_are_not_remembered(
     make_napari_viewer, qtbot, tmp_path: Path, notifications
 ) -> None:

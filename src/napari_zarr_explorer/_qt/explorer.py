@@ -625,7 +625,8 @@ class ExplorerWidget(QWidget):
         self._fit_shape_column()
         n_arrays = len(report.arrays)
         stored = report.bytes_stored
-        text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {format_bytes(stored)} stored"
+        size = "stored size unknown" if stored is None else f"{format_bytes(stored)} stored"
+        text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {size}"
         if report.truncated:
             text += f" (first {report.max_nodes} nodes)"
         if self.incomplete:
