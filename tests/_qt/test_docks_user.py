@@ -275,9 +275,11 @@ def test_failures_notify_and_are_not_remembered(
 # ---------------------------------------------------------------- 9. default reader offer
 
 
-def test_default_reader_offered_once_and_a_no_is_kept(make_napari_viewer, qtbot) -> None:
+@pytest.fixture
+def offer_not_answered():
+    """No answer to the default-reader offer saved, and the plugin not napari's default for
+    ``*.zarr`` folders (napari's setting restored afterwards); yields napari's settings."""
     from napari.settings import get_settings
-    from napari.utils.notifications import notification_manager
 
     from napari_zarr_explorer._qt import _reader_offer
 
@@ -289,42 +291,44 @@ def test_default_reader_offered_once_and_a_no_is_kept(make_napari_viewer, qtbot)
         k: v for k, v in saved.items() if k != _reader_offer.PATTERN
     }
     try:
-        viewer = make_napari_viewer()
-        n = len(notification_manager.records)
-        _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
-        offers = [r for r in notification_manager.records[n:] if "by default" in r.message]
-        assert len(offers) == 1
-        actions = dict(offers[0].actions)
-        actions["No, keep asking"]()  # the toast's button
-        assert json.loads(_reader_offer.settings_path().read_text())["default_reader"] == "no"
-        _reader_offer._OFFERED.clear()  # a new session
-        n = len(notification_manager.records)
-        again = ExplorerWidget(viewer)
-        assert not any("by default" in r.message for r in notification_manager.records[n:])
-        again.deleteLater()
-        # yes sets napari's own setting
-        actions["Yes, by default"]()
-        assert settings.plugins.extension2reader[_reader_offer.PATTERN] == PLUGIN
-        assert explorer is not None
+        yield settings
     finally:
         settings.plugins.extension2reader = saved
 
 
-def test_default_reader_offer_names_the_plugin_as_its_source(make_napari_viewer, qtbot) -> None:
-    """The toast's "Source:" line names the plugin, not napari's notification manager object."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-    from napari.settings import get_settings
+def test_default_reader_offered_once_and_a_no_is_kept(
+    make_napari_viewer, qtbot, offer_not_answered
+) -> None:
     from napari.utils.notifications import notification_manager
 
     from napari_zarr_explorer._qt import _reader_offer
 
-    _reader_offer.settings_path().unlink(missing_ok=True)
-    _reader_offer._OFFERED.clear()
-    settings = get_settings()
-    saved = dict(settings.plugins.extension2reader)
-    settings.plugins.extension2reader = {
-        k: v for k, v in saved.items() if k != _reader_offer.PATTERN
-    }
+    viewer = make_napari_viewer()
+    n = len(notification_manager.records)
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+    offers = [r for r in notification_manager.records[n:] if "by default" in r.message]
+    assert len(offers) == 1
+    actions = dict(offers[0].actions)
+    actions["No, keep asking"]()  # the toast's button
+    assert json.loads(_reader_offer.settings_path().read_text())["default_reader"] == "no"
+    _reader_offer._OFFERED.clear()  # a new session
+    n = len(notification_manager.records)
+    again = ExplorerWidget(viewer)
+    assert not any("by default" in r.message for r in notification_manager.records[n:])
+    again.deleteLater()
+    # yes sets napari's own setting
+    actions["Yes, by default"]()
+    assert offer_not_answered.plugins.extension2reader[_reader_offer.PATTERN] == PLUGIN
+    assert explorer is not None
+
+
+def test_default_reader_offer_names_the_plugin_as_its_source(
+    make_napari_viewer, qtbot, offer_not_answered
+) -> None:
+    """The toast's "Source:" line names the plugin, not napari's notification manager object."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from napari.utils.notifications import notification_manager
+
     shown: list[str] = []
 
     def as_napari_shows_it(event) -> None:  # napari builds its toast inside this emission
@@ -340,7 +344,6 @@ def test_default_reader_offer_names_the_plugin_as_its_source(make_napari_viewer,
         assert shown == ["Source: napari-zarr-explorer"]
     finally:
         notification_manager.notification_ready.disconnect(as_napari_shows_it)
-        settings.plugins.extension2reader = saved
 
 
 def test_explorer_follows_a_dropped_store(make_napari_viewer, qtbot, image: Path) -> None:
