@@ -939,18 +939,14 @@ def _group_report(node: Any, where: str) -> GroupReport:
 
 def _name_warning(path: str, node_where: str) -> list[str]:
     """Warn about control characters in the node's own name (recompress refuses them)."""
-    from napari_zarr_explorer.store.keys import control_name
+    from napari_zarr_explorer.store.keys import control_name_problem
 
     name = path.rsplit("/", 1)[-1]
-    found = control_name(name) if name else None
+    found = control_name_problem(name) if name else None
     if found is None:
         return []
-    chars, renamed = found
-    noun = "character" if "," not in chars else "characters"
-    return [
-        f"{node_where}: the name {name!r} has a control {noun} ({chars}); recompress refuses "
-        f"to copy it. Rename it (e.g. to {renamed!r})."
-    ]
+    what, fix = found
+    return [f"{node_where}: the name {name!r} has {what}; recompress refuses to copy it. {fix}."]
 
 
 _NODE_DOCS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")

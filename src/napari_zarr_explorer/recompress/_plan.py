@@ -29,7 +29,7 @@ from napari_zarr_explorer.recompress._ome import (
 )
 from napari_zarr_explorer.recompress._task import ArrayTarget
 from napari_zarr_explorer.store import Location, open_store, read_bytes, safe_join
-from napari_zarr_explorer.store.keys import control_name
+from napari_zarr_explorer.store.keys import control_name_problem
 
 __all__ = [
     "ArrayPlan",
@@ -326,16 +326,15 @@ def local_size(loc: Location, path: str) -> int | None:
 
 def _refuse_control_name(child: str, name: str, where: str) -> None:
     """Refuse a listed node or file whose name has control characters, saying what to do."""
-    found = control_name(name)
+    found = control_name_problem(name)
     if found is None:
         return
-    chars, renamed = found
-    noun = "character" if "," not in chars else "characters"
+    what, fix = found
     raise ExplorerError(
-        f"{where}: node {child!r} has a control {noun} ({chars}) in its name; recompress "
-        "does not copy such names (they are not portable to every file system and object "
-        "store, and can rewrite a terminal).",
-        hint=f"Rename it (e.g. to {renamed!r}) and run again.",
+        f"{where}: node {child!r} has {what} in its name; recompress does not copy such names "
+        "(they are not portable to every file system and object store, and can rewrite a "
+        "terminal).",
+        hint=f"{fix} and run again.",
     )
 
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from napari_zarr_explorer.errors import PathEscapeError
 
-__all__ = ["check_key", "control_name", "is_url", "safe_join"]
+__all__ = ["check_key", "control_name", "control_name_problem", "is_url", "safe_join"]
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # percent-escapes of ".", "/", "\\", "%" and control characters: never needed in a Zarr key
@@ -49,6 +49,25 @@ def control_name(name: str) -> tuple[str, str] | None:
     if not found:
         return None
     return ", ".join(repr(c) for c in found), _CONTROL.sub("_", name)
+
+
+def control_name_problem(name: str) -> tuple[str, str] | None:
+    r"""Word what is wrong with the node name *name* and how to fix it, or None when nothing is.
+
+    The one wording of the inspect warning and of the recompress refusal.
+
+    Returns
+    -------
+    tuple of str or None
+        What the name has (``"a control character ('\t')"``, or ``"control characters
+        ('\t', '\n')"``) and what to do (``"Rename it (e.g. to 'tab_here')"``).
+    """
+    found = control_name(name)
+    if found is None:
+        return None
+    chars, renamed = found
+    what = f"control characters ({chars})" if "," in chars else f"a control character ({chars})"
+    return what, f"Rename it (e.g. to {renamed!r})"
 
 
 def check_key(key: str, *, where: str = "") -> str:
