@@ -296,3 +296,21 @@ def test_recompress_to_volume_chunks_reads_back_exactly(
         back = out[...]
     assert back.dtype == data.dtype
     np.testing.assert_array_equal(back, data)
+
+
+def test_recompress_names_the_array_a_codec_cannot_encode(tmp_path: Path) -> None:
+    # A hierarchy has many arrays: the refusal says which one, and what to choose instead.
+    from napari_zarr_explorer.recompress import recompress
+
+    src = tmp_path / "src.zarr"
+    root = zarr.open_group(src, mode="w")
+    root.create_array("floats", shape=(4, 32, 32), chunks=(1, 32, 32), dtype="f4")[:] = FLOATS
+    root.create_array("ints", shape=(4, 32, 32), chunks=(1, 32, 32), dtype="u2")[:] = DATA
+    with pytest.raises(CodecError) as info:
+        recompress(src, tmp_path / "dst.zarr", compressor="bitround:7")
+    msg = str(info.value)
+    assert msg.startswith(f"{src}/ints: bitround works on floating-point data only"), msg
+    assert "zstd:5" in msg, msg
+    assert not (tmp_path / "dst.zarr").exists()
+    with pytest.raises(CodecError, match=r"^Level '2': jpeg encodes 2-D images"):
+        parse_compressor("jpeg").check_dtype("u1", chunks=(2, 64, 64), where="Level '2'")

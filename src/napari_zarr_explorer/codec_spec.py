@@ -323,6 +323,7 @@ class CompressorSpec:
         *,
         chunks: tuple[int, ...] | None = None,
         zarr_format: int | None = None,
+        where: str = "",
     ) -> None:
         """Raise :class:`CodecError` when this spec cannot encode items of *dtype*.
 
@@ -335,40 +336,44 @@ class CompressorSpec:
             RGBA), jpegxl takes (z, y, x) volumes too and lerc up to 4 dimensions.
         zarr_format
             The output format, when known: the separate ``bitshuffle`` codec is Zarr v2 only.
+        where
+            What the data is (an array's location, ``"Level '0'"``): the message starts with it.
         """
+        at = f"{where}: " if where else ""
         dt = np.dtype(dtype)
         if zarr_format == 3 and "bitshuffle" in self.filters:
             raise CodecError(
-                "bitshuffle (imagecodecs) is written to Zarr v2 only: in Zarr v3 zarr hands it "
-                "plain bytes, and it then shuffles single bytes, not the values.",
+                f"{at}bitshuffle (imagecodecs) is written to Zarr v2 only: in Zarr v3 zarr hands "
+                "it plain bytes, and it then shuffles single bytes, not the values.",
                 hint="For Zarr v3 use blosc's bit shuffle, e.g. blosc-zstd:level=5,shuffle=bit.",
             )
         if chunks is not None and self.lossy in IMAGE_NAMES:
-            _check_image_chunks(self.lossy, tuple(int(c) for c in chunks))
+            _check_image_chunks(self.lossy, tuple(int(c) for c in chunks), where=where)
         if self.lossy in ("bitround", "quantize", "fixedscaleoffset") and dt.kind != "f":
             raise CodecError(
-                f"{self.lossy} works on floating-point data only, not {dt}.",
+                f"{at}{self.lossy} works on floating-point data only, not {dt}.",
                 hint="Choose a lossless compressor for integer data (e.g. zstd:5).",
             )
         if self.lossy in IMAGE_NAMES and dt.str[1:] not in _IMAGE_DTYPES[self.lossy]:
             raise CodecError(
-                f"{self.lossy} encodes {', '.join(_IMAGE_DTYPES[self.lossy])} data only, not {dt}.",
+                f"{at}{self.lossy} encodes {', '.join(_IMAGE_DTYPES[self.lossy])} data only, "
+                f"not {dt}.",
                 hint="Choose a lossless compressor (e.g. zstd:5) for this array.",
             )
         if self.lossy in ("zfp", "zfpy") and dt.str[1:] not in ("f4", "f8", "i4", "i8"):
             raise CodecError(
-                f"{self.lossy} encodes float32, float64, int32 and int64 only, not {dt}.",
+                f"{at}{self.lossy} encodes float32, float64, int32 and int64 only, not {dt}.",
                 hint="Choose a lossless compressor (e.g. zstd:5) for this array.",
             )
         enc = self.encoded_dtype(dt)
         if "delta" in self.filters and enc.kind not in "iu":
             raise CodecError(
-                f"delta is offered for integer data only (float differences are not exact), "
+                f"{at}delta is offered for integer data only (float differences are not exact), "
                 f"not {enc}.",
                 hint="Use shuffle+zstd, or fixedscaleoffset:...,astype=i4+delta+zstd for floats.",
             )
         if enc.kind not in "biufc" and self.filters:
-            raise CodecError(f"{'+'.join(self.filters)} needs numeric data, not {enc}.")
+            raise CodecError(f"{at}{'+'.join(self.filters)} needs numeric data, not {enc}.")
 
     def tolerance(self, dtype: npt.DTypeLike | None = None) -> Tolerance:
         """Return the error this encoding declares for items of *dtype*.
@@ -1064,7 +1069,7 @@ def _chunks_like(chunks: tuple[int, ...], keep: int) -> str:
     return ",".join(map(str, like))
 
 
-def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
+def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") -> None:
     """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks* exactly.
 
     imagecodecs drops the size-1 dimensions of a chunk and encodes what is left. What each
@@ -1082,6 +1087,7 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
 
     ``tests/test_recompress_codec_spec.py`` encodes both sides of every rule.
     """
+    at = f"{where}: " if where else ""
     img = [c for c in chunks if c > 1]  # what imagecodecs keeps of the chunk
     if name in _IMAGE_VOLUME_DIMS:
         most = _IMAGE_VOLUME_DIMS[name]
@@ -1096,7 +1102,7 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
         )
         lerc = ", choose lerc (up to 4 dimensions)" if name == "jpegxl" and len(img) <= 4 else ""
         raise CodecError(
-            f"{name} encodes {what}: chunks {chunks} have {len(img)} dimensions larger than 1.",
+            f"{at}{name} encodes {what}: chunks {chunks} have {len(img)} dimensions larger than 1.",
             hint=f"Give chunks like {_chunks_like(chunks, keep)}{lerc}, {_ANY_SHAPE}.",
         )
     rgb = name == "webp"
@@ -1107,19 +1113,19 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
     like_text = _chunks_like(chunks, keep)
     if rgb and (not chunks or chunks[-1] not in (3, 4) or len(img) > 3):
         raise CodecError(
-            f"webp encodes RGB or RGBA images: chunks {chunks} must end with the samples (3 or "
+            f"{at}webp encodes RGB or RGBA images: chunks {chunks} must end with the samples (3 or "
             "4) after two dimensions larger than 1.",
             hint=f"Give chunks like 1,256,256,3 for (..., y, x, rgb) data, {_ANY_SHAPE}.",
         )
     if rgb and len(img) < 3:
         raise CodecError(
-            f"webp encodes images of at least 2 x 2 pixels: chunks {chunks} hold a single "
+            f"{at}webp encodes images of at least 2 x 2 pixels: chunks {chunks} hold a single "
             "row or column.",
             hint=f"Give chunks like 1,256,256,3, {_ANY_SHAPE}.",
         )
     if not rgb and len(img) > 2 + has_samples:
         raise CodecError(
-            f"{name} encodes 2-D images (with up to 4 samples last): chunks {chunks} have "
+            f"{at}{name} encodes 2-D images (with up to 4 samples last): chunks {chunks} have "
             f"{len(img)} dimensions larger than 1.",
             hint=f"Give chunks like {like_text} (one plane per chunk), choose jpegxl or lerc, "
             f"which encode (z, y, x) chunks, {_ANY_SHAPE}.",
@@ -1128,7 +1134,7 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...]) -> None:
     plane = img[:2]
     if limit is not None and any(c > limit for c in plane):
         raise CodecError(
-            f"{name} encodes images up to {limit} pixels a side: chunks {chunks} are "
+            f"{at}{name} encodes images up to {limit} pixels a side: chunks {chunks} are "
             f"{max(plane)} pixels across.",
             hint=f"Give smaller chunks (e.g. {like_text}), or choose jpeg2k, jpegxl or lerc, "
             f"{_ANY_SHAPE}.",

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from napari_zarr_explorer.errors import CodecError, ExplorerError
+from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.store import Location, open_store, parse_location, read_bytes
 
 __all__ = [
@@ -869,10 +869,10 @@ def plan_save(
                 zarr_format,
                 where=f"{dst}/{lv.path}",
             )
-            try:  # image codecs encode some chunk shapes only: say so before writing
-                spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format)
-            except CodecError as exc:
-                raise CodecError(f"Level {lv.path!r}: {exc.message}", hint=exc.hint) from None
+            # image codecs encode some chunk shapes only: say so before writing
+            spec.check_dtype(
+                dtype, chunks=out_chunks, zarr_format=zarr_format, where=f"Level {lv.path!r}"
+            )
             fill = np.zeros((), dtype=dtype).item()
             attrs: dict[str, Any] = {}
             if zarr_format == 2:

@@ -13,7 +13,6 @@ import numpy as np
 
 from napari_zarr_explorer.codec_spec import CompressorSpec
 from napari_zarr_explorer.errors import (
-    CodecError,
     ExplorerError,
     MetadataError,
     NotAnObjectError,
@@ -498,10 +497,8 @@ def make_plan(
         out_chunks, out_shards = resolve_layout(
             shape, src_chunks, src_shards, chunks, shards, zarr_format, where=awhere
         )
-        try:
-            spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format)
-        except CodecError as exc:  # name the array: a hierarchy has many
-            raise CodecError(f"{awhere}: {exc.message}", hint=exc.hint) from None
+        # named: a hierarchy has many arrays
+        spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format, where=awhere)
         if fill is None:
             data_fill: Any = np.zeros((), dtype=dtype).item()
         elif isinstance(fill, str) and dtype.kind in "fc":
