@@ -18,6 +18,7 @@ __all__ = [
     "PathEscapeError",
     "RemoteError",
     "UnsafeDataError",
+    "error_message",
 ]
 
 
@@ -76,3 +77,24 @@ class NotAnObjectError(ExplorerError, IsADirectoryError):
 
 class ExplorerWarning(UserWarning):
     """A problem that did not stop the work: bad-but-usable metadata, a chunk shown as fill."""
+
+
+def error_message(exc: BaseException) -> str:
+    """Return the message to show a user for *exc*.
+
+    Parameters
+    ----------
+    exc
+        Any exception a form, a dock or a notebook caught.
+
+    Returns
+    -------
+    str
+        The message of an :class:`ExplorerError` as it is (with its hint: what to do), and
+        ``Type: message`` (or just ``Type`` when it has no message) for anything else.
+    """
+    if isinstance(exc, ExplorerError):
+        return str(exc)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

@@ -23,20 +23,10 @@ from magicgui.widgets import (
     Select,
 )
 
-from napari_zarr_explorer.errors import ExplorerError
-from napari_zarr_explorer.forms import COMPRESSORS, CodecForm
+from napari_zarr_explorer.errors import error_message
+from napari_zarr_explorer.forms import CodecForm
 
-__all__ = ["CODECS", "SaveForm"]
-
-#: compressor -> (lowest, highest, default level) or None when it takes no level (the
-#: compressors of :data:`napari_zarr_explorer.forms.COMPRESSORS`).
-CODECS: dict[str, tuple[int, int, int] | None] = {k: v[0] for k, v in COMPRESSORS.items()}
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, ExplorerError):
-        return str(exc)  # with its hint: what to do
-    return f"{type(exc).__name__}: {exc}"
+__all__ = ["SaveForm"]
 
 
 def _shape_text(shape: Sequence[int] | None) -> str:
@@ -179,7 +169,7 @@ class SaveForm(CodecForm):
         try:
             pv = preview_save(layers, ome_version=str(self.ome_version.value), compressor="none")
         except Exception as exc:  # a form must never fail on what the data is
-            self.estimate.value = _message(exc)
+            self.estimate.value = error_message(exc)
             return
         chunks, shards = _shape_text(pv.chunks), _shape_text(pv.shards)
         if str(self.chunks.value).strip() in ("", self._defaults[0]):
@@ -207,6 +197,6 @@ class SaveForm(CodecForm):
                 shards=opts["shards"],
             )
         except Exception as exc:  # a form must never fail on what the data is
-            self.estimate.value = _message(exc)
+            self.estimate.value = error_message(exc)
             return
         self.estimate.value = str(pv)

@@ -13,6 +13,7 @@ from qtpy.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal  # type: ign
 from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QSizePolicy, QWidget
 
 from napari_zarr_explorer._html import human_bytes
+from napari_zarr_explorer.errors import error_message
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -69,17 +70,6 @@ def theme_colors(viewer: napari.Viewer | None) -> dict[str, str]:
         if value is not None:
             out[role] = value.as_hex() if hasattr(value, "as_hex") else str(value)
     return out
-
-
-def error_message(exc: BaseException) -> str:
-    """Return the message to show for *exc*: the core's own, or ``Type: message`` otherwise."""
-    from napari_zarr_explorer.errors import ExplorerError
-
-    if isinstance(exc, ExplorerError):
-        return str(exc)
-    text = str(exc).strip()
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name
 
 
 def notify_error(exc: BaseException | str) -> None:
