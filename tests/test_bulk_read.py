@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -541,3 +542,41 @@ def test_an_index_declaring_a_huge_chunk_allocates_nothing_of_it(tmp_path, monke
     assert bulk[2] == plain[2] and len(plain[2]) == 1
     assert "MemoryError" not in plain[2][0]
     assert bulk[3] == plain[3] == frozenset({(2, 0, 3)})
+
+
+@pytest.mark.parametrize(
+    "sel",
+    [
+        (slice(None), slice(None), slice(None)),
+        (slice(1, 9), slice(5, 40), slice(7, 50)),
+        (3, slice(None), slice(None)),  # an integer: the plain path
+        (slice(None, None, 2), slice(None), slice(None)),  # a step: the plain path
+    ],
+    ids=["whole", "unaligned", "integer", "step"],
+)
+def test_an_out_it_cannot_fill_is_refused_before_anything_is_read(
+    tmp_path: Path, sel: tuple[Any, ...]
+) -> None:
+    # Every stored chunk is damaged: a read would fail on the first one. A read-only or
+    # misshapen out fails first, saying what is wrong with it, before any chunk is read.
+    path = tmp_path / "a.zarr"
+    data = _data()
+    arr = zarr.create_array(path, shape=SHAPE, chunks=CHUNKS, dtype="uint16", fill_value=0)
+    arr[:] = data
+    damaged = [p for p in (path / "c").rglob("*") if p.is_file()]
+    assert damaged
+    for p in damaged:
+        p.write_bytes(b"not a chunk")
+    array = _open(path)
+    shape = data[sel].shape
+    frozen = np.zeros(shape, dtype="uint16")
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"out is read-only.*writeable"):
+        bulk_read(array, sel, out=frozen)
+    with pytest.raises(
+        ValueError, match=rf"out has the shape \(1, .*the region {re.escape(str(shape))}"
+    ):
+        bulk_read(array, sel, out=np.zeros((1, *shape), dtype="uint16"))
+    with pytest.raises(Exception) as info:  # a good out: the damaged chunks are read
+        bulk_read(array, sel, out=np.zeros(shape, dtype="uint16"))
+    assert "out " not in str(info.value)

@@ -420,6 +420,21 @@ def _plain(array: Any, region: _Region) -> np.ndarray:
     return np.asarray(array[region])
 
 
+def _check_out(out: np.ndarray, shape: tuple[int, ...], sel: tuple[Any, ...]) -> None:
+    """Raise ValueError when *out* cannot take the region *sel* of an array of *shape*."""
+    if not out.flags.writeable:
+        raise ValueError(
+            "out is read-only: the region is written into it. Pass a writeable array (e.g. "
+            "a copy), or no out to get a new array."
+        )
+    try:  # the region's shape, from a view of one element: nothing allocated, nothing read
+        want = np.broadcast_to(np.empty((), dtype=bool), shape)[sel].shape
+    except (IndexError, TypeError, ValueError):
+        return  # not a selection numpy takes: the read says what is wrong with it
+    if out.shape != want:
+        raise ValueError(f"out has the shape {out.shape}, the region {want}")
+
+
 def _into(out: np.ndarray | None, data: np.ndarray) -> np.ndarray:
     if out is None:
         return data
@@ -440,9 +455,14 @@ def bulk_read(
     selection
         One slice per dimension, with step 1 (start and stop may be omitted).
     out
-        Where to write the region (an array of its shape, e.g. a view into a larger result);
-        chunks are then decoded straight into it. It is returned. On an error its contents are
-        undefined.
+        Where to write the region (a writeable array of its shape, e.g. a view into a larger
+        result); chunks are then decoded straight into it (values of another data type are
+        cast as by assignment). It is returned. On an error its contents are undefined.
+
+    Raises
+    ------
+    ValueError
+        When *out* is read-only or not of the region's shape: before anything is read.
 
     Returns
     -------
@@ -457,6 +477,8 @@ def bulk_read(
     """
     sel = tuple(selection)
     shape = tuple(int(s) for s in array.shape)
+    if out is not None:
+        _check_out(out, shape, sel)
     if len(sel) != len(shape) or not all(isinstance(s, slice) for s in sel):
         return _into(out, _plain(array, sel))
     norm = []
@@ -468,11 +490,9 @@ def bulk_read(
     region = tuple(norm)
     plan = bulk_plan(array)
     out_shape = tuple(s.stop - s.start for s in region)
-    if out is not None and out.shape != out_shape:
-        raise ValueError(f"out has the shape {out.shape}, the region {out_shape}")
     if plan is None:
         return _into(out, _plain(array, region))
-    if out is not None and (out.dtype != plan.dtype or not out.flags.writeable):
+    if out is not None and out.dtype != plan.dtype:
         return _into(out, bulk_read(array, region))
     if out is None:
         out = np.empty(out_shape, dtype=plan.dtype)
