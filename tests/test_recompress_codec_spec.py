@@ -314,3 +314,60 @@ def test_recompress_names_the_array_a_codec_cannot_encode(tmp_path: Path) -> Non
     assert not (tmp_path / "dst.zarr").exists()
     with pytest.raises(CodecError, match=r"^Level '2': jpeg encodes 2-D images"):
         parse_compressor("jpeg").check_dtype("u1", chunks=(2, 64, 64), where="Level '2'")
+
+
+# Chunks an image codec refuses, with size-1 dimensions where a user's array has them (after
+# the samples, between the planes): the suggestion in the refusal must be chunks the same
+# check accepts, keep the image (y, x and the samples) whole, and encode for real.
+SUGGESTED = [
+    # (spec, dtype, refused chunks, the chunks suggested)
+    ("jpegxl", "u1", (2, 3, 64, 64, 3, 1), (1, 3, 64, 64, 3, 1)),
+    ("jpegxl", "u1", (2, 3, 64, 1, 64, 1), (1, 3, 64, 1, 64, 1)),
+    ("jpegxl", "u2", (2, 2, 4, 64), (1, 2, 4, 64)),
+    ("lerc", "f4", (2, 3, 8, 64, 64, 1), (1, 3, 8, 64, 64, 1)),
+    ("png", "u1", (2, 64, 64, 3, 1), (1, 64, 64, 3, 1)),
+    ("png", "u2", (2, 3, 64, 64, 1), (1, 1, 64, 64, 1)),
+    ("jpeg:quality=90", "u1", (2, 3, 64, 64, 3, 1), (1, 1, 64, 64, 3, 1)),
+    ("jpeg2k", "u1", (4, 64, 1, 64, 1), (1, 64, 1, 64, 1)),
+    ("jpeg:quality=90", "u1", (2, 70000, 1), (2, 4096, 1)),
+    ("webp", "u1", (2, 64, 64, 3, 1), (1, 64, 64, 3, 1)),
+    ("webp", "u1", (1, 64, 64), (1, 256, 256, 3)),  # no samples: an example of what encodes
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "dtype", "bad", "like"),
+    SUGGESTED,
+    ids=[f"{t}-{'x'.join(map(str, b))}" for t, _, b, _ in SUGGESTED],
+)
+def test_the_suggested_chunks_are_accepted_by_the_check(
+    text: str, dtype: str, bad: tuple[int, ...], like: tuple[int, ...]
+) -> None:
+    import re
+
+    spec = parse_compressor(text)
+    with pytest.raises(CodecError) as info:
+        spec.check_dtype(dtype, chunks=bad)
+    msg = str(info.value)
+    found = re.search(r"(?:chunks like|e\.g\.) ([0-9]+(?:,[0-9]+)*)", msg)
+    assert found, msg
+    suggested = tuple(int(c) for c in found[1].split(","))
+    assert suggested == like, msg
+    spec.check_dtype(dtype, chunks=suggested)
+    if max(suggested) <= 4096:  # and it encodes: what comes back is what went in
+        data = np.random.default_rng(3).integers(0, 200, suggested).astype(dtype)
+        back = spec.decode(spec.encode(data), dtype, suggested)
+        assert back.shape == suggested
+        if spec.tolerance(dtype).bounded and not text.startswith("jpeg:"):
+            np.testing.assert_array_equal(back, data)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("text", ["png", "jpeg2k", "webp"])
+def test_samples_followed_by_size_1_dimensions_encode_exactly(text: str, zarr_format: int) -> None:
+    # imagecodecs drops the size-1 dimensions of a chunk: (1, y, x, rgb, 1) is an RGB image.
+    spec = parse_compressor(text)
+    shape = (1, 64, 64, 3, 1)
+    spec.check_dtype("uint8", chunks=shape, zarr_format=zarr_format)
+    data = np.random.default_rng(4).integers(0, 200, shape).astype("uint8")
+    np.testing.assert_array_equal(_zarr_bytes(spec, data, zarr_format), data)

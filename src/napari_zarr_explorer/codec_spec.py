@@ -1064,17 +1064,22 @@ def _split_args(args: str, *, where: str) -> tuple[str | None, dict[str, str]]:
 
 
 def _chunks_like(chunks: tuple[int, ...], keep: int) -> str:
-    """Chunks like *chunks* that keep only the last *keep* dimensions (at most 4096 each)."""
-    like = [1] * (len(chunks) - keep) + [min(c, 4096) for c in chunks[len(chunks) - keep :]]
-    return ",".join(map(str, like))
+    """Chunks like *chunks* that keep only their last *keep* dimensions larger than 1.
+
+    Those keep their place and size (at most 4096); every other dimension becomes 1. Counting
+    only the dimensions larger than 1, as imagecodecs does, keeps the image whole when size-1
+    dimensions follow it: (2, 3, 64, 64, 3, 1) keeping 4 gives 1,3,64,64,3,1.
+    """
+    kept = set([i for i, c in enumerate(chunks) if c > 1][-keep:]) if keep > 0 else set()
+    return ",".join(str(min(c, 4096)) if i in kept else "1" for i, c in enumerate(chunks))
 
 
 def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") -> None:
     """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks* exactly.
 
-    imagecodecs drops the size-1 dimensions of a chunk and encodes what is left. What each
-    codec then gives back exactly, with the chunk's shape (measured by encoding and decoding
-    with imagecodecs 2026.3 and 2026.10):
+    imagecodecs drops the size-1 dimensions of a chunk, wherever they are (after the samples
+    too), and encodes what is left. What each codec then gives back exactly, with the chunk's
+    shape (measured by encoding and decoding with imagecodecs 2026.3 and 2026.10):
 
     - png, jpeg, jpeg2k: one 2-D image (y, x), optionally followed by 2 to 4 samples, each side
       within :data:`_IMAGE_MAX_SIDE`. jpeg2k takes a third dimension as colour samples (up to
@@ -1094,7 +1099,7 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") 
         samples = name == "jpegxl" and len(img) == most + 1 and img[-1] <= 4
         if len(img) <= most or samples:
             return
-        keep = most + 1 if name == "jpegxl" and 2 <= chunks[-1] <= 4 else most
+        keep = most + 1 if name == "jpegxl" and img[-1] <= 4 else most
         what = (
             "images and (z, y, x) volumes (with up to 4 samples last)"
             if name == "jpegxl"
@@ -1106,16 +1111,21 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") 
             hint=f"Give chunks like {_chunks_like(chunks, keep)}{lerc}, {_ANY_SHAPE}.",
         )
     rgb = name == "webp"
-    has_samples = bool(chunks) and len(img) == 3 and chunks[-1] == img[-1] and img[-1] <= 4
+    # the samples are the last dimension larger than 1: size-1 dimensions may follow them
+    has_samples = len(img) == 3 and img[-1] <= 4
     # chunks like the given ones, one plane each (and the samples last)
-    samples_last = rgb or has_samples or (bool(chunks) and 2 <= chunks[-1] <= 4)
-    keep = 3 if samples_last and len(chunks) >= 3 else min(2, len(chunks))
-    like_text = _chunks_like(chunks, keep)
-    if rgb and (not chunks or chunks[-1] not in (3, 4) or len(img) > 3):
+    samples_last = rgb or has_samples or (bool(img) and img[-1] <= 4)
+    like_text = _chunks_like(chunks, 3 if samples_last else 2)
+    if rgb and (not img or img[-1] not in (3, 4) or len(img) > 3):
+        like = (  # one image of these samples, or an example when they are not there
+            f"{like_text} (one image per chunk)"
+            if img and img[-1] in (3, 4)
+            else "1,256,256,3 for (..., y, x, rgb) data"
+        )
         raise CodecError(
             f"{at}webp encodes RGB or RGBA images: chunks {chunks} must end with the samples (3 or "
-            "4) after two dimensions larger than 1.",
-            hint=f"Give chunks like 1,256,256,3 for (..., y, x, rgb) data, {_ANY_SHAPE}.",
+            "4) after two dimensions larger than 1 (size-1 dimensions aside).",
+            hint=f"Give chunks like {like}, {_ANY_SHAPE}.",
         )
     if rgb and len(img) < 3:
         raise CodecError(
