@@ -587,6 +587,41 @@ def test_cancel_then_resume(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read(dst), data)
 
 
+def test_cancel_does_not_wait_for_the_source_size_scan(tmp_path: Path) -> None:
+    # The stored size of the source is measured by walking its files while the tasks run.
+    # A cancelled run stops that walk and returns; no scan thread is left behind.
+    data = image((8, 32, 32))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))
+    for d in range(10):  # many files for the walk: folders of notes kept beside the chunks
+        folder = src / "notes" / f"{d:02d}"
+        folder.mkdir(parents=True)
+        for f in range(1000):
+            (folder / f"{f:04d}.txt").write_bytes(b"n")
+    cancel = threading.Event()
+
+    def stop_after_first(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    def scans() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "recompress-sizes"]
+
+    assert not scans()
+    report = recompress(
+        src,
+        tmp_path / "dst.zarr",
+        chunks=(1, 8, 8),
+        threads=1,
+        task_bytes=1,
+        progress=stop_after_first,
+        cancel=cancel,
+    )
+    assert report.cancelled and not report.complete
+    for t in scans():
+        t.join(timeout=120)  # generous: fails on a hang only
+    assert not scans()
+
+
 def test_resume_rewrites_corrupted_objects(tmp_path: Path) -> None:
     data = image((4, 32, 32))
     src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 8, 8))

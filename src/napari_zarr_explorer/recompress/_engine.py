@@ -1003,13 +1003,19 @@ def run_plan(
         if a.bytes_before is None and a.target.path not in sources
     ]
     sizer: threading.Thread | None = None
+    # a measurement only: stopped when the run is cancelled or fails, not waited for
+    stop_sizing = threading.Event()
     if src_loc is not None and src_loc.is_local and unmeasured:
         loc = src_loc
-        sizer = threading.Thread(
-            target=lambda: sizes.update({p: local_size(loc, p) for p in unmeasured}),
-            name="recompress-sizes",
-            daemon=True,
-        )
+
+        def measure() -> None:
+            for p in unmeasured:
+                size = local_size(loc, p, stop=stop_sizing)
+                if size is None:  # stopped
+                    return
+                sizes[p] = size
+
+        sizer = threading.Thread(target=measure, name="recompress-sizes", daemon=True)
     try:
         while True:
             while len(inflight) < window and not cancel.is_set() and error is None:
@@ -1023,7 +1029,9 @@ def run_plan(
                 running_stage = max(running_stage, stage)
                 inflight[ex.submit(pending[1])] = pending
                 pending = None
-            if sizer is not None and sizer.ident is None:
+            if cancel.is_set() or error is not None:
+                stop_sizing.set()
+            if sizer is not None and sizer.ident is None and not stop_sizing.is_set():
                 sizer.start()  # once the first tasks are queued
             if not inflight:
                 break
@@ -1060,6 +1068,8 @@ def run_plan(
                     )
                 )
     finally:
+        if sum(len(v) for v in results.values()) < len(tasks):
+            stop_sizing.set()  # cancelled, failed or interrupted: not worth waiting for
         ex.close()
         journal.close()
         if sizer is not None and sizer.ident is not None:

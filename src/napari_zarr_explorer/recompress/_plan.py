@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,14 +307,33 @@ def _ome_children(path: str, attrs: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def local_size(loc: Location, path: str) -> int | None:
-    """Return the stored bytes of the files under *path* of a local *loc* (None if remote)."""
+def local_size(loc: Location, path: str, *, stop: threading.Event | None = None) -> int | None:
+    """Return the stored bytes of the files under *path* of a local *loc*.
+
+    Parameters
+    ----------
+    loc
+        The store.
+    path
+        The array's path in it.
+    stop
+        Set by another thread when the number is no longer wanted (the run was cancelled or
+        failed): the walk then ends at the next file and returns None.
+
+    Returns
+    -------
+    int or None
+        The bytes of every file but the metadata documents; None when *loc* is remote or the
+        walk was stopped.
+    """
     if not loc.is_local:
         return None
     base = loc.path / path if path else loc.path
     total = 0
     for dirpath, _dirnames, filenames in os.walk(base):
         for fn in filenames:
+            if stop is not None and stop.is_set():
+                return None
             if fn in META_DOCS:
                 continue
             try:
