@@ -189,3 +189,14 @@ def test_candidate_ratio_compares_with_the_ratio_now(tmp_path):
         shown = f"{c.projected_ratio:.2f}"
         assert f"{c.label}: ratio {shown}" in str(report)
         assert f"<td>{shown}</td>" in report._repr_html_()
+
+
+def test_a_small_array_says_how_many_chunks_were_sampled(tmp_path):
+    """Asking for 16 chunks of an array of one chunk samples one, and the report says one."""
+    data = blobs((32, 32), dtype="uint16", seed=2)
+    path = write_array(tmp_path / "one.zarr", data, chunks=(32, 32))
+    report = estimate(path, "", "zstd:3", sample=16)
+    assert report.sample == 16 and report.chunks_sampled == 1
+    text = str(report)
+    assert "1 object," in text and "1 objects" not in text
+    assert report.to_dict()["chunks_sampled"] == 1

@@ -216,6 +216,11 @@ class EstimateReport:
         return self.logical_bytes / self.bytes_stored
 
     @property
+    def chunks_sampled(self) -> int:
+        """Chunks actually sampled (at most ``sample``: fewer when the array has fewer)."""
+        return max((c.sampled for c in self.candidates), default=0)
+
+    @property
     def best(self) -> CandidateResult | None:
         """The candidate with the smallest projected size."""
         ok = [c for c in self.candidates if c.projected_bytes is not None and not c.problems]
@@ -236,6 +241,7 @@ class EstimateReport:
                 "logical_bytes": self.logical_bytes,
                 "ratio": _round(self.ratio),
                 "sample": self.sample,
+                "chunks_sampled": self.chunks_sampled,
                 "seed": self.seed,
                 "candidates": [c.to_dict() for c in self.candidates],
                 "warnings": list(self.warnings),
@@ -250,7 +256,12 @@ class EstimateReport:
             f"Estimate for {self.url}{'/' + self.path if self.path else ''}: {list(self.shape)} "
             f"{self.dtype}, chunks {list(self.chunk_shape)}"
             + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
-            f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_stored} objects"
+            f"  now: {human_bytes(self.bytes_stored)} stored in "
+            + (
+                f"{self.objects_stored} object{'' if self.objects_stored == 1 else 's'}"
+                if self.objects_stored is not None
+                else "? objects"
+            )
             + (f", ratio {ratio:.2f}" if ratio else ""),
         ]
         for c in self.candidates:
@@ -261,7 +272,7 @@ class EstimateReport:
                 f"  {c.label}: ratio {c.projected_ratio or 0:.2f}, "
                 f"encode {c.encode_mbps or 0:.0f} MB/s, decode {c.decode_mbps or 0:.0f} MB/s, "
                 f"projected {human_bytes(c.projected_bytes)}"
-                f" in {c.projected_objects} objects"
+                f" in {c.projected_objects} object{'' if c.projected_objects == 1 else 's'}"
                 + (
                     f", max error {c.error.max_abs:.3g}"
                     if c.error is not None and c.error.max_abs

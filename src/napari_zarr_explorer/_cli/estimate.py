@@ -100,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]{escape(printable(where))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
-        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} objects"
+        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} object"
+        + ("" if report.objects_stored == 1 else "s")
         + (f", ratio {ratio:.2f}" if ratio else "")
     )
-    table = Table(title=f"sample of {report.sample} chunks (seed {report.seed})")
+    n = report.chunks_sampled
+    asked = f", {report.sample} asked" if n < report.sample else ""
+    table = Table(title=f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})")
     for col in ("candidate", "ratio", "encode MB/s", "decode MB/s", "projected", "objects"):
         table.add_column(col, justify="left" if col == "candidate" else "right")
     table.add_column("max error", justify="right")

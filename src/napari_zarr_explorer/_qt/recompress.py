@@ -569,7 +569,8 @@ def estimate_summary(report: Any) -> str:
     now = f"now {format_bytes(report.bytes_stored)}"
     if report.ratio:
         now += f" (ratio {report.ratio:.2f}x)"
-    text = f"{report.path or '/'}: {now}; sampled {report.sample} chunks"
+    n = report.chunks_sampled
+    text = f"{report.path or '/'}: {now}; sampled {n} chunk{'' if n == 1 else 's'}"
     if report.candidates:
         first = report.candidates[0]
         layout = first.label[len(first.compressor) :].strip()
