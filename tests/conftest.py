@@ -35,6 +35,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _this_checkout_in_subprocesses() -> Iterator[None]:
+    """Command-line runs the tests start (``python -m napari_zarr_explorer``) import this
+    checkout's package, whether or not it is the one installed in the environment."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    before = os.environ.get("PYTHONPATH", "")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(p for p in (src, before) if p))
+        yield
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The folder of data written by other implementations (``tests/data``)."""

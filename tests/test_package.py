@@ -62,3 +62,15 @@ def test_public_functions_win_over_submodules_of_the_same_name():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_command_line_runs_import_this_checkout():
+    """What the tests start with ``python -m napari_zarr_explorer`` is the code under test,
+    even where another copy of the package is installed."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "napari_zarr_explorer"
+    code = "import napari_zarr_explorer as m; print(m.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).resolve().parent == src.resolve()
