@@ -205,9 +205,15 @@ def _npm_file(name: str) -> Path:
 
 def render_notebook(out: Path) -> None:
     """Execute a notebook calling ``nze.explore``, render it to HTML, photograph it."""
-    import nbclient
-    import nbformat
-    from nbconvert import HTMLExporter
+    try:
+        import nbclient
+        import nbformat
+        from nbconvert import HTMLExporter
+    except ImportError as exc:
+        raise SystemExit(
+            f"The notebook picture needs {exc.name}: install nbconvert (pip install nbconvert), "
+            "or run with --no-notebook."
+        ) from None
 
     from napari_zarr_explorer.testing import sample_path
 
