@@ -931,3 +931,67 @@ def test_images_written_by_ngff_zarr_and_ome_zarr_py_open_lean(
     counts = Counter(logs[0])
     assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
     assert len(logs[0]) <= len(logs[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# When the lean path applies: the reader fetching ahead and the lean opening agree
+
+#: (what the user opens, made from the served image's ``url`` and local ``src``; environment;
+#: whether the lean path applies)
+_WHEN_LEAN: dict[str, tuple[str, dict[str, str], bool]] = {
+    "remote-image": ("{url}", {}, True),
+    "options-from-environment": (
+        "{url}",
+        {"NZE_REMOTE_TIMEOUT": "7", "NZE_REMOTE_CONCURRENCY": "3", "NZE_REMOTE_RETRIES": "1"},
+        True,
+    ),
+    "read-ahead-off": ("{url}", {"NZE_REMOTE_READ_AHEAD": "0"}, False),
+    "invalid-option": ("{url}", {"NZE_REMOTE_TIMEOUT": "soon"}, False),
+    "local-store": ("{src}", {}, False),
+    "file-url": ("file://{src}", {}, False),
+    "query-string": ("{url}?token=1", {}, False),
+    "user-name": ("{user_url}", {}, False),
+    "n5-container": ("{n5_url}", {}, False),
+}
+
+
+@pytest.mark.parametrize("case", list(_WHEN_LEAN))
+def test_fetching_ahead_and_the_lean_path_apply_together(
+    http_server, tmp_path: Path, monkeypatch, case: str
+) -> None:
+    """The reader fetches the metadata ahead exactly when the first image can then open lean,
+    and the lean opening refuses what the reader does not fetch ahead for, even when another
+    caller fetched it ahead: one rule decides both (a change to one side cannot silently
+    switch the fast path off, nor on where the store would not use the lean client)."""
+    from napari_zarr_explorer._reader import _prefetch
+    from napari_zarr_explorer.layers import open_first_image
+    from napari_zarr_explorer.store import _http
+    from napari_zarr_explorer.store.locate import parse_location
+
+    form, env, lean = _WHEN_LEAN[case]
+    url, src = _serve(http_server, tmp_path, "when.ome.zarr")
+    n5_url = http_server.publish(src, "when.n5")
+    target = form.format(
+        url=url, src=src, user_url=url.replace("://", "://someone@", 1), n5_url=n5_url
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    remote = target.startswith("http")
+    base = parse_location(target).url if remote else ""
+    try:
+        started = _prefetch(target)
+        layers = open_first_image(target)
+        assert started is lean
+        assert (layers is not None) is lean
+        if layers is not None:
+            assert all(isinstance(lv.reader, _LeanReader) for lv in layers[0][0])
+        if remote and not lean and "?" not in target:
+            # fetched ahead by someone else, with the options the store would use: still not lean
+            client = _http.prefetch(base, timeout=10.0, max_connections=64, limit=2**20)
+            assert client is not None
+            assert open_first_image(target) is None
+    finally:
+        if remote:
+            leftover = _http.take_prefetched(base, {})
+            if leftover is not None:
+                leftover.close()

@@ -89,20 +89,17 @@ def _prefetch(path: Any) -> bool:
     Returns whether the requests were started.
     """
     one = _single(path)
-    if one is None or not one.strip().lower().startswith(("http://", "https://")):
+    if one is None:
         return False
     try:
-        from napari_zarr_explorer.store._http import prefetch
+        from napari_zarr_explorer.store._http import lean_path_options, prefetch
         from napari_zarr_explorer.store.limits import max_metadata_bytes
         from napari_zarr_explorer.store.locate import parse_location
-        from napari_zarr_explorer.store.remote_options import RemoteOptions
 
         loc = parse_location(one)
-        opts = RemoteOptions.from_env()
-        if not opts.read_ahead or "?" in loc.url or urlsplit(loc.url).username is not None:
-            return False  # the store will not use the lean client for these
-        if any(seg.lower().endswith(".n5") for seg in urlsplit(loc.url).path.split("/")):
-            return False  # an N5 container (store.n5's rule): it has no Zarr documents to ask for
+        opts = lean_path_options(loc)  # also what layers.open_first_image asks
+        if opts is None:
+            return False
         client = prefetch(
             loc.url,
             timeout=opts.timeout,

@@ -1312,18 +1312,13 @@ def open_first_image(url: str) -> list[LayerData] | None:
 
 
 def _open_first_image(url: str) -> list[LayerData] | None:
-    import os
-
     from napari_zarr_explorer.pyramid import chunk_cache
-    from napari_zarr_explorer.store._http import client_options, peek_prefetched
-    from napari_zarr_explorer.store.remote_options import RemoteOptions
+    from napari_zarr_explorer.store._http import lean_path_options, peek_prefetched
 
     loc = parse_location(url)
-    if not loc.url.lower().startswith(("http://", "https://")):
+    opts = lean_path_options(loc)  # also what the reader asks before fetching ahead
+    if opts is None:
         return None
-    opts, fs_options = RemoteOptions.split(loc.storage_options, os.environ)
-    if client_options(fs_options) != {} or "?" in loc.url:
-        return None  # the store would ask with other headers, or through fsspec
     client = peek_prefetched(loc.url, {})
     if client is None or (client.timeout, client.max_connections) != (
         opts.timeout,

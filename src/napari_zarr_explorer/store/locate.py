@@ -20,6 +20,7 @@ from napari_zarr_explorer.store.keys import safe_join
 __all__ = [
     "REMOTE_PROTOCOLS",
     "Location",
+    "in_n5_container",
     "parse_location",
 ]
 
@@ -124,3 +125,12 @@ def parse_location(
     if parts.query:
         url = f"{url}?{parts.query}"
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
+
+
+def in_n5_container(url: str) -> bool:
+    """Tell whether the remote *url* is an N5 container or a node inside one.
+
+    A remote location is N5 when a segment of its path ends with ``.n5``: nothing is requested
+    to decide (servers cannot be listed, and N5 has no Zarr documents to ask for).
+    """
+    return any(seg.lower().endswith(".n5") for seg in urlsplit(url).path.split("/"))

@@ -42,6 +42,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.abc.store import Store
 
 from napari_zarr_explorer.errors import CodecError, ExplorerError, MetadataError
+from napari_zarr_explorer.store.locate import in_n5_container
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
@@ -880,12 +881,6 @@ def is_n5(path: str | Path) -> bool:
         return False
 
 
-def _remote_n5(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return any(seg.lower().endswith(".n5") for seg in urlsplit(url).path.split("/"))
-
-
 def maybe_wrap(store: Store, location: Location) -> Store:
     """Wrap *store* in :class:`N5Store` when *location* is an N5 container.
 
@@ -894,5 +889,5 @@ def maybe_wrap(store: Store, location: Location) -> Store:
     """
     if isinstance(store, N5Store):
         return store
-    n5 = is_n5(location.url) if location.is_local else _remote_n5(location.url)
+    n5 = is_n5(location.url) if location.is_local else in_n5_container(location.url)
     return N5Store(store, where=location.url) if n5 else store
