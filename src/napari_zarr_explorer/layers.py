@@ -1116,24 +1116,19 @@ class _LeanReader(ChunkReader):
     """
 
     def __init__(self, lean: Any, image: _LeanImage, index: int, *, where: str, cache: Any) -> None:
-        from napari_zarr_explorer.pyramid import _READER_IDS
-
         self.lean = lean
         self.image = image
         self.index = index
-        self.where = where
-        self.cache = cache if cache is None or cache.max_bytes > 0 else None
-        self._id = next(_READER_IDS)
-        self.shape = tuple(lean.shape)
-        self.dtype = lean.dtype
-        self.ndim = len(self.shape)
-        self.chunks = tuple(lean.chunks)
-        self.shards = None if lean.shards is None else tuple(lean.shards)
-        self.chunk_nbytes = lean.chunk_nbytes
-        self.fill_value = lean.fill_value if lean.fill_known else 0
-        self._bad: set[tuple[int, ...]] = set()
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
+        # the array is opened later, from the same metadata: its geometry is the lean array's
+        self._set_up(
+            where=where,
+            cache=cache,
+            shape=lean.shape,
+            dtype=lean.dtype,
+            chunks=lean.chunks,
+            shards=lean.shards,
+            fill_value=lean.fill_value if lean.fill_known else 0,
+        )
 
     @property
     def array(self) -> Any:

@@ -312,25 +312,48 @@ class ChunkReader:
         self, array: zarr.Array[Any], *, where: str, cache: ChunkCache | None = None
     ) -> None:
         self.array = array
+        fill = array.fill_value
+        if isinstance(fill, np.generic):
+            fill = fill.item()
+        self._set_up(
+            where=where,
+            cache=cache,
+            shape=array.shape,
+            dtype=np.dtype(array.dtype),
+            chunks=array.chunks,
+            shards=getattr(array, "shards", None),
+            fill_value=0 if fill is None else fill,
+        )
+
+    def _set_up(
+        self,
+        *,
+        where: str,
+        cache: ChunkCache | None,
+        shape: Sequence[int],
+        dtype: np.dtype[Any],
+        chunks: Sequence[int],
+        shards: Sequence[int] | None,
+        fill_value: Any,
+    ) -> None:
+        """Set the reader's geometry and state from its array's (subclasses with no array yet).
+
+        *dtype* may be stored in either byte order: reads return native values.
+        """
         self.where = where
         self.cache = cache if cache is None or cache.max_bytes > 0 else None
         self._id = next(_READER_IDS)
-        self.shape: tuple[int, ...] = tuple(int(s) for s in array.shape)
-        stored = np.dtype(array.dtype)
+        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
         self.dtype: np.dtype[Any] = (
-            stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
+            dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype
         )
         self.ndim = len(self.shape)
-        self.chunks: tuple[int, ...] = tuple(int(c) for c in array.chunks)
-        shards = getattr(array, "shards", None)
+        self.chunks: tuple[int, ...] = tuple(int(c) for c in chunks)
         self.shards: tuple[int, ...] | None = (
             tuple(int(s) for s in shards) if shards is not None else None
         )
         self.chunk_nbytes = math.prod(self.chunks) * self.dtype.itemsize
-        fill = array.fill_value
-        if isinstance(fill, np.generic):
-            fill = fill.item()
-        self.fill_value: Any = 0 if fill is None else fill
+        self.fill_value: Any = fill_value
         self._bad: set[tuple[int, ...]] = set()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
