@@ -349,3 +349,27 @@ def test_no_connection_is_left_open_at_exit(http_server, tmp_path: Path) -> None
     assert printed_json(proc) == {"open at exit": 0}, proc.stderr[-2000:]
     assert "ResourceWarning" not in proc.stderr, proc.stderr[-2000:]
     assert "unclosed" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_peeking_at_a_client_not_fetching_ahead_returns_at_once(
+    http_server, tmp_path: Path
+) -> None:
+    """A client :func:`prefetch` did not start has nothing fetched ahead: asking it for an
+    early answer says so at once, without a request (it used to wait its whole timeout)."""
+    import threading
+
+    from napari_zarr_explorer.store._http import NOTHING, HTTPClient
+
+    url, _src = serve_sharded_image(http_server, tmp_path)
+    client = HTTPClient(url, timeout=600.0)
+    http_server.clear_log()
+    got: list[object] = []
+    peek = threading.Thread(target=lambda: got.append(client.peek_early("zarr.json")), daemon=True)
+    peek.start()
+    peek.join(60.0)  # generous: only a wait for the 600 s timeout fails here
+    try:
+        assert not peek.is_alive(), "peek_early waited for answers nobody is fetching"
+        assert got == [NOTHING]
+        assert not http_server.requests
+    finally:
+        client.close()

@@ -315,7 +315,9 @@ class HTTPClient:
         self._lock = threading.Lock()
         self._early: dict[str, tuple[float, Future[tuple[int, bytes | None]]]] = {}
         self._asked: set[str] = set()  # metadata keys the store has asked for itself
-        self._ahead = threading.Event()  # set when prefetch() has asked for all it will
+        # clear while prefetch() is still asking for documents; set otherwise (nothing ahead)
+        self._ahead = threading.Event()
+        self._ahead.set()
         self.requests = 0  # requests sent (tests and benchmarks)
 
     # -- pickling: configuration only ------------------------------------------------------
@@ -602,7 +604,8 @@ class HTTPClient:
 
         Returns the body (bytes), None when the object does not exist, or ``NOTHING`` when it
         was not fetched ahead (or the request failed: the store asks again and reports it).
-        Waits, at most the timeout, until :func:`prefetch` has asked for all it will.
+        On a client :func:`prefetch` is still fetching ahead for, waits (at most the timeout)
+        until it has asked for all it will; on any other client, answers at once.
         """
         self._ahead.wait(self.timeout)
         return self._peek(key, self.timeout)
@@ -715,6 +718,7 @@ def prefetch(
         client = HTTPClient(url, headers=headers, timeout=timeout, max_connections=max_connections)
     except ValueError:
         return None
+    client._ahead.clear()  # until run() has asked for all it will (peek_early waits for it)
     key = _client_key(url, client.headers)
     with _PREFETCH_LOCK:
         _PREFETCHED[key] = (time.monotonic(), client)
