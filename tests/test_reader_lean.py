@@ -500,6 +500,53 @@ def test_a_read_handed_to_zarr_asks_for_nothing_twice(
         assert lean[1], "the damage is reported"
 
 
+def test_what_is_kept_for_zarr_is_bounded_in_bytes() -> None:
+    """What lean reads fetched is kept for zarr-python's store until it opens, at most
+    ``_LEAN_KEEP_BYTES`` (64 MiB): whole shards could be large. Beyond, nothing is kept."""
+    from napari_zarr_explorer.layers import _LEAN_KEEP_BYTES, _LeanImage
+    from napari_zarr_explorer.store.locate import parse_location
+
+    assert _LEAN_KEEP_BYTES == 64 * 2**20
+    image = _LeanImage(parse_location("http://127.0.0.1:9/kept.ome.zarr"), None, [])
+    shard = bytes(20 * 2**20)
+    for i in range(4):
+        image.record(f"0/c/0/0/{i}", None, shard)
+    assert image.kept_nbytes == 3 * len(shard)  # the fourth would go beyond
+    image.record("0/c/0/1/0", ("suffix", 68), bytes(68))  # a shard index still fits
+    image.record("0/c/0/1/1", None, None)  # a missing object costs no byte
+    assert image.kept_nbytes == 3 * len(shard) + 68
+    image.record("0/c/0/2/0", None, bytes(_LEAN_KEEP_BYTES))
+    assert image.kept_nbytes == 3 * len(shard) + 68
+
+
+def test_what_is_not_kept_for_zarr_is_asked_again(http_server, tmp_path: Path, monkeypatch) -> None:
+    """A whole shard beyond the bytes kept for zarr-python is fetched again by it, with the
+    ordinary path's outcome; the shard indexes and documents are still asked for once."""
+    from collections import Counter
+
+    from napari_zarr_explorer import layers
+
+    monkeypatch.setattr(layers, "_LEAN_KEEP_BYTES", 200)  # a shard index, not a whole shard
+    name = "beyond.ome.zarr"
+    url, _src = _sharded(http_server, tmp_path, name)
+    shard = http_server.root / name / "0" / "c" / "1" / "1" / "0"
+    assert shard.stat().st_size > 200
+    _damage(shard)  # its first inner chunk: the lean read fails, zarr-python reads it
+    lean_layers = read_zarr(url)
+    full = lean_layers[0][0][0]
+    assert isinstance(full.reader, _LeanReader)
+    http_server.clear_log()
+    region = (1, slice(32, 64), slice(0, 32))  # the whole shard (1, 1, 0)
+    lean = _outcome([([full[region]], {}, "image")])
+    _settle(http_server)
+    counts = Counter((q.path.split(".ome.zarr/", 1)[-1], q.range) for q in http_server.requests)
+    assert counts.pop(("0/c/1/1/0", None)) == 2  # by the lean reader, then by zarr-python
+    assert not counts or max(counts.values()) == 1, counts
+    assert full.reader.image.ready
+    plain = _outcome([([open_layers(url)[0][0][0][region]], {}, "image")])
+    assert _same_outcome(lean, plain), "the damage is reported"
+
+
 @pytest.mark.parametrize(
     "fault", ["fail-once", "fail", "not-found", "truncate", "lie", "redirect-away", "reset-once"]
 )

@@ -1004,8 +1004,12 @@ def _label_colormap(ome: OmeMetadata) -> dict[Any, Any] | None:
 #: first tile of the level it shows: zarr-python is imported as soon as a read of any other
 #: level than the coarsest has been served, or after this many reads.
 LEAN_FIRST_READS = 8
-#: Most shard indexes the lean readers of an image keep for zarr-python's store.
+#: Most answers (shard indexes, or what a read handed to zarr-python fetched) the lean readers
+#: of an image keep for zarr-python's store until it opens; beyond, they are asked for again.
 _LEAN_KEEP = 256
+#: Most bytes of those answers kept (whole shards can be large); one that would go beyond is
+#: not kept (zarr-python asks for it again).
+_LEAN_KEEP_BYTES = 64 * 2**20
 
 
 class _Fallback(Exception):
@@ -1036,6 +1040,7 @@ class _LeanImage:
         self._arrays: list[Any] = []
         self._error: BaseException | None = None
         self._kept: dict[tuple[str, tuple[Any, ...] | None], bytes | None] = {}
+        self._kept_nbytes = 0
         self._seed: Any = None  # zarr-python's store takes what is recorded, once it is open
 
     @property
@@ -1054,15 +1059,30 @@ class _LeanImage:
     def record(self, key: str, byte_range: tuple[Any, ...] | None, data: bytes | None) -> None:
         """Keep what a lean reader fetched for zarr-python's store (no second request).
 
-        A shard index, or everything fetched by a read the lean reader could not finish.
+        A shard index, or everything fetched by a read the lean reader could not finish. Until
+        zarr-python's store is open, at most :data:`_LEAN_KEEP` answers and
+        :data:`_LEAN_KEEP_BYTES` bytes are kept: an answer beyond is dropped (asked again).
         """
+        size = 0 if data is None else len(data)
         with self._lock:
             seed = self._seed
             if seed is None:
-                if len(self._kept) < _LEAN_KEEP:
-                    self._kept[(key, byte_range)] = data
+                entry = (key, byte_range)
+                old = self._kept.get(entry)
+                nbytes = self._kept_nbytes - (0 if old is None else len(old)) + size
+                if (entry in self._kept or len(self._kept) < _LEAN_KEEP) and (
+                    nbytes <= _LEAN_KEEP_BYTES
+                ):
+                    self._kept[entry] = data
+                    self._kept_nbytes = nbytes
                 return
         seed(key, byte_range, data)
+
+    @property
+    def kept_nbytes(self) -> int:
+        """Bytes kept for zarr-python's store, not handed on yet."""
+        with self._lock:
+            return self._kept_nbytes
 
     def start(self) -> None:
         """Import zarr-python and open the levels' arrays in a background thread (once)."""
@@ -1081,6 +1101,7 @@ class _LeanImage:
             if seed is not None:
                 with self._lock:  # from now on, what is recorded goes to the store directly
                     kept, self._kept, self._seed = self._kept, {}, seed
+                    self._kept_nbytes = 0
                 for (key, rng), data in kept.items():
                     seed(key, rng, data)
             self._arrays = [
