@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -489,7 +488,7 @@ def test_a_read_handed_to_zarr_asks_for_nothing_twice(
     assert isinstance(full.reader, _LeanReader)
     http_server.clear_log()
     lean = _outcome([([full[region]], {}, "image")])
-    _settle(http_server)
+    _settle(lean_layers)
     counts = Counter((q.path, q.range) for q in http_server.requests)
     assert counts, "the region was read from the server"
     assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
@@ -538,7 +537,7 @@ def test_what_is_not_kept_for_zarr_is_asked_again(http_server, tmp_path: Path, m
     http_server.clear_log()
     region = (1, slice(32, 64), slice(0, 32))  # the whole shard (1, 1, 0)
     lean = _outcome([([full[region]], {}, "image")])
-    _settle(http_server)
+    _settle(lean_layers)
     counts = Counter((q.path.split(".ome.zarr/", 1)[-1], q.range) for q in http_server.requests)
     assert counts.pop(("0/c/1/1/0", None)) == 2  # by the lean reader, then by zarr-python
     assert not counts or max(counts.values()) == 1, counts
@@ -756,7 +755,7 @@ def test_labels_ask_for_no_more_than_the_ordinary_path(
         for data, _k, _t in layers:
             np.asarray(_levels_of(data)[-1])
             np.asarray(_levels_of(data)[0])
-        _settle(http_server)  # the ordinary store's reads ahead run in the background
+        _settle(layers)  # the ordinary store's reads ahead run in the background
         return [(q.path.split(".ome.zarr/", 1)[-1], q.range) for q in http_server.requests]
 
     lean, plain = run(True), run(False)
@@ -772,21 +771,20 @@ def test_labels_ask_for_no_more_than_the_ordinary_path(
         assert len(lean) <= len(plain)
 
 
-def _settle(server: Any, quiet: float = 0.5, bound: float = 60.0) -> None:
-    """Wait until *server* has had no request in flight and no new one for *quiet* seconds.
-
-    Reads ahead run on background threads; a fixed pause would miss late ones on a loaded
-    machine. *bound* only stops a test that would otherwise never end.
-    """
-    deadline = time.monotonic() + bound
-    seen, since = (-1, -1), time.monotonic()
-    while time.monotonic() < deadline:
-        n = (len(server.arrived), len(server.requests))
-        if n != seen or server._active:
-            seen, since = n, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
+def _settle(layers: list[Any], bound: float = 120.0) -> None:
+    """Wait until the background work of *layers* is over: zarr-python being opened for the
+    lean readers, the reads ahead of their store and the requests of its HTTP client (answers
+    fetched ahead included). *bound* only stops a test that would otherwise hang."""
+    for data, _kwargs, _kind in layers:
+        for level in _levels_of(data):
+            reader = level.reader
+            if isinstance(reader, _LeanReader):
+                image = reader.image
+                assert image.join(bound), "zarr-python's arrays were never built"
+                assert image.client.wait_idle(bound), "a request never ended"
+                if not image.ready:
+                    continue  # no zarr-python: no store, nothing else in the background
+            assert reader.array.store.wait_idle(bound), "a read ahead never ended"
 
 
 def _consolidate(src: Path, version: str) -> None:
@@ -968,7 +966,7 @@ def test_images_written_by_ngff_zarr_and_ome_zarr_py_open_lean(
             layers = open_layers(url)
         for data, _k, _t in layers:
             np.asarray(_levels_of(data)[-1])
-        _settle(http_server)  # the ordinary store's reads ahead run in the background
+        _settle(layers)  # the ordinary store's reads ahead run in the background
         logs.append([(q.path.split(".ome.zarr/", 1)[-1], q.range) for q in http_server.requests])
         if lean:
             lean_layers, lean_url = layers, url

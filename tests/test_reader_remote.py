@@ -373,3 +373,44 @@ def test_peeking_at_a_client_not_fetching_ahead_returns_at_once(
         assert not http_server.requests
     finally:
         client.close()
+
+
+def test_waiting_until_the_reads_ahead_of_a_store_are_over(http_server, tmp_path: Path) -> None:
+    """``RemoteStore.wait_idle`` returns once the reads ahead a document started are answered,
+    so that what the store asked for can be counted after it (a level answered late here)."""
+    from zarr.core.sync import sync
+
+    from napari_zarr_explorer.store import open_store, parse_location
+
+    url, _src = serve_sharded_image(http_server, tmp_path, labels=True)
+    http_server.clear_log()
+    http_server.slow("*/0/zarr.json", 0.5)
+    store = open_store(parse_location(url))
+    sync(store.get_bytes("zarr.json"))  # reads ahead its levels and labels
+    assert store.wait_idle(120.0)  # generous: only a hang fails
+    assert sorted(p.split(".ome.zarr/", 1)[-1] for p in http_server.paths()) == [
+        "0/zarr.json",
+        "1/zarr.json",
+        "2/zarr.json",
+        "labels/zarr.json",
+        "zarr.json",
+    ]
+
+
+def test_waiting_until_a_client_has_fetched_ahead(http_server, tmp_path: Path) -> None:
+    """``HTTPClient.wait_idle`` on a client :func:`prefetch` made returns once it has asked for
+    all it fetches ahead and every answer has come (a level answered late here)."""
+    from napari_zarr_explorer.store import _http
+
+    url, _src = serve_sharded_image(http_server, tmp_path)
+    http_server.clear_log()
+    http_server.slow("*/2/zarr.json", 0.5)
+    client = _http.prefetch(url, limit=2**20)
+    assert client is not None
+    try:
+        assert client.wait_idle(120.0)  # generous: only a hang fails
+        assert "img.ome.zarr/2/zarr.json" in http_server.paths()
+    finally:
+        taken = _http.take_prefetched(url, {})
+        assert taken is client
+        client.close()

@@ -1120,6 +1120,16 @@ class _LeanImage:
         finally:
             self._done.set()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until zarr-python's arrays are built, if their building has started.
+
+        Returns False when *timeout* seconds passed first; True at once when it has not
+        started (nothing runs in the background then).
+        """
+        with self._lock:
+            started = self._started
+        return not started or self._done.wait(timeout)
+
     def array(self, index: int) -> Any:
         """Return the zarr array of level *index* (importing zarr-python first if needed)."""
         self.start()

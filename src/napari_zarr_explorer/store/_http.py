@@ -175,6 +175,8 @@ class _DaemonThreads(Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._pending = 0  # submitted and not finished (queued or running)
+        self._done = threading.Condition(self._lock)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)`` in one of the threads; return its future."""
@@ -182,6 +184,7 @@ class _DaemonThreads(Executor):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the HTTP client is closed: no new request can start")
+            self._pending += 1
             self._queue.put((fut, fn, args, kwargs))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
                 t = threading.Thread(
@@ -206,7 +209,19 @@ class _DaemonThreads(Executor):
                 else:
                     fut.set_result(result)
             del fut, fn, args, kwargs
+            self._finished(1)
             self._idle.release()
+
+    def _finished(self, n: int) -> None:
+        with self._lock:
+            self._pending -= n
+            if self._pending <= 0:
+                self._done.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no work is queued or running; return False if *timeout* passed first."""
+        with self._lock:
+            return self._done.wait_for(lambda: self._pending <= 0, timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the threads once their current work is done (waiting for it if *wait*)."""
@@ -221,6 +236,7 @@ class _DaemonThreads(Executor):
                     break
                 if item is not None:
                     item[0].cancel()
+                    self._finished(1)
         for _ in threads:
             self._queue.put(None)
         if wait:
@@ -621,6 +637,29 @@ class HTTPClient:
         except Exception:
             return NOTHING
         return None if status in (404, 410) else body
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until this client has no request queued or in flight in its threads.
+
+        On a client :func:`prefetch` made, also until it has asked for all it will fetch ahead.
+        Requests made by :meth:`request` and :meth:`get` in the caller's own thread are the
+        caller's to wait for.
+
+        Returns
+        -------
+        bool
+            False when *timeout* seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._ahead.wait(timeout):
+            return False
+        pool = self._pool
+        with pool.lock:
+            executor = pool.executor
+        if executor is None:
+            return True
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        return executor.wait_idle(left)
 
     def early_keys(self) -> list[str]:
         """Keys fetched ahead and not used yet."""

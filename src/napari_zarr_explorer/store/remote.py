@@ -321,6 +321,8 @@ class RemoteStore(WrapperStore[Store]):
         self._reads_ok = 0
         self._format: int | None = None  # Zarr format of the store, once a document says so
         self._background: set[asyncio.Task[None]] = set()
+        self._background_done = threading.Condition(self._state_lock)
+        self._background_count = 0  # reads ahead started and not finished, on any loop
         self._failed_in_a_row = 0
         self._unreachable: tuple[float, str] | None = None  # (until, last error)
         self._expanded: set[str] = set()  # metadata keys whose children were read ahead
@@ -584,9 +586,41 @@ class RemoteStore(WrapperStore[Store]):
                 continue
             if (id(loop), child, None) in self._inflight:
                 continue
+            with self._state_lock:
+                self._background_count += 1
             task = loop.create_task(self._read_ahead_one(child))
             self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            task.add_done_callback(self._read_ahead_done)
+
+    def _read_ahead_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        with self._state_lock:
+            self._background_count -= 1
+            if self._background_count <= 0:
+                self._background_done.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the store's reads ahead are over, and its client's requests if it says.
+
+        Reads ahead run in the background, started by the documents a reader asks for; a
+        store over the lean HTTP client also waits until that client has no request queued
+        or in flight (its answers fetched ahead included). Called from another thread than
+        the event loop the reads run on (this one blocks).
+
+        Returns
+        -------
+        bool
+            False when *timeout* seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._state_lock:
+            if not self._background_done.wait_for(lambda: self._background_count <= 0, timeout):
+                return False
+        inner = getattr(self._store, "wait_idle", None)
+        if inner is None:
+            return True
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        return bool(inner(left))
 
     async def _read_ahead_one(self, key: str) -> None:
         try:
@@ -1134,6 +1168,13 @@ class HTTPStore(Store):
                 raise FileNotFoundError(key)
             size = len(data)
         return size
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the client has no request queued or in flight (False: *timeout* passed).
+
+        See :meth:`HTTPClient.wait_idle`.
+        """
+        return self.client.wait_idle(timeout)
 
     def _refuse(self) -> None:
         raise ExplorerError(f"{self.path}: remote stores are opened read-only.")
