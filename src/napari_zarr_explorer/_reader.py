@@ -92,14 +92,16 @@ def _prefetch(path: Any) -> bool:
     if one is None:
         return False
     try:
-        from napari_zarr_explorer.store._http import lean_path_options, prefetch
         from napari_zarr_explorer.store.limits import max_metadata_bytes
         from napari_zarr_explorer.store.locate import parse_location
+        from napari_zarr_explorer.store.remote_options import lean_path_options
 
         loc = parse_location(one)
         opts = lean_path_options(loc)  # also what layers.open_first_image asks
         if opts is None:
             return False
+        from napari_zarr_explorer.store._http import prefetch
+
         client = prefetch(
             loc.url,
             timeout=opts.timeout,

@@ -1339,7 +1339,8 @@ def open_first_image(url: str) -> list[LayerData] | None:
 
 def _open_first_image(url: str) -> list[LayerData] | None:
     from napari_zarr_explorer.pyramid import chunk_cache
-    from napari_zarr_explorer.store._http import lean_path_options, peek_prefetched
+    from napari_zarr_explorer.store._http import peek_prefetched
+    from napari_zarr_explorer.store.remote_options import lean_path_options
 
     loc = parse_location(url)
     opts = lean_path_options(loc)  # also what the reader asks before fetching ahead

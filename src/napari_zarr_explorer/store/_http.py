@@ -39,11 +39,9 @@ from posixpath import normpath
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from napari_zarr_explorer.errors import ExplorerError, RemoteError
+from napari_zarr_explorer.errors import RemoteError
 from napari_zarr_explorer.store.keys import check_key
 from napari_zarr_explorer.store.limits import metadata_too_large
-from napari_zarr_explorer.store.locate import Location, in_n5_container
-from napari_zarr_explorer.store.remote_options import RemoteOptions
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -51,7 +49,6 @@ __all__ = [
     "HTTPStatusError",
     "RedirectRefusedError",
     "client_options",
-    "lean_path_options",
     "peek_prefetched",
     "prefetch",
     "take_prefetched",
@@ -111,47 +108,6 @@ def client_options(fs_options: Mapping[str, Any]) -> dict[str, str] | None:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
         return None
     return dict(headers)
-
-
-def lean_path_options(
-    location: Location, environ: Mapping[str, str] | None = None
-) -> RemoteOptions | None:
-    """Return the store's options if the lean HTTP path applies to *location*, else None.
-
-    The lean path is the reader's fast path for ``http(s)://`` images: :func:`prefetch` asks
-    for the first metadata documents while zarr-python is imported, and
-    ``layers.open_first_image`` shows the first image from them without zarr-python. Both ask
-    this function, so that they always agree: the metadata is fetched ahead exactly when the
-    first image can then be opened from it. It applies when the store opened for *location*
-    would read through :class:`HTTPClient` with no header: an ``http(s)://`` URL without a
-    query string (refused by the store) or a user name (read through fsspec), outside an N5
-    container (no Zarr documents to ask for), with no storage option but ``explorer_*`` ones,
-    valid, and read-ahead on.
-
-    Parameters
-    ----------
-    location
-        Where the store is (its ``storage_options`` included).
-    environ
-        Environment variables to read the ``NZE_REMOTE_*`` options from (``os.environ``).
-
-    Returns
-    -------
-    RemoteOptions or None
-        The options the store will have (its client's timeout and concurrency), or None.
-    """
-    url = location.url
-    if location.protocol not in ("http", "https") or "?" in url:
-        return None
-    if urlsplit(url).username is not None or in_n5_container(url):
-        return None
-    try:
-        opts, fs_options = RemoteOptions.split(location.storage_options, environ)
-    except ExplorerError:
-        return None  # the store reports them
-    if not opts.read_ahead or client_options(fs_options) != {}:
-        return None
-    return opts
 
 
 _Work = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]

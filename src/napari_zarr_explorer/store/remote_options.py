@@ -10,10 +10,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.store.locate import Location, in_n5_container
 
-__all__ = ["ENV_PREFIX", "RemoteOptions"]
+__all__ = ["ENV_PREFIX", "RemoteOptions", "lean_path_options"]
 
 ENV_PREFIX = "NZE_REMOTE_"
 """Prefix of the environment variables read by :meth:`RemoteOptions.from_env`."""
@@ -126,3 +128,46 @@ def _convert(name: str, raw: Any, where: str) -> Any:
         raise ExplorerError(
             f"{where}{name.upper() if 'environ' in where else name}={raw!r} is not a number."
         ) from None
+
+
+def lean_path_options(
+    location: Location, environ: Mapping[str, str] | None = None
+) -> RemoteOptions | None:
+    """Return the store's options if the lean HTTP path applies to *location*, else None.
+
+    The lean path is the reader's fast path for ``http(s)://`` images: ``_http.prefetch`` asks
+    for the first metadata documents while zarr-python is imported, and
+    ``layers.open_first_image`` shows the first image from them without zarr-python. Both ask
+    this function, so that they always agree: the metadata is fetched ahead exactly when the
+    first image can then be opened from it. It applies when the store opened for *location*
+    would read through the lean ``_http.HTTPClient`` with no header: an ``http(s)://`` URL
+    without a query string (refused by the store) or a user name (read through fsspec),
+    outside an N5 container (no Zarr documents to ask for), with no storage option but
+    ``explorer_*`` ones, valid, and read-ahead on.
+
+    Parameters
+    ----------
+    location
+        Where the store is (its ``storage_options`` included).
+    environ
+        Environment variables to read the ``NZE_REMOTE_*`` options from (``os.environ``).
+
+    Returns
+    -------
+    RemoteOptions or None
+        The options the store will have (its client's timeout and concurrency), or None.
+    """
+    url = location.url
+    if location.protocol not in ("http", "https") or "?" in url:
+        return None  # before importing the HTTP client: local stores never pay for it
+    from napari_zarr_explorer.store._http import client_options
+
+    if urlsplit(url).username is not None or in_n5_container(url):
+        return None
+    try:
+        opts, fs_options = RemoteOptions.split(location.storage_options, environ)
+    except ExplorerError:
+        return None  # the store reports them
+    if not opts.read_ahead or client_options(fs_options) != {}:
+        return None
+    return opts
