@@ -428,6 +428,32 @@ def test_ome_pyramid_with_labels_04_to_05(tmp_path: Path) -> None:
     assert validate(str(dst)).valid
 
 
+def test_ome_images_inside_a_plain_group_are_validated_as_images(tmp_path: Path) -> None:
+    # A plain group holding OME images (a collection, or an N5 container's setups) has no OME
+    # metadata at its root: the verdict is about the images, not "no OME-NGFF metadata".
+    src = tmp_path / "collection.zarr"
+    zarr.open_group(src, mode="w", zarr_format=3)
+    testing.write_ome_image(src / "a", shape=(1, 4, 32, 32), levels=2)
+    testing.write_ome_image(src / "b", shape=(1, 4, 32, 32), levels=2, labels=True)
+    report = recompress(src, tmp_path / "out.zarr")
+    assert report.ok, str(report)
+    assert report.validation is not None and report.validation.startswith("valid"), (
+        report.validation
+    )
+    broken = tmp_path / "broken.zarr"
+    zarr.open_group(broken, mode="w", zarr_format=3)
+    testing.write_ome_image(broken / "a", shape=(1, 4, 32, 32), levels=2)
+    testing.write_ome_image(broken / "b", shape=(1, 4, 32, 32), levels=2)
+    attrs = json.loads((broken / "b" / "zarr.json").read_text())
+    attrs["attributes"]["ome"]["multiscales"][0]["axes"][1]["type"] = "time"
+    (broken / "b" / "zarr.json").write_text(json.dumps(attrs))
+    report = recompress(broken, tmp_path / "broken-out.zarr")
+    assert report.validation is not None and report.validation.startswith("invalid"), (
+        report.validation
+    )
+    assert "b" in report.validation
+
+
 def test_ome_05_to_v2_becomes_04(tmp_path: Path) -> None:
     src = testing.write_ome_image(tmp_path / "img.zarr", version="0.5", shape=(1, 4, 32, 32))
     dst = tmp_path / "out.zarr"

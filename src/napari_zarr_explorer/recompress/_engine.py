@@ -631,20 +631,25 @@ def _consolidate(writer: _io.StoreWriter, zarr_format: int) -> str:
     return "consolidated metadata written, as in the source"
 
 
-def _validate(dst: Location) -> str | None:
+def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
+    """Validate the OME-NGFF hierarchies written at *roots* (paths below *dst*).
+
+    A plain group holding OME images has no OME metadata of its own: its images are judged,
+    each as a whole, and the verdict is "valid" only when every one is.
+    """
     try:
         from napari_zarr_explorer.ome.validate import validate
     except ImportError:
         return None
-    try:
-        rep = validate(str(dst))
-    except Exception as exc:
-        return f"could not validate: {exc}"
-    valid = getattr(rep, "valid", None)
-    msg = getattr(rep, "message", None) or str(rep)
-    if valid is None:
-        return str(msg)
-    return "valid" if valid else f"invalid: {msg}"
+    problems: list[str] = []
+    for root in roots:
+        try:
+            rep = validate(dst.child(root))
+        except Exception as exc:
+            return f"could not validate{f' {root}' if root else ''}: {exc}"
+        if not rep.valid:
+            problems.append(str(rep))
+    return "valid" if not problems else "invalid: " + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1137,7 +1142,7 @@ def run_plan(
         if plan.consolidated:
             notes.append(_consolidate(writer, plan.zarr_format))
         if plan.is_ome:
-            validation = _validate(dst_loc)
+            validation = _validate(dst_loc, plan.ome_roots)
         if replace and src_loc is not None:
             b = _swap(src_loc.path, dst_loc.path)
             backup = str(b)

@@ -103,6 +103,18 @@ class Plan:
         """True when the root (or any group) carries OME-NGFF metadata."""
         return any(ome_body(g.attributes) for g in self.groups)
 
+    @property
+    def ome_roots(self) -> tuple[str, ...]:
+        """Paths of the top-most OME-NGFF groups (none inside another).
+
+        The root alone when it is OME; otherwise the images (plates...) of a plain group.
+        """
+        tops: list[str] = []
+        for path in sorted(g.path.strip("/") for g in self.groups if ome_body(g.attributes)):
+            if not any(t == "" or path.startswith(t + "/") for t in tops):
+                tops.append(path)
+        return tuple(tops)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary: every output array with its layout, the groups and notes."""
         return {
