@@ -339,8 +339,21 @@ def test_ranges_of_an_object_read_whole_come_from_the_cache(http_server):
 def test_missing_store_names_the_url(http_server):
     from napari_zarr_explorer.pyramid import open_pyramid
 
-    with pytest.raises(NotFoundError, match=r"127\.0\.0\.1:\d+/nothing\.zarr"):
+    with pytest.raises(NotFoundError) as info:
         open_pyramid(f"{http_server.url}/nothing.zarr")
+    # the URL as given, "http://" included, so that it can be copied and tried
+    assert str(info.value).startswith(f"{http_server.url}/nothing.zarr: ")
+
+
+def test_group_without_image_names_the_url(http_server):
+    import zarr
+
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    zarr.open_group(http_server.root / "empty.zarr", mode="w", zarr_format=3)
+    with pytest.raises(ExplorerError) as info:
+        open_pyramid(f"{http_server.url}/empty.zarr")
+    assert str(info.value).startswith(f"{http_server.url}/empty.zarr: no image array found.")
 
 
 def test_missing_chunk_is_the_fill_value_without_warning(http_server):

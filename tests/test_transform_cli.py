@@ -290,3 +290,15 @@ def test_transform_image_levels(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out["coordinates"] == [[-6.5, 2.5]]
     code, out = _run(capsys, str(root), "world", "s1", "[[-6.5, 2.5]]")
     assert code == 0 and out["coordinates"] == [[1.0, 3.0]]
+
+
+def test_transform_names_a_remote_store_that_is_not_ome(
+    http_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zarr
+
+    zarr.open_group(http_server.root / "plain.zarr", mode="w", zarr_format=3)
+    url = f"{http_server.url}/plain.zarr"
+    code, out = _run(capsys, url, "a", "b", "[[1, 2]]")
+    assert code == 1
+    assert out["message"].startswith(f"{url}: no OME-NGFF metadata"), out["message"]

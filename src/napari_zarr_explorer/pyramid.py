@@ -1197,6 +1197,14 @@ class PyramidLevels:
         self.warnings = tuple(warnings)
 
 
+def _at(where: str, path: str) -> str:
+    """Name the node at *path* below the store *where* in messages (a URL keeps its ``://``)."""
+    sub = path.strip("/")
+    if not sub:
+        return where
+    return f"{where.rstrip('/')}/{sub}" if where else sub
+
+
 def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     """Find the arrays that make up the image at *path*.
 
@@ -1214,7 +1222,7 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
 
     node = read_node(store, path, where=where)
     if node is None:
-        raise NotFoundError(f"{where}/{path}: no Zarr array or group here.".replace("//", "/"))
+        raise NotFoundError(f"{_at(where, path)}: no Zarr array or group here.")
     if node.kind == "array":
         return PyramidLevels([path])
     ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
@@ -1243,7 +1251,7 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     if arrays:
         return PyramidLevels([safe_join(path, arrays[0][0])], None, notes)
     raise ExplorerError(
-        f"{where}/{path}: no image array found.".replace("//", "/"),
+        f"{_at(where, path)}: no image array found.",
         hint="Open an array or an OME-Zarr image.",
     )
 

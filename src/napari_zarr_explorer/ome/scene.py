@@ -46,6 +46,14 @@ class SceneGraph:
         return None
 
 
+def _at(where: str, path: str) -> str:
+    """Name the node at *path* below the store *where* in messages (a URL keeps its ``://``)."""
+    sub = path.strip("/")
+    if not sub:
+        return where
+    return f"{where.rstrip('/')}/{sub}" if where else sub
+
+
 def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
     """Read the node at *path* and the groups its transformations name; build their graph.
 
@@ -76,7 +84,7 @@ def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
         if node is None:
             if gpath == root:
                 raise ExplorerError(
-                    f"{where}/{gpath}: no Zarr metadata here.".replace("//", "/"),
+                    f"{_at(where, gpath)}: no Zarr metadata here.",
                     hint="Give the folder of an OME-Zarr scene or image.",
                 )
             graph.problems.append(f"{gpath!r} is named by a transformation but does not exist.")
@@ -85,7 +93,7 @@ def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
         if ome is None:
             if gpath == root:
                 raise ExplorerError(
-                    f"{where}/{gpath}: no OME-NGFF metadata in its attributes.".replace("//", "/"),
+                    f"{_at(where, gpath)}: no OME-NGFF metadata in its attributes.",
                     hint="Give the folder of an OME-Zarr 0.6 scene or image.",
                 )
             continue
