@@ -682,6 +682,23 @@ def test_bad_options_are_clear(tmp_path: Path) -> None:
 # remote output
 
 
+def test_ome_output_on_private_s3_is_validated_with_its_options(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    src = testing.write_ome_image(tmp_path / "img.ome.zarr", shape=(1, 4, 32, 32), levels=2)
+    opts = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    url = f"s3://{s3_server.private_bucket}/validate-{os.getpid()}/out.ome.zarr"
+    report = recompress(src, url, dst_storage_options=opts)
+    assert report.ok, str(report)
+    assert report.validation == "valid", report.validation
+
+
 def test_remote_output_on_s3(tmp_path: Path, s3_server: Any) -> None:
     from servers import FAKE_KEY_ID, FAKE_SECRET
 
