@@ -195,3 +195,16 @@ def test_piped_output_never_wraps_names(tmp_path):
         assert any(str(deep) in line for line in lines), proc.stdout
         if cmd[0] != "validate":
             assert any("a-" * 60 + "array" in line for line in lines), proc.stdout
+
+
+def test_chunks_of_a_large_group_says_that_more_arrays_than_listed_exist(tmp_path):
+    import zarr
+
+    root = zarr.open_group(tmp_path / "many.zarr", mode="w", zarr_format=3)
+    for i in range(25):
+        root.create_array(f"a{i:02d}", shape=(4,), chunks=(2,), dtype="uint8")
+    proc = _run("chunks", str(tmp_path / "many.zarr"))
+    assert proc.returncode == 1
+    assert "25 arrays" in proc.stderr
+    assert "a19" in proc.stderr and "a20" not in proc.stderr
+    assert "and 5 more" in proc.stderr, proc.stderr

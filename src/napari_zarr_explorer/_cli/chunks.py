@@ -65,6 +65,8 @@ def _default_array(url: str, options: dict[str, Any] | None = None) -> str:
     names = ", ".join(a.path for a in arrays[:20]) or (
         f"(none among the first {report.max_nodes} nodes)" if report.truncated else "(none found)"
     )
+    if len(arrays) > 20:
+        names += f", and {len(arrays) - 20} more (napari-zarr-explorer inspect lists them)"
     raise ExplorerError(
         f"{report.url} is a group with {len(arrays)} arrays.",
         hint=f"Choose one with --array PATH: {names}",
