@@ -571,6 +571,24 @@ def test_terminal_escapes_in_names_are_not_printed(
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out  # ...defanged
 
 
+@pytest.mark.parametrize("argv", [["inspect"], ["chunks", "--array", "a\n└── fake"]])
+def test_newlines_and_tabs_in_names_are_escaped(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A name is one line of the tree: a newline in it would draw a node that does not exist.
+    root = tmp_path / "nl.zarr"
+    root.mkdir()
+    (root / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    _v3(root / "a\n└── fake")
+    _v3(root / "tab\there")
+    assert main([argv[0], str(root), *argv[1:]]) in (0, 3)
+    out = capsys.readouterr().out
+    assert "a\\x0a└── fake" in out
+    assert not any(line.lstrip(" │").startswith("└── fake") for line in out.splitlines())
+    if argv[0] == "inspect":
+        assert "tab\\x09here" in out and "\t" not in out
+
+
 def test_recompress_report_defangs_terminal_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -76,6 +76,7 @@ def print_json(data: Any) -> None:
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -85,13 +86,15 @@ def _escape_char(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, one_line: bool = False) -> str:
     r"""Return *text* with control characters and undecodable bytes written as ``\xNN``.
 
     Names and messages come from the data: printed as they are, escape sequences in them
-    would drive the terminal, and bytes of non-UTF-8 file names would fail to encode.
+    would drive the terminal, and bytes of non-UTF-8 file names would fail to encode. Tabs and
+    newlines are kept unless *one_line* (a name, a path, one line of a tree): a newline in a
+    node's name would draw a node that does not exist.
     """
-    return _UNPRINTABLE.sub(_escape_char, text)
+    return (_UNPRINTABLE_LINE if one_line else _UNPRINTABLE).sub(_escape_char, text)
 
 
 def print_error(message: str) -> None:

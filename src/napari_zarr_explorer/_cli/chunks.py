@@ -134,7 +134,7 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
     from napari_zarr_explorer.chunks import CORRUPT, MISSING, PARTIAL, PRESENT, UNKNOWN
 
     where = cmap.url + ("/" + cmap.path if cmap.path else "")
-    console.print(f"[bold]{escape(printable(where))}[/]")
+    console.print(f"[bold]{escape(printable(where, one_line=True))}[/]")
     table = Table(show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
@@ -184,7 +184,8 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
     console.print(picture, end="")
     for key in cmap.corrupt_keys[:50]:
         problem = cmap.problems.get(key, "")
-        console.print(f"[red]corrupt[/] {escape(printable(key))}: {escape(printable(problem))}")
+        shown = escape(printable(key, one_line=True))
+        console.print(f"[red]corrupt[/] {shown}: {escape(printable(problem))}")
     if len(cmap.corrupt_keys) > 50:
         console.print(f"... and {len(cmap.corrupt_keys) - 50} more corrupt keys (see --json)")
     for warn in cmap.warnings:

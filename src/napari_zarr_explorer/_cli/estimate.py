@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     ratio = report.ratio
     where = report.url + ("/" + report.path if report.path else "")
     out_console.print(
-        f"[bold]{escape(printable(where))}[/]: "
+        f"[bold]{escape(printable(where, one_line=True))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
         + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} object"

@@ -73,7 +73,7 @@ def _node_label(node: NodeReport, name: str | None = None) -> str:
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.report import ArrayReport, GroupReport
 
-    name = escape(printable(node.name if name is None else name))
+    name = escape(printable(node.name if name is None else name, one_line=True))
     if isinstance(node, ArrayReport):
         shard = f" shards {_shape(node.shard_shape)}" if node.shard_shape else ""
         ratio = node.ratio
@@ -114,8 +114,8 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
     from rich.markup import escape
     from rich.tree import Tree
 
-    title = f"[bold]{escape(printable(report.url))}[/]" + (
-        f"/{escape(printable(report.path))}" if report.path else ""
+    title = f"[bold]{escape(printable(report.url, one_line=True))}[/]" + (
+        f"/{escape(printable(report.path, one_line=True))}" if report.path else ""
     )
     tree = Tree(title)
     branches: dict[str, Tree] = {report.path: tree}
@@ -138,11 +138,11 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
         branches[node.path] = branch
         ome = getattr(node, "ome", None)
         for line in ome.coordinates_lines() if ome is not None else ():
-            branch.add(f"[dim]{escape(printable(line))}[/]")
+            branch.add(f"[dim]{escape(printable(line, one_line=True))}[/]")
         for err in node.errors:
-            branch.add(f"[red]error:[/] {escape(printable(err))}")
+            branch.add(f"[red]error:[/] {escape(printable(err, one_line=True))}")
         for warn in node.warnings:
-            branch.add(f"[yellow]warning:[/] {escape(printable(warn))}")
+            branch.add(f"[yellow]warning:[/] {escape(printable(warn, one_line=True))}")
         if attributes and node.attributes:
             text = json.dumps(node.attributes, indent=1, default=str)
             if len(text) > 2000:
