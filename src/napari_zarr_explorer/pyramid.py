@@ -1197,14 +1197,6 @@ class PyramidLevels:
         self.warnings = tuple(warnings)
 
 
-def _at(where: str, path: str) -> str:
-    """Name the node at *path* below the store *where* in messages (a URL keeps its ``://``)."""
-    sub = path.strip("/")
-    if not sub:
-        return where
-    return f"{where.rstrip('/')}/{sub}" if where else sub
-
-
 def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     """Find the arrays that make up the image at *path*.
 
@@ -1219,10 +1211,11 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     """
     from napari_zarr_explorer.ome.model import parse_ome
     from napari_zarr_explorer.store import read_node, safe_join
+    from napari_zarr_explorer.store.locate import node_where
 
     node = read_node(store, path, where=where)
     if node is None:
-        raise NotFoundError(f"{_at(where, path)}: no Zarr array or group here.")
+        raise NotFoundError(f"{node_where(where, path)}: no Zarr array or group here.")
     if node.kind == "array":
         return PyramidLevels([path])
     ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
@@ -1251,7 +1244,7 @@ def resolve_levels(store: Any, where: str, path: str = "") -> PyramidLevels:
     if arrays:
         return PyramidLevels([safe_join(path, arrays[0][0])], None, notes)
     raise ExplorerError(
-        f"{_at(where, path)}: no image array found.",
+        f"{node_where(where, path)}: no image array found.",
         hint="Open an array or an OME-Zarr image.",
     )
 

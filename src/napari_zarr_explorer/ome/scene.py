@@ -46,14 +46,6 @@ class SceneGraph:
         return None
 
 
-def _at(where: str, path: str) -> str:
-    """Name the node at *path* below the store *where* in messages (a URL keeps its ``://``)."""
-    sub = path.strip("/")
-    if not sub:
-        return where
-    return f"{where.rstrip('/')}/{sub}" if where else sub
-
-
 def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
     """Read the node at *path* and the groups its transformations name; build their graph.
 
@@ -72,6 +64,7 @@ def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
         The node has no OME-NGFF metadata, or its metadata cannot be read.
     """
     from napari_zarr_explorer.store import read_node
+    from napari_zarr_explorer.store.locate import node_where
 
     graph = TransformGraph()
     nodes: dict[str, OmeMetadata] = {}
@@ -84,7 +77,7 @@ def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
         if node is None:
             if gpath == root:
                 raise ExplorerError(
-                    f"{_at(where, gpath)}: no Zarr metadata here.",
+                    f"{node_where(where, gpath)}: no Zarr metadata here.",
                     hint="Give the folder of an OME-Zarr scene or image.",
                 )
             graph.problems.append(f"{gpath!r} is named by a transformation but does not exist.")
@@ -93,7 +86,7 @@ def load_graph(store: Any, path: str = "", *, where: str = "") -> SceneGraph:
         if ome is None:
             if gpath == root:
                 raise ExplorerError(
-                    f"{_at(where, gpath)}: no OME-NGFF metadata in its attributes.",
+                    f"{node_where(where, gpath)}: no OME-NGFF metadata in its attributes.",
                     hint="Give the folder of an OME-Zarr 0.6 scene or image.",
                 )
             continue

@@ -21,6 +21,7 @@ __all__ = [
     "REMOTE_PROTOCOLS",
     "Location",
     "in_n5_container",
+    "node_where",
     "parse_location",
 ]
 
@@ -134,3 +135,15 @@ def in_n5_container(url: str) -> bool:
     to decide (servers cannot be listed, and N5 has no Zarr documents to ask for).
     """
     return any(seg.lower().endswith(".n5") for seg in urlsplit(url).path.split("/"))
+
+
+def node_where(where: str, path: str) -> str:
+    """Name the node at *path* below the store *where* in messages.
+
+    ``node_where("https://host/a.zarr", "0")`` gives ``https://host/a.zarr/0``: a URL keeps its
+    ``://`` (joining and then collapsing ``//`` would not), and the root is the store itself.
+    """
+    sub = path.strip("/")
+    if not sub:
+        return where
+    return f"{where.rstrip('/')}/{sub}" if where else sub
