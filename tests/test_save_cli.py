@@ -59,6 +59,7 @@ def test_npy_tif_and_labels_to_one_image_then_a_store_to_ome_04(tmp_path, capsys
     assert main(["save", str(out), str(out2), "--ome-version", "0.4", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["zarr_format"] == 2
+    assert rep["source"] == "layers 'a', 'b', 'seg'"  # every channel named, not the first only
     (img2, kw2, _), (lab2, _, _) = open_layers(str(out2))
     assert kw2["name"] == ["a", "b"] and kw2["scale"] == (2.0, 0.5, 0.5)
     np.testing.assert_array_equal(np.asarray(img2), np.stack([a, b]))

@@ -912,7 +912,12 @@ def plan_save(
             )
         )
     arrays.sort(key=lambda x: x[0])
-    names = ", ".join(repr(x.name) for x in layers)
+    # every channel of a multichannel image by name (its layer name is its first channel's)
+    names = ", ".join(
+        repr(n)
+        for x in layers
+        for n in (x.channel_names if x.kind == "image" and len(x.channel_names) > 1 else [x.name])
+    )
     plan = Plan(
         source=f"layers {names}",
         spec=spec,
