@@ -321,3 +321,16 @@ def test_image_codec_chunk_shape_is_refused_before_anything_is_written(tmp_path)
         preview_save(data, compressor="jpeg:quality=90", chunks=(3, 64, 64), shards="none")
     nze.save(data, out, compressor="jpeg:quality=90", chunks=(1, 64, 64), shards="none")
     assert out.exists()
+
+
+def test_plan_source_names_layers_and_only_given_channel_names(tmp_path):
+    """The report's source lists what the user named: each channel of a layer named channel by
+    channel, otherwise the layer (an RGB photo is 'photo', not its red, green and blue)."""
+    from napari_zarr_explorer.writer import plan_save
+
+    rgb = (np.zeros((64, 64, 3), np.uint8), {"rgb": True, "name": "photo"}, "image")
+    assert plan_save([rgb], tmp_path / "a.ome.zarr")[0].source == "layers 'photo'"
+    unnamed = (np.zeros((2, 64, 64), np.uint16), {"channel_axis": 0, "name": "cells"}, "image")
+    assert plan_save([unnamed], tmp_path / "b.ome.zarr")[0].source == "layers 'cells'"
+    named = (np.zeros((2, 64, 64), np.uint16), {"channel_axis": 0, "name": ["a", "b"]}, "image")
+    assert plan_save([named], tmp_path / "c.ome.zarr")[0].source == "layers 'a', 'b'"

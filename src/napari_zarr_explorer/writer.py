@@ -912,12 +912,7 @@ def plan_save(
             )
         )
     arrays.sort(key=lambda x: x[0])
-    # every channel of a multichannel image by name (its layer name is its first channel's)
-    names = ", ".join(
-        repr(n)
-        for x in layers
-        for n in (x.channel_names if x.kind == "image" and len(x.channel_names) > 1 else [x.name])
-    )
+    names = ", ".join(repr(n) for x in layers for n in _given_names(x))
     plan = Plan(
         source=f"layers {names}",
         spec=spec,
@@ -929,6 +924,16 @@ def plan_save(
         params={"save": rid},
     )
     return plan, sources
+
+
+def _given_names(layer: SaveLayer) -> list[str]:
+    """Return the names the user gave *layer*.
+
+    One per channel when it was named channel by channel (the layer then takes its first
+    channel's name), else the layer's own.
+    """
+    named = len(layer.channel_names) > 1 and layer.channel_names[0] == layer.name
+    return layer.channel_names if named else [layer.name]
 
 
 def _versioned_labels(names: list[str], ome_version: str) -> dict[str, Any]:
