@@ -208,3 +208,13 @@ def test_chunks_of_a_large_group_says_that_more_arrays_than_listed_exist(tmp_pat
     assert "25 arrays" in proc.stderr
     assert "a19" in proc.stderr and "a20" not in proc.stderr
     assert "and 5 more" in proc.stderr, proc.stderr
+
+
+def test_estimate_cli_over_http_says_the_object_count_is_unknown(http_server, tmp_path):
+    """Plain HTTP cannot list: the count of stored objects is unknown, and printed as such."""
+    data = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    write_array(http_server.root / "a.zarr", data, chunks=(32, 32))
+    proc = _run("estimate", f"{http_server.url}/a.zarr", "--compressor", "zstd:3")
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "? objects" in out and "None" not in out, out

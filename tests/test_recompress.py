@@ -599,6 +599,8 @@ def test_cancel_then_resume(tmp_path: Path) -> None:
     # a part of the output against the whole source is no ratio: the report says "so far"
     stored_line = next(line for line in str(report).splitlines() if "stored" in line)
     assert "so far" in stored_line and "ratio" not in stored_line, stored_line
+    doc = report.to_dict()  # nor in JSON: part of the output against the whole source
+    assert doc["ratio"] is None and doc["compression_ratio"] is None
     assert _attrs(dst)[MARKER_KEY]["incomplete"] is True
     assert (dst / JOURNAL_NAME).exists()
     with pytest.raises(ExplorerError, match="already exists"):

@@ -50,7 +50,8 @@ def test_npy_tif_and_labels_to_one_image_then_a_store_to_ome_04(tmp_path, capsys
     np.testing.assert_array_equal(np.asarray(img), np.stack([a, b]))
     np.testing.assert_array_equal(np.asarray(lab), seg)
     assert main(["save", str(tmp_path / "a.npy"), str(tmp_path / "one.ome.zarr")]) == 0
-    assert "1 array, 1 group, " in " ".join(capsys.readouterr().out.split())
+    one = " ".join(capsys.readouterr().out.split())
+    assert "1 array, 1 group, " in one and "1 objects" not in one and "1 chunks" not in one
     # an existing output is refused, then replaced with --overwrite
     assert main(["save", *args]) == 1
     assert "already exists" in " ".join(capsys.readouterr().err.split())

@@ -216,6 +216,12 @@ class EstimateReport:
         return self.logical_bytes / self.bytes_stored
 
     @property
+    def objects_text(self) -> str:
+        """``1 object``, ``3 objects``, or ``? objects`` when the store cannot list."""
+        n = self.objects_stored
+        return "? objects" if n is None else f"{n} object{'' if n == 1 else 's'}"
+
+    @property
     def chunks_sampled(self) -> int:
         """Chunks actually sampled (at most ``sample``: fewer when the array has fewer)."""
         return max((c.sampled for c in self.candidates), default=0)
@@ -256,12 +262,7 @@ class EstimateReport:
             f"Estimate for {self.url}{'/' + self.path if self.path else ''}: {list(self.shape)} "
             f"{self.dtype}, chunks {list(self.chunk_shape)}"
             + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
-            f"  now: {human_bytes(self.bytes_stored)} stored in "
-            + (
-                f"{self.objects_stored} object{'' if self.objects_stored == 1 else 's'}"
-                if self.objects_stored is not None
-                else "? objects"
-            )
+            f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_text}"
             + (f", ratio {ratio:.2f}" if ratio else ""),
         ]
         for c in self.candidates:

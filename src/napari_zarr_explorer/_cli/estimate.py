@@ -100,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]{escape(printable(where, one_line=True))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
-        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_stored} object"
-        + ("" if report.objects_stored == 1 else "s")
+        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_text}"
         + (f", ratio {ratio:.2f}" if ratio else "")
     )
     n = report.chunks_sampled

@@ -205,15 +205,18 @@ class RecompressReport:
 
     @property
     def ratio(self) -> float | None:
-        """Stored size before divided by stored size after (> 1 means smaller now)."""
-        if not self.bytes_before or not self.bytes_after:
+        """Stored size before divided by stored size after (> 1 means smaller now).
+
+        None until the run is complete: part of the output against the whole source is no ratio.
+        """
+        if not self.complete or not self.bytes_before or not self.bytes_after:
             return None
         return self.bytes_before / self.bytes_after
 
     @property
     def compression_ratio(self) -> float | None:
-        """Logical bytes divided by stored bytes of the output."""
-        return self.nbytes / self.bytes_after if self.bytes_after else None
+        """Logical bytes divided by stored bytes of the output (None until it is complete)."""
+        return self.nbytes / self.bytes_after if self.complete and self.bytes_after else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe mapping of the whole report."""
@@ -261,7 +264,7 @@ class RecompressReport:
         if not self.complete:
             return "INCOMPLETE"
         if self.mismatches:
-            return f"FAILED VERIFICATION ({len(self.mismatches)} problems)"
+            return f"FAILED VERIFICATION ({_count(len(self.mismatches), 'problem')})"
         if not self.verified:
             return "OK (not verified)"
         how = self.verification
@@ -293,8 +296,8 @@ class RecompressReport:
             f"({_count(self.chunks_written, 'chunk')}) written"
             + (f", {_count(self.tasks_skipped, 'task')} already done" if self.resumed else ""),
             f"  {self._stored()}",
-            f"  verified {self.objects_verified} objects / {self.chunks_verified} chunks, "
-            f"{len(self.mismatches)} mismatches",
+            f"  verified {_count(self.objects_verified, 'object')} / "
+            f"{_count(self.chunks_verified, 'chunk')}, {_count(len(self.mismatches), 'mismatch')}",
             f"  took {self.duration:.1f} s",
         ]
         if self.max_error is not None:
@@ -341,5 +344,5 @@ class RecompressReport:
 
 
 def _count(n: int, word: str) -> str:
-    """``1 array``, ``2 arrays``."""
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    """``1 array``, ``2 arrays``, ``2 mismatches``."""
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("ch") else "s")
