@@ -452,6 +452,7 @@ def test_ome_images_inside_a_plain_group_are_validated_as_images(tmp_path: Path)
         report.validation
     )
     assert "b" in report.validation
+    assert "\n" not in report.validation  # one line per image, in the report's one line
 
 
 def test_ome_05_to_v2_becomes_04(tmp_path: Path) -> None:

@@ -641,15 +641,17 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
         from napari_zarr_explorer.ome.validate import validate
     except ImportError:
         return None
-    problems: list[str] = []
+    problems: list[str] = []  # one line per image that is not valid or could not be checked
     for root in roots:
+        at = f"{root}: " if root else ""
         try:
             rep = validate(dst.child(root))
         except Exception as exc:
-            return f"could not validate{f' {root}' if root else ''}: {exc}"
+            problems.append(f"{at}could not validate: {exc}")
+            continue
         if not rep.valid:
-            problems.append(str(rep))
-    return "valid" if not problems else "invalid: " + "\n".join(problems)
+            problems.append(f"{at}{rep.summary()}")
+    return "valid" if not problems else "invalid: " + "; ".join(problems)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1034,9 +1036,13 @@ def run_plan(
                 running_stage = max(running_stage, stage)
                 inflight[ex.submit(pending[1])] = pending
                 pending = None
-            if cancel.is_set() or error is not None:
+            if error is not None:  # a cancel may still finish: the end decides (finally)
                 stop_sizing.set()
-            if sizer is not None and sizer.ident is None and not stop_sizing.is_set():
+            if (
+                sizer is not None
+                and sizer.ident is None
+                and not (stop_sizing.is_set() or cancel.is_set())
+            ):
                 sizer.start()  # once the first tasks are queued
             if not inflight:
                 break
