@@ -586,10 +586,10 @@ class RemoteStore(WrapperStore[Store]):
                 continue
             if (id(loop), child, None) in self._inflight:
                 continue
-            with self._state_lock:
-                self._background_count += 1
             task = loop.create_task(self._read_ahead_one(child))
             self._background.add(task)
+            with self._state_lock:  # counted once it exists (its callback runs later, here)
+                self._background_count += 1
             task.add_done_callback(self._read_ahead_done)
 
     def _read_ahead_done(self, task: asyncio.Task[None]) -> None:
