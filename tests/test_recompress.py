@@ -1012,7 +1012,7 @@ def test_the_idle_thread_helping_the_last_task_writes_the_same_bytes(
 
 def test_stored_bytes_before_are_those_of_the_source_files(tmp_path: Path) -> None:
     """The report and the dry-run plan give the stored bytes of each source array's files
-    (the run measures them while it writes; the plan before)."""
+    (the run measures them while it writes, and uses what the scan finished; the plan before)."""
     from napari_zarr_explorer.recompress import plan_recompress
 
     group = tmp_path / "src.zarr"
@@ -1029,9 +1029,21 @@ def test_stored_bytes_before_are_those_of_the_source_files(tmp_path: Path) -> No
         )
         for name in ("a", "b")
     }
-    report = recompress(group, tmp_path / "dst.zarr", chunks=(1, 32, 32))
+
+    def scan_done_before_the_end(ev: ProgressEvent) -> None:
+        # the run does not wait for the scan: here the last task waits for it instead
+        if ev.phase == "write" and ev.objects_done == ev.objects_total:
+            for t in threading.enumerate():
+                if t.name == "recompress-sizes":
+                    t.join(timeout=120)  # generous: fails on a hang only
+
+    report = recompress(
+        group, tmp_path / "dst.zarr", chunks=(1, 32, 32), progress=scan_done_before_the_end
+    )
     assert report.ok, str(report)
     assert {a.path: a.bytes_before for a in report.arrays} == expected
+    assert {a.bytes_before_basis for a in report.arrays} == {"files"}
     assert report.bytes_before == sum(expected.values())
+    assert report.bytes_before_basis == "files"
     plan = plan_recompress(group, chunks=(1, 32, 32))
     assert {a.target.path: a.bytes_before for a in plan.arrays} == expected

@@ -654,6 +654,34 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
     return "valid" if not problems else "invalid: " + "; ".join(problems)
 
 
+def _bytes_before(
+    a: ArrayPlan,
+    results: list[TaskResult],
+    measured: Mapping[str, int],
+    ntasks: int,
+    sources: Mapping[str, ArraySource],
+) -> tuple[int | None, str | None]:
+    """Return the stored bytes of *a*'s source and where the figure comes from.
+
+    ``"files"``: a stat of the array's files (by the plan, or the scan during the run);
+    ``"chunks"``: every source chunk's stored size, counted as the tasks read them (the scan had
+    not reached the array when the run ended); ``"partial"``: the chunks read by the tasks that
+    ran, when not all did (a lower bound); ``(None, None)``: nothing was counted (no source
+    store, or a reader that does not count what it reads).
+    """
+    path = a.target.path
+    if a.bytes_before is not None:
+        return a.bytes_before, "files"
+    if path in measured:
+        return measured[path], "files"
+    if path in sources or any(r.bytes_read is None for r in results):
+        return None, None
+    read = sum(r.bytes_read or 0 for r in results)
+    if len(results) == ntasks:
+        return read, "chunks"
+    return (read, "partial") if results else (None, None)
+
+
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
@@ -979,6 +1007,9 @@ def run_plan(
             tasks.append((a, ts, _units_in(block)))
     objects_total = sum(a.objects_total for a in plan.arrays)
     bytes_total = plan.nbytes
+    tasks_of = {a.target.path: 0 for a in plan.arrays}
+    for a, _, _ in tasks:
+        tasks_of[a.target.path] += 1
     results: dict[str, list[TaskResult]] = {a.target.path: [] for a in plan.arrays}
     state = {"objects": 0, "bytes": 0, "run_bytes": 0}
 
@@ -1003,14 +1034,16 @@ def run_plan(
     running_stage = 0
     # Stored bytes of local source arrays the plan did not measure: a stat of every file,
     # done while the first tasks run instead of before them.
-    sizes: dict[str, int | None] = {}
+    sizes: dict[str, int] = {}
+    sizes_lock = threading.Lock()
     unmeasured = [
         a.target.path
         for a in plan.arrays
         if a.bytes_before is None and a.target.path not in sources
     ]
     sizer: threading.Thread | None = None
-    # a measurement only: stopped when the run is cancelled or fails, not waited for
+    # A measurement only, never waited for: stopped when the run ends (the report then counts
+    # the arrays it did not reach from the chunks the tasks read).
     stop_sizing = threading.Event()
     if src_loc is not None and src_loc.is_local and unmeasured:
         loc = src_loc
@@ -1020,7 +1053,8 @@ def run_plan(
                 size = local_size(loc, p, stop=stop_sizing)
                 if size is None:  # stopped
                     return
-                sizes[p] = size
+                with sizes_lock:
+                    sizes[p] = size
 
         sizer = threading.Thread(target=measure, name="recompress-sizes", daemon=True)
     try:
@@ -1079,12 +1113,11 @@ def run_plan(
                     )
                 )
     finally:
-        if sum(len(v) for v in results.values()) < len(tasks):
-            stop_sizing.set()  # cancelled, failed or interrupted: not worth waiting for
+        stop_sizing.set()  # the scan ends at its next file; what it measured by now is used
+        with sizes_lock:
+            measured = dict(sizes)
         ex.close()
         journal.close()
-        if sizer is not None and sizer.ident is not None:
-            sizer.join()
     if error is not None:
         if isinstance(error, ExplorerError):
             raise ExplorerError(
@@ -1109,10 +1142,7 @@ def run_plan(
         errs = [r.max_error for r in rs if r.max_error is not None]
         if errs:
             max_err = max([*errs, max_err or 0.0])
-        before = a.bytes_before if a.bytes_before is not None else sizes.get(a.target.path)
-        if before is None:
-            owned = sum(r.bytes_read for r in rs)
-            before = owned or None
+        before, basis = _bytes_before(a, rs, measured, tasks_of[a.target.path], sources)
         array_results.append(
             ArrayResult(
                 path=a.target.path,
@@ -1124,6 +1154,7 @@ def run_plan(
                 source_shards=a.source_shards,
                 nbytes=a.nbytes,
                 bytes_before=before,
+                bytes_before_basis=basis,
                 bytes_after=sum(r.bytes_written for r in rs),
                 objects_total=a.objects_total,
                 objects_written=sum(r.objects_written for r in rs),

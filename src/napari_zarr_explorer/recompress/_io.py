@@ -243,11 +243,13 @@ class SourceReader:
         """True when chunks are decoded directly rather than through zarr-python."""
         return self._decode is not None
 
-    def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int]:
+    def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int | None]:
         """Return the data of *region* (native byte order) and the stored bytes it owns.
 
         The stored bytes count the source chunks whose first element lies inside *region*, so
-        that adding them over a partition of the array counts each chunk once.
+        that adding them over a partition of the array counts each chunk once. They are None
+        when zarr-python decodes the region (an unusual pipeline, or shards): it does not say
+        what it read.
         """
         if self._decode is None:
             try:
@@ -259,7 +261,7 @@ class SourceReader:
                 if damaged is None:
                     raise
                 raise damaged from exc
-            return _native(data), 0
+            return _native(data), None
         shape = tuple(s.stop - s.start for s in region)
         out = np.empty(shape, dtype=self.dtype.newbyteorder("="))
         owned = 0

@@ -70,7 +70,13 @@ class ProgressEvent:
 
 @dataclass(frozen=True, slots=True)
 class ArrayResult:
-    """What was done to one array."""
+    """What was done to one array.
+
+    ``bytes_before`` is the stored size of the source array and ``bytes_before_basis`` says
+    where it comes from: ``"files"`` (a stat of its files), ``"chunks"`` (the stored size of
+    every source chunk, counted as the run read them), ``"partial"`` (the chunks read by an
+    unfinished run: a lower bound), or None (not counted: ``bytes_before`` is None).
+    """
 
     path: str
     shape: tuple[int, ...]
@@ -90,6 +96,7 @@ class ArrayResult:
     chunks_verified: int
     mismatches: tuple[str, ...] = ()
     max_error: float | None = None
+    bytes_before_basis: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe mapping."""
@@ -116,7 +123,8 @@ class RecompressReport:
         Paths of the groups written.
     bytes_before, bytes_after
         Stored bytes of the arrays' chunks in the source and in the output (``bytes_before`` is
-        None when the source could not be measured).
+        None when the source of some array was neither measured nor counted; see
+        :attr:`bytes_before_basis` for where it comes from).
     nbytes
         Logical (uncompressed) bytes of all arrays.
     objects_written, chunks_written
@@ -199,6 +207,27 @@ class RecompressReport:
             return "exact"
 
     @property
+    def bytes_before_basis(self) -> str | None:
+        """Where :attr:`bytes_before` comes from.
+
+        ``"files"``: a stat of every file of the source arrays (stray files included);
+        ``"chunks"``: the stored size of every source chunk, counted as the run read them (the
+        scan of the files had not reached the arrays when the run ended); ``"mixed"``: some
+        arrays one way, some the other; ``"partial"``: an unfinished run counted only the chunks
+        it read (a lower bound of the source's size); None when :attr:`bytes_before` is None.
+        """
+        if self.bytes_before is None:
+            return None
+        bases = {a.bytes_before_basis for a in self.arrays}
+        if "partial" in bases:
+            return "partial"
+        if bases == {"chunks"}:
+            return "chunks"
+        if "chunks" in bases:
+            return "mixed"
+        return "files"
+
+    @property
     def arrays_written(self) -> int:
         """Number of arrays written."""
         return len(self.arrays)
@@ -229,6 +258,7 @@ class RecompressReport:
             "arrays_written": self.arrays_written,
             "groups_written": len(self.groups),
             "bytes_before": self.bytes_before,
+            "bytes_before_basis": self.bytes_before_basis,
             "bytes_after": self.bytes_after,
             "nbytes": self.nbytes,
             "ratio": self.ratio,
@@ -271,20 +301,32 @@ class RecompressReport:
         return "OK, verified" if how == "exact" else f"OK, verified {how}"
 
     def _stored(self) -> str:
-        """Describe the sizes: before -> after when the size before is known, else the output."""
+        """Describe the sizes: before -> after when the size before is known, else the output.
+
+        The size before is named for what it is: the source's files, the source chunks the run
+        read, or (unfinished) a lower bound; "unknown" when nothing was counted.
+        """
         logical = f"logical {human_bytes(self.nbytes)}"
+        after = human_bytes(self.bytes_after)
+        basis = self.bytes_before_basis
+        label = {"chunks": " (source chunks read)", "mixed": " (in part source chunks read)"}
+        unknown = "; source size unknown" if self.action == "Recompress" else ""
         if not self.complete:  # part of the output: no ratio against the whole source
-            before = f"{human_bytes(self.bytes_before)} -> " if self.bytes_before else ""
-            return f"stored {before}{human_bytes(self.bytes_after)} so far ({logical})"
+            if basis == "partial":  # what was read so far: the source holds at least that
+                least = human_bytes(self.bytes_before)
+                return f"stored {after} so far ({logical}; source at least {least}, not all read)"
+            if self.bytes_before is None:
+                return f"stored {after} so far ({logical}{unknown})"
+            before = human_bytes(self.bytes_before) + label.get(basis or "", "")
+            return f"stored {before} -> {after} so far ({logical})"
         if self.bytes_before:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
-            return (
-                f"stored {human_bytes(self.bytes_before)} -> {human_bytes(self.bytes_after)} "
-                f"(ratio {ratio}; {logical})"
-            )
+            before = human_bytes(self.bytes_before) + label.get(basis or "", "")
+            return f"stored {before} -> {after} (ratio {ratio}; {logical})"
         made = self.compression_ratio
-        return f"stored {human_bytes(self.bytes_after)} (" + (
-            f"compression ratio {made:.2f}x; {logical})" if made else f"{logical})"
+        tail = logical + (unknown if self.bytes_before is None else "")
+        return f"stored {after} (" + (
+            f"compression ratio {made:.2f}x; {tail})" if made else f"{tail})"
         )
 
     def __str__(self) -> str:
@@ -316,10 +358,11 @@ class RecompressReport:
 
     def _repr_html_(self) -> str:
         e = html.escape
+        has_source = self.action == "Recompress"
         rows = "".join(
             f"<tr><td><code>{e(a.path or '/')}</code></td><td>{e(str(a.shape))}</td>"
             f"<td>{e(a.dtype)}</td><td>{e(str(a.chunks))}</td><td>{e(str(a.shards))}</td>"
-            f"<td>{human_bytes(a.bytes_before)}</td><td>{human_bytes(a.bytes_after)}</td>"
+            f"<td>{e(_before_cell(a, has_source))}</td><td>{human_bytes(a.bytes_after)}</td>"
             f"<td>{a.objects_written}</td><td>{a.chunks_verified}</td>"
             f"<td>{len(a.mismatches)}</td></tr>"
             for a in self.arrays
@@ -346,3 +389,15 @@ class RecompressReport:
 def _count(n: int, word: str) -> str:
     """``1 array``, ``2 arrays``, ``2 mismatches``."""
     return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("ch") else "s")
+
+
+def _before_cell(a: ArrayResult, has_source: bool) -> str:
+    """Describe an array's stored size before as known: ``at least`` when only part was read."""
+    if a.bytes_before is None:
+        return "unknown" if has_source else "?"
+    size = human_bytes(a.bytes_before)
+    if a.bytes_before_basis == "partial":
+        return f"at least {size} (read so far)"
+    if a.bytes_before_basis == "chunks":
+        return f"{size} (chunks read)"
+    return size

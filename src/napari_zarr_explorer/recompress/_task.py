@@ -84,7 +84,8 @@ class TaskResult:
     objects_empty: int = 0
     chunks_written: int = 0
     bytes_written: int = 0
-    bytes_read: int = 0
+    #: Stored bytes of the source chunks this task owns (None: the reader did not count them).
+    bytes_read: int | None = 0
     nbytes: int = 0
     objects_verified: int = 0
     chunks_verified: int = 0

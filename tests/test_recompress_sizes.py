@@ -1,0 +1,176 @@
+"""The source's stored bytes in a recompress report: where the figure comes from, and its label.
+
+A run measures the stored bytes of local source arrays (a stat of every file) on a thread of its
+own while its tasks run. It does not wait for that scan at the end: an array the scan did not
+reach is counted from the stored chunks the run read (every one of them, when the run finished),
+and the report says so. These tests hold the scan at a gate (the real scan runs once released),
+so which figure the report uses does not depend on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer._html import human_bytes
+from napari_zarr_explorer.recompress import ProgressEvent, _engine, recompress
+
+META = (".zarray", ".zattrs", ".zgroup", "zarr.json")
+
+
+class HeldScan:
+    """The source size scan held before the arrays in *paths* (every array when empty)."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.reached = threading.Event()  # the scan got to a held array
+        self.release = threading.Event()
+
+
+@pytest.fixture
+def held_scan(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldScan]:
+    held = HeldScan()
+    real = _engine.local_size
+
+    def gated(loc: Any, path: str, *, stop: threading.Event | None = None) -> int | None:
+        if not held.paths or path in held.paths:
+            held.reached.set()
+            # Released when the test ends; a run that waited for the scan would wait here
+            # (then fail its assertions), not hang.
+            held.release.wait(timeout=60)
+        return real(loc, path, stop=stop)
+
+    monkeypatch.setattr(_engine, "local_size", gated)
+    try:
+        yield held
+    finally:
+        held.release.set()
+
+
+def _files(folder: Path, *, chunks_only: bool) -> int:
+    """Stored bytes under *folder* but metadata; *chunks_only* leaves out the notes files."""
+    return sum(
+        p.stat().st_size
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in META and not (chunks_only and p.suffix == ".txt")
+    )
+
+
+def _stored_line(report: Any) -> str:
+    return next(line for line in str(report).splitlines() if "stored" in line)
+
+
+def test_a_finished_run_does_not_wait_for_the_size_scan(
+    tmp_path: Path, held_scan: HeldScan
+) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((4, 32, 32), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 8, 8),
+    )
+    (src / "notes.txt").write_bytes(b"n" * 5000)  # a file the scan counts and no task reads
+    report = recompress(src, tmp_path / "dst.zarr", chunks=(1, 16, 16))
+    assert report.ok, str(report)
+    chunks = _files(src, chunks_only=True)
+    # every source chunk was read: their stored bytes are known without the scan
+    assert [a.bytes_before for a in report.arrays] == [chunks]
+    assert [a.bytes_before_basis for a in report.arrays] == ["chunks"]
+    assert report.bytes_before == chunks
+    assert report.bytes_before_basis == "chunks"
+    assert report.ratio == chunks / report.bytes_after
+    line = _stored_line(report)
+    assert f"stored {human_bytes(chunks)} (source chunks read) ->" in line, line
+    d = report.to_dict()
+    assert d["bytes_before"] == chunks and d["bytes_before_basis"] == "chunks"
+    assert d["arrays"][0]["bytes_before_basis"] == "chunks"
+
+
+def test_arrays_the_scan_reached_keep_the_size_of_their_files(
+    tmp_path: Path, held_scan: HeldScan
+) -> None:
+    group = tmp_path / "src.zarr"
+    root = zarr.open_group(group, mode="w", zarr_format=2)
+    for name, seed in (("a", 1), ("b", 2)):
+        arr = root.create_array(name, shape=(3, 40, 40), chunks=(1, 16, 16), dtype="uint16")
+        arr[:] = testing.blobs((3, 40, 40), seed=seed, dtype="uint16")
+        (group / name / "notes.txt").write_bytes(b"n" * 1000)
+    held_scan.paths = {"b"}  # the scan measures "a", then waits before "b"
+
+    def at_the_end(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done == ev.objects_total:
+            assert held_scan.reached.wait(timeout=60)  # "a" is measured by now
+
+    report = recompress(group, tmp_path / "dst.zarr", chunks=(1, 32, 32), progress=at_the_end)
+    assert report.ok, str(report)
+    a_files = _files(group / "a", chunks_only=False)
+    b_chunks = _files(group / "b", chunks_only=True)
+    got = {a.path: (a.bytes_before, a.bytes_before_basis) for a in report.arrays}
+    assert got == {"a": (a_files, "files"), "b": (b_chunks, "chunks")}
+    assert report.bytes_before == a_files + b_chunks
+    assert report.bytes_before_basis == "mixed"
+    assert "(in part source chunks read) ->" in _stored_line(report)
+
+
+def test_a_cancelled_run_says_what_it_read_of_the_source(
+    tmp_path: Path, held_scan: HeldScan
+) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((8, 32, 32), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 8, 8),
+    )
+    cancel = threading.Event()
+
+    def stop_after_first(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    report = recompress(
+        src,
+        tmp_path / "dst.zarr",
+        chunks=(1, 8, 8),
+        shards=(1, 32, 32),
+        threads=1,
+        task_bytes=1,
+        progress=stop_after_first,
+        cancel=cancel,
+    )
+    assert report.cancelled and not report.complete
+    read = report.bytes_before
+    # one plane of the eight was read: its chunks, not the source's stored bytes
+    assert read is not None and 0 < read < _files(src, chunks_only=True)
+    assert report.bytes_before_basis == "partial"
+    assert [a.bytes_before_basis for a in report.arrays] == ["partial"]
+    line = _stored_line(report)
+    assert f"{human_bytes(read)} ->" not in line, line  # not "the source held this much"
+    assert f"source at least {human_bytes(read)}, not all read" in line, line
+    assert report.to_dict()["bytes_before_basis"] == "partial"
+    assert "at least" in report._repr_html_()
+
+
+def test_a_source_that_is_neither_measured_nor_counted_is_unknown(
+    tmp_path: Path, held_scan: HeldScan
+) -> None:
+    # A sharded source is decoded by zarr-python, which does not count the bytes it reads.
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((2, 32, 32), seed=1, dtype="uint16"),
+        zarr_format=3,
+        chunks=(1, 16, 16),
+        shards=(1, 32, 32),
+    )
+    report = recompress(src, tmp_path / "dst.zarr", chunks=(1, 16, 16), shards="none")
+    assert report.ok, str(report)
+    assert report.bytes_before is None and report.bytes_before_basis is None
+    assert [a.bytes_before for a in report.arrays] == [None]
+    line = _stored_line(report)
+    assert "source size unknown" in line, line
+    assert report.to_dict()["bytes_before"] is None
