@@ -635,22 +635,38 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
     """Validate the OME-NGFF hierarchies written at *roots* (paths below *dst*).
 
     A plain group holding OME images has no OME metadata of its own: its images are judged,
-    each as a whole, and the verdict is "valid" only when every one is.
+    each as a whole, and the verdict is "valid" only when every one is. The images are
+    validated on a pool of threads, at most the store's concurrency setting at once
+    (``NZE_REMOTE_CONCURRENCY`` / ``explorer_concurrency``): validation waits on reads, above
+    all from a remote output. The verdict lists them in the order of *roots*.
     """
     try:
         from napari_zarr_explorer.ome.validate import validate
     except ImportError:
         return None
-    problems: list[str] = []  # one line per image that is not valid or could not be checked
-    for root in roots:
+    from napari_zarr_explorer.store.remote_options import RemoteOptions
+
+    def judge(root: str) -> str | None:
+        """Return a line for the image at *root* when it is not valid or was not checked."""
         at = f"{root}: " if root else ""
         try:
             rep = validate(dst.child(root))
         except Exception as exc:
-            problems.append(f"{at}could not validate: {exc}")
-            continue
-        if not rep.valid:
-            problems.append(f"{at}{rep.summary()}")
+            return f"{at}could not validate: {exc}"
+        return None if rep.valid else f"{at}{rep.summary()}"
+
+    if len(roots) <= 1:
+        verdicts = [judge(root) for root in roots]
+    else:
+        try:
+            limit = RemoteOptions.split(dst.storage_options)[0].concurrency
+        except ExplorerError:  # a bad setting; reading the output would say so, per image
+            limit = RemoteOptions().concurrency
+        with cf.ThreadPoolExecutor(
+            max(1, min(limit, len(roots))), thread_name_prefix="recompress-validate"
+        ) as pool:
+            verdicts = list(pool.map(judge, roots))  # in the order of roots
+    problems = [v for v in verdicts if v is not None]
     return "valid" if not problems else "invalid: " + "; ".join(problems)
 
 

@@ -1,0 +1,84 @@
+"""The OME-NGFF verdict on a recompressed plain group holding several OME images.
+
+Each image is validated on its own, several at once (at most the remote concurrency setting,
+``NZE_REMOTE_CONCURRENCY`` / ``explorer_concurrency``), and the verdict lists them in the
+order a serial run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.ome import validate as validate_module
+from napari_zarr_explorer.recompress import recompress
+
+NAMES = ("a", "b", "c", "d", "e")
+BROKEN = ("b", "d")
+
+
+def _collection(root: Path) -> Path:
+    """A plain group of OME images; those in BROKEN have an axis of the wrong type."""
+    zarr.open_group(root, mode="w", zarr_format=3)
+    for name in NAMES:
+        testing.write_ome_image(root / name, shape=(1, 2, 16, 16), levels=1)
+        if name in BROKEN:
+            doc = json.loads((root / name / "zarr.json").read_text())
+            doc["attributes"]["ome"]["multiscales"][0]["axes"][1]["type"] = "time"
+            (root / name / "zarr.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_parallel_validation_gives_the_serial_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _collection(tmp_path / "collection.zarr")
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "1")  # one image at a time
+    serial = recompress(src, tmp_path / "serial.zarr")
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "3")
+    parallel = recompress(src, tmp_path / "parallel.zarr")
+    assert serial.complete and parallel.complete
+    assert parallel.validation == serial.validation
+    assert serial.validation is not None and serial.validation.startswith("invalid: ")
+    # the broken images, one entry each, in the order of the images
+    named = re.findall(r"(?:^invalid: |; )(\w): invalid OME-NGFF", serial.validation)
+    assert named == list(BROKEN), serial.validation
+
+
+def test_images_are_validated_at_once_up_to_the_concurrency_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _collection(tmp_path / "collection.zarr")
+    real = validate_module.validate
+    lock = threading.Lock()
+    state = {"calls": 0, "running": 0, "most": 0}
+    together = threading.Barrier(2, timeout=60)  # broken (and the test fails) when serial
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            first_two = state["calls"] < 2
+            state["calls"] += 1
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+        try:
+            if first_two:
+                together.wait()  # the first two validations run at the same time
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                state["running"] -= 1
+
+    monkeypatch.setattr(validate_module, "validate", watched)
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "2")
+    report = recompress(src, tmp_path / "out.zarr")
+    assert state["calls"] == len(NAMES)
+    assert state["most"] == 2  # two at once, never more than the setting
+    assert report.validation is not None
+    assert "could not validate" not in report.validation, report.validation
