@@ -118,9 +118,26 @@ def test_verify_reports_a_chunk_that_decodes_to_other_values(
     _damage_writes(monkeypatch, "c/0/0/0", swap_first_chunk)
     report = recompress(src, dst, chunks=(1, 32, 32), shards=(2, 64, 64), compressor="zstd:3")
     assert not report.ok
+    # the root array is the store itself (not "/"), then the chunk's key in it
     assert report.mismatches == (
-        "/: c/0/0/0 (inner chunk 0): decoded values differ from the source",
+        f"{report.destination}: c/0/0/0 (inner chunk 0): decoded values differ from the source",
     )
+    assert "/: " not in str(report)
+
+
+def test_a_mismatch_names_the_array_then_its_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _image((2, 64, 64))
+    src = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16), name="img"
+    )
+    dst = tmp_path / "dst.zarr"
+    _damage_writes(monkeypatch, "img/c/1/0/0", lambda d: d[: len(d) // 2])
+    report = recompress(src, dst, chunks=(1, 32, 32), shards=(1, 64, 64), compressor="zstd:3")
+    assert not report.ok and report.mismatches
+    for m in report.mismatches:
+        assert m.startswith(f"{report.destination}/img: c/1/0/0"), report.mismatches
 
 
 def test_verify_refuses_a_frame_declaring_more_than_its_chunk(

@@ -34,6 +34,7 @@ from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, 
 from napari_zarr_explorer.recompress._source import ArraySource
 from napari_zarr_explorer.recompress._task import TaskResult, TaskSpec, run_task, set_helper
 from napari_zarr_explorer.store import Location, parse_location
+from napari_zarr_explorer.store.locate import node_where
 
 __all__ = [
     "JOURNAL_NAME",
@@ -670,6 +671,17 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
     return "valid" if not problems else "invalid: " + "; ".join(problems)
 
 
+def _mismatch_where(dst: Location, path: str, problem: str) -> str:
+    """Name the output array of *problem* (the root array is the store itself), then its key.
+
+    A task's problems start with the object's store key (``img/c/1/0/0: ...``): the array is
+    named once, and the key given inside it (``out.zarr/img: c/1/0/0: ...``).
+    """
+    prefix = f"{path}/" if path else ""
+    inside = problem[len(prefix) :] if prefix and problem.startswith(prefix) else problem
+    return f"{node_where(str(dst), path)}: {inside}"
+
+
 def _bytes_before(
     a: ArrayPlan,
     results: list[TaskResult],
@@ -1154,7 +1166,7 @@ def run_plan(
     for a in plan.arrays:
         rs = results[a.target.path]
         mm = tuple(m for r in rs for m in r.mismatches)
-        mismatches += [f"{a.target.path or '/'}: {m}" for m in mm]
+        mismatches += [_mismatch_where(dst_loc, a.target.path, m) for m in mm]
         errs = [r.max_error for r in rs if r.max_error is not None]
         if errs:
             max_err = max([*errs, max_err or 0.0])
