@@ -200,3 +200,16 @@ def test_a_small_array_says_how_many_chunks_were_sampled(tmp_path):
     text = str(report)
     assert "1 object," in text and "1 objects" not in text
     assert report.to_dict()["chunks_sampled"] == 1
+
+
+@pytest.mark.parametrize("over", ["local", "http"])
+def test_skipped_chunk_of_a_root_array_names_the_store(image, over, request):
+    """A root-level array is the store itself: '<store>: sampled region...', not '<store>/:'."""
+    chunk = image / "c" / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    url = str(image)
+    if over == "http":
+        url = request.getfixturevalue("http_server").publish(image)
+    report = estimate(url, "", "zstd:3", sample=16)
+    (warning,) = [w for w in report.warnings if "could not be read" in w]
+    assert warning.startswith(f"{url}: sampled region "), warning

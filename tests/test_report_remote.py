@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -61,3 +62,23 @@ def test_s3_listing_with_sizes(s3_server, tmp_path, monkeypatch):
     cmap = chunk_map(url, "0", storage_options=options)
     assert cmap.listed and cmap.chunks_present == chunk_map(local, "0").chunks_present
     shutil.rmtree(local)
+
+
+def test_escaping_path_in_root_metadata_names_the_store_over_http(http_server):
+    """The root group's own error is about the store: '<url>: ...', not '<url>/: ...'."""
+    root = write_ome_image(http_server.root / "img.ome.zarr", shape=(1, 2, 32, 32), levels=1)
+    doc = json.loads((root / "zarr.json").read_text())
+    doc["attributes"]["ome"]["multiscales"][0]["datasets"][0]["path"] = "../../outside"
+    (root / "zarr.json").write_text(json.dumps(doc))
+    url = f"{http_server.url}/img.ome.zarr"
+    report = inspect(url, storage_options=FAST)
+    (error,) = [e for e in report.errors if "outside" in e]
+    assert error.startswith(f"{url}: "), error
+
+
+def test_missing_root_over_http_names_the_store(http_server):
+    (http_server.root / "empty.zarr").mkdir()
+    url = f"{http_server.url}/empty.zarr"
+    report = inspect(url, storage_options=FAST)
+    (root,) = [n for n in report.nodes if n.path == ""]
+    assert root.errors == (f"{url}: no Zarr node here.",)

@@ -150,6 +150,12 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix.rstrip('/')}/{key}" if prefix else key
 
 
+def _node_where(where: str, path: str) -> str:
+    from napari_zarr_explorer.store.locate import node_where
+
+    return node_where(where, path)
+
+
 def list_stored(store: Any, prefix: str = "") -> StoredListing | None:
     """List the objects below *prefix* with their sizes, or None when the store cannot list.
 
@@ -828,7 +834,7 @@ def _resolve_level(
             hint="Give a path inside the store (see `napari-zarr-explorer inspect`).",
         )
     path = "/".join(parts)
-    located = "/".join(p for p in (where.rstrip("/"), path) if p)
+    located = _node_where(where, path)
     node = read_node(store, path, where=where)
     if node is None:
         raise MetadataError(
@@ -856,13 +862,12 @@ def _resolve_level(
     except PathEscapeError as exc:
         doc = ".zattrs" if node.zarr_format == 2 else "zarr.json"
         raise PathEscapeError(
-            f"{'/'.join(p for p in (where.rstrip('/'), path, doc) if p)}: multiscales level "
-            f"{lvl}: {exc}",
+            f"{_node_where(where, _join(path, doc))}: multiscales level {lvl}: {exc}",
             hint="Fix the dataset path in the metadata, or give the array with --array.",
         ) from None
     child = read_node(store, sub, where=where)
     if child is None or child.kind != "array":
-        raise MetadataError(f"{where}/{sub}: multiscale level {lvl} is not an array.")
+        raise MetadataError(f"{_node_where(where, sub)}: multiscale level {lvl} is not an array.")
     return sub, child.metadata, child.zarr_format
 
 
@@ -892,7 +897,7 @@ def _other_encoding_warning(
         _, valid = parse_chunk_keys(stray, grid, alt)
         count = int(valid.sum())
         if count:
-            located = "/".join(p for p in (where.rstrip("/"), path) if p)
+            located = _node_where(where, path)
             return (
                 f"{located}: {count} stored object(s) look like chunks keyed with the "
                 f"{alt[0]!r} encoding and separator {alt[1]!r}, but the metadata says "
@@ -905,7 +910,7 @@ def _other_encoding_warning(
 def _metadata_where(where: str, path: str, zarr_format: int) -> str:
     """Name the metadata document of the array at *path*, for messages."""
     name = ".zarray" if zarr_format == 2 else "zarr.json"
-    return "/".join(p for p in (where.rstrip("/"), path, name) if p)
+    return _node_where(where, _join(path, name))
 
 
 def _is_shape(value: Any, *, positive: bool, rank: int | None = None) -> TypeGuard[list[int]]:
@@ -1207,8 +1212,8 @@ def _shard_occupancy(
     if not supported:
         names = ", ".join(c.name for c in sharding.index_codecs)
         warnings.append(
-            f"{where}/{path}: shard index codecs ({names}) are not read here; inner chunk "
-            "states are unknown."
+            f"{_node_where(where, path)}: shard index codecs ({names}) are not read here; "
+            "inner chunk states are unknown."
         )
     todo = [int(i) for i in np.flatnonzero(outer_state == PRESENT)]
     total = len(todo)
@@ -1263,15 +1268,17 @@ def _shard_occupancy(
         try:
             if isinstance(raw, BaseException):
                 raise MetadataError(
-                    f"{where}/{_join(path, rel_key)}: shard index unreadable: {raw}"
+                    f"{_node_where(where, _join(path, rel_key))}: shard index unreadable: {raw}"
                 )
             if raw is None:
-                raise MetadataError(f"{where}/{_join(path, rel_key)}: shard vanished while reading")
+                raise MetadataError(
+                    f"{_node_where(where, _join(path, rel_key))}: shard vanished while reading"
+                )
             assert layout is not None
             # length and checksum; a short read (truncated shard) fails the length check
-            index = decode_index(raw, layout, where=f"{where}/{_join(path, rel_key)}").reshape(
-                (*per, 2)
-            )
+            index = decode_index(
+                raw, layout, where=_node_where(where, _join(path, rel_key))
+            ).reshape((*per, 2))
         except MetadataError as exc:
             state[blk] = CORRUPT
             nbytes[blk] = -1
@@ -1285,9 +1292,9 @@ def _shard_occupancy(
             sub_state[beyond] = CORRUPT
             size = f" ({shard_size} bytes)" if shard_size >= 0 else ""
             problems[rel_key] = (
-                f"{where}/{_join(path, rel_key)}: {int(beyond.sum())} inner chunk(s) lie past "
-                f"the end of the shard{size}, in its index or are half missing; it is damaged "
-                "or truncated."
+                f"{_node_where(where, _join(path, rel_key))}: {int(beyond.sum())} inner "
+                f"chunk(s) lie past the end of the shard{size}, in its index or are half "
+                "missing; it is damaged or truncated."
             )
         state[blk] = sub_state
         nbytes[blk] = sub_bytes
@@ -1305,7 +1312,7 @@ def _open_for_decode(
     """Build the array at *path* from the checked *metadata*, decoding through the guard."""
     from napari_zarr_explorer.store import array_from_metadata
 
-    located = "/".join(p for p in (where.rstrip("/"), path) if p)
+    located = _node_where(where, path)
     from napari_zarr_explorer.store import check_array_metadata
 
     check_array_metadata(metadata, where=located, zarr_format=zarr_format)
@@ -1356,7 +1363,7 @@ def _verify(
         raise
     except Exception as exc:
         raise ExplorerError(
-            f"{where}/{path}: cannot open the array to decode its chunks: {exc}",
+            f"{_node_where(where, path)}: cannot open the array to decode its chunks: {exc}",
             hint="The listing-based map (without --verify) still works.",
         ) from exc
     async_arr = arr.async_array
@@ -1385,7 +1392,7 @@ def _verify(
             key = _codecs.chunk_key(outer_idx, encoding)
             state[idx] = CORRUPT
             detail = f"{type(exc).__name__}: {exc}".strip()
-            msg = f"{where}/{_join(path, key)}"
+            msg = _node_where(where, _join(path, key))
             if per is not None:
                 msg += f" (inner chunk {list(idx)})"
             msg += f": cannot be decoded ({detail[:300]})"
@@ -1439,7 +1446,9 @@ def _verify(
             if data is None:
                 return False
             # any fault of the index (length, checksum, bad entries): chunk by chunk instead
-            index = parse_whole_shard(data, layout, where=f"{where}/{key}").reshape((*per, 2))
+            index = parse_whole_shard(data, layout, where=_node_where(where, key)).reshape(
+                (*per, 2)
+            )
             index = index[tuple(slice(0, n) for n in mask.shape)]
             segments = index[mask]
             if bool(entry_masks(segments, layout, None)[0].any()):

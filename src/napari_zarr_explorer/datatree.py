@@ -86,14 +86,16 @@ def open_datatree(
     xmod = _xarray()
     from napari_zarr_explorer.layers import _Ctx
     from napari_zarr_explorer.store import open_store, parse_location, read_node, safe_join
+    from napari_zarr_explorer.store.locate import node_where
 
     loc = parse_location(url, dict(storage_options) if storage_options else None)
     store = open_store(loc)
     path = safe_join("", path, source="given")
     node = read_node(store, path, where=loc.url)
     if node is None:
-        where = f"{loc.url}/{path}" if path else loc.url
-        raise NotFoundError(f"{where}: no Zarr or N5 metadata found.", hint="Check the path.")
+        raise NotFoundError(
+            f"{node_where(loc.url, path)}: no Zarr or N5 metadata found.", hint="Check the path."
+        )
     builder = _Builder(_Ctx(loc, store), xmod)
     builder.visit(node, "")
     if not builder.entries:

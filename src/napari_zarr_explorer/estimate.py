@@ -414,6 +414,7 @@ def estimate(
     from napari_zarr_explorer import chunks as _chunks
     from napari_zarr_explorer import codecs as _codecs
     from napari_zarr_explorer.store import open_url
+    from napari_zarr_explorer.store.locate import node_where
 
     if isinstance(candidates, str | CompressorSpec | Candidate | Mapping):
         candidates = [candidates]
@@ -442,7 +443,7 @@ def estimate(
     try:
         listing = _chunks.list_stored(store, path)
     except Exception as exc:
-        warnings.append(f"{where}/{path}: listing failed ({exc}); current size unknown.")
+        warnings.append(f"{node_where(where, path)}: listing failed ({exc}); current size unknown.")
     bytes_stored = objects_stored = None
     if listing is not None:
         _, valid = _chunks.parse_chunk_keys(
@@ -501,8 +502,9 @@ def estimate(
                     blocks.append(_read_block(arr, idx, chunk, fill_value))
                 except Exception as exc:  # a corrupt chunk must not stop the estimate
                     warnings.append(
-                        f"{where}/{path}: sampled region {list(idx)} (chunks {list(chunk)}) "
-                        f"could not be read and was skipped: {type(exc).__name__}: {exc}"
+                        f"{node_where(where, path)}: sampled region {list(idx)} "
+                        f"(chunks {list(chunk)}) could not be read and was skipped: "
+                        f"{type(exc).__name__}: {exc}"
                     )
             samples[chunk] = blocks
         results.append(_evaluate(cand, chunk, shard, shape, dtype, itemsize, samples[chunk]))

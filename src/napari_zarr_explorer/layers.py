@@ -57,6 +57,7 @@ from napari_zarr_explorer.store import (
     read_node,
     safe_join,
 )
+from napari_zarr_explorer.store.locate import node_where
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -92,9 +93,9 @@ def _open_image(loc: Location, path: str, *, store: Any) -> Any:
     arr = open_array(loc, path, store=store)
     dtype = np.dtype(arr.dtype) if isinstance(arr.dtype, np.dtype) else None
     if dtype is None or dtype.kind not in "biuf":
-        where = f"{loc.url}/{path}" if path else loc.url
         raise MetadataError(
-            f"{where}: the data type {arr.dtype} is not numeric; it cannot be shown as an image.",
+            f"{node_where(loc.url, path)}: the data type {arr.dtype} is not numeric; it cannot "
+            "be shown as an image.",
             hint="Image and labels layers need numeric or boolean arrays.",
         )
     return arr
@@ -154,7 +155,7 @@ class _Ctx:
     store: Any
 
     def where(self, path: str) -> str:
-        return f"{self.loc.url}/{path}" if path else self.loc.url
+        return node_where(self.loc.url, path)
 
     def warn(self, path: str, message: str) -> None:
         warnings.warn(f"{self.where(path)}: {message}", ExplorerWarning, stacklevel=4)
@@ -1197,12 +1198,12 @@ def _lean_node(client: Any, loc: Location, path: str, fmt: int | None) -> NodeMe
         if raw is None:
             return None
         assert isinstance(raw, bytes)
-        return parse_json(raw, f"{loc.url}/{key}")
+        return parse_json(raw, node_where(loc.url, key))
 
     if fmt in (None, 3):
         v3 = doc("zarr.json")
         if v3 is not None:
-            return _v3_node(path, v3, where=f"{loc.url}/{join_key(path, 'zarr.json')}")
+            return _v3_node(path, v3, where=node_where(loc.url, join_key(path, "zarr.json")))
         if fmt == 3:
             return None
     array = doc(".zarray")
@@ -1387,7 +1388,7 @@ def _open_first_image(url: str) -> list[LayerData] | None:
     for node, pms, pome, label, (leans, lnodes, axes) in parts:
         levels: list[LazyArray] = []
         for lean, n in zip(leans, lnodes, strict=True):
-            reader = _LeanReader(lean, image, index, where=f"{loc.url}/{n.path}", cache=cache)
+            reader = _LeanReader(lean, image, index, where=node_where(loc.url, n.path), cache=cache)
             levels.append(LazyArray(reader))
             index += 1
         paths = [n.path for n in lnodes]

@@ -1337,6 +1337,7 @@ def open_pyramid(
         one array allocated once, with no copy by dask afterwards; see :func:`as_dask`.
     """
     from napari_zarr_explorer.store import open_array, open_store, parse_location
+    from napari_zarr_explorer.store.locate import node_where
 
     loc = parse_location(url, storage_options)
     store = open_store(loc)
@@ -1349,7 +1350,7 @@ def open_pyramid(
         out.append(
             as_dask(
                 arr,
-                where=f"{loc.url}/{p}" if p else loc.url,
+                where=node_where(loc.url, p),
                 block_bytes=block_bytes,
                 source=(loc, p),
             )

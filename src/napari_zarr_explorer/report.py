@@ -21,6 +21,7 @@ from napari_zarr_explorer import codecs as _codecs
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
 from napari_zarr_explorer.errors import ExplorerError, PathEscapeError, RemoteError
 from napari_zarr_explorer.store import safe_join
+from napari_zarr_explorer.store.locate import node_where
 
 __all__ = [
     "ArrayReport",
@@ -837,22 +838,22 @@ def _array_report(
 
     md: Mapping[str, Any] = node.metadata
     fmt = int(node.zarr_format)
-    node_where = f"{where}/{node.path}" if node.path else where
+    at = node_where(where, node.path)
     errors: list[str] = []
     warnings: list[str] = []
     try:
         from napari_zarr_explorer.store import check_array_metadata
 
-        check_array_metadata(md, where=node_where, zarr_format=fmt)
+        check_array_metadata(md, where=at, zarr_format=fmt)
     except ExplorerError as exc:
         errors.append(str(exc))
     except Exception as exc:
-        errors.append(f"{node_where}: {exc}")
+        errors.append(f"{at}: {exc}")
     codecs: tuple[CodecInfo, ...] = ()
     try:
         codecs = _codecs.codec_pipeline(md, zarr_format=fmt)
     except Exception as exc:
-        errors.append(f"{node_where}: codec pipeline unreadable: {exc}")
+        errors.append(f"{at}: codec pipeline unreadable: {exc}")
     shape: tuple[int, ...] = ()
     outer: tuple[int, ...] = ()
     shape_ok = False
@@ -862,13 +863,13 @@ def _array_report(
         outer = _codecs.outer_chunk_shape(md, zarr_format=fmt)
     except (TypeError, ValueError) as exc:
         if not errors:  # the metadata check usually said it already, better
-            errors.append(f"{node_where}: shape or chunk shape is malformed: {exc}")
+            errors.append(f"{at}: shape or chunk shape is malformed: {exc}")
     sharding = _codecs.sharding_info(codecs)
     inner = sharding.chunk_shape if sharding is not None and sharding.chunk_shape else outer
     if len(inner) != len(shape) or len(outer) != len(shape):
         if not errors:
             errors.append(
-                f"{node_where}: chunk shape {list(inner)} does not match the array's "
+                f"{at}: chunk shape {list(inner)} does not match the array's "
                 f"{len(shape)} dimensions."
             )
         inner = inner if len(inner) == len(shape) else tuple(shape)
@@ -889,11 +890,11 @@ def _array_report(
             _, valid = _chunks.parse_chunk_keys(listing_keys, outer_grid, encoding)
             objects_stored = int(valid.sum())
         except Exception as exc:  # never lose the report over a strange key
-            warnings.append(f"{node_where}: chunk keys could not be parsed: {exc}")
-    marker = _marker_warning(node.attributes, node_where)
+            warnings.append(f"{at}: chunk keys could not be parsed: {exc}")
+    marker = _marker_warning(node.attributes, at)
     if marker:
         warnings.append(marker)
-    warnings.extend(_name_warning(node.path, node_where))
+    warnings.extend(_name_warning(node.path, at))
     order = str(md.get("order", "C")) if fmt == 2 else "C"
     return ArrayReport(
         path=node.path,
@@ -920,13 +921,13 @@ def _array_report(
 
 
 def _group_report(node: Any, where: str) -> GroupReport:
-    node_where = f"{where}/{node.path}" if node.path else where
-    ome, errors = _ome_report(node.attributes, int(node.zarr_format), node_where)
-    warnings = [f"{node_where}: {w}" for w in (ome.warnings if ome else ())]
-    marker = _marker_warning(node.attributes, node_where)
+    at = node_where(where, node.path)
+    ome, errors = _ome_report(node.attributes, int(node.zarr_format), at)
+    warnings = [f"{at}: {w}" for w in (ome.warnings if ome else ())]
+    marker = _marker_warning(node.attributes, at)
     if marker:
         warnings.append(marker)
-    warnings.extend(_name_warning(node.path, node_where))
+    warnings.extend(_name_warning(node.path, at))
     return GroupReport(
         path=node.path,
         zarr_format=int(node.zarr_format),
@@ -937,7 +938,7 @@ def _group_report(node: Any, where: str) -> GroupReport:
     )
 
 
-def _name_warning(path: str, node_where: str) -> list[str]:
+def _name_warning(path: str, at: str) -> list[str]:
     """Warn about control characters in the node's own name (recompress refuses them)."""
     from napari_zarr_explorer.store.keys import control_name_problem
 
@@ -946,7 +947,7 @@ def _name_warning(path: str, node_where: str) -> list[str]:
     if found is None:
         return []
     what, fix = found
-    return [f"{node_where}: the name {name!r} has {what}; recompress refuses to copy it. {fix}."]
+    return [f"{at}: the name {name!r} has {what}; recompress refuses to copy it. {fix}."]
 
 
 _NODE_DOCS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
@@ -1058,7 +1059,7 @@ def _walk_metadata(
                 try:
                     child = safe_join(path, rel)
                 except ExplorerError as exc:
-                    errors.append(f"{where}/{path}: {exc}")
+                    errors.append(f"{node_where(where, path)}: {exc}")
                     continue
                 # Plate wells are "A/1": visit the row group "A" too.
                 rel_parts = child[len(path) :].strip("/").split("/")
@@ -1180,15 +1181,16 @@ def inspect(
             if node_path == root and listed:
                 if not keys:
                     store_errors.append(
-                        f"{where}{'/' + root if root else ''}: no Zarr data here (empty or "
-                        "missing)."
+                        f"{node_where(where, root)}: no Zarr data here (empty or missing)."
                     )
                 elif root:
-                    store_errors.append(f"{where}/{root}: not a Zarr node.")
+                    store_errors.append(f"{node_where(where, root)}: not a Zarr node.")
                 # an implicit root (v3 without zarr.json at the root) is fine: children follow
                 continue
             nodes.append(
-                ErrorReport(path=node_path, errors=(f"{where}/{node_path}: no Zarr node here.",))
+                ErrorReport(
+                    path=node_path, errors=(f"{node_where(where, node_path)}: no Zarr node here.",)
+                )
             )
             continue
         if node.kind == "array":

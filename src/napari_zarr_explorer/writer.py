@@ -30,6 +30,7 @@ import numpy as np
 
 from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.store import Location, open_store, parse_location, read_bytes
+from napari_zarr_explorer.store.locate import node_where
 
 __all__ = [
     "MAX_SCREEN",
@@ -867,7 +868,7 @@ def plan_save(
                 c_arg if c_arg != "none" else None,
                 s_arg,
                 zarr_format,
-                where=f"{dst}/{lv.path}",
+                where=node_where(dst.url, lv.path),
             )
             # image codecs encode some chunk shapes only: say so before writing
             spec.check_dtype(

@@ -132,8 +132,9 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
 
     from napari_zarr_explorer._html import human_bytes
     from napari_zarr_explorer.chunks import CORRUPT, MISSING, PARTIAL, PRESENT, UNKNOWN
+    from napari_zarr_explorer.store.locate import node_where
 
-    where = cmap.url + ("/" + cmap.path if cmap.path else "")
+    where = node_where(cmap.url, cmap.path)
     console.print(f"[bold]{escape(printable(where, one_line=True))}[/]")
     table = Table(show_header=False)
     table.add_column("", style="bold")

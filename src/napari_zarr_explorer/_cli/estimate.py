@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     ratio = report.ratio
-    where = report.url + ("/" + report.path if report.path else "")
+    from napari_zarr_explorer.store.locate import node_where
+
+    where = node_where(report.url, report.path)
     out_console.print(
         f"[bold]{escape(printable(where, one_line=True))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"

@@ -554,7 +554,10 @@ class ChunkMapWidget(QWidget):
         try:
             geometry = geometry_for(self.source, self.provenance, self.level, len(cmap.shape))
         except ValueError as exc:
-            notify_error(f"{cmap.url}/{cmap.path}: cannot line the chunks up with the layer: {exc}")
+            from napari_zarr_explorer.store.locate import node_where
+
+            at = node_where(cmap.url, cmap.path)
+            notify_error(f"{at}: cannot line the chunks up with the layer: {exc}")
             return
         self.cmap = cmap
         self.level_geometry = geometry

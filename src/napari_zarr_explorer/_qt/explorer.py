@@ -906,7 +906,9 @@ class ExplorerWidget(QWidget):
                 "empty (the fill value)."
             )
         if node.kind == "error":
-            notify_error(f"{url}/{path}: " + "; ".join(node.report.errors))
+            from napari_zarr_explorer.store.locate import node_where
+
+            notify_error(f"{node_where(url, path)}: " + "; ".join(node.report.errors))
             return
         image_node = self.nodes.get(node.image_path) if node.image_path is not None else None
 
@@ -1101,8 +1103,11 @@ def _level_layers(
         out.append((data[level], kwargs, layer_type))
     if not out:
         from napari_zarr_explorer.errors import ExplorerError
+        from napari_zarr_explorer.store.locate import node_where
 
-        raise ExplorerError(f"{url}/{node.path}: this pyramid level cannot be opened as a layer.")
+        raise ExplorerError(
+            f"{node_where(url, node.path)}: this pyramid level cannot be opened as a layer."
+        )
     return out
 
 

@@ -427,9 +427,8 @@ def _check_task_count(plan: Plan, task_bytes: int, where: str) -> None:
         total += _task_count(a, task_bytes)
         if total > _MAX_TASKS:
             raise LimitError(
-                f"{where}/{a.target.path}".rstrip("/")
-                + f" (shape {list(a.target.shape)}): the copy would need "
-                f"more than {_MAX_TASKS} tasks.",
+                f"{node_where(where, a.target.path)} (shape {list(a.target.shape)}): the copy "
+                f"would need more than {_MAX_TASKS} tasks.",
                 hint="Use a larger --task-size (MiB per task), or recompress a smaller part "
                 "of the hierarchy.",
             )

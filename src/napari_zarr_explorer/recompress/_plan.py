@@ -30,6 +30,8 @@ from napari_zarr_explorer.recompress._ome import (
 from napari_zarr_explorer.recompress._task import ArrayTarget
 from napari_zarr_explorer.store import Location, open_store, read_bytes, safe_join
 from napari_zarr_explorer.store.keys import control_name_problem
+from napari_zarr_explorer.store.locate import node_where
+from napari_zarr_explorer.store.meta import join_key
 
 __all__ = [
     "ArrayPlan",
@@ -439,7 +441,7 @@ def make_plan(
         except PathEscapeError as exc:
             doc = ".zattrs" if node.zarr_format == 2 else "zarr.json"
             raise PathEscapeError(
-                "/".join(p for p in (where.rstrip("/"), path, doc) if p) + f": {exc}",
+                f"{node_where(where, join_key(path, doc))}: {exc}",
                 hint="The copy would be incomplete; fix the path in the metadata first.",
             ) from None
         names = axes_names(node.attributes)
@@ -506,7 +508,7 @@ def make_plan(
                 GroupPlan(path=path, attributes=attrs, extra_files=tuple(extras.get(path, ())))
             )
             continue
-        awhere = f"{where}/{path}" if path else where
+        awhere = node_where(where, path)
         check_array_metadata(node.metadata, where=awhere, zarr_format=node.zarr_format)
         md = node.metadata
         shape = tuple(int(s) for s in md["shape"])
