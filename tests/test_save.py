@@ -334,3 +334,37 @@ def test_plan_source_names_layers_and_only_given_channel_names(tmp_path):
     assert plan_save([unnamed], tmp_path / "b.ome.zarr")[0].source == "layers 'cells'"
     named = (np.zeros((2, 64, 64), np.uint16), {"channel_axis": 0, "name": ["a", "b"]}, "image")
     assert plan_save([named], tmp_path / "c.ome.zarr")[0].source == "layers 'a', 'b'"
+
+
+def test_save_messages_name_the_layer_and_level_not_a_made_up_output(tmp_path):
+    """The Save dock previews before any output is typed: its messages name the layer or the
+    level, never a placeholder output; a save names the array in its output."""
+    from napari_zarr_explorer.errors import CodecError, ExplorerError
+    from napari_zarr_explorer.writer import preview_save
+
+    cells = (np.zeros((64, 64), np.uint16), {"name": "cells"}, "image")
+    with pytest.raises(ExplorerError) as preview:
+        preview_save([cells], chunks=(32, 32), shards=(48, 48))
+    assert str(preview.value).startswith("Level '0': shard shape"), str(preview.value)
+    out = tmp_path / "cells.ome.zarr"
+    with pytest.raises(ExplorerError) as saving:
+        nze.save([cells], out, chunks=(32, 32), shards=(48, 48))
+    assert str(saving.value).startswith(f"{out}/0: shard shape"), str(saving.value)
+    lossy = "bitround:keepbits=4+zstd:3"
+    message = r"^Layer 'cells': bitround works on floating-point data only, not uint16\."
+    with pytest.raises(CodecError, match=message):
+        preview_save([cells], compressor=lossy)
+    with pytest.raises(CodecError, match=message):
+        nze.save([cells], out, compressor=lossy)
+    assert not out.exists()
+
+
+def test_plan_save_takes_a_location_or_no_output(tmp_path):
+    from napari_zarr_explorer.store import parse_location
+    from napari_zarr_explorer.writer import plan_save
+
+    cells = (np.zeros((64, 64), np.uint16), {"name": "cells"}, "image")
+    at, _ = plan_save([cells], parse_location(tmp_path / "a.ome.zarr"))
+    nowhere, _ = plan_save([cells], None)
+    assert [a.target for a in nowhere.arrays] == [a.target for a in at.arrays]
+    assert not list(tmp_path.iterdir())

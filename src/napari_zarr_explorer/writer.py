@@ -801,7 +801,7 @@ def _versioned(body: dict[str, Any], ome_version: str) -> dict[str, Any]:
 
 def plan_save(
     layers_or_arrays: Any,
-    url: str | os.PathLike[str],
+    url: str | os.PathLike[str] | Location | None,
     *,
     ome_version: str = "0.5",
     compressor: str | Any = "zstd:3",
@@ -814,7 +814,10 @@ def plan_save(
     """Plan a save without writing anything: the engine plan and the sources of its arrays.
 
     Takes the same arguments as :func:`save`. Returns ``(plan, sources)``; ``str(plan)`` lists
-    every array that would be written with its chunk and shard shape.
+    every array that would be written with its chunk and shard shape. *url* may be a
+    :class:`~napari_zarr_explorer.store.Location`, or None to plan before an output is chosen
+    (the Save dock's preview): messages then name the layer or the level (``Level '0'``) and
+    the plan cannot be run.
     """
     from napari_zarr_explorer.codec_spec import parse_compressor
     from napari_zarr_explorer.recompress._plan import (
@@ -836,8 +839,8 @@ def plan_save(
     spec = parse_compressor(compressor)
     layers = normalize_layers(layers_or_arrays, **metadata)
     image, labels = _build_images(layers)
-    dst = parse_location(url, storage_options)
-    dst_opts = options_json(dst.storage_options)
+    dst = None if url is None else parse_location(url, storage_options)
+    dst_opts = options_json(dst.storage_options if dst is not None else {})
     rid = run_id or uuid.uuid4().hex
     c_arg = parse_shape_arg(chunks, "chunks")
     s_arg = parse_shape_arg(shards, "shards")
@@ -850,14 +853,14 @@ def plan_save(
     sources: dict[str, Any] = {}
     items = ([image] if image is not None else []) + labels
     for img in items:
-        levels = _pyramid(img, dst.url, dst_opts, rid)
+        levels = _pyramid(img, dst.url if dst is not None else "", dst_opts, rid)
         image_path = "../../" if img.is_labels and image is not None else None
         groups.append(
             GroupPlan(path=img.path, attributes=_image_attrs(img, levels, ome_version, image_path))
         )
         dims = tuple(str(a["name"]) for a in img.axes)
         dtype = np.dtype(img.levels[0].dtype)
-        spec.check_dtype(dtype)
+        spec.check_dtype(dtype, where=_layers_of(img, layers))
         dtype = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
         for lv in levels:
             d_chunks, d_shards = default_layout(lv.shape, zarr_format)
@@ -868,7 +871,7 @@ def plan_save(
                 c_arg if c_arg != "none" else None,
                 s_arg,
                 zarr_format,
-                where=node_where(dst.url, lv.path),
+                where=node_where(dst.url, lv.path) if dst is not None else f"Level {lv.path!r}",
             )
             # image codecs encode some chunk shapes only: say so before writing
             spec.check_dtype(
@@ -925,6 +928,16 @@ def plan_save(
         params={"save": rid},
     )
     return plan, sources
+
+
+def _layers_of(img: _Image, layers: list[SaveLayer]) -> str:
+    """Name the layers *img* is written from, for messages (before any output is chosen)."""
+    if img.is_labels:
+        return f"Labels layer {img.name!r}"
+    names = [x.name for x in layers if x.kind == "image"]
+    if len(names) == 1:
+        return f"Layer {names[0]!r}"
+    return "Layers " + ", ".join(repr(n) for n in names)
 
 
 def _given_names(layer: SaveLayer) -> list[str]:
@@ -1208,7 +1221,7 @@ def preview_save(
     zarr_format = 3 if str(ome_version) == "0.5" else 2
     plan, _ = plan_save(
         layers_or_arrays,
-        "memory-preview.ome.zarr",
+        None,
         ome_version=ome_version,
         compressor=spec,
         chunks=chunks,
@@ -1229,7 +1242,7 @@ def preview_save(
         c_arg if c_arg != "none" else None,
         parse_shape_arg(shards, "shards"),
         zarr_format,
-        where="preview",
+        where=f"Level {(main.path + '/0') if main.path else '0'!r}",
     )
     main_levels = [
         a

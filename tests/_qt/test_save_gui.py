@@ -137,3 +137,17 @@ def test_reopened_multiscale_layers_save_again_with_their_levels(make_napari_vie
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
         for key in ("name", "scale", "translate", "colormap"):
             assert k1.get(key) == k2.get(key), key
+
+
+def test_save_dock_preview_names_the_level_before_an_output_is_chosen(make_napari_viewer):
+    from napari_zarr_explorer._qt.save import SaveWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.uint16), name="cells")
+    form = SaveWidget(viewer).form
+    assert not str(form.path.value or "").strip("."), "no output typed yet"
+    form.chunks.value = "1, 32, 32"
+    form.shards.value = "1, 48, 48"
+    assert str(form.estimate.value).startswith("Level '0': shard shape (1, 48, 48)"), (
+        form.estimate.value
+    )
