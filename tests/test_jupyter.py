@@ -82,6 +82,22 @@ def test_explore_failures_say_why(tmp_path: Path) -> None:
     assert w.url == str(good) and w.error is None
 
 
+def test_explore_failures_name_what_went_wrong(image: Path, tmp_path: Path) -> None:
+    """A failure that is not one of ours still says what it is (the type), as the docks do."""
+    import html
+
+    import napari_zarr_explorer as nze
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    w = nze.explore(str(image))
+    w.tree.value = "0"
+    w.recompress_form.output.value = str(blocker / "out.zarr")
+    assert w.run(wait=True) is None
+    shown = html.unescape(w.progress_label.value)
+    assert f"NotADirectoryError: [Errno 20] Not a directory: '{blocker / 'out.zarr'}'" in shown
+
+
 def test_png_of_states_draws_each_state() -> None:
     from napari_zarr_explorer.jupyter import png_of_states
 

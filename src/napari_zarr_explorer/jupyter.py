@@ -22,6 +22,7 @@ import numpy as np
 
 from napari_zarr_explorer._html import STATE_COLORS, human_bytes
 from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
+from napari_zarr_explorer.errors import error_message
 from napari_zarr_explorer.store import parse_location
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,6 +102,11 @@ def _legend(cmap: ChunkMap) -> str:
         for k, (name, n) in counts.items()
     )
     return f"<div style='font-size:12px'>{items}</div>"
+
+
+def _error_html(exc: BaseException) -> str:
+    """Show *exc* as the docks do (:func:`~napari_zarr_explorer.errors.error_message`), in red."""
+    return f"<span style='color:#c62828'>{_esc(error_message(exc))}</span>"
 
 
 def _esc(value: Any) -> str:
@@ -214,7 +220,7 @@ class NotebookExplorer:
             location = parse_location(url, self.storage_options)
             report = inspect(location)
         except (ExplorerError, OSError, ValueError) as exc:
-            return self._failed(str(exc))
+            return self._failed(error_message(exc))
         root = next((n for n in report.nodes if n.path == report.path), None)
         if root is None or root.kind == "error":
             errors = [*(getattr(root, "errors", ()) if root else ()), *report.errors]
@@ -357,7 +363,7 @@ class NotebookExplorer:
                 storage_options=self.storage_options,
             )
         except Exception as exc:
-            self.chunk_summary.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            self.chunk_summary.value = _error_html(exc)
             return None
         self.cmap = cmap
         blocks, factor = cmap.aggregated(96)
@@ -412,7 +418,7 @@ class NotebookExplorer:
                 storage_options=self.storage_options,
             )
         except Exception as exc:
-            self.estimate_view.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            self.estimate_view.value = _error_html(exc)
             return None
         self.estimate_report = report
         self.estimate_view.value = report._repr_html_()
@@ -434,7 +440,7 @@ class NotebookExplorer:
         try:
             kwargs = self.recompress_form.run_kwargs()
         except Exception as exc:
-            self.progress_label.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+            self.progress_label.value = _error_html(exc)
             return None
         source = self._source()
         self.recompress_report = None
@@ -450,7 +456,7 @@ class NotebookExplorer:
                     source, destination, progress=self._progress, cancel=self._cancel, **kwargs
                 )
             except Exception as exc:
-                self.progress_label.value = f"<span style='color:#c62828'>{_esc(exc)}</span>"
+                self.progress_label.value = _error_html(exc)
             else:
                 self.recompress_report = report
                 self.report_view.value = report._repr_html_()
