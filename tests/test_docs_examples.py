@@ -52,6 +52,22 @@ def test_codecs_example(in_tmp: Path) -> None:
     assert ns["spec"].v3_json("uint8")[0]["name"] == "imagecodecs_webp"
 
 
+def test_codecs_refusal_example_is_what_recompress_says(in_tmp: Path) -> None:
+    """The refused chunk shape shown in docs/codecs.md is the message recompress gives."""
+    from napari_zarr_explorer.errors import CodecError
+    from napari_zarr_explorer.recompress import recompress
+
+    page = (DOCS / "codecs.md").read_text()
+    found = re.search(r"```text\n(\S+: jpeg encodes 2-D images.*?)```", page, flags=re.S)
+    assert found, "docs/codecs.md shows the refusal, naming the array"
+    where, _, message = " ".join(found.group(1).split()).partition(": ")
+    name = Path(where).name
+    testing.write_array(name, np.zeros((2, 64, 64), "uint8"), chunks=(2, 64, 64))
+    with pytest.raises(CodecError) as refused:
+        recompress(name, "out.zarr", compressor="jpeg:quality=90")
+    assert str(refused.value) == f"{in_tmp / name}: {message}"
+
+
 def test_xarray_example(in_tmp: Path) -> None:
     testing.write_ome_image(
         "image.ome.zarr", shape=(2, 8, 64, 64), levels=2,
