@@ -115,3 +115,38 @@ def test_in_process_json_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["validate", str(doc)]) == 0
     text = capsys.readouterr().out
     assert "invalid" in text and "rows" in text  # the table wraps at the console width
+
+
+# Remote stores that cannot be read: fail at once (one retry, short timeout).
+FAST = '{"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 2}'
+
+
+@pytest.fixture
+def closed_url(tmp_path: Path) -> str:
+    """The URL of a store on a port nothing listens on any more: connections are refused."""
+    from servers import serve_directory
+
+    with serve_directory(tmp_path) as srv:
+        url = srv.url
+    return f"{url}/x.zarr"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_unreachable_store_is_no_verdict(closed_url: str, as_json: bool) -> None:
+    """A store that cannot be reached was not judged: exit 1, why on stderr, nothing on stdout."""
+    proc = run_cli(closed_url, "--storage-options", FAST, *(["--json"] if as_json else []))
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stdout == ""
+    assert closed_url in proc.stderr
+    assert "Check the host name" in proc.stderr  # what to do
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_store_the_server_refuses_is_no_verdict(image: Path, http_server, as_json: bool) -> None:
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    http_server.fail("*", 403)
+    url = f"{http_server.url}/img.ome.zarr"
+    proc = run_cli(url, "--storage-options", FAST, *(["--json"] if as_json else []))
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stdout == ""
+    assert url in proc.stderr and "Access denied" in proc.stderr

@@ -15,6 +15,7 @@ from napari_zarr_explorer.errors import (
     MetadataError,
     NotFoundError,
     PathEscapeError,
+    RemoteError,
     UnsafeDataError,
 )
 from napari_zarr_explorer.ome.validate._judge import judge_attributes as _judge_attributes
@@ -141,6 +142,8 @@ class _Walker:
         self.nodes += 1
         try:
             root = read_node(self.store, "", where="")
+        except RemoteError:  # nothing was read, so nothing can be judged
+            raise
         except ExplorerError as exc:  # a corrupt root document is the verdict
             self.messages.append(self._unreadable("", exc))
             return _OmeInfo()
@@ -648,7 +651,8 @@ def validate(
         The input could not be read at all: a JSON file that is not JSON, or a folder without
         Zarr metadata at its root.
     RemoteError
-        A remote store could not be reached.
+        A remote store could not be reached, or refused access, when reading its root: nothing
+        was judged (a failure below the root is a finding of the report).
     """
     if isinstance(url_or_json_file, Mapping):
         return _validate_document(
