@@ -218,3 +218,42 @@ def test_estimate_cli_over_http_says_the_object_count_is_unknown(http_server, tm
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert "? objects" in out and "None" not in out, out
+
+
+FAST = '{"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 2}'
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_inspect_unreachable_store_cannot_be_opened(tmp_path, as_json):
+    from servers import serve_directory
+
+    with serve_directory(tmp_path) as srv:
+        url = f"{srv.url}/x.zarr"  # closed once the block ends: connections are refused
+    proc = _run("inspect", url, "--storage-options", FAST, *(["--json"] if as_json else []))
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stdout == ""
+    assert url in proc.stderr and "Check the host name" in proc.stderr
+
+
+def test_inspect_without_zarr_metadata_is_the_same_error_local_or_remote(tmp_path, http_server):
+    """An empty folder and a URL with nothing behind it hold no store: exit 1 for both."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (http_server.root / "nothing.zarr").mkdir()
+    for url in (str(empty), f"{http_server.url}/nothing.zarr"):
+        proc = _run("inspect", url)
+        assert proc.returncode == 1, (url, proc.stdout)
+        assert proc.stdout == ""
+        assert f"no Zarr metadata at {url}" in proc.stderr
+
+
+def test_inspect_path_that_is_no_node_cannot_be_opened(stores, http_server):
+    """--path naming nothing: exit 1 "no node at ...", whether the store can list or not."""
+    import shutil
+
+    shutil.copytree(stores["image"], http_server.root / "img.ome.zarr")
+    for url in (str(stores["image"]), f"{http_server.url}/img.ome.zarr"):
+        proc = _run("inspect", url, "--path", "nope")
+        assert proc.returncode == 1, (url, proc.stdout)
+        assert proc.stdout == ""
+        assert f"no node at {url}/nope" in proc.stderr

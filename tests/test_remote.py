@@ -586,10 +586,10 @@ def test_inspect_over_http_matches_local(http_server):
 
 
 @pytest.mark.parametrize("scheme", ["http", "s3"])
-def test_unreachable_store_is_reported_once_without_fallback_noise(tmp_path, scheme):
-    """A store that cannot be reached at all: one error naming the host, no warnings about
-    listing or walking metadata (nothing was walked), whether it was the listing or the root's
-    metadata that failed first."""
+def test_unreachable_store_cannot_be_opened(tmp_path, scheme):
+    """A store that cannot be reached at all is no report of nothing: inspect() raises the
+    error naming the URL (and the host), whether the listing or the root's metadata failed
+    first."""
     from napari_zarr_explorer.report import inspect
     from servers import serve_directory
 
@@ -599,8 +599,7 @@ def test_unreachable_store_is_reported_once_without_fallback_noise(tmp_path, sch
         url, options = f"{endpoint}/a.zarr", dict(FAST)
     else:
         url, options = "s3://bucket/a.zarr", {**FAST, "endpoint_url": endpoint, "anon": True}
-    report = inspect(url, storage_options=options)
-    messages = [m for _, m in report.problems]
-    assert len(messages) == 1, messages
-    assert "127.0.0.1" in messages[0]
-    assert report.warnings == ()
+    with pytest.raises(RemoteError) as info:
+        inspect(url, storage_options=options)
+    assert url in str(info.value)
+    assert "127.0.0.1" in str(info.value)

@@ -317,9 +317,10 @@ def test_missing_store(tmp_path):
 
     with pytest.raises(NotFoundError):
         inspect(tmp_path / "nope.zarr")
+    # a folder with no Zarr metadata holds no store either, as a URL with nothing behind it
     (tmp_path / "empty").mkdir()
-    report = inspect(tmp_path / "empty")
-    assert report.errors and not report.nodes
+    with pytest.raises(NotFoundError, match=r"no Zarr metadata at .*empty"):
+        inspect(tmp_path / "empty")
 
 
 def test_html_and_text(tmp_path):

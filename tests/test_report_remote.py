@@ -77,8 +77,11 @@ def test_escaping_path_in_root_metadata_names_the_store_over_http(http_server):
 
 
 def test_missing_root_over_http_names_the_store(http_server):
+    """No metadata at the URL: nothing to report, and the error names the store itself."""
+    from napari_zarr_explorer.errors import NotFoundError
+
     (http_server.root / "empty.zarr").mkdir()
     url = f"{http_server.url}/empty.zarr"
-    report = inspect(url, storage_options=FAST)
-    (root,) = [n for n in report.nodes if n.path == ""]
-    assert root.errors == (f"{url}: no Zarr node here.",)
+    with pytest.raises(NotFoundError) as info:
+        inspect(url, storage_options=FAST)
+    assert str(info.value).startswith(f"no Zarr metadata at {url} ("), info.value

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_zarr_explorer import codecs as _codecs
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
-from napari_zarr_explorer.errors import ExplorerError, PathEscapeError, RemoteError
+from napari_zarr_explorer.errors import ExplorerError, NotFoundError, PathEscapeError, RemoteError
 from napari_zarr_explorer.store import safe_join
 from napari_zarr_explorer.store.locate import node_where
 
@@ -1115,8 +1115,13 @@ def inspect(
 
     Raises
     ------
-    NotFoundError, RemoteError, ExplorerError
-        When the store itself cannot be opened.
+    RemoteError
+        A remote store could not be reached, or refused access, so nothing could be read.
+    NotFoundError
+        Nothing to report: the path does not exist, there is no Zarr metadata at the URL (a
+        local folder or a URL alike), or no node at *path*.
+    ExplorerError
+        Other reasons the store itself cannot be opened.
     """
     from napari_zarr_explorer import chunks as _chunks
     from napari_zarr_explorer.store import open_url, read_nodes, safe_join
@@ -1171,6 +1176,11 @@ def inspect(
         paths = paths[:max_nodes]
     more = more[:100]
     known.update(read_nodes(store, [p for p in paths if p not in known], where=where))
+    root_node = known.get(root)
+    if isinstance(root_node, RemoteError) and not listed:
+        raise root_node  # unreachable or refused: nothing of the store can be reported
+    if root_node is None and not more and all(p == root for p in paths):
+        raise _nothing_at(where, root)
     nodes: list[NodeReport] = []
     for node_path in paths:
         node = known[node_path]
@@ -1179,11 +1189,7 @@ def inspect(
             continue
         if node is None:
             if node_path == root and listed:
-                if not keys:
-                    store_errors.append(
-                        f"{node_where(where, root)}: no Zarr data here (empty or missing)."
-                    )
-                elif root:
+                if root:
                     store_errors.append(f"{node_where(where, root)}: not a Zarr node.")
                 # an implicit root (v3 without zarr.json at the root) is fine: children follow
                 continue
@@ -1230,6 +1236,21 @@ def inspect(
         max_nodes=max_nodes,
         warnings=tuple(store_warnings),
         errors=tuple(store_errors),
+    )
+
+
+def _nothing_at(where: str, root: str) -> NotFoundError:
+    """Return the error of a walk that found no node: no store at *where*, or no node at *root*."""
+    if root:
+        return NotFoundError(
+            f"no node at {node_where(where, root)}: no Zarr metadata there (zarr.json, .zgroup, "
+            ".zarray or .zattrs), nor below it.",
+            hint="Check the path; inspecting the store without one lists its nodes.",
+        )
+    return NotFoundError(
+        f"no Zarr metadata at {where} (zarr.json, .zgroup, .zarray or .zattrs): this is not a "
+        "Zarr store.",
+        hint="Give the folder or URL of the store itself (the .zarr folder).",
     )
 
 

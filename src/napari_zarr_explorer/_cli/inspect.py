@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
             "Show what a Zarr / OME-Zarr store holds: groups and arrays with shape, dtype, "
             "chunk and shard shapes, codec pipeline, bytes stored and compression ratio, and "
             "the OME metadata. Exit code 0 when every node could be read, 3 when some could "
-            "not (they are reported, the others too), 1 when the store could not be opened."
+            "not (they are reported, the others too), 1 when the store could not be opened "
+            "(unreachable, no Zarr metadata at the URL, no node at --path)."
         ),
     )
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
