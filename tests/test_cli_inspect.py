@@ -257,3 +257,21 @@ def test_inspect_path_that_is_no_node_cannot_be_opened(stores, http_server):
         assert proc.returncode == 1, (url, proc.stdout)
         assert proc.stdout == ""
         assert f"no node at {url}/nope" in proc.stderr
+
+
+def test_inspect_path_names_the_node_once_and_counts_one_in_the_singular(stores):
+    image = str(stores["image"])
+    proc = _run("inspect", image, "--path", "0")
+    assert proc.returncode == 0, proc.stderr
+    first, *_, totals = proc.stdout.splitlines()
+    assert first.startswith(f"{image}/0  array v3 "), first  # not "/0  0 array"
+    assert totals.startswith("0 groups, 1 array;"), totals
+    labels = _run("inspect", image, "--path", "labels/cells")
+    assert labels.returncode == 0, labels.stderr
+    first = labels.stdout.splitlines()[0]
+    assert first.startswith(f"{image}/labels/cells  group v3 "), first
+    assert labels.stdout.splitlines()[-1].startswith("1 group, 2 arrays;")
+    # the notebook's table says the same
+    from napari_zarr_explorer import inspect
+
+    assert "1 group, 2 arrays" in inspect(image, path="labels/cells")._repr_html_()

@@ -606,7 +606,8 @@ class StoreReport:
         stored = self.bytes_stored
         head = (
             f"<div><b>{_html.esc(self.url)}</b>{_html.esc('/' + self.path if self.path else '')}"
-            f" &mdash; {len(self.groups)} groups, {len(self.arrays)} arrays, stored "
+            f" &mdash; {_plural(len(self.groups), 'group')}, "
+            f"{_plural(len(self.arrays), 'array')}, stored "
             f"{_html.human_bytes(stored)}, logical {_html.human_bytes(self.logical_bytes)}</div>"
         )
         group_rows = []
@@ -674,6 +675,10 @@ class StoreReport:
                 "</div>"
             )
         return "".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _parent(path: str) -> str:

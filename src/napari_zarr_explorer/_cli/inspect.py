@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._cli._common import (
+    add_storage_options,
+    plural,
+    printable,
+    storage_options,
+)
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _node_label(node: NodeReport, name: str | None = None) -> str:
+    """One line about *node*, starting with *name* (its own by default; ``""``: no name)."""
     from rich.markup import escape
 
     from napari_zarr_explorer._html import human_bytes
@@ -79,7 +85,7 @@ def _node_label(node: NodeReport, name: str | None = None) -> str:
         shard = f" shards {_shape(node.shard_shape)}" if node.shard_shape else ""
         ratio = node.ratio
         text = (
-            f"[bold cyan]{name}[/] [dim]array v{node.zarr_format}[/] {_shape(node.shape)} "
+            _named(name, "bold cyan") + f"[dim]array v{node.zarr_format}[/] {_shape(node.shape)} "
             f"{escape(printable(node.dtype))} chunks {_shape(node.chunk_shape)}{shard} "
             f"[magenta]{escape(printable(node.codecs_text))}[/] "
             f"stored {human_bytes(node.bytes_stored)}"
@@ -88,11 +94,15 @@ def _node_label(node: NodeReport, name: str | None = None) -> str:
             text += f" [green]ratio {ratio:.2f}[/]"
         return text
     if isinstance(node, GroupReport):
-        text = f"[bold]{name}[/] [dim]group v{node.zarr_format}[/]"
+        text = _named(name, "bold") + f"[dim]group v{node.zarr_format}[/]"
         if node.ome:
             text += f" [yellow]{escape(printable(node.ome.summary))}[/]"
         return text
-    return f"[bold red]{name}[/] [red]unreadable[/]"
+    return _named(name, "bold red") + "[red]unreadable[/]"
+
+
+def _named(name: str, style: str) -> str:
+    return f"[{style}]{name}[/] " if name else ""
 
 
 def _shape(shape: Any) -> str:
@@ -123,7 +133,7 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
     for node in report.nodes:
         if node.path == report.path:
             branch = tree
-            tree.label = f"{title}  {_node_label(node)}"
+            tree.label = f"{title}  {_node_label(node, '')}"  # the title names it
         else:
             # Hang the node under its nearest reported ancestor, at most _MAX_DEPTH levels down
             # (deeper trees would not fit the terminal), naming it by its path from there.
@@ -151,7 +161,7 @@ def render_tree(report: StoreReport, *, attributes: bool = False) -> Tree:
             branch.add(f"[dim]{escape(printable(text))}[/]")
     if report.truncated:
         tree.add(
-            f"[yellow]... more than {report.max_nodes} nodes; go deeper with --path "
+            f"[yellow]... more than {plural(report.max_nodes, 'node')}; go deeper with --path "
             f"{escape(printable(', '.join(report.more[:10])))}[/]"
         )
     for warn in report.warnings:
@@ -166,12 +176,12 @@ def _totals(report: StoreReport) -> str:
 
     stored = report.bytes_stored
     text = (
-        f"{len(report.groups)} groups, {len(report.arrays)} arrays; stored "
+        f"{plural(len(report.groups), 'group')}, {plural(len(report.arrays), 'array')}; stored "
         f"{human_bytes(stored)}, logical {human_bytes(report.logical_bytes)}"
     )
     if stored and report.logical_bytes:
         text += f", ratio {report.logical_bytes / stored:.2f}"
     problems = len(report.problems)
     if problems:
-        text += f"; [red]{problems} problem{'s' if problems != 1 else ''}[/]"
+        text += f"; [red]{plural(problems, 'problem')}[/]"
     return text
