@@ -275,3 +275,16 @@ def test_inspect_path_names_the_node_once_and_counts_one_in_the_singular(stores)
     from napari_zarr_explorer import inspect
 
     assert "1 group, 2 arrays" in inspect(image, path="labels/cells")._repr_html_()
+
+
+@pytest.mark.parametrize("command", ["inspect", "chunks", "estimate"])
+def test_path_and_array_are_the_same_option(stores, command):
+    """--path and --array name the node on every command that takes one."""
+    docs = []
+    for flag in ("--path", "--array"):
+        proc = _run(command, str(stores["image"]), flag, "labels/cells/1", "--json")
+        assert proc.returncode == 0, (flag, proc.stderr)
+        docs.append(json.loads(proc.stdout))
+    assert docs[0]["path"] == docs[1]["path"] == "labels/cells/1"
+    help_text = _run(command, "--help").stdout
+    assert "--path" in help_text and "--array" in help_text

@@ -109,11 +109,16 @@ def print_error(message: str) -> None:
 
 
 def add_array_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``URL``, ``--storage-options``, ``--array PATH`` and ``--level N`` to *parser*."""
+    """Add ``URL``, ``--storage-options``, ``--array PATH`` and ``--level N`` to *parser*.
+
+    ``--path`` is the same option as ``--array`` (``inspect`` names a node with ``--path``).
+    """
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
     add_storage_options(parser)
     parser.add_argument(
         "--array",
+        "--path",
+        dest="array",
         default=None,
         metavar="PATH",
         help="path of the array (or OME image group) in the store; default: the URL itself, "

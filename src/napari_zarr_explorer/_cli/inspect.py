@@ -38,7 +38,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("url", metavar="URL", help="path or URL of the store")
     add_storage_options(parser)
-    parser.add_argument("--path", default="", help="start at this node of the store")
+    parser.add_argument(
+        "--path",
+        "--array",
+        dest="path",
+        default="",
+        metavar="PATH",
+        help="start at this node (group or array) of the store; default: its root",
+    )
     parser.add_argument(
         "--max-nodes",
         type=int,
