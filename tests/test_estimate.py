@@ -213,3 +213,23 @@ def test_skipped_chunk_of_a_root_array_names_the_store(image, over, request):
     report = estimate(url, "", "zstd:3", sample=16)
     (warning,) = [w for w in report.warnings if "could not be read" in w]
     assert warning.startswith(f"{url}: sampled region "), warning
+
+
+def test_an_array_with_no_stored_chunks_has_nothing_to_sample(tmp_path, capsys):
+    """Every chunk reads as the fill value: nothing is sampled, and the report says so."""
+    from napari_zarr_explorer.cli import main
+
+    path = write_array(tmp_path / "empty.zarr", np.zeros((64, 64), "uint16"), chunks=(32, 32))
+    report = estimate(path, "", ["zstd:3", "none"])
+    assert report.objects_stored == 0
+    assert report.chunks_sampled == 0
+    assert any("no stored chunks: nothing to sample" in w for w in report.warnings)
+    for c in report.candidates:
+        assert c.sampled == 0 and c.projected_ratio is None and not c.problems
+    assert main(["estimate", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["chunks_sampled"] == 0 and doc["candidates"][0]["sampled"] == 0
+    assert main(["estimate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "no stored chunks: nothing to sample" in out
+    assert "sample of" not in out  # no table of numbers measured on nothing

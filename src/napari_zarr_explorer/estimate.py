@@ -20,7 +20,17 @@ from napari_zarr_explorer.codec_spec import CompressorSpec, ErrorStats, parse_co
 from napari_zarr_explorer.codecs import jsonable
 from napari_zarr_explorer.errors import CodecError, ExplorerError
 
-__all__ = ["Candidate", "CandidateResult", "EstimateReport", "estimate", "parse_shape"]
+__all__ = [
+    "NOTHING_TO_SAMPLE",
+    "Candidate",
+    "CandidateResult",
+    "EstimateReport",
+    "estimate",
+    "parse_shape",
+]
+
+NOTHING_TO_SAMPLE = "no stored chunks: nothing to sample (every chunk reads as the fill value)."
+"""The warning of an estimate of an array that stores no chunk (then no chunk is sampled)."""
 
 
 def parse_shape(text: str | Sequence[int] | None, *, what: str = "shape") -> tuple[int, ...] | None:
@@ -453,6 +463,9 @@ def estimate(
         )
         objects_stored = int(valid.sum())
         bytes_stored = int(listing.sizes[valid].sum()) if objects_stored else 0
+    nothing_stored = objects_stored == 0  # every chunk is the fill value: no sample to take
+    if nothing_stored:
+        warnings.append(NOTHING_TO_SAMPLE)
 
     samples: dict[tuple[int, ...], list[tuple[npt.NDArray[Any], bool]]] = {}
     results: list[CandidateResult] = []
@@ -494,6 +507,8 @@ def estimate(
                 )
             )
             continue
+        if chunk not in samples and nothing_stored:
+            samples[chunk] = []
         if chunk not in samples:
             grid = _codecs.grid_shape(shape, chunk)
             blocks: list[tuple[npt.NDArray[Any], bool]] = []

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_zarr_explorer._cli._common import (
     add_array_arguments,
     printable,
     storage_options,
 )
+
+if TYPE_CHECKING:
+    from napari_zarr_explorer.estimate import EstimateReport
 
 __all__ = ["register", "run"]
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from napari_zarr_explorer._cli.chunks import _default_array
     from napari_zarr_explorer._html import human_bytes
-    from napari_zarr_explorer.estimate import estimate
+    from napari_zarr_explorer.estimate import NOTHING_TO_SAMPLE, estimate
 
     options = storage_options(args)
     path = args.array if args.array is not None else _default_array(args.url, options)
@@ -105,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
         + f"; now {human_bytes(report.bytes_stored)} in {report.objects_text}"
         + (f", ratio {ratio:.2f}" if ratio else "")
     )
+    warnings = [w for w in report.warnings if w != NOTHING_TO_SAMPLE]
+    if NOTHING_TO_SAMPLE in report.warnings:  # no table of numbers measured on nothing
+        out_console.print(escape(NOTHING_TO_SAMPLE))
+        _print_problems(report, warnings)
+        return 0
     n = report.chunks_sampled
     asked = f", {report.sample} asked" if n < report.sample else ""
     table = Table(title=f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})")
@@ -128,9 +136,18 @@ def run(args: argparse.Namespace) -> int:
             style=style,
         )
     out_console.print(table)
+    _print_problems(report, warnings)
+    return 0
+
+
+def _print_problems(report: EstimateReport, warnings: list[str]) -> None:
+    """Print each candidate's problems (whole, one a line), then *warnings*."""
+    from rich.markup import escape
+
+    from napari_zarr_explorer._cli._common import out_console
+
     for c in report.candidates:
         for problem in c.problems:
             out_console.print(f"[red]{escape(printable(c.label))}:[/] {escape(printable(problem))}")
-    for warn in report.warnings:
+    for warn in warnings:
         out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
-    return 0
