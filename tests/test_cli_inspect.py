@@ -288,3 +288,19 @@ def test_path_and_array_are_the_same_option(stores, command):
     assert docs[0]["path"] == docs[1]["path"] == "labels/cells/1"
     help_text = _run(command, "--help").stdout
     assert "--path" in help_text and "--array" in help_text
+
+
+def test_estimate_names_the_array_once(tmp_path):
+    """The header names the array; candidate lines and warnings below it do not repeat it."""
+    image = write_ome_image(
+        tmp_path / "img.ome.zarr", shape=(2, 4, 32, 32), chunks=(1, 1, 32, 32), levels=1
+    )
+    chunk = next(p for p in (image / "0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(chunk.read_bytes()[:10])  # a sampled chunk that cannot be read
+    proc = _run("estimate", str(image), "--compressor", "webp:quality=80", "--compressor", "zstd:3")
+    assert proc.returncode == 0, proc.stderr
+    where = f"{image}/0"
+    assert proc.stdout.count(where) == 1, proc.stdout
+    assert proc.stdout.splitlines()[0].startswith(f"{where}: ")
+    assert "webp:quality=80: webp encodes RGB or RGBA images" in proc.stdout
+    assert "warning: sampled region " in proc.stdout

@@ -141,13 +141,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_problems(report: EstimateReport, warnings: list[str]) -> None:
-    """Print each candidate's problems (whole, one a line), then *warnings*."""
+    """Print each candidate's problems (whole, one a line), then *warnings*.
+
+    The header names the array: a message that starts with its location is printed without it.
+    """
     from rich.markup import escape
 
     from napari_zarr_explorer._cli._common import out_console
+    from napari_zarr_explorer.store.locate import node_where
+
+    prefix = node_where(report.url, report.path) + ": "
+
+    def local(text: str) -> str:
+        return escape(printable(text.removeprefix(prefix)))
 
     for c in report.candidates:
         for problem in c.problems:
-            out_console.print(f"[red]{escape(printable(c.label))}:[/] {escape(printable(problem))}")
+            out_console.print(f"[red]{escape(printable(c.label))}:[/] {local(problem)}")
     for warn in warnings:
-        out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
+        out_console.print(f"[yellow]warning:[/] {local(warn)}")
