@@ -84,13 +84,26 @@ def test_chunks_through_an_escaping_folder_link_are_absent(linked_c: Path) -> No
     assert (out == 0).all()
 
 
-def test_estimate_does_not_sample_chunks_outside(linked_c: Path) -> None:
-    from napari_zarr_explorer.estimate import estimate
+def test_estimate_does_not_sample_chunks_outside(tmp_path: Path, linked_c: Path) -> None:
+    from napari_zarr_explorer.estimate import NOTHING_TO_SAMPLE, estimate
 
+    # The whole chunk folder leads outside: the store holds no chunk, so nothing is sampled.
     report = estimate(str(linked_c), "", ["zstd:1"], sample=4)
     (cand,) = report.to_dict()["candidates"]
-    # every sampled chunk reads as missing: none was read from the other store
-    assert cand["sampled"] == 4 and cand["sampled_empty"] == 4 and cand["bytes_in"] == 0
+    assert cand["sampled"] == 0 and cand["bytes_in"] == 0
+    assert NOTHING_TO_SAMPLE in report.warnings
+
+    # One chunk of its own, three linked to another store's chunks: all four are sampled, the
+    # linked ones read as missing, and none was read from the other store.
+    outside = _v3(tmp_path / "outside2" / "secret.zarr", SECRET)
+    src = _v3(tmp_path / "mixed.zarr")
+    for key in ("0/1", "1/0", "1/1"):
+        (src / "c" / key).unlink()
+        (src / "c" / key).symlink_to(outside / "c" / key)
+    report = estimate(str(src), "", ["zstd:1"], sample=4)
+    (cand,) = report.to_dict()["candidates"]
+    assert cand["sampled"] == 4 and cand["sampled_empty"] == 3
+    assert cand["bytes_in"] == 16 * 16 * VALUES.itemsize
 
 
 def test_metadata_linked_to_an_outside_file_is_not_reported(
