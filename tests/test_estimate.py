@@ -233,3 +233,46 @@ def test_an_array_with_no_stored_chunks_has_nothing_to_sample(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no stored chunks: nothing to sample" in out
     assert "sample of" not in out  # no table of numbers measured on nothing
+
+
+def test_no_readable_sampled_chunk_projects_nothing_and_says_why(image, capsys):
+    """Every sampled chunk unreadable: no projection (not 0 B), and the reason names a key."""
+    from napari_zarr_explorer.cli import main
+
+    for chunk in (image / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(chunk.read_bytes()[:10])
+    report = estimate(image, "", ["zstd:3", "none"], sample=16)
+    assert report.chunks_sampled == 0
+    for c in report.candidates:
+        assert c.projected_bytes is None and c.projected_objects is None
+        assert c.projected_ratio is None and not c.problems
+    (summary,) = [w for w in report.warnings if "nothing to project" in w]
+    assert "none of the 16 sampled chunks could be read: nothing to project" in summary
+    assert "c/0/0/0" in summary and "Zstd" in summary, summary
+    text = str(report)
+    assert "projected 0 B" not in text and " 0 objects" not in text and "ratio 0.00" not in text
+    assert "none of the 16 sampled chunks could be read" in text
+
+    assert main(["estimate", str(image), "--compressor", "zstd:3", "--json"]) == 0
+    (cand,) = json.loads(capsys.readouterr().out)["candidates"]
+    assert cand["projected_bytes"] is None and cand["projected_objects"] is None
+    assert main(["estimate", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "none of the 16 sampled chunks could be read: nothing to project" in out
+    assert "c/0/0/0" in out
+    assert "sample of" not in out and " 0 B" not in out  # no table of numbers measured on nothing
+
+
+def test_no_possible_candidate_samples_nothing_and_says_so(image, capsys):
+    """Every candidate 'not possible': no 'sample of 0 chunks' title over nothing measured."""
+    from napari_zarr_explorer.cli import main
+
+    report = estimate(image, "", {"compressor": "zstd:3", "chunks": "32,32"})
+    assert report.chunks_sampled == 0 and report.best is None
+    assert report.to_dict()["candidates"][0]["projected_bytes"] is None
+    assert main(["estimate", str(image), "--chunks", "32,32"]) == 0
+    out = capsys.readouterr().out
+    assert "sample of" not in out
+    assert "no candidate is possible: nothing sampled" in out
+    assert "do not match the array's 3 axes" in out

@@ -127,7 +127,9 @@ class CandidateResult:
     encode_mbps, decode_mbps
         Speed in MB/s (10^6 bytes of raw data per second) on this machine, one thread.
     projected_bytes
-        Projected stored bytes of the whole array (chunks, plus shard indexes).
+        Projected stored bytes of the whole array (chunks, plus shard indexes); None when
+        nothing could be sampled (the candidate is not possible, or no sampled chunk could be
+        read).
     projected_objects
         Projected number of stored objects (chunks, or shards when sharded).
     projected_ratio
@@ -278,6 +280,9 @@ class EstimateReport:
         for c in self.candidates:
             if c.problems:
                 lines.append(f"  {c.label}: {'; '.join(c.problems)}")
+                continue
+            if c.projected_bytes is None:  # no sampled chunk could be read (see the warnings)
+                lines.append(f"  {c.label}: nothing projected")
                 continue
             lines.append(
                 f"  {c.label}: ratio {c.projected_ratio or 0:.2f}, "
@@ -463,6 +468,7 @@ def estimate(
         )
         objects_stored = int(valid.sum())
         bytes_stored = int(listing.sizes[valid].sum()) if objects_stored else 0
+    key_encoding = _codecs.chunk_key_encoding(metadata, zarr_format=zarr_format)
     nothing_stored = objects_stored == 0  # every chunk is the fill value: no sample to take
     if nothing_stored:
         warnings.append(NOTHING_TO_SAMPLE)
@@ -512,16 +518,44 @@ def estimate(
         if chunk not in samples:
             grid = _codecs.grid_shape(shape, chunk)
             blocks: list[tuple[npt.NDArray[Any], bool]] = []
-            for idx in _sample_indices(grid, sample, seed):
+            unreadable: list[tuple[str, str]] = []  # (region and key, reason)
+            indices = _sample_indices(grid, sample, seed)
+            for idx in indices:
                 try:
                     blocks.append(_read_block(arr, idx, chunk, fill_value))
                 except Exception as exc:  # a corrupt chunk must not stop the estimate
-                    warnings.append(
-                        f"{node_where(where, path)}: sampled region {list(idx)} "
-                        f"(chunks {list(chunk)}) could not be read and was skipped: "
-                        f"{type(exc).__name__}: {exc}"
+                    # the stored object holding the region's first element
+                    stored = [i * c // o for i, c, o in zip(idx, chunk, outer, strict=True)]
+                    unreadable.append(
+                        (
+                            f"region {list(idx)} (chunks {list(chunk)}, key "
+                            f"{_codecs.chunk_key(stored, key_encoding)})",
+                            f"{type(exc).__name__}: {exc}",
+                        )
                     )
+            if indices and not blocks:  # one line, with the first reason: not one per chunk
+                region, reason = unreadable[0]
+                warnings.append(
+                    f"{node_where(where, path)}: none of the {len(indices)} sampled chunks "
+                    f"could be read: nothing to project (the first, {region}: {reason})"
+                )
+            else:
+                warnings.extend(
+                    f"{node_where(where, path)}: sampled {region} could not be read and was "
+                    f"skipped: {reason}"
+                    for region, reason in unreadable
+                )
             samples[chunk] = blocks
+        if not samples[chunk] and not nothing_stored:  # nothing read: no projection at all
+            results.append(
+                CandidateResult(
+                    label=cand.label,
+                    compressor=cand.spec.label,
+                    chunk_shape=chunk,
+                    shard_shape=shard,
+                )
+            )
+            continue
         results.append(_evaluate(cand, chunk, shard, shape, dtype, itemsize, samples[chunk]))
     return EstimateReport(
         url=where,

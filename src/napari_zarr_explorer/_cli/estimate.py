@@ -113,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
         out_console.print(escape(NOTHING_TO_SAMPLE))
         _print_problems(report, warnings)
         return 0
+    if not any(not c.problems and c.projected_bytes is not None for c in report.candidates):
+        # nothing sampled (no candidate possible, or no sampled chunk readable): no table
+        if all(c.problems for c in report.candidates):
+            out_console.print("no candidate is possible: nothing sampled")
+        _print_problems(report, warnings)
+        return 0
     n = report.chunks_sampled
     asked = f", {report.sample} asked" if n < report.sample else ""
     table = Table(title=f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})")
@@ -130,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
             f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
             f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
             f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
-            human_bytes(c.projected_bytes),
-            str(c.projected_objects),
+            human_bytes(c.projected_bytes) if c.projected_bytes is not None else "-",
+            str(c.projected_objects) if c.projected_objects is not None else "-",
             f"{c.error.max_abs:.3g}" if c.error is not None else "-",
             style=style,
         )
