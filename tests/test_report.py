@@ -370,3 +370,20 @@ def test_unlistable_plate_visits_rows_and_wells(tmp_path):
     listed = inspect(plate)
     unlisted = inspect(UnlistableStore(LocalStore(plate, read_only=True)))
     assert {n.path for n in unlisted.nodes} == {n.path for n in listed.nodes}
+
+
+def test_text_names_the_starting_node_once(tmp_path):
+    """As `inspect --path`: the first line names the node, and its description follows."""
+    path = write_ome_image(tmp_path / "img.ome.zarr", shape=(1, 2, 32, 32), levels=2, labels=True)
+    first, *rest = str(inspect(path, path="0")).splitlines()
+    assert first.startswith(f"{path}/0  array (Zarr v3) [1, 2, 32, 32] uint16"), first
+    assert rest == []
+    first, *rest = str(inspect(path, path="labels/cells")).splitlines()
+    assert first.startswith(f"{path}/labels/cells  group (Zarr v3) [OME label image"), first
+    assert [line.split(" (")[0] for line in rest] == [
+        "  array labels/cells/0",
+        "  array labels/cells/1",
+    ]
+    first, second, *_ = str(inspect(path)).splitlines()
+    assert first.startswith(f"{path}  group (Zarr v3) [OME image 0.5"), first
+    assert second.startswith("  array 0 (Zarr v3)"), second

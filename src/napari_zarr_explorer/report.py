@@ -270,7 +270,11 @@ class GroupReport:
         return head + "".join(parts) + _html.json_block(jsonable(dict(self.attributes)))
 
     def __str__(self) -> str:
-        text = f"group {self.path or '/'} (Zarr v{self.zarr_format})"
+        return self._line(self.path or "/")
+
+    def _line(self, name: str) -> str:
+        """One line about the group, naming it *name* (``""``: no name)."""
+        text = f"group{' ' + name if name else ''} (Zarr v{self.zarr_format})"
         if self.ome:
             text += f" [{self.ome.summary}]"
         return text
@@ -421,12 +425,17 @@ class ArrayReport:
         )
 
     def __str__(self) -> str:
+        return self._line(self.path or "/")
+
+    def _line(self, name: str) -> str:
+        """One line about the array, naming it *name* (``""``: no name)."""
         from napari_zarr_explorer._html import human_bytes
 
         shard = f" shards {list(self.shard_shape)}" if self.shard_shape else ""
         ratio = self.ratio
         return (
-            f"array {self.path or '/'} (Zarr v{self.zarr_format}) {list(self.shape)} {self.dtype} "
+            f"array{' ' + name if name else ''} (Zarr v{self.zarr_format}) "
+            f"{list(self.shape)} {self.dtype} "
             f"chunks {list(self.chunk_shape)}{shard} [{self.codecs_text}] "
             f"stored {human_bytes(self.bytes_stored)}" + (f" ratio {ratio:.2f}" if ratio else "")
         )
@@ -461,7 +470,11 @@ class ErrorReport:
         }
 
     def __str__(self) -> str:
-        return f"unreadable {self.path or '/'}"
+        return self._line(self.path or "/")
+
+    def _line(self, name: str) -> str:
+        """One line about the node, naming it *name* (``""``: no name)."""
+        return f"unreadable{' ' + name if name else ''}"
 
 
 NodeReport = GroupReport | ArrayReport | ErrorReport
@@ -578,13 +591,18 @@ class StoreReport:
 
     def __str__(self) -> str:
         lines = [f"{self.url}{'/' + self.path if self.path else ''}"]
+        # the first line names the starting node: its description follows there, unnamed
+        shift = 0 if any(n.path == self.path for n in self.nodes) else 1
         for node in self.nodes:
-            depth = _depth(node.path) - _depth(self.path)
-            lines.append("  " * (depth + 1) + str(node))
+            depth = _depth(node.path) - _depth(self.path) + shift
+            if node.path == self.path:
+                lines[0] += "  " + node._line("")
+            else:
+                lines.append("  " * depth + str(node))
             for err in node.errors:
-                lines.append("  " * (depth + 2) + f"error: {err}")
+                lines.append("  " * (depth + 1) + f"error: {err}")
             for warn in node.warnings:
-                lines.append("  " * (depth + 2) + f"warning: {warn}")
+                lines.append("  " * (depth + 1) + f"warning: {warn}")
         if self.truncated:
             lines.append(
                 f"  ... more than {self.max_nodes} nodes; go deeper with path= one of: "
