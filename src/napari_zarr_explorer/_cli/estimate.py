@@ -113,15 +113,18 @@ def run(args: argparse.Namespace) -> int:
         out_console.print(escape(NOTHING_TO_SAMPLE))
         _print_problems(report, warnings)
         return 0
-    if not any(not c.problems and c.projected_bytes is not None for c in report.candidates):
-        # nothing sampled (no candidate possible, or no sampled chunk readable): no table
-        if all(c.problems for c in report.candidates):
-            out_console.print("no candidate is possible: nothing sampled")
+    measured = any(not c.problems and c.projected_bytes is not None for c in report.candidates)
+    if not measured and not all(c.problems for c in report.candidates):
+        # no sampled chunk could be read (the warnings say why): no table of nothing measured
         _print_problems(report, warnings)
         return 0
-    n = report.chunks_sampled
-    asked = f", {report.sample} asked" if n < report.sample else ""
-    table = Table(title=f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})")
+    if measured:
+        n = report.chunks_sampled
+        asked = f", {report.sample} asked" if n < report.sample else ""
+        title = f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})"
+    else:  # every candidate is "not possible": none was tried on a chunk
+        title = "no candidate is possible: nothing sampled"
+    table = Table(title=title)
     for col in ("candidate", "ratio", "encode MB/s", "decode MB/s", "projected", "objects"):
         table.add_column(col, justify="left" if col == "candidate" else "right")
     table.add_column("max error", justify="right")
