@@ -1,7 +1,9 @@
-"""Small HTML helpers for the ``_repr_html_`` of reports (Jupyter).
+"""Small helpers for the text and HTML renderings of reports.
 
-Everything is escaped; pictures are capped (chunk maps are aggregated to at most a few thousand
-cells) so that huge hierarchies and grids render at once in a notebook.
+:func:`human_bytes` and :func:`plural` are shared by the reports and the command line; the rest
+serve the ``_repr_html_`` of reports (Jupyter). Everything is escaped; pictures are capped
+(chunk maps are aggregated to at most a few thousand cells) so that huge hierarchies and grids
+render at once in a notebook.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ __all__ = [
     "chunk_svg",
     "esc",
     "human_bytes",
+    "plural",
     "table",
 ]
 
@@ -50,6 +53,11 @@ def human_bytes(n: int | float | None) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"  # pragma: no cover
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 array"``, ``"2 arrays"``, ``"0 arrays"``: a count and its noun."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def table(

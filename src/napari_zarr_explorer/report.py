@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from napari_zarr_explorer import codecs as _codecs
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer.codecs import CodecInfo, jsonable
 from napari_zarr_explorer.errors import ExplorerError, NotFoundError, PathEscapeError, RemoteError
 from napari_zarr_explorer.store import safe_join
@@ -624,8 +625,8 @@ class StoreReport:
         stored = self.bytes_stored
         head = (
             f"<div><b>{_html.esc(self.url)}</b>{_html.esc('/' + self.path if self.path else '')}"
-            f" &mdash; {_plural(len(self.groups), 'group')}, "
-            f"{_plural(len(self.arrays), 'array')}, stored "
+            f" &mdash; {plural(len(self.groups), 'group')}, "
+            f"{plural(len(self.arrays), 'array')}, stored "
             f"{_html.human_bytes(stored)}, logical {_html.human_bytes(self.logical_bytes)}</div>"
         )
         group_rows = []
@@ -693,10 +694,6 @@ class StoreReport:
                 "</div>"
             )
         return "".join(parts)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _parent(path: str) -> str:

@@ -22,7 +22,6 @@ __all__ = [
     "cancel_on_sigint",
     "err_console",
     "out_console",
-    "plural",
     "print_error",
     "print_json",
     "print_report",
@@ -96,11 +95,6 @@ def printable(text: str, *, one_line: bool = False) -> str:
     node's name would draw a node that does not exist.
     """
     return (_UNPRINTABLE_LINE if one_line else _UNPRINTABLE).sub(_escape_char, text)
-
-
-def plural(n: int, word: str) -> str:
-    """``"1 array"``, ``"2 arrays"``, ``"0 arrays"``: a count and its noun."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def print_error(message: str) -> None:

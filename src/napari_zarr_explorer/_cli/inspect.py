@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from napari_zarr_explorer._cli._common import (
     add_storage_options,
-    plural,
     printable,
     storage_options,
 )
+from napari_zarr_explorer._html import plural
 
 if TYPE_CHECKING:
     from rich.tree import Tree

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from napari_zarr_explorer._cli._common import add_storage_options, printable, storage_options
+from napari_zarr_explorer._html import plural
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -89,16 +90,12 @@ def _headline(report: ValidationReport) -> str:
         what = f" OME-NGFF {escape(printable(ome))}"
     elif report.kind and report.notes:  # not OME-NGFF (N5): say what it is
         what = f" {escape(printable(report.kind))}"
-    counts = f"{_n(len(report.errors), 'error')}, {_n(len(report.warnings), 'warning')}"
+    counts = f"{plural(len(report.errors), 'error')}, {plural(len(report.warnings), 'warning')}"
     if report.mode == "store":
-        counts += f", {_n(report.nodes_checked, 'node')} checked"
+        counts += f", {plural(report.nodes_checked, 'node')} checked"
     if report.strict:
         counts += ", strict rules"
     return f"{escape(printable(report.source))}: {verdict}{what} ({counts})"
-
-
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def render(report: ValidationReport) -> Table:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer.errors import (
     CodecError,
     ExplorerError,
@@ -38,7 +39,6 @@ from napari_zarr_explorer.ome.validate.common import (
     _none_exist,
     _OmeInfo,
     _p,
-    _plural,
     _short,
     _str_list,
 )
@@ -415,8 +415,8 @@ class _Walker:
         if n_xml is not None and n_xml != n_found:
             ctx.warn(
                 _p(info.base, "bioformats2raw.layout"),
-                f"OME/METADATA.ome.xml describes {_plural(n_xml, 'image')}, but "
-                f"{_plural(n_found, 'series')} {'was' if n_found == 1 else 'were'} found.",
+                f"OME/METADATA.ome.xml describes {plural(n_xml, 'image')}, but "
+                f"{plural(n_found, 'series')} {'was' if n_found == 1 else 'were'} found.",
             )
 
     def count_xml_images(self, key: str) -> int | None:

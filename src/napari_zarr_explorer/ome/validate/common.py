@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer.errors import PathEscapeError
 from napari_zarr_explorer.store import safe_join
 
@@ -178,7 +179,7 @@ class ValidationReport:
         """One line: the verdict, then the first errors (or warnings) with their location."""
         what = f"OME-NGFF {self.version} {self.kind}" if self.version else (self.kind or "input")
         errors, warnings = self.errors, self.warnings
-        counts = _plural(len(errors), "error") + ", " + _plural(len(warnings), "warning")
+        counts = plural(len(errors), "error") + ", " + plural(len(warnings), "warning")
         head = f"{'valid' if self.valid else 'invalid'} {what} ({counts})"
         if self.notes:
             head += " [" + " ".join(self.notes) + "]"
@@ -214,8 +215,8 @@ class ValidationReport:
                 if self.version
                 else (f" ({self.kind})" if self.kind and self.notes else "")
             ),
-            f"  {_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
-            + (f", {_plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
+            f"  {plural(len(self.errors), 'error')}, {plural(len(self.warnings), 'warning')}"
+            + (f", {plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
             + (", strict rules" if self.strict else ""),
         ]
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -234,8 +235,8 @@ class ValidationReport:
         if not self.version and self.kind and self.notes:
             what = esc(self.kind)
         counts = (
-            f"{_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
-            + (f", {_plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
+            f"{plural(len(self.errors), 'error')}, {plural(len(self.warnings), 'warning')}"
+            + (f", {plural(self.nodes_checked, 'node')} checked" if self.mode == "store" else "")
             + (", strict rules" if self.strict else "")
         )
         head = f"<div><code>{esc(self.source)}</code>: {verdict} {what} ({esc(counts)})</div>"
@@ -262,10 +263,6 @@ class ValidationReport:
             + table(("level", "node", "file", "JSON path", "message"), rows, raw_columns=(0,))
             + more
         )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _none_exist(n: int, what: str) -> str:
@@ -378,7 +375,7 @@ class _Messages(list[ValidationMessage]):
         closing: dict[tuple[str, str], list[ValidationMessage]] = {}
         for (node, file, level), n in self._left_out.items():
             text = (
-                f"{_plural(n, 'more ' + level)} in this document not listed (only the first "
+                f"{plural(n, 'more ' + level)} in this document not listed (only the first "
                 f"{MAX_MESSAGES_PER_DOCUMENT} messages of a document are)."
             )
             closing.setdefault((node, file), []).append(
@@ -751,7 +748,7 @@ def _check_vector(t: Mapping[str, Any], key: str, ctx: _Ctx, pj: str, n_axes: in
     if n_axes is not None and len(vec) != n_axes:
         ctx.strict_error(
             _p(pj, key),
-            f"has {_plural(len(vec), 'value')} for {_axes_word(n_axes)}: the specification "
+            f"has {plural(len(vec), 'value')} for {_axes_word(n_axes)}: the specification "
             "requires one value per axis.",
         )
 
