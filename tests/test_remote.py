@@ -379,7 +379,7 @@ def test_access_denied_says_so_and_how_to_pass_credentials(http_server):
     msg = str(info.value)
     assert "Access denied" in msg
     assert "img.ome.zarr/zarr.json" in msg
-    assert "storage_options" in msg
+    assert "--storage-options" in msg and "storage_options=" in msg  # command line, Python
     assert http_server.count("img.ome.zarr/zarr.json") == 1  # not retried
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -96,6 +97,21 @@ def test_private_bucket_without_credentials_is_access_denied(s3_server, image, n
     assert "Access denied" in msg
     assert "AWS_ACCESS_KEY_ID" in msg
     assert url in msg
+    # the way to pass options, both where they are given as a flag and as an argument
+    assert "--storage-options" in msg and "storage_options=" in msg
+
+
+def test_private_bucket_access_denied_on_the_command_line_names_the_flag(
+    s3_server, image, no_aws, capsys
+):
+    from napari_zarr_explorer.cli import main
+
+    url = s3_server.upload(image, s3_server.private_bucket, _prefix())
+    options = json.dumps({"endpoint_url": s3_server.endpoint_url, **FAST})
+    assert main(["inspect", url, "--storage-options", options]) == 1
+    err = capsys.readouterr().err
+    assert "Access denied" in err and "AWS_ACCESS_KEY_ID" in err
+    assert "--storage-options" in err
 
 
 def test_private_bucket_with_credentials_from_environment(s3_server, image, no_aws):

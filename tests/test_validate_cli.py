@@ -150,3 +150,4 @@ def test_store_the_server_refuses_is_no_verdict(image: Path, http_server, as_jso
     assert proc.returncode == 1, proc.stdout
     assert proc.stdout == ""
     assert url in proc.stderr and "Access denied" in proc.stderr
+    assert "--storage-options" in proc.stderr  # the flag that passes credentials here

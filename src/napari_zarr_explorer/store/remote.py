@@ -962,18 +962,21 @@ _AWS_CREDENTIAL_ENV = (
 )
 _AWS_AUTH_OPTIONS = ("anon", "key", "secret", "token", "profile", "session", "username", "password")
 
+# Options are given as --storage-options JSON on the command line and as storage_options= in
+# Python: a hint names both (the options are written as JSON, which Python reads as a dict too).
+_OPTIONS_HOW = "with --storage-options (command line) or storage_options= (Python)"
 _S3_HINT = (
     "Public buckets are read anonymously. For a private bucket set AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass storage_options={'key': ..., "
-    "'secret': ...} or {'profile': ...}."
+    'AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass {"key": ..., "secret": ...} or '
+    f'{{"profile": ...}} {_OPTIONS_HOW}.'
 )
 _GCS_HINT = (
     "Public buckets are read anonymously. For a private bucket set "
     "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run `gcloud auth "
-    "application-default login`, or pass storage_options={'token': ...}."
+    f'application-default login`, or pass {{"token": ...}} {_OPTIONS_HOW}.'
 )
 _HTTP_HINT = (
-    "Pass credentials with storage_options, e.g. {'headers': {'Authorization': 'Bearer ...'}}."
+    f'Pass credentials, e.g. {{"headers": {{"Authorization": "Bearer ..."}}}}, {_OPTIONS_HOW}.'
 )
 
 
