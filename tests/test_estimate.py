@@ -253,6 +253,8 @@ def test_no_readable_sampled_chunk_projects_nothing_and_says_why(image, capsys):
     text = str(report)
     assert "projected 0 B" not in text and " 0 objects" not in text and "ratio 0.00" not in text
     assert "none of the 16 sampled chunks could be read" in text
+    html = report._repr_html_()
+    assert "<td>0 B</td>" not in html and "<td>?</td>" not in html  # nothing, not unknown
 
     assert main(["estimate", str(image), "--compressor", "zstd:3", "--json"]) == 0
     (cand,) = json.loads(capsys.readouterr().out)["candidates"]

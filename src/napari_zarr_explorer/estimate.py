@@ -317,7 +317,7 @@ class EstimateReport:
                     f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
                     f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
                     f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
-                    _html.human_bytes(c.projected_bytes),
+                    _html.human_bytes(c.projected_bytes) if c.projected_bytes is not None else "-",
                     c.projected_objects if c.projected_objects is not None else "-",
                     f"{c.error.max_abs:.3g}" if c.error is not None else "-",
                     "; ".join(c.problems),
