@@ -143,7 +143,16 @@ def test_bioformats2raw_series(tmp_path: Path) -> None:
     (path / "OME" / ".zattrs").write_text("{}")
     report = validate(path)
     assert report.valid, str(report)
-    assert any("METADATA.ome.xml describes 2 images" in m for m in _messages(report, "warning"))
+    assert any(
+        "METADATA.ome.xml describes 2 images, but 1 series was found." in m
+        for m in _messages(report, "warning")
+    )
+
+    path = testing.write_bioformats2raw(tmp_path / "bf3.zarr", series=3)
+    shutil.rmtree(path / "2")
+    (path / "OME" / ".zattrs").write_text("{}")
+    warnings = _messages(validate(path), "warning")
+    assert any("describes 3 images, but 2 series were found." in m for m in warnings), warnings
 
 
 # --- Zarr sanity -----------------------------------------------------------------------------

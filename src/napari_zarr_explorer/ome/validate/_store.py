@@ -416,7 +416,7 @@ class _Walker:
             ctx.warn(
                 _p(info.base, "bioformats2raw.layout"),
                 f"OME/METADATA.ome.xml describes {plural(n_xml, 'image')}, but "
-                f"{plural(n_found, 'series')} {'was' if n_found == 1 else 'were'} found.",
+                f"{n_found} series {'was' if n_found == 1 else 'were'} found.",
             )
 
     def count_xml_images(self, key: str) -> int | None:
