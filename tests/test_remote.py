@@ -449,8 +449,11 @@ def test_always_slow_server_gives_a_timeout_error(http_server):
         f"{http_server.url}/img.ome.zarr",
         **{**FAST, "explorer_timeout": 0.2, "explorer_retries": 1},
     )
-    with pytest.raises(RemoteError, match=r"did not answer within 0\.2 s"):
+    with pytest.raises(RemoteError, match=r"did not answer within 0\.2 s") as info:
         fetch_many(store, ["zarr.json"])
+    # The way to raise the limit is given for the command line and for Python alike.
+    assert "NZE_REMOTE_TIMEOUT" in info.value.hint
+    assert "--storage-options" in info.value.hint and "storage_options=" in info.value.hint
 
 
 def test_connection_reset_is_retried(http_server):
@@ -563,8 +566,16 @@ def test_invalid_options_are_refused():
 
 
 def test_chained_urls_are_refused():
-    with pytest.raises(ExplorerError, match="chained"):
+    with pytest.raises(ExplorerError, match="chained") as info:
         parse_location("simplecache::http://example.org/a.zarr")
+    assert "--storage-options" in info.value.hint and "storage_options=" in info.value.hint
+
+
+def test_query_strings_are_refused_with_the_way_to_pass_tokens():
+    with pytest.raises(ExplorerError, match="query string") as info:
+        open_remote_store(parse_location("http://127.0.0.1:9/a.zarr?token=1"))
+    assert "--storage-options" in info.value.hint and "storage_options=" in info.value.hint
+    assert "headers" in info.value.hint
 
 
 # --------------------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ def parse_location(
     if "::" in text:
         raise ExplorerError(
             f"{text!r}: chained URLs ('::') are not supported.",
-            hint="Give a plain URL and pass options with storage_options.",
+            hint="Give a plain URL and pass options with --storage-options (command line) or "
+            "storage_options= (Python).",
         )
     if not _URL_RE.match(text):
         return Location(url=str(Path(text).expanduser().resolve()).rstrip("/") or "/")

@@ -749,7 +749,8 @@ class RemoteStore(WrapperStore[Store]):
                 f"{self.host} did not answer within {self.options.timeout:g} s{tries} "
                 f"for {self._where(key)}.",
                 hint=f"The server is slow or unreachable; raise the limit with "
-                f"{ENV_PREFIX}TIMEOUT or storage_options={{'{_OPTION_PREFIX}timeout': ...}}.",
+                f"{ENV_PREFIX}TIMEOUT, or with the option '{_OPTION_PREFIX}timeout' "
+                f"{_OPTIONS_HOW}.",
             )
         if kind == "connection":
             return RemoteError(
@@ -1322,7 +1323,7 @@ def _open(location: Location, env: Mapping[str, str]) -> RemoteStore:
             if "?" in url:
                 raise ExplorerError(
                     f"{url}: URLs with a query string cannot be opened as a Zarr store.",
-                    hint="Remove the '?...' part; pass tokens with storage_options headers.",
+                    hint=f"Remove the '?...' part; pass tokens as 'headers' {_OPTIONS_HOW}.",
                 )
             return RemoteStore(
                 _http_store(url, fs_options, opts),
