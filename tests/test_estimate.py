@@ -226,9 +226,15 @@ def test_an_array_with_no_stored_chunks_has_nothing_to_sample(tmp_path, capsys):
     assert any("no stored chunks: nothing to sample" in w for w in report.warnings)
     for c in report.candidates:
         assert c.sampled == 0 and c.projected_ratio is None and not c.problems
+        assert c.projected_bytes is None and c.projected_objects is None
+    assert report.best is None  # no smallest candidate chosen on nothing
+    text = str(report)
+    assert "ratio 0.00" not in text and "projected 0 B" not in text
+    assert "zstd:3: nothing projected" in text
     assert main(["estimate", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["chunks_sampled"] == 0 and doc["candidates"][0]["sampled"] == 0
+    assert doc["candidates"][0]["projected_bytes"] is None
     assert main(["estimate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "no stored chunks: nothing to sample" in out

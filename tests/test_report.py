@@ -280,6 +280,9 @@ def test_max_nodes_and_path(tmp_path):
     assert all(n.path.startswith(deeper.path) for n in deeper.nodes)
     d = capped.to_dict()
     assert d["truncated"] is True and d["more"]
+    one = inspect(root, max_nodes=1)
+    assert "more than 1 node;" in str(one) and "More than 1 node:" in one._repr_html_()
+    assert "more than 5 nodes;" in str(capped)
 
 
 def test_unlistable_store_walks_ome_metadata(tmp_path):

@@ -268,10 +268,11 @@ class EstimateReport:
 
     def __str__(self) -> str:
         from napari_zarr_explorer._html import human_bytes
+        from napari_zarr_explorer.store.locate import node_where
 
         ratio = self.ratio
         lines = [
-            f"Estimate for {self.url}{'/' + self.path if self.path else ''}: {list(self.shape)} "
+            f"Estimate for {node_where(self.url, self.path)}: {list(self.shape)} "
             f"{self.dtype}, chunks {list(self.chunk_shape)}"
             + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
             f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_text}"
@@ -546,7 +547,7 @@ def estimate(
                     for region, reason in unreadable
                 )
             samples[chunk] = blocks
-        if not samples[chunk] and not nothing_stored:  # nothing read: no projection at all
+        if not samples[chunk]:  # nothing stored or nothing read: no projection at all
             results.append(
                 CandidateResult(
                     label=cand.label,

@@ -606,7 +606,7 @@ class StoreReport:
                 lines.append("  " * (depth + 1) + f"warning: {warn}")
         if self.truncated:
             lines.append(
-                f"  ... more than {self.max_nodes} nodes; go deeper with path= one of: "
+                f"  ... more than {plural(self.max_nodes, 'node')}; go deeper with path= one of: "
                 + ", ".join(self.more[:10])
             )
         lines.extend(f"warning: {w}" for w in self.warnings)
@@ -689,7 +689,8 @@ class StoreReport:
             )
         if self.truncated:
             parts.append(
-                f"<div class='nze-warn'>More than {self.max_nodes} nodes: showing the first. "
+                f"<div class='nze-warn'>More than {plural(self.max_nodes, 'node')}: "
+                "showing the first. "
                 f"Go deeper with inspect(url, path=...) on: {_html.esc(', '.join(self.more[:10]))}"
                 "</div>"
             )
