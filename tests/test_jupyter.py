@@ -95,7 +95,7 @@ def test_explore_failures_name_what_went_wrong(image: Path, tmp_path: Path) -> N
     w.recompress_form.output.value = str(blocker / "out.zarr")
     assert w.run(wait=True) is None
     shown = html.unescape(w.progress_label.value)
-    assert f"NotADirectoryError: [Errno 20] Not a directory: '{blocker / 'out.zarr'}'" in shown
+    assert "NotADirectoryError: " in shown and str(blocker / "out.zarr") in shown, shown
 
 
 def test_png_of_states_draws_each_state() -> None:

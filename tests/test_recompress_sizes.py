@@ -145,7 +145,7 @@ def test_a_cancelled_run_says_what_it_read_of_the_source(
     )
     assert report.cancelled and not report.complete
     read = report.bytes_before
-    # one plane of the eight was read: its chunks, not the source's stored bytes
+    # a few of the eight planes were read: their chunks, not the source's stored bytes
     assert read is not None and 0 < read < _files(src, chunks_only=True)
     assert report.bytes_before_basis == "partial"
     assert [a.bytes_before_basis for a in report.arrays] == ["partial"]
@@ -154,6 +154,41 @@ def test_a_cancelled_run_says_what_it_read_of_the_source(
     assert f"source at least {human_bytes(read)}, not all read" in line, line
     assert report.to_dict()["bytes_before_basis"] == "partial"
     assert "at least" in report._repr_html_()
+
+
+def test_a_cancelled_run_keeps_its_lower_bound_with_an_array_not_started(
+    tmp_path: Path, held_scan: HeldScan
+) -> None:
+    """An array no task reached adds 0 to "at least", not "unknown" for the whole source."""
+    src = tmp_path / "src.zarr"
+    group = zarr.open_group(src, mode="w", zarr_format=2)
+    for name in ("a", "b"):
+        arr = group.create_array(name, shape=(8, 32, 32), chunks=(1, 8, 8), dtype="uint16")
+        arr[:] = testing.blobs((8, 32, 32), seed=1, dtype="uint16")
+    cancel = threading.Event()
+
+    def stop_after_first(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    report = recompress(
+        src,
+        tmp_path / "dst.zarr",
+        chunks=(1, 8, 8),
+        shards=(1, 32, 32),
+        threads=1,
+        task_bytes=1,
+        progress=stop_after_first,
+        cancel=cancel,
+    )
+    assert report.cancelled and not report.complete
+    bases = {a.path: (a.bytes_before, a.bytes_before_basis) for a in report.arrays}
+    assert bases["b"] == (0, "partial"), bases  # no task of b ran: nothing of it was read
+    assert bases["a"][1] == "partial" and (bases["a"][0] or 0) > 0, bases
+    assert report.bytes_before == bases["a"][0]
+    assert report.bytes_before_basis == "partial"
+    line = _stored_line(report)
+    assert f"source at least {human_bytes(bases['a'][0])}, not all read" in line, line
 
 
 def test_a_source_that_is_neither_measured_nor_counted_is_unknown(

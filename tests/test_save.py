@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -313,11 +314,12 @@ def test_image_codec_chunk_shape_is_refused_before_anything_is_written(tmp_path)
 
     data = np.zeros((3, 64, 64), dtype="uint8")
     out = tmp_path / "planes.ome.zarr"
-    match = r"Level '0': jpeg encodes 2-D images.*chunks \(1, 3, 64, 64\).*1,1,64,64"
-    with pytest.raises(CodecError, match=match):
+    match = r"jpeg encodes 2-D images.*chunks \(1, 3, 64, 64\).*1,1,64,64"
+    with pytest.raises(CodecError, match=f"^{re.escape(str(out))}/0: {match}"):
         nze.save(data, out, compressor="jpeg:quality=90", chunks=(3, 64, 64), shards="none")
     assert not out.exists()
-    with pytest.raises(CodecError, match=match):  # the Save dock's estimate says it first
+    # the Save dock's estimate says it first, naming the level (no output chosen yet)
+    with pytest.raises(CodecError, match=f"^Level '0': {match}"):
         preview_save(data, compressor="jpeg:quality=90", chunks=(3, 64, 64), shards="none")
     nze.save(data, out, compressor="jpeg:quality=90", chunks=(1, 64, 64), shards="none")
     assert out.exists()
@@ -357,6 +359,10 @@ def test_save_messages_name_the_layer_and_level_not_a_made_up_output(tmp_path):
     with pytest.raises(CodecError, match=message):
         nze.save([cells], out, compressor=lossy)
     assert not out.exists()
+    # a layer split into channels, each named: every name the user gave
+    split = (np.zeros((2, 64, 64), np.uint16), {"channel_axis": 0, "name": ["a", "b"]}, "image")
+    with pytest.raises(CodecError, match=r"^Layers 'a', 'b': bitround works"):
+        preview_save([split], compressor=lossy)
 
 
 def test_plan_save_takes_a_location_or_no_output(tmp_path):

@@ -863,6 +863,7 @@ def plan_save(
         spec.check_dtype(dtype, where=_layers_of(img, layers))
         dtype = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
         for lv in levels:
+            where = node_where(dst.url, lv.path) if dst is not None else f"Level {lv.path!r}"
             d_chunks, d_shards = default_layout(lv.shape, zarr_format)
             out_chunks, out_shards = resolve_layout(
                 lv.shape,
@@ -871,12 +872,10 @@ def plan_save(
                 c_arg if c_arg != "none" else None,
                 s_arg,
                 zarr_format,
-                where=node_where(dst.url, lv.path) if dst is not None else f"Level {lv.path!r}",
+                where=where,
             )
             # image codecs encode some chunk shapes only: say so before writing
-            spec.check_dtype(
-                dtype, chunks=out_chunks, zarr_format=zarr_format, where=f"Level {lv.path!r}"
-            )
+            spec.check_dtype(dtype, chunks=out_chunks, zarr_format=zarr_format, where=where)
             fill = np.zeros((), dtype=dtype).item()
             attrs: dict[str, Any] = {}
             if zarr_format == 2:
@@ -934,7 +933,7 @@ def _layers_of(img: _Image, layers: list[SaveLayer]) -> str:
     """Name the layers *img* is written from, for messages (before any output is chosen)."""
     if img.is_labels:
         return f"Labels layer {img.name!r}"
-    names = [x.name for x in layers if x.kind == "image"]
+    names = [n for x in layers if x.kind == "image" for n in _given_names(x)]
     if len(names) == 1:
         return f"Layer {names[0]!r}"
     return "Layers " + ", ".join(repr(n) for n in names)

@@ -693,8 +693,9 @@ def _bytes_before(
     ``"files"``: a stat of the array's files (by the plan, or the scan during the run);
     ``"chunks"``: every source chunk's stored size, counted as the tasks read them (the scan had
     not reached the array when the run ended); ``"partial"``: the chunks read by the tasks that
-    ran, when not all did (a lower bound); ``(None, None)``: nothing was counted (no source
-    store, or a reader that does not count what it reads).
+    ran, when not all did (a lower bound: 0 for an array no task reached before a cancel);
+    ``(None, None)``: nothing was counted (no source store, or a reader that does not count
+    what it reads).
     """
     path = a.target.path
     if a.bytes_before is not None:
@@ -704,9 +705,7 @@ def _bytes_before(
     if path in sources or any(r.bytes_read is None for r in results):
         return None, None
     read = sum(r.bytes_read or 0 for r in results)
-    if len(results) == ntasks:
-        return read, "chunks"
-    return (read, "partial") if results else (None, None)
+    return (read, "chunks") if len(results) == ntasks else (read, "partial")
 
 
 # --------------------------------------------------------------------------------------------
