@@ -58,7 +58,10 @@ def test_explore_tree_panels_chunk_map_and_recompress(image: Path, tmp_path: Pat
     report = w.run(wait=True)
     assert report is not None and report.ok
     assert w.progress.value == w.progress.max > 0
-    assert "Done" in w.progress_label.value
+    import html
+
+    assert html.unescape(w.progress_label.value) == f"<small>{report.done_line()}.</small>"
+    assert "?" not in report.done_line()
     # an output inside the source is refused, with the reason shown
     w.recompress_form.output.value = str(image / "inside.zarr")
     assert w.run(wait=True) is None

@@ -15,6 +15,7 @@ import pytest
 import zarr
 
 from napari_zarr_explorer import testing
+from napari_zarr_explorer._html import human_bytes
 from napari_zarr_explorer.codec_spec import parse_compressor, register_zarr_codecs
 from napari_zarr_explorer.errors import ExplorerError
 from napari_zarr_explorer.recompress import (
@@ -1045,5 +1046,10 @@ def test_stored_bytes_before_are_those_of_the_source_files(tmp_path: Path) -> No
     assert {a.bytes_before_basis for a in report.arrays} == {"files"}
     assert report.bytes_before == sum(expected.values())
     assert report.bytes_before_basis == "files"
+    before = sum(expected.values())
+    assert report.done_line() == (
+        f"Done: {human_bytes(before)} -> {human_bytes(report.bytes_after)} "
+        f"({report.bytes_after / before:.0%} of the original)"
+    )
     plan = plan_recompress(group, chunks=(1, 32, 32))
     assert {a.target.path: a.bytes_before for a in plan.arrays} == expected

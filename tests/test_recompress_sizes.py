@@ -87,6 +87,12 @@ def test_a_finished_run_does_not_wait_for_the_size_scan(
     assert report.ratio == chunks / report.bytes_after
     line = _stored_line(report)
     assert f"stored {human_bytes(chunks)} (source chunks read) ->" in line, line
+    # the one-line summary of the docks and the notebook names the figure the same way
+    share = f"{report.bytes_after / chunks:.0%}"
+    assert report.done_line() == (
+        f"Done: {human_bytes(chunks)} (source chunks read) -> "
+        f"{human_bytes(report.bytes_after)} ({share} of the original)"
+    )
     d = report.to_dict()
     assert d["bytes_before"] == chunks and d["bytes_before_basis"] == "chunks"
     assert d["arrays"][0]["bytes_before_basis"] == "chunks"
@@ -209,3 +215,6 @@ def test_a_source_that_is_neither_measured_nor_counted_is_unknown(
     line = _stored_line(report)
     assert "source size unknown" in line, line
     assert report.to_dict()["bytes_before"] is None
+    assert report.done_line() == (
+        f"Done: {human_bytes(report.bytes_after)} written (source size unknown)"
+    )

@@ -463,8 +463,7 @@ class NotebookExplorer:
                 self.progress_label.value = (
                     "<small>Cancelled; continue with Resume ticked.</small>"
                     if report.cancelled
-                    else f"<small>Done: {_esc(human_bytes(report.bytes_before))} -> "
-                    f"{_esc(human_bytes(report.bytes_after))}.</small>"
+                    else f"<small>{_esc(report.done_line())}.</small>"
                 )
             finally:
                 self.recompress_form.cancel_button.enabled = False

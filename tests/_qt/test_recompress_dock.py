@@ -36,7 +36,8 @@ def test_recompress_dock_on_the_sample(make_napari_viewer, qtbot, sample, tmp_pa
         widget.run_button.click()
     report = blocker.args[0]
     assert report.ok and report.verified and report.complete
-    assert "Done" in widget.progress_label.text()
+    assert widget.progress_label.text() == report.done_line() + ", verified."
+    assert "% of the original" in widget.progress_label.text()
     src = zarr.open_array(str(sample / "0"), mode="r")
     dst = zarr.open_array(str(out / "0"), mode="r")
     assert dst.chunks == (1, 1, 256, 256) and dst.shards == (1, 1, 512, 512)

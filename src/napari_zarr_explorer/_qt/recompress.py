@@ -501,12 +501,7 @@ class RecompressWidget(QWidget):
             )
             notify_warning(f"Recompression cancelled; {report.destination} is incomplete.")
         elif report.ok:
-            before, after = report.bytes_before, report.bytes_after
-            share = f" ({after / before:.0%} of the original)" if before else ""
-            if report.resumed and report.tasks_skipped >= report.tasks_total:
-                done = "The output was already complete; checked again"
-            else:
-                done = f"Done: {format_bytes(before)} -> {format_bytes(after)}{share}"
+            done = report.done_line()
             how = "" if report.verification == "exact" else f" {report.verification}"
             self.progress_label.setText(done + (f", verified{how}." if report.verified else "."))
             notify_info(f"Recompressed into {report.destination}.")

@@ -300,6 +300,23 @@ class RecompressReport:
         how = self.verification
         return "OK, verified" if how == "exact" else f"OK, verified {how}"
 
+    def done_line(self) -> str:
+        """One line on a finished run for status bars: sizes before and after, and the share.
+
+        ``"Done: 12.0 MiB -> 4.1 MiB (34% of the original)"``; the size before is named for
+        what it is, as in the report (``"(source chunks read)"``), and a run whose source size
+        is unknown says what it wrote. A resumed run with nothing left to do says so.
+        """
+        if self.resumed and self.tasks_skipped >= self.tasks_total:
+            return "The output was already complete; checked again"
+        after = human_bytes(self.bytes_after)
+        before, basis = self.bytes_before, self.bytes_before_basis
+        if before is None:
+            return f"Done: {after} written (source size unknown)"
+        label = {"chunks": " (source chunks read)", "mixed": " (in part source chunks read)"}
+        share = f" ({self.bytes_after / before:.0%} of the original)" if before else ""
+        return f"Done: {human_bytes(before)}{label.get(basis or '', '')} -> {after}{share}"
+
     def _stored(self) -> str:
         """Describe the sizes: before -> after when the size before is known, else the output.
 
