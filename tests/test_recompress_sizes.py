@@ -66,6 +66,28 @@ def _stored_line(report: Any) -> str:
     return next(line for line in str(report).splitlines() if "stored" in line)
 
 
+def _cancelled_after_the_first_task(src: Path, dst: Path) -> Any:
+    """Recompress *src* one task at a time, cancelled once the first task is written."""
+    cancel = threading.Event()
+
+    def stop_after_first(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    report = recompress(
+        src,
+        dst,
+        chunks=(1, 8, 8),
+        shards=(1, 32, 32),
+        threads=1,
+        task_bytes=1,
+        progress=stop_after_first,
+        cancel=cancel,
+    )
+    assert report.cancelled and not report.complete
+    return report
+
+
 def test_a_finished_run_does_not_wait_for_the_size_scan(
     tmp_path: Path, held_scan: HeldScan
 ) -> None:
@@ -133,23 +155,7 @@ def test_a_cancelled_run_says_what_it_read_of_the_source(
         zarr_format=2,
         chunks=(1, 8, 8),
     )
-    cancel = threading.Event()
-
-    def stop_after_first(ev: ProgressEvent) -> None:
-        if ev.phase == "write" and ev.objects_done >= 1:
-            cancel.set()
-
-    report = recompress(
-        src,
-        tmp_path / "dst.zarr",
-        chunks=(1, 8, 8),
-        shards=(1, 32, 32),
-        threads=1,
-        task_bytes=1,
-        progress=stop_after_first,
-        cancel=cancel,
-    )
-    assert report.cancelled and not report.complete
+    report = _cancelled_after_the_first_task(src, tmp_path / "dst.zarr")
     read = report.bytes_before
     # a few of the eight planes were read: their chunks, not the source's stored bytes
     assert read is not None and 0 < read < _files(src, chunks_only=True)
@@ -171,23 +177,7 @@ def test_a_cancelled_run_keeps_its_lower_bound_with_an_array_not_started(
     for name in ("a", "b"):
         arr = group.create_array(name, shape=(8, 32, 32), chunks=(1, 8, 8), dtype="uint16")
         arr[:] = testing.blobs((8, 32, 32), seed=1, dtype="uint16")
-    cancel = threading.Event()
-
-    def stop_after_first(ev: ProgressEvent) -> None:
-        if ev.phase == "write" and ev.objects_done >= 1:
-            cancel.set()
-
-    report = recompress(
-        src,
-        tmp_path / "dst.zarr",
-        chunks=(1, 8, 8),
-        shards=(1, 32, 32),
-        threads=1,
-        task_bytes=1,
-        progress=stop_after_first,
-        cancel=cancel,
-    )
-    assert report.cancelled and not report.complete
+    report = _cancelled_after_the_first_task(src, tmp_path / "dst.zarr")
     bases = {a.path: (a.bytes_before, a.bytes_before_basis) for a in report.arrays}
     assert bases["b"] == (0, "partial"), bases  # no task of b ran: nothing of it was read
     assert bases["a"][1] == "partial" and (bases["a"][0] or 0) > 0, bases
