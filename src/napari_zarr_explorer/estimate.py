@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer.codec_spec import CompressorSpec, ErrorStats, parse_compressor
 from napari_zarr_explorer.codecs import jsonable
 from napari_zarr_explorer.errors import CodecError, ExplorerError
@@ -128,10 +129,11 @@ class CandidateResult:
         Speed in MB/s (10^6 bytes of raw data per second) on this machine, one thread.
     projected_bytes
         Projected stored bytes of the whole array (chunks, plus shard indexes); None when
-        nothing could be sampled (the candidate is not possible, or no sampled chunk could be
-        read).
+        nothing could be sampled (the candidate is not possible, the array stores no chunk, or
+        no sampled chunk could be read).
     projected_objects
-        Projected number of stored objects (chunks, or shards when sharded).
+        Projected number of stored objects (chunks, or shards when sharded); None when
+        ``projected_bytes`` is.
     projected_ratio
         The array's logical bytes over ``projected_bytes``: the ratio to compare with the
         ratio of what is stored now (edge chunks are stored whole, and empty ones not at all).
@@ -231,7 +233,7 @@ class EstimateReport:
     def objects_text(self) -> str:
         """``1 object``, ``3 objects``, or ``? objects`` when the store cannot list."""
         n = self.objects_stored
-        return "? objects" if n is None else f"{n} object{'' if n == 1 else 's'}"
+        return "? objects" if n is None else plural(n, "object")
 
     @property
     def chunks_sampled(self) -> int:
@@ -289,7 +291,7 @@ class EstimateReport:
                 f"  {c.label}: ratio {c.projected_ratio or 0:.2f}, "
                 f"encode {c.encode_mbps or 0:.0f} MB/s, decode {c.decode_mbps or 0:.0f} MB/s, "
                 f"projected {human_bytes(c.projected_bytes)}"
-                f" in {c.projected_objects} object{'' if c.projected_objects == 1 else 's'}"
+                f" in {plural(c.projected_objects or 0, 'object')}"
                 + (
                     f", max error {c.error.max_abs:.3g}"
                     if c.error is not None and c.error.max_abs
@@ -358,6 +360,53 @@ def _sample_indices(grid: Sequence[int], sample: int, seed: int) -> list[tuple[i
             picked.update(int(i) for i in rng.integers(0, total, size=sample - len(picked)))
         flat = np.array(sorted(picked))
     return [tuple(int(i) for i in np.unravel_index(f, tuple(grid))) for f in flat]
+
+
+def _sample_blocks(
+    arr: Any,
+    chunk: tuple[int, ...],
+    outer: Sequence[int],
+    key_encoding: Any,
+    fill_value: Any,
+    sample: int,
+    seed: int,
+    where: str,
+    warnings: list[str],
+) -> list[tuple[npt.NDArray[Any], bool]]:
+    """Read the sampled *chunk*-shaped regions of *arr*; each unreadable one adds to *warnings*.
+
+    When none can be read, one warning says so with the first reason, not one per region.
+    """
+    from napari_zarr_explorer import codecs as _codecs
+
+    blocks: list[tuple[npt.NDArray[Any], bool]] = []
+    unreadable: list[tuple[str, str]] = []  # (region and key, reason)
+    indices = _sample_indices(_codecs.grid_shape(arr.shape, chunk), sample, seed)
+    for idx in indices:
+        try:
+            blocks.append(_read_block(arr, idx, chunk, fill_value))
+        except Exception as exc:  # a corrupt chunk must not stop the estimate
+            # the stored object holding the region's first element
+            stored = [i * c // o for i, c, o in zip(idx, chunk, outer, strict=True)]
+            unreadable.append(
+                (
+                    f"region {list(idx)} (chunks {list(chunk)}, key "
+                    f"{_codecs.chunk_key(stored, key_encoding)})",
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
+    if indices and not blocks:
+        region, reason = unreadable[0]
+        warnings.append(
+            f"{where}: none of the {len(indices)} sampled chunks could be read: nothing to "
+            f"project (the first, {region}: {reason})"
+        )
+    else:
+        warnings.extend(
+            f"{where}: sampled {region} could not be read and was skipped: {reason}"
+            for region, reason in unreadable
+        )
+    return blocks
 
 
 def _read_block(
@@ -503,7 +552,15 @@ def estimate(
             cand.spec.check_dtype(dtype, chunks=chunk if len(chunk) == len(shape) else None)
         except CodecError as exc:
             problems.append(str(exc))
-        if problems:
+        if not problems and chunk not in samples:
+            if nothing_stored:
+                samples[chunk] = []
+            else:
+                node = node_where(where, path)
+                samples[chunk] = _sample_blocks(
+                    arr, chunk, outer, key_encoding, fill_value, sample, seed, node, warnings
+                )
+        if problems or not samples[chunk]:  # not possible, or nothing stored or read
             results.append(
                 CandidateResult(
                     label=cand.label,
@@ -511,49 +568,6 @@ def estimate(
                     chunk_shape=chunk,
                     shard_shape=shard,
                     problems=tuple(problems),
-                )
-            )
-            continue
-        if chunk not in samples and nothing_stored:
-            samples[chunk] = []
-        if chunk not in samples:
-            grid = _codecs.grid_shape(shape, chunk)
-            blocks: list[tuple[npt.NDArray[Any], bool]] = []
-            unreadable: list[tuple[str, str]] = []  # (region and key, reason)
-            indices = _sample_indices(grid, sample, seed)
-            for idx in indices:
-                try:
-                    blocks.append(_read_block(arr, idx, chunk, fill_value))
-                except Exception as exc:  # a corrupt chunk must not stop the estimate
-                    # the stored object holding the region's first element
-                    stored = [i * c // o for i, c, o in zip(idx, chunk, outer, strict=True)]
-                    unreadable.append(
-                        (
-                            f"region {list(idx)} (chunks {list(chunk)}, key "
-                            f"{_codecs.chunk_key(stored, key_encoding)})",
-                            f"{type(exc).__name__}: {exc}",
-                        )
-                    )
-            if indices and not blocks:  # one line, with the first reason: not one per chunk
-                region, reason = unreadable[0]
-                warnings.append(
-                    f"{node_where(where, path)}: none of the {len(indices)} sampled chunks "
-                    f"could be read: nothing to project (the first, {region}: {reason})"
-                )
-            else:
-                warnings.extend(
-                    f"{node_where(where, path)}: sampled {region} could not be read and was "
-                    f"skipped: {reason}"
-                    for region, reason in unreadable
-                )
-            samples[chunk] = blocks
-        if not samples[chunk]:  # nothing stored or nothing read: no projection at all
-            results.append(
-                CandidateResult(
-                    label=cand.label,
-                    compressor=cand.spec.label,
-                    chunk_shape=chunk,
-                    shard_shape=shard,
                 )
             )
             continue

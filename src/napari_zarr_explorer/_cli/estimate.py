@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print_json,
     )
     from napari_zarr_explorer._cli.chunks import _default_array
-    from napari_zarr_explorer._html import human_bytes
+    from napari_zarr_explorer._html import human_bytes, plural
     from napari_zarr_explorer.estimate import NOTHING_TO_SAMPLE, estimate
 
     options = storage_options(args)
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if measured:
         n = report.chunks_sampled
         asked = f", {report.sample} asked" if n < report.sample else ""
-        title = f"sample of {n} chunk{'' if n == 1 else 's'}{asked} (seed {report.seed})"
+        title = f"sample of {plural(n, 'chunk')}{asked} (seed {report.seed})"
     else:  # every candidate is "not possible": none was tried on a chunk
         title = "no candidate is possible: nothing sampled"
     table = Table(title=title)
