@@ -305,7 +305,9 @@ def test_preview_defaults_and_estimate_without_writing(tmp_path):
     assert pv.ratio == pytest.approx(pv.nbytes / pv.projected_bytes, rel=1e-3)
     pv4 = preview_save(layers, ome_version="0.4", chunks=(1, 512, 512))
     assert pv4.shards is None and pv4.chunks == (1, 512, 512)
-    assert "levels" in str(pv) and not list(tmp_path.iterdir())
+    assert ", 3 levels, " in str(pv) and not list(tmp_path.iterdir())
+    one = preview_save(np.zeros((64, 64), np.uint16))  # too small for a pyramid
+    assert one.levels == 1 and ", 1 level, " in str(one), str(one)
 
 
 def test_image_codec_chunk_shape_is_refused_before_anything_is_written(tmp_path):

@@ -1184,11 +1184,11 @@ class SavePreview:
     projected_bytes: int | None
 
     def __str__(self) -> str:
-        from napari_zarr_explorer._html import human_bytes
+        from napari_zarr_explorer._html import human_bytes, plural
 
         text = (
             f"{'x'.join(map(str, self.shape))} {self.dtype} ({','.join(self.axes)}), "
-            f"{self.levels} levels, {human_bytes(self.nbytes)}"
+            f"{plural(self.levels, 'level')}, {human_bytes(self.nbytes)}"
         )
         if self.projected_bytes is not None:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
