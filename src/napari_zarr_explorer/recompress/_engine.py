@@ -450,6 +450,61 @@ def _units_in(block: tuple[tuple[int, int], ...]) -> int:
     return math.prod(b - a for a, b in block)
 
 
+def _region_text(a: ArrayPlan, block: tuple[tuple[int, int], ...]) -> str:
+    """The array region of the units in *block*, in index ranges: ``[0:8, 0:1024, 0:1024]``."""
+    t = a.target
+    return (
+        "["
+        + ", ".join(
+            f"{lo * u}:{min(hi * u, n)}"
+            for (lo, hi), u, n in zip(block, t.unit, t.shape, strict=True)
+        )
+        + "]"
+    )
+
+
+def _part_text(a: ArrayPlan, block: tuple[tuple[int, int], ...]) -> str:
+    """Name the output objects of *block* by their place in the array's objects (C order).
+
+    ``shard 3 of 16``, ``chunks 5-8 of 64``, or ``4 chunks of 64`` when they do not follow one
+    another.
+    """
+    t = a.target
+    grid = [r.stop for r in _io.grid_indices(t.shape, t.unit)]
+    word = "shard" if t.shards is not None else "chunk"
+
+    def ordinal(coords: list[int]) -> int:
+        n = 0
+        for c, g in zip(coords, grid, strict=True):
+            n = n * g + c
+        return n + 1
+
+    first = ordinal([lo for lo, _ in block])
+    last = ordinal([hi - 1 for _, hi in block])
+    n = _units_in(block)
+    total = math.prod(grid)
+    if n == 1:
+        return f"{word} {first} of {total}"
+    if last - first + 1 == n:
+        return f"{word}s {first}-{last} of {total}"
+    return f"{n} {word}s of {total}"
+
+
+def _done_text(ts: TaskSpec, res: TaskResult, nunits: int) -> str:
+    """Say what a finished task did to its objects (the end of its progress line)."""
+    verified = " and verified" if ts.verify else ""
+    if res.checked_ok:
+        return "already written, verified again"
+    if res.mismatches:
+        n = len(res.mismatches)
+        return f"written; verification found {n} problem" + ("" if n == 1 else "s")
+    if res.rewritten:
+        return f"found incomplete, rewritten{verified}"
+    if res.objects_written == 0 and res.objects_empty == nunits:
+        return ("holds" if nunits == 1 else "hold") + " only the fill value: nothing to store"
+    return f"written{verified}"
+
+
 # --------------------------------------------------------------------------------------------
 # output checks and swap
 # --------------------------------------------------------------------------------------------
@@ -1043,7 +1098,7 @@ def run_plan(
     ex = _executor(client, scheduler, threads, remote=remote)
     window = 2 * ex.slots
     error: BaseException | None = None
-    failed_task = ""
+    failed_at = ""
     it: Iterator[tuple[ArrayPlan, TaskSpec, int]] = iter(tasks)
     inflight: dict[Any, tuple[ArrayPlan, TaskSpec, int]] = {}
     emit(
@@ -1113,7 +1168,13 @@ def run_plan(
                 except BaseException as exc:
                     if error is None:
                         error = exc
-                        failed_task = f"{a.target.path or '/'} task {ts.index}"
+                        # the array as the user named it (the root array is the store itself)
+                        store = label if a.target.path not in sources else str(dst_loc)
+                        region = f" {_region_text(a, ts.units)}" if ts.units else ""
+                        failed_at = (
+                            f"{node_where(store, a.target.path)}{region} "
+                            f"({_part_text(a, ts.units)})"
+                        )
                     continue
                 results[a.target.path].append(res)
                 if not res.mismatches:
@@ -1135,7 +1196,8 @@ def run_plan(
                         elapsed=elapsed,
                         rate=rate,
                         eta=left / rate if rate > 0 else None,
-                        message=f"{a.target.path or '/'}: task {ts.index} done",
+                        message=f"{a.target.path or dst_loc.name}: "
+                        f"{_part_text(a, ts.units)} {_done_text(ts, res, nunits)}",
                     )
                 )
     finally:
@@ -1147,12 +1209,12 @@ def run_plan(
     if error is not None:
         if isinstance(error, ExplorerError):
             raise ExplorerError(
-                f"Recompressing {label} failed in {failed_task}: {error.message}",
+                f"Recompressing {label} failed at {failed_at}: {error.message}",
                 hint=(f"{error.hint} " if error.hint else "")
                 + "The output is marked incomplete; fix the cause and continue with --resume.",
             ) from error
         raise ExplorerError(
-            f"Recompressing {label} failed in {failed_task}: {type(error).__name__}: {error}",
+            f"Recompressing {label} failed at {failed_at}: {type(error).__name__}: {error}",
             hint="The output is marked incomplete; fix the cause and continue with --resume.",
         ) from error
 

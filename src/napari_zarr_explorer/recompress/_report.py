@@ -44,7 +44,10 @@ class ProgressEvent:
     eta
         Estimated seconds left (None before anything finished).
     message
-        Human-readable status line.
+        Human-readable status line. After a task it names the array (the root array of a store
+        by the output store's name) and the output objects the task finished, in the array's
+        order: ``"image/0: shard 3 of 16 written and verified"``, ``"out.zarr: chunks 5-8 of 64
+        written"``, ``"image/0: shard 2 of 16 already written, verified again"`` (resume).
     """
 
     phase: str

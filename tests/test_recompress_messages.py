@@ -1,0 +1,142 @@
+"""What a recompression says while it runs and when a task fails: the array and the part of it.
+
+Progress lines name the array (the root array of a store by the output store's name) and the
+output objects a task finished (``0: shard 3 of 4 written and verified``); a failure names the
+array, the region of it in index ranges and the objects, and says how to continue (--resume).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zarr
+
+from napari_zarr_explorer import testing
+from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.recompress import ProgressEvent, recompress
+
+
+def _run(src: Path, dst: Path, **kwargs: Any) -> list[str]:
+    """Recompress on one thread; return the progress lines of the finished tasks."""
+    events: list[ProgressEvent] = []
+    report = recompress(src, dst, progress=events.append, threads=1, **kwargs)
+    assert report.ok, str(report)
+    # the first event announces the run ("Writing 4 tasks with threads")
+    return [ev.message for ev in events if ev.phase in ("write", "check")][1:]
+
+
+def test_progress_names_the_array_and_the_shard(tmp_path: Path) -> None:
+    group = zarr.open_group(tmp_path / "src.zarr", mode="w", zarr_format=3)
+    arr = group.create_array("image/0", shape=(2, 32, 32), chunks=(1, 16, 16), dtype="uint16")
+    arr[:] = testing.blobs((2, 32, 32), seed=1, dtype="uint16")
+    lines = _run(tmp_path / "src.zarr", tmp_path / "dst.zarr", shards=(1, 32, 32), task_bytes=1)
+    assert lines == [
+        "image/0: shard 1 of 2 written and verified",
+        "image/0: shard 2 of 2 written and verified",
+    ]
+    assert not any("task" in line for line in lines)
+
+
+def test_progress_names_the_store_for_its_root_array(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((4, 16, 16), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 16, 16),
+    )
+    lines = _run(src, tmp_path / "dst.zarr", task_bytes=1, verify=False)
+    assert lines == [f"dst.zarr: chunk {i} of 4 written" for i in range(1, 5)]
+    assert not any(line.startswith("/") for line in lines)
+
+
+def test_progress_of_a_task_of_several_chunks_gives_their_range(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((8, 16, 16), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 16, 16),
+    )
+    # four chunks of 512 bytes per task
+    lines = _run(src, tmp_path / "dst.zarr", task_bytes=4 * 512)
+    assert lines == [
+        "dst.zarr: chunks 1-4 of 8 written and verified",
+        "dst.zarr: chunks 5-8 of 8 written and verified",
+    ]
+
+
+def test_progress_of_a_resumed_run_says_what_was_checked(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((4, 16, 16), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 16, 16),
+    )
+    dst = tmp_path / "dst.zarr"
+    cancel = threading.Event()
+
+    def first_only(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    # one thread, two tasks queued at a time: the cancel comes after the first two chunks
+    report = recompress(src, dst, task_bytes=1, threads=1, progress=first_only, cancel=cancel)
+    assert report.cancelled and report.objects_written == 2
+    lines = _run(src, dst, task_bytes=1, resume=True)
+    assert lines == [
+        "dst.zarr: chunk 1 of 4 already written, verified again",
+        "dst.zarr: chunk 2 of 4 already written, verified again",
+        "dst.zarr: chunk 3 of 4 written and verified",
+        "dst.zarr: chunk 4 of 4 written and verified",
+    ]
+
+
+def test_progress_says_when_a_shard_holds_only_the_fill_value(tmp_path: Path) -> None:
+    import numpy as np
+
+    data = np.zeros((2, 16, 16), dtype="uint16")
+    data[1] = 7
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    lines = _run(src, tmp_path / "dst.zarr", task_bytes=1)
+    assert lines == [
+        "dst.zarr: chunk 1 of 2 holds only the fill value: nothing to store",
+        "dst.zarr: chunk 2 of 2 written and verified",
+    ]
+
+
+def test_a_failure_names_the_array_region_and_chunk(tmp_path: Path) -> None:
+    src = testing.write_array(
+        tmp_path / "src.zarr",
+        testing.blobs((4, 16, 16), seed=1, dtype="uint16"),
+        zarr_format=2,
+        chunks=(1, 16, 16),
+    )
+    (src / "2.0.0").write_bytes(b"definitely not blosc")
+    with pytest.raises(ExplorerError) as info:
+        recompress(src, tmp_path / "dst.zarr", task_bytes=1, threads=1)
+    err = info.value
+    assert err.message.startswith(
+        f"Recompressing {src} failed at {src} [2:3, 0:16, 0:16] (chunk 3 of 4): "
+        "the source chunk 2.0.0 cannot be decoded"
+    ), err.message
+    assert " task " not in err.message and "/:" not in err.message
+    assert err.hint is not None and "continue with --resume" in err.hint
+    assert "chunks --verify" in err.hint  # the cause's own hint is kept
+
+
+def test_a_failure_in_a_group_names_the_array_and_shards(tmp_path: Path) -> None:
+    group = zarr.open_group(tmp_path / "src.zarr", mode="w", zarr_format=2)
+    arr = group.create_array("labels/0", shape=(4, 16, 16), chunks=(1, 16, 16), dtype="uint16")
+    arr[:] = testing.blobs((4, 16, 16), seed=1, dtype="uint16")
+    (tmp_path / "src.zarr" / "labels" / "0" / "3.0.0").write_bytes(b"definitely not blosc")
+    src = tmp_path / "src.zarr"
+    with pytest.raises(ExplorerError) as info:
+        # two output shards of two planes, in one task
+        recompress(src, tmp_path / "dst.zarr", shards=(2, 16, 16), threads=1)
+    message = info.value.message
+    assert message.startswith(
+        f"Recompressing {src} failed at {src}/labels/0 [0:4, 0:16, 0:16] (shards 1-2 of 2): "
+        "the source chunk labels/0/3.0.0 cannot be decoded"
+    ), message
