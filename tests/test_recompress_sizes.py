@@ -187,24 +187,86 @@ def test_a_cancelled_run_keeps_its_lower_bound_with_an_array_not_started(
     assert f"source at least {human_bytes(bases['a'][0])}, not all read" in line, line
 
 
-def test_a_source_that_is_neither_measured_nor_counted_is_unknown(
-    tmp_path: Path, held_scan: HeldScan
+@pytest.mark.parametrize("shards", [(1, 32, 32), (2, 32, 32)])
+def test_a_sharded_source_is_counted_from_its_shard_files(
+    tmp_path: Path, held_scan: HeldScan, shards: tuple[int, ...]
 ) -> None:
-    # A sharded source is decoded by zarr-python, which does not count the bytes it reads.
+    """zarr-python decodes the shards; the tasks count each shard file once, by its size."""
     src = testing.write_array(
         tmp_path / "src.zarr",
-        testing.blobs((2, 32, 32), seed=1, dtype="uint16"),
+        testing.blobs((4, 32, 32), seed=1, dtype="uint16"),
         zarr_format=3,
         chunks=(1, 16, 16),
-        shards=(1, 32, 32),
+        shards=shards,
     )
-    report = recompress(src, tmp_path / "dst.zarr", chunks=(1, 16, 16), shards="none")
+    (src / "notes.txt").write_bytes(b"n" * 5000)  # counted by the scan only
+    # output shards of one plane: a source shard of two planes is read by two tasks
+    report = recompress(src, tmp_path / "dst.zarr", shards=(1, 32, 32), task_bytes=1)
     assert report.ok, str(report)
-    assert report.bytes_before is None and report.bytes_before_basis is None
-    assert [a.bytes_before for a in report.arrays] == [None]
+    stored = _files(src, chunks_only=True)
+    assert [a.bytes_before for a in report.arrays] == [stored]
+    assert report.bytes_before == stored and report.bytes_before_basis == "chunks"
+    line = _stored_line(report)
+    assert f"stored {human_bytes(stored)} (source shards read) ->" in line, line
+    assert report.done_line().startswith(f"Done: {human_bytes(stored)} (source shards read) -> ")
+    assert f"{human_bytes(stored)} (shards read)" in report._repr_html_()
+
+
+def test_a_remote_sharded_source_is_counted_from_its_shard_sizes(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """A remote source is not scanned: its shards' sizes come from one HEAD request each."""
+    www = Path(http_server.root)
+    data = testing.blobs((4, 32, 32), seed=1, dtype="uint16")
+    data[2] = 0  # only the fill value: that shard is not stored
+    src = testing.write_array(
+        www / "src.zarr", data, zarr_format=3, chunks=(1, 16, 16), shards=(1, 32, 32)
+    )
+    assert not (src / "c" / "2").exists()
+    report = recompress(f"{http_server.url}/src.zarr", tmp_path / "dst.zarr", shards="none")
+    assert report.ok, str(report)
+    assert report.bytes_before == _files(src, chunks_only=True)
+    assert report.bytes_before_basis == "chunks"
+    assert http_server.count("src.zarr/c/*", method="HEAD") <= 4  # one per shard at most
+    assert "(source shards read) ->" in _stored_line(report)
+
+
+def test_a_source_that_is_neither_measured_nor_counted_is_unknown() -> None:
+    """A report whose source size is unknown says so (a store that cannot tell object sizes)."""
+    from napari_zarr_explorer.recompress import ArrayResult, RecompressReport
+
+    array = ArrayResult(
+        path="",
+        shape=(2, 32, 32),
+        dtype="uint16",
+        chunks=(1, 16, 16),
+        shards=None,
+        source_chunks=(1, 16, 16),
+        source_shards=(1, 32, 32),
+        nbytes=4096,
+        bytes_before=None,
+        bytes_after=1000,
+        objects_total=8,
+        objects_written=8,
+        objects_empty=0,
+        chunks_written=8,
+        objects_verified=8,
+        chunks_verified=8,
+    )
+    report = RecompressReport(
+        source="src.zarr",
+        destination="dst.zarr",
+        compressor="zstd:3",
+        zarr_format=3,
+        arrays=(array,),
+        bytes_before=None,
+        bytes_after=1000,
+        nbytes=4096,
+        complete=True,
+        verified=True,
+    )
+    assert report.bytes_before_basis is None
     line = _stored_line(report)
     assert "source size unknown" in line, line
     assert report.to_dict()["bytes_before"] is None
-    assert report.done_line() == (
-        f"Done: {human_bytes(report.bytes_after)} written (source size unknown)"
-    )
+    assert report.done_line() == "Done: 1000 B written (source size unknown)"

@@ -451,7 +451,7 @@ def _units_in(block: tuple[tuple[int, int], ...]) -> int:
 
 
 def _region_text(a: ArrayPlan, block: tuple[tuple[int, int], ...]) -> str:
-    """The array region of the units in *block*, in index ranges: ``[0:8, 0:1024, 0:1024]``."""
+    """Return the region of the units in *block*, in index ranges: ``[0:8, 0:1024, 0:1024]``."""
     t = a.target
     return (
         "["
@@ -746,11 +746,11 @@ def _bytes_before(
     """Return the stored bytes of *a*'s source and where the figure comes from.
 
     ``"files"``: a stat of the array's files (by the plan, or the scan during the run);
-    ``"chunks"``: every source chunk's stored size, counted as the tasks read them (the scan had
-    not reached the array when the run ended); ``"partial"``: the chunks read by the tasks that
-    ran, when not all did (a lower bound: 0 for an array no task reached before a cancel);
-    ``(None, None)``: nothing was counted (no source store, or a reader that does not count
-    what it reads).
+    ``"chunks"``: the stored size of every source object (chunk, or whole shard of a sharded
+    source), counted by the tasks that read them (the scan had not reached the array when the
+    run ended); ``"partial"``: the objects counted by the tasks that ran, when not all did (a
+    lower bound: 0 for an array no task reached before a cancel); ``(None, None)``: nothing was
+    counted (no source store, or a store that could not tell the size of an object).
     """
     path = a.target.path
     if a.bytes_before is not None:
@@ -1124,7 +1124,7 @@ def run_plan(
     ]
     sizer: threading.Thread | None = None
     # A measurement only, never waited for: stopped when the run ends (the report then counts
-    # the arrays it did not reach from the chunks the tasks read).
+    # the arrays it did not reach from the stored objects the tasks read).
     stop_sizing = threading.Event()
     if src_loc is not None and src_loc.is_local and unmeasured:
         loc = src_loc

@@ -9,6 +9,7 @@ are encoded here, with the same bytes zarr-python would write, and written once 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -246,10 +247,11 @@ class SourceReader:
     def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int | None]:
         """Return the data of *region* (native byte order) and the stored bytes it owns.
 
-        The stored bytes count the source chunks whose first element lies inside *region*, so
-        that adding them over a partition of the array counts each chunk once. They are None
-        when zarr-python decodes the region (an unusual pipeline, or shards): it does not say
-        what it read.
+        The stored bytes count the source's stored objects (chunks, or whole shards of a
+        sharded array) whose first element lies inside *region*, so that adding them over a
+        partition of the array counts each object once. When zarr-python decodes the region (an
+        unusual pipeline, or shards) it does not say what it read: the objects' sizes are asked
+        of the store (:meth:`owned_bytes`), None when it cannot tell them.
         """
         if self._decode is None:
             try:
@@ -261,7 +263,7 @@ class SourceReader:
                 if damaged is None:
                     raise
                 raise damaged from exc
-            return _native(data), None
+            return _native(data), self.owned_bytes(region)
         shape = tuple(s.stop - s.start for s in region)
         out = np.empty(shape, dtype=self.dtype.newbyteorder("="))
         owned = 0
@@ -293,6 +295,39 @@ class SourceReader:
             chunk = self._decode_named(raw, key)
             out[tuple(dst_sel)] = chunk[tuple(src_sel)]
         return out, owned
+
+    def owned_bytes(self, region: Sequence[slice]) -> int | None:
+        """Return the stored size of the objects whose first element lies inside *region*.
+
+        The objects are the array's stored keys: chunks, or whole shards (index included) of a
+        sharded array. Their sizes come from the store (a stat of each file locally, a HEAD
+        request or the size of a cached value remotely), asked concurrently; a missing object
+        counts 0. None when the store cannot tell the size of one of them.
+        """
+        shards = getattr(self.array, "shards", None)
+        shape = tuple(shards if shards is not None else self.array.chunks)
+        ranges = [
+            range(-(-s.start // n), -(-s.stop // n)) for s, n in zip(region, shape, strict=True)
+        ]
+        keys = []
+        for coords in itertools.product(*ranges):
+            key = self.array.metadata.encode_chunk_key(coords)
+            keys.append(f"{self.path}/{key}" if self.path else key)
+        if not keys:
+            return 0
+
+        async def sizes() -> list[Any]:
+            found = (self.store.getsize(k) for k in keys)
+            return list(await asyncio.gather(*found, return_exceptions=True))
+
+        total = 0
+        for size in _sync(sizes()):
+            if size is None or _missing(size):
+                continue
+            if isinstance(size, BaseException):
+                return None
+            total += int(size)
+        return total
 
     def read_blocked(
         self, region: Sequence[slice], inner: Sequence[int]
@@ -368,6 +403,19 @@ class SourceReader:
                 "lists every damaged chunk.",
             ) from exc
         return chunk
+
+
+def _missing(found: Any) -> bool:
+    """Tell whether *found*, what asking a store for a size raised, says the key is absent.
+
+    Remote stores of this package raise their own error for it, caused by the file system's
+    ``FileNotFoundError``.
+    """
+    if not isinstance(found, BaseException):
+        return False
+    return isinstance(found, FileNotFoundError | KeyError | NotAnObjectError) or isinstance(
+        found.__cause__, FileNotFoundError
+    )
 
 
 _THREAD = threading.local()

@@ -77,8 +77,9 @@ class ArrayResult:
 
     ``bytes_before`` is the stored size of the source array and ``bytes_before_basis`` says
     where it comes from: ``"files"`` (a stat of its files), ``"chunks"`` (the stored size of
-    every source chunk, counted as the run read them), ``"partial"`` (the chunks read by an
-    unfinished run: a lower bound), or None (not counted: ``bytes_before`` is None).
+    every stored object of the source, counted as the run read them: its chunks, or its whole
+    shard files when it is sharded), ``"partial"`` (the objects read by an unfinished run: a
+    lower bound), or None (not counted: ``bytes_before`` is None).
     """
 
     path: str
@@ -214,10 +215,12 @@ class RecompressReport:
         """Where :attr:`bytes_before` comes from.
 
         ``"files"``: a stat of every file of the source arrays (stray files included);
-        ``"chunks"``: the stored size of every source chunk, counted as the run read them (the
-        scan of the files had not reached the arrays when the run ended); ``"mixed"``: some
-        arrays one way, some the other; ``"partial"``: an unfinished run counted only the chunks
-        it read (a lower bound of the source's size); None when :attr:`bytes_before` is None.
+        ``"chunks"``: the stored size of every stored object of the source arrays (chunks, or
+        whole shard files of sharded arrays), counted as the run read them (the scan of the
+        files had not reached the arrays when the run ended, or the source is remote);
+        ``"mixed"``: some arrays one way, some the other; ``"partial"``: an unfinished run
+        counted only the objects it read (a lower bound of the source's size); None when
+        :attr:`bytes_before` is None.
         """
         if self.bytes_before is None:
             return None
@@ -307,29 +310,42 @@ class RecompressReport:
         """One line on a finished run for status bars: sizes before and after, and the share.
 
         ``"Done: 12.0 MiB -> 4.1 MiB (34% of the original)"``; the size before is named for
-        what it is, as in the report (``"(source chunks read)"``), and a run whose source size
-        is unknown says what it wrote. A resumed run with nothing left to do says so.
+        what it is, as in the report (``"(source chunks read)"``, ``"(source shards read)"``),
+        and a run whose source size is unknown says what it wrote. A resumed run with nothing
+        left to do says so.
         """
         if self.resumed and self.tasks_skipped >= self.tasks_total:
             return "The output was already complete; checked again"
         after = human_bytes(self.bytes_after)
-        before, basis = self.bytes_before, self.bytes_before_basis
+        before = self.bytes_before
         if before is None:
             return f"Done: {after} written (source size unknown)"
-        label = {"chunks": " (source chunks read)", "mixed": " (in part source chunks read)"}
         share = f" ({self.bytes_after / before:.0%} of the original)" if before else ""
-        return f"Done: {human_bytes(before)}{label.get(basis or '', '')} -> {after}{share}"
+        return f"Done: {human_bytes(before)}{self._read_label()} -> {after}{share}"
+
+    def _read_label(self) -> str:
+        """Name a size before counted from what the run read: `` (source shards read)``.
+
+        The objects are the source's stored objects: shards of sharded arrays, chunks of the
+        others (``chunks and shards`` when the arrays counted have both). Empty when the size
+        before is not such a count.
+        """
+        basis = self.bytes_before_basis
+        if basis not in ("chunks", "mixed"):
+            return ""
+        kinds = {_read_unit(a) for a in self.arrays if a.bytes_before_basis == "chunks"}
+        what = " and ".join(sorted(kinds)) or "chunks"
+        return f" (source {what} read)" if basis == "chunks" else f" (in part source {what} read)"
 
     def _stored(self) -> str:
         """Describe the sizes: before -> after when the size before is known, else the output.
 
-        The size before is named for what it is: the source's files, the source chunks the run
-        read, or (unfinished) a lower bound; "unknown" when nothing was counted.
+        The size before is named for what it is: the source's files, the source chunks (or
+        shards) the run read, or (unfinished) a lower bound; "unknown" when nothing was counted.
         """
         logical = f"logical {human_bytes(self.nbytes)}"
         after = human_bytes(self.bytes_after)
         basis = self.bytes_before_basis
-        label = {"chunks": " (source chunks read)", "mixed": " (in part source chunks read)"}
         unknown = "; source size unknown" if self.action == "Recompress" else ""
         if not self.complete:  # part of the output: no ratio against the whole source
             if basis == "partial":  # what was read so far: the source holds at least that
@@ -337,11 +353,11 @@ class RecompressReport:
                 return f"stored {after} so far ({logical}; source at least {least}, not all read)"
             if self.bytes_before is None:
                 return f"stored {after} so far ({logical}{unknown})"
-            before = human_bytes(self.bytes_before) + label.get(basis or "", "")
+            before = human_bytes(self.bytes_before) + self._read_label()
             return f"stored {before} -> {after} so far ({logical})"
         if self.bytes_before:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
-            before = human_bytes(self.bytes_before) + label.get(basis or "", "")
+            before = human_bytes(self.bytes_before) + self._read_label()
             return f"stored {before} -> {after} (ratio {ratio}; {logical})"
         made = self.compression_ratio
         tail = logical + (unknown if self.bytes_before is None else "")
@@ -411,6 +427,11 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("ch") else "s")
 
 
+def _read_unit(a: ArrayResult) -> str:
+    """Name what the run read of *a*'s source for its size before: ``shards`` or ``chunks``."""
+    return "shards" if a.source_shards is not None else "chunks"
+
+
 def _before_cell(a: ArrayResult, has_source: bool) -> str:
     """Describe an array's stored size before as known: ``at least`` when only part was read."""
     if a.bytes_before is None:
@@ -419,5 +440,5 @@ def _before_cell(a: ArrayResult, has_source: bool) -> str:
     if a.bytes_before_basis == "partial":
         return f"at least {size} (read so far)"
     if a.bytes_before_basis == "chunks":
-        return f"{size} (chunks read)"
+        return f"{size} ({_read_unit(a)} read)"
     return size

@@ -3,8 +3,8 @@
 In-memory and lazy arrays, and pyramid levels made from the level written before them.
 
 The engine reads every task's region through ``source.read(region)``, which returns the data
-(in native byte order) and the stored bytes it owns (0 here; None from a reader that does not
-count them). A source with a larger ``stage``
+(in native byte order) and the stored bytes of the source objects it owns (0 here; None from a
+reader that cannot tell them). A source with a larger ``stage``
 is read only after every array of a smaller stage is written and verified, so a pyramid level
 can be computed from the level above it as stored in the output, one region at a time: the
 memory a task uses is bounded by its region, never by the whole array.

@@ -84,7 +84,8 @@ class TaskResult:
     objects_empty: int = 0
     chunks_written: int = 0
     bytes_written: int = 0
-    #: Stored bytes of the source chunks this task owns (None: the reader did not count them).
+    #: Stored bytes of the source objects this task owns: chunks, or whole shards of a sharded
+    #: source (None: the store could not tell their size).
     bytes_read: int | None = 0
     nbytes: int = 0
     objects_verified: int = 0
