@@ -231,6 +231,59 @@ def test_a_remote_sharded_source_is_counted_from_its_shard_sizes(
     assert "(source shards read) ->" in _stored_line(report)
 
 
+def _bucket_source(tmp_path: Path, s3_server: Any, bucket: str) -> tuple[str, Path]:
+    """A sharded array with a shard that is not stored, uploaded to *bucket*: URL, original."""
+    import uuid
+
+    data = testing.blobs((4, 32, 32), seed=2, dtype="uint16")
+    data[1] = 0  # only the fill value: that shard is not stored
+    local = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=3, chunks=(1, 16, 16), shards=(2, 32, 32)
+    )
+    prefix = f"sizes-{uuid.uuid4().hex[:8]}/src.zarr"
+    return s3_server.upload(local, bucket, prefix), local
+
+
+def test_a_sharded_source_in_a_bucket_is_counted_from_its_objects(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    url, local = _bucket_source(tmp_path, s3_server, s3_server.private_bucket)
+    options = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    # output shards of one plane: each source shard of two planes is read by two tasks
+    report = recompress(
+        url, tmp_path / "dst.zarr", shards=(1, 32, 32), task_bytes=1, storage_options=options
+    )
+    assert report.ok, str(report)
+    assert report.bytes_before == _files(local, chunks_only=True)
+    assert report.bytes_before_basis == "chunks"
+    assert "(source shards read) ->" in _stored_line(report)
+
+
+def test_a_bucket_that_refuses_to_tell_sizes_leaves_the_size_unknown(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    """Read anonymously, the emulator refuses HEAD requests: no size, rather than a wrong one."""
+    url, local = _bucket_source(tmp_path, s3_server, s3_server.public_bucket)
+    options = {
+        "anon": True,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    # two tasks per source shard: neither reads it whole, so its size is asked of the bucket
+    report = recompress(
+        url, tmp_path / "dst.zarr", shards=(1, 32, 32), task_bytes=1, storage_options=options
+    )
+    assert report.ok, str(report)
+    assert report.bytes_before in (None, _files(local, chunks_only=True))
+    if report.bytes_before is None:
+        assert "source size unknown" in _stored_line(report)
+
+
 def test_a_source_that_is_neither_measured_nor_counted_is_unknown() -> None:
     """A report whose source size is unknown says so (a store that cannot tell object sizes)."""
     from napari_zarr_explorer.recompress import ArrayResult, RecompressReport

@@ -302,7 +302,8 @@ class SourceReader:
         The objects are the array's stored keys: chunks, or whole shards (index included) of a
         sharded array. Their sizes come from the store (a stat of each file locally, a HEAD
         request or the size of a cached value remotely), asked concurrently; a missing object
-        counts 0. None when the store cannot tell the size of one of them.
+        counts 0. None when the store cannot tell the size of one of them (a refused or failed
+        request).
         """
         shards = getattr(self.array, "shards", None)
         shape = tuple(shards if shards is not None else self.array.chunks)
@@ -322,11 +323,13 @@ class SourceReader:
 
         total = 0
         for size in _sync(sizes()):
-            if size is None or _missing(size):
+            if _missing(size):
                 continue
-            if isinstance(size, BaseException):
+            if not isinstance(size, int):
+                # an error, or None: a store answering "missing" to a refused request (S3
+                # without listing rights) cannot tell an absent object from a present one
                 return None
-            total += int(size)
+            total += size
         return total
 
     def read_blocked(
