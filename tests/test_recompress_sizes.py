@@ -265,6 +265,24 @@ def test_a_sharded_source_in_a_bucket_is_counted_from_its_objects(
     assert "(source shards read) ->" in _stored_line(report)
 
 
+def test_a_sharded_source_on_gcs_is_counted_from_its_objects(
+    tmp_path: Path, gcs_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    data = testing.blobs((4, 32, 32), seed=3, dtype="uint16")
+    data[3] = 0  # only the fill value: that shard is not stored
+    local = testing.write_array(
+        tmp_path / "src.zarr", data, zarr_format=3, chunks=(1, 16, 16), shards=(1, 32, 32)
+    )
+    url = gcs_server.upload(local, f"sizes-{uuid.uuid4().hex[:8]}/src.zarr")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint_url)
+    report = recompress(url, tmp_path / "dst.zarr", shards="none")
+    assert report.ok, str(report)
+    assert report.bytes_before == _files(local, chunks_only=True)
+    assert report.bytes_before_basis == "chunks"
+
+
 def test_a_bucket_that_refuses_to_tell_sizes_leaves_the_size_unknown(
     tmp_path: Path, s3_server: Any
 ) -> None:
