@@ -231,6 +231,35 @@ def test_a_remote_sharded_source_is_counted_from_its_shard_sizes(
     assert "(source shards read) ->" in _stored_line(report)
 
 
+def test_a_remote_source_zarr_decodes_is_measured_from_what_it_read(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """An unsharded remote array read through zarr-python is sized from the chunks it fetched.
+
+    They are in the chunk cache: no request per chunk is made to learn their sizes.
+    """
+    import zarr
+    from zarr.codecs import BytesCodec, TransposeCodec
+
+    www = Path(http_server.root)
+    data = testing.blobs((32, 32), seed=4, dtype="uint16")
+    arr = zarr.create_array(
+        www / "src.zarr",
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=(16, 16),
+        filters=[TransposeCodec(order=(1, 0))],  # no direct decoder: zarr-python decodes
+        serializer=BytesCodec(),
+        compressors=None,
+    )
+    arr[...] = data
+    report = recompress(f"{http_server.url}/src.zarr", tmp_path / "dst.zarr", shards="none")
+    assert report.ok, str(report)
+    assert http_server.count("src.zarr/c/*", method="HEAD") == 0
+    assert report.bytes_before == _files(www / "src.zarr", chunks_only=True)
+    assert report.bytes_before_basis == "chunks"
+
+
 def _bucket_source(tmp_path: Path, s3_server: Any, bucket: str) -> tuple[str, Path]:
     """A sharded array with a shard that is not stored, uploaded to *bucket*: URL, original."""
     import uuid
