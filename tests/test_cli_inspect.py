@@ -232,7 +232,8 @@ def test_inspect_unreachable_store_cannot_be_opened(tmp_path, as_json):
     proc = _run("inspect", url, "--storage-options", FAST, *(["--json"] if as_json else []))
     assert proc.returncode == 1, proc.stdout
     assert proc.stdout == ""
-    assert url in proc.stderr and "Check the host name" in proc.stderr
+    assert url in proc.stderr and "Connection refused by 127.0.0.1:" in proc.stderr
+    assert "that the server is running" in proc.stderr and "Errno" not in proc.stderr
 
 
 def test_inspect_without_zarr_metadata_is_the_same_error_local_or_remote(tmp_path, http_server):

@@ -464,14 +464,70 @@ def test_connection_reset_is_retried(http_server):
     assert http_server.count("img.ome.zarr/zarr.json") == 3
 
 
-def test_connection_refused_names_the_host(tmp_path):
+def _closed_endpoint(tmp_path: Path) -> str:
+    """``http://127.0.0.1:PORT`` of a server that has stopped: connections are refused."""
     from servers import serve_directory
 
     with serve_directory(tmp_path) as srv:
-        url = srv.url
-    store = _store(f"{url}/a.zarr", **FAST)
-    with pytest.raises(RemoteError, match=r"Could not connect to 127\.0\.0\.1:\d+"):
+        return srv.url
+
+
+# the three ways a store reaches a server: the lean HTTP client, fsspec over aiohttp (any option
+# beyond headers), and s3fs at a custom endpoint
+REFUSING = {
+    "http": lambda endpoint: (f"{endpoint}/a.zarr", {}),
+    "http-aiohttp": lambda endpoint: (f"{endpoint}/a.zarr", {"client_kwargs": {}}),
+    "s3": lambda endpoint: ("s3://bucket/a.zarr", {"endpoint_url": endpoint, "anon": True}),
+}
+
+
+@pytest.mark.parametrize("access", sorted(REFUSING))
+def test_connection_refused_names_host_and_port_without_errno(tmp_path, access):
+    """A refused connection says so in words, naming HOST:PORT and the key, and what to check:
+    not the operating system's ``[Errno 111] Connection refused``."""
+    endpoint = _closed_endpoint(tmp_path)
+    url, options = REFUSING[access](endpoint)
+    store = _store(url, **options, **FAST)
+    with pytest.raises(RemoteError) as info:
         fetch_many(store, ["zarr.json"])
+    port = endpoint.rpartition(":")[2]
+    msg = str(info.value)
+    assert msg.startswith(f"Connection refused by 127.0.0.1:{port}"), msg
+    assert f"{url}/zarr.json" in msg
+    assert "Errno" not in msg and "Connect call failed" not in msg
+    assert info.value.hint == "Check the URL (host name and port) and that the server is running."
+
+
+@pytest.mark.parametrize("access", sorted(REFUSING))
+def test_connection_refused_is_retried_once_only(tmp_path, access):
+    """A refused connection is a wrong host or port, or a server that is down: asked once more
+    (it may be restarting), not as many times as a server error or a timeout."""
+    url, options = REFUSING[access](_closed_endpoint(tmp_path))
+    store = _store(url, **options, **{**FAST, "explorer_retries": 3})
+    with pytest.raises(RemoteError, match="after 2 attempts"):
+        fetch_many(store, ["zarr.json"])
+    assert store.stats.requests == 2 and store.stats.retries == 1
+
+
+def test_connection_refused_is_not_retried_without_retries(tmp_path):
+    store = _store(f"{_closed_endpoint(tmp_path)}/a.zarr", **{**FAST, "explorer_retries": 0})
+    with pytest.raises(RemoteError, match="Connection refused by") as info:
+        fetch_many(store, ["zarr.json"])
+    assert "attempts" not in str(info.value)
+    assert store.stats.requests == 1 and store.stats.retries == 0
+
+
+def test_server_errors_keep_every_retry(http_server):
+    """Only refusals are cut short: a 503 or 429 is tried the configured number of times."""
+    _image(http_server.root)
+    http_server.fail("img.ome.zarr/zarr.json", 503)
+    http_server.fail("img.ome.zarr/0/zarr.json", 429)
+    store = _store(f"{http_server.url}/img.ome.zarr", **{**FAST, "explorer_retries": 3})
+    for key in ("zarr.json", "0/zarr.json"):
+        with pytest.raises(RemoteError, match="after 4 attempts"):
+            fetch_many(store, [key])
+    assert http_server.count("img.ome.zarr/zarr.json") == 4
+    assert http_server.count("img.ome.zarr/0/zarr.json") == 4
 
 
 def test_unknown_host_is_named():
@@ -614,3 +670,65 @@ def test_unreachable_store_cannot_be_opened(tmp_path, scheme):
         inspect(url, storage_options=options)
     assert url in str(info.value)
     assert "127.0.0.1" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# what an OS error that is not one of the explorer's own says (docks, notebook, command line)
+
+
+def test_error_message_of_a_refused_connection_names_no_errno(tmp_path):
+    import socket
+
+    from napari_zarr_explorer.errors import error_message
+
+    port = int(_closed_endpoint(tmp_path).rpartition(":")[2])
+    with pytest.raises(ConnectionRefusedError) as info:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert error_message(info.value) == (
+        "ConnectionRefusedError: connection refused. Check the URL (host name and port) and "
+        "that the server is running."
+    )
+
+
+def test_error_message_of_aiohttp_refusal_names_host_and_port(tmp_path):
+    """aiohttp knows where it tried to connect: the message names it."""
+    import asyncio
+
+    import aiohttp
+
+    from napari_zarr_explorer.errors import error_message
+
+    endpoint = _closed_endpoint(tmp_path)
+
+    async def get() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{endpoint}/a.zarr/zarr.json") as resp,
+        ):
+            await resp.read()
+
+    with pytest.raises(aiohttp.ClientConnectorError) as info:
+        asyncio.run(get())
+    port = endpoint.rpartition(":")[2]
+    assert error_message(info.value) == (
+        f"ClientConnectorError: connection refused by 127.0.0.1:{port}. Check the URL (host "
+        "name and port) and that the server is running."
+    )
+
+
+def test_error_message_of_other_os_errors_keeps_the_type_drops_the_errno(tmp_path):
+    from napari_zarr_explorer.errors import error_message
+
+    missing = tmp_path / "missing.zarr"
+    with pytest.raises(FileNotFoundError) as info:
+        missing.read_bytes()
+    assert (
+        error_message(info.value)
+        == f"FileNotFoundError: No such file or directory: {str(missing)!r}"
+    )
+    assert error_message(ConnectionResetError(104, "Connection reset by peer")) == (
+        "ConnectionResetError: Connection reset by peer. Check the URL and your network connection."
+    )
+    assert error_message(OSError("no errno here")) == "OSError: no errno here"
+    assert error_message(ValueError("bad")) == "ValueError: bad"
+    assert error_message(KeyError()) == "KeyError"

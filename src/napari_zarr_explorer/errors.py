@@ -6,6 +6,11 @@ so that the reader, the command line and the docks can show its message as it is
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+from collections.abc import Iterator
+
 __all__ = [
     "AccessDeniedError",
     "CodecError",
@@ -18,8 +23,30 @@ __all__ = [
     "PathEscapeError",
     "RemoteError",
     "UnsafeDataError",
+    "connection_refused",
     "error_message",
+    "os_error_text",
 ]
+
+#: What to check when a connection is refused: the server named is not listening there.
+REFUSED_HINT = "Check the URL (host name and port) and that the server is running."
+#: What to check when a connection failed otherwise (reset, unreachable network or host).
+CONNECTION_HINT = "Check the URL and your network connection."
+_ERRNO_PREFIX = re.compile(r"^\[(?:Errno|WinError) -?\d+\]\s*")
+_CONNECTION_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "EHOSTUNREACH",
+        "ENETUNREACH",
+        "ENETDOWN",
+        "EHOSTDOWN",
+        "ETIMEDOUT",
+    )
+    if hasattr(errno, name)
+)
 
 
 class ExplorerError(Exception):
@@ -85,16 +112,107 @@ def error_message(exc: BaseException) -> str:
     Parameters
     ----------
     exc
-        Any exception a form, a dock or a notebook caught.
+        Any exception a form, a dock, a notebook or the command line caught.
 
     Returns
     -------
     str
         The message of an :class:`ExplorerError` as it is (with its hint: what to do), and
-        ``Type: message`` (or just ``Type`` when it has no message) for anything else.
+        ``Type: message`` (or just ``Type`` when it has no message) for anything else. An
+        ``OSError`` says what the operating system says (:func:`os_error_text`, without
+        Python's ``[Errno N]``); a refused connection reads "connection refused by HOST:PORT"
+        (the host when the error knows it) and, like other failed connections, ends with what
+        to check.
     """
     if isinstance(exc, ExplorerError):
         return str(exc)
-    text = str(exc).strip()
     name = type(exc).__name__
+    if isinstance(exc, OSError):
+        peer = _peer(exc)
+        if connection_refused(exc):
+            by = f" by {peer}" if peer else ""
+            return f"{name}: connection refused{by}. {REFUSED_HINT}"
+        text = os_error_text(exc)
+        if isinstance(exc, ConnectionError) or exc.errno in _CONNECTION_ERRNOS:
+            at = f" ({peer})" if peer and peer not in text else ""
+            return f"{name}: {text.rstrip('.') or 'connection failed'}{at}. {CONNECTION_HINT}"
+        return f"{name}: {text}" if text else name
+    text = str(exc).strip()
     return f"{name}: {text}" if text else name
+
+
+def os_error_text(exc: BaseException) -> str:
+    """Return what an OS error says, without Python's ``[Errno N]`` prefix.
+
+    Parameters
+    ----------
+    exc
+        The error. For one that wraps an ``OSError`` (aiohttp's connection errors, botocore's
+        endpoint errors), the text of the first wrapped error that carries an errno.
+
+    Returns
+    -------
+    str
+        The error's ``strerror`` (with its file names, quoted as Python quotes them), or its
+        text with the ``[Errno N]`` prefix removed when it has none. asyncio's failed connect
+        ("Connect call failed (address)") gives the operating system's text for its errno.
+    """
+    inner = next((e for e in _wrapped(exc) if isinstance(e, OSError) and e.errno is not None), exc)
+    strerror = getattr(inner, "strerror", None)
+    code = getattr(inner, "errno", None)
+    if (
+        isinstance(strerror, str)
+        and strerror.startswith("Connect call failed")
+        and isinstance(code, int)
+        and code in errno.errorcode
+    ):
+        strerror = os.strerror(code)
+    if not isinstance(strerror, str) or not strerror:
+        return _ERRNO_PREFIX.sub("", str(exc).strip())
+    filename, filename2 = getattr(inner, "filename", None), getattr(inner, "filename2", None)
+    if filename is not None:
+        strerror += f": {filename!r}"
+        if filename2 is not None:
+            strerror += f" -> {filename2!r}"
+    return strerror
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Tell whether *exc*, or an error it wraps, is a refused connection (``ECONNREFUSED``).
+
+    Wrapped errors are the ``__cause__``, aiohttp's ``os_error`` and botocore's ``error``.
+    """
+    return any(
+        isinstance(e, ConnectionRefusedError)
+        or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
+        for e in _wrapped(exc)
+    )
+
+
+def _wrapped(exc: BaseException) -> Iterator[BaseException]:
+    """Yield *exc*, then the errors it wraps (a few levels; each once)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 16:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        kwargs = getattr(e, "kwargs", None)
+        for inner in (
+            getattr(e, "os_error", None),
+            kwargs.get("error") if isinstance(kwargs, dict) else None,
+            e.__cause__,
+        ):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _peer(exc: BaseException) -> str | None:
+    """``host:port`` an error says it tried to reach (aiohttp's connection errors), else None."""
+    for e in _wrapped(exc):
+        host, port = getattr(e, "host", None), getattr(e, "port", None)
+        if isinstance(host, str) and host and isinstance(port, int):
+            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return None

@@ -4,7 +4,8 @@
 a :class:`RemoteStore`: zarr's ``FsspecStore`` (over aiohttp, s3fs or gcsfs) wrapped with
 
 - a timeout on every request and retries with exponential backoff for transient failures
-  (HTTP 5xx/408/429, timeouts, connection resets);
+  (HTTP 5xx/408/429, timeouts, connection resets); a refused connection (a wrong host or port,
+  a server that is down) is tried once more only;
 - clear errors for permanent ones (:class:`~napari_zarr_explorer.errors.AccessDeniedError`,
   :class:`~napari_zarr_explorer.errors.RemoteError` naming the host and key); a missing key is
   not an error: the store answers ``None`` and zarr uses the fill value;
@@ -54,7 +55,15 @@ from zarr.abc.store import (
 from zarr.storage import WrapperStore
 
 from napari_zarr_explorer._compat import coalesced_get_ranges, zarr_io_loop_and_thread
-from napari_zarr_explorer.errors import AccessDeniedError, ExplorerError, RemoteError
+from napari_zarr_explorer.errors import (
+    CONNECTION_HINT,
+    REFUSED_HINT,
+    AccessDeniedError,
+    ExplorerError,
+    RemoteError,
+    connection_refused,
+    os_error_text,
+)
 from napari_zarr_explorer.store._http import (
     HTTPClient,
     HTTPStatusError,
@@ -98,6 +107,10 @@ _JITTER = random.Random()
 #: again for _BREAKER_SECONDS: reads fail at once (chunks show as fill) instead of each waiting.
 _BREAKER_FAILURES = 3
 _BREAKER_SECONDS = 30.0
+#: Most retries of a refused connection, whatever ``retries`` says: nothing listens at that
+#: host and port (a wrong URL, a server that is down), which waiting rarely changes; one more
+#: try covers a server that is restarting.
+_REFUSED_RETRIES = 1
 _V2_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 _READ_AHEAD_MAX_DOC = 4 * 2**20
 
@@ -300,6 +313,8 @@ class RemoteStore(WrapperStore[Store]):
         super().__init__(store)
         self.url = url.rstrip("/")
         self.host = urlsplit(url).netloc or url
+        #: ``host:port`` the requests go to (for "connection refused by host:port").
+        self.peer = _authority(url)
         self.options = options or RemoteOptions()
         self.stats = RemoteStats()
         self._alternate = alternate
@@ -691,7 +706,8 @@ class RemoteStore(WrapperStore[Store]):
                         f"Access denied ({detail}) reading {self._where(key)} from {self.host}.",
                         hint=self._credentials_hint or None,
                     ) from exc
-                if kind in ("fatal", "dns") or attempt >= opts.retries:
+                retries = min(opts.retries, _REFUSED_RETRIES) if kind == "refused" else opts.retries
+                if kind in ("fatal", "dns") or attempt >= retries:
                     error = self._failure(key, kind, detail, attempt + 1)
                     if kind != "fatal":
                         self._failed_in_a_row += 1
@@ -752,10 +768,15 @@ class RemoteStore(WrapperStore[Store]):
                 f"{ENV_PREFIX}TIMEOUT, or with the option '{_OPTION_PREFIX}timeout' "
                 f"{_OPTIONS_HOW}.",
             )
+        if kind == "refused":
+            return RemoteError(
+                f"Connection refused by {self.peer}{tries} reading {self._where(key)}.",
+                hint=REFUSED_HINT,
+            )
         if kind == "connection":
             return RemoteError(
                 f"Could not connect to {self.host} ({detail}){tries} reading {self._where(key)}.",
-                hint="Check the host name in the URL and your network connection.",
+                hint=CONNECTION_HINT,
             )
         if kind == "dns":
             return RemoteError(
@@ -859,6 +880,24 @@ class RemoteStore(WrapperStore[Store]):
         return True
 
 
+def _authority(url: str) -> str:
+    """Return ``host:port`` of *url* (the scheme's default port when it names none).
+
+    No user name or password: the text goes into messages.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return parts.netloc.rpartition("@")[2] or url
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 80 if parts.scheme == "http" else 443
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _status_kind(status: int) -> str:
     if status in (401, 403):
         return "denied"
@@ -876,7 +915,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     -------
     tuple
         ``(kind, detail)`` where kind is ``"denied"``, ``"transient"``, ``"timeout"``,
-        ``"connection"``, ``"dns"`` or ``"fatal"``.
+        ``"refused"``, ``"connection"``, ``"dns"`` or ``"fatal"``. The detail of an OS error
+        is its text without ``[Errno N]``.
     """
     import http.client
     import socket
@@ -894,9 +934,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         detail = f"HTTP {exc.status} {exc.reason}".strip()
         return ("fatal" if kind == "missing" else kind), detail
     if isinstance(exc, socket.gaierror):
-        return "dns", text
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection", text
+        return "dns", os_error_text(exc)
+    if connection_refused(exc):  # any layer: the lean client, aiohttp, botocore
+        return "refused", "connection refused"
     if isinstance(exc, http.client.HTTPException):
         return "transient", f"connection dropped ({name})"
     if aiohttp is not None:
@@ -906,9 +946,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
             return ("fatal" if kind == "missing" else kind), detail
         dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
         if dns_error is not None and isinstance(exc, dns_error):
-            return "dns", text
+            return "dns", os_error_text(exc)
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return "connection", text
+            return "connection", os_error_text(exc)
         if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
             return "transient", f"connection dropped ({name})"
         if isinstance(exc, aiohttp.ClientConnectionError):
@@ -921,7 +961,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return "denied", "no credentials found"
     if name in ("EndpointConnectionError", "ConnectTimeoutError"):
-        return "connection", text
+        return "connection", os_error_text(exc)
     if name in ("ReadTimeoutError",):
         return "timeout", text
     response = getattr(exc, "response", None)
@@ -943,8 +983,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         kind, detail = _classify(cause)
         if kind != "fatal":
             return kind, detail
-    if isinstance(exc, OSError) and exc.errno is not None and exc.errno in (104, 110, 111):
-        return "transient", text
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno in (104, 110):
+        return "transient", os_error_text(exc)
     return "fatal", f"{name}: {text}"
 
 
@@ -1385,6 +1425,7 @@ def _open_s3(
         missing_on_denied=True,
     )
     rs.host = urlsplit(endpoint).netloc if endpoint else "s3.amazonaws.com"
+    rs.peer = _authority(endpoint) if endpoint else "s3.amazonaws.com:443"
     return rs
 
 
@@ -1410,6 +1451,7 @@ def _open_gcs(
         store = _gcs_store(path, fs_options, opts, "anon")
     rs = RemoteStore(store, url=url, options=opts, alternate=alternate, credentials_hint=_GCS_HINT)
     rs.host = urlsplit(endpoint).netloc if endpoint else "storage.googleapis.com"
+    rs.peer = _authority(endpoint) if endpoint else "storage.googleapis.com:443"
     return rs
 
 

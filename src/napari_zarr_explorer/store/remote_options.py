@@ -39,7 +39,9 @@ class RemoteOptions:
     timeout
         Seconds one request may take (connecting, waiting and reading) before it is abandoned.
     retries
-        How many times a request that failed transiently is tried again.
+        How many times a request that failed transiently (HTTP 5xx, 408, 429, a timeout, a
+        dropped connection) is tried again. A refused connection is tried again at most once,
+        whatever this says: nothing listens at that host and port, which waiting rarely changes.
     backoff
         Seconds to wait before the first retry; doubled for each further retry (with jitter,
         at most 10 s).
