@@ -305,3 +305,29 @@ def test_estimate_names_the_array_once(tmp_path):
     assert proc.stdout.splitlines()[0].startswith(f"{where}: ")
     assert "webp:quality=80: webp encodes RGB or RGBA images" in proc.stdout
     assert "warning: sampled region " in proc.stdout
+
+
+def test_cli_errors_are_worded_by_the_one_formatter(tmp_path, capsys):
+    """The command line words an error as the docks and the notebook do (``error_message``):
+    an OS error that escapes a command names its type and what the system says, without
+    Python's ``[Errno N]``; exit 1, nothing on standard output."""
+    from napari_zarr_explorer.cli import main
+    from napari_zarr_explorer.errors import ExplorerError, error_message
+    from napari_zarr_explorer.report import inspect
+
+    np.save(tmp_path / "x.npy", np.zeros((8, 8), dtype="uint8"))
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / "out.zarr"
+    assert main(["save", str(tmp_path / "x.npy"), str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = " ".join(captured.err.split())
+    assert "Errno" not in err
+    assert f"save failed unexpectedly: NotADirectoryError: Not a directory: {str(out)!r}" in err
+    assert "NAPARI_ZARR_EXPLORER_DEBUG=1" in err
+    # the explorer's own errors, as error_message gives them (hint included)
+    assert main(["inspect", str(tmp_path / "missing.zarr")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    with pytest.raises(ExplorerError) as info:
+        inspect(str(tmp_path / "missing.zarr"))
+    assert info.value.hint and err == f"error: {error_message(info.value)}"

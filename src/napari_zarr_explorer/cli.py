@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExplorerError as exc:
         from napari_zarr_explorer._cli._common import print_error
 
-        print_error(str(exc))
+        print_error(exc)
         return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
@@ -74,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         from napari_zarr_explorer._cli._common import print_error
+        from napari_zarr_explorer.errors import error_message
 
         print_error(
-            f"{args.command} failed unexpectedly: {type(exc).__name__}: {exc}. "
+            f"{args.command} failed unexpectedly: {error_message(exc).rstrip('.')}. "
             f"Run again with {DEBUG_ENV}=1 to see where, and please report it."
         )
         return 1

@@ -97,8 +97,15 @@ def printable(text: str, *, one_line: bool = False) -> str:
     return (_UNPRINTABLE_LINE if one_line else _UNPRINTABLE).sub(_escape_char, text)
 
 
-def print_error(message: str) -> None:
-    """Print an error message on standard error (control characters escaped)."""
+def print_error(error: str | BaseException) -> None:
+    """Print an error on standard error (control characters escaped).
+
+    An exception is worded by :func:`~napari_zarr_explorer.errors.error_message`, as the docks
+    and the notebook word it; a string is printed as it is.
+    """
+    from napari_zarr_explorer.errors import error_message
+
+    message = error if isinstance(error, str) else error_message(error)
     err_console.print(f"[bold red]error:[/] {escape(printable(message))}", soft_wrap=True)
 
 
