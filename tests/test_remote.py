@@ -732,3 +732,40 @@ def test_error_message_of_other_os_errors_keeps_the_type_drops_the_errno(tmp_pat
     assert error_message(OSError("no errno here")) == "OSError: no errno here"
     assert error_message(ValueError("bad")) == "ValueError: bad"
     assert error_message(KeyError()) == "KeyError"
+
+
+# --------------------------------------------------------------------------------------------
+# the lean HTTP client
+
+
+def test_wait_idle_after_close_waits_for_the_requests_still_in_flight(http_server):
+    """``close()`` lets requests in flight finish: ``wait_idle()`` after it returns once they
+    have their answers (it returned at once, with a request still on the wire)."""
+    import time
+
+    from napari_zarr_explorer.store._http import HTTPClient
+
+    _image(http_server.root)
+    http_server.slow("img.ome.zarr/zarr.json", 1.0)
+    client = HTTPClient(f"{http_server.url}/img.ome.zarr", timeout=60)
+    client.fetch_ahead(["zarr.json"], 2**20)
+    deadline = time.monotonic() + 60  # generous: only a request that never arrives fails
+    while "img.ome.zarr/zarr.json" not in http_server.arrived:  # on the wire, not queued
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.01)
+    client.close()
+    assert client.wait_idle(60.0)
+    # the server logs a request as it answers it
+    assert http_server.count("img.ome.zarr/zarr.json") == 1
+    assert isinstance(client.peek_early("zarr.json"), bytes)
+
+
+def test_wait_idle_after_close_with_nothing_in_flight_returns_at_once(http_server):
+    from napari_zarr_explorer.store._http import HTTPClient
+
+    _image(http_server.root)
+    client = HTTPClient(f"{http_server.url}/img.ome.zarr", timeout=60)
+    client.fetch_ahead(["zarr.json"], 2**20)
+    assert client.wait_idle(60.0)
+    client.close()
+    assert client.wait_idle(0.0)  # no wait at all: nothing is left to wait for

@@ -179,6 +179,11 @@ class _DaemonThreads(Executor):
         with self._lock:
             return self._done.wait_for(lambda: self._pending <= 0, timeout)
 
+    def busy(self) -> bool:
+        """Tell whether work is queued or running."""
+        with self._lock:
+            return self._pending > 0
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the threads once their current work is done (waiting for it if *wait*)."""
         with self._lock:
@@ -213,6 +218,9 @@ class _Pool:
         self.idle: list[http.client.HTTPConnection] = []
         self.lock = threading.Lock()
         self.executor: _DaemonThreads | None = None
+        # threads stopped by close() while requests were still running in them: wait_idle()
+        # waits for those requests too
+        self.stopping: list[_DaemonThreads] = []
         self.final = False  # closed for good: connections are no longer kept
 
     def checkout(self) -> http.client.HTTPConnection | None:
@@ -240,6 +248,14 @@ class _Pool:
             conn.close()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+            with self.lock:
+                self.stopping = [e for e in (*self.stopping, executor) if e.busy()]
+
+    def executors(self) -> list[_DaemonThreads]:
+        """Return the current threads, if any, and those stopped with requests still running."""
+        with self.lock:
+            self.stopping = [e for e in self.stopping if e.busy()]
+            return [*self.stopping, *([self.executor] if self.executor is not None else [])]
 
 
 class HTTPClient:
@@ -324,7 +340,8 @@ class HTTPClient:
     def close(self) -> None:
         """Close the idle connections and stop the threads (requests in flight finish).
 
-        The client is also closed when it is collected and at interpreter exit.
+        Requests queued and not started are cancelled; :meth:`wait_idle` waits for those in
+        flight. The client is also closed when it is collected and at interpreter exit.
         """
         self._pool.close()
 
@@ -598,8 +615,9 @@ class HTTPClient:
         """Wait until this client has no request queued or in flight in its threads.
 
         On a client :func:`prefetch` made, also until it has asked for all it will fetch ahead.
-        Requests made by :meth:`request` and :meth:`get` in the caller's own thread are the
-        caller's to wait for.
+        After :meth:`close`, the requests that were in flight still count until they end (close
+        cancels only those not started); with none left it returns at once. Requests made by
+        :meth:`request` and :meth:`get` in the caller's own thread are the caller's to wait for.
 
         Returns
         -------
@@ -609,13 +627,11 @@ class HTTPClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._ahead.wait(timeout):
             return False
-        pool = self._pool
-        with pool.lock:
-            executor = pool.executor
-        if executor is None:
-            return True
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        return executor.wait_idle(left)
+        for executor in self._pool.executors():
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not executor.wait_idle(left):
+                return False
+        return True
 
     def early_keys(self) -> list[str]:
         """Keys fetched ahead and not used yet."""
