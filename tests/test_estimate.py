@@ -284,3 +284,38 @@ def test_no_possible_candidate_samples_nothing_and_says_so(image, capsys):
     assert "sample of" not in out
     assert "no candidate is possible: nothing sampled" in out
     assert "do not match the array's 3 axes" in out
+
+
+@pytest.mark.parametrize(
+    "filters", [[{"id": "pickle"}], [{"id": "vlen-utf8"}]], ids=["pickle", "vlen"]
+)
+def test_object_dtype_array_is_refused_naming_the_array(tmp_path, capsys, filters):
+    """A v2 array of Python objects is refused before any candidate is tried, naming the array
+    (in a group: its path below the store), by ``estimate()`` and the command alike; nothing
+    of it is decoded."""
+    from napari_zarr_explorer.cli import main
+    from napari_zarr_explorer.errors import UnsafeDataError
+
+    store = tmp_path / "group.zarr"
+    (store / "obj").mkdir(parents=True)
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    zarray = {
+        "zarr_format": 2,
+        "shape": [4],
+        "chunks": [2],
+        "dtype": "|O",
+        "compressor": None,
+        "filters": filters,
+        "fill_value": 0,
+        "order": "C",
+    }
+    (store / "obj" / ".zarray").write_text(json.dumps(zarray))
+    (store / "obj" / "0").write_bytes(b"\x80\x04 never decoded")
+    where = f"{store}/obj: the dtype '|O' holds Python objects"
+    with pytest.raises(UnsafeDataError) as info:
+        estimate(store, "obj", ["zstd:3", "delta+zstd:3"])
+    assert str(info.value).startswith(where)
+    assert main(["estimate", str(store), "--array", "obj", "--compressor", "delta+zstd:3"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert " ".join(captured.err.split()).startswith(f"error: {where}")
