@@ -85,6 +85,38 @@ def test_explore_failures_say_why(tmp_path: Path) -> None:
     assert w.url == str(good) and w.error is None
 
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_explore_a_store_whose_root_has_no_metadata_shows_its_nodes(
+    tmp_path: Path, zarr_format: int
+) -> None:
+    """A store whose root holds no metadata of its own (a v2 hierarchy without a root
+    ``.zgroup``, a v3 implicit root) but nodes below it is shown, as ``inspect`` and the
+    explorer dock show it: it was refused as "not a Zarr store"."""
+    import napari_zarr_explorer as nze
+
+    store = tmp_path / "rootless.zarr"
+    testing.write_array(
+        store / "a", np.arange(16, dtype="uint8").reshape(4, 4), zarr_format=zarr_format
+    )
+    assert not any((store / name).exists() for name in (".zgroup", ".zattrs", "zarr.json"))
+    w = nze.explore(str(store))
+    assert w.error is None and w.url == str(store), w.error
+    assert [path for _, path in w.tree.options] == ["a"]
+    assert w.selected_path == "a"
+    assert "16" in w.panels["Array"].value or "4" in w.panels["Array"].value
+
+
+def test_explore_a_store_whose_root_cannot_be_read_says_why(tmp_path: Path) -> None:
+    import napari_zarr_explorer as nze
+
+    store = tmp_path / "bad.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text('{"zarr_format": 3, "node_type": ')
+    w = nze.explore(str(store))
+    assert w.url is None
+    assert (w.error or "").startswith(f"{store / 'zarr.json'}: invalid JSON"), w.error
+
+
 def test_explore_failures_name_what_went_wrong(image: Path, tmp_path: Path) -> None:
     """A failure that is not one of ours still says what it is (the type), as the docks do."""
     import html

@@ -221,14 +221,11 @@ class NotebookExplorer:
             report = inspect(location)
         except (ExplorerError, OSError, ValueError) as exc:
             return self._failed(error_message(exc))
+        # inspect() raises when no node has metadata, so a report has nodes; a root without
+        # metadata of its own (an implicit root) is missing from them, its children are shown
         root = next((n for n in report.nodes if n.path == report.path), None)
-        if root is None or root.kind == "error":
-            errors = [*(getattr(root, "errors", ()) if root else ()), *report.errors]
-            return self._failed(
-                str(errors[0])
-                if errors
-                else f"{location.url}: no Zarr metadata found; this is not a Zarr store."
-            )
+        if root is not None and root.kind == "error":  # an error node always says why
+            return self._failed(str([*root.errors, *report.errors][0]))
         self.error = None
         self.url = location.url
         self.report = report
@@ -253,7 +250,7 @@ class NotebookExplorer:
             )
         )
         self.recompress_form.suggest(output=_default_output(self.url))
-        self.select(report.path)
+        self.select(report.path if root is not None else next(iter(self.nodes)))
         return True
 
     def _failed(self, message: str) -> bool:
