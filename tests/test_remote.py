@@ -730,6 +730,14 @@ def test_error_message_of_other_os_errors_keeps_the_type_drops_the_errno(tmp_pat
         "ConnectionResetError: Connection reset by peer. Check the URL and your network connection."
     )
     assert error_message(OSError("no errno here")) == "OSError: no errno here"
+    # an error raised from a refusal says something of its own: its words are kept
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as refused:
+            raise OSError("the scheduler went away") from refused
+    except OSError as exc:
+        assert error_message(exc) == "OSError: the scheduler went away"
     assert error_message(ValueError("bad")) == "ValueError: bad"
     assert error_message(KeyError()) == "KeyError"
 

@@ -180,7 +180,8 @@ def os_error_text(exc: BaseException) -> str:
 def connection_refused(exc: BaseException) -> bool:
     """Tell whether *exc*, or an error it wraps, is a refused connection (``ECONNREFUSED``).
 
-    Wrapped errors are the ``__cause__``, aiohttp's ``os_error`` and botocore's ``error``.
+    Wrapped errors are aiohttp's ``os_error`` and botocore's ``error`` (not the ``__cause__``:
+    an error raised from a refusal says something of its own).
     """
     return any(
         isinstance(e, ConnectionRefusedError)
@@ -190,7 +191,7 @@ def connection_refused(exc: BaseException) -> bool:
 
 
 def _wrapped(exc: BaseException) -> Iterator[BaseException]:
-    """Yield *exc*, then the errors it wraps (a few levels; each once)."""
+    """Yield *exc*, then the errors it carries as its reason (a few levels; each once)."""
     seen: set[int] = set()
     todo = [exc]
     while todo and len(seen) < 16:
@@ -203,7 +204,6 @@ def _wrapped(exc: BaseException) -> Iterator[BaseException]:
         for inner in (
             getattr(e, "os_error", None),
             kwargs.get("error") if isinstance(kwargs, dict) else None,
-            e.__cause__,
         ):
             if isinstance(inner, BaseException):
                 todo.append(inner)

@@ -923,7 +923,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     import sys
 
     name = type(exc).__name__
-    text = str(exc) or name
+    text = (os_error_text(exc) if isinstance(exc, OSError) else str(exc)) or name
     # aiohttp's types matter only when it is in use (imported): never imported just for this
     aiohttp: Any = sys.modules.get("aiohttp")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
