@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 
 __all__ = [
+    "CONNECTION_HINT",
+    "REFUSED_HINT",
     "AccessDeniedError",
     "CodecError",
     "ExplorerError",
