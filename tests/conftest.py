@@ -23,6 +23,25 @@ pytest_plugins = ["servers"]
 CORPUS = Path(__file__).resolve().parent / "data"
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow set-up of the selected test modules in the background.
+
+    A test module may define ``prebuild()``: it starts building what its tests need from the
+    network (another implementation's virtual environment, npm packages) on a thread and
+    returns at once; its fixture then waits for that build. A fresh checkout otherwise spends
+    minutes in pip before those tests, with the CPUs idle; built in the background, the
+    downloads overlap the tests that come first. Only modules with a selected test start.
+    """
+    started: set[str] = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        name = getattr(module, "__name__", "")
+        if module is None or name in started or not callable(getattr(module, "prebuild", None)):
+            continue
+        started.add(name)
+        module.prebuild()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The built-in sample is generated into this run's temporary folder, never the user's cache.

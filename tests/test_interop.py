@@ -32,7 +32,7 @@ import pytest
 import zarr
 
 import napari_zarr_explorer as nze
-from cachelock import cache_lock
+from cachelock import Background, cache_lock
 from napari_zarr_explorer.layers import open_layers
 from napari_zarr_explorer.ome.validate import validate
 from napari_zarr_explorer.testing import write_plate
@@ -566,8 +566,7 @@ def _judge(case: Case, column: str, res: dict[str, Any]) -> Cell:
     return Cell(not bad, f"differs: {detail}" if bad else f"{n} levels")
 
 
-@pytest.fixture(scope="session")
-def environments() -> None:
+def _build_environments() -> None:
     """Build every environment at once: pip and npm mostly wait on downloads and unpacking."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -576,6 +575,20 @@ def environments() -> None:
         futures.append(pool.submit(_node_modules))
         for f in futures:
             f.result()
+
+
+_PREBUILD = Background(_build_environments)
+
+
+def prebuild() -> None:
+    """Start building the environments when the run has collected a test of this module."""
+    _PREBUILD.start()
+
+
+@pytest.fixture(scope="session")
+def environments() -> None:
+    """The environments of the other implementations (built by :func:`prebuild`, or now)."""
+    _PREBUILD.result()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cachelock import cache_lock
+from cachelock import Background, cache_lock
 from napari_zarr_explorer.cli import main
 from scripts import SRC
 
@@ -61,9 +61,8 @@ def _python312() -> str | None:
     return next((c for c in candidates if c and _works(c)), None)
 
 
-@pytest.fixture(scope="session")
-def conformance_venv() -> Path:
-    """The virtual environment holding ome-zarr-transformations-conformance (built once)."""
+def _build_venv() -> None:
+    """Build the conformance package's environment unless it is there (skip without 3.12)."""
     marker = VENV / "installed.txt"
     with cache_lock(VENV):  # another test run may be building it
         if not marker.exists():
@@ -79,6 +78,20 @@ def conformance_venv() -> Path:
                 timeout=600,
             )
             marker.write_text(CONFORMANCE + "\n")
+
+
+_PREBUILD = Background(_build_venv)
+
+
+def prebuild() -> None:
+    """Start building the environment when the run has collected a test of this module."""
+    _PREBUILD.start()
+
+
+@pytest.fixture(scope="session")
+def conformance_venv() -> Path:
+    """The virtual environment holding ome-zarr-transformations-conformance (built once)."""
+    _PREBUILD.result()
     return VENV
 
 
