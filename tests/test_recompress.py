@@ -1053,3 +1053,27 @@ def test_stored_bytes_before_are_those_of_the_source_files(tmp_path: Path) -> No
     )
     plan = plan_recompress(group, chunks=(1, 32, 32))
     assert {a.target.path: a.bytes_before for a in plan.arrays} == expected
+
+
+@pytest.mark.parametrize("under", ["file", "file/deeper"])
+def test_an_output_under_a_file_is_refused_naming_the_file(
+    tmp_path: Path, under: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path whose parent is a file cannot be a folder: said plainly, not as a crash."""
+    from napari_zarr_explorer.cli import main
+    from napari_zarr_explorer.writer import save
+
+    src = testing.write_array(tmp_path / "src.zarr", np.arange(64, dtype="u1").reshape(8, 8))
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"keep me")
+    out = tmp_path / under / "out.zarr"
+    with pytest.raises(ExplorerError) as info:
+        recompress(src, out)
+    msg = " ".join(str(info.value).split())
+    assert f"{blocker} is a file, not a folder" in msg and str(out) in msg, msg
+    with pytest.raises(ExplorerError, match="is a file, not a folder"):
+        save(np.zeros((4, 4), "u1"), out)
+    assert main(["recompress", str(src), str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is a file, not a folder" in err and "please report" not in err, err
+    assert blocker.read_bytes() == b"keep me"  # nothing of the user's is touched

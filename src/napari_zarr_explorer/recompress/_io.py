@@ -567,6 +567,36 @@ def writer(url: str, options_json: str, run_id: str = "") -> StoreWriter:
         return _cached_writer(url, options_json, run_id)
 
 
+def make_output_folder(path: Path) -> None:
+    """Create the output folder *path* (and its parents), or say plainly why it cannot be.
+
+    Raises
+    ------
+    ExplorerError
+        When a parent of *path* is a file, or the operating system refuses the folder
+        (permissions, a read-only or special file system): the message names the path and the
+        reason, and nothing is created.
+    """
+    for parent in (path, *path.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir() and parent != path:
+                raise ExplorerError(
+                    f"Cannot write to {path}: {parent} is a file, not a folder.",
+                    hint="Choose an output folder elsewhere.",
+                )
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from napari_zarr_explorer.errors import os_error_text
+
+        reason = exc.strerror or os_error_text(exc)  # the path is named once, first
+        raise ExplorerError(
+            f"Cannot create the output folder {path}: {reason}.",
+            hint="Choose an output folder you can write to.",
+        ) from None
+
+
 def open_output_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
     """Open the output store for writing: a local directory or a remote fsspec URL."""
     from napari_zarr_explorer.store import parse_location
@@ -575,7 +605,7 @@ def open_output_store(url: str, storage_options: Mapping[str, Any] | None = None
     if loc.is_local:
         from zarr.storage import LocalStore
 
-        loc.path.mkdir(parents=True, exist_ok=True)
+        make_output_folder(loc.path)
         return LocalStore(loc.path, read_only=False)
     from zarr.storage import FsspecStore
 
