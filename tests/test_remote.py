@@ -478,6 +478,7 @@ REFUSING = {
     "http": lambda endpoint: (f"{endpoint}/a.zarr", {}),
     "http-aiohttp": lambda endpoint: (f"{endpoint}/a.zarr", {"client_kwargs": {}}),
     "s3": lambda endpoint: ("s3://bucket/a.zarr", {"endpoint_url": endpoint, "anon": True}),
+    "gcs": lambda endpoint: ("gs://bucket/a.zarr", {"endpoint_url": endpoint, "token": "anon"}),
 }
 
 

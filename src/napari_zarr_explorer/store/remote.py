@@ -37,6 +37,7 @@ import os
 import random
 import threading
 import time
+import types
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -1317,6 +1318,15 @@ def _gcs_store(path: str, fs_options: dict[str, Any], opts: RemoteOptions, token
     fs_options.setdefault("token", token)
     fs_options.setdefault("requests_timeout", opts.timeout)
     fs = GCSFileSystem(asynchronous=True, skip_instance_cache=True, **fs_options)
+    # gcsfs retries every failed request itself, up to 6 times with delays growing to 16 s, so
+    # a refused or unreachable endpoint took about 40 s before RemoteStore's own policy
+    # (timeouts, a refusal tried once more) could answer; botocore's retries are switched off
+    # the same way. The undecorated request also logs nothing, where gcsfs's retry wrapper logs
+    # each failure it gives up on with a traceback. Set on the instance: a copy sent to another
+    # process is made again from its options and retries as gcsfs does.
+    single = getattr(GCSFileSystem._request, "__wrapped__", None)
+    if single is not None:
+        fs._request = types.MethodType(single, fs)
     return _fsspec_store(fs, path)
 
 
