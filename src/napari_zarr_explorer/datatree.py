@@ -91,17 +91,17 @@ def open_datatree(
     loc = parse_location(url, dict(storage_options) if storage_options else None)
     store = open_store(loc)
     path = safe_join("", path, source="given")
-    node = read_node(store, path, where=loc.url)
+    node = read_node(store, path, where=loc.shown)
     if node is None:
         raise NotFoundError(
-            f"{node_where(loc.url, path)}: no Zarr or N5 metadata found.", hint="Check the path."
+            f"{node_where(loc.shown, path)}: no Zarr or N5 metadata found.", hint="Check the path."
         )
     builder = _Builder(_Ctx(loc, store), xmod)
     builder.visit(node, "")
     if not builder.entries:
-        raise ExplorerError(f"{loc.url}: nothing to show: no image-like array found.")
+        raise ExplorerError(f"{loc.shown}: nothing to show: no image-like array found.")
     root = builder.entries.setdefault("/", xmod.Dataset())
-    root.attrs.setdefault("source", loc.url)
+    root.attrs.setdefault("source", loc.shown)
     tree: xr.DataTree = xmod.DataTree.from_dict(builder.entries, name=loc.name)
     return tree
 
@@ -114,7 +114,7 @@ class _Builder:
 
     @property
     def url(self) -> str:
-        return self.ctx.loc.url
+        return self.ctx.loc.shown
 
     def _key(self, prefix: str, *names: str) -> str:
         parts = [p for p in (prefix.strip("/"), *names) if p]

@@ -28,6 +28,8 @@ __all__ = [
     "connection_refused",
     "error_message",
     "os_error_text",
+    "redact_urls",
+    "shown_url",
 ]
 
 #: What to check when a connection is refused: the server named is not listening there.
@@ -51,6 +53,121 @@ _CONNECTION_ERRNOS = frozenset(
 )
 
 
+#: The text that stands for a secret in messages (a password, a signature).
+REDACTED = "***"
+#: Names (lower case) of query parameters whose values are secrets: presigned URLs of S3
+#: (``X-Amz-*``), GCS (``X-Goog-*``), Azure SAS (``sig``), CloudFront, and plain tokens and keys.
+_SECRET_PARAMS = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+        "sig",
+        "signature",
+        "policy",
+        "key-pair-id",
+        "awsaccesskeyid",
+        "googleaccessid",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "auth",
+        "authorization",
+        "key",
+        "apikey",
+        "api_key",
+        "api-key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+    }
+)
+#: Parts of parameter names that mark a secret whatever the rest (``X-Custom-Token``).
+_SECRET_PARTS = ("signature", "token", "secret", "password", "credential")
+#: A URL within a text: a scheme, ``://`` and everything up to a space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+
+
+def _secret_param(name: str) -> bool:
+    from urllib.parse import unquote_plus
+
+    low = unquote_plus(name).strip().lower()
+    return low in _SECRET_PARAMS or any(part in low for part in _SECRET_PARTS)
+
+
+def shown_url(url: str) -> str:
+    """Return *url* as it may be shown to people: without its secrets.
+
+    The password of the user information (``https://user:secret@host``) becomes ``***`` (the
+    user name stays, so that one can tell which account is used), and so do the values of
+    query parameters that carry credentials: presigned signatures (``X-Amz-Signature``,
+    ``X-Amz-Credential``, ``X-Goog-Signature``, Azure's ``sig``), ``token``, ``key`` and the
+    like. Everything else is kept as it is; a text that is not a URL is returned unchanged.
+
+    Parameters
+    ----------
+    url
+        A URL or a local path.
+
+    Returns
+    -------
+    str
+        The URL to put in messages, reports, logs and layer metadata. Connecting still needs
+        the original.
+
+    Examples
+    --------
+    >>> shown_url("https://ann:pa55@example.org/data.zarr")
+    'https://ann:***@example.org/data.zarr'
+    >>> shown_url("https://bucket.s3.amazonaws.com/a.zarr?X-Amz-Signature=abc&x=1")
+    'https://bucket.s3.amazonaws.com/a.zarr?X-Amz-Signature=***&x=1'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if i != -1:
+            end = min(end, i)
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.partition(':')[0]}:{REDACTED}@{hostport}"
+    path, q, query = tail.partition("?")
+    if q:
+        query, h, fragment = query.partition("#")
+        params = []
+        for item in query.split("&"):
+            name, eq, value = item.partition("=")
+            if eq and value and _secret_param(name):
+                item = f"{name}={REDACTED}"
+            params.append(item)
+        tail = f"{path}?{'&'.join(params)}{h}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+def redact_urls(text: str) -> str:
+    """Return *text* with every URL in it as :func:`shown_url` shows it.
+
+    A URL ends at a space or a quote; punctuation that ends a sentence after it stays.
+    """
+    if "://" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        found = match.group(0)
+        core = found.rstrip(".,;:)]}!")
+        return shown_url(core) + found[len(core) :]
+
+    return _URL_IN_TEXT.sub(one, text)
+
+
 class ExplorerError(Exception):
     """Base class of every error this package raises on purpose.
 
@@ -60,9 +177,16 @@ class ExplorerError(Exception):
         What went wrong, naming the file, key, codec or host concerned.
     hint
         What the user can do about it; appended to the message.
+
+    Notes
+    -----
+    A URL in the message or the hint is kept without its secrets (:func:`shown_url`): the
+    password of ``user:password@`` and signatures or tokens in the query string read ``***``.
     """
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact_urls(message)
+        hint = redact_urls(hint) if hint else hint
         self.message = message
         self.hint = hint
         super().__init__(f"{message} {hint}" if hint else message)
@@ -105,7 +229,13 @@ class NotAnObjectError(ExplorerError, IsADirectoryError):
 
 
 class ExplorerWarning(UserWarning):
-    """A problem that did not stop the work: bad-but-usable metadata, a chunk shown as fill."""
+    """A problem that did not stop the work: bad-but-usable metadata, a chunk shown as fill.
+
+    A URL in its text is kept without its secrets (:func:`shown_url`).
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_urls(a) if isinstance(a, str) else a for a in args))
 
 
 def error_message(exc: BaseException) -> str:
@@ -124,8 +254,12 @@ def error_message(exc: BaseException) -> str:
         ``OSError`` says what the operating system says (:func:`os_error_text`, without
         Python's ``[Errno N]``); a refused connection reads "connection refused by HOST:PORT"
         (the host when the error knows it) and, like other failed connections, ends with what
-        to check.
+        to check. A URL in the message is shown without its secrets (:func:`shown_url`).
     """
+    return redact_urls(_message(exc))
+
+
+def _message(exc: BaseException) -> str:
     if isinstance(exc, ExplorerError):
         return str(exc)
     name = type(exc).__name__

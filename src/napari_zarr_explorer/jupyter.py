@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_zarr_explorer._html import STATE_COLORS, human_bytes
 from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
-from napari_zarr_explorer.errors import error_message
+from napari_zarr_explorer.errors import error_message, shown_url
 from napari_zarr_explorer.store import parse_location
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -242,7 +242,7 @@ class NotebookExplorer:
         self.tree.options = options
         n_arrays = len(report.arrays)
         self.status.value = (
-            f"<b>{_esc(self.url)}</b>: {len(report.nodes)} nodes, {n_arrays} arrays, "
+            f"<b>{_esc(shown_url(self.url))}</b>: {len(report.nodes)} nodes, {n_arrays} arrays, "
             + (
                 "stored size unknown"
                 if report.bytes_stored is None
@@ -261,7 +261,7 @@ class NotebookExplorer:
     def select(self, path: str) -> None:
         """Select the node at *path* (as a click in the tree does)."""
         if path not in self.nodes:
-            raise KeyError(f"no node {path!r} in {self.url}")
+            raise KeyError(f"no node {path!r} in {shown_url(self.url or '')}")
         if self.tree.value == path:
             self._show(path)
         else:

@@ -94,7 +94,7 @@ def _open_image(loc: Location, path: str, *, store: Any) -> Any:
     dtype = np.dtype(arr.dtype) if isinstance(arr.dtype, np.dtype) else None
     if dtype is None or dtype.kind not in "biuf":
         raise MetadataError(
-            f"{node_where(loc.url, path)}: the data type {arr.dtype} is not numeric; it cannot "
+            f"{node_where(loc.shown, path)}: the data type {arr.dtype} is not numeric; it cannot "
             "be shown as an image.",
             hint="Image and labels layers need numeric or boolean arrays.",
         )
@@ -134,7 +134,7 @@ def open_layers(
     store = open_store(loc)
     ctx = _Ctx(loc, store)
     path = safe_join("", path)
-    node = read_node(store, path, where=loc.url)
+    node = read_node(store, path, where=loc.shown)
     if node is None:
         raise NotFoundError(
             f"{ctx.where(path)}: no Zarr metadata found (.zarray, .zgroup, .zattrs or zarr.json).",
@@ -155,7 +155,7 @@ class _Ctx:
     store: Any
 
     def where(self, path: str) -> str:
-        return node_where(self.loc.url, path)
+        return node_where(self.loc.shown, path)
 
     def warn(self, path: str, message: str) -> None:
         warnings.warn(f"{self.where(path)}: {message}", ExplorerWarning, stacklevel=4)
@@ -199,7 +199,7 @@ class _Ctx:
 
     def base_metadata(self, path: str, node: NodeMeta | None, **extra: Any) -> dict[str, Any]:
         md: dict[str, Any] = {
-            "source_url": self.loc.url,
+            "source_url": self.loc.shown,
             "node_path": path,
             "zarr_format": node.zarr_format if node is not None else None,
         }
@@ -244,7 +244,7 @@ class _Ctx:
         for name in list_children(self.store, path):
             try:
                 key = safe_join(path, name)
-                child = read_node(self.store, key, where=self.loc.url)
+                child = read_node(self.store, key, where=self.loc.shown)
             except (PathEscapeError, MetadataError) as exc:
                 self.warn(path, f"child {name!r} skipped: {exc}")
                 continue
@@ -343,7 +343,7 @@ class _Ctx:
             except PathEscapeError as exc:
                 problems.append(f"level {ds.path!r} refused: {exc.message}")
                 continue
-            child = read_node(self.store, key, where=self.loc.url)
+            child = read_node(self.store, key, where=self.loc.shown)
             if child is None or child.kind != "array":
                 problems.append(f"level {ds.path!r} does not exist or is not an array")
                 continue
@@ -534,7 +534,7 @@ class _Ctx:
     def labels_of(self, image_path: str) -> list[LayerData]:
         key = safe_join(image_path, "labels")
         try:
-            node = read_node(self.store, key, where=self.loc.url)
+            node = read_node(self.store, key, where=self.loc.shown)
         except MetadataError as exc:
             self.warn(image_path, f"labels skipped: {exc}")
             return []
@@ -550,7 +550,7 @@ class _Ctx:
         for name in ome.labels:
             try:
                 key = safe_join(path, name)
-                node = read_node(self.store, key, where=self.loc.url)
+                node = read_node(self.store, key, where=self.loc.shown)
                 if node is None:
                     self.warn(path, f"label image {name!r} is listed but does not exist.")
                     continue
@@ -579,7 +579,7 @@ class _Ctx:
         from napari_zarr_explorer.ome.transforms import TransformError, layer_placement
 
         assert ome.scene is not None
-        sg = load_graph(self.store, node.path, where=self.loc.url)
+        sg = load_graph(self.store, node.path, where=self.loc.shown)
         for text in sg.graph.problems:
             self.warn(node.path, text)
         ref = sg.default_system()
@@ -657,7 +657,7 @@ class _Ctx:
             except PathEscapeError as exc:
                 self.warn(node.path, f"{what} {rel!r} refused: {exc.message}")
                 continue
-            child = read_node(self.store, key, where=self.loc.url)
+            child = read_node(self.store, key, where=self.loc.shown)
             if child is None:
                 self.warn(node.path, f"{what} {rel!r} {missing}")
                 continue
@@ -678,7 +678,7 @@ class _Ctx:
             except PathEscapeError as exc:
                 self.warn(node.path, f"well {w.path!r} refused: {exc.message}")
                 continue
-            wnode = read_node(self.store, wkey, where=self.loc.url)
+            wnode = read_node(self.store, wkey, where=self.loc.shown)
             if wnode is None:
                 continue
             wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
@@ -688,7 +688,7 @@ class _Ctx:
                 fkey = safe_join(wkey, wome.well.images[0].path)
             except PathEscapeError:
                 continue
-            fnode = read_node(self.store, fkey, where=self.loc.url)
+            fnode = read_node(self.store, fkey, where=self.loc.shown)
             if fnode is None:
                 continue
             fome = parse_ome(fnode.attributes, zarr_format=fnode.zarr_format)
@@ -779,7 +779,7 @@ class _Ctx:
         if not series:
             try:
                 okey = safe_join(node.path, "OME")
-                onode = read_node(self.store, okey, where=self.loc.url)
+                onode = read_node(self.store, okey, where=self.loc.shown)
             except MetadataError as exc:
                 self.warn(node.path, f"OME group unreadable: {exc}")
                 onode = None
@@ -789,7 +789,10 @@ class _Ctx:
                     series = list(oome.series)
         if not series:
             for i in range(MAX_SERIES_PROBE):
-                if read_node(self.store, safe_join(node.path, str(i)), where=self.loc.url) is None:
+                if (
+                    read_node(self.store, safe_join(node.path, str(i)), where=self.loc.shown)
+                    is None
+                ):
                     break
                 series.append(str(i))
         found = self.ome_images(node, series, "series", "is listed but does not exist.")
@@ -1111,7 +1114,7 @@ class _LeanImage:
                     node.path,
                     node.metadata,
                     zarr_format=node.zarr_format,
-                    where=self.loc.url,
+                    where=self.loc.shown,
                     attributes=node.attributes,
                 )
                 for node in self.nodes
@@ -1198,18 +1201,18 @@ def _lean_node(client: Any, loc: Location, path: str, fmt: int | None) -> NodeMe
         if raw is None:
             return None
         assert isinstance(raw, bytes)
-        return parse_json(raw, node_where(loc.url, key))
+        return parse_json(raw, node_where(loc.shown, key))
 
     if fmt in (None, 3):
         v3 = doc("zarr.json")
         if v3 is not None:
-            return _v3_node(path, v3, where=node_where(loc.url, join_key(path, "zarr.json")))
+            return _v3_node(path, v3, where=node_where(loc.shown, join_key(path, "zarr.json")))
         if fmt == 3:
             return None
     array = doc(".zarray")
     group = None if array is not None else doc(".zgroup")
     # another zarr_format raises MetadataError: the ordinary path reports it
-    return v2_node(path, array, group, doc(".zattrs"), where=loc.url)
+    return v2_node(path, array, group, doc(".zattrs"), where=loc.shown)
 
 
 def _lean_consolidated(
@@ -1233,7 +1236,7 @@ def _lean_consolidated(
     if raw is None:
         return None
     assert isinstance(raw, bytes)
-    return consolidated_v2(parse_json(raw, f"{loc.url}/.zmetadata"))
+    return consolidated_v2(parse_json(raw, f"{loc.shown}/.zmetadata"))
 
 
 @dataclass
@@ -1252,7 +1255,7 @@ class _LeanNodes:
     def node(self, path: str) -> NodeMeta | None:
         from napari_zarr_explorer.store.meta import consolidated_node
 
-        node = consolidated_node(self.cons, path, where=self.loc.url)
+        node = consolidated_node(self.cons, path, where=self.loc.shown)
         if node is not None:
             return node
         return _lean_node(self.client, self.loc, path, self.fmt)
@@ -1388,7 +1391,9 @@ def _open_first_image(url: str) -> list[LayerData] | None:
     for node, pms, pome, label, (leans, lnodes, axes) in parts:
         levels: list[LazyArray] = []
         for lean, n in zip(leans, lnodes, strict=True):
-            reader = _LeanReader(lean, image, index, where=node_where(loc.url, n.path), cache=cache)
+            reader = _LeanReader(
+                lean, image, index, where=node_where(loc.shown, n.path), cache=cache
+            )
             levels.append(LazyArray(reader))
             index += 1
         paths = [n.path for n in lnodes]

@@ -1341,16 +1341,16 @@ def open_pyramid(
 
     loc = parse_location(url, storage_options)
     store = open_store(loc)
-    levels = resolve_levels(store, loc.url, path)
+    levels = resolve_levels(store, loc.shown, path)
     for note in levels.warnings:
-        warnings.warn(f"{loc.url}: {note}", ExplorerWarning, stacklevel=2)
+        warnings.warn(f"{loc.shown}: {note}", ExplorerWarning, stacklevel=2)
     out = []
     for p in levels.paths:
         arr = open_array(loc, p, store=store)
         out.append(
             as_dask(
                 arr,
-                where=node_where(loc.url, p),
+                where=node_where(loc.shown, p),
                 block_bytes=block_bytes,
                 source=(loc, p),
             )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from napari_zarr_explorer.errors import ExplorerError
+from napari_zarr_explorer.errors import REDACTED, ExplorerError, shown_url
 from napari_zarr_explorer.store.keys import safe_join
 
 __all__ = [
@@ -23,13 +24,28 @@ __all__ = [
     "in_n5_container",
     "node_where",
     "parse_location",
+    "shown_url",
 ]
 
 REMOTE_PROTOCOLS = ("http", "https", "s3", "gs", "gcs")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-@dataclass(frozen=True, slots=True)
+#: The user information (``user:password``) given for each origin (``scheme://user@host:port``)
+#: in this process, so that a URL shown without its password (``user:***@host``, as layer
+#: metadata and reports name it) opens with the password it was given with.
+_USERINFO: dict[str, str] = {}
+_USERINFO_LOCK = threading.Lock()
+
+
+def _origin(scheme: str, netloc: str) -> tuple[str, str, str]:
+    """Split *netloc* into ``(origin key, user, password)``; the key has no password."""
+    userinfo, _, hostport = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{user}@{hostport.lower()}", user, password
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Location:
     """Where a store lives.
 
@@ -61,9 +77,22 @@ class Location:
         return Path(self.url)
 
     @property
+    def shown(self) -> str:
+        """The URL as it may be shown to people (messages, reports, logs, layer metadata).
+
+        The password of ``user:password@`` and secrets in the query string (presigned
+        signatures, tokens) read ``***`` (see :func:`~napari_zarr_explorer.errors.shown_url`).
+        Opening the shown form again in this process connects with the password it hides.
+        """
+        return self.url if self.is_local else shown_url(self.url)
+
+    @property
     def name(self) -> str:
         """Last path component, for display (``image.ome.zarr``)."""
-        return PurePosixPath(self.url.rstrip("/")).name or self.url
+        if self.is_local:
+            return PurePosixPath(self.url.rstrip("/")).name or self.url
+        shown = self.shown
+        return PurePosixPath(urlsplit(shown).path.rstrip("/")).name or shown
 
     def child(self, relpath: str) -> Location:
         """Return the location of *relpath* below this one, refusing paths that escape it."""
@@ -75,7 +104,16 @@ class Location:
         return replace(self, url=f"{self.url.rstrip('/')}/{rel}")
 
     def __str__(self) -> str:
-        return self.url
+        """Return the shown form (:attr:`shown`); connecting needs :attr:`url`."""
+        return self.shown
+
+    def __repr__(self) -> str:
+        # storage options hold credentials: only their names are shown
+        opts = f", storage_options=<{', '.join(map(str, self.storage_options))}>"
+        return (
+            f"Location(url={self.shown!r}, protocol={self.protocol!r}"
+            f"{opts if self.storage_options else ''})"
+        )
 
 
 def parse_location(
@@ -123,10 +161,26 @@ def parse_location(
             f"{text!r}: the URL scheme {parts.scheme!r} is not supported.",
             hint="Use a local path, file://, http(s)://, s3:// or gs://.",
         )
-    url = f"{scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    netloc = _with_password(scheme, parts.netloc)
+    url = f"{scheme}://{netloc}{parts.path}".rstrip("/")
     if parts.query:
         url = f"{url}?{parts.query}"
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
+
+
+def _with_password(scheme: str, netloc: str) -> str:
+    """Remember the password of *netloc*, or put back the one a shown form (``***``) hides."""
+    if "@" not in netloc or ":" not in netloc.rpartition("@")[0]:
+        return netloc
+    key, user, password = _origin(scheme, netloc)
+    with _USERINFO_LOCK:
+        if password != REDACTED:
+            _USERINFO[key] = password
+            return netloc
+        known = _USERINFO.get(key)
+    if known is None:
+        return netloc
+    return f"{user}:{known}@{netloc.rpartition('@')[2]}"
 
 
 def in_n5_container(url: str) -> bool:

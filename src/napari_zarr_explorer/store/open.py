@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from napari_zarr_explorer.errors import ExplorerError, MetadataError, NotFoundError
+from napari_zarr_explorer.errors import ExplorerError, MetadataError, NotFoundError, shown_url
 from napari_zarr_explorer.store.decode import guard_decoding
 from napari_zarr_explorer.store.keys import safe_join
 from napari_zarr_explorer.store.locate import Location, parse_location
@@ -61,14 +61,16 @@ def open_url(url: Any, storage_options: Mapping[str, Any] | None = None) -> tupl
     Returns
     -------
     tuple
-        The read-only store and the text naming it in messages.
+        The read-only store and the text naming it in messages and reports (without the
+        secrets of its URL: :attr:`~.locate.Location.shown`).
     """
     from zarr.abc.store import Store
 
     if isinstance(url, Store):
-        return url, str(getattr(url, "root", None) or getattr(url, "path", None) or url)
+        named = str(getattr(url, "root", None) or getattr(url, "path", None) or url)
+        return url, shown_url(named)
     loc = parse_location(url, dict(storage_options) if storage_options else None)
-    return open_store(loc), loc.url
+    return open_store(loc), loc.shown
 
 
 def _open_store(location: Location | Any) -> tuple[Location, Any]:

@@ -64,6 +64,8 @@ from napari_zarr_explorer.errors import (
     RemoteError,
     connection_refused,
     os_error_text,
+    redact_urls,
+    shown_url,
 )
 from napari_zarr_explorer.store._http import (
     HTTPClient,
@@ -95,6 +97,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Keep secrets of URLs out of this module's log records (and their tracebacks)."""
+    if record.args:
+        record.msg = record.getMessage()
+        record.args = None
+    record.msg = redact_urls(str(record.msg))
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact_urls(logging.Formatter().formatException(record.exc_info))
+    return True
+
+
+logger.addFilter(_redact_record)
 
 _T = TypeVar("_T")
 
@@ -273,7 +289,8 @@ class RemoteStore(WrapperStore[Store]):
     store
         The store doing the requests (zarr's ``FsspecStore``, or any zarr store).
     url
-        The store's URL, used in error messages.
+        The store's URL; error messages, logs and ``str()`` name it without its secrets
+        (:attr:`shown`).
     options
         Timeouts, retries, concurrency and cache size.
     alternate
@@ -313,7 +330,10 @@ class RemoteStore(WrapperStore[Store]):
     ) -> None:
         super().__init__(store)
         self.url = url.rstrip("/")
-        self.host = urlsplit(url).netloc or url
+        #: The URL as messages name it: no password, no signature (``user:***@host``).
+        self.shown = shown_url(self.url)
+        #: Host (and port) the store reads from, for messages: no user name or password.
+        self.host = urlsplit(url).netloc.rpartition("@")[2] or self.shown
         #: ``host:port`` the requests go to (for "connection refused by host:port").
         self.peer = _authority(url)
         self.options = options or RemoteOptions()
@@ -377,7 +397,7 @@ class RemoteStore(WrapperStore[Store]):
     def with_read_only(self, read_only: bool = False) -> RemoteStore:
         """Return this store; remote stores are always read-only."""
         if not read_only:
-            raise ExplorerError(f"{self.url}: remote stores are opened read-only.")
+            raise ExplorerError(f"{self.shown}: remote stores are opened read-only.")
         return self
 
     @property
@@ -386,7 +406,7 @@ class RemoteStore(WrapperStore[Store]):
         return True
 
     def _check_writable(self) -> None:
-        raise ExplorerError(f"{self.url}: remote stores are opened read-only.")
+        raise ExplorerError(f"{self.shown}: remote stores are opened read-only.")
 
     async def set(self, key: str, value: Buffer) -> None:
         """Refuse: remote stores are read-only."""
@@ -415,10 +435,10 @@ class RemoteStore(WrapperStore[Store]):
         return hash(("RemoteStore", self.url))
 
     def __str__(self) -> str:
-        return self.url
+        return self.shown
 
     def __repr__(self) -> str:
-        return f"RemoteStore({self.url!r})"
+        return f"RemoteStore({self.shown!r})"
 
     # -- cache ------------------------------------------------------------------------------
     def clear_cache(self) -> None:
@@ -435,7 +455,7 @@ class RemoteStore(WrapperStore[Store]):
         the store then answers that request from its cache, as if it had made it. *data* None
         means the object does not exist.
         """
-        check_key(key, where=self.url)
+        check_key(key, where=self.shown)
         self._cache.put((key, byte_range), data)
 
     @property
@@ -491,7 +511,7 @@ class RemoteStore(WrapperStore[Store]):
         read_ahead: bool,
         limit: int | None = None,
     ) -> bytes | None:
-        check_key(key, where=self.url)
+        check_key(key, where=self.shown)
         name = key.rpartition("/")[2]
         if byte_range is None and self._skip_probe(name):
             return None
@@ -740,9 +760,9 @@ class RemoteStore(WrapperStore[Store]):
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception:
-            logger.debug("%s: the other kind of access failed too", self.url, exc_info=True)
+            logger.debug("%s: the other kind of access failed too", self.shown, exc_info=True)
             return _MISSING
-        logger.debug("%s: access refused; switched to the other kind of access", self.url)
+        logger.debug("%s: access refused; switched to the other kind of access", self.shown)
         self._store = candidate
         self._reads_ok += 1
         return result
@@ -757,7 +777,7 @@ class RemoteStore(WrapperStore[Store]):
             return lock
 
     def _where(self, key: str) -> str:
-        return f"{self.url}/{key}" if key else self.url
+        return f"{self.shown}/{key}" if key else self.shown
 
     def _failure(self, key: str, kind: str, detail: str, attempts: int) -> RemoteError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
@@ -829,7 +849,7 @@ class RemoteStore(WrapperStore[Store]):
 
     async def exists(self, key: str) -> bool:
         """Tell whether *key* exists (answered from the cache when possible)."""
-        check_key(key, where=self.url)
+        check_key(key, where=self.shown)
         cached = self._cache.get((key, None))
         if cached is not _MISSING:
             return cached is not None
@@ -837,7 +857,7 @@ class RemoteStore(WrapperStore[Store]):
 
     async def getsize(self, key: str) -> int:
         """Size of *key* in bytes."""
-        check_key(key, where=self.url)
+        check_key(key, where=self.shown)
         cached = self._cache.get((key, None))
         if isinstance(cached, bytes):
             return len(cached)
@@ -852,7 +872,7 @@ class RemoteStore(WrapperStore[Store]):
 
     async def _listing(self, key: str, make: Callable[[Store], AsyncIterator[str]]) -> list[str]:
         if not self.supports_listing:
-            raise NotImplementedError(f"{self.url}: this server cannot list its files.")
+            raise NotImplementedError(f"{self.shown}: this server cannot list its files.")
 
         async def collect(store: Store) -> list[str]:
             return [k async for k in make(store)]
@@ -1372,7 +1392,7 @@ def _open(location: Location, env: Mapping[str, str]) -> RemoteStore:
         if protocol in ("http", "https"):
             if "?" in url:
                 raise ExplorerError(
-                    f"{url}: URLs with a query string cannot be opened as a Zarr store.",
+                    f"{shown_url(url)}: URLs with a query string cannot be opened as a Zarr store.",
                     hint=f"Remove the '?...' part; pass tokens as 'headers' {_OPTIONS_HOW}.",
                 )
             return RemoteStore(

@@ -717,10 +717,10 @@ def _validate_remote_json(location: Location, *, strict: bool) -> ValidationRepo
 
     parent_url, _, name = location.url.rstrip("/").rpartition("/")
     parent = parse_location(parent_url, location.storage_options)
-    doc = read_json(open_store(parent), name, where=parent.url)
+    doc = read_json(open_store(parent), name, where=parent.shown)
     if doc is None:
-        raise NotFoundError(f"{location.url}: not found.", hint="Check the URL.")
-    return _validate_document(doc, source=location.url, name=name, strict=strict)
+        raise NotFoundError(f"{location.shown}: not found.", hint="Check the URL.")
+    return _validate_document(doc, source=location.shown, name=name, strict=strict)
 
 
 def _validate_document(
