@@ -101,11 +101,12 @@ def print_error(error: str | BaseException) -> None:
     """Print an error on standard error (control characters escaped).
 
     An exception is worded by :func:`~napari_zarr_explorer.errors.error_message`, as the docks
-    and the notebook word it; a string is printed as it is.
+    and the notebook word it; a string is printed as it is. URLs are shown without their
+    secrets (:func:`~napari_zarr_explorer.errors.shown_url`).
     """
-    from napari_zarr_explorer.errors import error_message
+    from napari_zarr_explorer.errors import error_message, redact_urls
 
-    message = error if isinstance(error, str) else error_message(error)
+    message = redact_urls(error) if isinstance(error, str) else error_message(error)
     err_console.print(f"[bold red]error:[/] {escape(printable(message))}", soft_wrap=True)
 
 

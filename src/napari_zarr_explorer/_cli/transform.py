@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         points = _parse_points(args.coordinates)
         location = parse_location(args.path, storage_options(args))
-        scene = load_graph(open_store(location), "", where=location.url)
+        scene = load_graph(open_store(location), "", where=location.shown)
         src = scene.graph.resolve(args.source, default_path=scene.root)
         dst = scene.graph.resolve(args.target, default_path=scene.root)
         transform = scene.graph.find(src, dst)
