@@ -1,0 +1,261 @@
+"""Credentials in URLs (``user:password@``, presigned signatures) are used, never shown.
+
+Messages, warnings, logs, reports (text, JSON, HTML), progress messages and the reader's layers
+name a URL with its password and its signatures as ``***``; the store still connects with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_zarr_explorer import chunk_map, estimate, inspect, validate
+from napari_zarr_explorer.chunks import PRESENT
+from napari_zarr_explorer.errors import (
+    AccessDeniedError,
+    ExplorerError,
+    ExplorerWarning,
+    RemoteError,
+    error_message,
+    redact_urls,
+    shown_url,
+)
+from napari_zarr_explorer.layers import open_layers
+from napari_zarr_explorer.recompress import recompress
+from napari_zarr_explorer.store import parse_location
+from napari_zarr_explorer.testing import write_array, write_ome_image
+
+SECRET = "s3cr3t-Pa55"
+FAST = {"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 10}
+PRESIGNED = (
+    "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    f"&X-Amz-Credential=AKIA{SECRET}%2F20260101%2Fus-east-1%2Fs3%2Faws4_request"
+    "&X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+    f"&X-Amz-Signature={SECRET}"
+)
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _with_user(url: str, password: str = SECRET) -> str:
+    return url.replace("://", f"://ann:{password}@", 1)
+
+
+def _basic(password: str = SECRET) -> str:
+    return "Basic " + base64.b64encode(f"ann:{password}".encode()).decode()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_zarr_explorer", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", "NZE_REMOTE_RETRIES": "1", "NZE_REMOTE_BACKOFF": "0"},
+    )
+
+
+@pytest.fixture
+def private(http_server):
+    """The loopback server, answering only requests with ann's password (basic auth)."""
+    write_ome_image(http_server.root / "img.ome.zarr", shape=(1, 2, 32, 32), levels=2)
+    data = np.arange(400, dtype="uint16").reshape(20, 20)
+    write_array(http_server.root / "s.zarr", data, chunks=(5, 5), shards=(10, 10), fill_value=0)
+    http_server.require_header("Authorization", _basic())
+    return http_server
+
+
+# -- the shown form -----------------------------------------------------------------------------
+
+
+def test_shown_url_hides_the_password_and_keeps_the_rest():
+    assert shown_url(f"https://ann:{SECRET}@example.org:8443/a/b.zarr") == (
+        "https://ann:***@example.org:8443/a/b.zarr"
+    )
+    assert shown_url("https://ann@example.org/a.zarr") == "https://ann@example.org/a.zarr"
+    assert shown_url("/data/ann:x@y.zarr") == "/data/ann:x@y.zarr"  # not a URL
+    assert shown_url(shown_url(f"s3://k:{SECRET}@b/x")) == "s3://k:***@b/x"
+
+
+def test_shown_url_hides_signatures_and_tokens_in_the_query_string():
+    shown = shown_url(f"https://bucket.s3.amazonaws.com/a.zarr{PRESIGNED}")
+    assert SECRET not in shown
+    assert "X-Amz-Signature=***" in shown and "X-Amz-Credential=***" in shown
+    assert "X-Amz-Expires=3600" in shown  # what is not secret stays, to tell URLs apart
+    for name in ("X-Goog-Signature", "sig", "token", "access_token", "key", "X-Custom-Token"):
+        assert shown_url(f"https://h/a.zarr?v=1&{name}={SECRET}#f") == (
+            f"https://h/a.zarr?v=1&{name}=***#f"
+        )
+
+
+def test_urls_in_a_text_are_shown_without_secrets():
+    text = f"reading 'https://ann:{SECRET}@h/a.zarr/zarr.json' and https://h/b{PRESIGNED}."
+    out = redact_urls(text)
+    assert SECRET not in out
+    assert out.startswith("reading 'https://ann:***@h/a.zarr/zarr.json' and https://h/b?")
+    assert out.endswith("X-Amz-Signature=***.")
+
+
+def test_location_connects_with_the_password_and_shows_it_as_stars():
+    loc = parse_location(f"https://ann:{SECRET}@example.org/data.zarr", {"key": SECRET})
+    assert SECRET in loc.url  # what connecting uses
+    for text in (str(loc), repr(loc), loc.shown, loc.name, f"{loc}"):
+        assert SECRET not in text
+    assert str(loc) == "https://ann:***@example.org/data.zarr"
+    assert loc.name == "data.zarr"
+    # the shown form, opened again in this process, has its password back
+    assert parse_location(f"{loc.shown}/0").url == f"{loc.url}/0"
+
+
+def test_explorer_errors_and_warnings_never_carry_a_password():
+    url = f"https://ann:{SECRET}@example.org/a.zarr"
+    err = ExplorerError(f"{url}: broken.", hint=f"Open {url}/0 instead.")
+    for text in (str(err), err.message, err.hint or "", error_message(err), repr(err)):
+        assert SECRET not in text
+    assert SECRET not in error_message(OSError(f"cannot read {url}"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn(f"{url}: odd metadata", ExplorerWarning, stacklevel=1)
+    assert str(caught[0].message) == "https://ann:***@example.org/a.zarr: odd metadata"
+
+
+# -- a server that wants the password -----------------------------------------------------------
+
+
+def test_an_authenticated_read_works_and_its_reports_show_no_password(private):
+    url = _with_user(f"{private.url}/img.ome.zarr")
+    report = inspect(url, storage_options=FAST)
+    assert {"", "0", "1"} <= {n.path for n in report.nodes}
+    assert report.url == _with_user(f"{private.url}/img.ome.zarr", "***")
+    for text in (str(report), json.dumps(report.to_dict()), report._repr_html_(), repr(report)):
+        assert SECRET not in text
+    checked = validate(url, storage_options=FAST)
+    assert checked.valid, str(checked)
+    cmap = chunk_map(_with_user(f"{private.url}/s.zarr"), storage_options=FAST)
+    assert not cmap.problems and (cmap.state == PRESENT).all()  # shard indexes read
+    est = estimate(_with_user(f"{private.url}/s.zarr"), "", ["zstd:1"], storage_options=FAST)
+    for rep in (checked, cmap, est):
+        for text in (str(rep), json.dumps(rep.to_dict()), rep._repr_html_()):
+            assert SECRET not in text
+
+
+def test_a_wrong_password_is_refused_without_showing_either(private):
+    url = _with_user(f"{private.url}/img.ome.zarr", "wrong-" + SECRET)
+    with pytest.raises(AccessDeniedError) as info:
+        inspect(url, storage_options=FAST)
+    message = error_message(info.value)
+    assert "HTTP 401" in message and "ann:***@127.0.0.1" in message
+    assert SECRET not in message and SECRET not in repr(info.value)
+
+
+def test_the_reader_names_layers_and_metadata_without_the_password(private):
+    url = _with_user(f"{private.url}/img.ome.zarr")
+    layers = open_layers(url, storage_options=FAST)
+    assert layers
+    for data, kwargs, _ in layers:
+        assert SECRET not in repr(kwargs)
+        assert kwargs["metadata"]["source_url"] == _with_user(f"{private.url}/img.ome.zarr", "***")
+        assert np.asarray(data[0][0, 0, :2, :2]).shape == (2, 2)  # pixels read with the password
+
+
+def test_the_layer_metadata_url_opens_again_with_the_password(private):
+    url = _with_user(f"{private.url}/img.ome.zarr")
+    (_, kwargs, _), *_ = open_layers(url, storage_options=FAST)
+    again = inspect(kwargs["metadata"]["source_url"], storage_options=FAST)
+    assert {"", "0", "1"} <= {n.path for n in again.nodes}
+
+
+def test_recompress_from_a_url_with_a_password(private, tmp_path):
+    url = _with_user(f"{private.url}/img.ome.zarr")
+    events = []
+    report = recompress(
+        url,
+        tmp_path / "out.zarr",
+        compressor="zstd:1",
+        progress=events.append,
+        storage_options=FAST,
+    )
+    assert report.ok, str(report)
+    assert events
+    for text in (
+        str(report),
+        json.dumps(report.to_dict()),
+        report._repr_html_(),
+        *(str(e.message) for e in events),
+    ):
+        assert SECRET not in text
+    written = b"".join(p.read_bytes() for p in (tmp_path / "out.zarr").rglob("*") if p.is_file())
+    assert SECRET.encode() not in written
+
+
+def test_the_command_line_on_a_server_that_wants_the_password(private):
+    url = _with_user(f"{private.url}/img.ome.zarr")
+    ok = _run("inspect", "--json", url)
+    assert ok.returncode == 0, ok.stderr
+    assert SECRET not in ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["url"] == _with_user(f"{private.url}/img.ome.zarr", "***")
+    wrong = _with_user(f"{private.url}/img.ome.zarr", "wrong-" + SECRET)
+    for args in (["inspect", wrong], ["validate", wrong], ["validate", "--json", wrong]):
+        proc = _run(*args)
+        assert proc.returncode != 0, args
+        assert "401" in proc.stdout + proc.stderr
+        assert SECRET not in proc.stdout + proc.stderr, args
+    missing = _with_user(f"{private.url}/nothing.zarr")
+    for args in (["inspect", missing], ["chunks", _with_user(f"{private.url}/nope.zarr")]):
+        proc = _run(*args)
+        assert proc.returncode != 0, args
+        assert SECRET not in proc.stdout + proc.stderr, args
+
+
+# -- nothing listening --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["inspect", "validate", "chunks"])
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_the_command_line_on_a_refused_connection(command, as_json):
+    url = f"https://ann:{SECRET}@127.0.0.1:{_closed_port()}/data.zarr"
+    proc = _run(command, *(["--json"] if as_json else []), url)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "refused" in out.lower()
+    assert SECRET not in out
+    assert "ann:***@127.0.0.1" in out
+
+
+def test_a_refused_connection_in_python_and_in_the_logs(caplog):
+    url = f"https://ann:{SECRET}@127.0.0.1:{_closed_port()}/data.zarr"
+    with (
+        caplog.at_level(logging.DEBUG, logger="napari_zarr_explorer"),
+        pytest.raises(RemoteError) as info,
+    ):
+        inspect(url, storage_options=FAST)
+    assert "Connection refused" in str(info.value)
+    assert SECRET not in error_message(info.value) and SECRET not in repr(info.value)
+    assert caplog.records  # the retry was logged
+    assert SECRET not in caplog.text
+
+
+def test_a_presigned_url_is_refused_without_showing_its_signature():
+    url = f"https://127.0.0.1:{_closed_port()}/data.zarr{PRESIGNED}"
+    with pytest.raises(ExplorerError) as info:
+        inspect(url, storage_options=FAST)
+    assert "query string" in str(info.value)
+    assert SECRET not in error_message(info.value)
+    proc = _run("inspect", url)
+    assert proc.returncode == 1
+    assert "X-Amz-Signature=***" in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
