@@ -259,3 +259,21 @@ def test_a_presigned_url_is_refused_without_showing_its_signature():
     assert proc.returncode == 1
     assert "X-Amz-Signature=***" in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_an_s3_url_with_a_presigned_query_string_names_no_signature(
+    s3_server, tmp_path, monkeypatch
+):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    image = write_ome_image(tmp_path / "img.ome.zarr", shape=(1, 2, 16, 16), levels=1)
+    url = s3_server.upload(image, s3_server.private_bucket, "presigned/img.ome.zarr")
+    with pytest.raises(AccessDeniedError) as info:
+        inspect(f"{url}{PRESIGNED}", storage_options={"endpoint_url": s3_server.endpoint_url})
+    message = error_message(info.value)
+    assert "Access denied" in message and "X-Amz-Signature=***" in message
+    assert SECRET not in message

@@ -1454,7 +1454,7 @@ def _open_s3(
         credentials_hint=_S3_HINT,
         missing_on_denied=True,
     )
-    rs.host = urlsplit(endpoint).netloc if endpoint else "s3.amazonaws.com"
+    rs.host = urlsplit(endpoint).netloc.rpartition("@")[2] if endpoint else "s3.amazonaws.com"
     rs.peer = _authority(endpoint) if endpoint else "s3.amazonaws.com:443"
     return rs
 
@@ -1480,7 +1480,7 @@ def _open_gcs(
         # gcsfs would otherwise probe the cloud metadata server, which takes seconds off GCP.
         store = _gcs_store(path, fs_options, opts, "anon")
     rs = RemoteStore(store, url=url, options=opts, alternate=alternate, credentials_hint=_GCS_HINT)
-    rs.host = urlsplit(endpoint).netloc if endpoint else "storage.googleapis.com"
+    rs.host = urlsplit(endpoint).netloc.rpartition("@")[2] if endpoint else "storage.googleapis.com"
     rs.peer = _authority(endpoint) if endpoint else "storage.googleapis.com:443"
     return rs
 
