@@ -53,7 +53,8 @@ class Location:
     ----------
     url
         The normalised address: an absolute local path for local stores, otherwise the URL
-        without a trailing slash.
+        without a trailing slash, with its credentials (``user:password@``, a signed query
+        string): what connects. Text for people uses :attr:`shown` (and ``str()``).
     protocol
         ``"file"``, ``"http"``, ``"https"``, ``"s3"`` or ``"gs"``.
     storage_options
