@@ -1161,7 +1161,10 @@ def run_plan(
                 sizer.start()  # once the first tasks are queued
             if not inflight:
                 break
-            for fut in ex.wait(set(inflight)):
+            done = ex.wait(set(inflight))
+            # in the order the tasks were queued: progress lines of tasks that ended together
+            # come in the array's order, not a set's
+            for fut in [f for f in inflight if f in done]:
                 a, ts, nunits = inflight.pop(fut)
                 try:
                     res: TaskResult = fut.result()
