@@ -996,15 +996,12 @@ class ExplorerWidget(QWidget):
 
 
 def _unreadable(report: StoreReport) -> str | None:
-    """Why nothing of the store can be shown (None when its root was read)."""
+    """Why nothing of the store can be shown (None when its root was read).
+
+    A report always has a node: ``inspect`` raises ``NotFoundError`` when it finds none (the
+    open fails with that message), so only a root that could not be read is left to check.
+    """
     root = next((n for n in report.nodes if n.path == report.path), None)
-    if root is None and not report.nodes:
-        if report.errors:
-            return str(report.errors[0])
-        return (
-            f"{report.url}: no Zarr metadata found (zarr.json, .zgroup, .zarray or .zattrs); "
-            "this is not a Zarr store. Open the .zarr folder itself."
-        )
     if root is not None and root.kind == "error":
         errors = [*getattr(root, "errors", ()), *report.errors]
         return str(errors[0]) if errors else f"{report.url}: the store cannot be read."
