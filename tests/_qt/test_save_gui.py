@@ -151,3 +151,30 @@ def test_save_dock_preview_names_the_level_before_an_output_is_chosen(make_napar
     assert str(form.estimate.value).startswith("Level '0': shard shape (1, 48, 48)"), (
         form.estimate.value
     )
+
+
+def test_save_dock_errors_are_sentences_in_the_docks_words(make_napari_viewer, qtbot, tmp_path):
+    from qtpy.QtCore import Qt
+
+    from napari_zarr_explorer._qt.save import SaveWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.uint16), name="cells")
+    widget = SaveWidget(viewer)
+    form = widget.form
+    form.path.value = str(tmp_path / "cells.ome.zarr")
+    chunks = form.chunks.native
+    chunks.selectAll()
+    qtbot.keyClicks(chunks, "a,b")
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        qtbot.mouseClick(form.save_button.native, Qt.MouseButton.LeftButton)
+    assert widget.status.value.startswith("Chunks 'a,b' is not"), widget.status.value
+    # saving over an existing store names the dock's check box, not the writer's keyword
+    chunks.selectAll()
+    qtbot.keyClicks(chunks, "64, 64")
+    for _ in range(2):  # the second time the store exists
+        with qtbot.waitSignal(widget.finished, timeout=120_000):
+            qtbot.mouseClick(form.save_button.native, Qt.MouseButton.LeftButton)
+    status = widget.status.value
+    assert status.startswith("The output") and status.endswith("or tick Overwrite."), status
+    assert "--" not in status and "overwrite=True" not in status

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal  # type: ignore[attr-defined]
-from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QSizePolicy, QWidget
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_zarr_explorer._html import human_bytes
 from napari_zarr_explorer.errors import error_message
@@ -26,11 +35,14 @@ __all__ = [
     "add_layer_data",
     "camera_of",
     "canvas_size",
+    "capitalized",
     "error_message",
+    "error_text",
     "format_bytes",
     "notify_error",
     "notify_info",
     "notify_warning",
+    "scroll_body",
     "tabify_on_show",
     "theme_colors",
     "unwrap",
@@ -72,11 +84,32 @@ def theme_colors(viewer: napari.Viewer | None) -> dict[str, str]:
     return out
 
 
+def capitalized(text: str) -> str:
+    """Return *text* starting with a capital letter, as a sentence shown on its own.
+
+    The core's messages start in lower case so they read well after a colon; a dock showing
+    one alone capitalises its first letter. Only that letter changes, and only when the first
+    word is a plain word: a message starting with a path, a URL or a file name
+    (``/data/a.zarr: ...``, ``s3://...``, ``zarr.json ...``) is shown as it is.
+    """
+    if not text or not text[0].islower():
+        return text
+    first = text.split(None, 1)[0].rstrip(",;:")
+    if not first.isalpha():
+        return text
+    return text[0].upper() + text[1:]
+
+
+def error_text(exc: BaseException | str) -> str:
+    """Return the message a dock shows for *exc*: :func:`error_message`, capitalised."""
+    return capitalized(exc if isinstance(exc, str) else error_message(exc))
+
+
 def notify_error(exc: BaseException | str) -> None:
     """Show *exc* as a napari error notification (never a traceback dialog)."""
     from napari.utils.notifications import show_error
 
-    show_error(exc if isinstance(exc, str) else error_message(exc))
+    show_error(error_text(exc))
 
 
 def notify_info(message: str) -> None:
@@ -142,6 +175,28 @@ class ElidedLabel(QLabel):
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._elide()
+
+
+def scroll_body(widget: QWidget, margins: int = 6) -> QVBoxLayout:
+    """Give *widget* a vertical scroll area filling it; return the layout to fill instead.
+
+    A dock asks the window for no more height than a few lines: when its contents need more
+    than the window has (docks stacked on a laptop screen), they scroll instead of making the
+    window taller than the screen.
+    """
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea(widget)
+    area.setObjectName(f"{widget.objectName()} scroll".strip())
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    body = QWidget()
+    area.setWidget(body)
+    outer.addWidget(area)
+    layout = QVBoxLayout(body)
+    layout.setContentsMargins(margins, margins, margins, margins)
+    return layout
 
 
 def _dock_of(widget: QWidget) -> QDockWidget | None:

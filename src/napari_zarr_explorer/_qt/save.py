@@ -9,15 +9,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Signal  # type: ignore[attr-defined]
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
-from napari_zarr_explorer._qt._common import Task, error_message, notify_info
+from napari_zarr_explorer._qt._common import (
+    DOCK_PREFIX,
+    Task,
+    error_text,
+    notify_info,
+    scroll_body,
+    tabify_on_show,
+)
 from napari_zarr_explorer.save_form import SaveForm
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
 __all__ = ["SaveWidget"]
+
+# The writer's hints name its keyword and its command-line flag; the dock names its check box.
+_DOCK_WORDS = (("overwrite it (overwrite=True, --overwrite)", "tick Overwrite"),)
+
+
+def dock_error(exc: BaseException) -> str:
+    """Return the message the dock shows for *exc*: in the dock's words, capitalised."""
+    text = error_text(exc)
+    for words, ours in _DOCK_WORDS:
+        text = text.replace(words, ours)
+    return text
 
 
 class SaveWidget(QWidget):
@@ -31,9 +49,15 @@ class SaveWidget(QWidget):
         self.form = SaveForm(self._layers)
         self.status = self.form.status
         self.task: Task | None = None
-        lay = QVBoxLayout(self)
+        self.setObjectName(f"{DOCK_PREFIX} save")
+        # a tab with the other docks, its form scrolling when the window is short
+        tabify_on_show(self)
+        lay = scroll_body(self, margins=0)
         lay.addWidget(self.form.native)
         lay.addStretch(1)
+        # long lines wrap instead of widening the dock past the screen
+        for label in (self.form.estimate, self.status):
+            label.native.setWordWrap(True)
         self.form.save_button.clicked.connect(self.start)
         self.form.cancel_button.clicked.connect(self.cancel)
         events = napari_viewer.layers.events
@@ -63,7 +87,7 @@ class SaveWidget(QWidget):
         try:
             opts = self.form.save_options()
         except Exception as exc:  # a lossy setting that is not a number: say so, write nothing
-            self.status.value = error_message(exc)
+            self.status.value = dock_error(exc)
             self.finished.emit()
             return
         from napari_zarr_explorer.writer import save
@@ -98,7 +122,7 @@ class SaveWidget(QWidget):
         notify_info(f"Saved {report.destination}")
 
     def _failed(self, exc: BaseException) -> None:
-        self.status.value = error_message(exc)
+        self.status.value = dock_error(exc)
 
     def _finished(self) -> None:
         self.form.save_button.enabled = True
