@@ -382,3 +382,224 @@ def test_rgb_image_opens_as_one_rgb_layer(make_napari_viewer, qtbot, tmp_path: P
     qtbot.waitUntil(lambda: len(viewer.layers) == 1 and not explorer.busy, timeout=120000)
     (layer,) = viewer.layers
     assert layer.rgb and layer.data[0].shape == (48, 64, 3)
+
+
+# ---------------------------------------------------------------- the dock's own words
+
+
+def _small_run(make_napari_viewer, tmp_path: Path):
+    src = write_array(
+        tmp_path / "small.zarr", np.arange(64 * 64, dtype="uint16").reshape(64, 64), chunks=(16, 16)
+    )
+    viewer = make_napari_viewer()
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(src), "", (64, 64))
+    return src, widget
+
+
+def test_a_cancel_after_every_task_ran_says_the_run_finished(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    _src, widget = _small_run(make_napari_viewer, tmp_path)
+    type_into(qtbot, widget.destination_edit, str(tmp_path / "out.zarr"))
+    clicked = []
+
+    def cancel_once_all_ran(update) -> None:
+        event = update[3]
+        done = getattr(event, "objects_done", 0)
+        if not clicked and done and done == getattr(event, "objects_total", -1):
+            clicked.append(done)  # every task has run: the cancel comes too late
+            qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+
+    with qtbot.waitSignal(widget.finished, timeout=120000) as blocker:
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+        widget._run_task.progressed.connect(cancel_once_all_ran)
+    report = blocker.args[0]
+    assert clicked and report.complete and not report.cancelled
+    text = widget.progress_label.text()
+    assert text.startswith("The run finished before the cancel took effect. Done: "), text
+    assert text.endswith(report.done_line() + ", verified.")
+    assert "Cancelling" not in text and "ancelled" not in text
+    # the next run, not cancelled, just says it is done
+    widget.overwrite_box.click()
+    with qtbot.waitSignal(widget.finished, timeout=120000):
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    assert widget.progress_label.text().startswith("Done: ")
+
+
+def test_output_inside_the_source_suggests_what_the_dock_offers(
+    docks, qtbot, image: Path, notifications
+) -> None:
+    _viewer, explorer, recompress = docks
+    open_in_explorer(qtbot, explorer, str(image))
+    click_node(qtbot, explorer, "")
+    type_into(qtbot, recompress.destination_edit, str(image / "copy.zarr"))
+    notifications.clear()
+    qtbot.mouseClick(recompress.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not recompress.busy and bool(notifications), timeout=120000)
+    (message,) = [m for m in notifications if "overlaps the source" in m]
+    assert message.endswith("Choose another Output folder, outside the source."), message
+    assert "replace" not in message and "--" not in message
+    assert "Nothing was written" in recompress.progress_label.text()
+
+
+def test_cancelled_report_and_resume_hints_speak_the_docks_words(
+    make_napari_viewer, qtbot, tmp_path: Path, notifications
+) -> None:
+    _src, widget = _small_run(make_napari_viewer, tmp_path)
+    type_into(qtbot, widget.destination_edit, str(tmp_path / "out.zarr"))
+    type_into(qtbot, widget.chunks_edit, "8,8")
+    type_into(qtbot, widget.shards_edit, "none")
+    with qtbot.waitSignal(widget.finished, timeout=120000) as blocker:
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)  # before any task
+    assert blocker.args[0].cancelled
+    shown = widget.report_view.toPlainText()
+    assert "CANCELLED (tick Resume and run again to continue)" in shown, shown
+    assert "continue with resume" not in shown
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled() and not widget.busy, timeout=120000)
+    # resuming with other settings is refused with the dock's words for what to do
+    widget.set_compressor("gzip:6")
+    widget.resume_box.click()
+    notifications.clear()
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.busy and bool(notifications), timeout=120000)
+    (message,) = [m for m in notifications if "different settings" in m]
+    assert message.endswith("Resume with the same settings, or tick Overwrite to start again.")
+    assert "--" not in message
+
+
+def test_every_command_line_hint_of_a_recompression_reads_in_dock_words() -> None:
+    """Each hint the core gives about a run, once translated, names no command-line flag."""
+    import re
+
+    from napari_zarr_explorer._qt.recompress import gui_words
+
+    root = Path(__file__).resolve().parents[2] / "src" / "napari_zarr_explorer"
+    sources = [*sorted((root / "recompress").glob("*.py")), root / "estimate.py"]
+    hints = []
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        # the string literals of each hint= and message, joined as Python joins them
+        for call in re.findall(r"hint=\(?((?:\s*f?\"[^\"]*\"\s*)+)", text):
+            hints.append("".join(re.findall(r"\"([^\"]*)\"", call)))
+    flagged = [h for h in hints if "--" in h]
+    assert flagged, "no hint with a flag found: the pattern above needs updating"
+    # replacing the source is command-line only: the dock never asks for it
+    flagged = [h for h in flagged if not h.startswith("Drop --replace")]
+    left = [gui_words(h) for h in flagged]
+    assert [h for h in left if "--" in h] == []
+
+
+# ---------------------------------------------------------------- estimate of a whole run
+
+
+def test_estimate_summarises_every_level_the_run_writes(docks, qtbot, image: Path) -> None:
+    from napari_zarr_explorer._qt._common import format_bytes
+
+    _viewer, explorer, recompress = docks
+    open_in_explorer(qtbot, explorer, str(image))
+    click_node(qtbot, explorer, "")
+    qtbot.mouseClick(recompress.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: recompress.run_estimate is not None, timeout=120000)
+    qtbot.waitUntil(lambda: not recompress.busy, timeout=120000)
+    text = recompress.estimate_label.text()
+
+    def stored(level: str) -> int:  # the bytes of its chunks, as the run counts them
+        files = (image / level).rglob("*")
+        return sum(f.stat().st_size for f in files if f.is_file() and f.name != "zarr.json")
+
+    now = stored("0") + stored("1")
+    assert text.startswith(f"The run writes 2 arrays: now {format_bytes(now)} in all"), text
+    run = recompress.run_estimate
+    projected = run.projected(0)
+    per_level = [run.projected_of(a, 0) for a in run.arrays]
+    assert [a.path for a in run.arrays] == ["0", "1"]
+    assert projected == sum(per_level)
+    chosen = recompress.compressor_text()
+    assert (
+        f"-> about {format_bytes(projected)} with {chosen} ({projected / now:.0%} of now)" in text
+    )
+    for level, size in zip(("0", "1"), per_level, strict=True):
+        assert f"{level}: {format_bytes(stored(level))} -> {format_bytes(size)}" in text
+    # the table's first row is the same run in all
+    assert recompress.estimate_table.item(0, 2).text() == format_bytes(projected)
+    # one array alone is named by its path
+    click_node(qtbot, explorer, "1")
+    qtbot.mouseClick(recompress.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: not recompress.busy and recompress.estimate_label.text().startswith("1: now"),
+        timeout=120000,
+    )
+
+
+def test_a_run_estimated_to_grow_is_warned_about(make_napari_viewer, qtbot, tmp_path) -> None:
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))  # compresses well: stored small
+    src = write_array(tmp_path / "smooth.zarr", smooth, chunks=(32, 32))
+    viewer = make_napari_viewer(show=True)
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(src), "", smooth.shape)
+    combo = widget.compressor_combo
+    combo.setCurrentIndex(combo.findText("none"))  # stored raw: larger than now
+    assert widget.compressor_text() == "none"
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    assert widget.estimate_warning.isVisible()
+    warning = widget.estimate_warning.text()
+    now, after = widget.run_estimate.bytes_now, widget.run_estimate.projected(0)
+    larger = round(100 * (after - now) / now)
+    assert larger > 15
+    assert warning.startswith(
+        f"Warning: the estimate predicts the output will be {larger}% larger than the source"
+    ), warning
+    assert "choose a stronger codec" in warning.lower() and "keep the source" in warning
+    assert widget.run_button.isEnabled()  # a warning, not a refusal
+    # choosing a smaller row of the table takes the warning away
+    row = next(
+        r
+        for r in range(widget.estimate_table.rowCount())
+        if widget.estimate_table.item(r, 0).text() == "zstd:3"
+    )
+    widget.estimate_table.scrollToItem(widget.estimate_table.item(row, 0))
+    rect = widget.estimate_table.visualItemRect(widget.estimate_table.item(row, 0))
+    qtbot.mouseClick(widget.estimate_table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(
+        widget.estimate_table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
+    )
+    assert widget.compressor_text() == "zstd:3"
+    assert not widget.estimate_warning.isVisible()
+
+
+# ---------------------------------------------------------------- messages as sentences
+
+
+def test_error_messages_start_with_a_capital_letter(
+    make_napari_viewer, qtbot, tmp_path: Path, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    notifications.clear()
+    open_in_explorer(qtbot, explorer, str(folder))
+    qtbot.waitUntil(lambda: bool(notifications), timeout=120000)
+    assert any(m.startswith("No Zarr metadata at ") and str(folder) in m for m in notifications)
+    # the recompress dock: a shape that is not one
+    _src, widget = _small_run(make_napari_viewer, tmp_path)
+    type_into(qtbot, widget.chunks_edit, "a,b")
+    notifications.clear()
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(notifications), timeout=30000)
+    assert notifications[-1][0].isupper(), notifications
+
+
+def test_capitalised_messages_keep_paths_and_names() -> None:
+    from napari_zarr_explorer._qt._common import capitalized
+
+    assert capitalized("cannot open /data/a.zarr") == "Cannot open /data/a.zarr"
+    assert capitalized("no node at x: nothing") == "No node at x: nothing"
+    for kept in ("/data/a.zarr: missing", "s3://bucket/a.zarr: denied", "zarr.json is bad", ""):
+        assert capitalized(kept) == kept
+    assert capitalized("Already") == "Already"

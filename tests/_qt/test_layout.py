@@ -1,4 +1,4 @@
-"""The three docks together fit a 1280x800 window, and nothing in them is cut."""
+"""The four docks together fit a 1280x800 window, and nothing in them is cut."""
 
 from __future__ import annotations
 
@@ -32,13 +32,14 @@ def _cut_texts(widget) -> list[str]:
     return cut
 
 
-def test_three_docks_fit_a_laptop_screen(
+def test_four_docks_fit_a_laptop_screen(
     make_napari_viewer, qtbot, sample: Path, screenshot_dir: Path
 ) -> None:
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
     docks = {}
-    for name in ("Explorer", "Chunk map", "Recompress"):  # as Plugins > Zarr Explorer does
+    names = ("Explorer", "Chunk map", "Recompress", "Save as OME-Zarr")
+    for name in names:  # as Plugins > Zarr Explorer does
         docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name)
         QApplication.processEvents()
     viewer.open_sample(PLUGIN, "ome-zarr-pyramid")
@@ -51,16 +52,24 @@ def test_three_docks_fit_a_laptop_screen(
     hint = window.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 800, hint
     assert window.width() <= 1280 and window.height() <= 800
-    # all three share one place, as tabs
+    # all four share one place, as tabs
     dock, _ = docks["Explorer"]
     tabs = {d.windowTitle() for d in window.tabifiedDockWidgets(dock)}
-    assert tabs == {"Chunk map", "Recompress"}
+    assert tabs == {"Chunk map", "Recompress", "Save as OME-Zarr"}
     for name, (dock, widget) in docks.items():
         dock.raise_()
         qtbot.waitUntil(lambda widget=widget: widget.isVisible(), timeout=5000)
         QApplication.processEvents()
         assert _cut_texts(widget) == [], name
         widget.grab().save(str(screenshot_dir / f"dock-{name.replace(' ', '').lower()}.png"))
+        assert window.height() <= 800, name
+    # the Recompress report box shows a run's report (8 lines) without scrolling
+    docks["Recompress"][0].raise_()
+    QApplication.processEvents()
+    report = docks["Recompress"][1].report_view
+    margin = report.document().documentMargin()
+    lines = (report.viewport().height() - 2 * margin) / report.fontMetrics().lineSpacing()
+    assert lines >= 8, lines
     # the tree shows every column without a horizontal scroll bar
     docks["Explorer"][0].raise_()
     QApplication.processEvents()

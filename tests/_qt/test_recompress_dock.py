@@ -26,8 +26,11 @@ def test_recompress_dock_on_the_sample(make_napari_viewer, qtbot, sample, tmp_pa
     qtbot.waitUntil(lambda: widget.estimate_report is not None and not widget.busy, timeout=60000)
     assert widget.estimate_table.rowCount() >= 4
     assert widget.estimate_table.item(0, 0).text().startswith("blosc-zstd:5")
-    first = widget.estimate_report.candidates[0]
-    assert widget.estimate_table.item(0, 1).text() == f"{first.projected_ratio:.2f}x"
+    # the table is about the whole run: both pyramids (image and labels), every level
+    run = widget.run_estimate
+    assert [a.path for a in run.arrays][:3] == ["0", "1", "2"] and len(run.arrays) == 6
+    ratio = run.nbytes / run.projected(0)
+    assert widget.estimate_table.item(0, 1).text() == f"{ratio:.2f}x"
     # run into a new store
     out = tmp_path / "out.ome.zarr"
     widget.destination_edit.setText(str(out))

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
+from qtpy.QtCore import QSize, Qt, Signal  # type: ignore[attr-defined]
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,11 +34,15 @@ from napari_zarr_explorer._qt._common import (
     ElidedLabel,
     Task,
     add_layer_data,
+    error_message,
+    error_text,
     format_bytes,
     notify_error,
     notify_info,
     notify_warning,
+    scroll_body,
     tabify_on_show,
+    theme_colors,
     unwrap,
 )
 from napari_zarr_explorer._qt._icons import icon
@@ -47,23 +52,68 @@ from napari_zarr_explorer.forms import COMPRESSORS, RecompressForm, shape_text
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["COMPRESSORS", "RecompressWidget", "gui_words"]
+    from napari_zarr_explorer.estimate import EstimateReport
 
-# command-line words in the core's messages, and what the dock calls them
+__all__ = ["COMPRESSORS", "RecompressWidget", "RunEstimate", "gui_words"]
+
+#: Lines of text the report box shows without scrolling (the report of a run is 6 to 10).
+REPORT_LINES = 8
+#: Arrays the estimate samples at most; the others are projected at the ratio of those sampled.
+ESTIMATE_ARRAYS = 48
+
+# The core's messages name command-line flags; the dock says what to tick or choose instead.
+# Whole sentences first (where a flag alone would not read well, or names something the dock
+# does not offer, such as --replace), then the flags alone.
 _GUI_WORDS = (
+    ("CANCELLED (continue with resume)", "CANCELLED (tick Resume and run again to continue)"),
     ("`napari-zarr-explorer recompress ... --resume`", "Recompress with Resume ticked"),
+    (
+        "Write to a separate folder; use --replace to swap it in afterwards.",
+        "Choose another Output folder, outside the source.",
+    ),
+    ("Write next to it instead, e.g.", "Choose an Output folder outside the source, e.g."),
+    ("Choose an output outside the source store.", "Choose an Output outside the source store."),
+    ("Choose another output.", "Choose another Output, outside the source."),
+    ("fix the cause and continue with --resume.", "fix the cause, tick Resume and run again."),
+    (
+        "Resume with the same settings, or start again with --overwrite.",
+        "Resume with the same settings, or tick Overwrite to start again.",
+    ),
+    (
+        "Choose a new output, continue an interrupted run with --resume, or replace it with "
+        "--overwrite.",
+        "Choose a new Output, tick Resume to continue an interrupted run, or tick Overwrite to "
+        "replace it.",
+    ),
+    (
+        "Use a larger --task-size (MiB per task), or recompress a smaller part of the hierarchy.",
+        "Recompress a smaller part of the hierarchy (select a node below it in the Explorer).",
+    ),
+    ("Drop --shards or write Zarr v3 (--zarr-format 3).", "Empty Shards, or choose Zarr v3."),
+    ("Write Zarr v3 (--zarr-format 3).", "Choose Zarr v3 in Format."),
+    (
+        "`napari-zarr-explorer chunks --verify` lists every damaged",
+        "The Chunk map with Verify ticked shows every damaged",
+    ),
+    ("or --shuffle none", "or choose no shuffle"),
+    ("Give --sample 1 or more.", "Set Sample to 1 or more."),
+    ("Drop --no-verify to use --replace.", "Tick Verify."),
     ("--resume", "Resume"),
     ("--overwrite", "Overwrite"),
-    ("--replace", "replace"),
     ("--no-verify", "unticking Verify"),
 )
 
 
 def gui_words(message: str) -> str:
-    """Say the check boxes' names where the core's message names command-line flags."""
+    """Say what to tick or choose in the dock where the core's message names command-line flags."""
     for flag, words in _GUI_WORDS:
         message = message.replace(flag, words)
     return message
+
+
+def dock_error(exc: BaseException | str) -> str:
+    """Return the message the dock shows for *exc*: in the dock's words, capitalised."""
+    return error_text(gui_words(exc if isinstance(exc, str) else error_message(exc)))
 
 
 class RecompressWidget(QWidget):
@@ -89,6 +139,8 @@ class RecompressWidget(QWidget):
         self.source_path: str = ""
         self.level0_shape: tuple[int, ...] | None = None
         self.estimate_report: Any = None
+        self.run_estimate: RunEstimate | None = None
+        self._estimated_choice = ""
         self.report: Any = None
         self._tasks: list[Task] = []
         self._run_task: Task | None = None
@@ -97,8 +149,8 @@ class RecompressWidget(QWidget):
         self.setObjectName("napari-zarr-explorer recompress")
         tabify_on_show(self)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        # the contents scroll rather than make the window taller than a laptop screen
+        layout = scroll_body(self)
         layout.setSpacing(4)
         source_row = QHBoxLayout()
         source_title = QLabel("Source")
@@ -162,18 +214,25 @@ class RecompressWidget(QWidget):
         self.estimate_label = QLabel("")
         self.estimate_label.setWordWrap(True)
         layout.addWidget(self.estimate_label)
+        # shown when the estimate predicts an output larger than the source (a run stays allowed)
+        self.estimate_warning = QLabel("")
+        self.estimate_warning.setWordWrap(True)
+        warning_colour = theme_colors(napari_viewer).get("warning", "#e3b617")
+        self.estimate_warning.setStyleSheet(f"color: {warning_colour}; font-weight: bold")
+        self.estimate_warning.hide()
+        layout.addWidget(self.estimate_warning)
 
         self.progress_label = QLabel("")
         self.progress_label.setWordWrap(True)
         layout.addWidget(self.progress_label)
-        self.report_view = QTextBrowser()
-        self.report_view.setMinimumHeight(40)
+        self.report_view = ReportView(REPORT_LINES)
         layout.addWidget(self.report_view, 1)
         self.open_result_button = QPushButton("Open the result next to the original")
         self.open_result_button.setEnabled(False)
         layout.addWidget(self.open_result_button)
 
         self.form.zarr_format.changed.connect(self._on_format)
+        self.form.changed.connect(self._on_choice)
         self.destination_button.clicked.connect(self._browse)
         self.form.estimate_button.clicked.connect(self.estimate)
         self.form.run_button.clicked.connect(self.run)
@@ -256,7 +315,7 @@ class RecompressWidget(QWidget):
         try:
             location = parse_location(url)
         except Exception as exc:
-            notify_error(exc)
+            notify_error(dock_error(exc))
             return
         same = (location.url, path.strip("/")) == (self.source_url, self.source_path)
         self.source_url = location.url
@@ -278,6 +337,8 @@ class RecompressWidget(QWidget):
         if not same:
             self.estimate_table.setRowCount(0)
             self.estimate_label.setText("")
+            self.run_estimate = None
+            self._show_growth(None)
         self._update_enabled()
 
     @property
@@ -323,6 +384,17 @@ class RecompressWidget(QWidget):
         )[0]
         if folder:
             self.form.output.value = folder
+
+    def _choice_complete(self) -> bool:
+        try:
+            self.compressor_text()
+        except Exception:  # a lossy codec without its setting yet
+            return False
+        return True
+
+    def _on_choice(self, *_: Any) -> None:
+        if self.run_estimate is not None:
+            self._show_growth(self.run_estimate)
 
     def _use_estimate_row(self, row: int, column: int) -> None:
         item = self.estimate_table.item(row, 0)
@@ -378,44 +450,58 @@ class RecompressWidget(QWidget):
 
     # ------------------------------------------------------------------ estimate
     def estimate(self) -> None:
-        """Estimate the chosen encoding and a few others on sampled chunks (in the background)."""
+        """Estimate the chosen encoding and a few others on sampled chunks (in the background).
+
+        Every array the run would write is sampled (up to :data:`ESTIMATE_ARRAYS`), so the
+        table and the summary are about the whole run: all levels of a pyramid, its labels.
+        """
         if self.source_url is None:
             return
         try:
             candidates = self.form.candidates()
+            plan_kwargs = {
+                k: v
+                for k, v in self.form.run_kwargs().items()
+                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
+            }
         except Exception as exc:
-            notify_error(exc)
+            notify_error(dock_error(exc))
             return
-        url, path = self.source_url, self.source_path
+        url, path, source = self.source_url, self.source_path, self.source
         sample = int(self.form.sample.value)
+        self._estimated_choice = self.compressor_text()
 
         def work(progress: Any, cancel: Any) -> Any:
-            from napari_zarr_explorer.estimate import estimate
-
-            return estimate(url, _estimate_path(url, path), candidates, sample=sample)
+            return estimate_run(url, path, source, candidates, plan_kwargs, sample, cancel)
 
         self.estimate_label.setText("Estimating on sampled chunks...")
+        self._show_growth(None)
         self._start(work, f"Estimating {path or url}", self._show_estimate, self._estimate_failed)
 
     def _estimate_failed(self, exc: BaseException) -> None:
         self.estimate_label.setText("The estimate failed (see the notification).")
-        notify_error(exc)
+        notify_error(dock_error(exc))
 
-    def _show_estimate(self, report: Any) -> None:
-        self.estimate_report = report
+    def _show_estimate(self, run: RunEstimate) -> None:
+        self.run_estimate = run
+        self.estimate_report = run.arrays[0].report
         self.estimate_table.setRowCount(0)
-        for cand in report.candidates:
+        speeds = run.arrays[0].report.candidates
+        for index, compressor in enumerate(run.compressors):
             row = self.estimate_table.rowCount()
             self.estimate_table.insertRow(row)
-            first = QTableWidgetItem(cand.compressor)
-            first.setData(Qt.ItemDataRole.UserRole, cand.compressor)
-            first.setToolTip("; ".join(cand.problems) or cand.label)
+            first = QTableWidgetItem(compressor)
+            first.setData(Qt.ItemDataRole.UserRole, compressor)
+            problems = run.problems(index)
+            first.setToolTip("; ".join(problems) or speeds[index].label)
+            projected = run.projected(index)
+            ratio = run.nbytes / projected if projected else None
             cells = [
                 first,
-                QTableWidgetItem(f"{cand.projected_ratio:.2f}x" if cand.projected_ratio else "-"),
-                QTableWidgetItem(format_bytes(cand.projected_bytes)),
-                QTableWidgetItem(_speed(cand.encode_mbps)),
-                QTableWidgetItem(_speed(cand.decode_mbps)),
+                QTableWidgetItem(f"{ratio:.2f}x" if ratio else "-"),
+                QTableWidgetItem(format_bytes(projected)),
+                QTableWidgetItem(_speed(speeds[index].encode_mbps)),
+                QTableWidgetItem(_speed(speeds[index].decode_mbps)),
             ]
             for col, item in enumerate(cells):
                 if col:
@@ -423,7 +509,24 @@ class RecompressWidget(QWidget):
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
                 self.estimate_table.setItem(row, col, item)
-        self.estimate_label.setText(estimate_summary(report) + " Double-click a row to use it.")
+        self.estimate_label.setText(estimate_summary(run) + " Double-click a row to use it.")
+        self._show_growth(run)
+
+    def _show_growth(self, run: RunEstimate | None) -> None:
+        """Warn when the estimate predicts the chosen encoding writes more than the source holds.
+
+        The warning follows the choice: another encoding of the table chosen afterwards is
+        warned about by its own figures; one the estimate did not cover hides it.
+        """
+        text = None
+        if run is not None:
+            chosen = self.compressor_text() if self._choice_complete() else None
+            if chosen == self._estimated_choice:
+                text = growth_warning(run, 0)
+            elif chosen in run.compressors:
+                text = growth_warning(run, run.compressors.index(chosen))
+        self.estimate_warning.setText(text or "")
+        self.estimate_warning.setVisible(bool(text))
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
@@ -437,7 +540,7 @@ class RecompressWidget(QWidget):
         try:
             kwargs = self.form.run_kwargs()
         except Exception as exc:
-            notify_error(exc)
+            notify_error(dock_error(exc))
             return
         source = self.source
 
@@ -474,8 +577,6 @@ class RecompressWidget(QWidget):
         )
 
     def _run_failed(self, exc: BaseException, destination: str) -> None:
-        from napari_zarr_explorer._qt._common import error_message
-
         state = output_state(destination)
         if state == "incomplete":
             text = (
@@ -490,11 +591,14 @@ class RecompressWidget(QWidget):
         else:
             text = "Nothing was written (see the notification)."
         self.progress_label.setText(text)
-        notify_error(gui_words(error_message(exc)))
+        notify_error(dock_error(exc))
 
     def _show_report(self, report: Any) -> None:
         self.report = report
         self.report_view.setPlainText(gui_words(str(report)))
+        # Cancel stops the tasks not started yet: a run whose tasks were all running finishes
+        late = self._cancelling and not report.cancelled
+        before = "The run finished before the cancel took effect. " if late else ""
         if report.cancelled:
             self.progress_label.setText(
                 "Cancelled; the output is marked incomplete. Tick Resume and run again to continue."
@@ -503,12 +607,18 @@ class RecompressWidget(QWidget):
         elif report.ok:
             done = report.done_line()
             how = "" if report.verification == "exact" else f" {report.verification}"
-            self.progress_label.setText(done + (f", verified{how}." if report.verified else "."))
+            self.progress_label.setText(
+                before + done + (f", verified{how}." if report.verified else ".")
+            )
             notify_info(f"Recompressed into {report.destination}.")
         else:
-            self.progress_label.setText("Finished with problems: see the report.")
+            self.progress_label.setText(before + "Finished with problems: see the report.")
             notify_error("; ".join(report.mismatches[:3]) or "The recompression did not verify.")
         self.open_result_button.setEnabled(bool(report.complete))
+        area = self.findChild(QScrollArea)
+        if area is not None:  # the report in view, even when the dock is short
+            area.ensureWidgetVisible(self.open_result_button)
+            area.ensureWidgetVisible(self.report_view)
         self.finished.emit(report)
 
     def open_result(self) -> None:
@@ -538,8 +648,8 @@ class RecompressWidget(QWidget):
         self._start(work, f"Opening {destination}", done)
 
 
-def _estimate_path(url: str, path: str) -> str:
-    """Return the array to sample: the node, level 0 of an image, or the first array below."""
+def _first_array(url: str, path: str) -> str:
+    """Return the array to sample alone: the node, level 0 of an image, or the first array below."""
     from napari_zarr_explorer.store import open_url, read_node
 
     store, where = open_url(url)
@@ -559,22 +669,199 @@ def _estimate_path(url: str, path: str) -> str:
     return path
 
 
-def estimate_summary(report: Any) -> str:
-    """One paragraph about an estimate: the store now, the sample, the smallest candidate."""
-    now = f"now {format_bytes(report.bytes_stored)}"
-    if report.ratio:
-        now += f" (ratio {report.ratio:.2f}x)"
-    n = report.chunks_sampled
-    text = f"{report.path or '/'}: {now}; sampled {n} chunk{'' if n == 1 else 's'}"
-    if report.candidates:
-        first = report.candidates[0]
-        layout = first.label[len(first.compressor) :].strip()
-        text += f" ({layout})" if layout else ""
+@dataclass(frozen=True)
+class ArrayEstimate:
+    """The estimate of one array the run writes."""
+
+    path: str
+    """The array, relative to the source node (``""`` for the node itself)."""
+    report: EstimateReport
+    bytes_now: int | None
+    """What it stores now (None when unknown)."""
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """The estimate of a whole run: every array it writes, summed per candidate encoding.
+
+    Arrays beyond the ones sampled (a large plate) are projected at the ratio of those sampled.
+    Pure data, no Qt: the dock shows it as its table, its summary and its warning.
+    """
+
+    source: str
+    arrays: tuple[ArrayEstimate, ...]
+    compressors: tuple[str, ...]
+    """The candidate encodings, the chosen one first (as the estimate names them)."""
+    unsampled: int = 0
+    """Arrays the run writes that were not sampled."""
+    unsampled_nbytes: int = 0
+    unsampled_now: int | None = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Logical bytes of every array the run writes."""
+        return sum(a.report.logical_bytes for a in self.arrays) + self.unsampled_nbytes
+
+    @property
+    def bytes_now(self) -> int | None:
+        """What the arrays store now, in all (None when a size is unknown)."""
+        sizes = [a.bytes_now for a in self.arrays] + [self.unsampled_now]
+        return None if any(b is None for b in sizes) else sum(b or 0 for b in sizes)
+
+    def projected_of(self, array: ArrayEstimate, index: int) -> int | None:
+        """Return the projected size of *array* with candidate *index* (None when not projected)."""
+        return array.report.candidates[index].projected_bytes
+
+    def projected(self, index: int) -> int | None:
+        """Return the projected size of the whole run with candidate *index* (None when unknown)."""
+        sizes = [self.projected_of(a, index) for a in self.arrays]
+        if any(b is None for b in sizes):
+            return None
+        total = sum(b or 0 for b in sizes)
+        if self.unsampled_nbytes:
+            sampled = sum(a.report.logical_bytes for a in self.arrays)
+            if not total or not sampled:
+                return None
+            total += round(self.unsampled_nbytes * total / sampled)
+        return total
+
+    def problems(self, index: int) -> list[str]:
+        """Why candidate *index* cannot encode some array (each reason once)."""
+        seen: dict[str, None] = {}
+        for a in self.arrays:
+            for p in a.report.candidates[index].problems:
+                seen.setdefault(p)
+        return list(seen)
+
+    @property
+    def best(self) -> int | None:
+        """Index of the candidate with the smallest projected run."""
+        known = [
+            (size, i)
+            for i in range(len(self.compressors))
+            if (size := self.projected(i)) is not None and not self.problems(i)
+        ]
+        return min(known)[1] if known else None
+
+
+def estimate_run(
+    url: str,
+    path: str,
+    source: str,
+    candidates: list[dict[str, Any]],
+    plan_kwargs: dict[str, Any],
+    sample: int,
+    cancel: Any = None,
+) -> RunEstimate:
+    """Estimate every array the run of *source* with *plan_kwargs* writes (no Qt: a worker runs it).
+
+    The run's plan names the arrays and each one's output chunk and shard shapes; each array
+    is sampled with every candidate at those shapes. When the plan cannot be made (the run
+    would say why), the node's first array is estimated alone with the shapes as typed.
+    """
+    from napari_zarr_explorer.estimate import estimate
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    try:
+        plan = plan_recompress(source, **plan_kwargs)
+    except Exception:
+        report = estimate(url, _first_array(url, path), candidates, sample=sample)
+        return RunEstimate(
+            source,
+            (ArrayEstimate(report.path, report, report.bytes_stored),),
+            tuple(c.compressor for c in report.candidates),
+        )
+    arrays: list[ArrayEstimate] = []
+    rest = plan.arrays[ESTIMATE_ARRAYS:]
+    for planned in plan.arrays[:ESTIMATE_ARRAYS]:
+        if cancel is not None and cancel.is_set() and arrays:
+            rest = plan.arrays[len(arrays) :]
+            break
+        target = planned.target
+        layout = {"chunks": target.chunks, "shards": target.shards or "none"}
+        where = "/".join(p for p in (path, target.path) if p)
+        report = estimate(url, where, [{**c, **layout} for c in candidates], sample=sample)
+        now = planned.bytes_before if planned.bytes_before is not None else report.bytes_stored
+        arrays.append(ArrayEstimate(target.path, report, now))
+    befores = [a.bytes_before for a in rest]
+    return RunEstimate(
+        source,
+        tuple(arrays),
+        tuple(c.compressor for c in arrays[0].report.candidates),
+        unsampled=len(rest),
+        unsampled_nbytes=sum(a.nbytes for a in rest),
+        unsampled_now=None if any(b is None for b in befores) else sum(b or 0 for b in befores),
+    )
+
+
+def _share(after: float, before: float | None) -> str:
+    return f" ({after / before:.0%} of now)" if before else ""
+
+
+def estimate_summary(run: RunEstimate) -> str:
+    """One paragraph about an estimate: the run's total now and projected, level by level.
+
+    The totals are of the chosen encoding (the table's first row) over every array the run
+    writes; the largest arrays are named with their own figures when there are several.
+    """
+    first = run.arrays[0].report
+    n = first.chunks_sampled
+    count = len(run.arrays) + run.unsampled
+    now_total = run.bytes_now
+    projected = run.projected(0)
+    chosen = run.compressors[0]
+    if count == 1:
+        what = f"{run.arrays[0].path or first.path or '/'}: now {format_bytes(now_total)}"
+    else:
+        what = f"The run writes {count} arrays: now {format_bytes(now_total)} in all"
+    ratio = first.ratio if count == 1 else (run.nbytes / now_total if now_total else None)
+    if ratio:
+        what += f" (ratio {ratio:.2f}x)"
+    if projected is not None:
+        what += f" -> about {format_bytes(projected)} with {chosen}"
+        what += _share(projected, now_total)
+    text = what + "."
+    if count > 1:
+        parts = []
+        for a in sorted(run.arrays, key=lambda a: -(a.bytes_now or 0))[:4]:
+            after = run.projected_of(a, 0)
+            figure = f"{a.path or '/'}: {format_bytes(a.bytes_now)}"
+            if after is not None:
+                figure += f" -> {format_bytes(after)}"
+            parts.append(figure)
+        more = count - len(parts)
+        text += " Per array: " + "; ".join(parts) + (f"; {more} more" if more > 0 else "")
+        text += "."
+        if run.unsampled:
+            text += (
+                f" {run.unsampled} arrays were not sampled: they are projected at the ratio of "
+                "the others."
+            )
+    layout = first.candidates[0].label[len(first.candidates[0].compressor) :].strip()
+    per = " per array" if count > 1 else ""
+    text += f" Sampled {n} chunk{'' if n == 1 else 's'}{per}" + (f" ({layout})" if layout else "")
     text += "."
-    best = report.best
+    best = run.best
     if best is not None:
-        text += f" Smallest: {best.compressor}, {format_bytes(best.projected_bytes)}."
+        size = run.projected(best) or 0
+        text += f" Smallest: {run.compressors[best]}, {format_bytes(size)}."
     return text
+
+
+def growth_warning(run: RunEstimate, index: int = 0) -> str | None:
+    """Return the warning to show when candidate *index* is projected to write more than now.
+
+    None when it is projected smaller (or either size is unknown).
+    """
+    now, projected = run.bytes_now, run.projected(index)
+    if not now or projected is None or projected <= now:
+        return None
+    larger = max(1, round(100 * (projected - now) / now))
+    return (
+        f"Warning: the estimate predicts the output will be {larger}% larger than the source "
+        f"({format_bytes(now)} -> {format_bytes(projected)} with {run.compressors[index]}): "
+        "choose a stronger codec (a smaller row of the table) or keep the source."
+    )
 
 
 def output_state(destination: str) -> str:
@@ -614,3 +901,19 @@ def _normal(url: str) -> str:
 
 def _speed(value: float | None) -> str:
     return f"{value:.0f}" if value else "-"
+
+
+class ReportView(QTextBrowser):
+    """A text box at least *lines* lines of its current font tall (the theme sets the font)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for :attr:`lines` lines, in the font the box has now."""
+        document = self.document()
+        margin = document.documentMargin() if document is not None else 4.0
+        text = self.lines * self.fontMetrics().lineSpacing() + 2 * margin
+        height = math.ceil(text) + 2 * self.frameWidth()
+        return QSize(super().minimumSizeHint().width(), height)
