@@ -442,6 +442,7 @@ def test_output_inside_the_source_suggests_what_the_dock_offers(
     assert message.endswith("Choose another Output folder, outside the source."), message
     assert "replace" not in message and "--" not in message
     assert "Nothing was written" in recompress.progress_label.text()
+    assert recompress.report_view.toPlainText() == message  # stays when the toast goes
 
 
 def test_cancelled_report_and_resume_hints_speak_the_docks_words(

@@ -580,18 +580,20 @@ class RecompressWidget(QWidget):
         state = output_state(destination)
         if state == "incomplete":
             text = (
-                "The run stopped (see the notification); the output is marked incomplete: tick "
+                "The run stopped (see the message below); the output is marked incomplete: tick "
                 "Resume and run again to continue, or Overwrite to start over."
             )
         elif state == "complete":
             text = (
-                "Nothing was written (see the notification): the output already exists and is "
+                "Nothing was written (see the message below): the output already exists and is "
                 "complete. Choose another Output, or tick Overwrite."
             )
         else:
-            text = "Nothing was written (see the notification)."
+            text = "Nothing was written (see the message below)."
         self.progress_label.setText(text)
-        notify_error(dock_error(exc))
+        message = dock_error(exc)
+        self.report_view.setPlainText(message)  # stays when the notification goes
+        notify_error(message)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
