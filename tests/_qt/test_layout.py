@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from qtpy.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel
 
 PLUGIN = "napari-zarr-explorer"
@@ -32,6 +33,8 @@ def _cut_texts(widget) -> list[str]:
     return cut
 
 
+# napari's random label colours (skimage's lab2rgb) sometimes clip a colour and say so
+@pytest.mark.filterwarnings("ignore:Conversion from CIE-LAB:UserWarning")
 def test_four_docks_fit_a_laptop_screen(
     make_napari_viewer, qtbot, sample: Path, screenshot_dir: Path
 ) -> None:
@@ -83,3 +86,27 @@ def test_four_docks_fit_a_laptop_screen(
     first = keys.topLevelItem(0)
     assert keys.columnWidth(0) >= keys.fontMetrics().horizontalAdvance(first.text(0)) + 10
     viewer.screenshot(str(screenshot_dir / "docks-1280x800.png"), canvas_only=False, flash=False)
+
+
+def test_a_dock_alone_scrolls_up_and_down_only(make_napari_viewer, qtbot, tmp_path: Path) -> None:
+    import numpy as np
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((2, 64, 64), np.uint16), channel_axis=0, name=["a", "b"])
+    window = viewer.window._qt_window
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Save as OME-Zarr")
+    window.resize(1280, 800)
+    form = widget.form
+    form.path.value = str(tmp_path / "out.ome.zarr")
+    form.chunks.value = "a,b"  # a long message in two places
+    with qtbot.waitSignal(widget.finished, timeout=60000):
+        form.save_button.clicked.emit()
+    QApplication.processEvents()
+    assert window.height() <= 800
+    area = widget.findChild(QScrollArea)
+    body = area.widget()
+    # the whole width of the form is in view: nothing hides at the right
+    assert body.minimumSizeHint().width() <= body.width() <= area.viewport().width()
+    assert area.horizontalScrollBar().maximum() == 0
+    assert _cut_texts(widget) == []

@@ -9,7 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal  # type: ignore[attr-defined]
+from qtpy.QtCore import (  # type: ignore[attr-defined]
+    QEvent,
+    QObject,
+    QSize,
+    QStandardPaths,
+    Qt,
+    QTimer,
+    Signal,
+)
 from qtpy.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -177,6 +185,48 @@ class ElidedLabel(QLabel):
         self._elide()
 
 
+class VerticalScrollArea(QScrollArea):
+    """A scroll area that scrolls up and down only: as wide as its contents need, never less.
+
+    Its minimum height is small, so a dock holding it never makes the window taller; its
+    minimum width is the contents' own, so nothing is cut at the right or scrolls sideways.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QWidget | None) -> None:
+        """Show *widget*; the area's size hints follow its layout from then on."""
+        super().setWidget(widget)
+        if widget is not None:
+            widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        """Ask the dock for new room when the contents' minimum width changes."""
+        if event is not None and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+    def _extra(self) -> int:
+        bar = self.verticalScrollBar()
+        return (bar.sizeHint().width() if bar is not None else 0) + 2 * self.frameWidth()
+
+    def minimumSizeHint(self) -> QSize:
+        """Return the contents' minimum width (and a scroll bar) and a few lines of height."""
+        inner = self.widget()
+        width = inner.minimumSizeHint().width() if inner is not None else 0
+        return QSize(width + self._extra(), 4 * self.fontMetrics().height())
+
+    def sizeHint(self) -> QSize:
+        """Return the contents' preferred size (and a scroll bar)."""
+        inner = self.widget()
+        hint = inner.sizeHint() if inner is not None else QSize(0, 0)
+        return QSize(hint.width() + self._extra(), hint.height())
+
+
 def scroll_body(widget: QWidget, margins: int = 6) -> QVBoxLayout:
     """Give *widget* a vertical scroll area filling it; return the layout to fill instead.
 
@@ -186,11 +236,8 @@ def scroll_body(widget: QWidget, margins: int = 6) -> QVBoxLayout:
     """
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
-    area = QScrollArea(widget)
+    area = VerticalScrollArea(widget)
     area.setObjectName(f"{widget.objectName()} scroll".strip())
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     body = QWidget()
     area.setWidget(body)
     outer.addWidget(area)
