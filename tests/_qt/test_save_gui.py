@@ -169,6 +169,7 @@ def test_save_dock_errors_are_sentences_in_the_docks_words(make_napari_viewer, q
     with qtbot.waitSignal(widget.finished, timeout=120_000):
         qtbot.mouseClick(form.save_button.native, Qt.MouseButton.LeftButton)
     assert widget.status.value.startswith("Chunks 'a,b' is not"), widget.status.value
+    assert str(form.estimate.value).startswith("Chunks 'a,b' is not"), form.estimate.value
     # saving over an existing store names the dock's check box, not the writer's keyword
     chunks.selectAll()
     qtbot.keyClicks(chunks, "64, 64")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QSize, Qt, Signal  # type: ignore[attr-defined]
+from qtpy.QtCore import QSize, Qt, QTimer, Signal  # type: ignore[attr-defined]
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -511,6 +511,21 @@ class RecompressWidget(QWidget):
                 self.estimate_table.setItem(row, col, item)
         self.estimate_label.setText(estimate_summary(run) + " Double-click a row to use it.")
         self._show_growth(run)
+        shown = self.estimate_warning if self.estimate_warning.isVisibleTo(self) else None
+        self._bring_into_view(self.estimate_label, *([shown] if shown is not None else []))
+
+    def _bring_into_view(self, *widgets: QWidget) -> None:
+        """Scroll the dock to show *widgets* (the last one whole), once laid out again."""
+        area = self.findChild(QScrollArea)
+        if area is None:
+            return
+
+        def scroll() -> None:
+            with contextlib.suppress(RuntimeError):  # the dock was closed meanwhile
+                for widget in widgets:
+                    area.ensureWidgetVisible(widget)
+
+        QTimer.singleShot(0, scroll)
 
     def _show_growth(self, run: RunEstimate | None) -> None:
         """Warn when the estimate predicts the chosen encoding writes more than the source holds.
@@ -617,10 +632,7 @@ class RecompressWidget(QWidget):
             self.progress_label.setText(before + "Finished with problems: see the report.")
             notify_error("; ".join(report.mismatches[:3]) or "The recompression did not verify.")
         self.open_result_button.setEnabled(bool(report.complete))
-        area = self.findChild(QScrollArea)
-        if area is not None:  # the report in view, even when the dock is short
-            area.ensureWidgetVisible(self.open_result_button)
-            area.ensureWidgetVisible(self.report_view)
+        self._bring_into_view(self.open_result_button, self.report_view)
         self.finished.emit(report)
 
     def open_result(self) -> None:

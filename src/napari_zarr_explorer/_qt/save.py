@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QWidget
 from napari_zarr_explorer._qt._common import (
     DOCK_PREFIX,
     Task,
+    capitalized,
     error_text,
     notify_info,
     scroll_body,
@@ -38,6 +39,23 @@ def dock_error(exc: BaseException) -> str:
     return text
 
 
+class _DockSaveForm(SaveForm):
+    """The save form, its preview's messages shown as sentences (as the dock's errors are)."""
+
+    def _capitalise_estimate(self) -> None:
+        text = str(self.estimate.value or "")
+        if capitalized(text) != text:
+            self.estimate.value = capitalized(text)
+
+    def update_estimate(self, *args: Any) -> None:
+        super().update_estimate(*args)
+        self._capitalise_estimate()
+
+    def _set_defaults(self) -> None:
+        super()._set_defaults()
+        self._capitalise_estimate()
+
+
 class SaveWidget(QWidget):
     """Save the chosen image and labels layers as one OME-Zarr image."""
 
@@ -46,7 +64,7 @@ class SaveWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.form = SaveForm(self._layers)
+        self.form = _DockSaveForm(self._layers)
         self.status = self.form.status
         self.task: Task | None = None
         self.setObjectName(f"{DOCK_PREFIX} save")
@@ -58,6 +76,7 @@ class SaveWidget(QWidget):
         # long lines wrap instead of widening the dock past the screen
         for label in (self.form.estimate, self.status):
             label.native.setWordWrap(True)
+
         self.form.save_button.clicked.connect(self.start)
         self.form.cancel_button.clicked.connect(self.cancel)
         events = napari_viewer.layers.events
