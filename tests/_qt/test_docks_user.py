@@ -604,3 +604,30 @@ def test_capitalised_messages_keep_paths_and_names() -> None:
     for kept in ("/data/a.zarr: missing", "s3://bucket/a.zarr: denied", "zarr.json is bad", ""):
         assert capitalized(kept) == kept
     assert capitalized("Already") == "Already"
+
+
+def test_estimate_of_a_group_with_an_empty_array_still_totals(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    import zarr
+
+    from napari_zarr_explorer._qt._common import format_bytes
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("data", shape=(64, 64), chunks=(16, 16), dtype="uint16")[:] = np.arange(
+        64 * 64, dtype="uint16"
+    ).reshape(64, 64)
+    group.create_array("empty", shape=(64, 64), chunks=(16, 16), dtype="uint16", fill_value=0)
+    viewer = make_napari_viewer()
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(tmp_path / "g.zarr"), "", None)
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    run = widget.run_estimate
+    assert sorted(a.path for a in run.arrays) == ["data", "empty"]
+    projected = run.projected(0)
+    assert projected is not None and projected > 0
+    assert widget.estimate_table.item(0, 2).text() == format_bytes(projected)
+    assert "The run writes 2 arrays" in widget.estimate_label.text()
+    assert f"-> about {format_bytes(projected)}" in widget.estimate_label.text()

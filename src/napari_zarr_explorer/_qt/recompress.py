@@ -723,8 +723,15 @@ class RunEstimate:
         return None if any(b is None for b in sizes) else sum(b or 0 for b in sizes)
 
     def projected_of(self, array: ArrayEstimate, index: int) -> int | None:
-        """Return the projected size of *array* with candidate *index* (None when not projected)."""
-        return array.report.candidates[index].projected_bytes
+        """Return the projected size of *array* with candidate *index* (None when not projected).
+
+        An array storing no chunk (every chunk the fill value) has nothing to sample and
+        nothing to write: 0.
+        """
+        size = array.report.candidates[index].projected_bytes
+        if size is None and array.report.objects_stored == 0:
+            return 0
+        return size
 
     def projected(self, index: int) -> int | None:
         """Return the projected size of the whole run with candidate *index* (None when unknown)."""
