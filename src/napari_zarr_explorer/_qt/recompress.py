@@ -147,6 +147,7 @@ class RecompressWidget(QWidget):
         self._explorer: Any = None
         self._cancelling = False
         self.setObjectName("napari-zarr-explorer recompress")
+        self.setMinimumWidth(400)  # the estimate table's five columns, uncut (as the Explorer)
         tabify_on_show(self)
 
         # the contents scroll rather than make the window taller than a laptop screen
