@@ -319,3 +319,25 @@ def test_object_dtype_array_is_refused_naming_the_array(tmp_path, capsys, filter
     captured = capsys.readouterr()
     assert captured.out == ""
     assert " ".join(captured.err.split()).startswith(f"error: {where}")
+
+
+def test_estimate_run_totals_every_level_a_recompression_writes(tmp_path) -> None:
+    """The estimate of a whole run: every level sampled at its output layout, and summed."""
+    from napari_zarr_explorer.estimate import estimate_run
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    src = write_ome_image(
+        tmp_path / "img.ome.zarr", shape=(64, 64), axes="yx", levels=3, chunks=(16, 16)
+    )
+    kwargs = {"compressor": "zstd:3", "chunks": (32, 32)}
+    candidates = [{"compressor": "zstd:3"}, {"compressor": "none"}]
+    run = estimate_run(str(src), "", str(src), candidates, kwargs, sample=100)
+    plan = plan_recompress(src, **kwargs)
+    assert [a.path for a in run.arrays] == [a.target.path for a in plan.arrays] == ["0", "1", "2"]
+    assert [a.bytes_now for a in run.arrays] == [a.bytes_before for a in plan.arrays]
+    assert run.bytes_now == sum(a.bytes_now or 0 for a in run.arrays) > 0
+    assert run.nbytes == 2 * (64 * 64 + 32 * 32 + 16 * 16)
+    # every chunk is sampled, so the projection without compression is the logical size
+    assert run.projected(1) == run.nbytes
+    assert run.projected(0) == sum(run.projected_of(a, 0) or 0 for a in run.arrays)
+    assert run.compressors == ("zstd:3", "none") and run.best == 0 and run.unsampled == 0

@@ -22,11 +22,15 @@ from napari_zarr_explorer.codecs import jsonable
 from napari_zarr_explorer.errors import CodecError, ExplorerError
 
 __all__ = [
+    "ESTIMATE_ARRAYS",
     "NOTHING_TO_SAMPLE",
+    "ArrayEstimate",
     "Candidate",
     "CandidateResult",
     "EstimateReport",
+    "RunEstimate",
     "estimate",
+    "estimate_run",
     "parse_shape",
 ]
 
@@ -682,3 +686,187 @@ def _error(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> ErrorStats:
     peak = float(np.max(finite) - np.min(finite)) if finite.size else 0.0
     psnr = math.inf if rms == 0 else (20 * math.log10(peak / rms) if peak > 0 else 0.0)
     return ErrorStats(max_abs, rms, psnr)
+
+
+# --------------------------------------------------------------------------------------------
+# The estimate of a whole run: every array a recompression writes
+
+#: Arrays :func:`estimate_run` samples at most; the others are projected at the ratio of those
+#: sampled.
+ESTIMATE_ARRAYS = 48
+
+
+def _first_array(url: str, path: str) -> str:
+    """Return the array to sample alone: the node, level 0 of an image, or the first array below."""
+    from napari_zarr_explorer.store import open_url, read_node
+
+    store, where = open_url(url)
+    node = read_node(store, path, where=where)
+    if node is None or node.kind == "array":
+        return path
+    from napari_zarr_explorer.ome.model import parse_ome
+
+    ome = parse_ome(node.attributes, zarr_format=node.zarr_format)
+    if ome is not None and ome.multiscales:
+        return path  # estimate() follows an image group to its level 0
+    from napari_zarr_explorer.report import inspect
+
+    report = inspect(url, path=path, max_nodes=200)
+    for array in report.arrays:
+        return str(array.path)
+    return path
+
+
+@dataclass(frozen=True)
+class ArrayEstimate:
+    """The estimate of one array the run writes."""
+
+    path: str
+    """The array, relative to the source node (``""`` for the node itself)."""
+    report: EstimateReport
+    bytes_now: int | None
+    """What it stores now (None when unknown)."""
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """The estimate of a whole run: every array it writes, summed per candidate encoding.
+
+    Arrays beyond the ones sampled (a large plate) are projected at the ratio of those sampled.
+    Pure data, no Qt: the dock shows it as its table, its summary and its warning.
+    """
+
+    source: str
+    arrays: tuple[ArrayEstimate, ...]
+    compressors: tuple[str, ...]
+    """The candidate encodings, the chosen one first (as the estimate names them)."""
+    unsampled: int = 0
+    """Arrays the run writes that were not sampled."""
+    unsampled_nbytes: int = 0
+    unsampled_now: int | None = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Logical bytes of every array the run writes."""
+        return sum(a.report.logical_bytes for a in self.arrays) + self.unsampled_nbytes
+
+    @property
+    def bytes_now(self) -> int | None:
+        """What the arrays store now, in all (None when a size is unknown)."""
+        sizes = [a.bytes_now for a in self.arrays] + [self.unsampled_now]
+        return None if any(b is None for b in sizes) else sum(b or 0 for b in sizes)
+
+    def projected_of(self, array: ArrayEstimate, index: int) -> int | None:
+        """Return the projected size of *array* with candidate *index* (None when not projected).
+
+        An array storing no chunk (every chunk the fill value) has nothing to sample and
+        nothing to write: 0.
+        """
+        size = array.report.candidates[index].projected_bytes
+        if size is None and array.report.objects_stored == 0:
+            return 0
+        return size
+
+    def projected(self, index: int) -> int | None:
+        """Return the projected size of the whole run with candidate *index* (None when unknown)."""
+        sizes = [self.projected_of(a, index) for a in self.arrays]
+        if any(b is None for b in sizes):
+            return None
+        total = sum(b or 0 for b in sizes)
+        if self.unsampled_nbytes:
+            sampled = sum(a.report.logical_bytes for a in self.arrays)
+            if not total or not sampled:
+                return None
+            total += round(self.unsampled_nbytes * total / sampled)
+        return total
+
+    def problems(self, index: int) -> list[str]:
+        """Why candidate *index* cannot encode some array (each reason once)."""
+        seen: dict[str, None] = {}
+        for a in self.arrays:
+            for p in a.report.candidates[index].problems:
+                seen.setdefault(p)
+        return list(seen)
+
+    @property
+    def best(self) -> int | None:
+        """Index of the candidate with the smallest projected run."""
+        known = [
+            (size, i)
+            for i in range(len(self.compressors))
+            if (size := self.projected(i)) is not None and not self.problems(i)
+        ]
+        return min(known)[1] if known else None
+
+
+def estimate_run(
+    url: str,
+    path: str,
+    source: str,
+    candidates: list[dict[str, Any]],
+    plan_kwargs: dict[str, Any],
+    sample: int,
+    cancel: Any = None,
+) -> RunEstimate:
+    """Estimate every array a recompression of *source* with *plan_kwargs* would write.
+
+    The run's plan names the arrays and each one's output chunk and shard shapes; each array
+    is sampled with every candidate at those shapes. When the plan cannot be made (the run
+    would say why), the node's first array is estimated alone with the shapes as typed.
+
+    Parameters
+    ----------
+    url
+        The source store (path or URL).
+    path
+        The node inside it that the run rewrites (``""`` for the root).
+    source
+        The source as the recompression is given it (*url* with *path*).
+    candidates
+        The encodings to compare, the chosen one first (as :func:`estimate` takes them).
+    plan_kwargs
+        The run's settings (``compressor``, ``shuffle``, ``chunks``, ``shards``,
+        ``zarr_format``), as :func:`~napari_zarr_explorer.recompress.plan_recompress` takes them.
+    sample
+        Chunks sampled per array.
+    cancel
+        A ``threading.Event``: when set, the arrays not sampled yet are projected at the ratio
+        of those sampled (at least one array is sampled).
+
+    Returns
+    -------
+    RunEstimate
+        Every sampled array's estimate, and the totals over the whole run.
+    """
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    try:
+        plan = plan_recompress(source, **plan_kwargs)
+    except Exception:
+        report = estimate(url, _first_array(url, path), candidates, sample=sample)
+        return RunEstimate(
+            source,
+            (ArrayEstimate(report.path, report, report.bytes_stored),),
+            tuple(c.compressor for c in report.candidates),
+        )
+    arrays: list[ArrayEstimate] = []
+    rest = plan.arrays[ESTIMATE_ARRAYS:]
+    for planned in plan.arrays[:ESTIMATE_ARRAYS]:
+        if cancel is not None and cancel.is_set() and arrays:
+            rest = plan.arrays[len(arrays) :]
+            break
+        target = planned.target
+        layout = {"chunks": target.chunks, "shards": target.shards or "none"}
+        where = "/".join(p for p in (path, target.path) if p)
+        report = estimate(url, where, [{**c, **layout} for c in candidates], sample=sample)
+        now = planned.bytes_before if planned.bytes_before is not None else report.bytes_stored
+        arrays.append(ArrayEstimate(target.path, report, now))
+    befores = [a.bytes_before for a in rest]
+    return RunEstimate(
+        source,
+        tuple(arrays),
+        tuple(c.compressor for c in arrays[0].report.candidates),
+        unsampled=len(rest),
+        unsampled_nbytes=sum(a.nbytes for a in rest),
+        unsampled_now=None if any(b is None for b in befores) else sum(b or 0 for b in befores),
+    )
