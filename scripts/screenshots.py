@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/images] [--no-notebook]
 
-Writes ``demo.png`` and ``docks-1280x800.png`` (the window at 1280x800 with the three docks),
+Writes ``demo.png`` and ``docks-1280x800.png`` (the window at 1280x800 with the docks as tabs),
 ``explorer.png``, ``chunkmap.png``, ``recompress.png`` (one dock each), ``follow-drop.png`` (the
 Explorer following a store dropped on the window) and ``notebook.png`` (``nze.explore`` in an
 executed notebook, rendered to HTML and photographed by headless Chromium: Debian's
