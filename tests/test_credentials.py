@@ -86,7 +86,8 @@ def test_shown_url_hides_the_password_and_keeps_the_rest():
     assert shown_url(f"https://ann:{SECRET}@example.org:8443/a/b.zarr") == (
         "https://ann:***@example.org:8443/a/b.zarr"
     )
-    assert shown_url("https://ann@example.org/a.zarr") == "https://ann@example.org/a.zarr"
+    # a user name alone may be a token (https://TOKEN@host): shown as ***
+    assert shown_url(f"https://{SECRET}@example.org/a.zarr") == "https://***@example.org/a.zarr"
     assert shown_url("/data/ann:x@y.zarr") == "/data/ann:x@y.zarr"  # not a URL
     assert shown_url(shown_url(f"s3://k:{SECRET}@b/x")) == "s3://k:***@b/x"
 
@@ -119,6 +120,17 @@ def test_location_connects_with_the_password_and_shows_it_as_stars():
     assert loc.name == "data.zarr"
     # the shown form, opened again in this process, has its password back
     assert parse_location(f"{loc.shown}/0").url == f"{loc.url}/0"
+
+
+def test_a_token_in_place_of_the_user_is_hidden_and_connects_again():
+    loc = parse_location(f"https://{SECRET}@tokens.example.org/data.zarr")
+    assert SECRET in loc.url and SECRET not in str(loc) + repr(loc)
+    assert str(loc) == "https://***@tokens.example.org/data.zarr"
+    assert parse_location(f"{loc.shown}/0").url == f"{loc.url}/0"
+    # another host never gets it
+    assert (
+        parse_location("https://***@other.example.org/a").url == "https://***@other.example.org/a"
+    )
 
 
 def test_explorer_errors_and_warnings_never_carry_a_password():

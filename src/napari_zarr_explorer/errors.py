@@ -30,6 +30,7 @@ __all__ = [
     "os_error_text",
     "redact_urls",
     "shown_url",
+    "shown_userinfo",
 ]
 
 #: What to check when a connection is refused: the server named is not listening there.
@@ -100,11 +101,23 @@ def _secret_param(name: str) -> bool:
     return low in _SECRET_PARAMS or any(part in low for part in _SECRET_PARTS)
 
 
+def shown_userinfo(userinfo: str) -> str:
+    """Return the user information of a URL as shown: ``user:***``, or ``***`` for a lone name.
+
+    A user name without a password is often a token (``https://TOKEN@host``), so it is hidden
+    whole; with a password, the name stays (it says which account is used).
+    """
+    if ":" in userinfo:
+        return f"{userinfo.partition(':')[0]}:{REDACTED}"
+    return REDACTED
+
+
 def shown_url(url: str) -> str:
     """Return *url* as it may be shown to people: without its secrets.
 
     The password of the user information (``https://user:secret@host``) becomes ``***`` (the
-    user name stays, so that one can tell which account is used), and so do the values of
+    user name stays, so that one can tell which account is used; a user name alone, often a
+    token, becomes ``***`` whole), and so do the values of
     query parameters that carry credentials: presigned signatures (``X-Amz-Signature``,
     ``X-Amz-Credential``, ``X-Goog-Signature``, Azure's ``sig``), ``token``, ``key`` and the
     like. Everything else is kept as it is; a text that is not a URL is returned unchanged.
@@ -137,8 +150,8 @@ def shown_url(url: str) -> str:
             end = min(end, i)
     authority, tail = rest[:end], rest[end:]
     userinfo, at, hostport = authority.rpartition("@")
-    if at and ":" in userinfo:
-        authority = f"{userinfo.partition(':')[0]}:{REDACTED}@{hostport}"
+    if at and userinfo:
+        authority = f"{shown_userinfo(userinfo)}@{hostport}"
     path, q, query = tail.partition("?")
     if q:
         query, h, fragment = query.partition("#")

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from napari_zarr_explorer.errors import REDACTED, ExplorerError, shown_url
+from napari_zarr_explorer.errors import ExplorerError, shown_url, shown_userinfo
 from napari_zarr_explorer.store.keys import safe_join
 
 __all__ = [
@@ -31,18 +31,11 @@ REMOTE_PROTOCOLS = ("http", "https", "s3", "gs", "gcs")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-#: The user information (``user:password``) given for each origin (``scheme://user@host:port``)
-#: in this process, so that a URL shown without its password (``user:***@host``, as layer
-#: metadata and reports name it) opens with the password it was given with.
+#: The user information (``user:password``, or a token alone) given for each origin
+#: (``scheme://user:***@host:port``, ``scheme://***@host:port``) in this process, so that a URL
+#: shown without its secret (as layer metadata and reports name it) opens with it again.
 _USERINFO: dict[str, str] = {}
 _USERINFO_LOCK = threading.Lock()
-
-
-def _origin(scheme: str, netloc: str) -> tuple[str, str, str]:
-    """Split *netloc* into ``(origin key, user, password)``; the key has no password."""
-    userinfo, _, hostport = netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    return f"{scheme}://{user}@{hostport.lower()}", user, password
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -170,18 +163,22 @@ def parse_location(
 
 
 def _with_password(scheme: str, netloc: str) -> str:
-    """Remember the password of *netloc*, or put back the one a shown form (``***``) hides."""
-    if "@" not in netloc or ":" not in netloc.rpartition("@")[0]:
+    """Remember the user information of *netloc*, or put back what a shown form (``***``) hides.
+
+    Remembered per ``scheme://SHOWN@host:port`` (``user:***`` or, for a token in place of the
+    user, ``***``), so it goes back to the same user, host and port only.
+    """
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or not userinfo:
         return netloc
-    key, user, password = _origin(scheme, netloc)
+    shown = shown_userinfo(userinfo)
+    key = f"{scheme}://{shown}@{hostport.lower()}"
     with _USERINFO_LOCK:
-        if password != REDACTED:
-            _USERINFO[key] = password
+        if userinfo != shown:
+            _USERINFO[key] = userinfo
             return netloc
         known = _USERINFO.get(key)
-    if known is None:
-        return netloc
-    return f"{user}:{known}@{netloc.rpartition('@')[2]}"
+    return netloc if known is None else f"{known}@{hostport}"
 
 
 def in_n5_container(url: str) -> bool:
