@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import warnings
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 import zarr
+from packaging.version import Version
 
 from napari_zarr_explorer.codec_spec import (
     COMPRESSOR_NAMES,
@@ -19,6 +22,10 @@ from napari_zarr_explorer.errors import CodecError
 
 DATA = (np.arange(4 * 32 * 32).reshape(4, 32, 32) % 977).astype("uint16")
 FLOATS = np.random.default_rng(0).random((4, 32, 32)).astype("float32")
+#: imagecodecs 2026.11 encodes webp images 16383 pixels a side (libwebp's largest; 16382
+#: before), and no longer guesses that a jpeg2k (z, y, x) chunk with z of 4 or less is planar.
+IMAGECODECS_2026_11 = Version(imagecodecs.__version__) >= Version("2026.11")
+WEBP_SIDE = 16383 if IMAGECODECS_2026_11 else 16382
 
 
 @pytest.mark.parametrize(
@@ -182,7 +189,7 @@ IMAGE_SHAPES = [
     ("webp", "u1", (1, 64, 64, 3), (1, 64, 64), "webp encodes RGB or RGBA images"),
     ("webp", "u1", (2, 64, 3), (1, 64, 3), "at least 2 x 2 pixels"),
     ("jpeg:quality=90", "u1", (2, 65535), (2, 65536), "65535 pixels"),
-    ("webp", "u1", (2, 16382, 3), (2, 16383, 3), "16382 pixels"),
+    ("webp", "u1", (2, WEBP_SIDE, 3), (2, WEBP_SIDE + 1, 3), f"{WEBP_SIDE} pixels"),
     ("png", "u1", (2, 1_000_000), (2, 1_000_001), "1000000 pixels"),
     ("jpegxl", "u1", (1, 8, 64, 64), (2, 8, 64, 64), "jpegxl encodes images and (z, y, x)"),
     ("jpegxl", "u2", (2, 64, 64, 4), (2, 64, 64, 5), "jpegxl encodes images and (z, y, x)"),
@@ -248,23 +255,105 @@ def test_volume_chunks_round_trip_exactly(
     np.testing.assert_array_equal(back, data)
 
 
+# The ramp below as imagecodecs 2026.11 writes it with webp (lossless), 16383 pixels wide.
+WEBP_16383_BY_2026_11 = base64.b64decode(
+    "UklGRlYAAABXRUJQVlA4TEoAAAAv/n8AAM0BRNL+5BtE9D/1DiAI/+cOChH9T20w07YNf9INhJ2eKiAgKDTd81CQtgHT"
+    "HQGVMZXjv/nvnf/eAeyd/96f//Af/hP+Ew=="
+)
+
+
+def _webp_ramp() -> np.ndarray:
+    x = (np.arange(16383) % 256).astype("uint8")
+    return np.stack([np.stack([x, x[::-1], x // 2], axis=-1)] * 2)
+
+
+def test_webp_16383_pixels_wide_is_refused_only_where_imagecodecs_cannot_encode_it() -> None:
+    spec = parse_compressor("webp")
+    ramp = _webp_ramp()
+    if IMAGECODECS_2026_11:
+        spec.check_dtype("uint8", chunks=ramp.shape)
+        np.testing.assert_array_equal(spec.decode(spec.encode(ramp), "uint8", ramp.shape), ramp)
+    else:
+        with pytest.raises(CodecError) as info:
+            spec.check_dtype("uint8", chunks=ramp.shape)
+        msg = str(info.value)
+        assert "webp encodes images up to 16382 pixels a side" in msg, msg
+        assert "install imagecodecs 2026.11 or later (which encodes 16383)" in msg, msg
+        with pytest.raises(ValueError):  # imagecodecs refuses it too
+            spec.encode(ramp)
+    # wider than libwebp allows: refused by every version, without the upgrade hint
+    with pytest.raises(CodecError) as info:
+        spec.check_dtype("uint8", chunks=(16384, 2, 3))
+    assert "16384 pixels across" in str(info.value) and "2026.11" not in str(info.value)
+
+
+def test_webp_16383_pixels_wide_written_by_imagecodecs_2026_11_decodes_exactly() -> None:
+    # What the check allows with imagecodecs 2026.11 is read by the versions before it.
+    ramp = _webp_ramp()
+    back = parse_compressor("webp").decode(WEBP_16383_BY_2026_11, "uint8", ramp.shape)
+    np.testing.assert_array_equal(back, ramp)
+
+
 @pytest.mark.parametrize(
     "chunks", [(1, 8, 64, 64), (4, 64, 64), (2, 1, 2, 64)], ids=["1x8x64x64", "4x64x64", "2x1x2x64"]
 )
 def test_jpeg2k_refuses_volume_chunks(chunks: tuple[int, ...]) -> None:
-    # jpeg2k takes a third dimension as colour samples, not as planes: a first one of 2 to 4
-    # before a wider last one is stored planar and decodes transposed; the others come back
-    # exactly but are compressed as a z x y image with x samples. Neither is a volume.
     spec = parse_compressor("jpeg2k")
     with pytest.raises(CodecError) as info:
         spec.check_dtype("uint8", chunks=chunks)
     msg = str(info.value)
     assert msg.startswith(f"jpeg2k encodes 2-D images (with up to 4 samples last): chunks {chunks}")
     assert "jpegxl or lerc" in msg and "zstd:5" in msg
-    if chunks != (1, 8, 64, 64):
-        data = np.random.default_rng(2).integers(0, 200, chunks).astype("uint8")
-        back = spec.decode(spec.encode(data), "uint8", chunks)  # no error from imagecodecs...
-        assert not np.array_equal(back, data)  # ...but not the chunk that was given
+
+
+# np.arange(32, dtype="uint8").reshape(2, 2, 8) as imagecodecs 2026.3 writes it with jpeg2k
+# (reversible): the first dimension taken as 2 samples of a 2 x 8 image, stored planar.
+JPEG2K_2X2X8_BY_2026_3 = base64.b64decode(
+    "AAAADGpQICANCocKAAAAFGZ0eXBqcDIgAAAAAGpwMiAAAAAtanAyaAAAABZpaGRyAAAAAgAAAAgAAgcHAAAAAAAPY29s"
+    "cgEAAAAAABEAAAClanAyY/9P/1EALAAAAAAACAAAAAIAAAAAAAAAAAAAAAgAAAACAAAAAAAAAAAAAgcBAQcBAf9SAAwA"
+    "AAABAAAEBAAB/1wABEBA/2QAJQABQ3JlYXRlZCBieSBPcGVuSlBFRyB2ZXJzaW9uIDIuNS40/5AACgAAAAAAMAAB/5Pf"
+    "gHAH1kUcuRbq1+4Otl2sv8+0OAiQ+IiMg9FAETld5iZn/9k="
+)
+
+
+def test_jpeg2k_volume_chunks_written_planar_read_back_transposed() -> None:
+    # A volume chunk stored by an imagecodecs that guessed planar samples: every version
+    # decodes the image it holds (y, x, samples), which is not the chunk that was written.
+    data = np.arange(32, dtype="uint8").reshape(2, 2, 8)
+    assert imagecodecs.jpeg2k_decode(JPEG2K_2X2X8_BY_2026_3).shape == (2, 8, 2)
+    back = parse_compressor("jpeg2k").decode(JPEG2K_2X2X8_BY_2026_3, "uint8", data.shape)
+    assert not np.array_equal(back, data)
+    np.testing.assert_array_equal(back.reshape(2, 8, 2), data.transpose(1, 2, 0))
+
+
+def _smooth_volume(shape: tuple[int, ...]) -> np.ndarray:
+    z, y, x = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    v = 100 + 60 * np.sin(6 * x + 2 * z) * np.cos(5 * y - z) + 30 * np.sin(11 * x * y + 3 * z)
+    return v.clip(0, 255).astype("uint8")
+
+
+@pytest.mark.parametrize(
+    "chunks", [(4, 64, 64), (2, 1, 2, 64), (8, 128, 128)], ids=["4x64x64", "2x1x2x64", "8x128x128"]
+)
+def test_jpeg2k_stores_a_volume_chunk_as_one_image_with_samples(chunks: tuple[int, ...]) -> None:
+    # jpeg2k has no planes: a (z, y, x) chunk is one image whose samples are one of its axes.
+    spec = parse_compressor("jpeg2k")
+    z, y, x = [c for c in chunks if c > 1]
+    data = _smooth_volume((z, y, x)).reshape(chunks)
+    encoded = spec.encode(data)
+    back = spec.decode(encoded, "uint8", chunks)
+    image = imagecodecs.jpeg2k_decode(encoded)
+    if z <= 4 and not IMAGECODECS_2026_11:
+        # a y-by-x image with z samples, stored planar: it decodes transposed
+        assert image.shape == (y, x, z)
+        np.testing.assert_array_equal(image, data.reshape(z, y, x).transpose(1, 2, 0))
+        assert not np.array_equal(back, data)
+    else:
+        # a z-by-y image with x samples: exact, but larger than its planes (1.5 to 3.7 times)
+        assert image.shape == (z, y, x)
+        np.testing.assert_array_equal(back, data)
+        planes = sum(len(spec.encode(plane)) for plane in data.reshape(z, y, x))
+        assert len(encoded) > 1.4 * planes, (len(encoded), planes)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

@@ -27,6 +27,7 @@ Lossy codecs (their error is reported by :meth:`CompressorSpec.error`):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 from dataclasses import dataclass, field
@@ -78,10 +79,13 @@ _IMAGE_DTYPES: dict[str, tuple[str, ...]] = {
     "jpeg": ("u1",),
     "webp": ("u1",),
 }
-#: The largest side, in pixels, of an image each image codec encodes (measured by encoding
-#: with imagecodecs: libpng's default limit, libjpeg's, libwebp's as imagecodecs checks it).
+#: The largest side, in pixels, of an image each image codec encodes with every imagecodecs
+#: (measured by encoding: libpng's default limit, libjpeg's, libwebp's as imagecodecs checks it:
+#: webp 16383 with imagecodecs 2026.11 and later, see :func:`_webp_max_side`).
 #: The others (jpeg2k, jpegxl, lerc) encode any side memory allows.
 _IMAGE_MAX_SIDE: dict[str, int] = {"png": 1_000_000, "jpeg": 65535, "webp": 16382}
+#: libwebp's largest side (``WEBP_MAX_DIMENSION``).
+_WEBP_MAX_DIMENSION = 16383
 _ANY_SHAPE = "or a codec for any chunk shape (zstd:5, blosc-zstd:5)"
 #: The image codecs that encode more than one image per chunk exactly: how many dimensions
 #: larger than 1 they take (jpegxl: one more when it holds 2 to 4 samples last). Measured by
@@ -1074,18 +1078,38 @@ def _chunks_like(chunks: tuple[int, ...], keep: int) -> str:
     return ",".join(str(min(c, 4096)) if i in kept else "1" for i, c in enumerate(chunks))
 
 
+@functools.cache
+def _webp_max_side() -> int:
+    """Return the largest side of a webp image the installed imagecodecs encodes.
+
+    libwebp encodes 16383 pixels a side; imagecodecs before 2026.11 refuses 16383 and encodes
+    16382. Measured once, by encoding a 2 x 16383 RGB image through the codec chunks are written
+    with (about 10 ms), and only for a chunk wider than 16382: what imagecodecs 2026.11 writes
+    at 16383 decodes exactly with 2026.3, so it is allowed wherever it encodes.
+    """
+    try:
+        image = np.zeros((2, _WEBP_MAX_DIMENSION, 3), np.uint8)
+        _image_numcodec({"id": "imagecodecs_webp", "lossless": True}).encode(image)
+    except Exception:  # refused (ValueError), or no imagecodecs: what every version encodes
+        return _IMAGE_MAX_SIDE["webp"]
+    return _WEBP_MAX_DIMENSION
+
+
 def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") -> None:
     """Raise :class:`CodecError` when the image codec *name* cannot encode *chunks* exactly.
 
     imagecodecs drops the size-1 dimensions of a chunk, wherever they are (after the samples
     too), and encodes what is left. What each codec then gives back exactly, with the chunk's
-    shape (measured by encoding and decoding with imagecodecs 2026.3 and 2026.10):
+    shape (measured by encoding and decoding with imagecodecs 2026.3, 2026.10 and 2026.11):
 
     - png, jpeg, jpeg2k: one 2-D image (y, x), optionally followed by 2 to 4 samples, each side
       within :data:`_IMAGE_MAX_SIDE`. jpeg2k takes a third dimension as colour samples (up to
-      4095 of them, planar when the first is 4 or less and the last more than 4, which then
-      decodes transposed): it encodes no volume, so volumes are refused like for png;
-    - webp: one RGB or RGBA image, the 3 or 4 samples last, within 16382 pixels a side;
+      4095 of them): imagecodecs before 2026.11 stores a (z, y, x) chunk whose first dimension
+      is 4 or less and last more than 4 planar, which decodes transposed with every version;
+      2026.11 stores it as a z-by-y image with x samples, exact but larger than its planes. It
+      encodes no volume, so volumes are refused like for png;
+    - webp: one RGB or RGBA image, the 3 or 4 samples last, within 16382 pixels a side (16383
+      when the installed imagecodecs encodes it: 2026.11 and later, :func:`_webp_max_side`);
     - jpegxl: up to 3 dimensions larger than 1 (an image, or a stack of frames (z, y, x)), or 4
       when the last holds 2 to 4 samples (z, y, x, samples);
     - lerc: up to 4 dimensions larger than 1, any sizes.
@@ -1142,12 +1166,19 @@ def _check_image_chunks(name: str, chunks: tuple[int, ...], *, where: str = "") 
         )
     limit = _IMAGE_MAX_SIDE.get(name)
     plane = img[:2]
+    if limit is not None and name == "webp" and any(c > limit for c in plane):
+        limit = _webp_max_side()
     if limit is not None and any(c > limit for c in plane):
+        upgrade = (
+            ", install imagecodecs 2026.11 or later (which encodes 16383)"
+            if name == "webp" and max(plane) <= _WEBP_MAX_DIMENSION
+            else ""
+        )
         raise CodecError(
             f"{at}{name} encodes images up to {limit} pixels a side: chunks {chunks} are "
             f"{max(plane)} pixels across.",
-            hint=f"Give smaller chunks (e.g. {like_text}), or choose jpeg2k, jpegxl or lerc, "
-            f"{_ANY_SHAPE}.",
+            hint=f"Give smaller chunks (e.g. {like_text}){upgrade}, or choose jpeg2k, jpegxl or "
+            f"lerc, {_ANY_SHAPE}.",
         )
 
 
