@@ -188,6 +188,58 @@ def test_recompress_writes_and_reads_back(
         assert c.short.split("(")[0] in text
 
 
+# Zarr v2 metadata holds the options that were set, not every option the installed imagecodecs
+# knows: imagecodecs 2026.11 lists options (webp "delay", jpeg2k "extrasample", png "primaries"...)
+# that the codecs of imagecodecs 2026.3 refuse, so its arrays would not open there.
+V2_CONFIGS = [
+    ("png", "uint16", {"id": "imagecodecs_png"}, None),
+    ("jpeg2k", "uint16", {"id": "imagecodecs_jpeg2k", "reversible": True, "level": 0}, None),
+    (
+        "jpeg2k:psnr=60",
+        "uint8",
+        {"id": "imagecodecs_jpeg2k", "reversible": False, "level": 60},
+        None,
+    ),
+    ("jpegxl", "uint8", {"id": "imagecodecs_jpegxl", "lossless": True}, None),
+    ("jpeg:95", "uint8", {"id": "imagecodecs_jpeg", "level": 95}, None),
+    ("webp", "uint8", {"id": "imagecodecs_webp", "lossless": True}, None),
+    ("lerc", "float32", {"id": "imagecodecs_lerc", "level": 0.0}, None),
+    ("lzw", "uint16", {"id": "imagecodecs_lzw"}, None),
+    (
+        "bitshuffle+zstd:3",
+        "uint16",
+        {"id": "zstd", "level": 3},
+        [{"id": "imagecodecs_bitshuffle", "itemsize": 2}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "dtype", "compressor", "filters"), V2_CONFIGS)
+def test_zarr_v2_metadata_holds_only_the_options_set(
+    tmp_path: Path, text: str, dtype: str, compressor: dict, filters: list | None
+) -> None:
+    case = W(
+        text,
+        dtype,
+        (),
+        hi=60000 if dtype == "uint16" else 1.0 if dtype[0] == "f" else 200,
+        rgb=text.startswith("webp"),
+    )
+    src, data, chunks = _source(tmp_path, case)
+    out = tmp_path / "out.zarr"
+    assert recompress(src, out, compressor=text, chunks=chunks, zarr_format=2).ok
+    meta = json.loads((out / ".zarray").read_text())
+    assert meta["compressor"] == compressor
+    assert meta["filters"] == filters
+    # and it reads back: zarr builds the codecs from these options alone
+    register_zarr_codecs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = np.asarray(zarr.open_array(out, mode="r")[...])
+    if not parse_compressor(text).is_lossy:
+        np.testing.assert_array_equal(back, data)
+
+
 def _arrays(doc: dict) -> list[dict]:
     """The array entries of ``inspect --json``."""
     return [n for n in doc["nodes"] if n["kind"] == "array"]

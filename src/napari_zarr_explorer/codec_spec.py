@@ -843,7 +843,13 @@ def _image_numcodec(config: dict[str, Any]) -> Any:
     import numcodecs
 
     register_codecs(verbose=False)
-    return numcodecs.get_codec(dict(config))
+    codec = numcodecs.get_codec(dict(config))
+    # Zarr v2 metadata holds get_config(): the options set here, not every option this
+    # imagecodecs knows (2026.11 lists options, webp "delay", jpeg2k "extrasample"..., that the
+    # codecs of imagecodecs 2026.3 refuse, so the array would not open with it).
+    written = dict(config)
+    codec.get_config = lambda: dict(written)
+    return codec
 
 
 def _zfpy_numcodec(config: dict[str, Any]) -> Any:
