@@ -1077,3 +1077,49 @@ def test_an_output_under_a_file_is_refused_naming_the_file(
     err = " ".join(capsys.readouterr().err.split())
     assert "is a file, not a folder" in err and "please report" not in err, err
     assert blocker.read_bytes() == b"keep me"  # nothing of the user's is touched
+
+
+def _http_group(root: Path, name: str, *, consolidated: bool) -> None:
+    group = zarr.open_group(root / name, mode="w", zarr_format=3)
+    for i, sub in enumerate(("sub/a", "sub/b")):
+        arr = group.create_array(sub, shape=(32, 32), chunks=(16, 16), dtype="uint16")
+        arr[:] = np.arange(32 * 32, dtype="uint16").reshape(32, 32) + i
+    if consolidated:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec
+            zarr.consolidate_metadata(root / name)
+
+
+def test_a_group_over_plain_http_is_copied_from_its_consolidated_metadata(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """A web server cannot list: the members come from the consolidated metadata."""
+    _http_group(Path(http_server.root), "g.zarr", consolidated=True)
+    report = recompress(f"{http_server.url}/g.zarr", tmp_path / "out.zarr")
+    assert report.ok, str(report)
+    assert sorted(a.path for a in report.arrays) == ["sub/a", "sub/b"]
+    out = zarr.open_group(tmp_path / "out.zarr", mode="r")
+    np.testing.assert_array_equal(out["sub/b"][:], np.arange(1024).reshape(32, 32) + 1)
+
+
+def test_a_group_whose_members_cannot_be_found_is_refused_not_copied_empty(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """Without listing or consolidated metadata the copy would be empty, yet "OK, verified"."""
+    _http_group(Path(http_server.root), "g.zarr", consolidated=False)
+    with pytest.raises(ExplorerError) as info:
+        recompress(f"{http_server.url}/g.zarr", tmp_path / "out.zarr")
+    msg = " ".join(str(info.value).split())
+    assert f"{http_server.url}/g.zarr" in msg and "cannot list" in msg, msg
+    assert "consolidat" in msg and "each array" in msg, msg
+    assert not (tmp_path / "out.zarr").exists()
+    # an array of it, named by its URL, is copied
+    report = recompress(f"{http_server.url}/g.zarr/sub/a", tmp_path / "a.zarr")
+    assert report.ok and report.arrays[0].path == ""
+
+
+def test_the_plan_counts_in_words(tmp_path: Path) -> None:
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    src = testing.write_array(tmp_path / "src.zarr", np.zeros((4, 4), "u1"), name="a")
+    assert "1 array, 1 group" in str(plan_recompress(src))

@@ -696,11 +696,11 @@ def _error(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> ErrorStats:
 ESTIMATE_ARRAYS = 48
 
 
-def _first_array(url: str, path: str) -> str:
+def _first_array(url: str, path: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """Return the array to sample alone: the node, level 0 of an image, or the first array below."""
     from napari_zarr_explorer.store import open_url, read_node
 
-    store, where = open_url(url)
+    store, where = open_url(url, storage_options)
     node = read_node(store, path, where=where)
     if node is None or node.kind == "array":
         return path
@@ -711,7 +711,7 @@ def _first_array(url: str, path: str) -> str:
         return path  # estimate() follows an image group to its level 0
     from napari_zarr_explorer.report import inspect
 
-    report = inspect(url, path=path, max_nodes=200)
+    report = inspect(url, path=path, max_nodes=200, storage_options=storage_options)
     for array in report.arrays:
         return str(array.path)
     return path
@@ -798,6 +798,34 @@ class RunEstimate:
         ]
         return min(known)[1] if known else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (see ``docs/cli-json.md``): the totals, then each array's estimate."""
+        from napari_zarr_explorer.errors import shown_url
+
+        return jsonable(  # type: ignore[no-any-return]
+            {
+                "source": shown_url(self.source),
+                "compressors": list(self.compressors),
+                "logical_bytes": self.nbytes,
+                "bytes_now": self.bytes_now,
+                "projected_bytes": [self.projected(i) for i in range(len(self.compressors))],
+                "problems": [self.problems(i) for i in range(len(self.compressors))],
+                "best": self.best,
+                "arrays_unsampled": self.unsampled,
+                "arrays": [
+                    {
+                        "path": a.path,
+                        "bytes_now": a.bytes_now,
+                        "projected_bytes": [
+                            self.projected_of(a, i) for i in range(len(self.compressors))
+                        ],
+                        "estimate": a.report.to_dict(),
+                    }
+                    for a in self.arrays
+                ],
+            }
+        )
+
 
 def estimate_run(
     url: str,
@@ -807,12 +835,17 @@ def estimate_run(
     plan_kwargs: dict[str, Any],
     sample: int,
     cancel: Any = None,
+    *,
+    seed: int = 0,
+    storage_options: Mapping[str, Any] | None = None,
+    fallback: bool = True,
 ) -> RunEstimate:
     """Estimate every array a recompression of *source* with *plan_kwargs* would write.
 
     The run's plan names the arrays and each one's output chunk and shard shapes; each array
     is sampled with every candidate at those shapes. When the plan cannot be made (the run
-    would say why), the node's first array is estimated alone with the shapes as typed.
+    would say why) and *fallback* is true, the node's first array is estimated alone with the
+    shapes as typed.
 
     Parameters
     ----------
@@ -832,6 +865,13 @@ def estimate_run(
     cancel
         A ``threading.Event``: when set, the arrays not sampled yet are projected at the ratio
         of those sampled (at least one array is sampled).
+    seed
+        Seed of each array's random sample.
+    storage_options
+        Options of a remote store (as :func:`estimate` takes them).
+    fallback
+        Estimate the first array alone when the run cannot be planned; False raises the
+        planning error (what ``recompress`` would say).
 
     Returns
     -------
@@ -840,10 +880,14 @@ def estimate_run(
     """
     from napari_zarr_explorer.recompress import plan_recompress
 
+    options = dict(storage_options or {})
     try:
-        plan = plan_recompress(source, **plan_kwargs)
+        plan = plan_recompress(source, storage_options=options or None, **plan_kwargs)
     except Exception:
-        report = estimate(url, _first_array(url, path), candidates, sample=sample)
+        if not fallback:
+            raise
+        first = _first_array(url, path, options)
+        report = estimate(url, first, candidates, sample=sample, seed=seed, storage_options=options)
         return RunEstimate(
             source,
             (ArrayEstimate(report.path, report, report.bytes_stored),),
@@ -858,9 +902,20 @@ def estimate_run(
         target = planned.target
         layout = {"chunks": target.chunks, "shards": target.shards or "none"}
         where = "/".join(p for p in (path, target.path) if p)
-        report = estimate(url, where, [{**c, **layout} for c in candidates], sample=sample)
+        report = estimate(
+            url,
+            where,
+            [{**c, **layout} for c in candidates],
+            sample=sample,
+            seed=seed,
+            storage_options=options,
+        )
         now = planned.bytes_before if planned.bytes_before is not None else report.bytes_stored
         arrays.append(ArrayEstimate(target.path, report, now))
+    if not arrays:
+        from napari_zarr_explorer.errors import shown_url
+
+        raise ExplorerError(f"{shown_url(source)}: a recompression of it writes no array.")
     befores = [a.bytes_before for a in rest]
     return RunEstimate(
         source,

@@ -52,6 +52,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--sample", type=int, default=16, help="chunks to sample (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    parser.add_argument(
+        "--all-arrays",
+        action="store_true",
+        help="estimate every array that `recompress` of the node would write (every level, "
+        "labels, the images of a group), each at its output chunks and shards, and the total",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(func=run)
 
@@ -70,21 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from napari_zarr_explorer.estimate import NOTHING_TO_SAMPLE, estimate
 
     options = storage_options(args)
+    if args.all_arrays:
+        return _run_all(args, options)
     path = args.array if args.array is not None else _default_array(args.url, options)
-    compressors = args.compressor or ["zstd:3"]
-    any_blosc = any(c.strip().lower().startswith("blosc") for c in compressors)
-    candidates = [
-        {
-            "compressor": c,
-            # --shuffle is a blosc option: it applies to the blosc candidates among several.
-            "shuffle": args.shuffle
-            if (not any_blosc or c.strip().lower().startswith("blosc"))
-            else None,
-            "chunks": args.chunks,
-            "shards": args.shards,
-        }
-        for c in compressors
-    ]
+    candidates = _candidates(args, args.compressor or ["zstd:3"])
     report = estimate(
         args.url,
         path,
@@ -146,6 +141,119 @@ def run(args: argparse.Namespace) -> int:
         )
     out_console.print(table)
     _print_problems(report, warnings)
+    return 0
+
+
+def _candidates(args: argparse.Namespace, compressors: list[str]) -> list[dict[str, Any]]:
+    """Return the command line's candidates: each compressor with the layout and shuffle given."""
+    any_blosc = any(c.strip().lower().startswith("blosc") for c in compressors)
+    return [
+        {
+            "compressor": c,
+            # --shuffle is a blosc option: it applies to the blosc candidates among several.
+            "shuffle": args.shuffle
+            if (not any_blosc or c.strip().lower().startswith("blosc"))
+            else None,
+            "chunks": args.chunks,
+            "shards": args.shards,
+        }
+        for c in compressors
+    ]
+
+
+def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
+    """``estimate --all-arrays``: every array a recompression of the node writes, and the total.
+
+    The run is planned as ``recompress`` would plan it with the first candidate (so a choice it
+    refuses is refused here, with its message); each array is sampled at its output layout.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from napari_zarr_explorer._cli._common import out_console, print_json
+    from napari_zarr_explorer._html import human_bytes, plural
+    from napari_zarr_explorer.errors import ExplorerError
+    from napari_zarr_explorer.estimate import estimate_run
+    from napari_zarr_explorer.store import parse_location
+
+    if args.level is not None:
+        raise ExplorerError(
+            "--level picks one level; --all-arrays estimates every level.",
+            hint="Drop one of them.",
+        )
+    path = (args.array or "").strip("/")
+    source = parse_location(args.url, options).child(path) if path else args.url
+    compressors = args.compressor or ["zstd:3"]
+    candidates = _candidates(args, compressors)
+    first = candidates[0]
+    plan_kwargs = {k: first[k] for k in ("compressor", "shuffle", "chunks", "shards")}
+    run = estimate_run(
+        args.url,
+        path,
+        str(source.url) if not isinstance(source, str) else source,
+        candidates,
+        plan_kwargs,
+        args.sample,
+        seed=args.seed,
+        storage_options=options,
+        fallback=False,
+    )
+    if args.json:
+        print_json(run.to_dict())
+        return 0
+    now = run.bytes_now
+    count = len(run.arrays) + run.unsampled
+    out_console.print(
+        f"[bold]{escape(printable(str(parse_location(run.source)), one_line=True))}[/]: "
+        f"recompress writes {plural(count, 'array')}; now {human_bytes(now)}"
+        f" (logical {human_bytes(run.nbytes)})"
+    )
+    table = Table()
+    table.add_column("array")
+    table.add_column("now", justify="right")
+    for name in run.compressors:
+        table.add_column(escape(printable(name)), justify="right")
+    for a in run.arrays:
+        cells = []
+        for i in range(len(run.compressors)):
+            size = run.projected_of(a, i)
+            cells.append(
+                "[red]not possible[/]"
+                if a.report.candidates[i].problems
+                else human_bytes(size)
+                if size is not None
+                else "-"
+            )
+        table.add_row(escape(printable(a.path or "/")), human_bytes(a.bytes_now), *cells)
+    if run.unsampled:
+        table.add_row(f"{run.unsampled} more, not sampled", "-", *("-" for _ in run.compressors))
+    best = run.best
+    totals = []
+    for i in range(len(run.compressors)):
+        size = run.projected(i)
+        if run.problems(i):
+            totals.append("[red]not possible[/]")
+            continue
+        text = human_bytes(size) if size is not None else "-"
+        if size is not None and now:
+            text += f" ({size / now:.0%})"
+        totals.append(f"[bold green]{text}[/]" if i == best else text)
+    table.add_row("[bold]total[/]", human_bytes(now), *totals, end_section=True)
+    out_console.print(table)
+    out_console.print(f"Sampled up to {plural(args.sample, 'chunk')} per array (seed {args.seed}).")
+    if run.unsampled:
+        out_console.print(
+            f"{plural(run.unsampled, 'array')} not sampled: projected at the ratio of the others."
+        )
+    for i, name in enumerate(run.compressors):
+        for problem in run.problems(i):
+            out_console.print(f"[red]{escape(printable(name))}:[/] {escape(printable(problem))}")
+    seen: dict[str, None] = {}
+    for a in run.arrays:
+        for warn in a.report.warnings:
+            seen.setdefault(warn)
+    for warn in seen:
+        out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
     return 0
 
 

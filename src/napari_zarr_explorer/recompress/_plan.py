@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer.codec_spec import CompressorSpec
 from napari_zarr_explorer.errors import (
     ExplorerError,
@@ -148,7 +149,7 @@ class Plan:
     def __str__(self) -> str:
         lines = [
             f"Plan: {self.source} -> Zarr v{self.zarr_format}, {self.spec.label}: "
-            f"{len(self.arrays)} arrays, {len(self.groups)} groups"
+            f"{plural(len(self.arrays), 'array')}, {plural(len(self.groups), 'group')}"
         ]
         for a in self.arrays:
             lines.append(
@@ -401,7 +402,7 @@ def make_plan(
     -------
     Plan
     """
-    from napari_zarr_explorer.store import check_array_metadata, read_node
+    from napari_zarr_explorer.store import check_array_metadata, consolidated_nodes, read_node
 
     if zarr_format not in (2, 3):
         raise ExplorerError(f"zarr_format must be 2 or 3, not {zarr_format!r}.")
@@ -417,6 +418,9 @@ def make_plan(
     extras: dict[str, list[tuple[str, bytes]]] = {}
     parent_axes: dict[str, list[str]] = {}
     level_shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    listable = bool(getattr(store, "supports_listing", False))
+    # a store that cannot list (a web server): the members come from consolidated metadata
+    cons = None if listable else consolidated_nodes(store, where=where)
     stack = [""]
     while stack:
         path = stack.pop()
@@ -437,15 +441,28 @@ def make_plan(
             _refuse_control_name(child, name, where)
             children.add(child)
         try:
-            children.update(_ome_children(path, node.attributes))
+            named = _ome_children(path, node.attributes)
         except PathEscapeError as exc:
             doc = ".zattrs" if node.zarr_format == 2 else "zarr.json"
             raise PathEscapeError(
                 f"{node_where(where, join_key(path, doc))}: {exc}",
                 hint="The copy would be incomplete; fix the path in the metadata first.",
             ) from None
+        children.update(named)
         names = axes_names(node.attributes)
         body = ome_body(node.attributes) or {}
+        if not listable:
+            if cons:
+                children.update(p for p in cons if p and p.rpartition("/")[0] == path)
+            elif not named and "bioformats2raw.layout" not in body:
+                raise ExplorerError(
+                    f"{node_where(where, path)}: this server cannot list its files and the group "
+                    "has no consolidated metadata, so its members cannot be found: the copy "
+                    "would be empty.",
+                    hint="Recompress each array by its own URL, consolidate the source's "
+                    "metadata first (zarr.consolidate_metadata), or copy from a store that lists "
+                    "(a local folder, s3://, gs://).",
+                )
         for ms in body.get("multiscales") or []:
             if isinstance(ms, Mapping):
                 for d in ms.get("datasets") or []:
