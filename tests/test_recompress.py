@@ -1123,3 +1123,21 @@ def test_the_plan_counts_in_words(tmp_path: Path) -> None:
 
     src = testing.write_array(tmp_path / "src.zarr", np.zeros((4, 4), "u1"), name="a")
     assert "1 array, 1 group" in str(plan_recompress(src))
+
+
+@pytest.mark.parametrize("case", ["loop", "too long"])
+def test_a_path_the_system_cannot_resolve_is_named_not_reported_as_a_crash(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from napari_zarr_explorer.cli import main
+
+    src = testing.write_array(tmp_path / "src.zarr", np.arange(16, dtype="u1").reshape(4, 4))
+    if case == "loop":
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        bad, words = tmp_path / "loop" / "out.zarr", "a loop of symbolic links"
+    else:
+        bad, words = tmp_path / ("a" * 300) / "out.zarr", "file name too long"
+    for args in (["recompress", str(src), str(bad)], ["inspect", str(bad)]):
+        assert main(args) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{bad}: {words}." in err and "unexpectedly" not in err, err

@@ -577,17 +577,17 @@ def make_output_folder(path: Path) -> None:
         (permissions, a read-only or special file system): the message names the path and the
         reason, and nothing is created.
     """
-    for parent in (path, *path.parents):
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir() and parent != path:
-                raise ExplorerError(
-                    f"Cannot write to {path}: {parent} is a file, not a folder.",
-                    hint="Choose an output folder elsewhere.",
-                )
-            break
     try:
+        for parent in (path, *path.parents):
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir() and parent != path:
+                    raise ExplorerError(
+                        f"Cannot write to {path}: {parent} is a file, not a folder.",
+                        hint="Choose an output folder elsewhere.",
+                    )
+                break
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a read-only file system, no permission...
         from napari_zarr_explorer.errors import os_error_text
 
         reason = exc.strerror or os_error_text(exc)  # the path is named once, first

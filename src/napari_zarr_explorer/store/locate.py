@@ -7,6 +7,7 @@ opened store. :func:`~napari_zarr_explorer.store.open_store` opens a location.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -141,13 +142,13 @@ def parse_location(
             "storage_options= (Python).",
         )
     if not _URL_RE.match(text):
-        return Location(url=str(Path(text).expanduser().resolve()).rstrip("/") or "/")
+        return Location(url=_resolved(Path(text).expanduser(), text).rstrip("/") or "/")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ExplorerError(f"{text!r}: file URLs on other hosts are not supported.")
-        return Location(url=str(Path(unquote(parts.path)).resolve()))
+        return Location(url=_resolved(Path(unquote(parts.path)), text))
     if scheme == "gcs":
         scheme = "gs"
     if scheme not in REMOTE_PROTOCOLS:
@@ -160,6 +161,29 @@ def parse_location(
     if parts.query:
         url = f"{url}?{parts.query}"
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
+
+
+def _resolved(path: Path, text: str) -> str:
+    """Return the absolute form of the local *path*, or say why it has none.
+
+    A symbolic link loop (``RuntimeError`` before Python 3.13) and a name longer than the
+    system allows are the user's path, not a failure of the explorer.
+    """
+    try:
+        resolved = path.resolve()
+        try:
+            resolved.lstat()
+        except OSError as exc:  # absent is fine (an output to create); too long is not
+            if exc.errno == errno.ENAMETOOLONG:
+                raise
+        return str(resolved)
+    except RuntimeError:  # Python < 3.13: a loop of symbolic links
+        reason = "a loop of symbolic links"
+    except OSError as exc:
+        from napari_zarr_explorer.errors import os_error_text
+
+        reason = (exc.strerror or os_error_text(exc)).lower()
+    raise ExplorerError(f"{text}: {reason}.", hint="Check the path.")
 
 
 def _with_password(scheme: str, netloc: str) -> str:
