@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_zarr_explorer._html import human_bytes
-from napari_zarr_explorer.errors import error_message
+from napari_zarr_explorer.errors import error_message, redact_urls, shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -109,8 +109,11 @@ def capitalized(text: str) -> str:
 
 
 def error_text(exc: BaseException | str) -> str:
-    """Return the message a dock shows for *exc*: :func:`error_message`, capitalised."""
-    return capitalized(exc if isinstance(exc, str) else error_message(exc))
+    """Return the message a dock shows for *exc*: :func:`error_message`, capitalised.
+
+    A URL in it is shown without its password and signatures (``user:***@host``).
+    """
+    return capitalized(redact_urls(exc) if isinstance(exc, str) else error_message(exc))
 
 
 def notify_error(exc: BaseException | str) -> None:
@@ -124,14 +127,14 @@ def notify_info(message: str) -> None:
     """Show an information notification."""
     from napari.utils.notifications import show_info
 
-    show_info(message)
+    show_info(redact_urls(message))
 
 
 def notify_warning(message: str) -> None:
     """Show a warning notification."""
     from napari.utils.notifications import show_warning
 
-    show_warning(message)
+    show_warning(redact_urls(message))
 
 
 def format_bytes(n: float | None) -> str:
@@ -405,7 +408,7 @@ class Task(QObject):
         self._func = func
         self._on_result = on_result
         self._on_error = on_error
-        self.desc = desc
+        self.desc = redact_urls(desc)  # the progress bar names stores as they may be shown
         self.cancel_event = threading.Event()
         self._pbar: Any = None
         self._show_progress = show_progress
@@ -455,7 +458,7 @@ class Task(QObject):
         if pbar is None:
             return
         if message:
-            pbar.set_description(f"{self.desc}: {message}")
+            pbar.set_description(redact_urls(f"{self.desc}: {message}"))
         if done < pbar.n:  # a new phase started over
             pbar.reset(total=total or None)
         if total > 0 and pbar.total != total:
@@ -519,7 +522,9 @@ class RecentStores:
     """The stores opened recently, most recent first, kept in a small JSON file.
 
     The file lives in the user configuration folder (``$NAPARI_ZARR_EXPLORER_CONFIG_DIR`` when
-    set, otherwise Qt's generic configuration location + ``napari-zarr-explorer``).
+    set, otherwise Qt's generic configuration location + ``napari-zarr-explorer``). URLs are
+    kept as they may be shown (:func:`~napari_zarr_explorer.errors.shown_url`): a password or a
+    signature is never written, and one a file from an earlier version holds is dropped.
     """
 
     def __init__(self, limit: int = 12) -> None:
@@ -541,10 +546,18 @@ class RecentStores:
         except (OSError, ValueError):
             return []
         items = data.get("recent", []) if isinstance(data, dict) else []
-        return [s for s in items if isinstance(s, str)][: self.limit]
+        shown: list[str] = []
+        for item in items:
+            if isinstance(item, str) and shown_url(item) not in shown:
+                shown.append(shown_url(item))
+        return shown[: self.limit]
 
     def add(self, url: str) -> list[str]:
-        """Put *url* first; return the new list. Failing to save is not an error."""
+        """Put *url* first (as it may be shown); return the new list.
+
+        Failing to save is not an error.
+        """
+        url = shown_url(url)
         items = [url] + [s for s in self.load() if s != url]
         items = items[: self.limit]
         try:

@@ -38,6 +38,7 @@ from napari_zarr_explorer._qt._common import (
     unwrap,
 )
 from napari_zarr_explorer._qt._provenance import OVERLAY_KEY, Provenance, is_overlay, provenance_of
+from napari_zarr_explorer.errors import shown_url
 from napari_zarr_explorer.forms import COLOR_MODES as _FORM_MODES
 from napari_zarr_explorer.forms import ChunkMapForm
 
@@ -430,7 +431,7 @@ class ChunkMapWidget(QWidget):
         self.level_geometry = None
         assert prov is not None
         self.layer_label.setText(
-            f"{layer.name}  ({prov.url}{'/' + prov.path if prov.path else ''})"
+            f"{layer.name}  ({shown_url(prov.url)}{'/' + prov.path if prov.path else ''})"
         )
         self.level_combo.blockSignals(True)
         with self.form.level.changed.blocked():

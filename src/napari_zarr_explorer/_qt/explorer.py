@@ -55,6 +55,7 @@ from napari_zarr_explorer._qt._provenance import (
 )
 from napari_zarr_explorer._qt._reader_offer import offer_default_reader
 from napari_zarr_explorer._tree import NodeView, build_nodes, join_path, parent_path, short_kind
+from napari_zarr_explorer.errors import AccessDeniedError, shown_url
 from napari_zarr_explorer.forms import OpenForm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -310,12 +311,15 @@ class ExplorerWidget(QWidget):
     node_selected = Signal(str)
     """Emitted with the store-relative path of the node selected in the tree."""
     loaded = Signal(str)
-    """Emitted with the store URL once its report is shown."""
+    """Emitted with the store URL once its report is shown (with its credentials: see
+    :attr:`url`)."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.url: str | None = None
+        """The store shown, as it connects (a password in it included); text shows
+        :attr:`shown_url`."""
         self.report: StoreReport | None = None
         self.nodes: dict[str, NodeView] = {}
         self.validation: Any = None
@@ -465,6 +469,11 @@ class ExplorerWidget(QWidget):
         super().closeEvent(event)
 
     @property
+    def shown_url(self) -> str | None:
+        """The store shown, as it may be shown: ``user:***@host`` instead of its password."""
+        return None if self.url is None else shown_url(self.url)
+
+    @property
     def busy(self) -> bool:
         """True while the store is being read or a node opened."""
         return any(t.running for t in self._tasks)
@@ -531,9 +540,9 @@ class ExplorerWidget(QWidget):
         except Exception as exc:
             notify_error(exc)
             return
-        target = location.url
+        target = location.url  # connects; text names location.shown
         self._reading = target
-        self.status_label.setText(f"Reading {target}...")
+        self.status_label.setText(f"Reading {location.shown}...")
         self.open_button.setEnabled(False)
 
         def work(progress: Any, cancel: Any) -> Any:
@@ -546,29 +555,41 @@ class ExplorerWidget(QWidget):
             problem = _unreadable(report)
             if problem is not None:
                 self._pending_layer = None
-                self.status_label.setText(f"Could not read {target}: {problem}")
+                self.status_label.setText(f"Could not read {location.shown}: {problem}")
+                self._hide_password(url, location.shown)
                 notify_error(problem)
                 return
             self._show_report(target, report, select)
-            self._remember(url, target)
+            self._remember(location.shown)
             self._validate(location)
             if self.incomplete:
                 notify_warning(
-                    f"{target} is an unfinished recompression output: its data is partly "
+                    f"{location.shown} is an unfinished recompression output: its data is partly "
                     "missing. Finish it in Recompress with Resume ticked, or delete it."
                 )
 
         def failed(exc: BaseException) -> None:
             self.open_button.setEnabled(True)
             self._pending_layer = None
-            self.status_label.setText(f"Could not read {target}.")
-            notify_error(exc)
+            self.status_label.setText(f"Could not read {location.shown}.")
+            self._hide_password(url, location.shown)
+            notify_error(_denied_text(exc, location) or exc)
 
         self._run(work, f"Reading {location.name}", done, failed)
 
-    def _remember(self, typed: str, url: str) -> None:
-        self._fill_recent(self._recent.add(url))
-        self.open_form.put(location=url)
+    def _remember(self, shown: str) -> None:
+        """Put the store opened first in Recent and in the open box, without its password.
+
+        The shown form opens again in this session with the password given (see
+        :func:`~napari_zarr_explorer.store.parse_location`); nothing on disk holds it.
+        """
+        self._fill_recent(self._recent.add(shown))
+        self.open_form.put(location=shown)
+
+    def _hide_password(self, typed: str, shown: str) -> None:
+        """Show the URL typed in the open box as it may be shown, once it was tried."""
+        if str(self.open_form.location.value).strip() == typed.strip() and typed != shown:
+            self.open_form.put(location=shown)
 
     def _show_report(self, url: str, report: StoreReport, select: str | None) -> None:
         self.url = url
@@ -580,7 +601,8 @@ class ExplorerWidget(QWidget):
         self._items = {}
         colors = theme_colors(self.viewer)
         icon_color = colors.get("icon", "#d1d2d4")
-        root_label = url.rstrip("/").rsplit("/", 1)[-1] or url
+        shown = shown_url(url)
+        root_label = shown.rstrip("/").rsplit("/", 1)[-1] or shown
         for path, node in self.nodes.items():
             name = root_label if path == report.path else node.name
             item = QTreeWidgetItem(
@@ -626,7 +648,7 @@ class ExplorerWidget(QWidget):
         n_arrays = len(report.arrays)
         stored = report.bytes_stored
         size = "stored size unknown" if stored is None else f"{format_bytes(stored)} stored"
-        text = f"{url}: {len(report.nodes)} nodes, {n_arrays} arrays, {size}"
+        text = f"{shown}: {len(report.nodes)} nodes, {n_arrays} arrays, {size}"
         if report.truncated:
             text += f" (first {report.max_nodes} nodes)"
         if self.incomplete:
@@ -902,13 +924,13 @@ class ExplorerWidget(QWidget):
         url = self.url
         if self.incomplete:
             notify_warning(
-                f"{url} is an unfinished recompression output: parts not written yet show as "
-                "empty (the fill value)."
+                f"{shown_url(url)} is an unfinished recompression output: parts not written "
+                "yet show as empty (the fill value)."
             )
         if node.kind == "error":
             from napari_zarr_explorer.store.locate import node_where
 
-            notify_error(f"{node_where(url, path)}: " + "; ".join(node.report.errors))
+            notify_error(f"{node_where(shown_url(url), path)}: " + "; ".join(node.report.errors))
             return
         image_node = self.nodes.get(node.image_path) if node.image_path is not None else None
 
@@ -920,7 +942,7 @@ class ExplorerWidget(QWidget):
             if added:
                 self.viewer.layers.selection.active = added[0]
 
-        self._run(work, f"Opening {path or url}", done)
+        self._run(work, f"Opening {path or shown_url(url)}", done)
 
     # ------------------------------------------------------------------ layer list -> tree
     def _on_active_layer(self, event: Any = None) -> None:
@@ -961,7 +983,7 @@ class ExplorerWidget(QWidget):
         if self.url is not None and self._within_shown(url):
             return  # from this store, but not a node of the tree (a plate mosaic, say)
         self._pending_layer = layer
-        self.open_form.put(location=url)
+        self.open_form.put(location=shown_url(url))
         self.open(url, select="")
 
     def _within_shown(self, url: str) -> bool:
@@ -1006,6 +1028,22 @@ def _unreadable(report: StoreReport) -> str | None:
         errors = [*getattr(root, "errors", ()), *report.errors]
         return str(errors[0]) if errors else f"{report.url}: the store cannot be read."
     return None
+
+
+#: What the Explorer says when a server wants a password it was not given: the core's hint names
+#: the command line's --storage-options and Python's storage_options=, which the dock has not.
+DENIED_HINT = (
+    "Put the user name and password in the URL, before the host (user:PASSWORD@host), and "
+    "open it again: passwords are not saved with the recent stores, and one given in this "
+    "session is used again only for the same user and host."
+)
+
+
+def _denied_text(exc: BaseException, location: Any) -> str | None:
+    """Return the dock's message for access denied by an HTTP server (None for other errors)."""
+    if not isinstance(exc, AccessDeniedError) or location.protocol not in ("http", "https"):
+        return None
+    return f"{exc.message} {DENIED_HINT}"
 
 
 def _validation_items(result: Any) -> list[tuple[str, str, str]]:
@@ -1091,7 +1129,7 @@ def _level_layers(
             kwargs["name"] = f"{name} [level {level}]"
         prov = provenance_of(type("Meta", (), {"metadata": metadata})())
         metadata[PROVENANCE_KEY] = Provenance(
-            url=prov.url if prov is not None else url,
+            url=prov.url if prov is not None else shown_url(url),
             path=node.path,
             levels=(node.path,),
             channel_axis=prov.channel_axis if prov is not None else _channel_axis(ome),

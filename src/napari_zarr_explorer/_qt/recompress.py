@@ -46,6 +46,7 @@ from napari_zarr_explorer._qt._common import (
 )
 from napari_zarr_explorer._qt._icons import icon
 from napari_zarr_explorer._qt._provenance import is_overlay, provenance_of
+from napari_zarr_explorer.errors import redact_urls, shown_url
 from napari_zarr_explorer.forms import COMPRESSORS, RecompressForm, shape_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -283,7 +284,8 @@ class RecompressWidget(QWidget):
             # an unfinished output is something to resume or delete, not a source
             if explorer.url != self.source_url:
                 self.progress_label.setText(
-                    f"{explorer.url} is an unfinished output, so it is not used as the source."
+                    f"{explorer.shown_url} is an unfinished output, so it is not used as the "
+                    "source."
                 )
             return
         node = explorer.nodes.get(path)
@@ -319,7 +321,7 @@ class RecompressWidget(QWidget):
         self.source_url = location.url
         self.source_path = path.strip("/")
         self.level0_shape = shape or self.level0_shape if same else shape
-        self.source_label.setText(self.source)
+        self.source_label.setText(self.shown_source)
         try:
             output = default_output(self.source)
         except Exception:
@@ -349,6 +351,11 @@ class RecompressWidget(QWidget):
         from napari_zarr_explorer.store import parse_location
 
         return parse_location(self.source_url).child(self.source_path).url
+
+    @property
+    def shown_source(self) -> str:
+        """The source node as it may be shown: a password or signature in its URL reads ``***``."""
+        return shown_url(self.source)
 
     # ------------------------------------------------------------------ choices
     @property
@@ -477,7 +484,8 @@ class RecompressWidget(QWidget):
 
         self.estimate_label.setText("Estimating on sampled chunks...")
         self._show_growth(None)
-        self._start(work, f"Estimating {path or url}", self._show_estimate, self._estimate_failed)
+        what = path or shown_url(url)
+        self._start(work, f"Estimating {what}", self._show_estimate, self._estimate_failed)
 
     def _estimate_failed(self, exc: BaseException) -> None:
         self.estimate_label.setText("The estimate failed (see the notification).")
@@ -569,10 +577,10 @@ class RecompressWidget(QWidget):
         self._cancelling = False
         self.open_result_button.setEnabled(False)
         self.report_view.setPlainText("")
-        self.progress_label.setText(f"Recompressing {source} into {destination}...")
+        self.progress_label.setText(f"Recompressing {self.shown_source} into {destination}...")
         task = self._start(
             work,
-            f"Recompressing {Path(source).name}",
+            f"Recompressing {Path(self.shown_source).name}",
             self._show_report,
             lambda exc: self._run_failed(exc, destination),
         )
@@ -613,7 +621,7 @@ class RecompressWidget(QWidget):
 
     def _show_report(self, report: Any) -> None:
         self.report = report
-        self.report_view.setPlainText(gui_words(str(report)))
+        self.report_view.setPlainText(redact_urls(gui_words(str(report))))
         # Cancel stops the tasks not started yet: a run whose tasks were all running finishes
         late = self._cancelling and not report.cancelled
         before = "The run finished before the cancel took effect. " if late else ""
@@ -660,7 +668,7 @@ class RecompressWidget(QWidget):
                 renamed.append((data, kwargs, layer_type))
             add_layer_data(self.viewer, renamed)
 
-        self._start(work, f"Opening {destination}", done)
+        self._start(work, f"Opening {shown_url(destination)}", done)
 
 
 def _share(after: float, before: float | None) -> str:
