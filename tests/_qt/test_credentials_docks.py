@@ -8,6 +8,7 @@ saved on disk; its pixels are read with the password all the same.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,3 +233,24 @@ def test_a_recent_store_opens_with_its_password_only_in_the_session_that_gave_it
     for dock in (first, again, later):
         dock.close()
         dock.deleteLater()
+
+
+def test_a_password_an_earlier_version_saved_in_recent_is_never_shown_and_dropped(
+    make_napari_viewer, qtbot, tmp_path: Path
+):
+    from napari_zarr_explorer._qt._common import RecentStores
+
+    recent = RecentStores().path
+    recent.parent.mkdir(parents=True, exist_ok=True)
+    old = f"https://ann:{SECRET}@example.org/a.zarr"
+    recent.write_text(json.dumps({"recent": [old, "https://ann:***@example.org/a.zarr"]}))
+    viewer = make_napari_viewer()
+    explorer = ExplorerWidget(viewer)
+    assert explorer.recent_stores() == ["https://ann:***@example.org/a.zarr"]
+    assert not [t for t in shown_texts(explorer) if SECRET in t]
+    local = write_ome_image(tmp_path / "local.ome.zarr", shape=(8, 8), axes="yx", levels=1)
+    _open(qtbot, explorer, str(local))
+    assert explorer.recent_stores() == [str(local), "https://ann:***@example.org/a.zarr"]
+    assert SECRET not in recent.read_text(encoding="utf-8")
+    explorer.close()
+    explorer.deleteLater()
