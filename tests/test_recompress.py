@@ -1141,3 +1141,16 @@ def test_a_path_the_system_cannot_resolve_is_named_not_reported_as_a_crash(
         assert main(args) == 1
         err = " ".join(capsys.readouterr().err.split())
         assert f"{bad}: {words}." in err and "unexpectedly" not in err, err
+
+
+def test_an_image_over_plain_http_with_a_bare_labels_group_is_copied(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """OME metadata names the image's members; a "labels" group naming none is not a refusal."""
+    src = testing.write_ome_image(
+        Path(http_server.root) / "img.ome.zarr", shape=(32, 32), axes="yx", levels=2
+    )
+    zarr.open_group(src / "labels", mode="w", zarr_format=3)  # no "labels" list in it
+    report = recompress(f"{http_server.url}/img.ome.zarr", tmp_path / "out.zarr")
+    assert report.ok, str(report)
+    assert sorted(a.path for a in report.arrays) == ["0", "1"]

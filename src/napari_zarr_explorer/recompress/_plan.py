@@ -421,6 +421,7 @@ def make_plan(
     listable = bool(getattr(store, "supports_listing", False))
     # a store that cannot list (a web server): the members come from consolidated metadata
     cons = None if listable else consolidated_nodes(store, where=where)
+    optional: set[str] = set()  # paths the format allows but no metadata promised ("labels")
     stack = [""]
     while stack:
         path = stack.pop()
@@ -449,12 +450,16 @@ def make_plan(
                 hint="The copy would be incomplete; fix the path in the metadata first.",
             ) from None
         children.update(named)
+        if (ome_body(node.attributes) or {}).get("multiscales"):
+            # the format allows an image's "labels" group; its members are named only by its
+            # own OME metadata, and one that names none is copied as it is
+            optional.add(safe_join(path, "labels"))
         names = axes_names(node.attributes)
         body = ome_body(node.attributes) or {}
         if not listable:
             if cons:
                 children.update(p for p in cons if p and p.rpartition("/")[0] == path)
-            elif not named and "bioformats2raw.layout" not in body:
+            elif not named and "bioformats2raw.layout" not in body and path not in optional:
                 raise ExplorerError(
                     f"{node_where(where, path)}: this server cannot list its files and the group "
                     "has no consolidated metadata, so its members cannot be found: the copy "
