@@ -16,9 +16,18 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "cli-json.md"
 
 
 def _sections() -> dict[str, str]:
-    """Section text by command (``inspect``, ``chunks``, ``estimate``, ``recompress``)."""
-    parts = re.split(r"^## `(\w+)", DOC.read_text(), flags=re.M)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+    """Section text by command (``inspect``, ``chunks``, ``estimate``, ``recompress``).
+
+    A section whose title names a flag that changes the document has it in its name
+    (``estimate --all-arrays``).
+    """
+    parts = re.split(r"^## `(\w+)([^`\n]*)`", DOC.read_text(), flags=re.M)
+    out: dict[str, str] = {}
+    for i in range(1, len(parts), 3):
+        name = parts[i] + ("".join(f" {f}" for f in re.findall(r"--all-arrays", parts[i + 1])))
+        assert name not in out, f"two sections for {name}"
+        out[name] = parts[i + 2]
+    return out
 
 
 def _documented(section: str) -> set[str]:
@@ -88,6 +97,13 @@ def test_every_printed_key_is_documented_and_every_documented_key_printed(
     est = _run(capsys, "estimate", str(image), "--array", "0", "--compressor", "zstd:5")
     printed = _keys([est]) | _keys(est["candidates"])
     doc = sections["estimate"]
+    assert printed - _documented(doc) == set()
+    assert (_tabled(doc) | _example(doc)) - printed == set()
+
+    # estimate of the whole run
+    run = _run(capsys, "estimate", str(image), "--all-arrays", "--compressor", "zstd:5")
+    printed = _keys([run]) | _keys(run["arrays"])
+    doc = sections["estimate --all-arrays"]
     assert printed - _documented(doc) == set()
     assert (_tabled(doc) | _example(doc)) - printed == set()
 
