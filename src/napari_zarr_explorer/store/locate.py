@@ -172,17 +172,20 @@ def _resolved(path: Path, text: str) -> str:
     try:
         resolved = path.resolve()
         try:
-            resolved.lstat()
-        except OSError as exc:  # absent is fine (an output to create); too long is not
-            if exc.errno == errno.ENAMETOOLONG:
+            resolved.stat()
+        except OSError as exc:  # absent is fine (an output to create); a loop or too long not
+            if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
                 raise
         return str(resolved)
-    except RuntimeError:  # Python < 3.13: a loop of symbolic links
+    except RuntimeError:  # Python < 3.13 resolve(): a loop of symbolic links
         reason = "a loop of symbolic links"
     except OSError as exc:
         from napari_zarr_explorer.errors import os_error_text
 
-        reason = (exc.strerror or os_error_text(exc)).lower()
+        if exc.errno == errno.ELOOP:  # Python 3.13 resolves a loop as it is: stat() tells
+            reason = "a loop of symbolic links"
+        else:
+            reason = (exc.strerror or os_error_text(exc)).lower()
     raise ExplorerError(f"{text}: {reason}.", hint="Check the path.")
 
 
