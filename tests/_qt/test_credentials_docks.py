@@ -182,9 +182,13 @@ def test_a_url_with_a_password_opens_and_no_dock_shows_or_saves_it(
         f"Could not read {_with_password(f'{private.url}/nothing.zarr', '***')}"
     )
     notifications.clear()
-    _open(qtbot, explorer, _with_password(f"{private.url}/img.ome.zarr", "wrong-" + SECRET))
+    wrong = _with_password(f"{private.url}/img.ome.zarr", "wrong-" + SECRET)
+    _open(qtbot, explorer, wrong)
     qtbot.waitUntil(lambda: bool(notifications), timeout=60000)
     assert any("401" in m for m in notifications), notifications
+    # the open box keeps what the user typed, to correct it; it is the only text that shows it
+    assert explorer.location_edit.text() == wrong
+    explorer.location_edit.clear()
 
     dock_texts = [
         text

@@ -44,6 +44,7 @@ __all__ = [
     "camera_of",
     "canvas_size",
     "capitalized",
+    "dock_words",
     "error_message",
     "error_text",
     "format_bytes",
@@ -108,12 +109,119 @@ def capitalized(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def error_text(exc: BaseException | str) -> str:
-    """Return the message a dock shows for *exc*: :func:`error_message`, capitalised.
+# The core's messages name command-line flags and Python's keywords; the docks say what to tick
+# or choose instead, or what a napari user can do where the docks offer nothing (credentials and
+# remote options come from the environment napari starts with). Whole sentences first (where a
+# flag alone would not read well, or names something the docks do not offer, such as --replace
+# or --storage-options), then the flags alone. Every dock's messages go through this one table.
+_SERVER_LOGIN = (
+    "For a server that wants a password, put the user name and password in the URL, before "
+    "the host (user:PASSWORD@host); a token sent in a header can be given from the command "
+    "line or Python, not from napari."
+)
+_OPTIONS_HOW = "with --storage-options (command line) or storage_options= (Python)"
+_DOCK_WORDS: tuple[tuple[str, str], ...] = (
+    # remote access (store/remote.py, store/locate.py)
+    (
+        "For a private bucket set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+        'or pass {"key": ..., "secret": ...} or {"profile": ...} ' + _OPTIONS_HOW + ".",
+        "For a private bucket, start napari with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(or AWS_PROFILE) set in its environment, or with the credentials in "
+        "~/.aws/credentials.",
+    ),
+    (
+        "For a private bucket set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, "
+        'run `gcloud auth application-default login`, or pass {"token": ...} ' + _OPTIONS_HOW + ".",
+        "For a private bucket, start napari with GOOGLE_APPLICATION_CREDENTIALS set to a "
+        "service-account key file, or after `gcloud auth application-default login`.",
+    ),
+    (
+        'Pass credentials, e.g. {"headers": {"Authorization": "Bearer ..."}}, '
+        + _OPTIONS_HOW
+        + ".",
+        _SERVER_LOGIN,
+    ),
+    (
+        "Remove the '?...' part; pass tokens as 'headers' " + _OPTIONS_HOW + ".",
+        "Remove the '?...' part. " + _SERVER_LOGIN,
+    ),
+    (
+        "Give a plain URL and pass options " + _OPTIONS_HOW + ".",
+        "Give a plain URL (http(s)://, s3:// or gs://).",
+    ),
+    (
+        "raise the limit with NZE_REMOTE_TIMEOUT, or with the option 'explorer_timeout' "
+        + _OPTIONS_HOW
+        + ".",
+        "to wait longer, start napari with NZE_REMOTE_TIMEOUT set to more seconds (10 by default).",
+    ),
+    ("Check the URL and the storage options.", "Check the URL."),
+    # recompression (Recompress dock)
+    ("CANCELLED (continue with resume)", "CANCELLED (tick Resume and run again to continue)"),
+    ("`napari-zarr-explorer recompress ... --resume`", "Recompress with Resume ticked"),
+    (
+        "Write to a separate folder; use --replace to swap it in afterwards.",
+        "Choose another Output folder, outside the source.",
+    ),
+    ("Write next to it instead, e.g.", "Choose an Output folder outside the source, e.g."),
+    ("Choose an output outside the source store.", "Choose an Output outside the source store."),
+    ("Choose another output.", "Choose another Output, outside the source."),
+    ("fix the cause and continue with --resume.", "fix the cause, tick Resume and run again."),
+    (
+        "Resume with the same settings, or start again with --overwrite.",
+        "Resume with the same settings, or tick Overwrite to start again.",
+    ),
+    (
+        "Choose a new output, continue an interrupted run with --resume, or replace it with "
+        "--overwrite.",
+        "Choose a new Output, tick Resume to continue an interrupted run, or tick Overwrite to "
+        "replace it.",
+    ),
+    (
+        "Use a larger --task-size (MiB per task), or recompress a smaller part of the hierarchy.",
+        "Recompress a smaller part of the hierarchy (select a node below it in the Explorer).",
+    ),
+    ("Drop --shards or write Zarr v3 (--zarr-format 3).", "Empty Shards, or choose Zarr v3."),
+    ("Write Zarr v3 (--zarr-format 3).", "Choose Zarr v3 in Format."),
+    (
+        "`napari-zarr-explorer chunks --verify` lists every damaged",
+        "The Chunk map with Verify ticked shows every damaged",
+    ),
+    ("or --shuffle none", "or choose no shuffle"),
+    ("Give --sample 1 or more.", "Set Sample to 1 or more."),
+    ("Drop --no-verify to use --replace.", "Tick Verify."),
+    # saving (the writer's hints name its keyword and its flag; Save dock)
+    ("overwrite it (overwrite=True, --overwrite)", "tick Overwrite"),
+    # flags alone
+    ("--resume", "Resume"),
+    ("--overwrite", "Overwrite"),
+    ("--no-verify", "unticking Verify"),
+    # what is left of a remote hint not known above
+    (_OPTIONS_HOW, "from the command line or Python (not from napari)"),
+)
 
-    A URL in it is shown without its password and signatures (``user:***@host``).
+
+def dock_words(message: str) -> str:
+    """Return *message* in the docks' words.
+
+    Where the core's message names a command-line flag, the docks name what to tick or choose
+    instead; where it names ``--storage-options`` or ``storage_options=`` (credentials, remote
+    timeouts), the docks name what a napari user can do: a password in the URL, the environment
+    variables napari is started with.
     """
-    return capitalized(redact_urls(exc) if isinstance(exc, str) else error_message(exc))
+    for words, ours in _DOCK_WORDS:
+        message = message.replace(words, ours)
+    return message
+
+
+def error_text(exc: BaseException | str) -> str:
+    """Return the message a dock shows for *exc*: :func:`error_message` in the docks' words.
+
+    It is capitalised, and said with :func:`dock_words`. A URL in it is shown without its
+    password and signatures (``user:***@host``).
+    """
+    text = redact_urls(exc) if isinstance(exc, str) else error_message(exc)
+    return capitalized(dock_words(text))
 
 
 def notify_error(exc: BaseException | str) -> None:
@@ -127,14 +235,14 @@ def notify_info(message: str) -> None:
     """Show an information notification."""
     from napari.utils.notifications import show_info
 
-    show_info(redact_urls(message))
+    show_info(dock_words(redact_urls(message)))
 
 
 def notify_warning(message: str) -> None:
     """Show a warning notification."""
     from napari.utils.notifications import show_warning
 
-    show_warning(redact_urls(message))
+    show_warning(dock_words(redact_urls(message)))
 
 
 def format_bytes(n: float | None) -> str:

@@ -31,6 +31,7 @@ from napari_zarr_explorer._qt._common import (
     Task,
     camera_of,
     canvas_size,
+    dock_words,
     format_bytes,
     notify_error,
     tabify_on_show,
@@ -587,7 +588,7 @@ class ChunkMapWidget(QWidget):
         parts.append(f"{format_bytes(stored)} stored of {format_bytes(cmap.logical_bytes)}{ratio}")
         if cmap.cancelled:
             parts.append("cancelled: some states are unknown")
-        parts.extend(cmap.warnings)
+        parts.extend(dock_words(w) for w in cmap.warnings)
         parts.extend(f"corrupt: {k}" for k in cmap.corrupt_keys[:5])
         self.summary_label.setText("\n".join(parts))
 

@@ -39,6 +39,7 @@ from napari_zarr_explorer._qt._common import (
     RecentStores,
     Task,
     add_layer_data,
+    dock_words,
     format_bytes,
     notify_error,
     notify_warning,
@@ -555,8 +556,7 @@ class ExplorerWidget(QWidget):
             problem = _unreadable(report)
             if problem is not None:
                 self._pending_layer = None
-                self.status_label.setText(f"Could not read {location.shown}: {problem}")
-                self._hide_password(url, location.shown)
+                self.status_label.setText(f"Could not read {location.shown}: {dock_words(problem)}")
                 notify_error(problem)
                 return
             self._show_report(target, report, select)
@@ -572,7 +572,6 @@ class ExplorerWidget(QWidget):
             self.open_button.setEnabled(True)
             self._pending_layer = None
             self.status_label.setText(f"Could not read {location.shown}.")
-            self._hide_password(url, location.shown)
             notify_error(_denied_text(exc, location) or exc)
 
         self._run(work, f"Reading {location.name}", done, failed)
@@ -585,11 +584,6 @@ class ExplorerWidget(QWidget):
         """
         self._fill_recent(self._recent.add(shown))
         self.open_form.put(location=shown)
-
-    def _hide_password(self, typed: str, shown: str) -> None:
-        """Show the URL typed in the open box as it may be shown, once it was tried."""
-        if str(self.open_form.location.value).strip() == typed.strip() and typed != shown:
-            self.open_form.put(location=shown)
 
     def _show_report(self, url: str, report: StoreReport, select: str | None) -> None:
         self.url = url
@@ -620,7 +614,7 @@ class ExplorerWidget(QWidget):
             errors = getattr(node.report, "errors", ())
             warnings = getattr(node.report, "warnings", ())
             if errors or warnings:
-                item.setToolTip(0, "\n".join([*errors, *warnings]))
+                item.setToolTip(0, dock_words("\n".join([*errors, *warnings])))
                 if errors and node.kind != "error":
                     item.setIcon(0, icon("warning", colors.get("warning", "#e3b617")))
             for col in (2, 3, 4):
@@ -654,7 +648,9 @@ class ExplorerWidget(QWidget):
         if self.incomplete:
             text = "INCOMPLETE output. " + text
         self.status_label.setText(text)
-        self.status_label.setToolTip("\n".join([text, *report.warnings, *report.errors]))
+        self.status_label.setToolTip(
+            dock_words("\n".join([text, *report.warnings, *report.errors]))
+        )
         self.loaded.emit(url)
         pending, self._pending_layer = self._pending_layer, None
         if pending is not None:
@@ -777,7 +773,8 @@ class ExplorerWidget(QWidget):
             self._show_validation(None)
             return
         report = node.report
-        problems = [*getattr(report, "errors", ()), *getattr(report, "warnings", ())]
+        found = (*getattr(report, "errors", ()), *getattr(report, "warnings", ()))
+        problems = [dock_words(p) for p in found]
         rows: list[tuple[str, str]] = []
         if report.kind == "array":
             rows = array_rows(report)
@@ -879,7 +876,8 @@ class ExplorerWidget(QWidget):
         colors = theme_colors(self.viewer)
         self.validation_tree.clear()
         messages = self.validation_messages(path)
-        for severity, node_path, message in messages:
+        for severity, node_path, core_message in messages:
+            message = dock_words(core_message)
             item = QTreeWidgetItem(["/" + node_path, message])
             color = {
                 "error": colors.get("error", "#99121f"),

@@ -33,7 +33,7 @@ from napari_zarr_explorer._qt._common import (
     ElidedLabel,
     Task,
     add_layer_data,
-    error_message,
+    dock_words,
     error_text,
     format_bytes,
     notify_error,
@@ -59,59 +59,18 @@ __all__ = ["COMPRESSORS", "RecompressWidget", "gui_words"]
 #: Lines of text the report box shows without scrolling (the report of a run is 6 to 10).
 REPORT_LINES = 8
 
-# The core's messages name command-line flags; the dock says what to tick or choose instead.
-# Whole sentences first (where a flag alone would not read well, or names something the dock
-# does not offer, such as --replace), then the flags alone.
-_GUI_WORDS = (
-    ("CANCELLED (continue with resume)", "CANCELLED (tick Resume and run again to continue)"),
-    ("`napari-zarr-explorer recompress ... --resume`", "Recompress with Resume ticked"),
-    (
-        "Write to a separate folder; use --replace to swap it in afterwards.",
-        "Choose another Output folder, outside the source.",
-    ),
-    ("Write next to it instead, e.g.", "Choose an Output folder outside the source, e.g."),
-    ("Choose an output outside the source store.", "Choose an Output outside the source store."),
-    ("Choose another output.", "Choose another Output, outside the source."),
-    ("fix the cause and continue with --resume.", "fix the cause, tick Resume and run again."),
-    (
-        "Resume with the same settings, or start again with --overwrite.",
-        "Resume with the same settings, or tick Overwrite to start again.",
-    ),
-    (
-        "Choose a new output, continue an interrupted run with --resume, or replace it with "
-        "--overwrite.",
-        "Choose a new Output, tick Resume to continue an interrupted run, or tick Overwrite to "
-        "replace it.",
-    ),
-    (
-        "Use a larger --task-size (MiB per task), or recompress a smaller part of the hierarchy.",
-        "Recompress a smaller part of the hierarchy (select a node below it in the Explorer).",
-    ),
-    ("Drop --shards or write Zarr v3 (--zarr-format 3).", "Empty Shards, or choose Zarr v3."),
-    ("Write Zarr v3 (--zarr-format 3).", "Choose Zarr v3 in Format."),
-    (
-        "`napari-zarr-explorer chunks --verify` lists every damaged",
-        "The Chunk map with Verify ticked shows every damaged",
-    ),
-    ("or --shuffle none", "or choose no shuffle"),
-    ("Give --sample 1 or more.", "Set Sample to 1 or more."),
-    ("Drop --no-verify to use --replace.", "Tick Verify."),
-    ("--resume", "Resume"),
-    ("--overwrite", "Overwrite"),
-    ("--no-verify", "unticking Verify"),
-)
-
 
 def gui_words(message: str) -> str:
-    """Say what to tick or choose in the dock where the core's message names command-line flags."""
-    for flag, words in _GUI_WORDS:
-        message = message.replace(flag, words)
-    return message
+    """Say what to tick or choose in the dock where the core's message names command-line flags.
+
+    The same as :func:`~napari_zarr_explorer._qt._common.dock_words`, which every dock uses.
+    """
+    return dock_words(message)
 
 
 def dock_error(exc: BaseException | str) -> str:
     """Return the message the dock shows for *exc*: in the dock's words, capitalised."""
-    return error_text(gui_words(exc if isinstance(exc, str) else error_message(exc)))
+    return error_text(exc)
 
 
 class RecompressWidget(QWidget):

@@ -27,16 +27,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["SaveWidget"]
 
-# The writer's hints name its keyword and its command-line flag; the dock names its check box.
-_DOCK_WORDS = (("overwrite it (overwrite=True, --overwrite)", "tick Overwrite"),)
-
 
 def dock_error(exc: BaseException) -> str:
-    """Return the message the dock shows for *exc*: in the dock's words, capitalised."""
-    text = error_text(exc)
-    for words, ours in _DOCK_WORDS:
-        text = text.replace(words, ours)
-    return text
+    """Return the message the dock shows for *exc*: in the dock's words, capitalised.
+
+    The writer's hints name its keyword and its command-line flag; the dock names its check
+    box (see :func:`~napari_zarr_explorer._qt._common.dock_words`).
+    """
+    return error_text(exc)
 
 
 class _DockSaveForm(SaveForm):
