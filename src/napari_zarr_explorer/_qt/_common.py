@@ -153,7 +153,7 @@ _DOCK_WORDS: tuple[tuple[str, str], ...] = (
         "raise the limit with NZE_REMOTE_TIMEOUT, or with the option 'explorer_timeout' "
         + _OPTIONS_HOW
         + ".",
-        "to wait longer, start napari with NZE_REMOTE_TIMEOUT set to more seconds (10 by default).",
+        "to wait longer, start napari with NZE_REMOTE_TIMEOUT set to more seconds.",
     ),
     ("Check the URL and the storage options.", "Check the URL."),
     # recompression (Recompress dock)
