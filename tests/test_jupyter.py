@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from napari_zarr_explorer import testing
+from napari_zarr_explorer._html import human_bytes
 
 
 @pytest.fixture
@@ -53,13 +58,12 @@ def test_explore_tree_panels_chunk_map_and_recompress(image: Path, tmp_path: Pat
     w.tree.value = "1"
     assert w.recompress_form.output.value == str(out)
     report = w.estimate()
-    assert report is not None and report.candidates
-    assert "zstd" in w.estimate_view.value
+    assert report is not None and report is w.estimate_report
+    assert [a.path for a in report.arrays] == [""] and report.compressors[0] == "zstd:3"
+    assert [r[0] for r in _Tables(w.estimate_view.value).rows] == ["array", "1", "total"]
     report = w.run(wait=True)
     assert report is not None and report.ok
     assert w.progress.value == w.progress.max > 0
-    import html
-
     assert html.unescape(w.progress_label.value) == f"<small>{report.done_line()}.</small>"
     assert "?" not in report.done_line()
     # an output inside the source is refused, with the reason shown
@@ -67,6 +71,117 @@ def test_explore_tree_panels_chunk_map_and_recompress(image: Path, tmp_path: Pat
     assert w.run(wait=True) is None
     assert "inside the source store" in w.progress_label.value
     assert not (image / "inside.zarr").exists()
+
+
+class _Tables(HTMLParser):
+    """The cells of every table row of an HTML text, as the browser shows them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _text(markup: str) -> str:
+    """The text of an HTML fragment as the browser shows it (tags dropped, entities read)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def test_the_estimate_covers_every_level_of_an_image(image: Path) -> None:
+    """Estimate on an image estimates the whole run: each level a row, and their total."""
+    import napari_zarr_explorer as nze
+    from napari_zarr_explorer.estimate import RunEstimate
+
+    w = nze.explore(str(image))
+    assert w.selected_path == ""  # the image
+    w.recompress_form.estimate_button.native.click()
+    run = w.estimate_report
+    assert isinstance(run, RunEstimate), w.estimate_view.value
+    assert [a.path for a in run.arrays] == ["0", "1"]
+    rows = _Tables(w.estimate_view.value).rows
+    assert rows[0][:2] == ["array", "now"] and rows[0][2:] == list(run.compressors)
+    body = {row[0]: row for row in rows[1:]}
+    for a in run.arrays:
+        assert body[a.path][1] == human_bytes(a.bytes_now)
+        assert body[a.path][2] == human_bytes(run.projected_of(a, 0))
+    total = run.projected(0)
+    assert total == sum(run.projected_of(a, 0) or 0 for a in run.arrays) > 0
+    assert run.bytes_now == sum(a.bytes_now or 0 for a in run.arrays)
+    assert body["total"][1] == human_bytes(run.bytes_now)
+    assert body["total"][2] == f"{human_bytes(total)} ({total / run.bytes_now:.0%} of now)"
+    # warned exactly when the chosen encoding's total is larger than now
+    assert ("larger than the source" in w.estimate_view.value) == (total > run.bytes_now)
+
+
+def test_an_estimate_that_grows_the_data_warns(tmp_path: Path) -> None:
+    """The chosen encoding projected larger than the source: the dock's warning, visible."""
+    import napari_zarr_explorer as nze
+    from napari_zarr_explorer.estimate import growth_warning
+
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))  # compresses well: stored small
+    src = testing.write_array(tmp_path / "smooth.zarr", smooth, chunks=(32, 32))
+    w = nze.explore(str(src))
+    w.recompress_form.compressor.value = "none"  # stored raw: larger than now
+    w.recompress_form.estimate_button.native.click()
+    run = w.estimate_report
+    now, after = run.bytes_now, run.projected(0)
+    larger = round(100 * (after - now) / now)
+    assert run.compressors[0] == "none" and larger > 15
+    shown = _text(w.estimate_view.value)
+    warning = growth_warning(run, 0, pick="a column of the table with a smaller total")
+    assert warning is not None and warning in shown, shown
+    assert warning.startswith(
+        f"Warning: the estimate predicts the output will be {larger}% larger than the source "
+        f"({human_bytes(now)} -> {human_bytes(after)} with none): choose a stronger codec"
+    )
+    assert "keep the source" in warning
+    # a stronger choice estimated again: no warning
+    w.recompress_form.compressor.value = "zstd"
+    w.recompress_form.estimate_button.native.click()
+    assert w.estimate_report.compressors[0] == "zstd:3"
+    assert "Warning" not in w.estimate_view.value
+
+
+def test_a_run_estimate_shows_names_escaped_and_no_password(tmp_path: Path) -> None:
+    """RunEstimate renders itself in Jupyter: names are text, a URL's password is not shown."""
+    from dataclasses import replace
+
+    from napari_zarr_explorer.errors import shown_url
+    from napari_zarr_explorer.estimate import estimate_run
+
+    store = tmp_path / "group.zarr"
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    testing.write_array(store, data, chunks=(32, 32), name="<b>bold")
+    testing.write_array(store, data[:32], chunks=(32, 32), name="plain")
+    candidates = [{"compressor": "zstd:3"}, {"compressor": "none"}]
+    run = estimate_run(str(store), "", str(store), candidates, {"compressor": "zstd:3"}, 4)
+    assert sorted(a.path for a in run.arrays) == ["<b>bold", "plain"]
+    url = "https://user:secret@example.org/data/group.zarr"
+    markup = replace(run, source=url)._repr_html_()
+    assert "<b>bold" not in markup and "&lt;b&gt;bold" in markup
+    assert "secret" not in markup and html.escape(shown_url(url)) in markup
+    rows = _Tables(markup).rows
+    assert [r[0] for r in rows[1:]] == ["<b>bold", "plain", "total"]
+    # the best total is the one highlighted
+    assert run.best == 0
+    best = human_bytes(run.projected(0))
+    assert re.search(rf"<td[^>]*><b[^>]*>{re.escape(best)}", markup), markup
 
 
 def test_explore_failures_say_why(tmp_path: Path) -> None:
@@ -119,8 +234,6 @@ def test_explore_a_store_whose_root_cannot_be_read_says_why(tmp_path: Path) -> N
 
 def test_explore_failures_name_what_went_wrong(image: Path, tmp_path: Path) -> None:
     """A failed run says what went wrong and where, in the words the command line uses."""
-    import html
-
     import napari_zarr_explorer as nze
 
     blocker = tmp_path / "a-file"

@@ -25,7 +25,11 @@ def test_notebook_runs(kernel_name, tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     html = [o for o in outputs if "text/html" in o.get("data", {})]
-    assert len(html) >= 4  # inspect, chunk_map, validate, estimate render as HTML
+    assert len(html) >= 5  # inspect, chunk_map, validate, estimate, the run's estimate
     assert any("xarray" in o["data"]["text/html"] for o in html)  # the DataTree's own repr
+    # the explorer's estimate is of the whole run: every level and the labels, and a total
+    run = next(o["data"]["text/html"] for o in html if "the run writes" in o["data"]["text/html"])
+    assert all(f"<td>{name}</td>" in run for name in ("0", "1", "2", "labels/cells/0", "total"))
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "True" in text  # verified chunk map
+    assert "arrays, now" in text and "smallest:" in text

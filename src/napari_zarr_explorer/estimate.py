@@ -31,6 +31,7 @@ __all__ = [
     "RunEstimate",
     "estimate",
     "estimate_run",
+    "growth_warning",
     "parse_shape",
 ]
 
@@ -798,6 +799,94 @@ class RunEstimate:
         ]
         return min(known)[1] if known else None
 
+    def _repr_html_(self) -> str:
+        """Show the run in Jupyter: arrays by candidates, the totals, what was not sampled.
+
+        Each array is a row with its size now and its projected size per candidate; the total
+        row gives each candidate's share of the size now, the smallest total highlighted.
+        Below: the sample, the arrays not sampled, why a candidate cannot encode some array,
+        the arrays' warnings, and the warning of :func:`growth_warning` for the chosen
+        candidate (the first). Names and messages are escaped; a URL shows no password.
+        """
+        from napari_zarr_explorer import _html
+        from napari_zarr_explorer.errors import redact_urls, shown_url
+
+        esc = _html.esc
+        human = _html.human_bytes
+        now = self.bytes_now
+        count = len(self.arrays) + self.unsampled
+        head = (
+            f"<div><b>{esc(shown_url(self.source))}</b>: the run writes "
+            f"{_html.plural(count, 'array')}; now {human(now)} stored"
+            f" (logical {human(self.nbytes)})</div>"
+        )
+        indices = range(len(self.compressors))
+        rows: list[list[str]] = []
+        for a in self.arrays:
+            cells = []
+            for i in indices:
+                size = self.projected_of(a, i)
+                cells.append(
+                    "<span class='nze-err'>not possible</span>"
+                    if a.report.candidates[i].problems
+                    else esc(human(size))
+                    if size is not None
+                    else "-"
+                )
+            # the node itself (path ""): named by its path in the store
+            rows.append([a.path or a.report.path or "/", human(a.bytes_now), *cells])
+        if self.unsampled:
+            rows.append(
+                [f"{self.unsampled} more, not sampled", human(self.unsampled_now)]
+                + ["-" for _ in indices]
+            )
+        best = self.best
+        totals = []
+        for i in indices:
+            size = self.projected(i)
+            if self.problems(i):
+                totals.append("<span class='nze-err'>not possible</span>")
+                continue
+            text = human(size) if size is not None else "-"
+            if size is not None and now:
+                text += f" ({size / now:.0%} of now)"
+            totals.append(
+                f"<b style='color:#1b7f1b'>{esc(text)}</b>" if i == best else f"<b>{esc(text)}</b>"
+            )
+        rows.append(["total", human(now), *totals])
+        table = _html.table(
+            ["array", "now", *self.compressors],
+            rows,
+            raw_columns=range(2, 2 + len(self.compressors)),
+        )
+        notes = []
+        if self.arrays:
+            first = self.arrays[0].report
+            notes.append(
+                f"Sampled up to {_html.plural(first.sample, 'chunk')} per array"
+                f" (seed {first.seed}); nothing was written."
+            )
+        if self.unsampled:
+            notes.append(
+                f"{_html.plural(self.unsampled, 'array')} not sampled: projected at the ratio "
+                "of the others."
+            )
+        lines = [f"<div>{esc(n)}</div>" for n in notes]
+        for i, name in enumerate(self.compressors):
+            lines.extend(
+                f"<div class='nze-err'>{esc(name)}: {esc(redact_urls(p))}</div>"
+                for p in self.problems(i)
+            )
+        seen: dict[str, None] = {}
+        for a in self.arrays:
+            for w in a.report.warnings:
+                seen.setdefault(w)
+        lines.extend(f"<div class='nze-warn'>warning: {esc(redact_urls(w))}</div>" for w in seen)
+        warning = growth_warning(self, 0, pick="a column of the table with a smaller total")
+        if warning:
+            lines.append(f"<div class='nze-warn' style='font-weight:bold'>{esc(warning)}</div>")
+        return head + table + "".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (see ``docs/cli-json.md``): the totals, then each array's estimate."""
         from napari_zarr_explorer.errors import shown_url
@@ -825,6 +914,41 @@ class RunEstimate:
                 ],
             }
         )
+
+
+def growth_warning(
+    run: RunEstimate, index: int = 0, *, pick: str = "a smaller row of the table"
+) -> str | None:
+    """Return the warning to show when candidate *index* is projected to write more than now.
+
+    Parameters
+    ----------
+    run
+        The estimate of the run.
+    index
+        The candidate (0: the chosen one).
+    pick
+        Where the view shows the encodings to choose from instead (the Recompress dock's
+        table has one row per encoding, the notebook's one column).
+
+    Returns
+    -------
+    str or None
+        ``"Warning: the estimate predicts the output will be 12% larger than the source
+        (1.0 MiB -> 1.1 MiB with none): choose a stronger codec (...) or keep the source."``;
+        None when it is projected no larger (or either size is unknown).
+    """
+    from napari_zarr_explorer._html import human_bytes
+
+    now, projected = run.bytes_now, run.projected(index)
+    if not now or projected is None or projected <= now:
+        return None
+    larger = max(1, round(100 * (projected - now) / now))
+    return (
+        f"Warning: the estimate predicts the output will be {larger}% larger than the source "
+        f"({human_bytes(now)} -> {human_bytes(projected)} with {run.compressors[index]}): "
+        f"choose a stronger codec ({pick}) or keep the source."
+    )
 
 
 def estimate_run(

@@ -398,28 +398,46 @@ class NotebookExplorer:
             self.progress_label.value = f"<small>{_esc(phase)}: {done}/{total}</small>"
 
     def estimate(self) -> Any:
-        """Estimate the chosen encoding and others on sampled chunks of the selected node."""
-        from napari_zarr_explorer.estimate import estimate
+        """Estimate the chosen encoding and others on sampled chunks of the whole run.
+
+        Every array a recompression of the selected node writes (each level of an image, its
+        labels; up to :data:`~napari_zarr_explorer.estimate.ESTIMATE_ARRAYS`) is sampled at
+        the chunks and shards the run gives it, as the Recompress dock does. The view shows
+        the :class:`~napari_zarr_explorer.estimate.RunEstimate` (kept in
+        :attr:`estimate_report`), with a warning when the chosen encoding is projected to
+        write more than the source stores now.
+
+        Returns
+        -------
+        RunEstimate or None
+            None when there is no store, or the estimate failed (the view says why).
+        """
+        from napari_zarr_explorer.estimate import estimate_run
 
         if self.url is None:
             return None
         try:
             candidates = self.recompress_form.candidates()
-            path = self.selected_path or ""
-            target = self._levels(self.nodes[path])[:1] or [path]
-            report = estimate(
+            plan_kwargs = {
+                k: v
+                for k, v in self.recompress_form.run_kwargs().items()
+                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
+            }
+            run = estimate_run(
                 self.url,
-                target[0],
+                self.selected_path or "",
+                self._source(),
                 candidates,
-                sample=int(self.recompress_form.sample.value),
+                plan_kwargs,
+                int(self.recompress_form.sample.value),
                 storage_options=self.storage_options,
             )
         except Exception as exc:
             self.estimate_view.value = _error_html(exc)
             return None
-        self.estimate_report = report
-        self.estimate_view.value = report._repr_html_()
-        return report
+        self.estimate_report = run
+        self.estimate_view.value = run._repr_html_()
+        return run
 
     def run(self, *, wait: bool = False) -> Any:
         """Recompress the selected node into the form's Output, in a thread with progress.

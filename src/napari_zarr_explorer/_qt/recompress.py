@@ -47,6 +47,7 @@ from napari_zarr_explorer._qt._common import (
 from napari_zarr_explorer._qt._icons import icon
 from napari_zarr_explorer._qt._provenance import is_overlay, provenance_of
 from napari_zarr_explorer.errors import redact_urls, shown_url
+from napari_zarr_explorer.estimate import growth_warning
 from napari_zarr_explorer.forms import COMPRESSORS, RecompressForm, shape_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -682,22 +683,6 @@ def estimate_summary(run: RunEstimate) -> str:
         size = run.projected(best) or 0
         text += f" Smallest: {run.compressors[best]}, {format_bytes(size)}."
     return text
-
-
-def growth_warning(run: RunEstimate, index: int = 0) -> str | None:
-    """Return the warning to show when candidate *index* is projected to write more than now.
-
-    None when it is projected smaller (or either size is unknown).
-    """
-    now, projected = run.bytes_now, run.projected(index)
-    if not now or projected is None or projected <= now:
-        return None
-    larger = max(1, round(100 * (projected - now) / now))
-    return (
-        f"Warning: the estimate predicts the output will be {larger}% larger than the source "
-        f"({format_bytes(now)} -> {format_bytes(projected)} with {run.compressors[index]}): "
-        "choose a stronger codec (a smaller row of the table) or keep the source."
-    )
 
 
 def output_state(destination: str) -> str:
