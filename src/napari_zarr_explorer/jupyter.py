@@ -136,6 +136,10 @@ class NotebookExplorer:
         The chunk map picture and its legend.
     progress
         The progress bar of estimates and runs.
+    estimate_report
+        The last estimate (a :class:`~napari_zarr_explorer.estimate.RunEstimate`), or None.
+    recompress_report
+        The report of the last run, or None.
     """
 
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
