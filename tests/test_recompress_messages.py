@@ -140,3 +140,52 @@ def test_a_failure_in_a_group_names_the_array_and_shards(tmp_path: Path) -> None
         f"Recompressing {src} failed at {src}/labels/0 [0:4, 0:16, 0:16] (shards 1-2 of 2): "
         "the source chunk labels/0/3.0.0 cannot be decoded"
     ), message
+
+
+def _lines(report: Any) -> tuple[str, str]:
+    """The report's "written" and "verified" lines, as printed."""
+    text = str(report).splitlines()
+    written = next(line for line in text if line.rstrip().endswith("written") or "written," in line)
+    verified = next(line for line in text if line.strip().startswith("verified"))
+    return written.strip(), verified.strip()
+
+
+def test_the_report_says_which_verified_objects_hold_only_the_fill_value(tmp_path: Path) -> None:
+    """Objects holding only the fill value are verified (nothing stored for them) but not
+    written: the report says so, so that more objects verified than written adds up."""
+    import html
+    import re
+
+    import numpy as np
+
+    data = np.zeros((4, 32, 32), dtype="uint16")  # plane 0: only the fill value
+    data[1, :16, :16] = 5  # plane 1: one inner chunk of four holds data
+    data[2:] = np.arange(32 * 32, dtype="uint16").reshape(32, 32)
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 16))
+    report = recompress(src, tmp_path / "dst.zarr", chunks=(1, 16, 16), shards=(1, 32, 32))
+    assert report.ok, str(report)
+    # one shard a plane: plane 0's holds only the fill value, so it is not stored
+    assert not (tmp_path / "dst.zarr" / "c" / "0").exists()
+    assert (report.objects_written, report.objects_empty, report.objects_verified) == (3, 1, 4)
+    assert (report.chunks_written, report.chunks_verified) == (9, 9)
+    written, verified = _lines(report)
+    assert written.endswith("3 objects (9 chunks) written"), written
+    assert verified == (
+        "verified 4 objects (3 read back, 1 only the fill value: not stored) / 9 chunks, "
+        "0 mismatches"
+    )
+    shown = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", report._repr_html_())).split())
+    assert written in shown and verified in shown, shown
+    doc = report.to_dict()
+    assert doc["objects_empty"] == 1 and doc["objects_verified"] == 4
+    assert doc["objects_written"] == 3  # the keys it had keep their meaning
+    assert [a["objects_empty"] for a in doc["arrays"]] == [1]
+
+    # unverified: nothing verified, and the line claims nothing about those objects
+    quick = recompress(
+        src, tmp_path / "quick.zarr", chunks=(1, 16, 16), shards=(1, 32, 32), verify=False
+    )
+    assert quick.objects_empty == 1 and quick.objects_verified == 0
+    written, verified = _lines(quick)
+    assert written.endswith("3 objects (9 chunks) written, 1 only the fill value: not stored")
+    assert verified == "verified 0 objects / 0 chunks, 0 mismatches"

@@ -134,7 +134,9 @@ class RecompressReport:
     objects_written, chunks_written
         Objects (shards, or chunks when unsharded) and chunks (inner chunks of shards) written.
     objects_verified, chunks_verified
-        Objects and chunks read back and compared with the source.
+        Objects and chunks verified: the objects read back and compared with the source (on
+        resume also those of the tasks already done), and the objects holding only the fill
+        value (:attr:`objects_empty`), which are not stored; the chunks read back.
     verified
         True when every output object was read back and matched the source.
     mismatches
@@ -234,6 +236,56 @@ class RecompressReport:
         return "files"
 
     @property
+    def objects_empty(self) -> int:
+        """Objects holding only the fill value: not written (nor kept from an earlier run).
+
+        With verification they count among :attr:`objects_verified` (nothing is stored for
+        them), so more objects are verified than written.
+        """
+        return sum(a.objects_empty for a in self.arrays)
+
+    def _empty_verified(self) -> bool:
+        """Tell whether :attr:`objects_verified` counts the :attr:`objects_empty` objects.
+
+        They are counted when the tasks that wrote were verified: in a run with no task already
+        done, exactly when every object written or empty was verified; on resume, when the run
+        verified (tasks already done are checked again whatever ``verify`` says).
+        """
+        if not self.objects_empty:
+            return False
+        if self.objects_verified < self.objects_written + self.objects_empty:
+            return False
+        return self.tasks_skipped == 0 or self.verified
+
+    def _written_line(self) -> str:
+        """``3 arrays, 1 group, 372 objects (735 chunks) written``, and what else it says."""
+        text = (
+            f"{_count(self.arrays_written, 'array')}, {_count(len(self.groups), 'group')}, "
+            f"{_count(self.objects_written, 'object')} "
+            f"({_count(self.chunks_written, 'chunk')}) written"
+        )
+        if self.objects_empty and not self._empty_verified():
+            text += f", {self.objects_empty} only the fill value: not stored"
+        if self.resumed:
+            text += f", {_count(self.tasks_skipped, 'task')} already done"
+        return text
+
+    def _verified_line(self) -> str:
+        """Say what was verified: ``verified 384 objects (372 read back, 12 only ...) / ...``.
+
+        The objects holding only the fill value are verified without a read (nothing is stored
+        for them): the line says how many, so that more verified than written adds up.
+        """
+        objects = _count(self.objects_verified, "object")
+        if self._empty_verified():
+            read = self.objects_verified - self.objects_empty
+            objects += f" ({read} read back, {self.objects_empty} only the fill value: not stored)"
+        return (
+            f"verified {objects} / {_count(self.chunks_verified, 'chunk')}, "
+            f"{_count(len(self.mismatches), 'mismatch')}"
+        )
+
+    @property
     def arrays_written(self) -> int:
         """Number of arrays written."""
         return len(self.arrays)
@@ -273,6 +325,7 @@ class RecompressReport:
             "chunks_written": self.chunks_written,
             "objects_verified": self.objects_verified,
             "chunks_verified": self.chunks_verified,
+            "objects_empty": self.objects_empty,
             "verified": self.verified,
             "mismatches": list(self.mismatches),
             "complete": self.complete,
@@ -369,13 +422,9 @@ class RecompressReport:
         lines = [
             f"{self.action} {self.source} -> {self.destination}: {self._status()}",
             f"  compressor {self.compressor}, Zarr v{self.zarr_format}, scheduler {self.scheduler}",
-            f"  {_count(self.arrays_written, 'array')}, {_count(len(self.groups), 'group')}, "
-            f"{_count(self.objects_written, 'object')} "
-            f"({_count(self.chunks_written, 'chunk')}) written"
-            + (f", {_count(self.tasks_skipped, 'task')} already done" if self.resumed else ""),
+            f"  {self._written_line()}",
             f"  {self._stored()}",
-            f"  verified {_count(self.objects_verified, 'object')} / "
-            f"{_count(self.chunks_verified, 'chunk')}, {_count(len(self.mismatches), 'mismatch')}",
+            f"  {self._verified_line()}",
             f"  took {self.duration:.1f} s",
         ]
         if self.max_error is not None:
@@ -399,7 +448,7 @@ class RecompressReport:
             f"<tr><td><code>{e(a.path or '/')}</code></td><td>{e(str(a.shape))}</td>"
             f"<td>{e(a.dtype)}</td><td>{e(str(a.chunks))}</td><td>{e(str(a.shards))}</td>"
             f"<td>{e(_before_cell(a, has_source))}</td><td>{human_bytes(a.bytes_after)}</td>"
-            f"<td>{a.objects_written}</td><td>{a.chunks_verified}</td>"
+            f"<td>{a.objects_written}</td><td>{a.objects_empty}</td><td>{a.chunks_verified}</td>"
             f"<td>{len(a.mismatches)}</td></tr>"
             for a in self.arrays
         )
@@ -416,8 +465,10 @@ class RecompressReport:
             f"<b style='color:{colour}'>{e(self._status())}</b></p>"
             f"<p>{e(self.compressor)}, Zarr v{self.zarr_format}; "
             f"{e(self._stored()).replace('-&gt;', '&rarr;')}; {self.duration:.1f} s</p>"
+            f"<p>{e(self._written_line())}; {e(self._verified_line())}</p>"
             "<table><tr><th>array</th><th>shape</th><th>dtype</th><th>chunks</th>"
-            "<th>shards</th><th>before</th><th>after</th><th>objects</th>"
+            "<th>shards</th><th>before</th><th>after</th><th>objects written</th>"
+            "<th>only the fill value (not stored)</th>"
             f"<th>chunks verified</th><th>mismatches</th></tr>{rows}</table>{extra}</div>"
         )
 
