@@ -184,6 +184,34 @@ def test_a_run_estimate_shows_names_escaped_and_no_password(tmp_path: Path) -> N
     assert re.search(rf"<td[^>]*><b[^>]*>{re.escape(best)}", markup), markup
 
 
+def test_the_estimate_of_a_store_behind_a_password_shows_no_password(
+    image: Path, http_server
+) -> None:
+    """A store read with ``user:password@``: the notebook's estimate names it without the
+    password, while reading it with the password."""
+    import base64
+    import shutil
+
+    import napari_zarr_explorer as nze
+    from napari_zarr_explorer.errors import shown_url
+
+    secret = "s3cr3t-pass"
+    shutil.copytree(image / "0", http_server.root / "a.zarr")  # level 0 alone, as an array
+    http_server.require_header(
+        "Authorization", "Basic " + base64.b64encode(f"ann:{secret}".encode()).decode()
+    )
+    url = http_server.url.replace("://", f"://ann:{secret}@", 1) + "/a.zarr"
+    w = nze.explore(url, storage_options={"explorer_retries": 1, "explorer_backoff": 0.01})
+    assert w.error is None, w.error
+    w.recompress_form.sample.value = 2
+    run = w.estimate()
+    assert run is not None, w.estimate_view.value
+    assert run.projected(0)  # sampled through the password
+    shown = w.estimate_view.value
+    assert secret not in shown and secret not in run._repr_html_()
+    assert html.escape(shown_url(url)) in shown
+
+
 def test_explore_failures_say_why(tmp_path: Path) -> None:
     import napari_zarr_explorer as nze
 
