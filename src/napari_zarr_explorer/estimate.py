@@ -799,6 +799,20 @@ class RunEstimate:
         ]
         return min(known)[1] if known else None
 
+    def total_text(self, index: int) -> str | None:
+        """Return candidate *index*'s projected total as the tables show it, None when not possible.
+
+        ``"696.3 KiB (78% of now)"``; ``"-"`` when it could not be projected.
+        """
+        from napari_zarr_explorer._html import human_bytes
+
+        if self.problems(index):
+            return None
+        size, now = self.projected(index), self.bytes_now
+        if size is None:
+            return "-"
+        return human_bytes(size) + (f" ({size / now:.0%} of now)" if now else "")
+
     def _repr_html_(self) -> str:
         """Show the run in Jupyter: arrays by candidates, the totals, what was not sampled.
 
@@ -843,13 +857,10 @@ class RunEstimate:
         best = self.best
         totals = []
         for i in indices:
-            size = self.projected(i)
-            if self.problems(i):
+            text = self.total_text(i)
+            if text is None:
                 totals.append("<span class='nze-err'>not possible</span>")
                 continue
-            text = human(size) if size is not None else "-"
-            if size is not None and now:
-                text += f" ({size / now:.0%} of now)"
             totals.append(
                 f"<b style='color:#1b7f1b'>{esc(text)}</b>" if i == best else f"<b>{esc(text)}</b>"
             )

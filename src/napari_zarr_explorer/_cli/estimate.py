@@ -230,13 +230,10 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
     best = run.best
     totals = []
     for i in range(len(run.compressors)):
-        size = run.projected(i)
-        if run.problems(i):
+        text = run.total_text(i)
+        if text is None:
             totals.append("[red]not possible[/]")
             continue
-        text = human_bytes(size) if size is not None else "-"
-        if size is not None and now:
-            text += f" ({size / now:.0%})"
         totals.append(f"[bold green]{text}[/]" if i == best else text)
     table.add_row("[bold]total[/]", human_bytes(now), *totals, end_section=True)
     out_console.print(table)
