@@ -289,3 +289,29 @@ def test_an_s3_url_with_a_presigned_query_string_names_no_signature(
     message = error_message(info.value)
     assert "Access denied" in message and "X-Amz-Signature=***" in message
     assert SECRET not in message
+
+
+def test_a_password_with_a_quote_is_hidden_in_any_text():
+    """A quote is allowed in a password: the URL in a text runs to its last '@' all the same."""
+    for password in ("pa'ss", 'pa"ss'):
+        url = f"https://ann:{password}@example.org/a.zarr"
+        assert shown_url(url) == "https://ann:***@example.org/a.zarr"
+        for text in (f"{url}: HTTP 404", f"reading {url} failed", f"'{url}' is not a store"):
+            out = redact_urls(text)
+            assert password not in out and "ann:***@example.org/a.zarr" in out, out
+            assert password not in str(ExplorerError(text))
+
+
+def test_a_password_with_unencoded_url_characters_is_hidden():
+    """A password holding '/', '?' or '#' unencoded cannot connect, but is never echoed."""
+    for password in ("pa/ss", "pa?ss", "pa#ss"):
+        url = f"https://ann:{password}@example.org/a.zarr"
+        assert shown_url(url) == "https://ann:***@example.org/a.zarr", shown_url(url)
+        assert password not in redact_urls(f"reading {url} failed")
+    # what only looks like it keeps its place: a port, an '@' in a path or a query
+    for url in (
+        "https://host:8080/path@x/y",
+        "s3://bucket/user@example.com/d.zarr",
+        "http://h/a.zarr?email=a@b.org",
+    ):
+        assert shown_url(url) == url and redact_urls(f"see {url}.") == f"see {url}."

@@ -88,10 +88,14 @@ _SECRET_PARAMS = frozenset(
         "client_secret",
     }
 )
+#: The user information of a URL whose password holds "/", "?" or "#" unencoded (a parser
+#: ends the authority there): ``user:`` then a password that is not a port, up to an "@".
+_MISPLACED_PASSWORD = re.compile(r"[^/?#@\s:]*:(?![0-9]*(?:[/?#@]|$))[^@\s]*@")
 #: Parts of parameter names that mark a secret whatever the rest (``X-Custom-Token``).
 _SECRET_PARTS = ("signature", "token", "secret", "password", "credential")
-#: A URL within a text: a scheme, ``://`` and everything up to a space or a quote.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+#: A URL within a text: a scheme, ``://``, its user information up to the last ``@`` (a
+#: password may hold a quote), then everything up to a space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s@<>`]*@)?[^\s'\"<>`]+")
 
 
 def _secret_param(name: str) -> bool:
@@ -148,10 +152,18 @@ def shown_url(url: str) -> str:
         i = rest.find(ch)
         if i != -1:
             end = min(end, i)
+    misplaced = _MISPLACED_PASSWORD.match(rest) if "@" not in rest[:end] else None
+    if misplaced:  # "user:pa/ss@host": a password a URL parser would split; hidden all the same
+        end = misplaced.end() - 1
     authority, tail = rest[:end], rest[end:]
     userinfo, at, hostport = authority.rpartition("@")
     if at and userinfo:
         authority = f"{shown_userinfo(userinfo)}@{hostport}"
+    elif misplaced:
+        tail = tail[1:]  # the "@" that ended the password
+        authority = f"{shown_userinfo(authority)}@"
+        end = tail.find("/") if "/" in tail else len(tail)
+        authority, tail = authority + tail[:end], tail[end:]
     path, q, query = tail.partition("?")
     if q:
         query, h, fragment = query.partition("#")

@@ -227,3 +227,27 @@ def test_a_url_that_failed_to_open_stays_in_the_box_as_typed(
     assert explorer.recent_stores() == [shown]
     assert not [t for t in _dock_texts(explorer) if SECRET in t]
     assert not [m for m in notifications if SECRET in m]
+
+
+def test_dock_words_leave_paths_alone_and_read_as_sentences():
+    from napari_zarr_explorer._qt._common import dock_words
+
+    # a flag's name inside a path is part of the path
+    for path in ("/data/scan--overwrite/a.zarr", "exp1--resume.zarr", "/d/--no-verify.zarr"):
+        assert dock_words(f"{path}: cannot be read.") == f"{path}: cannot be read."
+    assert dock_words("Run again with --resume.") == "Run again with Resume."
+    assert dock_words(
+        "x: an incomplete output; do not trust its contents. Finish it with "
+        "`napari-zarr-explorer recompress ... --resume` or delete it."
+    ).endswith("Finish it in Recompress with Resume ticked, or delete it.")
+    damaged = "The source is damaged there; `napari-zarr-explorer chunks --verify` lists every"
+    assert dock_words(f"{damaged} damaged chunk.") == (
+        "The source is damaged there; the Chunk map with Verify ticked shows every damaged chunk."
+    )
+    for hint in (
+        "`napari-zarr-explorer inspect` shows its totals; map a smaller multiscale level "
+        "(--level) instead.",
+        "The listing-based map (without --verify) still works.",
+        "Fix the dataset path in the metadata, or give the array with --array.",
+    ):
+        assert "--" not in dock_words(hint) and "napari-zarr-explorer" not in dock_words(hint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -158,6 +159,10 @@ _DOCK_WORDS: tuple[tuple[str, str], ...] = (
     ("Check the URL and the storage options.", "Check the URL."),
     # recompression (Recompress dock)
     ("CANCELLED (continue with resume)", "CANCELLED (tick Resume and run again to continue)"),
+    (
+        "Finish it with `napari-zarr-explorer recompress ... --resume` or delete it.",
+        "Finish it in Recompress with Resume ticked, or delete it.",
+    ),
     ("`napari-zarr-explorer recompress ... --resume`", "Recompress with Resume ticked"),
     (
         "Write to a separate folder; use --replace to swap it in afterwards.",
@@ -184,20 +189,44 @@ _DOCK_WORDS: tuple[tuple[str, str], ...] = (
     ("Drop --shards or write Zarr v3 (--zarr-format 3).", "Empty Shards, or choose Zarr v3."),
     ("Write Zarr v3 (--zarr-format 3).", "Choose Zarr v3 in Format."),
     (
+        "there; `napari-zarr-explorer chunks --verify` lists every damaged",
+        "there; the Chunk map with Verify ticked shows every damaged",
+    ),
+    (
         "`napari-zarr-explorer chunks --verify` lists every damaged",
         "The Chunk map with Verify ticked shows every damaged",
+    ),
+    # chunk maps (Chunk map dock)
+    (
+        "`napari-zarr-explorer inspect` shows its totals; map a smaller multiscale level "
+        "(--level) instead.",
+        "The Explorer shows its totals; choose a smaller multiscale level in Level instead.",
+    ),
+    (
+        "The listing-based map (without --verify) still works.",
+        "The map without Verify still works.",
+    ),
+    (
+        "Fix the dataset path in the metadata, or give the array with --array.",
+        "Fix the dataset path in the metadata, or select the array itself in the Explorer.",
     ),
     ("or --shuffle none", "or choose no shuffle"),
     ("Give --sample 1 or more.", "Set Sample to 1 or more."),
     ("Drop --no-verify to use --replace.", "Tick Verify."),
     # saving (the writer's hints name its keyword and its flag; Save dock)
     ("overwrite it (overwrite=True, --overwrite)", "tick Overwrite"),
-    # flags alone
-    ("--resume", "Resume"),
-    ("--overwrite", "Overwrite"),
-    ("--no-verify", "unticking Verify"),
     # what is left of a remote hint not known above
     (_OPTIONS_HOW, "from the command line or Python (not from napari)"),
+)
+#: Flags left alone in a sentence, replaced only where they stand as words (never inside a
+#: path such as ``scan--resume.zarr``).
+_FLAG_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(rf"(?<![\w./-]){re.escape(flag)}(?![\w-])"), words)
+    for flag, words in (
+        ("--resume", "Resume"),
+        ("--overwrite", "Overwrite"),
+        ("--no-verify", "unticking Verify"),
+    )
 )
 
 
@@ -211,6 +240,8 @@ def dock_words(message: str) -> str:
     """
     for words, ours in _DOCK_WORDS:
         message = message.replace(words, ours)
+    for flag, ours in _FLAG_WORDS:
+        message = flag.sub(ours, message)
     return message
 
 
