@@ -418,3 +418,15 @@ def test_delta_then_blosc_keeps_blosc_shuffling(tmp_path: Path, zarr_format: int
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         np.testing.assert_array_equal(zarr.open_array(out, mode="r")[...], data)
+
+
+def test_the_v2_codec_of_an_image_codec_pickles() -> None:
+    """Arrays handed to dask.distributed or to processes carry their codec pickled."""
+    import pickle
+
+    from napari_zarr_explorer.codec_spec import parse_compressor
+
+    codec = parse_compressor("png").v2_compressor()
+    again = pickle.loads(pickle.dumps(codec))
+    assert again.get_config() == codec.get_config()
+    assert again.get_config()["id"].endswith("png")

@@ -315,3 +315,9 @@ def test_a_password_with_unencoded_url_characters_is_hidden():
         "http://h/a.zarr?email=a@b.org",
     ):
         assert shown_url(url) == url and redact_urls(f"see {url}.") == f"see {url}."
+
+
+def test_a_store_at_a_root_is_named_by_its_host():
+    assert parse_location("s3://bucket").name == "bucket"
+    assert parse_location(f"https://ann:{SECRET}@example.org:8443").name == "example.org:8443"
+    assert parse_location("https://example.org/a/img.zarr").name == "img.zarr"

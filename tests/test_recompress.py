@@ -1154,3 +1154,32 @@ def test_an_image_over_plain_http_with_a_bare_labels_group_is_copied(
     report = recompress(f"{http_server.url}/img.ome.zarr", tmp_path / "out.zarr")
     assert report.ok, str(report)
     assert sorted(a.path for a in report.arrays) == ["0", "1"]
+
+
+def test_bioformats2raw_over_plain_http_without_a_series_list(
+    tmp_path: Path, http_server: Any
+) -> None:
+    """The layout allows an OME group without "series": the images are found by probing."""
+    src = testing.write_bioformats2raw(Path(http_server.root) / "b2r.zarr", series=2)
+    (src / "OME" / ".zattrs").write_text("{}")  # no "series" list
+    report = recompress(f"{http_server.url}/b2r.zarr", tmp_path / "out.zarr")
+    assert report.ok, str(report)
+    assert {a.path for a in report.arrays} == {"0/0", "0/1", "1/0", "1/1"}
+    assert (tmp_path / "out.zarr" / "OME" / "METADATA.ome.xml").exists()
+
+
+def test_over_plain_http_the_plan_says_only_named_members_are_copied(
+    tmp_path: Path, http_server: Any
+) -> None:
+    from napari_zarr_explorer.recompress import plan_recompress
+
+    src = testing.write_ome_image(
+        Path(http_server.root) / "img.ome.zarr", shape=(32, 32), axes="yx", levels=1
+    )
+    testing.write_array(src, np.zeros((4, 4), "u1"), name="extra")  # named by no metadata
+    plan = plan_recompress(f"{http_server.url}/img.ome.zarr")
+    assert [a.target.path for a in plan.arrays] == ["0"]
+    assert any("only the members its OME-NGFF metadata names" in n for n in plan.notes)
+    local = plan_recompress(src)  # a folder lists: every member, no such note
+    assert sorted(a.target.path for a in local.arrays) == ["0", "extra"]
+    assert not any("cannot list" in n for n in local.notes)

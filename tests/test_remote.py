@@ -778,3 +778,27 @@ def test_wait_idle_after_close_with_nothing_in_flight_returns_at_once(http_serve
     assert client.wait_idle(60.0)
     client.close()
     assert client.wait_idle(0.0)  # no wait at all: nothing is left to wait for
+
+
+def test_a_failed_gcs_token_refresh_is_retried_not_access_denied():
+    """gcsfs words a token refresh that failed for a moment as HTTP 401 caused by RefreshError."""
+    from gcsfs.retry import HttpError
+    from google.auth.exceptions import RefreshError
+
+    from napari_zarr_explorer.store.remote import _classify
+
+    try:
+        try:
+            raise RefreshError("token endpoint unreachable")
+        except RefreshError as cause:
+            raise HttpError({"code": 401, "message": "Invalid Credentials"}) from cause
+    except HttpError as exc:
+        assert _classify(exc)[0] == "transient"
+    assert _classify(HttpError({"code": 401, "message": "Invalid Credentials"}))[0] == "denied"
+
+
+def test_a_broken_pipe_is_not_a_network_problem():
+    from napari_zarr_explorer.errors import error_message
+
+    msg = error_message(BrokenPipeError(32, "Broken pipe"))
+    assert msg == "BrokenPipeError: Broken pipe" and "network" not in msg

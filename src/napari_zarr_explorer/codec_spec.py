@@ -847,8 +847,8 @@ def _image_numcodec(config: dict[str, Any]) -> Any:
     # Zarr v2 metadata holds get_config(): the options set here, not every option this
     # imagecodecs knows (2026.11 lists options, webp "delay", jpeg2k "extrasample"..., that the
     # codecs of imagecodecs 2026.3 refuse, so the array would not open with it).
-    written = dict(config)
-    codec.get_config = lambda: dict(written)
+    # a partial of dict, not a lambda: the codec still pickles (dask.distributed, processes)
+    codec.get_config = functools.partial(dict, dict(config))
     return codec
 
 

@@ -294,7 +294,9 @@ def _message(exc: BaseException) -> str:
             by = f" by {peer}" if peer else ""
             return f"{name}: connection refused{by}. {REFUSED_HINT}"
         text = os_error_text(exc)
-        if isinstance(exc, ConnectionError) or exc.errno in _CONNECTION_ERRNOS:
+        if (
+            isinstance(exc, ConnectionError) and not isinstance(exc, BrokenPipeError)
+        ) or exc.errno in _CONNECTION_ERRNOS:
             at = f" ({peer})" if peer and peer not in text else ""
             return f"{name}: {text.rstrip('.') or 'connection failed'}{at}. {CONNECTION_HINT}"
         return f"{name}: {text}" if text else name

@@ -450,6 +450,8 @@ def make_plan(
                 hint="The copy would be incomplete; fix the path in the metadata first.",
             ) from None
         children.update(named)
+        if "bioformats2raw.layout" in (ome_body(node.attributes) or {}):
+            optional.add(safe_join(path, "OME"))  # its "series" list is optional
         if (ome_body(node.attributes) or {}).get("multiscales"):
             # the format allows an image's "labels" group; its members are named only by its
             # own OME metadata, and one that names none is copied as it is
@@ -508,6 +510,12 @@ def make_plan(
     groups: list[GroupPlan] = []
     arrays: list[ArrayPlan] = []
     notes: list[str] = []
+    if not listable and not cons and any(n.kind == "group" for n in nodes.values()):
+        notes.append(
+            "this server cannot list its files and the source has no consolidated metadata: "
+            "only the members its OME-NGFF metadata names are copied (consolidate the metadata "
+            "to copy any others)"
+        )
     note_paths: dict[str, list[str]] = {}
     for path in sorted(nodes):
         node = nodes[path]

@@ -86,8 +86,9 @@ class Location:
         """Last path component, for display (``image.ome.zarr``)."""
         if self.is_local:
             return PurePosixPath(self.url.rstrip("/")).name or self.url
-        shown = self.shown
-        return PurePosixPath(urlsplit(shown).path.rstrip("/")).name or shown
+        parts = urlsplit(self.shown)
+        # a store at a bucket's or a server's root is named by its host (no user information)
+        return PurePosixPath(parts.path.rstrip("/")).name or parts.netloc.rpartition("@")[2]
 
     def child(self, relpath: str) -> Location:
         """Return the location of *relpath* below this one, refusing paths that escape it."""

@@ -976,6 +976,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
             return "transient", f"connection error ({text})"
     # gcsfs
     code = getattr(exc, "code", None)
+    if name == "HttpError" and code == 401 and type(exc.__cause__).__name__ == "RefreshError":
+        # gcsfs words a failed token refresh (its endpoint unreachable a moment) as a 401
+        return "transient", "the access token could not be refreshed"
     if name == "HttpError" and isinstance(code, int):
         return _status_kind(code) if _status_kind(code) != "missing" else "fatal", f"HTTP {code}"
     # botocore (through s3fs when not translated)
