@@ -341,3 +341,64 @@ def test_estimate_run_totals_every_level_a_recompression_writes(tmp_path) -> Non
     assert run.projected(1) == run.nbytes
     assert run.projected(0) == sum(run.projected_of(a, 0) or 0 for a in run.arrays)
     assert run.compressors == ("zstd:3", "none") and run.best == 0 and run.unsampled == 0
+
+
+def test_an_estimate_of_a_run_that_cannot_be_planned_says_so(tmp_path) -> None:
+    """Zarr v2 with shards: the run refuses, the estimate of the first array says it is alone."""
+    from napari_zarr_explorer.estimate import estimate_run, growth_warning
+
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))
+    src = write_array(tmp_path / "smooth.zarr", smooth, chunks=(32, 32))
+    kwargs = {"compressor": "none", "zarr_format": 2, "shards": (64, 64)}
+    run = estimate_run(str(src), "", str(src), [{"compressor": "none"}], kwargs, sample=4)
+    assert run.plan_error is not None and run.plan_error.startswith("Zarr v2 has no shards")
+    assert run.to_dict()["plan_error"] == run.plan_error
+    said = f"The run as set cannot be planned: {run.plan_error}"
+    warning = growth_warning(run)
+    assert warning is not None and said in warning and "first array only" in warning
+    html = run._repr_html_()
+    assert "The run as set cannot be planned: Zarr v2 has no shards" in html
+    assert "first array only" in html
+    # a run that can be planned has none
+    kwargs = {"compressor": "none", "zarr_format": 3}
+    planned = estimate_run(str(src), "", str(src), [{"compressor": "none"}], kwargs, sample=4)
+    assert planned.plan_error is None and planned.to_dict()["plan_error"] is None
+    assert "cannot be planned" not in planned._repr_html_()
+
+
+def test_sampled_arrays_storing_nothing_still_project_the_arrays_not_sampled(tmp_path) -> None:
+    """A run whose sampled arrays are all empty projects 0 bytes, not an unknown."""
+    import zarr
+
+    from napari_zarr_explorer.estimate import ArrayEstimate, RunEstimate, estimate
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("empty", shape=(64, 64), chunks=(16, 16), dtype="uint16", fill_value=0)
+    report = estimate(str(tmp_path / "g.zarr"), "empty", [{"compressor": "zstd:3"}], sample=4)
+    run = RunEstimate(
+        str(tmp_path / "g.zarr"),
+        (ArrayEstimate("empty", report, report.bytes_stored),),
+        ("zstd:3",),
+        unsampled=1,
+        unsampled_nbytes=64 * 64 * 2,
+        unsampled_now=1000,
+    )
+    assert run.projected(0) == 0
+    assert run.total_text(0) == "0 B (0% of now)"
+
+
+def test_the_warnings_of_a_run_name_their_arrays(tmp_path) -> None:
+    import zarr
+
+    from napari_zarr_explorer.estimate import estimate_run
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("data", shape=(64, 64), chunks=(16, 16), dtype="uint16")[:] = 1
+    for name in ("empty", "other"):
+        group.create_array(name, shape=(64, 64), chunks=(16, 16), dtype="uint16", fill_value=0)
+    src = str(tmp_path / "g.zarr")
+    run = estimate_run(src, "", src, [{"compressor": "zstd:3"}], {"compressor": "zstd:3"}, 4)
+    warnings = [w for w in run.warnings() if "nothing to sample" in w]
+    assert sorted(w.split(":")[0] for w in warnings) == ["empty", "other"]
+    html = run._repr_html_()
+    assert "warning: empty: no stored chunks" in html and "warning: other: no stored" in html

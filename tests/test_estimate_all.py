@@ -110,3 +110,18 @@ def test_a_group_of_a_remote_store(
     code, out, err = _estimate(capsys, f"{http_server.url}/g.zarr", "--all-arrays")
     assert code == 0, err
     assert "now ?" in " ".join(out.split()) or "now -" in " ".join(out.split()), out
+
+
+def test_each_warning_names_its_array(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("data", shape=(64, 64), chunks=(16, 16), dtype="uint16")[:] = 1
+    for name in ("empty", "other"):
+        group.create_array(name, shape=(64, 64), chunks=(16, 16), dtype="uint16", fill_value=0)
+    code, out, err = _estimate(capsys, str(tmp_path / "g.zarr"), "--all-arrays")
+    assert code == 0, err
+    lines = [" ".join(line.split()) for line in out.splitlines() if "nothing to sample" in line]
+    assert len(lines) == 2, out
+    assert lines[0].startswith("warning: empty: no stored chunks"), lines
+    assert lines[1].startswith("warning: other: no stored chunks"), lines

@@ -745,6 +745,12 @@ class RunEstimate:
     """Arrays the run writes that were not sampled."""
     unsampled_nbytes: int = 0
     unsampled_now: int | None = 0
+    plan_error: str | None = None
+    """Why the run as set cannot be planned (what ``recompress`` would say), None when it can.
+
+    When set, :attr:`arrays` holds the first array alone, at the shapes as typed: the figures
+    are not the run's.
+    """
 
     @property
     def nbytes(self) -> int:
@@ -776,10 +782,46 @@ class RunEstimate:
         total = sum(b or 0 for b in sizes)
         if self.unsampled_nbytes:
             sampled = sum(a.report.logical_bytes for a in self.arrays)
-            if not total or not sampled:
+            if sampled == 0:
                 return None
             total += round(self.unsampled_nbytes * total / sampled)
         return total
+
+    @property
+    def plan_note(self) -> str | None:
+        """Say that the run as set cannot be planned and the figures are of one array only.
+
+        ``"The run as set cannot be planned: Zarr v2 has no shards. ... The figures are for
+        the first array only (0)."``; None when the run was planned.
+        """
+        if self.plan_error is None:
+            return None
+        first = self.arrays[0] if self.arrays else None
+        name = f" ({first.path or first.report.path or '/'})" if first is not None else ""
+        reason = self.plan_error.strip()
+        if not reason.endswith((".", "!", "?")):
+            reason += "."
+        return (
+            f"The run as set cannot be planned: {reason} The figures are for the first "
+            f"array only{name}."
+        )
+
+    def warnings(self) -> list[str]:
+        """Every array's warnings, each naming its array, each once.
+
+        A warning that does not start with its array's path is prefixed with it
+        (``"empty: no stored chunks: nothing to sample ..."``).
+        """
+        from napari_zarr_explorer.store.locate import node_where
+
+        seen: dict[str, None] = {}
+        for a in self.arrays:
+            name = a.path or a.report.path or "/"
+            where = node_where(a.report.url, a.report.path)
+            for w in a.report.warnings:
+                named = w.startswith((f"{name}:", f"{where}:"))
+                seen.setdefault(w if named else f"{name}: {w}")
+        return list(seen)
 
     def problems(self, index: int) -> list[str]:
         """Why candidate *index* cannot encode some array (each reason once)."""
@@ -888,14 +930,18 @@ class RunEstimate:
                 f"<div class='nze-err'>{esc(name)}: {esc(redact_urls(p))}</div>"
                 for p in self.problems(i)
             )
-        seen: dict[str, None] = {}
-        for a in self.arrays:
-            for w in a.report.warnings:
-                seen.setdefault(w)
-        lines.extend(f"<div class='nze-warn'>warning: {esc(redact_urls(w))}</div>" for w in seen)
+        lines.extend(
+            f"<div class='nze-warn'>warning: {esc(redact_urls(w))}</div>" for w in self.warnings()
+        )
         warning = growth_warning(self, 0, pick="a column of the table with a smaller total")
         if warning:
             lines.append(f"<div class='nze-warn' style='font-weight:bold'>{esc(warning)}</div>")
+        note = self.plan_note
+        if note is not None:
+            head = (
+                head
+                + f"<div class='nze-err' style='font-weight:bold'>{esc(redact_urls(note))}</div>"
+            )
         return head + table + "".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -912,6 +958,7 @@ class RunEstimate:
                 "problems": [self.problems(i) for i in range(len(self.compressors))],
                 "best": self.best,
                 "arrays_unsampled": self.unsampled,
+                "plan_error": self.plan_error,
                 "arrays": [
                     {
                         "path": a.path,
@@ -955,11 +1002,13 @@ def growth_warning(
     if not now or projected is None or projected <= now:
         return None
     larger = max(1, round(100 * (projected - now) / now))
-    return (
+    text = (
         f"Warning: the estimate predicts the output will be {larger}% larger than the source "
         f"({human_bytes(now)} -> {human_bytes(projected)} with {run.compressors[index]}): "
         f"choose a stronger codec ({pick}) or keep the source."
     )
+    note = run.plan_note
+    return text if note is None else f"{text} {note}"
 
 
 def estimate_run(
@@ -1005,8 +1054,9 @@ def estimate_run(
     storage_options
         Options of a remote store (as :func:`estimate` takes them).
     fallback
-        Estimate the first array alone when the run cannot be planned; False raises the
-        planning error (what ``recompress`` would say).
+        Estimate the first array alone when the run cannot be planned, keeping the planning
+        error in :attr:`RunEstimate.plan_error`; False raises it (what ``recompress`` would
+        say).
 
     Returns
     -------
@@ -1018,15 +1068,18 @@ def estimate_run(
     options = dict(storage_options or {})
     try:
         plan = plan_recompress(source, storage_options=options or None, **plan_kwargs)
-    except Exception:
+    except Exception as exc:
         if not fallback:
             raise
+        from napari_zarr_explorer.errors import error_message
+
         first = _first_array(url, path, options)
         report = estimate(url, first, candidates, sample=sample, seed=seed, storage_options=options)
         return RunEstimate(
             source,
             (ArrayEstimate(report.path, report, report.bytes_stored),),
             tuple(c.compressor for c in report.candidates),
+            plan_error=error_message(exc),
         )
     arrays: list[ArrayEstimate] = []
     rest = plan.arrays[ESTIMATE_ARRAYS:]

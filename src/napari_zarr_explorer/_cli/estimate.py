@@ -245,11 +245,7 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
     for i, name in enumerate(run.compressors):
         for problem in run.problems(i):
             out_console.print(f"[red]{escape(printable(name))}:[/] {escape(printable(problem))}")
-    seen: dict[str, None] = {}
-    for a in run.arrays:
-        for warn in a.report.warnings:
-            seen.setdefault(warn)
-    for warn in seen:
+    for warn in run.warnings():  # each names its array
         out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
     return 0
 
