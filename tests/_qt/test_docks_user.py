@@ -631,3 +631,171 @@ def test_estimate_of_a_group_with_an_empty_array_still_totals(
     assert widget.estimate_table.item(0, 2).text() == format_bytes(projected)
     assert "The run writes 2 arrays" in widget.estimate_label.text()
     assert f"-> about {format_bytes(projected)}" in widget.estimate_label.text()
+
+
+# ---------------------------------------------------------------- the estimate as a user reads it
+
+
+def _group_with_an_empty_first_array(root: Path) -> Path:
+    import zarr
+
+    group = zarr.open_group(str(root), mode="w")
+    group.create_array("a", shape=(64, 64), chunks=(16, 16), dtype="uint16", fill_value=0)
+    group.create_array("b", shape=(64, 64), chunks=(16, 16), dtype="uint16")[:] = np.arange(
+        64 * 64, dtype="uint16"
+    ).reshape(64, 64)
+    return root
+
+
+def test_an_estimate_whose_first_array_stores_nothing_says_what_was_sampled(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from napari_zarr_explorer._qt.recompress import estimate_summary
+
+    src = _group_with_an_empty_first_array(tmp_path / "g.zarr")
+    viewer = make_napari_viewer()
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(src), "", None)
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    run = widget.run_estimate
+    assert [a.path for a in run.arrays] == ["a", "b"]
+    assert run.arrays[0].report.chunks_sampled == 0
+    sampled = run.arrays[1].report.chunks_sampled
+    assert sampled > 0
+    text = widget.estimate_label.text()
+    assert f"Sampled {sampled} chunks per array" in text, text
+    # the speeds are those measured on the array that was sampled
+    assert widget.estimate_table.item(0, 3).text() != "-"
+    assert widget.estimate_table.item(0, 4).text() != "-"
+    one_more = replace(run, unsampled=1, unsampled_nbytes=100, unsampled_now=100)
+    assert "1 array was not sampled: it is projected at the ratio" in estimate_summary(one_more)
+    two_more = replace(run, unsampled=2, unsampled_nbytes=100, unsampled_now=100)
+    assert "2 arrays were not sampled: they are projected" in estimate_summary(two_more)
+
+
+def test_an_estimate_of_a_run_that_cannot_be_planned_says_so(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    """A group the run refuses (an array of text): the first array's figures say they are its."""
+    import warnings
+
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))  # stored raw: larger than now
+    group.create_array("a", shape=smooth.shape, chunks=(32, 32), dtype="uint16")[:] = smooth
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: fixed-length bytes are not in the v3 spec
+        group.create_array("b", shape=(4,), chunks=(4,), dtype="S4")[:] = np.array([b"ab"] * 4)
+    viewer = make_napari_viewer(show=True)
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(tmp_path / "g.zarr"), "", None)
+    combo = widget.compressor_combo
+    combo.setCurrentIndex(combo.findText("none"))
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    text = widget.estimate_label.text()
+    said = "The run as set cannot be planned: "
+    assert text.startswith(said) and "cannot be recompressed" in text, text
+    assert "The figures are for the first array only (a)." in text
+    assert widget.estimate_warning.isVisible()
+    warning = widget.estimate_warning.text()
+    assert warning.startswith("Warning: the estimate predicts"), warning
+    assert said in warning and "The figures are for the first array only (a)." in warning
+
+
+def test_the_growth_warning_goes_when_the_settings_change(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))
+    src = write_array(tmp_path / "smooth.zarr", smooth, chunks=(32, 32))
+    viewer = make_napari_viewer(show=True)
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(str(src), "", smooth.shape)
+    combo = widget.compressor_combo
+    combo.setCurrentIndex(combo.findText("none"))
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    assert widget.estimate_warning.isVisible()
+    summary = widget.estimate_label.text()
+    chunks = widget.chunks_edit.text()
+    type_into(qtbot, widget.chunks_edit, "16,16")
+    qtbot.waitUntil(lambda: not widget.estimate_warning.isVisible(), timeout=5000)
+    assert widget.estimate_label.text().startswith("This estimate is for other settings")
+    # back to the settings estimated: the warning and the summary return
+    type_into(qtbot, widget.chunks_edit, chunks)
+    qtbot.waitUntil(lambda: widget.estimate_warning.isVisible(), timeout=5000)
+    assert widget.estimate_label.text() == summary
+    widget.format_combo.setCurrentIndex(widget.format_combo.findText("Zarr v2 (OME 0.4)"))
+    assert not widget.estimate_warning.isVisible()
+    assert widget.estimate_label.text().startswith("This estimate is for other settings")
+
+
+def test_a_cancelled_estimate_says_it_was_cancelled(
+    make_napari_viewer, qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    """Whether the estimate stops with its partial figures or with an error."""
+    import importlib
+
+    from napari_zarr_explorer.errors import ExplorerError
+
+    core = importlib.import_module("napari_zarr_explorer.estimate")
+
+    real = core.estimate_run
+
+    def after_cancel(*args, **kwargs):
+        cancel = args[6]
+        assert cancel.wait(60)
+        return real(*args, **kwargs)
+
+    def fails_after_cancel(*args, **kwargs):
+        assert args[6].wait(60)
+        raise ExplorerError("the store went away")
+
+    _src, widget = _small_run(make_napari_viewer, tmp_path)
+    for work in (fails_after_cancel, after_cancel):
+        monkeypatch.setattr(core, "estimate_run", work)
+        qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+        assert widget.estimate_label.text() == "Estimating on sampled chunks..."
+        qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
+        qtbot.waitUntil(
+            lambda: widget.estimate_label.text().startswith("Estimate cancelled."), timeout=5000
+        )
+
+
+def test_names_with_markup_show_as_typed(docks, qtbot, tmp_path: Path) -> None:
+    """A node named ``a<b>b`` reads as its name in every label, never as bold text."""
+    data = np.arange(32 * 32, dtype="uint16").reshape(32, 32)
+    store = write_array(tmp_path / "g.zarr", data, chunks=(16, 16), name="a<b>b")
+    viewer, explorer, recompress = docks
+    _, chunkmap = viewer.window.add_plugin_dock_widget(PLUGIN, "Chunk map")
+    _, save = viewer.window.add_plugin_dock_widget(PLUGIN, "Save as OME-Zarr")
+    open_in_explorer(qtbot, explorer, str(store))
+    click_node(qtbot, explorer, "a<b>b")
+    qtbot.mouseClick(recompress.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: recompress.run_estimate is not None, timeout=120000)
+    qtbot.waitUntil(lambda: not recompress.busy, timeout=120000)
+    assert "a<b>b" in recompress.estimate_label.text()
+    assert "a<b>b" in recompress.source_label.fullText()
+    for label in (
+        recompress.estimate_label,
+        recompress.estimate_warning,
+        recompress.progress_label,
+        recompress.source_label,
+        explorer.status_label,
+        explorer.summary_codecs,
+        save.status.native,
+        save.form.estimate.native,
+        chunkmap.layer_label,
+        chunkmap.summary_label,
+        chunkmap.view_label,
+        chunkmap.mouse_label,
+    ):
+        assert label.textFormat() == Qt.TextFormat.PlainText, label

@@ -308,6 +308,7 @@ class ChunkMapWidget(QWidget):
         layer_row = QHBoxLayout()
         layer_row.addWidget(QLabel("Layer"))
         self.layer_label = ElidedLabel("Select an image layer opened from a Zarr store.")
+        self.layer_label.setTextFormat(Qt.TextFormat.PlainText)
         layer_row.addWidget(self.layer_label, 1)
         layout.addLayout(layer_row)
         self.form = ChunkMapForm()
@@ -332,6 +333,7 @@ class ChunkMapWidget(QWidget):
         self.mouse_label.setWordWrap(True)
         self.mouse_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self.summary_label, self.view_label, self.mouse_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # node names and paths, as typed
             layout.addWidget(label)
         layout.addStretch(1)
 

@@ -367,6 +367,7 @@ class ExplorerWidget(QWidget):
         layout.addLayout(row)
 
         self.status_label = ElidedLabel("Open a store to explore it.")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # paths and messages, as typed
         layout.addWidget(self.status_label)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -395,6 +396,7 @@ class ExplorerWidget(QWidget):
         self.codec_tree.setHeaderLabels(["Codec", "Role / value"])
         self.codec_tree.setUniformRowHeights(True)
         self.summary_codecs = QLabel("")
+        self.summary_codecs.setTextFormat(Qt.TextFormat.PlainText)
         self.summary_codecs.setWordWrap(True)
         codec_page = QWidget()
         codec_layout = QVBoxLayout(codec_page)

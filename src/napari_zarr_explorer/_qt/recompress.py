@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer._qt._common import (
     ElidedLabel,
     Task,
@@ -99,6 +100,9 @@ class RecompressWidget(QWidget):
         self.estimate_report: Any = None
         self.run_estimate: RunEstimate | None = None
         self._estimated_choice = ""
+        # the settings the estimate was made with: (candidates, plan_kwargs)
+        self._estimated_settings: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
+        self._estimate_text = ""  # the summary of the estimate shown
         self.report: Any = None
         self._tasks: list[Task] = []
         self._run_task: Task | None = None
@@ -114,6 +118,7 @@ class RecompressWidget(QWidget):
         source_row = QHBoxLayout()
         source_title = QLabel("Source")
         self.source_label = ElidedLabel("Select a node in the Explorer, or a layer.")
+        self.source_label.setTextFormat(Qt.TextFormat.PlainText)  # a path, never markup
         source_row.addWidget(source_title)
         source_row.addWidget(self.source_label, 1)
         layout.addLayout(source_row)
@@ -170,11 +175,14 @@ class RecompressWidget(QWidget):
         self.estimate_table.setMaximumHeight(150)
         self.estimate_table.setMinimumHeight(60)
         layout.addWidget(self.estimate_table)
+        # data-derived text (node names, messages): shown as typed, never as markup
         self.estimate_label = QLabel("")
+        self.estimate_label.setTextFormat(Qt.TextFormat.PlainText)
         self.estimate_label.setWordWrap(True)
         layout.addWidget(self.estimate_label)
         # shown when the estimate predicts an output larger than the source (a run stays allowed)
         self.estimate_warning = QLabel("")
+        self.estimate_warning.setTextFormat(Qt.TextFormat.PlainText)
         self.estimate_warning.setWordWrap(True)
         warning_colour = theme_colors(napari_viewer).get("warning", "#e3b617")
         self.estimate_warning.setStyleSheet(f"color: {warning_colour}; font-weight: bold")
@@ -182,6 +190,7 @@ class RecompressWidget(QWidget):
         layout.addWidget(self.estimate_warning)
 
         self.progress_label = QLabel("")
+        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
         self.progress_label.setWordWrap(True)
         layout.addWidget(self.progress_label)
         self.report_view = ReportView(REPORT_LINES)
@@ -298,6 +307,7 @@ class RecompressWidget(QWidget):
             self.estimate_table.setRowCount(0)
             self.estimate_label.setText("")
             self.run_estimate = None
+            self._estimate_text = ""
             self._show_growth(None)
         self._update_enabled()
 
@@ -358,8 +368,52 @@ class RecompressWidget(QWidget):
         return True
 
     def _on_choice(self, *_: Any) -> None:
-        if self.run_estimate is not None:
+        if self.run_estimate is not None and self._estimate_text:
             self._show_growth(self.run_estimate)
+            if self._estimate_current():
+                self.estimate_label.setText(self._estimate_text)
+            else:
+                self.estimate_label.setText(
+                    "This estimate is for other settings (Estimate again for these): "
+                    + self._estimate_text
+                )
+
+    def _settings(self) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+        """Return the settings an estimate is made with: the candidates, the run's settings."""
+        try:
+            candidates = self.form.candidates()
+            plan_kwargs = {
+                k: v
+                for k, v in self.form.run_kwargs().items()
+                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
+            }
+        except Exception:  # a lossy codec without its setting yet, a shape being typed
+            return None
+        return candidates, plan_kwargs
+
+    def _estimate_current(self) -> bool:
+        """Return True when the form still has the settings the estimate was made with.
+
+        Choosing another encoding of the table keeps it current (the table covers it); any
+        other change (shuffle, chunks, shards, format) does not.
+        """
+        made, now = self._estimated_settings, self._settings()
+        if made is None or now is None:
+            return False
+        if now == made:
+            return True
+
+        def layout(kwargs: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in kwargs.items() if k != "compressor"}
+
+        run = self.run_estimate
+        chosen = now[1]["compressor"]
+        return (
+            run is not None
+            and chosen != self._estimated_choice
+            and chosen in run.compressors
+            and layout(now[1]) == layout(made[1])
+        )
 
     def _use_estimate_row(self, row: int, column: int) -> None:
         item = self.estimate_table.item(row, 0)
@@ -436,6 +490,8 @@ class RecompressWidget(QWidget):
         url, path, source = self.source_url, self.source_path, self.source
         sample = int(self.form.sample.value)
         self._estimated_choice = self.compressor_text()
+        self._estimated_settings = (candidates, plan_kwargs)
+        self._estimate_text = ""
 
         def work(progress: Any, cancel: Any) -> Any:
             from napari_zarr_explorer.estimate import estimate_run
@@ -445,17 +501,37 @@ class RecompressWidget(QWidget):
         self.estimate_label.setText("Estimating on sampled chunks...")
         self._show_growth(None)
         what = path or shown_url(url)
-        self._start(work, f"Estimating {what}", self._show_estimate, self._estimate_failed)
+        shown: list[bool] = []  # whether the estimate's figures came
+
+        def done(run: RunEstimate) -> None:
+            shown.append(True)
+            self._show_estimate(run, cancelled=task.cancel_event.is_set())
+
+        task = self._start(work, f"Estimating {what}", done, self._estimate_failed)
+        # a cancelled estimate that then fails reports no error: say it was cancelled anyway
+        task.finished.connect(lambda: self._estimate_ended(task, bool(shown)))
+
+    def _estimate_ended(self, task: Task, shown: bool) -> None:
+        if task.cancel_event.is_set() and not shown:
+            self.estimate_label.setText("Estimate cancelled.")
 
     def _estimate_failed(self, exc: BaseException) -> None:
         self.estimate_label.setText("The estimate failed (see the notification).")
         notify_error(dock_error(exc))
 
-    def _show_estimate(self, run: RunEstimate) -> None:
+    def _show_estimate(self, run: RunEstimate, *, cancelled: bool = False) -> None:
         self.run_estimate = run
         self.estimate_report = run.arrays[0].report
         self.estimate_table.setRowCount(0)
-        speeds = run.arrays[0].report.candidates
+        # the speeds measured on the first array sampled (one storing nothing measures none)
+        speeds = next(
+            (
+                a.report.candidates
+                for a in run.arrays
+                if any(c.encode_mbps or c.decode_mbps for c in a.report.candidates)
+            ),
+            run.arrays[0].report.candidates,
+        )
         for index, compressor in enumerate(run.compressors):
             row = self.estimate_table.rowCount()
             self.estimate_table.insertRow(row)
@@ -478,7 +554,9 @@ class RecompressWidget(QWidget):
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
                 self.estimate_table.setItem(row, col, item)
-        self.estimate_label.setText(estimate_summary(run) + " Double-click a row to use it.")
+        before = "Estimate cancelled. " if cancelled else ""
+        self._estimate_text = before + estimate_summary(run) + " Double-click a row to use it."
+        self.estimate_label.setText(self._estimate_text)
         self._show_growth(run)
         shown = self.estimate_warning if self.estimate_warning.isVisibleTo(self) else None
         self._bring_into_view(self.estimate_label, *([shown] if shown is not None else []))
@@ -500,16 +578,17 @@ class RecompressWidget(QWidget):
         """Warn when the estimate predicts the chosen encoding writes more than the source holds.
 
         The warning follows the choice: another encoding of the table chosen afterwards is
-        warned about by its own figures; one the estimate did not cover hides it.
+        warned about by its own figures; one the estimate did not cover hides it, as does any
+        other setting changed since the estimate (shuffle, chunks, shards, format).
         """
         text = None
-        if run is not None:
-            chosen = self.compressor_text() if self._choice_complete() else None
+        if run is not None and self._estimate_current():
+            chosen = self.compressor_text()
             if chosen == self._estimated_choice:
                 text = growth_warning(run, 0)
             elif chosen in run.compressors:
                 text = growth_warning(run, run.compressors.index(chosen))
-        self.estimate_warning.setText(text or "")
+        self.estimate_warning.setText(gui_words(text) if text else "")
         self.estimate_warning.setVisible(bool(text))
 
     # ------------------------------------------------------------------ run
@@ -639,10 +718,12 @@ def estimate_summary(run: RunEstimate) -> str:
     """One paragraph about an estimate: the run's total now and projected, level by level.
 
     The totals are of the chosen encoding (the table's first row) over every array the run
-    writes; the largest arrays are named with their own figures when there are several.
+    writes; the largest arrays are named with their own figures when there are several. A run
+    that cannot be planned as set starts with why, and that the figures are of one array.
     """
     first = run.arrays[0].report
-    n = first.chunks_sampled
+    # the most any array sampled: an array storing nothing samples none
+    n = max(a.report.chunks_sampled for a in run.arrays)
     count = len(run.arrays) + run.unsampled
     now_total = run.bytes_now
     projected = run.projected(0)
@@ -670,9 +751,10 @@ def estimate_summary(run: RunEstimate) -> str:
         text += " Per array: " + "; ".join(parts) + (f"; {more} more" if more > 0 else "")
         text += "."
         if run.unsampled:
+            one = run.unsampled == 1
             text += (
-                f" {run.unsampled} arrays were not sampled: they are projected at the ratio of "
-                "the others."
+                f" {plural(run.unsampled, 'array')} {'was' if one else 'were'} not sampled: "
+                f"{'it is' if one else 'they are'} projected at the ratio of the others."
             )
     layout = first.candidates[0].label[len(first.candidates[0].compressor) :].strip()
     per = " per array" if count > 1 else ""
@@ -682,7 +764,8 @@ def estimate_summary(run: RunEstimate) -> str:
     if best is not None:
         size = run.projected(best) or 0
         text += f" Smallest: {run.compressors[best]}, {format_bytes(size)}."
-    return text
+    note = run.plan_note
+    return text if note is None else f"{gui_words(note)} {text}"
 
 
 def output_state(destination: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Signal  # type: ignore[attr-defined]
+from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
 from qtpy.QtWidgets import QWidget
 
 from napari_zarr_explorer._qt._common import (
@@ -71,9 +71,11 @@ class SaveWidget(QWidget):
         lay = scroll_body(self, margins=0)
         lay.addWidget(self.form.native)
         lay.addStretch(1)
-        # long lines wrap instead of widening the dock past the screen
+        # long lines wrap instead of widening the dock past the screen; layer names and
+        # paths show as typed, never as markup
         for label in (self.form.estimate, self.status):
             label.native.setWordWrap(True)
+            label.native.setTextFormat(Qt.TextFormat.PlainText)
 
         self.form.save_button.clicked.connect(self.start)
         self.form.cancel_button.clicked.connect(self.cancel)
