@@ -556,8 +556,7 @@ class RecompressWidget(QWidget):
                 self.estimate_table.setItem(row, col, item)
         before = "Estimate cancelled. " if cancelled else ""
         self._estimate_text = before + estimate_summary(run) + " Double-click a row to use it."
-        self.estimate_label.setText(self._estimate_text)
-        self._show_growth(run)
+        self._on_choice()  # the summary and the warning, as for the settings shown now
         shown = self.estimate_warning if self.estimate_warning.isVisibleTo(self) else None
         self._bring_into_view(self.estimate_label, *([shown] if shown is not None else []))
 
