@@ -799,3 +799,33 @@ def test_names_with_markup_show_as_typed(docks, qtbot, tmp_path: Path) -> None:
         chunkmap.mouse_label,
     ):
         assert label.textFormat() == Qt.TextFormat.PlainText, label
+
+
+def test_another_store_does_not_inherit_the_output_or_overwrite(
+    docks, qtbot, image: Path, tmp_path: Path
+) -> None:
+    """An Output typed, and Overwrite ticked, for one store must not replace another's result."""
+    _viewer, explorer, recompress = docks
+    open_in_explorer(qtbot, explorer, str(image))
+    mine = str(tmp_path / "first-result.zarr")
+    type_into(qtbot, recompress.destination_edit, mine)
+    recompress.overwrite_box.click()
+    with qtbot.waitSignal(recompress.finished, timeout=120000):
+        qtbot.mouseClick(recompress.run_button, Qt.MouseButton.LeftButton)
+    assert recompress.progress_label.text().startswith("Done: ")
+    assert recompress.open_result_button.isEnabled()
+    other = write_ome_image(tmp_path / "other.ome.zarr", shape=(1, 2, 32, 32), levels=1)
+    open_in_explorer(qtbot, explorer, str(other))
+    assert recompress.source == str(other)
+    # the other store's own default, nothing ticked that would replace anything
+    assert recompress.form.output.value == str(tmp_path / "other-recompressed.ome.zarr")
+    assert not recompress.overwrite_box.isChecked() and not recompress.resume_box.isChecked()
+    # what was said about the first store's run is gone
+    assert recompress.progress_label.text() == ""
+    assert recompress.report_view.toPlainText() == ""
+    assert not recompress.open_result_button.isEnabled()
+    # within one store, a node change keeps what was typed (and ticked)
+    type_into(qtbot, recompress.destination_edit, mine)
+    recompress.overwrite_box.click()
+    click_node(qtbot, explorer, "0")
+    assert recompress.form.output.value == mine and recompress.overwrite_box.isChecked()

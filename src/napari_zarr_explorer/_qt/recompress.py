@@ -287,6 +287,16 @@ class RecompressWidget(QWidget):
             notify_error(dock_error(exc))
             return
         same = (location.url, path.strip("/")) == (self.source_url, self.source_path)
+        if self.source_url is not None and location.url != self.source_url:
+            # another store: an Output typed for the last one, and Overwrite or Resume ticked
+            # for it, must not replace anything of this one
+            self.form.forget("output", "overwrite", "resume")
+            self.form.put(overwrite=False, resume=False)
+            if not self.busy:  # what was said of the last store's run goes (a run says its end)
+                self.report = None
+                self.progress_label.setText("")
+                self.report_view.setPlainText("")
+                self.open_result_button.setEnabled(False)
         self.source_url = location.url
         self.source_path = path.strip("/")
         self.level0_shape = shape or self.level0_shape if same else shape
