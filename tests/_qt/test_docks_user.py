@@ -829,3 +829,15 @@ def test_another_store_does_not_inherit_the_output_or_overwrite(
     recompress.overwrite_box.click()
     click_node(qtbot, explorer, "0")
     assert recompress.form.output.value == mine and recompress.overwrite_box.isChecked()
+
+
+def test_progress_lines_read_as_words(make_napari_viewer, qtbot, tmp_path: Path) -> None:
+    _src, widget = _small_run(make_napari_viewer, tmp_path)
+    type_into(qtbot, widget.destination_edit, str(tmp_path / "out.zarr"))
+    seen: list[str] = []
+    with qtbot.waitSignal(widget.finished, timeout=120000):
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+        widget._run_task.progressed.connect(lambda *_: seen.append(widget.progress_label.text()))
+    lines = [t for t in seen if "objects," in t]
+    assert lines and all(t.startswith(("Planning", "Writing", "Checking", "Done")) for t in lines)
+    assert any(t.startswith("Writing: ") for t in lines), lines

@@ -62,6 +62,16 @@ __all__ = ["COMPRESSORS", "RecompressWidget", "gui_words"]
 REPORT_LINES = 8
 
 
+#: The engine's progress phases as the dock names them.
+_PHASE_WORDS = {
+    "plan": "Planning",
+    "write": "Writing",
+    "check": "Checking what is written",
+    "validate": "Validating",
+    "done": "Done",
+}
+
+
 def gui_words(message: str) -> str:
     """Say what to tick or choose in the dock where the core's message names command-line flags.
 
@@ -642,8 +652,9 @@ class RecompressWidget(QWidget):
             return
         eta = getattr(event, "eta", None)
         left = f", {eta:.0f} s left" if eta is not None and math.isfinite(eta) else ""
+        phase = _PHASE_WORDS.get(event.phase, str(event.phase).capitalize())
         self.progress_label.setText(
-            f"{event.phase}: {event.objects_done}/{event.objects_total} objects, "
+            f"{phase}: {event.objects_done}/{event.objects_total} objects, "
             f"{format_bytes(event.bytes_done)} of {format_bytes(event.bytes_total)}, "
             f"{format_bytes(event.rate)}/s{left}"
         )
