@@ -421,8 +421,10 @@ def test_a_cancel_after_every_task_ran_says_the_run_finished(
     assert text.startswith("The run finished before the cancel took effect. Done: "), text
     assert text.endswith(report.done_line() + ", verified.")
     assert "Cancelling" not in text and "ancelled" not in text
-    # the next run, not cancelled, just says it is done
+    # the next run, not cancelled, just says it is done (its button comes back once the last
+    # run's task has ended, a moment after its report)
     widget.overwrite_box.click()
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=60000)
     with qtbot.waitSignal(widget.finished, timeout=120000):
         qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     assert widget.progress_label.text().startswith("Done: ")
