@@ -507,6 +507,11 @@ class RecompressForm(CodecForm):
             "resume": bool(self.resume.value),
         }
 
+    def plan_kwargs(self) -> dict[str, Any]:
+        """Return the run's settings that shape its plan (what a whole-run estimate needs)."""
+        keys = ("compressor", "shuffle", "chunks", "shards", "zarr_format")
+        return {k: v for k, v in self.run_kwargs().items() if k in keys}
+
     def candidates(self) -> list[dict[str, Any]]:
         """Estimate candidates: the chosen encoding first, then :data:`ALTERNATIVES`."""
         chunks, shards = self.layout_args()

@@ -422,11 +422,7 @@ class NotebookExplorer:
             return None
         try:
             candidates = self.recompress_form.candidates()
-            plan_kwargs = {
-                k: v
-                for k, v in self.recompress_form.run_kwargs().items()
-                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
-            }
+            plan_kwargs = self.recompress_form.plan_kwargs()
             run = estimate_run(
                 self.url,
                 self.selected_path or "",

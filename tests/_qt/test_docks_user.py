@@ -477,7 +477,7 @@ def test_every_command_line_hint_of_a_recompression_reads_in_dock_words() -> Non
     """Each hint the core gives about a run, once translated, names no command-line flag."""
     import re
 
-    from napari_zarr_explorer._qt.recompress import gui_words
+    from napari_zarr_explorer._qt._common import dock_words
 
     root = Path(__file__).resolve().parents[2] / "src" / "napari_zarr_explorer"
     sources = [*sorted((root / "recompress").glob("*.py")), root / "estimate.py"]
@@ -491,7 +491,7 @@ def test_every_command_line_hint_of_a_recompression_reads_in_dock_words() -> Non
     assert flagged, "no hint with a flag found: the pattern above needs updating"
     # replacing the source is command-line only: the dock never asks for it
     flagged = [h for h in flagged if not h.startswith("Drop --replace")]
-    left = [gui_words(h) for h in flagged]
+    left = [dock_words(h) for h in flagged]
     assert [h for h in left if "--" in h] == []
 
 

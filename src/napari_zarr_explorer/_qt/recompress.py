@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from napari_zarr_explorer.estimate import RunEstimate
 
-__all__ = ["COMPRESSORS", "RecompressWidget", "gui_words"]
+__all__ = ["COMPRESSORS", "RecompressWidget"]
 
 #: Lines of text the report box shows without scrolling (the report of a run is 6 to 10).
 REPORT_LINES = 8
@@ -70,19 +70,6 @@ _PHASE_WORDS = {
     "validate": "Validating",
     "done": "Done",
 }
-
-
-def gui_words(message: str) -> str:
-    """Say what to tick or choose in the dock where the core's message names command-line flags.
-
-    The same as :func:`~napari_zarr_explorer._qt._common.dock_words`, which every dock uses.
-    """
-    return dock_words(message)
-
-
-def dock_error(exc: BaseException | str) -> str:
-    """Return the message the dock shows for *exc*: in the dock's words, capitalised."""
-    return error_text(exc)
 
 
 class RecompressWidget(QWidget):
@@ -294,7 +281,7 @@ class RecompressWidget(QWidget):
         try:
             location = parse_location(url)
         except Exception as exc:
-            notify_error(dock_error(exc))
+            notify_error(error_text(exc))
             return
         same = (location.url, path.strip("/")) == (self.source_url, self.source_path)
         if self.source_url is not None and location.url != self.source_url:
@@ -402,11 +389,7 @@ class RecompressWidget(QWidget):
         """Return the settings an estimate is made with: the candidates, the run's settings."""
         try:
             candidates = self.form.candidates()
-            plan_kwargs = {
-                k: v
-                for k, v in self.form.run_kwargs().items()
-                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
-            }
+            plan_kwargs = self.form.plan_kwargs()
         except Exception:  # a lossy codec without its setting yet, a shape being typed
             return None
         return candidates, plan_kwargs
@@ -499,13 +482,9 @@ class RecompressWidget(QWidget):
             return
         try:
             candidates = self.form.candidates()
-            plan_kwargs = {
-                k: v
-                for k, v in self.form.run_kwargs().items()
-                if k in ("compressor", "shuffle", "chunks", "shards", "zarr_format")
-            }
+            plan_kwargs = self.form.plan_kwargs()
         except Exception as exc:
-            notify_error(dock_error(exc))
+            notify_error(error_text(exc))
             return
         url, path, source = self.source_url, self.source_path, self.source
         sample = int(self.form.sample.value)
@@ -537,7 +516,7 @@ class RecompressWidget(QWidget):
 
     def _estimate_failed(self, exc: BaseException) -> None:
         self.estimate_label.setText("The estimate failed (see the notification).")
-        notify_error(dock_error(exc))
+        notify_error(error_text(exc))
 
     def _show_estimate(self, run: RunEstimate, *, cancelled: bool = False) -> None:
         self.run_estimate = run
@@ -607,7 +586,7 @@ class RecompressWidget(QWidget):
                 text = growth_warning(run, 0)
             elif chosen in run.compressors:
                 text = growth_warning(run, run.compressors.index(chosen))
-        self.estimate_warning.setText(gui_words(text) if text else "")
+        self.estimate_warning.setText(dock_words(text) if text else "")
         self.estimate_warning.setVisible(bool(text))
 
     # ------------------------------------------------------------------ run
@@ -622,7 +601,7 @@ class RecompressWidget(QWidget):
         try:
             kwargs = self.form.run_kwargs()
         except Exception as exc:
-            notify_error(dock_error(exc))
+            notify_error(error_text(exc))
             return
         source = self.source
 
@@ -674,13 +653,13 @@ class RecompressWidget(QWidget):
         else:
             text = "Nothing was written (see the message below)."
         self.progress_label.setText(text)
-        message = dock_error(exc)
+        message = error_text(exc)
         self.report_view.setPlainText(message)  # stays when the notification goes
         notify_error(message)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
-        self.report_view.setPlainText(redact_urls(gui_words(str(report))))
+        self.report_view.setPlainText(redact_urls(dock_words(str(report))))
         # Cancel stops the tasks not started yet: a run whose tasks were all running finishes
         late = self._cancelling and not report.cancelled
         before = "The run finished before the cancel took effect. " if late else ""
@@ -785,7 +764,7 @@ def estimate_summary(run: RunEstimate) -> str:
         size = run.projected(best) or 0
         text += f" Smallest: {run.compressors[best]}, {format_bytes(size)}."
     note = run.plan_note
-    return text if note is None else f"{gui_words(note)} {text}"
+    return text if note is None else f"{dock_words(note)} {text}"
 
 
 def output_state(destination: str) -> str:

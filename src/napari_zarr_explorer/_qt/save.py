@@ -28,15 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SaveWidget"]
 
 
-def dock_error(exc: BaseException) -> str:
-    """Return the message the dock shows for *exc*: in the dock's words, capitalised.
-
-    The writer's hints name its keyword and its command-line flag; the dock names its check
-    box (see :func:`~napari_zarr_explorer._qt._common.dock_words`).
-    """
-    return error_text(exc)
-
-
 class _DockSaveForm(SaveForm):
     """The save form, its preview's messages shown as sentences (as the dock's errors are)."""
 
@@ -106,7 +97,7 @@ class SaveWidget(QWidget):
         try:
             opts = self.form.save_options()
         except Exception as exc:  # a lossy setting that is not a number: say so, write nothing
-            self.status.value = dock_error(exc)
+            self.status.value = error_text(exc)
             self.finished.emit()
             return
         from napari_zarr_explorer.writer import save
@@ -141,7 +132,7 @@ class SaveWidget(QWidget):
         notify_info(f"Saved {report.destination}")
 
     def _failed(self, exc: BaseException) -> None:
-        self.status.value = dock_error(exc)
+        self.status.value = error_text(exc)
 
     def _finished(self) -> None:
         self.form.save_button.enabled = True
