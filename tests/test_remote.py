@@ -553,6 +553,25 @@ def test_chunk_failing_after_retries_is_fill_with_warning(http_server):
     assert http_server.count("a.zarr/c/1/0") == 3
 
 
+@pytest.mark.parametrize("shards", [None, (16, 32)], ids=["chunks", "shards"])
+def test_chunk_map_says_which_key_the_server_failed_and_why(http_server, shards):
+    from napari_zarr_explorer.chunks import chunk_map
+
+    data = np.full((32, 32), 9, dtype="uint16")
+    kwargs = {"shards": shards} if shards else {}
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), **kwargs)
+    url = f"{http_server.url}/a.zarr"
+    http_server.fail("a.zarr/c/1/*", 500)
+    cmap = chunk_map(url, storage_options=FAST)
+    # the chunks the server did not answer for are unknown, not missing, and the map says why
+    assert cmap.chunks_unknown == 2 and cmap.chunks_present == 2 and cmap.chunks_missing == 0
+    (warning,) = cmap.warnings
+    what = "2 of 4 chunks; they" if shards is None else "1 of 2 shards; their chunks"
+    assert f"{url}: the store failed to answer for {what} show as unknown." in warning, warning
+    assert f"The first: 127.0.0.1:{http_server.port} answered HTTP 500" in warning, warning
+    assert f"{url}/c/1/0" in warning and "try again later" in warning, warning
+
+
 def test_host_failing_repeatedly_is_not_asked_again_for_a_while(http_server):
     from napari_zarr_explorer.pyramid import open_pyramid
 

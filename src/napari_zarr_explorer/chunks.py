@@ -307,8 +307,13 @@ def _probe_sizes(
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelLike | None = None,
+    failures: dict[str, BaseException] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Size of each key (``-1`` when absent) by asking the store for each (HEAD requests)."""
+    """Size of each key (``-1`` when absent) by asking the store for each (HEAD requests).
+
+    ``-2`` marks a key not asked (cancelled) or whose answer was an error; the errors go to
+    *failures*, by key.
+    """
 
     async def _all() -> list[int]:
         done = 0
@@ -321,8 +326,10 @@ def _probe_sizes(
                 size = int(await store.getsize(key))
             except (FileNotFoundError, KeyError):
                 size = -1
-            except Exception:
+            except Exception as exc:
                 size = -2
+                if failures is not None:
+                    failures[key] = exc
             done += 1
             if progress is not None and (done % 256 == 0 or done == len(keys)):
                 progress(done, len(keys), "probing chunks")
@@ -331,6 +338,25 @@ def _probe_sizes(
         return await _bounded_map(keys, _one, _INDEX_CONCURRENCY)
 
     return np.array(run_sync(_all()), dtype=np.int64)
+
+
+def _probe_warning(
+    where: str, path: str, failures: Mapping[str, BaseException], total: int, *, sharded: bool
+) -> str:
+    """Say that asking the store for some keys failed, naming the first one and its error."""
+    from napari_zarr_explorer.errors import error_message
+
+    key, exc = next(iter(failures.items()))
+    at = _node_where(where, key)
+    message = error_message(exc)
+    if at not in message:
+        message = f"{at}: {message}"
+    what = "shards" if sharded else "chunks"
+    return (
+        f"{_node_where(where, path)}: the store failed to answer for {len(failures)} of {total} "
+        f"{what}; {'their chunks show' if sharded else 'they show'} as unknown. The first: "
+        f"{message}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1097,12 +1123,16 @@ def chunk_map(
                 warnings=tuple(warnings),
             )
         keys = [_join(path, _codecs.chunk_key(idx, encoding)) for idx in np.ndindex(*outer_grid)]
-        sizes = _probe_sizes(store, keys, progress=progress, cancel=cancel)
+        failures: dict[str, BaseException] = {}
+        sizes = _probe_sizes(store, keys, progress=progress, cancel=cancel, failures=failures)
         present_outer = sizes >= 0
         outer_sizes = np.where(sizes >= 0, sizes, 0)
         if bool((sizes == -2).any()):
             cancelled = bool(cancel is not None and cancel.is_set())
             outer_sizes[sizes == -2] = -1
+        if failures:
+            in_order = {k: failures[k] for k in keys if k in failures}
+            warnings.append(_probe_warning(where, path, in_order, n_outer, sharded=bool(sharding)))
 
     outer_state = np.where(present_outer, PRESENT, MISSING).astype(np.uint8)
     if listing is None:
