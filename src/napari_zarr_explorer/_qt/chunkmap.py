@@ -32,6 +32,7 @@ from napari_zarr_explorer._qt._common import (
     camera_of,
     canvas_size,
     dock_words,
+    error_text,
     format_bytes,
     notify_error,
     tabify_on_show,
@@ -39,7 +40,7 @@ from napari_zarr_explorer._qt._common import (
     unwrap,
 )
 from napari_zarr_explorer._qt._provenance import OVERLAY_KEY, Provenance, is_overlay, provenance_of
-from napari_zarr_explorer.errors import shown_url
+from napari_zarr_explorer.errors import redact_urls, shown_url
 from napari_zarr_explorer.forms import COLOR_MODES as _FORM_MODES
 from napari_zarr_explorer.forms import ChunkMapForm
 
@@ -59,6 +60,7 @@ STATE_COLORS: dict[int, tuple[str, tuple[float, float, float, float]]] = {
     3: ("unknown", (0.95, 0.75, 0.10, 0.85)),
 }
 _MAX_LINES_PER_AXIS = 400
+_SWATCH = 14  # side of a legend's colour swatch, in pixels
 _MIN_LINE_SPACING_PX = 6.0
 
 
@@ -223,7 +225,32 @@ class _Legend(QWidget):
 
     def set_state(self, mode: str, low: float, high: float, counts: dict[int, int]) -> None:
         self.mode, self.low, self.high, self.counts = mode, low, high, counts
+        self._fit_height()
         self.update()
+
+    def _swatches(self, width: int) -> list[tuple[int, int, int, str]]:
+        """``(x, y, state, label)`` of the state swatches, in rows that fit *width*."""
+        metrics = self.fontMetrics()
+        out = []
+        x, y = 2, 4
+        for k in range(4):
+            if k == 3 and not self.counts.get(k):
+                continue
+            label = f"{STATE_COLORS[k][0]} {self.counts.get(k, 0)}"
+            advance = _SWATCH + 4 + metrics.horizontalAdvance(label)
+            if x > 2 and x + advance > width:  # the next row rather than cut at the edge
+                x, y = 2, y + _SWATCH + 6
+            out.append((x, y, k, label))
+            x += advance + 16
+        return out
+
+    def _fit_height(self) -> None:
+        rows = {y for _, y, _, _ in self._swatches(self.width())} if self.mode == "state" else {4}
+        self.setMinimumHeight(max(34, max(rows) + _SWATCH + 8))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
 
     def text(self) -> str:
         """Return the legend as text (also its tooltip)."""
@@ -241,17 +268,12 @@ class _Legend(QWidget):
         try:
             fg = self.palette().windowText().color()
             painter.setPen(fg)
-            h = 14
+            h = _SWATCH
             if self.mode == "state":
-                x = 2
-                for k in range(4):
-                    if k == 3 and not self.counts.get(k):
-                        continue
-                    name, rgba = STATE_COLORS[k]
-                    painter.fillRect(QRectF(x, 4, h, h), QColor.fromRgbF(*rgba[:3], 1.0))
-                    label = f"{name} {self.counts.get(k, 0)}"
-                    painter.drawText(x + h + 4, 4 + h - 3, label)
-                    x += h + 8 + painter.fontMetrics().horizontalAdvance(label) + 8
+                for x, y, k, label in self._swatches(self.width()):
+                    rgba = STATE_COLORS[k][1]
+                    painter.fillRect(QRectF(x, y, h, h), QColor.fromRgbF(*rgba[:3], 1.0))
+                    painter.drawText(x + h + 4, y + h - 3, label)
             else:
                 w = max(self.width() - 4, 10)
                 grad = QLinearGradient(2, 0, 2 + w, 0)
@@ -544,9 +566,25 @@ class ChunkMapWidget(QWidget):
     def _on_task_finished(self) -> None:
         self._update_enabled()
 
-    def _on_error(self, exc: BaseException) -> None:
-        notify_error(exc)
-        self.summary_label.setText("Could not map the chunks (see the notification).")
+    def _on_error(self, exc: BaseException | str) -> None:
+        """Say why the map failed, in the dock as in a notification; show no map meanwhile.
+
+        A map left from before (another level, or before Verify was ticked) would not be the
+        one the dock's Layer and Level name.
+        """
+        message = error_text(exc)
+        notify_error(message)
+        self._clear_map()
+        self.summary_label.setText(f"Could not map the chunks. {message}")
+
+    def _clear_map(self) -> None:
+        """Remove the map shown: its layers, legend, totals and the view's and mouse's lines."""
+        self.cmap = None
+        self.level_geometry = None
+        self._remove_overlays()
+        self.legend.set_state(self.mode, 0.0, 0.0, {})
+        for label in (self.summary_label, self.view_label, self.mouse_label):
+            label.setText("")
 
     def _on_map(self, cmap: ChunkMap) -> None:
         if self.source is None or self.provenance is None:
@@ -561,7 +599,7 @@ class ChunkMapWidget(QWidget):
             from napari_zarr_explorer.store.locate import node_where
 
             at = node_where(cmap.url, cmap.path)
-            notify_error(f"{at}: cannot line the chunks up with the layer: {exc}")
+            self._on_error(f"{at}: cannot line the chunks up with the layer: {exc}")
             return
         self.cmap = cmap
         self.level_geometry = geometry
@@ -586,11 +624,16 @@ class ChunkMapWidget(QWidget):
             + (f", {cmap.chunks_unknown} unknown" if cmap.chunks_unknown else ""),
         ]
         stored = cmap.bytes_stored
-        ratio = f", ratio {cmap.logical_bytes / stored:.2f}" if stored else ""
-        parts.append(f"{format_bytes(stored)} stored of {format_bytes(cmap.logical_bytes)}{ratio}")
+        if stored is None:
+            parts.append(f"stored size unknown; {format_bytes(cmap.logical_bytes)} logical")
+        else:
+            ratio = f", ratio {cmap.logical_bytes / stored:.2f}" if stored else ""
+            parts.append(
+                f"{format_bytes(stored)} stored of {format_bytes(cmap.logical_bytes)}{ratio}"
+            )
         if cmap.cancelled:
             parts.append("cancelled: some states are unknown")
-        parts.extend(dock_words(w) for w in cmap.warnings)
+        parts.extend(dock_words(redact_urls(w)) for w in cmap.warnings)
         parts.extend(f"corrupt: {k}" for k in cmap.corrupt_keys[:5])
         self.summary_label.setText("\n".join(parts))
 
@@ -735,15 +778,17 @@ class ChunkMapWidget(QWidget):
             return
         n = math.prod(hi - lo + 1 for lo, hi in ranges)
         sel = tuple(slice(lo, hi + 1) for lo, hi in ranges)
-        from napari_zarr_explorer.chunks import CORRUPT, MISSING, PRESENT
+        from napari_zarr_explorer.chunks import CORRUPT, MISSING, PRESENT, UNKNOWN
 
         sub = cmap.state[sel]
         stored = cmap.nbytes[sel]
+        unknown = int((sub == UNKNOWN).sum())
         text = (
             f"View touches {n} chunk{'s' if n != 1 else ''}: "
             f"{int((sub == PRESENT).sum())} present, {int((sub == MISSING).sum())} missing, "
-            f"{int((sub == CORRUPT).sum())} corrupt; {format_bytes(int(stored[stored > 0].sum()))} "
-            "to read"
+            f"{int((sub == CORRUPT).sum())} corrupt"
+            + (f", {unknown} unknown; at least " if unknown else "; ")
+            + f"{format_bytes(int(stored[stored > 0].sum()))} to read"
         )
         if cmap.shard_shape is not None:
             per = [s // c for s, c in zip(cmap.shard_shape, cmap.chunk_shape, strict=True)]
