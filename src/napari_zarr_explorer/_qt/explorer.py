@@ -40,6 +40,7 @@ from napari_zarr_explorer._qt._common import (
     Task,
     add_layer_data,
     dock_words,
+    error_text,
     format_bytes,
     notify_error,
     notify_warning,
@@ -369,6 +370,14 @@ class ExplorerWidget(QWidget):
         self.status_label = ElidedLabel("Open a store to explore it.")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # paths and messages, as typed
         layout.addWidget(self.status_label)
+        # why the last open failed and what to do, in full (it stays when the notification goes)
+        self.problem_label = QLabel("")
+        self.problem_label.setObjectName("napari-zarr-explorer explorer problem")
+        self.problem_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem_label.hide()
+        layout.addWidget(self.problem_label)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.tree = QTreeWidget()
@@ -541,11 +550,12 @@ class ExplorerWidget(QWidget):
         try:
             location = parse_location(url)
         except Exception as exc:
-            notify_error(exc)
+            self._open_failed(shown_url(url), None, exc)
             return
         target = location.url  # connects; text names location.shown
         self._reading = target
         self.status_label.setText(f"Reading {location.shown}...")
+        self.problem_label.hide()
         self.open_button.setEnabled(False)
 
         def work(progress: Any, cancel: Any) -> Any:
@@ -557,9 +567,7 @@ class ExplorerWidget(QWidget):
             self.open_button.setEnabled(True)
             problem = _unreadable(report)
             if problem is not None:
-                self._pending_layer = None
-                self.status_label.setText(f"Could not read {location.shown}: {dock_words(problem)}")
-                notify_error(problem)
+                self._open_failed(location.shown, target, problem)
                 return
             self._show_report(target, report, select)
             self._remember(location.shown)
@@ -572,11 +580,29 @@ class ExplorerWidget(QWidget):
 
         def failed(exc: BaseException) -> None:
             self.open_button.setEnabled(True)
-            self._pending_layer = None
-            self.status_label.setText(f"Could not read {location.shown}.")
-            notify_error(_denied_text(exc, location) or exc)
+            self._open_failed(location.shown, target, _denied_text(exc, location) or exc)
 
         self._run(work, f"Reading {location.name}", done, failed)
+
+    def _open_failed(self, shown: str, target: str | None, problem: BaseException | str) -> None:
+        """Say that the store *shown* could not be read, why, and what the tree still shows.
+
+        The store shown before stays (a mistyped URL does not lose it, nor its selection, nor
+        what Recompress acts on); the status line and the message below it name it.
+        """
+        self._pending_layer = None
+        message = error_text(problem)
+        if self.url is None:
+            self.status_label.setText(f"Could not read {shown}.")
+            self.problem_label.setText(message)
+        elif target == self.url:
+            self.status_label.setText(f"Could not read {shown} again.")
+            self.problem_label.setText(f"{message}\nStill showing {shown} as read before.")
+        else:
+            self.status_label.setText(f"Could not read {shown}.")
+            self.problem_label.setText(f"{message}\nStill showing {self.shown_url}.")
+        self.problem_label.show()
+        notify_error(message)
 
     def _remember(self, shown: str) -> None:
         """Put the store opened first in Recent and in the open box, without its password.
@@ -588,6 +614,7 @@ class ExplorerWidget(QWidget):
         self.open_form.put(location=shown)
 
     def _show_report(self, url: str, report: StoreReport, select: str | None) -> None:
+        self.problem_label.hide()
         self.url = url
         self.report = report
         self.incomplete = any("incomplete output" in w for w in report.warnings)
