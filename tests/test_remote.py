@@ -572,6 +572,34 @@ def test_chunk_map_says_which_key_the_server_failed_and_why(http_server, shards)
     assert f"{url}/c/1/0" in warning and "try again later" in warning, warning
 
 
+@pytest.mark.parametrize(
+    ("shards", "verify", "what"),
+    [
+        ((16, 32), False, "1 of 2 shards; their chunks"),
+        ((16, 32), True, "1 of 2 shards; their chunks"),
+        (None, True, "2 of 4 chunks; they"),
+    ],
+    ids=["shard-index", "shard-verify", "chunk-verify"],
+)
+def test_chunks_the_server_does_not_deliver_are_unknown_not_corrupt(
+    http_server, shards, verify, what
+):
+    """A server that drops the connection mid-answer has not shown the data to be damaged."""
+    from napari_zarr_explorer.chunks import chunk_map
+
+    data = np.full((32, 32), 9, dtype="uint16")
+    kwargs = {"shards": shards} if shards else {}
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), **kwargs)
+    url = f"{http_server.url}/a.zarr"
+    http_server.truncate("a.zarr/c/1/*", 0)  # a HEAD answers; a GET's body never comes
+    cmap = chunk_map(url, verify=verify, storage_options=FAST)
+    assert cmap.chunks_corrupt == 0 and cmap.corrupt_keys == ()
+    assert cmap.chunks_unknown == 2 and cmap.chunks_present == 2
+    (warning,) = cmap.warnings
+    assert f"{url}: the store failed to answer for {what} show as unknown." in warning, warning
+    assert f"{url}/c/1/0" in warning and "connection dropped" in warning, warning
+
+
 def test_host_failing_repeatedly_is_not_asked_again_for_a_while(http_server):
     from napari_zarr_explorer.pyramid import open_pyramid
 

@@ -340,23 +340,45 @@ def _probe_sizes(
     return np.array(run_sync(_all()), dtype=np.int64)
 
 
-def _probe_warning(
-    where: str, path: str, failures: Mapping[str, BaseException], total: int, *, sharded: bool
+def _unanswered(
+    where: str, path: str, count: int, total: int, what: str, key: str, exc: BaseException
 ) -> str:
-    """Say that asking the store for some keys failed, naming the first one and its error."""
+    """Say that the store failed to answer for *count* of *total* chunks or shards.
+
+    Their chunks are unknown (not missing, not corrupt); *key* and *exc* are the first failure.
+    """
     from napari_zarr_explorer.errors import error_message
 
-    key, exc = next(iter(failures.items()))
     at = _node_where(where, key)
     message = error_message(exc)
     if at not in message:
         message = f"{at}: {message}"
-    what = "shards" if sharded else "chunks"
+    which = "their chunks show" if what == "shards" else "they show"
     return (
-        f"{_node_where(where, path)}: the store failed to answer for {len(failures)} of {total} "
-        f"{what}; {'their chunks show' if sharded else 'they show'} as unknown. The first: "
-        f"{message}"
+        f"{_node_where(where, path)}: the store failed to answer for {count} of {total} {what}; "
+        f"{which} as unknown. The first: {message}"
     )
+
+
+def _fetch_failed(exc: BaseException) -> bool:
+    """Tell whether *exc* says the store did not deliver the bytes (not that they are damaged).
+
+    A server error, a dropped connection or a time-out after the retries leaves a chunk unknown:
+    calling it corrupt would send the user looking for damage that is not there.
+    """
+    from napari_zarr_explorer.errors import NotFoundError
+    from napari_zarr_explorer.store.remote import ChunkFetchError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ChunkFetchError | ConnectionError | TimeoutError) or (
+            isinstance(e, RemoteError) and not isinstance(e, NotFoundError)
+        ):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -1131,8 +1153,11 @@ def chunk_map(
             cancelled = bool(cancel is not None and cancel.is_set())
             outer_sizes[sizes == -2] = -1
         if failures:
-            in_order = {k: failures[k] for k in keys if k in failures}
-            warnings.append(_probe_warning(where, path, in_order, n_outer, sharded=bool(sharding)))
+            first = next(k for k in keys if k in failures)
+            what = "shards" if sharding else "chunks"
+            warnings.append(
+                _unanswered(where, path, len(failures), n_outer, what, first, failures[first])
+            )
 
     outer_state = np.where(present_outer, PRESENT, MISSING).astype(np.uint8)
     if listing is None:
@@ -1182,6 +1207,7 @@ def chunk_map(
             progress=progress,
             cancel=cancel,
             concurrency=concurrency,
+            warnings=warnings,
         )
         verified = not cancelled
 
@@ -1282,6 +1308,7 @@ def _shard_occupancy(
         return await _bounded_map(todo, _one, _INDEX_CONCURRENCY)
 
     results = run_sync(_all()) if (todo and supported) else []
+    unanswered: dict[int, BaseException] = {}
     if not supported:
         for flat_index in todo:
             blk = _block(flat_index)
@@ -1295,6 +1322,11 @@ def _shard_occupancy(
             nbytes[blk] = -1
             continue
         shard_size = int(outer_sizes[flat_index])
+        if isinstance(raw, BaseException) and _fetch_failed(raw):
+            state[blk] = UNKNOWN
+            nbytes[blk] = -1
+            unanswered[flat_index] = raw
+            continue
         try:
             if isinstance(raw, BaseException):
                 raise MetadataError(
@@ -1328,6 +1360,12 @@ def _shard_occupancy(
             )
         state[blk] = sub_state
         nbytes[blk] = sub_bytes
+    if unanswered:
+        first = min(unanswered)
+        key = _join(path, _codecs.chunk_key(_unravel(first, outer_grid), encoding))
+        warnings.append(
+            _unanswered(where, path, len(unanswered), total, "shards", key, unanswered[first])
+        )
     crop = tuple(slice(0, g) for g in inner_grid)
     return state[crop].copy(), nbytes[crop].copy(), cancelled
 
@@ -1375,8 +1413,12 @@ def _verify(
     progress: ProgressCallback | None,
     cancel: CancelLike | None,
     concurrency: int,
+    warnings: list[str] | None = None,
 ) -> bool:
     """Decode every present chunk; mark failures CORRUPT in *state*. Returns True if cancelled.
+
+    A chunk the store did not deliver (a server error, a dropped connection) is UNKNOWN instead,
+    and one line of *warnings* says how many, naming the first.
 
     Unsharded chunks are decoded one by one. Sharded arrays are decoded a shard at a time (one
     read of the shard), and only a shard that fails is decoded again chunk by chunk to name the
@@ -1414,12 +1456,18 @@ def _verify(
         if progress is not None and (done % 16 < step or done == total):
             progress(done, total, "decoding chunks")
 
+    unanswered: dict[tuple[int, ...], tuple[str, BaseException]] = {}
+
     async def _check_chunk(idx: tuple[int, ...]) -> None:
         try:
             await async_arr.getitem(_region(idx, inner))
         except Exception as exc:
             outer_idx = idx if per is None else tuple(i // p for i, p in zip(idx, per, strict=True))
             key = _codecs.chunk_key(outer_idx, encoding)
+            if _fetch_failed(exc):
+                state[idx] = UNKNOWN
+                unanswered[idx] = (key, exc)
+                return
             state[idx] = CORRUPT
             detail = f"{type(exc).__name__}: {exc}".strip()
             msg = _node_where(where, _join(path, key))
@@ -1529,4 +1577,11 @@ def _verify(
     if progress is not None:
         progress(0, total, "decoding chunks")
     run_sync(_all())
+    if unanswered and warnings is not None:
+        first_key, first_error = unanswered[min(unanswered)]
+        warnings.append(
+            _unanswered(
+                where, path, len(unanswered), total, "chunks", _join(path, first_key), first_error
+            )
+        )
     return cancelled
