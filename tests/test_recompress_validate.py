@@ -8,6 +8,7 @@ order a serial run gives.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -82,3 +83,44 @@ def test_images_are_validated_at_once_up_to_the_concurrency_setting(
     assert state["most"] == 2  # two at once, never more than the setting
     assert report.validation is not None
     assert "could not validate" not in report.validation, report.validation
+
+
+def test_requests_in_flight_stay_within_the_setting_across_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: Any
+) -> None:
+    """Validations running together share the output's concurrency setting: each image's
+    store gets its share, so the requests of all of them at once never exceed the setting."""
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    src = _collection(tmp_path / "collection.zarr")
+    opts = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    url = f"s3://{s3_server.private_bucket}/validate-shares-{os.getpid()}/copy.zarr"
+    real = validate_module.validate
+    lock = threading.Lock()
+    running: dict[int, int] = {}
+    state = {"most": 0}
+
+    def watched(location: Any, *args: Any, **kwargs: Any) -> Any:
+        from napari_zarr_explorer.store.remote_options import RemoteOptions
+
+        share = RemoteOptions.split(location.storage_options)[0].concurrency
+        me = threading.get_ident()
+        with lock:
+            running[me] = share
+            state["most"] = max(state["most"], sum(running.values()))
+        try:
+            return real(location, *args, **kwargs)
+        finally:
+            with lock:
+                del running[me]
+
+    monkeypatch.setattr(validate_module, "validate", watched)
+    monkeypatch.setenv("NZE_REMOTE_CONCURRENCY", "4")
+    report = recompress(src, url, dst_storage_options=opts)
+    assert report.complete, report
+    assert report.validation is not None and "could not validate" not in report.validation
+    assert 1 <= state["most"] <= 4, state

@@ -693,7 +693,9 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
     each as a whole, and the verdict is "valid" only when every one is. The images are
     validated on a pool of threads, at most the store's concurrency setting at once
     (``NZE_REMOTE_CONCURRENCY`` / ``explorer_concurrency``): validation waits on reads, above
-    all from a remote output. The verdict lists them in the order of *roots*.
+    all from a remote output. Each image opens the output on its own, so on a remote output
+    each gets an equal share of the setting: the requests of all of them together stay within
+    it. The verdict lists them in the order of *roots*.
     """
     try:
         from napari_zarr_explorer.ome.validate import validate
@@ -701,11 +703,18 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
         return None
     from napari_zarr_explorer.store.remote_options import RemoteOptions
 
+    share: int | None = None  # each image's concurrency when several run at once
+
     def judge(root: str) -> str | None:
         """Return a line for the image at *root* when it is not valid or was not checked."""
         at = f"{root}: " if root else ""
+        where = dst.child(root)
+        if share is not None:
+            where = dataclasses.replace(
+                where, storage_options={**where.storage_options, "explorer_concurrency": share}
+            )
         try:
-            rep = validate(dst.child(root))
+            rep = validate(where)
         except Exception as exc:
             return f"{at}could not validate: {exc}"
         return None if rep.valid else f"{at}{rep.summary()}"
@@ -717,9 +726,10 @@ def _validate(dst: Location, roots: tuple[str, ...] = ("",)) -> str | None:
             limit = RemoteOptions.split(dst.storage_options)[0].concurrency
         except ExplorerError:  # a bad setting; reading the output would say so, per image
             limit = RemoteOptions().concurrency
-        with cf.ThreadPoolExecutor(
-            max(1, min(limit, len(roots))), thread_name_prefix="recompress-validate"
-        ) as pool:
+        workers = max(1, min(limit, len(roots)))
+        if not dst.is_local:
+            share = max(1, limit // workers)
+        with cf.ThreadPoolExecutor(workers, thread_name_prefix="recompress-validate") as pool:
             verdicts = list(pool.map(judge, roots))  # in the order of roots
     problems = [v for v in verdicts if v is not None]
     return "valid" if not problems else "invalid: " + "; ".join(problems)
