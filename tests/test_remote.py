@@ -598,6 +598,31 @@ def test_chunks_the_server_does_not_deliver_are_unknown_not_corrupt(
     (warning,) = cmap.warnings
     assert f"{url}: the store failed to answer for {what} show as unknown." in warning, warning
     assert f"{url}/c/1/0" in warning and "connection dropped" in warning, warning
+    # the map is incomplete, and says so: not verified, what was not delivered counted
+    assert cmap.unanswered >= 1 and cmap.verified is False
+    assert cmap.to_dict()["unanswered"] == cmap.unanswered
+    assert "did not deliver" in str(cmap) and "did not deliver" in cmap._repr_html_()
+
+
+def test_chunks_command_does_not_pass_a_map_the_server_left_incomplete(http_server, capsys):
+    """``chunks --verify`` in a script: chunks that could not be read are not a clean bill."""
+    import json
+
+    from napari_zarr_explorer.cli import main
+
+    data = np.full((32, 32), 9, dtype="uint16")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16))
+    url = f"{http_server.url}/a.zarr"
+    opts = ["--storage-options", json.dumps(FAST)]
+    assert main(["chunks", url, "--verify", "--json", *opts]) == 0  # all delivered: clean
+    assert json.loads(capsys.readouterr().out)["verified"] is True
+    http_server.truncate("a.zarr/c/1/*", 0)
+    assert main(["chunks", url, "--verify", *opts]) == 3
+    out = capsys.readouterr().out
+    assert "no: the store did not deliver some of the data" in out, out
+    assert main(["chunks", url, "--verify", "--json", *opts]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verified"] is False and doc["unanswered"] == 2 and doc["chunks_unknown"] == 2
 
 
 def test_host_failing_repeatedly_is_not_asked_again_for_a_while(http_server):

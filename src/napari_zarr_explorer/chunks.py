@@ -551,6 +551,11 @@ class ChunkMap:
         True when the map comes from a listing; False when each key was probed.
     cancelled
         True when the work was cancelled: states not reached are :data:`UNKNOWN`.
+    unanswered
+        Number of objects (chunks, or shards and their indexes) the store failed to deliver (a
+        server error, a dropped connection, a time-out after the retries): their chunks are
+        :data:`UNKNOWN` and a line of *warnings* names the first. The map is then incomplete:
+        ``verified`` is False and the command line exits with 3.
     warnings
         Anything noteworthy (unlistable store, unsupported index codec...).
     """
@@ -574,6 +579,7 @@ class ChunkMap:
     verified: bool = False
     listed: bool = True
     cancelled: bool = False
+    unanswered: int = 0
     dimension_names: tuple[str | None, ...] | None = None
     warnings: tuple[str, ...] = ()
 
@@ -706,6 +712,16 @@ class ChunkMap:
         return aggregate(proj, max_cells)
 
     # -- renderings -----------------------------------------------------------------------
+    def verified_text(self) -> str:
+        """Say whether every stored chunk was decoded, and if not, why."""
+        if self.verified:
+            return "yes"
+        if self.unanswered:
+            return "no: the store did not deliver some of the data (see the warning)"
+        if self.cancelled:
+            return "no: cancelled"
+        return "no (listing only)"
+
     def to_dict(self, *, include_grid: bool = False) -> dict[str, Any]:
         """JSON-safe summary; with *include_grid* also the state and nbytes grids as lists."""
         out: dict[str, Any] = {
@@ -732,6 +748,7 @@ class ChunkMap:
             "verified": self.verified,
             "listed": self.listed,
             "cancelled": self.cancelled,
+            "unanswered": self.unanswered,
             "warnings": list(self.warnings),
         }
         if include_grid:
@@ -755,7 +772,7 @@ class ChunkMap:
             f"  bytes stored: {_human(stored)}  logical: {_human(self.logical_bytes)}"
             + (f"  ratio {self.logical_bytes / stored:.2f}" if stored else "")
         )
-        lines.append(f"  verified: {'yes' if self.verified else 'no (listing only)'}")
+        lines.append(f"  verified: {self.verified_text()}")
         for key in self.corrupt_keys[:20]:
             lines.append(f"  corrupt: {key}: {self.problems.get(key, '')}")
         if len(self.corrupt_keys) > 20:
@@ -783,7 +800,7 @@ class ChunkMap:
             ("bytes stored", human_bytes(stored)),
             ("logical bytes", human_bytes(self.logical_bytes)),
             ("ratio", f"{self.logical_bytes / stored:.2f}" if stored else "-"),
-            ("verified", "yes" if self.verified else "no (listing only)"),
+            ("verified", self.verified_text()),
         ]
         if self.shard_nbytes is not None:
             rows.insert(6, ("shards (stored/total)", f"{self.shards_present}/{self.shards_total}"))
@@ -1082,6 +1099,7 @@ def chunk_map(
     dtype, itemsize = _dtype_info(metadata, zarr_format)
     dims = metadata.get("dimension_names") if zarr_format == 3 else None
     warnings: list[str] = []
+    unanswered: list[int] = []  # objects the store failed to deliver, counted by each step
     problems: dict[str, str] = {}
 
     outer_grid = _codecs.grid_shape(shape, outer)
@@ -1153,6 +1171,7 @@ def chunk_map(
             cancelled = bool(cancel is not None and cancel.is_set())
             outer_sizes[sizes == -2] = -1
         if failures:
+            unanswered.append(len(failures))
             first = next(k for k in keys if k in failures)
             what = "shards" if sharding else "chunks"
             warnings.append(
@@ -1184,6 +1203,7 @@ def chunk_map(
             warnings=warnings,
             progress=progress,
             cancel=cancel,
+            failed=unanswered,
         )
         cancelled = cancelled or cancelled_idx
         shard_nbytes = outer_sizes.reshape(outer_grid)
@@ -1208,8 +1228,10 @@ def chunk_map(
             cancel=cancel,
             concurrency=concurrency,
             warnings=warnings,
+            failed=unanswered,
         )
-        verified = not cancelled
+        # every stored chunk decoded: not when some were never delivered
+        verified = not cancelled and not unanswered
 
     corrupt_keys = tuple(sorted(problems))
     return ChunkMap(
@@ -1232,6 +1254,7 @@ def chunk_map(
         verified=verified,
         listed=listed,
         cancelled=cancelled,
+        unanswered=sum(unanswered),
         dimension_names=tuple(dims) if isinstance(dims, list) else None,
         warnings=tuple(warnings),
     )
@@ -1254,8 +1277,12 @@ def _shard_occupancy(
     warnings: list[str],
     progress: ProgressCallback | None,
     cancel: CancelLike | None,
+    failed: list[int] | None = None,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], bool]:
-    """Inner-chunk states and sizes from the shard indexes (byte-range reads of the index only)."""
+    """Inner-chunk states and sizes from the shard indexes (byte-range reads of the index only).
+
+    The number of shards the store failed to deliver is appended to *failed*.
+    """
     per = sharding.chunks_per_shard(shard_shape)
     full = tuple(g * p for g, p in zip(outer_grid, per, strict=True))
     state = np.zeros(full, dtype=np.uint8)
@@ -1361,6 +1388,8 @@ def _shard_occupancy(
         state[blk] = sub_state
         nbytes[blk] = sub_bytes
     if unanswered:
+        if failed is not None:
+            failed.append(len(unanswered))
         first = min(unanswered)
         key = _join(path, _codecs.chunk_key(_unravel(first, outer_grid), encoding))
         warnings.append(
@@ -1414,8 +1443,11 @@ def _verify(
     cancel: CancelLike | None,
     concurrency: int,
     warnings: list[str] | None = None,
+    failed: list[int] | None = None,
 ) -> bool:
     """Decode every present chunk; mark failures CORRUPT in *state*. Returns True if cancelled.
+
+    The number of chunks the store failed to deliver is appended to *failed*.
 
     A chunk the store did not deliver (a server error, a dropped connection) is UNKNOWN instead,
     and one line of *warnings* says how many, naming the first.
@@ -1577,6 +1609,8 @@ def _verify(
     if progress is not None:
         progress(0, total, "decoding chunks")
     run_sync(_all())
+    if unanswered and failed is not None:
+        failed.append(len(unanswered))
     if unanswered and warnings is not None:
         first_key, first_error = unanswered[min(unanswered)]
         warnings.append(

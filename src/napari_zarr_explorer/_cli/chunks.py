@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
             "Map the chunks of one array: stored, missing (read as the fill value) or corrupt, "
             "with stored bytes; for sharded arrays from the shard indexes. By default only the "
             "listing and the shard indexes are read; --verify decodes every chunk. Exit code 0 "
-            "when nothing is corrupt, 3 when corrupt chunks were found, 1 on errors."
+            "when nothing is corrupt, 3 when corrupt chunks were found or the store did not "
+            "deliver some of them (the map is incomplete), 1 on errors."
         ),
     )
     add_array_arguments(parser)
@@ -121,11 +122,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(cmap.to_dict(include_grid=args.grid))
     else:
-        _print_human(cmap, out_console)
-    return EXIT_CORRUPT if cmap.corrupt_keys or cmap.chunks_corrupt else 0
+        _print_human(cmap, out_console, verify=bool(args.verify))
+    # chunks the store did not deliver were not checked: the map is incomplete, not clean
+    return EXIT_CORRUPT if cmap.corrupt_keys or cmap.chunks_corrupt or cmap.unanswered else 0
 
 
-def _print_human(cmap: ChunkMap, console: Any) -> None:
+def _verified_text(cmap: ChunkMap, verify: bool) -> str:
+    if cmap.verified or verify:
+        return cmap.verified_text()
+    return "no (listing only; --verify decodes)"
+
+
+def _print_human(cmap: ChunkMap, console: Any, *, verify: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
@@ -152,7 +160,7 @@ def _print_human(cmap: ChunkMap, console: Any) -> None:
         ("bytes stored", human_bytes(stored)),
         ("logical bytes", human_bytes(cmap.logical_bytes)),
         ("ratio", f"{cmap.logical_bytes / stored:.2f}" if stored else "-"),
-        ("verified", "yes" if cmap.verified else "no (listing only; --verify decodes)"),
+        ("verified", _verified_text(cmap, verify)),
     ]
     if cmap.chunks_unknown:
         rows.insert(8, ("unknown", str(cmap.chunks_unknown)))

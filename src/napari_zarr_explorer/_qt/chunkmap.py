@@ -589,7 +589,7 @@ class ChunkMapWidget(QWidget):
     def _on_map(self, cmap: ChunkMap) -> None:
         if self.source is None or self.provenance is None:
             return
-        if not cmap.cancelled:
+        if not cmap.cancelled and not cmap.unanswered:  # a map with gaps is asked for again
             self._recent_maps[(self.provenance.url, cmap.path, cmap.verified)] = cmap
             while len(self._recent_maps) > 4:
                 self._recent_maps.pop(next(iter(self._recent_maps)))
