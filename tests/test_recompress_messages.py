@@ -189,3 +189,58 @@ def test_the_report_says_which_verified_objects_hold_only_the_fill_value(tmp_pat
     written, verified = _lines(quick)
     assert written.endswith("3 objects (9 chunks) written, 1 only the fill value: not stored")
     assert verified == "verified 0 objects / 0 chunks, 0 mismatches"
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_resumed_run_counts_the_objects_holding_only_the_fill_value_as_a_fresh_run(
+    tmp_path: Path, verify: bool
+) -> None:
+    """Objects the interrupted run found holding only the fill value are counted as such on
+    resume (not as read back): the resumed run's counts are those of a run never interrupted."""
+    import numpy as np
+
+    data = np.arange(8 * 32 * 32, dtype="uint16").reshape(8, 32, 32) % 251 + 1
+    data[0] = data[1] = 0  # fill only, done before the cancel
+    data[2, 16:] = 0  # half of the plane: two of its four inner chunks stored
+    data[6] = 0  # fill only, done after the cancel
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 16, 16))
+    layout: dict[str, Any] = {"chunks": (1, 16, 16), "shards": (1, 32, 32), "task_bytes": 1}
+    fresh = recompress(src, tmp_path / "fresh.zarr", threads=1, verify=verify, **layout)
+    assert fresh.ok, str(fresh)
+    assert (fresh.objects_written, fresh.objects_empty) == (5, 3)
+
+    dst = tmp_path / "dst.zarr"
+    cancel = threading.Event()
+
+    def stop_after_four(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 4:
+            cancel.set()
+
+    first = recompress(
+        src, dst, threads=1, progress=stop_after_four, cancel=cancel, verify=verify, **layout
+    )
+    assert first.cancelled and first.objects_empty == 2, str(first)
+    resumed = recompress(src, dst, threads=1, resume=True, verify=verify, **layout)
+    assert resumed.ok and resumed.resumed and resumed.tasks_skipped >= 4, str(resumed)
+    # everything verified, read back or known to be only the fill value, as in the fresh run
+    assert resumed.objects_empty == fresh.objects_empty == 3
+    assert [a.objects_empty for a in resumed.arrays] == [a.objects_empty for a in fresh.arrays]
+    if verify:
+        assert (resumed.objects_verified, resumed.chunks_verified) == (
+            fresh.objects_verified,
+            fresh.chunks_verified,
+        )
+        said = "verified 8 objects (5 read back, 3 only the fill value: not stored) / 18 chunks"
+        assert _lines(resumed)[1] == _lines(fresh)[1] == f"{said}, 0 mismatches"
+    assert resumed.to_dict()["objects_empty"] == 3
+    # the output holds exactly the data, and the fill-only shards are not stored
+    np.testing.assert_array_equal(zarr.open_array(dst, mode="r")[...], data)
+    for z in (0, 1, 6):
+        assert not (dst / "c" / str(z)).exists()
+
+    # an output resumed without a journal (a finished one) is checked whole: the same counts
+    again = recompress(src, dst, threads=1, resume=True, verify=verify, **layout)
+    assert again.ok and again.tasks_skipped == 8, str(again)
+    assert again.objects_empty == 3 and again.objects_written == 0
+    if verify:
+        assert _lines(again)[1] == _lines(fresh)[1]
