@@ -492,6 +492,8 @@ def run_task(task: TaskSpec) -> TaskResult:
                 nbytes=nbytes,
                 bytes_read=bytes_read,
                 bytes_written=stored_total,
+                # stored for none of them, as in the run that wrote the others (not read back)
+                objects_empty=sum(u.empty for u in units),
                 objects_verified=len(units),
                 chunks_verified=checked,
                 max_error=err if spec.is_lossy else None,
