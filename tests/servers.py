@@ -104,6 +104,8 @@ class LoopbackHTTPServer:
         self.gate_timeout = 10.0
         self._gate_cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        self._holds: list[str] = []  # patterns of requests left unanswered until release()
+        self._released = threading.Event()
         handler = _make_handler(self)
         self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -137,6 +139,22 @@ class LoopbackHTTPServer:
         """Drop the connection (TCP reset) for requests matching *pattern*."""
         with self._lock:
             self._faults.append(_Fault(pattern, reset=True, times=times))
+
+    def hold(self, pattern: str) -> None:
+        """Leave requests matching *pattern* unanswered until :meth:`release` (or the end).
+
+        What a client does while its request waits is then seen without depending on timing.
+        """
+        with self._lock:
+            if self._released.is_set():
+                self._released = threading.Event()
+            self._holds.append(pattern)
+
+    def release(self) -> None:
+        """Answer the requests held by :meth:`hold`, and hold no more."""
+        with self._lock:
+            self._holds.clear()
+            self._released.set()
 
     def require_header(self, name: str, value: str) -> None:
         """Answer 401 to requests without the header *name* set to *value*."""
@@ -210,8 +228,9 @@ class LoopbackHTTPServer:
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop serving and wake up any slow handler."""
+        """Stop serving and wake up any slow or held handler."""
         self._stopping.set()
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -299,6 +318,11 @@ def _make_handler(server: LoopbackHTTPServer) -> type[BaseHTTPRequestHandler]:
                         timeout=server.gate_timeout,
                     )
             try:
+                with server._lock:
+                    held = any(fnmatch.fnmatchcase(rel, p) for p in server._holds)
+                    released = server._released
+                if held:
+                    released.wait()
                 if server.latency:
                     server._stopping.wait(server.latency)
                 self._answer(rel, rng, body=body)
