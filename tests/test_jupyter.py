@@ -330,3 +330,160 @@ def test_explore_says_when_the_stored_size_is_unknown(image: Path, http_server) 
     assert "stored size unknown" in w.status.value and "- stored" not in w.status.value
     local = nze.explore(str(image))
     assert "stored size unknown" not in local.status.value and " stored" in local.status.value
+
+
+def _arrived(server: Any, pattern: str) -> None:
+    """Wait until a request matching *pattern* reached *server* (fails on a hang only)."""
+    import fnmatch
+    import time
+
+    deadline = time.monotonic() + 120
+    while not any(fnmatch.fnmatchcase(p, pattern) for p in list(server.arrived)):
+        assert time.monotonic() < deadline, f"no request for {pattern}: {server.arrived}"
+        time.sleep(0.01)
+
+
+def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, http_server) -> None:
+    """Estimate returns at once, as Recompress does: the kernel stays free while chunks are
+    sampled, Cancel is offered, and a cancelled estimate projects the arrays not sampled."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    form = w.recompress_form
+    assert form.estimate_button.enabled and not form.cancel_button.enabled
+    http_server.hold("img.ome.zarr/0/c/*")  # level 0's chunks are not answered for now
+    try:
+        form.estimate_button.native.click()  # returns while the estimate waits for them
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        assert w.estimate_report is None
+        # the estimate says how far it is: the first of the two levels is being sampled
+        assert "on sampled chunks: 0 of 2 arrays sampled" in _text(w.estimate_view.value)
+        assert not form.estimate_button.enabled  # one estimate at a time
+        assert form.cancel_button.enabled and form.run_button.enabled
+        form.cancel_button.native.click()
+        assert "Cancelling" in _text(w.estimate_view.value)
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    run = w.estimate_report
+    # the array being sampled finished; the other level is projected at its ratio
+    assert run is not None, w.estimate_view.value
+    assert [a.path for a in run.arrays] == ["0"] and run.unsampled == 1
+    shown = _text(w.estimate_view.value)
+    assert shown.startswith("Estimate cancelled."), shown
+    assert shown.count("Estimate cancelled") == 1
+    assert "1 array not sampled: projected at the ratio of the others." in shown
+    assert form.estimate_button.enabled and not form.cancel_button.enabled
+    # estimated again without a cancel: every level, and no word of a cancel
+    assert w.estimate(wait=True) is w.estimate_report
+    assert [a.path for a in w.estimate_report.arrays] == ["0", "1"]
+    assert "cancel" not in _text(w.estimate_view.value).lower()
+
+
+def test_an_estimate_that_fails_says_why_once(tmp_path: Path) -> None:
+    """A failed estimate shows its message in the estimate's view, once, and frees the form."""
+    import napari_zarr_explorer as nze
+
+    src = testing.write_array(tmp_path / "a.zarr", np.arange(64, dtype="uint16").reshape(8, 8))
+    w = nze.explore(str(src))
+    w.recompress_form.chunks.value = "2,a"
+    w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
+    shown = _text(w.estimate_view.value)
+    assert shown.count("is not a list of integers") == 1, shown
+    assert w.estimate_report is None
+    # a store that went away meanwhile: the failure of the estimate itself
+    w.recompress_form.chunks.value = ""
+    (src / "zarr.json").unlink()
+    w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
+    shown = _text(w.estimate_view.value)
+    assert "Estimating" not in shown and shown.count(str(src)) == 1, shown
+    assert w.estimate_report is None
+    assert w.recompress_form.estimate_button.enabled
+    assert not w.recompress_form.cancel_button.enabled
+
+
+def test_an_estimate_of_a_run_that_cannot_be_planned_says_why_once(tmp_path: Path) -> None:
+    """The reason the run cannot be planned is said once, even with the growth warning."""
+    import warnings
+
+    import zarr
+
+    import napari_zarr_explorer as nze
+
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
+    smooth = np.tile(np.arange(128, dtype="uint16"), (128, 1))  # stored raw: larger than now
+    group.create_array("a", shape=smooth.shape, chunks=(32, 32), dtype="uint16")[:] = smooth
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: fixed-length bytes are not in the v3 spec
+        group.create_array("b", shape=(4,), chunks=(4,), dtype="S4")[:] = np.array([b"ab"] * 4)
+    w = nze.explore(str(tmp_path / "g.zarr"))
+    w.recompress_form.compressor.value = "none"
+    w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
+    run = w.estimate_report
+    assert run is not None and run.plan_error is not None, w.estimate_view.value
+    shown = _text(w.estimate_view.value)
+    assert "Warning: the estimate predicts the output will be" in shown, shown
+    assert shown.count("cannot be planned") == 1, shown
+    assert shown.count("cannot be recompressed") == 1, shown
+    assert shown.count("The figures are for the first array only (a).") == 1, shown
+
+
+@pytest.mark.slow
+def test_the_estimate_leaves_a_real_kernel_free(
+    tmp_path: Path, image: Path, http_server, kernel_name: str
+) -> None:
+    """In a Jupyter kernel, a click on Estimate returns while chunks are being sampled: the
+    next cell runs (and can cancel it), as a click in the browser reaches a kernel that is
+    not busy."""
+    import shutil
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    url = f"{http_server.url}/img.ome.zarr"
+    options = {"explorer_retries": 0, "explorer_timeout": 60}
+    cells = [
+        "import napari_zarr_explorer as nze\n"
+        f"w = nze.explore({url!r}, storage_options={options!r})\n"
+        "w.recompress_form.estimate_button.native.click()\n"
+        "print('clicked')",
+        "form = w.recompress_form\n"
+        "print(w.estimate_report is None, form.estimate_button.enabled, "
+        "form.cancel_button.enabled)\n"
+        "form.cancel_button.native.click()",
+        "print(w.wait(timeout=120), [a.path for a in w.estimate_report.arrays], "
+        "w.estimate_report.unsampled)\n"
+        "print('cancelled' if 'Estimate cancelled.' in w.estimate_view.value else 'not said')",
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name=kernel_name)
+    http_server.hold("img.ome.zarr/0/c/*")
+    try:
+        with client.setup_kernel():
+            client.execute_cell(nb.cells[0], 0)  # a blocking click would time out here
+            _arrived(http_server, "img.ome.zarr/0/c/*")
+            client.execute_cell(nb.cells[1], 1)
+            http_server.release()
+            client.execute_cell(nb.cells[2], 2)
+    finally:
+        http_server.release()
+    printed = [
+        "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream").split("\n")
+        for c in nb.cells
+    ]
+    errors = [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    assert printed[0][0] == "clicked"
+    assert printed[1][0] == "True False True"
+    assert printed[2][:2] == ["True ['0'] 1", "cancelled"]
