@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -862,7 +862,8 @@ class RunEstimate:
         row gives each candidate's share of the size now, the smallest total highlighted.
         Below: the sample, the arrays not sampled, why a candidate cannot encode some array,
         the arrays' warnings, and the warning of :func:`growth_warning` for the chosen
-        candidate (the first). Names and messages are escaped; a URL shows no password.
+        candidate (the first). Why the run cannot be planned, when it cannot, is said once,
+        at the top. Names and messages are escaped; a URL shows no password.
         """
         from napari_zarr_explorer import _html
         from napari_zarr_explorer.errors import redact_urls, shown_url
@@ -933,7 +934,10 @@ class RunEstimate:
         lines.extend(
             f"<div class='nze-warn'>warning: {esc(redact_urls(w))}</div>" for w in self.warnings()
         )
-        warning = growth_warning(self, 0, pick="a column of the table with a smaller total")
+        # the head says why the run cannot be planned: the warning does not say it again
+        warning = growth_warning(
+            self, 0, pick="a column of the table with a smaller total", plan_note=False
+        )
         if warning:
             lines.append(f"<div class='nze-warn' style='font-weight:bold'>{esc(warning)}</div>")
         note = self.plan_note
@@ -975,7 +979,11 @@ class RunEstimate:
 
 
 def growth_warning(
-    run: RunEstimate, index: int = 0, *, pick: str = "a smaller row of the table"
+    run: RunEstimate,
+    index: int = 0,
+    *,
+    pick: str = "a smaller row of the table",
+    plan_note: bool = True,
 ) -> str | None:
     """Return the warning to show when candidate *index* is projected to write more than now.
 
@@ -988,6 +996,9 @@ def growth_warning(
     pick
         Where the view shows the encodings to choose from instead (the Recompress dock's
         table has one row per encoding, the notebook's one column).
+    plan_note
+        End with :attr:`RunEstimate.plan_note` when the run cannot be planned (False: a view
+        that says it elsewhere, such as the notebook's table, leaves it out here).
 
     Returns
     -------
@@ -1007,7 +1018,7 @@ def growth_warning(
         f"({human_bytes(now)} -> {human_bytes(projected)} with {run.compressors[index]}): "
         f"choose a stronger codec ({pick}) or keep the source."
     )
-    note = run.plan_note
+    note = run.plan_note if plan_note else None
     return text if note is None else f"{text} {note}"
 
 
@@ -1023,6 +1034,7 @@ def estimate_run(
     seed: int = 0,
     storage_options: Mapping[str, Any] | None = None,
     fallback: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunEstimate:
     """Estimate every array a recompression of *source* with *plan_kwargs* would write.
 
@@ -1057,6 +1069,9 @@ def estimate_run(
         Estimate the first array alone when the run cannot be planned, keeping the planning
         error in :attr:`RunEstimate.plan_error`; False raises it (what ``recompress`` would
         say).
+    progress
+        Called with ``(arrays sampled, arrays to sample)`` before the first array is sampled
+        and after each one (not when the run cannot be planned: one array is sampled then).
 
     Returns
     -------
@@ -1083,6 +1098,9 @@ def estimate_run(
         )
     arrays: list[ArrayEstimate] = []
     rest = plan.arrays[ESTIMATE_ARRAYS:]
+    to_sample = len(plan.arrays[:ESTIMATE_ARRAYS])
+    if progress is not None:
+        progress(0, to_sample)
     for planned in plan.arrays[:ESTIMATE_ARRAYS]:
         if cancel is not None and cancel.is_set() and arrays:
             rest = plan.arrays[len(arrays) :]
@@ -1100,6 +1118,8 @@ def estimate_run(
         )
         now = planned.bytes_before if planned.bytes_before is not None else report.bytes_stored
         arrays.append(ArrayEstimate(target.path, report, now))
+        if progress is not None:
+            progress(len(arrays), to_sample)
     if not arrays:
         from napari_zarr_explorer.errors import shown_url
 
