@@ -57,7 +57,7 @@ def test_explore_tree_panels_chunk_map_and_recompress(image: Path, tmp_path: Pat
     w.recompress_form.output.native.value = str(out)  # as typed in the browser
     w.tree.value = "1"
     assert w.recompress_form.output.value == str(out)
-    report = w.estimate()
+    report = w.estimate(wait=True)
     assert report is not None and report is w.estimate_report
     assert [a.path for a in report.arrays] == [""] and report.compressors[0] == "zstd:3"
     assert [r[0] for r in _Tables(w.estimate_view.value).rows] == ["array", "1", "total"]
@@ -111,6 +111,7 @@ def test_the_estimate_covers_every_level_of_an_image(image: Path) -> None:
     w = nze.explore(str(image))
     assert w.selected_path == ""  # the image
     w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
     run = w.estimate_report
     assert isinstance(run, RunEstimate), w.estimate_view.value
     assert [a.path for a in run.arrays] == ["0", "1"]
@@ -139,6 +140,7 @@ def test_an_estimate_that_grows_the_data_warns(tmp_path: Path) -> None:
     w = nze.explore(str(src))
     w.recompress_form.compressor.value = "none"  # stored raw: larger than now
     w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
     run = w.estimate_report
     now, after = run.bytes_now, run.projected(0)
     larger = round(100 * (after - now) / now)
@@ -154,6 +156,7 @@ def test_an_estimate_that_grows_the_data_warns(tmp_path: Path) -> None:
     # a stronger choice estimated again: no warning
     w.recompress_form.compressor.value = "zstd"
     w.recompress_form.estimate_button.native.click()
+    assert w.wait(timeout=120)
     assert w.estimate_report.compressors[0] == "zstd:3"
     assert "Warning" not in w.estimate_view.value
 
@@ -204,7 +207,7 @@ def test_the_estimate_of_a_store_behind_a_password_shows_no_password(
     w = nze.explore(url, storage_options={"explorer_retries": 1, "explorer_backoff": 0.01})
     assert w.error is None, w.error
     w.recompress_form.sample.value = 2
-    run = w.estimate()
+    run = w.estimate(wait=True)
     assert run is not None, w.estimate_view.value
     assert run.projected(0)  # sampled through the password
     shown = w.estimate_view.value

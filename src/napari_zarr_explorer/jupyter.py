@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_zarr_explorer._html import STATE_COLORS, human_bytes
+from napari_zarr_explorer._html import STATE_COLORS, human_bytes, plural
 from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
 from napari_zarr_explorer.errors import error_message, shown_url
 from napari_zarr_explorer.store import parse_location
@@ -135,11 +135,18 @@ class NotebookExplorer:
     chunk_image, chunk_legend
         The chunk map picture and its legend.
     progress
-        The progress bar of estimates and runs.
+        The progress bar of runs.
+    estimate_view
+        The estimate: its progress while it samples, then its table (or why it failed).
     estimate_report
-        The last estimate (a :class:`~napari_zarr_explorer.estimate.RunEstimate`), or None.
+        The last estimate (a :class:`~napari_zarr_explorer.estimate.RunEstimate`), or None
+        (while an estimate is made, or when it failed).
     recompress_report
         The report of the last run, or None.
+
+    Estimates and runs are made on threads of their own, as the docks make them in the
+    background: a click returns at once, and the kernel stays free for the next cell and for
+    **Cancel**. :meth:`wait` waits for them.
     """
 
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
@@ -155,8 +162,15 @@ class NotebookExplorer:
         self.estimate_report: Any = None
         self.recompress_report: Any = None
         self.error: str | None = None
-        self._cancel = threading.Event()
+        self._cancel = threading.Event()  # the run's
         self._thread: threading.Thread | None = None
+        self._estimate_cancel = threading.Event()
+        self._estimate_thread: threading.Thread | None = None
+        # what is going on (set before a thread starts, cleared by the thread as it ends),
+        # and the lock under which the buttons and the views follow it
+        self._running = False
+        self._estimating = False
+        self._lock = threading.Lock()
 
         with _ipywidgets_backend():
             self.open_form: OpenForm = OpenForm()
@@ -401,43 +415,102 @@ class NotebookExplorer:
         if phase and done is not None:
             self.progress_label.value = f"<small>{_esc(phase)}: {done}/{total}</small>"
 
-    def estimate(self) -> Any:
+    def _update_buttons(self) -> None:
+        """Enable the buttons as the Recompress dock does (call with :attr:`_lock` held).
+
+        One estimate at a time and none during a run, one run at a time, Cancel while either
+        goes.
+        """
+        form = self.recompress_form
+        form.estimate_button.enabled = not (self._estimating or self._running)
+        form.run_button.enabled = not self._running
+        form.cancel_button.enabled = self._estimating or self._running
+
+    def estimate(self, *, wait: bool = False) -> Any:
         """Estimate the chosen encoding and others on sampled chunks of the whole run.
 
         Every array a recompression of the selected node writes (each level of an image, its
         labels; up to :data:`~napari_zarr_explorer.estimate.ESTIMATE_ARRAYS`) is sampled at
-        the chunks and shards the run gives it, as the Recompress dock does. The view shows
-        the :class:`~napari_zarr_explorer.estimate.RunEstimate` (kept in
+        the chunks and shards the run gives it, as the Recompress dock does, on a thread of its
+        own: the view says how many arrays are sampled, and **Cancel** (:meth:`cancel`) stops
+        after the array being sampled (the others are projected at its ratio). The view then
+        shows the :class:`~napari_zarr_explorer.estimate.RunEstimate` (kept in
         :attr:`estimate_report`), with a warning when the chosen encoding is projected to
         write more than the source stores now.
+
+        Parameters
+        ----------
+        wait
+            Block until the estimate ends and return it.
 
         Returns
         -------
         RunEstimate or None
-            None when there is no store, or the estimate failed (the view says why).
+            With ``wait=True``, the estimate; None when there is no store, an estimate or a
+            run is going, or the estimate failed (the view says why). Always None without
+            ``wait``.
         """
         from napari_zarr_explorer.estimate import estimate_run
 
-        if self.url is None:
-            return None
-        try:
-            candidates = self.recompress_form.candidates()
-            plan_kwargs = self.recompress_form.plan_kwargs()
-            run = estimate_run(
-                self.url,
-                self.selected_path or "",
-                self._source(),
-                candidates,
-                plan_kwargs,
-                int(self.recompress_form.sample.value),
-                storage_options=self.storage_options,
-            )
-        except Exception as exc:
-            self.estimate_view.value = _error_html(exc)
-            return None
-        self.estimate_report = run
-        self.estimate_view.value = run._repr_html_()
-        return run
+        with self._lock:
+            if self.url is None or self._estimating or self._running:
+                return None
+            try:
+                candidates = self.recompress_form.candidates()
+                plan_kwargs = self.recompress_form.plan_kwargs()
+            except Exception as exc:
+                self.estimate_view.value = _error_html(exc)
+                return None
+            url, path, source = self.url, self.selected_path or "", self._source()
+            sample = int(self.recompress_form.sample.value)
+            cancel = self._estimate_cancel = threading.Event()
+            self.estimate_report = None
+            self._estimating = True
+            self._update_buttons()
+            what = _esc(shown_url(source))
+            self.estimate_view.value = f"<small>Estimating {what} on sampled chunks...</small>"
+
+        def progress(done: int, total: int) -> None:
+            with self._lock:
+                if not cancel.is_set():  # a cancel's word stays until the estimate ends
+                    self.estimate_view.value = (
+                        f"<small>Estimating {what} on sampled chunks: {done} of "
+                        f"{_esc(plural(total, 'array'))} sampled...</small>"
+                    )
+
+        def work() -> None:
+            run = None
+            shown = ""
+            try:
+                run = estimate_run(
+                    url,
+                    path,
+                    source,
+                    candidates,
+                    plan_kwargs,
+                    sample,
+                    cancel,
+                    storage_options=self.storage_options,
+                    progress=progress,
+                )
+                shown = run._repr_html_()
+            except Exception as exc:
+                shown = _error_html(exc)
+            finally:
+                with self._lock:
+                    head = "<div><b>Estimate cancelled.</b></div>" if cancel.is_set() else ""
+                    self.estimate_report = run
+                    self.estimate_view.value = head + shown
+                    self._estimating = False
+                    self._update_buttons()
+
+        thread = threading.Thread(target=work, name="nze-estimate", daemon=True)
+        self._estimate_thread = thread
+        thread.start()
+        if wait:
+            thread.join()
+            return self.estimate_report
+        return None
 
     def run(self, *, wait: bool = False) -> Any:
         """Recompress the selected node into the form's Output, in a thread with progress.
@@ -449,52 +522,87 @@ class NotebookExplorer:
         """
         from napari_zarr_explorer.recompress import recompress
 
-        if self.url is None or (self._thread is not None and self._thread.is_alive()):
-            return None
-        destination = str(self.recompress_form.output.value).strip()
-        try:
-            kwargs = self.recompress_form.run_kwargs()
-        except Exception as exc:
-            self.progress_label.value = _error_html(exc)
-            return None
-        source = self._source()
-        self.recompress_report = None
-        self._cancel = threading.Event()
-        self.recompress_form.cancel_button.enabled = True
-        self.recompress_form.run_button.enabled = False
-        self.progress.value = 0
-        self.progress_label.value = f"<small>Recompressing {_esc(source)}...</small>"
-
-        def work() -> None:
+        with self._lock:
+            if self.url is None or self._running:
+                return None
+            destination = str(self.recompress_form.output.value).strip()
             try:
-                report = recompress(
-                    source, destination, progress=self._progress, cancel=self._cancel, **kwargs
-                )
+                kwargs = self.recompress_form.run_kwargs()
             except Exception as exc:
                 self.progress_label.value = _error_html(exc)
+                return None
+            source = self._source()
+            self.recompress_report = None
+            cancel = self._cancel = threading.Event()
+            self._running = True
+            self._update_buttons()
+            self.progress.value = 0
+            self.progress_label.value = f"<small>Recompressing {_esc(shown_url(source))}...</small>"
+
+        def work() -> None:
+            report = None
+            shown = ""
+            try:
+                report = recompress(
+                    source, destination, progress=self._progress, cancel=cancel, **kwargs
+                )
+            except Exception as exc:
+                shown = _error_html(exc)
             else:
-                self.recompress_report = report
                 self.report_view.value = report._repr_html_()
-                self.progress_label.value = (
+                shown = (
                     "<small>Cancelled; continue with Resume ticked.</small>"
                     if report.cancelled
                     else f"<small>{_esc(report.done_line())}.</small>"
                 )
             finally:
-                self.recompress_form.cancel_button.enabled = False
-                self.recompress_form.run_button.enabled = True
+                with self._lock:
+                    self.recompress_report = report
+                    if shown:
+                        self.progress_label.value = shown
+                    self._running = False
+                    self._update_buttons()
 
-        self._thread = threading.Thread(target=work, name="nze-recompress", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=work, name="nze-recompress", daemon=True)
+        self._thread = thread
+        thread.start()
         if wait:
-            self._thread.join()
+            thread.join()
             return self.recompress_report
         return None
 
     def cancel(self) -> None:
-        """Stop the running recompression (resumable)."""
-        self._cancel.set()
-        self.progress_label.value = "<small>Cancelling...</small>"
+        """Stop the estimate (the arrays not sampled yet are projected) and the run (resumable)."""
+        with self._lock:
+            if self._estimating:
+                self._estimate_cancel.set()
+                self.estimate_view.value = (
+                    "<small>Cancelling the estimate: the array being sampled is finished "
+                    "first...</small>"
+                )
+            if self._running:
+                self._cancel.set()
+                self.progress_label.value = "<small>Cancelling...</small>"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the estimate and the run going (if any) end.
+
+        Parameters
+        ----------
+        timeout
+            The most seconds to wait for each (None: no limit).
+
+        Returns
+        -------
+        bool
+            True when neither is going any more.
+        """
+        for thread in (self._estimate_thread, self._thread):
+            if thread is not None:
+                thread.join(timeout)
+        return not any(
+            t is not None and t.is_alive() for t in (self._estimate_thread, self._thread)
+        )
 
 
 def _jsonable(value: Any) -> Any:
