@@ -188,10 +188,10 @@ def test_a_run_estimate_shows_names_escaped_and_no_password(tmp_path: Path) -> N
 
 
 def test_the_estimate_of_a_store_behind_a_password_shows_no_password(
-    image: Path, http_server
+    image: Path, http_server, tmp_path: Path
 ) -> None:
-    """A store read with ``user:password@``: the notebook's estimate names it without the
-    password, while reading it with the password."""
+    """A store read with ``user:password@``: the notebook's estimate and run name it without
+    the password, while reading it with the password."""
     import base64
     import shutil
 
@@ -213,6 +213,26 @@ def test_the_estimate_of_a_store_behind_a_password_shows_no_password(
     shown = w.estimate_view.value
     assert secret not in shown and secret not in run._repr_html_()
     assert html.escape(shown_url(url)) in shown
+    # what the views say while the source is read: the estimate's progress, the run's line
+    http_server.hold("a.zarr/c/*")
+    try:
+        w.recompress_form.estimate_button.native.click()
+        _arrived(http_server, "a.zarr/c/*")
+        shown = w.estimate_view.value
+        assert "Estimating" in shown and html.escape(shown_url(url)) in shown, shown
+        assert secret not in shown
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    # every line the run shows, from "Recompressing ..." to its done line
+    lines: list[str] = []
+    w.progress_label.observe(lambda change: lines.append(change["new"]), names="value")
+    w.recompress_form.output.value = str(tmp_path / "out.zarr")
+    w.recompress_form.run_button.native.click()
+    assert w.wait(timeout=120)
+    assert lines[0] == f"<small>Recompressing {html.escape(shown_url(url))}...</small>", lines
+    assert not [line for line in lines if secret in line], lines
+    assert w.recompress_report is not None and w.recompress_report.ok, w.progress_label.value
 
 
 def test_explore_failures_say_why(tmp_path: Path) -> None:
