@@ -47,6 +47,7 @@ def test_explore_tree_panels_chunk_map_and_recompress(image: Path, tmp_path: Pat
     assert "Shape" in w.panels["Array"].value or "64" in w.panels["Array"].value
     # the chunk map button draws a PNG and its legend
     w.chunk_form.compute_button.native.click()
+    assert w.wait(timeout=120)
     assert w.cmap is not None and w.cmap.chunks_total > 0
     png = bytes(w.chunk_image.value)
     assert png.startswith(b"\x89PNG") and b"IDAT" in png
@@ -323,7 +324,7 @@ def test_explore_in_a_real_kernel(tmp_path: Path, image: Path, kernel_name: str)
         ),
         nbformat.v4.new_code_cell(
             "w.tree.value = '0'\nw.chunk_form.compute_button.native.click()\n"
-            "print(w.cmap.chunks_total, len(w.chunk_image.value))"
+            "w.wait(timeout=120)\nprint(w.cmap.chunks_total, len(w.chunk_image.value))"
         ),
     ]
     client = nbclient.NotebookClient(
@@ -510,3 +511,173 @@ def test_the_estimate_leaves_a_real_kernel_free(
     assert printed[0][0] == "clicked"
     assert printed[1][0] == "True False True"
     assert printed[2][:2] == ["True ['0'] 1", "cancelled"]
+
+
+@pytest.fixture
+def tiled(tmp_path: Path) -> Path:
+    """An image whose level 0 has 128 chunks: more than a chunk map asks for at once."""
+    return testing.write_ome_image(
+        tmp_path / "tiled.ome.zarr", shape=(2, 4, 64, 64), levels=2, chunks=(1, 1, 16, 16)
+    )
+
+
+def test_the_chunk_map_runs_in_the_background_and_cancel_stops_it(tiled: Path, http_server) -> None:
+    """Map chunks returns at once, as Estimate does: the kernel stays free while the chunks
+    are probed, Cancel is offered and stops the map, and the view says it was cancelled."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+    from napari_zarr_explorer.chunks import UNKNOWN
+
+    shutil.copytree(tiled, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    form = w.chunk_form
+    assert form.compute_button.enabled and not form.cancel_button.enabled
+    http_server.hold("img.ome.zarr/0/c/*")  # level 0's chunks are not answered for now
+    try:
+        form.compute_button.native.click()  # returns while the map waits for them
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        assert w.cmap is None
+        assert _text(w.chunk_summary.value) == "Mapping the chunks of /0..."
+        assert not form.compute_button.enabled  # one map at a time
+        assert form.cancel_button.enabled
+        # the Recompress form is not busy: its own buttons are untouched
+        assert w.recompress_form.estimate_button.enabled
+        assert not w.recompress_form.cancel_button.enabled
+        form.cancel_button.native.click()
+        assert "Cancelling" in _text(w.chunk_summary.value)
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    cmap = w.cmap
+    # the chunks asked before the cancel are known; the others are unknown, and drawn so
+    assert cmap is not None and cmap.cancelled, w.chunk_summary.value
+    assert cmap.chunks_unknown > 0 and cmap.count(UNKNOWN) == cmap.chunks_unknown
+    shown = _text(w.chunk_summary.value)
+    assert shown.startswith("Chunk map cancelled"), shown
+    assert shown.count("cancelled") == 1, shown
+    assert f"unknown {cmap.chunks_unknown}" in _text(w.chunk_legend.value)
+    assert bytes(w.chunk_image.value).startswith(b"\x89PNG")
+    assert form.compute_button.enabled and not form.cancel_button.enabled
+    # mapped again without a cancel: every chunk known, its progress seen, no word of a cancel
+    lines: list[str] = []
+    w.chunk_summary.observe(lambda change: lines.append(_text(change["new"])), names="value")
+    form.compute_button.native.click()
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and not w.cmap.cancelled and w.cmap.chunks_unknown == 0
+    assert w.cmap.chunks_present == 128
+    assert "Mapping the chunks of /0: probing chunks, 128 of 128..." in lines, lines
+    assert "cancel" not in _text(w.chunk_summary.value).lower()
+    assert form.compute_button.enabled and not form.cancel_button.enabled
+
+
+def test_a_chunk_map_that_fails_says_why_once_without_the_password(
+    image: Path, http_server
+) -> None:
+    """A failed map shows the core's message once, naming the store without its password,
+    and no picture of an earlier map; the form is free again."""
+    import base64
+    import shutil
+
+    import napari_zarr_explorer as nze
+    from napari_zarr_explorer.errors import shown_url
+
+    secret = "s3cr3t-pass"
+    shutil.copytree(image / "0", http_server.root / "a.zarr")
+    http_server.require_header(
+        "Authorization", "Basic " + base64.b64encode(f"ann:{secret}".encode()).decode()
+    )
+    url = http_server.url.replace("://", f"://ann:{secret}@", 1) + "/a.zarr"
+    w = nze.explore(url, storage_options={"explorer_retries": 0})
+    assert w.error is None, w.error
+    assert w.map_chunks(wait=True) is w.cmap is not None  # read through the password
+    assert w.chunk_image.value
+    (http_server.root / "a.zarr" / "zarr.json").unlink()  # the array went away meanwhile
+    w.chunk_form.compute_button.native.click()
+    assert w.wait(timeout=120)
+    assert w.cmap is None
+    shown = _text(w.chunk_summary.value)
+    assert shown.startswith("Could not map the chunks."), shown
+    assert secret not in w.chunk_summary.value
+    assert shown.count(shown_url(url)) == 1, shown
+    assert "Mapping" not in shown
+    assert not w.chunk_image.value and not w.chunk_legend.value  # the earlier map is gone
+    assert w.chunk_form.compute_button.enabled and not w.chunk_form.cancel_button.enabled
+
+
+def test_a_level_chosen_while_mapping_is_the_one_mapped(tiled: Path, http_server) -> None:
+    """Choosing another level while a map is made stops that map and maps the level chosen,
+    as the Chunk map dock does: the view never shows the level left."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(tiled, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    http_server.hold("img.ome.zarr/0/c/*")
+    try:
+        w.chunk_form.compute_button.native.click()
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        w.chunk_form.level.value = 1
+        assert _text(w.chunk_summary.value).startswith("Mapping the chunks of /1")
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and w.cmap.path == "1" and not w.cmap.cancelled
+    assert _text(w.chunk_summary.value).startswith("/1:"), w.chunk_summary.value
+    assert w.chunk_form.compute_button.enabled and not w.chunk_form.cancel_button.enabled
+
+
+@pytest.mark.slow
+def test_the_chunk_map_leaves_a_real_kernel_free(
+    tiled: Path, http_server, kernel_name: str
+) -> None:
+    """In a Jupyter kernel, a click on Map chunks returns while chunks are being probed: the
+    next cell runs (and can cancel the map)."""
+    import shutil
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    shutil.copytree(tiled, http_server.root / "img.ome.zarr")
+    url = f"{http_server.url}/img.ome.zarr"
+    options = {"explorer_retries": 0, "explorer_timeout": 60}
+    cells = [
+        "import napari_zarr_explorer as nze\n"
+        f"w = nze.explore({url!r}, storage_options={options!r})\n"
+        "w.chunk_form.compute_button.native.click()\n"
+        "print('clicked')",
+        "form = w.chunk_form\n"
+        "print(w.cmap is None, form.compute_button.enabled, form.cancel_button.enabled)\n"
+        "form.cancel_button.native.click()",
+        "print(w.wait(timeout=120), w.cmap.cancelled, w.cmap.chunks_unknown > 0)\n"
+        "print('cancelled' if 'Chunk map cancelled' in w.chunk_summary.value else 'not said')",
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name=kernel_name)
+    http_server.hold("img.ome.zarr/0/c/*")
+    try:
+        with client.setup_kernel():
+            client.execute_cell(nb.cells[0], 0)  # a blocking click would time out here
+            _arrived(http_server, "img.ome.zarr/0/c/*")
+            client.execute_cell(nb.cells[1], 1)
+            http_server.release()
+            client.execute_cell(nb.cells[2], 2)
+    finally:
+        http_server.release()
+    printed = [
+        "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream").split("\n")
+        for c in nb.cells
+    ]
+    errors = [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    assert printed[0][0] == "clicked"
+    assert printed[1][0] == "True False True"
+    assert printed[2][:2] == ["True True True", "cancelled"]
