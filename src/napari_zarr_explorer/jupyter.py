@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_zarr_explorer._html import STATE_COLORS, human_bytes, plural
 from napari_zarr_explorer._tree import NodeView, build_nodes, short_kind
-from napari_zarr_explorer.errors import error_message, shown_url
+from napari_zarr_explorer.errors import error_message, redact_urls, shown_url
 from napari_zarr_explorer.store import parse_location
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,8 +132,12 @@ class NotebookExplorer:
         The hierarchy (an ``ipywidgets.Select``; its value is the selected node's path).
     open_form, chunk_form, recompress_form
         The magicgui forms, as in the napari docks.
-    chunk_image, chunk_legend
-        The chunk map picture and its legend.
+    chunk_image, chunk_legend, chunk_summary
+        The chunk map picture, its legend and its summary (its progress while it is made, or
+        why it failed).
+    cmap
+        The chunk map shown (a :class:`~napari_zarr_explorer.chunks.ChunkMap`), or None
+        (while a map is made, or when it failed).
     progress
         The progress bar of runs.
     estimate_view
@@ -144,8 +148,8 @@ class NotebookExplorer:
     recompress_report
         The report of the last run, or None.
 
-    Estimates and runs are made on threads of their own, as the docks make them in the
-    background: a click returns at once, and the kernel stays free for the next cell and for
+    Chunk maps, estimates and runs are made on threads of their own, as the docks make them in
+    the background: a click returns at once, and the kernel stays free for the next cell and for
     **Cancel**. :meth:`wait` waits for them.
     """
 
@@ -171,6 +175,12 @@ class NotebookExplorer:
         self._running = False
         self._estimating = False
         self._lock = threading.Lock()
+        # the chunk map's: a map asked for replaces the one going (older generations are
+        # cancelled and show nothing)
+        self._map_cancel = threading.Event()
+        self._map_threads: list[threading.Thread] = []
+        self._map_generation = 0
+        self._mapping = False
 
         with _ipywidgets_backend():
             self.open_form: OpenForm = OpenForm()
@@ -215,6 +225,7 @@ class NotebookExplorer:
         self.tree.observe(self._on_tree, names="value")
         self.chunk_form.compute_button.changed.connect(lambda *_: self.map_chunks())
         self.chunk_form.level.changed.connect(lambda *_: self._on_level())
+        self.chunk_form.cancel_button.changed.connect(lambda *_: self.cancel_map())
         self.recompress_form.estimate_button.changed.connect(lambda *_: self.estimate())
         self.recompress_form.run_button.changed.connect(lambda *_: self.run())
         self.recompress_form.cancel_button.changed.connect(lambda *_: self.cancel())
@@ -353,33 +364,107 @@ class NotebookExplorer:
         return []
 
     def _on_level(self) -> None:
-        if self.cmap is not None:
+        if self.cmap is not None or self._mapping:
             self.map_chunks()
 
     # ------------------------------------------------------------------ chunk map
-    def map_chunks(self) -> ChunkMap | None:
-        """Compute and draw the chunk map of the selected array or image level."""
+    def _update_map_buttons(self) -> None:
+        """Map chunks while no map is made, Cancel while one is (call with :attr:`_lock` held)."""
+        self.chunk_form.compute_button.enabled = not self._mapping
+        self.chunk_form.cancel_button.enabled = self._mapping
+
+    def map_chunks(self, *, wait: bool = False) -> ChunkMap | None:
+        """Compute and draw the chunk map of the selected array or image level.
+
+        The map is made on a thread of its own, as the Chunk map dock makes it: the view says
+        how far it is, and **Cancel** (:meth:`cancel_map`) stops it (the chunks not reached are
+        drawn as unknown and the view starts with "Chunk map cancelled."). A map asked for
+        while one is made (another Level chosen) replaces it: the one going stops and shows
+        nothing.
+
+        Parameters
+        ----------
+        wait
+            Block until the map is made and return it.
+
+        Returns
+        -------
+        ChunkMap or None
+            With ``wait=True``, the map (kept in :attr:`cmap`); None when there is no store or
+            nothing to map, or the map failed (the view says why). Always None without
+            ``wait``.
+        """
         from napari_zarr_explorer.chunks import chunk_map
 
-        path = self.selected_path
-        if self.url is None or path is None:
-            return None
-        levels = self._levels(self.nodes[path])
-        if not levels:
-            self.chunk_summary.value = "<i>Select an array or an image to map its chunks.</i>"
-            return None
-        level = int(self.chunk_form.level.value or 0)
-        target = levels[min(level, len(levels) - 1)]
-        try:
-            cmap = chunk_map(
-                self.url,
-                target,
-                verify=bool(self.chunk_form.verify.value),
-                storage_options=self.storage_options,
-            )
-        except Exception as exc:
-            self.chunk_summary.value = _error_html(exc)
-            return None
+        with self._lock:
+            path = self.selected_path
+            if self.url is None or path is None:
+                return None
+            levels = self._levels(self.nodes[path])
+            if not levels:
+                self.chunk_summary.value = "<i>Select an array or an image to map its chunks.</i>"
+                return None
+            level = int(self.chunk_form.level.value or 0)
+            target = levels[min(level, len(levels) - 1)]
+            url, verify = self.url, bool(self.chunk_form.verify.value)
+            self._map_cancel.set()  # a map going is replaced: it stops and shows nothing
+            cancel = self._map_cancel = threading.Event()
+            self._map_generation += 1
+            generation = self._map_generation
+            self.cmap = None
+            self._mapping = True
+            self._update_map_buttons()
+            self.chunk_image.value = b""
+            self.chunk_legend.value = ""
+            what = f"/{_esc(target)}"
+            self.chunk_summary.value = f"<small>Mapping the chunks of {what}...</small>"
+
+        def progress(done: int, total: int, message: str) -> None:
+            with self._lock:
+                # a cancel's word stays until the map ends; a map replaced says nothing
+                if generation == self._map_generation and not cancel.is_set():
+                    self.chunk_summary.value = (
+                        f"<small>Mapping the chunks of {what}: {_esc(message)}, {done} of "
+                        f"{total}...</small>"
+                    )
+
+        def work() -> None:
+            cmap = None
+            error: BaseException | None = None
+            try:
+                cmap = chunk_map(
+                    url,
+                    target,
+                    verify=verify,
+                    storage_options=self.storage_options,
+                    progress=progress,
+                    cancel=cancel,
+                )
+            except Exception as exc:
+                error = exc
+            finally:
+                with self._lock:
+                    if generation == self._map_generation:
+                        if cmap is not None:
+                            self._draw_map(cmap, target)
+                        elif error is not None:
+                            self.chunk_summary.value = (
+                                "<span style='color:#c62828'>Could not map the chunks. "
+                                f"{_esc(error_message(error))}</span>"
+                            )
+                        self._mapping = False
+                        self._update_map_buttons()
+
+        thread = threading.Thread(target=work, name="nze-chunk-map", daemon=True)
+        self._map_threads = [t for t in self._map_threads if t.is_alive()] + [thread]
+        thread.start()
+        if wait:
+            thread.join()
+            return self.cmap
+        return None
+
+    def _draw_map(self, cmap: ChunkMap, target: str) -> None:
+        """Show *cmap*: its picture, legend and summary (call with :attr:`_lock` held)."""
         self.cmap = cmap
         blocks, factor = cmap.aggregated(96)
         self.chunk_image.value = png_of_states(blocks)
@@ -390,11 +475,27 @@ class NotebookExplorer:
             if any(f > 1 for f in factor)
             else ""
         )
-        self.chunk_summary.value = (
-            f"<div style='font-size:12px'>/{_esc(target)}: {grid} chunks{_esc(note)}, "
-            f"{_esc(human_bytes(cmap.bytes_stored))} stored</div>"
+        stored = cmap.bytes_stored
+        size = "stored size unknown" if stored is None else f"{human_bytes(stored)} stored"
+        head = (
+            "<div><b>Chunk map cancelled:</b> the chunks not reached are unknown.</div>"
+            if cmap.cancelled
+            else ""
         )
-        return cmap
+        warnings = "".join(
+            f"<div style='color:#b26a00'>{_esc(redact_urls(w))}</div>" for w in cmap.warnings
+        )
+        self.chunk_summary.value = (
+            f"{head}<div style='font-size:12px'>/{_esc(target)}: {grid} chunks{_esc(note)}, "
+            f"{_esc(size)}</div>{warnings}"
+        )
+
+    def cancel_map(self) -> None:
+        """Stop the chunk map being made (the chunks not reached are drawn as unknown)."""
+        with self._lock:
+            if self._mapping:
+                self._map_cancel.set()
+                self.chunk_summary.value = "<small>Cancelling the chunk map...</small>"
 
     # ------------------------------------------------------------------ estimate and recompress
     def _source(self) -> str:
@@ -572,7 +673,10 @@ class NotebookExplorer:
         return None
 
     def cancel(self) -> None:
-        """Stop the estimate (the arrays not sampled yet are projected) and the run (resumable)."""
+        """Stop the estimate (the arrays not sampled yet are projected) and the run (resumable).
+
+        The Recompress form's **Cancel**; the chunk map has its own (:meth:`cancel_map`).
+        """
         with self._lock:
             if self._estimating:
                 self._estimate_cancel.set()
@@ -585,7 +689,7 @@ class NotebookExplorer:
                 self.progress_label.value = "<small>Cancelling...</small>"
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the estimate and the run going (if any) end.
+        """Wait until the chunk map, the estimate and the run going (if any) end.
 
         Parameters
         ----------
@@ -595,14 +699,13 @@ class NotebookExplorer:
         Returns
         -------
         bool
-            True when neither is going any more.
+            True when none is going any more.
         """
-        for thread in (self._estimate_thread, self._thread):
+        threads = [*self._map_threads, self._estimate_thread, self._thread]
+        for thread in threads:
             if thread is not None:
                 thread.join(timeout)
-        return not any(
-            t is not None and t.is_alive() for t in (self._estimate_thread, self._thread)
-        )
+        return not any(t is not None and t.is_alive() for t in threads)
 
 
 def _jsonable(value: Any) -> Any:
