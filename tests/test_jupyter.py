@@ -579,12 +579,13 @@ def test_a_chunk_map_that_fails_says_why_once_without_the_password(
     image: Path, http_server
 ) -> None:
     """A failed map shows the core's message once, naming the store without its password,
-    and no picture of an earlier map; the form is free again."""
+    and no picture of an earlier map; the form is free again. So does a map the server left
+    incomplete, with the core's warning."""
     import base64
     import shutil
 
     import napari_zarr_explorer as nze
-    from napari_zarr_explorer.errors import shown_url
+    from napari_zarr_explorer.errors import redact_urls, shown_url
 
     secret = "s3cr3t-pass"
     shutil.copytree(image / "0", http_server.root / "a.zarr")
@@ -594,8 +595,16 @@ def test_a_chunk_map_that_fails_says_why_once_without_the_password(
     url = http_server.url.replace("://", f"://ann:{secret}@", 1) + "/a.zarr"
     w = nze.explore(url, storage_options={"explorer_retries": 0})
     assert w.error is None, w.error
+    # a chunk the server does not deliver: the core's warning, once, without the password
+    http_server.fail("a.zarr/c/*", 500)
+    cmap = w.map_chunks(wait=True)
+    assert cmap is not None and cmap.unanswered and cmap.warnings, w.chunk_summary.value
+    shown = _text(w.chunk_summary.value)
+    assert redact_urls(cmap.warnings[0]) in shown and shown.count("failed to answer") == 1
+    assert secret not in w.chunk_summary.value
+    http_server.clear_faults()
     assert w.map_chunks(wait=True) is w.cmap is not None  # read through the password
-    assert w.chunk_image.value
+    assert w.chunk_image.value and not w.cmap.warnings
     (http_server.root / "a.zarr" / "zarr.json").unlink()  # the array went away meanwhile
     w.chunk_form.compute_button.native.click()
     assert w.wait(timeout=120)
