@@ -106,6 +106,45 @@ def test_progress_says_when_a_shard_holds_only_the_fill_value(tmp_path: Path) ->
     ]
 
 
+def test_progress_of_a_resumed_run_says_when_a_checked_chunk_holds_only_the_fill_value(
+    tmp_path: Path,
+) -> None:
+    """A task done before the cancel whose objects hold only the fill value wrote nothing: on
+    resume it is checked again (nothing stored there), not "already written"."""
+    import numpy as np
+
+    data = testing.blobs((4, 16, 16), seed=1, dtype="uint16") + 1
+    data[0] = 0  # the fill value only
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    dst = tmp_path / "dst.zarr"
+    cancel = threading.Event()
+
+    def first_only(ev: ProgressEvent) -> None:
+        if ev.phase == "write" and ev.objects_done >= 1:
+            cancel.set()
+
+    report = recompress(src, dst, task_bytes=1, threads=1, progress=first_only, cancel=cancel)
+    assert report.cancelled and (report.objects_empty, report.objects_written) == (1, 1)
+    lines = _run(src, dst, task_bytes=1, resume=True)
+    assert lines == [
+        "dst.zarr: chunk 1 of 4 holds only the fill value: nothing stored, checked again",
+        "dst.zarr: chunk 2 of 4 already written, verified again",
+        "dst.zarr: chunk 3 of 4 written and verified",
+        "dst.zarr: chunk 4 of 4 written and verified",
+    ]
+    assert not (dst / "0.0.0").exists()
+    np.testing.assert_array_equal(zarr.open_array(dst, mode="r")[...], data)
+    # a finished output resumed is checked whole: two chunks of the fill value in one task
+    data[1] = 0
+    src = testing.write_array(tmp_path / "src2.zarr", data, zarr_format=2, chunks=(1, 16, 16))
+    done = tmp_path / "done.zarr"
+    _run(src, done, task_bytes=2 * 512)
+    assert _run(src, done, task_bytes=2 * 512, resume=True) == [
+        "done.zarr: chunks 1-2 of 4 hold only the fill value: nothing stored, checked again",
+        "done.zarr: chunks 3-4 of 4 already written, verified again",
+    ]
+
+
 def test_a_failure_names_the_array_region_and_chunk(tmp_path: Path) -> None:
     src = testing.write_array(
         tmp_path / "src.zarr",
