@@ -493,7 +493,10 @@ def _part_text(a: ArrayPlan, block: tuple[tuple[int, int], ...]) -> str:
 def _done_text(ts: TaskSpec, res: TaskResult, nunits: int) -> str:
     """Say what a finished task did to its objects (the end of its progress line)."""
     verified = " and verified" if ts.verify else ""
+    hold = "holds" if nunits == 1 else "hold"
     if res.checked_ok:
+        if res.objects_empty == nunits:  # nothing was written for them: none is stored
+            return f"{hold} only the fill value: nothing stored, checked again"
         return "already written, verified again"
     if res.mismatches:
         n = len(res.mismatches)
@@ -501,7 +504,7 @@ def _done_text(ts: TaskSpec, res: TaskResult, nunits: int) -> str:
     if res.rewritten:
         return f"found incomplete, rewritten{verified}"
     if res.objects_written == 0 and res.objects_empty == nunits:
-        return ("holds" if nunits == 1 else "hold") + " only the fill value: nothing to store"
+        return f"{hold} only the fill value: nothing to store"
     return f"written{verified}"
 
 

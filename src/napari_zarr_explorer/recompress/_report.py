@@ -47,7 +47,9 @@ class ProgressEvent:
         Human-readable status line. After a task it names the array (the root array of a store
         by the output store's name) and the output objects the task finished, in the array's
         order: ``"image/0: shard 3 of 16 written and verified"``, ``"out.zarr: chunks 5-8 of 64
-        written"``, ``"image/0: shard 2 of 16 already written, verified again"`` (resume).
+        written"``, ``"image/0: shard 2 of 16 already written, verified again"`` (resume;
+        ``"image/0: shard 1 of 16 holds only the fill value: nothing stored, checked again"``
+        for one whose objects all hold only the fill value).
     """
 
     phase: str
