@@ -271,7 +271,26 @@ def test_a_resumed_run_counts_the_objects_holding_only_the_fill_value_as_a_fresh
         )
         said = "verified 8 objects (5 read back, 3 only the fill value: not stored) / 18 chunks"
         assert _lines(resumed)[1] == _lines(fresh)[1] == f"{said}, 0 mismatches"
+        assert resumed.objects_empty_verified == fresh.objects_empty_verified == 3
+    else:
+        # only the tasks done before the cancel are checked again: what the first run wrote is
+        # read back, what it found holding only the fill value is verified as not stored
+        read, empty = first.objects_written, first.objects_empty
+        assert read and empty == 2
+        assert resumed.objects_verified == read + empty
+        assert resumed.chunks_verified == first.chunks_written
+        said = (
+            f"verified {read + empty} objects ({read} read back, {empty} only the fill value: "
+            f"not stored) / {first.chunks_written} chunks, 0 mismatches"
+        )
+        assert _lines(resumed)[1] == said, str(resumed)
+        assert resumed.objects_empty_verified == empty and fresh.objects_empty_verified == 0
+        # the written line counts every object holding only the fill value, as the fresh run's
+        assert _lines(fresh)[0].endswith("3 only the fill value: not stored")
+        assert "3 only the fill value: not stored, " in _lines(resumed)[0], _lines(resumed)
+    assert [a.objects_empty_verified for a in resumed.arrays] == [resumed.objects_empty_verified]
     assert resumed.to_dict()["objects_empty"] == 3
+    assert resumed.to_dict()["objects_empty_verified"] == resumed.objects_empty_verified
     # the output holds exactly the data, and the fill-only shards are not stored
     np.testing.assert_array_equal(zarr.open_array(dst, mode="r")[...], data)
     for z in (0, 1, 6):
