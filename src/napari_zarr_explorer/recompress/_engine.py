@@ -1268,6 +1268,7 @@ def run_plan(
                 chunks_verified=sum(r.chunks_verified for r in rs),
                 mismatches=mm,
                 max_error=max(errs) if errs else None,
+                objects_empty_verified=sum(r.objects_empty_verified for r in rs),
             )
         )
     complete = not cancelled and sum(len(v) for v in results.values()) == len(tasks)

@@ -103,6 +103,7 @@ class ArrayResult:
     mismatches: tuple[str, ...] = ()
     max_error: float | None = None
     bytes_before_basis: str | None = None
+    objects_empty_verified: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe mapping."""
@@ -242,22 +243,20 @@ class RecompressReport:
         """Objects holding only the fill value: not written (nor kept from an earlier run).
 
         With verification they count among :attr:`objects_verified` (nothing is stored for
-        them), so more objects are verified than written.
+        them), so more objects are verified than written; :attr:`objects_empty_verified` says
+        how many of them are counted there.
         """
         return sum(a.objects_empty for a in self.arrays)
 
-    def _empty_verified(self) -> bool:
-        """Tell whether :attr:`objects_verified` counts the :attr:`objects_empty` objects.
+    @property
+    def objects_empty_verified(self) -> int:
+        """Of :attr:`objects_empty`, those counted in :attr:`objects_verified`.
 
-        They are counted when the tasks that wrote were verified: in a run with no task already
-        done, exactly when every object written or empty was verified; on resume, when the run
-        verified (tasks already done are checked again whatever ``verify`` says).
+        Every one of a task that verified, or that was checked again on resume (whatever
+        ``verify`` says); none of a task written without verification. The rest of
+        :attr:`objects_verified` was read back.
         """
-        if not self.objects_empty:
-            return False
-        if self.objects_verified < self.objects_written + self.objects_empty:
-            return False
-        return self.tasks_skipped == 0 or self.verified
+        return sum(a.objects_empty_verified for a in self.arrays)
 
     def _written_line(self) -> str:
         """``3 arrays, 1 group, 372 objects (735 chunks) written``, and what else it says."""
@@ -266,7 +265,7 @@ class RecompressReport:
             f"{_count(self.objects_written, 'object')} "
             f"({_count(self.chunks_written, 'chunk')}) written"
         )
-        if self.objects_empty and not self._empty_verified():
+        if self.objects_empty > self.objects_empty_verified:  # not all said by the verified line
             text += f", {self.objects_empty} only the fill value: not stored"
         if self.resumed:
             text += f", {_count(self.tasks_skipped, 'task')} already done"
@@ -279,9 +278,10 @@ class RecompressReport:
         for them): the line says how many, so that more verified than written adds up.
         """
         objects = _count(self.objects_verified, "object")
-        if self._empty_verified():
-            read = self.objects_verified - self.objects_empty
-            objects += f" ({read} read back, {self.objects_empty} only the fill value: not stored)"
+        empty = self.objects_empty_verified
+        if empty:
+            read = self.objects_verified - empty
+            objects += f" ({read} read back, {empty} only the fill value: not stored)"
         return (
             f"verified {objects} / {_count(self.chunks_verified, 'chunk')}, "
             f"{_count(len(self.mismatches), 'mismatch')}"
@@ -328,6 +328,7 @@ class RecompressReport:
             "objects_verified": self.objects_verified,
             "chunks_verified": self.chunks_verified,
             "objects_empty": self.objects_empty,
+            "objects_empty_verified": self.objects_empty_verified,
             "verified": self.verified,
             "mismatches": list(self.mismatches),
             "complete": self.complete,

@@ -89,6 +89,10 @@ class TaskResult:
     bytes_read: int | None = 0
     nbytes: int = 0
     objects_verified: int = 0
+    #: Of :attr:`objects_empty`, those counted in :attr:`objects_verified` (verified without a
+    #: read: nothing is stored for them): all of them when the task verified or was checked
+    #: again on resume, none otherwise.
+    objects_empty_verified: int = 0
     chunks_verified: int = 0
     mismatches: tuple[str, ...] = ()
     max_error: float | None = None
@@ -495,6 +499,7 @@ def run_task(task: TaskSpec) -> TaskResult:
                 # stored for none of them, as in the run that wrote the others (not read back)
                 objects_empty=sum(u.empty for u in units),
                 objects_verified=len(units),
+                objects_empty_verified=sum(u.empty for u in units),
                 chunks_verified=checked,
                 max_error=err if spec.is_lossy else None,
                 checked_ok=True,
@@ -535,6 +540,7 @@ def run_task(task: TaskSpec) -> TaskResult:
         index=task.index,
         objects_written=written,
         objects_empty=empty,
+        objects_empty_verified=empty if task.verify else 0,
         chunks_written=chunks_written,
         bytes_written=bytes_written,
         bytes_read=bytes_read,
