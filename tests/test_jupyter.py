@@ -644,6 +644,38 @@ def test_a_level_chosen_while_mapping_is_the_one_mapped(tiled: Path, http_server
     assert w.chunk_form.compute_button.enabled and not w.chunk_form.cancel_button.enabled
 
 
+def test_a_chunk_map_asked_for_a_group_stops_the_map_going(tmp_path: Path, http_server) -> None:
+    """Asked to map a group (nothing to map) while an array is mapped: the map going stops
+    and shows nothing, and the view says what to select."""
+    import warnings
+
+    import zarr
+
+    import napari_zarr_explorer as nze
+
+    group = zarr.open_group(str(http_server.root / "g.zarr"), mode="w", zarr_format=3)
+    group.create_array("a", shape=(64, 64), chunks=(4, 4), dtype="uint8")[:] = 1
+    group.create_group("sub")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: consolidated metadata is not in the v3 spec
+        zarr.consolidate_metadata(str(http_server.root / "g.zarr"))
+    w = nze.explore(f"{http_server.url}/g.zarr", storage_options={"explorer_retries": 0})
+    assert w.error is None, w.error
+    w.select("a")
+    http_server.hold("g.zarr/a/c/*")
+    try:
+        w.chunk_form.compute_button.native.click()
+        _arrived(http_server, "g.zarr/a/c/*")
+        w.select("sub")
+        assert w.map_chunks() is None
+        assert w.chunk_form.compute_button.enabled and not w.chunk_form.cancel_button.enabled
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    assert w.cmap is None and not w.chunk_image.value
+    assert _text(w.chunk_summary.value) == "Select an array or an image to map its chunks."
+
+
 @pytest.mark.slow
 def test_the_chunk_map_leaves_a_real_kernel_free(
     tiled: Path, http_server, kernel_name: str
