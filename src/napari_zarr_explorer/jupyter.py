@@ -402,6 +402,11 @@ class NotebookExplorer:
                 return None
             levels = self._levels(self.nodes[path])
             if not levels:
+                if self._mapping:  # the map going is of a node no longer selected: it stops
+                    self._map_cancel.set()
+                    self._map_generation += 1
+                    self._mapping = False
+                    self._update_map_buttons()
                 self.chunk_summary.value = "<i>Select an array or an image to map its chunks.</i>"
                 return None
             level = int(self.chunk_form.level.value or 0)
