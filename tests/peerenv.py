@@ -36,9 +36,16 @@ class Env:
     packages: tuple[str, ...]
 
 
+def _release(python: Path) -> tuple[int, ...]:
+    """(3, 13, 0) for ``.../versions/3.13.0/bin/python``; () for a name that is not a release."""
+    parts = python.parents[1].name.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else ()
+
+
 def interpreter(version: str) -> str:
     """A working Python *version* interpreter: this one, pyenv's, or one on the PATH.
 
+    pyenv's are found with ``pyenv`` and, as ``./dev`` finds them, in ``$PYENV_ROOT/versions``.
     pyenv's shims are on the PATH but fail for versions that are not selected, so every
     candidate is tried before it is used.
     """
@@ -59,6 +66,10 @@ def interpreter(version: str) -> str:
             )
             if out.returncode == 0 and out.stdout.strip():
                 candidates.append(out.stdout.strip())
+    # without pyenv on the PATH (CI's environment may lack its set-up), its versions folder
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    installed = versions.glob(f"{version}.*/bin/python") if versions.is_dir() else []
+    candidates += [str(p) for p in sorted(installed, key=_release, reverse=True)]
     found = shutil.which(f"python{version}")
     if found:
         candidates.append(found)
