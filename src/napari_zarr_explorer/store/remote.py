@@ -1388,9 +1388,12 @@ def open_remote_store(
 
 
 def _open(location: Location, env: Mapping[str, str]) -> RemoteStore:
+    from napari_zarr_explorer.store.locate import check_userinfo
+
     opts, fs_options = RemoteOptions.split(location.storage_options, env)
     protocol = location.protocol
     url = location.url
+    check_userinfo(url)
     try:
         if protocol in ("http", "https"):
             if "?" in url:
