@@ -874,3 +874,51 @@ def test_a_broken_pipe_is_not_a_network_problem():
 
     msg = error_message(BrokenPipeError(32, "Broken pipe"))
     assert msg == "BrokenPipeError: Broken pipe" and "network" not in msg
+
+
+# --------------------------------------------------------------------------------------------
+# a closed client
+
+
+def test_a_closed_client_refuses_new_requests(http_server):
+    """``close()`` is final: a request after it says the client is closed (it used to open new
+    connections and threads, which nothing would close again)."""
+    from napari_zarr_explorer.store._http import ClientClosedError, HTTPClient
+
+    _image(http_server.root)
+    client = HTTPClient(f"{http_server.url}/img.ome.zarr", timeout=60)
+    assert client.get("zarr.json") is not None
+    client.close()
+    http_server.clear_log()
+    for use in (
+        lambda: client.get("zarr.json"),
+        lambda: client.get("0/zarr.json", ("range", 0, 10)),
+        lambda: client.head("zarr.json"),
+        lambda: client.request("zarr.json"),
+        lambda: client.fetch_ahead(["0/zarr.json"], 2**20),
+        lambda: client.executor,
+    ):
+        with pytest.raises(ClientClosedError, match="closed") as info:
+            use()
+        assert f"{http_server.url}/img.ome.zarr" in str(info.value)
+    assert not http_server.requests
+    assert not client._pool.idle and client._pool.executor is None
+    assert client.closed
+    client.close()  # closing again is harmless
+
+
+def test_a_store_over_a_closed_client_says_so(http_server):
+    """A store whose client was closed fails at once with that reason: not retried, not taken
+    for a missing key or a server that is down."""
+    from napari_zarr_explorer.store._http import ClientClosedError
+
+    _image(http_server.root)
+    store = _store(f"{http_server.url}/img.ome.zarr", explorer_read_ahead=0, **FAST)
+    assert fetch_many(store, ["zarr.json"])["zarr.json"] is not None
+    store._store.client.close()
+    with pytest.raises(ClientClosedError, match="closed"):
+        fetch_many(store, ["0/zarr.json"])
+    assert store.stats.retries == 0
+    store.clear_cache()
+    with pytest.raises(ClientClosedError):
+        fetch_many(store, ["zarr.json"])
