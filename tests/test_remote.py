@@ -877,6 +877,79 @@ def test_a_broken_pipe_is_not_a_network_problem():
 
 
 # --------------------------------------------------------------------------------------------
+# sizes: a missing key is FileNotFoundError, as in every zarr store; a failure is a RemoteError
+
+HTTP_CLIENTS = {"lean": {}, "aiohttp": {"client_kwargs": {}}}
+
+
+def _array_missing_one_chunk(root: Path) -> Path:
+    data = np.full((32, 32), 5, dtype="uint8")
+    local = testing.write_array(root / "a.zarr", data, chunks=(16, 16), fill_value=1)
+    (local / "c" / "1" / "1").unlink()
+    return local
+
+
+@pytest.mark.parametrize("client", sorted(HTTP_CLIENTS))
+def test_the_size_of_a_missing_key_is_file_not_found(http_server, client):
+    from zarr.core.sync import sync
+
+    local = _array_missing_one_chunk(http_server.root)
+    store = _store(f"{http_server.url}/a.zarr", **HTTP_CLIENTS[client], **FAST)
+    assert sync(store.getsize("c/0/0")) == (local / "c" / "0" / "0").stat().st_size
+    with pytest.raises(FileNotFoundError) as info:
+        sync(store.getsize("c/1/1"))
+    assert f"{http_server.url}/a.zarr/c/1/1" in str(info.value)
+    assert not sync(store.exists("c/1/1"))
+    assert store.stats.retries == 0  # an answer, not a failure
+    asked = http_server.count("a.zarr/c/1/1")
+    with pytest.raises(FileNotFoundError):  # remembered, as a missing chunk read is
+        sync(store.getsize("c/1/1"))
+    assert http_server.count("a.zarr/c/1/1") == asked
+
+
+@pytest.mark.parametrize("client", sorted(HTTP_CLIENTS))
+def test_the_size_of_a_key_that_cannot_be_read_is_a_remote_error(http_server, client):
+    """Failures stay failures: a server error after the retries, a refusal."""
+    from zarr.core.sync import sync
+
+    _array_missing_one_chunk(http_server.root)
+    http_server.fail("a.zarr/c/0/0", 503)
+    http_server.fail("a.zarr/c/0/1", 403)
+    store = _store(f"{http_server.url}/a.zarr", **HTTP_CLIENTS[client], **FAST)
+    with pytest.raises(RemoteError, match="HTTP 503") as failed:
+        sync(store.getsize("c/0/0"))
+    assert not isinstance(failed.value, FileNotFoundError)
+    assert store.stats.retries == 2  # retried
+    with pytest.raises(AccessDeniedError, match="HTTP 403") as denied:
+        sync(store.getsize("c/0/1"))
+    assert not isinstance(denied.value, FileNotFoundError)
+    assert "a.zarr/c/0/1" in str(denied.value)
+
+
+@pytest.mark.parametrize("access", sorted(REFUSING))
+def test_the_size_on_a_refused_connection_is_a_remote_error(tmp_path, access):
+    from zarr.core.sync import sync
+
+    url, options = REFUSING[access](_closed_endpoint(tmp_path))
+    store = _store(url, **options, **FAST)
+    with pytest.raises(RemoteError, match="Connection refused by") as info:
+        sync(store.getsize("c/0/0"))
+    assert not isinstance(info.value, FileNotFoundError)
+
+
+def test_the_chunk_map_over_http_says_a_missing_chunk_is_missing(http_server):
+    """It asks each chunk's size: a missing chunk was "unknown", as if the request had failed."""
+    from napari_zarr_explorer import chunk_map
+    from napari_zarr_explorer.chunks import MISSING, PRESENT
+
+    _array_missing_one_chunk(http_server.root)
+    cmap = chunk_map(f"{http_server.url}/a.zarr", storage_options=FAST)
+    assert not cmap.problems
+    assert cmap.state.tolist() == [[PRESENT, PRESENT], [PRESENT, MISSING]]
+    assert cmap.chunks_present == 3
+
+
+# --------------------------------------------------------------------------------------------
 # a closed client
 
 

@@ -323,12 +323,10 @@ class SourceReader:
 
         total = 0
         for size in _sync(sizes()):
-            if _missing(size):
-                continue
+            if isinstance(size, FileNotFoundError | KeyError | NotAnObjectError):
+                continue  # absent (every store of this package says so as FileNotFoundError)
             if not isinstance(size, int):
-                # an error, or None: a store answering "missing" to a refused request (S3
-                # without listing rights) cannot tell an absent object from a present one
-                return None
+                return None  # refused or failed (a RemoteError): the size is not known
             total += size
         return total
 
@@ -406,19 +404,6 @@ class SourceReader:
                 "lists every damaged chunk.",
             ) from exc
         return chunk
-
-
-def _missing(found: Any) -> bool:
-    """Tell whether *found*, what asking a store for a size raised, says the key is absent.
-
-    Remote stores of this package raise their own error for it, caused by the file system's
-    ``FileNotFoundError``.
-    """
-    if not isinstance(found, BaseException):
-        return False
-    return isinstance(found, FileNotFoundError | KeyError | NotAnObjectError) or isinstance(
-        found.__cause__, FileNotFoundError
-    )
 
 
 _THREAD = threading.local()
