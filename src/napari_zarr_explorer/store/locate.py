@@ -190,8 +190,7 @@ def check_userinfo(url: str) -> None:
             "holding '/', '?', '#' or '@', which a URL takes for a host, a port and a path; "
             "nothing was requested.",
             hint="Percent-encode those characters in a password ('/' as %2F, '?' as %3F, "
-            "'#' as %23, '@' as %40), or pass credentials in the storage options; an '@' in "
-            "the path is written %40 too.",
+            "'#' as %23, '@' as %40); an '@' in the path is written %40 too.",
         )
 
 
