@@ -313,8 +313,28 @@ def test_a_password_with_unencoded_url_characters_is_hidden():
         "s3://bucket/user@example.com/d.zarr",
         "http://h/a.zarr?email=a@b.org",
         "https://host:8080/a.zarr",
+        # a host that is plainly one (a dot, localhost, an address) and a port: '@' in the path
+        "http://localhost:8000/img@2x.zarr",
+        "https://data.example.org:8443/v@2/a.zarr",
+        "http://127.0.0.1:9000/bucket/a@b.zarr",
+        "http://[::1]:8000/a@b.zarr",
     ):
         assert shown_url(url) == url and redact_urls(f"see {url}.") == f"see {url}."
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/img@2x.zarr",
+        "https://data.example.org:8443/v@2/a.zarr",
+        "http://127.0.0.1:9000/bucket/a@b.zarr",
+    ],
+)
+def test_a_path_holding_at_after_a_real_host_and_port_opens_as_typed(url):
+    """``python -m http.server`` serves ``img@2x.zarr`` at ``http://localhost:8000/...``: the
+    URL is what it says, not a password, and is neither refused nor hidden."""
+    loc = parse_location(url)
+    assert loc.url == url and loc.shown == url
 
 
 def test_a_store_at_a_root_is_named_by_its_host():

@@ -94,6 +94,14 @@ _SECRET_PARAMS = frozenset(
 #: holding "/", "?", "#" or "@" unencoded, which a URL parser splits (``ann:1234/ab@host`` reads
 #: as the host ``ann``, the port 1234 and the path ``/ab@host``).
 _USER_COLON = re.compile(r"[^/?#@\s:]*:")
+#: An authority that is plainly a host and a port, not a user name and a password: a name with
+#: a dot, ``localhost``, an IPv4 or a bracketed IPv6 address, and a port up to 65535. An "@"
+#: after it is in the path (``http://localhost:8000/img@2x.zarr``), as the rules of URLs say.
+_PLAIN_HOST_PORT = re.compile(
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|localhost|\[[0-9A-Fa-f:.]+\])"
+    r":(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})",
+    re.IGNORECASE,
+)
 #: Parts of parameter names that mark a secret whatever the rest (``X-Custom-Token``).
 _SECRET_PARTS = ("signature", "token", "secret", "password", "credential")
 #: A URL within a text: a scheme, ``://``, its user information up to the last ``@`` (a
@@ -128,7 +136,9 @@ def _userinfo_end(rest: str) -> int:
     the user information up to the last "@" before the query (a "?" or "#" after the first
     "@"), whenever that text starts as ``user:`` does (a name and a colon), or holds no "/",
     "?" or "#". ``host:8080/path@x`` is so read as a user ``host`` and a password
-    ``8080/path``, which is as likely: in doubt, the text is hidden.
+    ``8080/path``, which is as likely: in doubt, the text is hidden. An authority that is
+    plainly a host and a port (``localhost:8000``, ``data.example.org:8443``, an IP address)
+    is read by the rules of URLs: the "@" after it is in the path.
     """
     first = rest.find("@")
     if first == -1:
@@ -139,9 +149,12 @@ def _userinfo_end(rest: str) -> int:
         if i != -1:
             stop = min(stop, i)
     at = rest.rfind("@", 0, stop)
-    if not any(ch in rest[:at] for ch in "/?#") or _USER_COLON.match(rest):
+    if not any(ch in rest[:at] for ch in "/?#"):
         return at
-    return rest.rfind("@", 0, _authority_end(rest))
+    authority = rest[: _authority_end(rest)]
+    if _USER_COLON.match(rest) and not _PLAIN_HOST_PORT.fullmatch(authority):
+        return at
+    return rest.rfind("@", 0, len(authority))
 
 
 def _authority_end(rest: str) -> int:
@@ -191,8 +204,9 @@ def shown_url(url: str) -> str:
     A password holding "/", "?", "#" or "@" unencoded is hidden whole too, even where a URL
     parser would take part of it for a port or a path (``https://ann:1234/ab@host``), and so is
     what cannot be told from one (``https://host:8080/path@x`` shows as
-    ``https://host:***@x``). Everything else is kept as it is; a text that is not a URL is
-    returned unchanged.
+    ``https://host:***@x``; a host that is plainly one, ``http://localhost:8000/a@b`` or a
+    dotted name or an address with a port, keeps its path as typed). Everything else is kept
+    as it is; a text that is not a URL is returned unchanged.
 
     Parameters
     ----------

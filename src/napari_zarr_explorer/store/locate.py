@@ -177,7 +177,8 @@ def check_userinfo(url: str) -> None:
     ``https://ann:1234/ab@host/x`` reads, by the rules of URLs, as the host ``ann`` at port
     1234 and the path ``/ab@host/x``: the password would go, in part, to another host, and
     messages would name that host with part of the password. A path holding "@" after a port
-    (``https://host:8080/a@b``) cannot be told from it and is refused alike.
+    (``https://host:8080/a@b``) cannot be told from it and is refused alike, unless the host is
+    plainly one (a dotted name, ``localhost``, an IP address: ``http://localhost:8000/a@b``).
 
     Raises
     ------
