@@ -598,6 +598,8 @@ def test_chunks_the_server_does_not_deliver_are_unknown_not_corrupt(
     (warning,) = cmap.warnings
     assert f"{url}: the store failed to answer for {what} show as unknown." in warning, warning
     assert f"{url}/c/1/0" in warning and "connection dropped" in warning, warning
+    assert "answered connection" not in warning, warning  # said as what happened
+    assert f"from 127.0.0.1:{http_server.port} failed after 3 attempts" in warning, warning
     # the map is incomplete, and says so: not verified, what was not delivered counted
     assert cmap.unanswered >= 1 and cmap.verified is False
     assert cmap.to_dict()["unanswered"] == cmap.unanswered

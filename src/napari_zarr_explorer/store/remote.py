@@ -809,6 +809,12 @@ class RemoteStore(WrapperStore[Store]):
                 f"Unknown host {self.host}: its name could not be resolved ({detail}).",
                 hint="Check the host name in the URL and your network connection.",
             )
+        if kind == "transient" and not detail.startswith("HTTP "):
+            # what went wrong on the way (a dropped connection), not an answer of the server
+            return RemoteError(
+                f"Reading {self._where(key)} from {self.host} failed{tries}: {detail}.",
+                hint="The server or the network had a problem; try again later.",
+            )
         return RemoteError(
             f"{self.host} answered {detail}{tries} for {self._where(key)}.",
             hint="The server had a problem; try again later."
