@@ -46,7 +46,7 @@ def test_an_estimate_cancelled_while_sampling_says_how_many_chunks_it_read(
     """A cancel in the middle of an array stops at the chunk being read, and says so."""
     write_array(http_server.root / "a.zarr", blobs((128, 128), dtype="uint16"), chunks=(16, 16))
     url = f"{http_server.url}/a.zarr"
-    http_server.slow("*/a.zarr/c/*", 0.5)  # every chunk takes a while to come
+    http_server.slow("a.zarr/c/*", 0.5)  # every chunk takes a while to come
     cancel = threading.Event()
     result: list = []
     worker = threading.Thread(target=lambda: result.append(_run(url, cancel)))
@@ -76,7 +76,7 @@ def test_a_cancel_in_a_later_array_says_how_many_arrays_were_sampled(
         http_server.root / "img.ome.zarr", shape=(128, 128), axes="yx", levels=3, chunks=(16, 16)
     )
     url = f"{http_server.url}/img.ome.zarr"
-    http_server.slow("*/img.ome.zarr/1/c/*", 0.5)  # the second level takes a while
+    http_server.slow("img.ome.zarr/1/c/*", 0.5)  # the second level takes a while
     cancel = threading.Event()
     result: list = []
     worker = threading.Thread(target=lambda: result.append(_run(url, cancel)))
