@@ -66,6 +66,10 @@ def test_an_estimate_cancelled_while_sampling_says_how_many_chunks_it_read(
     assert run.projected(0) is not None  # from the chunks read
     html = run._repr_html_()
     assert said in html and "Sampled up to" not in html
+    # the array's own estimate says it too
+    report = run.arrays[0].report
+    alone = f"Estimate cancelled after sampling {n} of 16 chunks: the figures are projected"
+    assert report.cancelled and alone in str(report) and alone in report._repr_html_()
 
 
 def test_a_cancel_in_a_later_array_says_how_many_arrays_were_sampled(

@@ -253,6 +253,23 @@ class EstimateReport:
         return max((c.sampled for c in self.candidates), default=0)
 
     @property
+    def cancelled_text(self) -> str | None:
+        """Say how much a cancelled estimate sampled (None when it was not cancelled).
+
+        ``"Estimate cancelled after sampling 3 of 16 chunks: the figures are projected from
+        those alone."``
+        """
+        if not self.cancelled:
+            return None
+        n = self.chunks_sampled
+        if n == 0:
+            return "Estimate cancelled before any chunk was sampled: nothing is projected."
+        return (
+            f"Estimate cancelled after sampling {n} of {self.chunks_to_sample} chunks: the "
+            "figures are projected from those alone."
+        )
+
+    @property
     def best(self) -> CandidateResult | None:
         """The candidate with the smallest projected size."""
         ok = [c for c in self.candidates if c.projected_bytes is not None and not c.problems]
@@ -310,6 +327,8 @@ class EstimateReport:
                     else ""
                 )
             )
+        if self.cancelled:
+            lines.append(f"  {self.cancelled_text}")
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -324,6 +343,8 @@ class EstimateReport:
             + (f", compression ratio {ratio:.2f}x" if ratio else "")
             + "</div>"
         )
+        if self.cancelled_text:
+            head += f"<div class='nze-warn'>{_html.esc(self.cancelled_text)}</div>"
         rows = []
         for c in self.candidates:
             rows.append(
