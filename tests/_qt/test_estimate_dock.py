@@ -126,9 +126,11 @@ def test_recompress_waits_for_the_estimate_and_comes_back_after_it(
     share = f"{report.bytes_after / report.bytes_before:.0%}"
     assert f"({share} of the original; logical" in said, said
     assert not [m for m in re.finditer(r"(\w+\s+)?ratio", said) if "compression" not in m[0]]
-    # after an estimate that fails
+    # after an estimate that fails (clicked once its button is back, as a user can)
+    qtbot.waitUntil(lambda: widget.estimate_button.isEnabled(), timeout=120000)
     shutil.rmtree(src)
     qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    assert widget.estimate_label.text() == "Estimating on sampled chunks..."
     qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
     assert widget.estimate_label.text().startswith("The estimate failed")
     assert widget.run_button.isEnabled() and widget.estimate_button.isEnabled()
