@@ -1034,7 +1034,10 @@ class RunEstimate:
             rows,
             raw_columns=range(2, 2 + len(self.compressors)),
         )
-        notes = [f"{self.sampled_text()} Nothing was written."]
+        # a cancelled estimate says so first, with how much it sampled
+        notes = [] if self.cancelled else [f"{self.sampled_text()} Nothing was written."]
+        if self.cancelled:
+            head = f"<div><b>{esc(self.sampled_text())}</b></div>" + head
         if self.unsampled_text:
             notes.append(self.unsampled_text)
         lines = [f"<div>{esc(n)}</div>" for n in notes]
