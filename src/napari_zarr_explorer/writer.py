@@ -1192,7 +1192,7 @@ class SavePreview:
         )
         if self.projected_bytes is not None:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
-            text += f" -> about {human_bytes(self.projected_bytes)} (ratio {ratio})"
+            text += f" -> about {human_bytes(self.projected_bytes)} (compression ratio {ratio})"
         return text
 
 
