@@ -49,7 +49,9 @@ class InMemorySource:
     """An array in memory or a lazy array (dask, zarr, anything sliceable with ``shape``).
 
     Dask arrays are computed region by region with the synchronous scheduler (the engine
-    already runs tasks in parallel), so only the chunks under a region are ever loaded.
+    already runs tasks in parallel), so only the chunks under a region are ever loaded. Data
+    opened by this package's reader is read strictly: a chunk that cannot be read is an error,
+    never the fill value napari shows for it.
     """
 
     data: Any
@@ -57,10 +59,13 @@ class InMemorySource:
 
     def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int]:
         """Return the data of *region*."""
-        part = self.data[tuple(region)]
-        if hasattr(part, "compute"):
-            part = part.compute(scheduler="synchronous")
-        return _native(np.asarray(part)), 0
+        from napari_zarr_explorer.pyramid import strict_reads
+
+        with strict_reads():
+            part = self.data[tuple(region)]
+            if hasattr(part, "compute"):
+                part = part.compute(scheduler="synchronous")
+            return _native(np.asarray(part)), 0
 
 
 def downsample(
