@@ -22,8 +22,10 @@ __all__ = [
     "MetadataError",
     "NotAnObjectError",
     "NotFoundError",
+    "OutputExistsError",
     "PathEscapeError",
     "RemoteError",
+    "RunFailedError",
     "UnsafeDataError",
     "ambiguous_userinfo",
     "connection_refused",
@@ -321,6 +323,28 @@ class NotFoundError(RemoteError, FileNotFoundError):
 
 class NotAnObjectError(ExplorerError, IsADirectoryError):
     """A key names a folder of a local store (a group, an array, a folder), not an object."""
+
+
+class OutputExistsError(ExplorerError, FileExistsError):
+    """The output of a run exists, and neither resuming nor overwriting it was asked for.
+
+    Attributes
+    ----------
+    incomplete
+        True when it is the unfinished output of an earlier run (which resuming continues).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, incomplete: bool = False):
+        super().__init__(message, hint=hint)
+        self.incomplete = incomplete
+
+
+class RunFailedError(ExplorerError):
+    """A run failed after it began writing; its output is left marked incomplete.
+
+    Resuming with the same settings continues it once the cause is fixed. Errors raised before
+    anything is written (invalid settings, an existing output) are other errors.
+    """
 
 
 class ExplorerWarning(UserWarning):

@@ -1126,6 +1126,9 @@ def save(
             cancel=cancel,
             threads=threads,
             started=t0,
+            output_name=str(final),
+            failed_as=f"Saving {plan.source} to {final}",
+            failure_hint="Nothing was kept; fix the cause and save again.",
         )
     except BaseException:
         _remove(target)

@@ -662,13 +662,28 @@ class RecompressWidget(QWidget):
         )
 
     def _run_failed(self, exc: BaseException, destination: str) -> None:
-        state = output_state(destination)
-        if state == "incomplete":
+        """Say what became of the output; advise Resume only where Resume would help.
+
+        Resume continues a run that stopped partway with the same settings: it helps after a
+        failure while writing (the engine's :class:`RunFailedError`) and for an existing
+        unfinished output. A settings error, or an output refused as it is, writes nothing, and
+        ticking Resume would not change that.
+        """
+        from napari_zarr_explorer.errors import OutputExistsError, RunFailedError
+
+        if isinstance(exc, RunFailedError):
             text = (
-                "The run stopped (see the message below); the output is marked incomplete: tick "
-                "Resume and run again to continue, or Overwrite to start over."
+                "The run stopped (see the message below); the output is marked incomplete: once "
+                "the cause is fixed, tick Resume and run again to continue, or Overwrite to "
+                "start over."
             )
-        elif state == "complete":
+        elif isinstance(exc, OutputExistsError) and exc.incomplete:
+            text = (
+                "Nothing was written (see the message below): the output is an interrupted "
+                "run's. Tick Resume to continue it with the same settings, or Overwrite to "
+                "start over."
+            )
+        elif isinstance(exc, OutputExistsError):
             text = (
                 "Nothing was written (see the message below): the output already exists and is "
                 "complete. Choose another Output, or tick Overwrite."
