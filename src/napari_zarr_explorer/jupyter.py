@@ -341,8 +341,9 @@ class NotebookExplorer:
             from napari_zarr_explorer.forms import shape_text
             from napari_zarr_explorer.recompress import suggest_layout
 
-            chunks, shards = suggest_layout(node.shape)
-            self.recompress_form.suggest(chunks=shape_text(chunks), shards=shape_text(shards))
+            self.recompress_form.suggest(chunks=shape_text(suggest_layout(node.shape)[0]))
+            # the shards follow the chunks shown (the user's own, or those just suggested)
+            self.recompress_form.set_source_shape(node.shape)
 
     def _levels(self, node: NodeView) -> list[str]:
         if node.report.kind == "array":

@@ -124,6 +124,10 @@ class RecompressWidget(QWidget):
         # the form never shrinks below its fields, even when docks stack
         self.form.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.form.native)
+        # how chunk values fewer than the dimensions apply: a sentence, wrapped, never markup
+        note: Any = self.form.layout_note.native
+        note.setWordWrap(True)
+        note.setTextFormat(Qt.TextFormat.PlainText)
         # the native widgets, for the view's own wiring
         self.destination_edit: Any = self.form.output.native
         self.chunks_edit: Any = self.form.chunks.native
@@ -201,7 +205,6 @@ class RecompressWidget(QWidget):
         self.open_result_button.setEnabled(False)
         layout.addWidget(self.open_result_button)
 
-        self.form.zarr_format.changed.connect(self._on_format)
         self.form.changed.connect(self._on_choice)
         self.destination_button.clicked.connect(self._browse)
         self.form.estimate_button.clicked.connect(self.estimate)
@@ -311,10 +314,10 @@ class RecompressWidget(QWidget):
         if shape:
             from napari_zarr_explorer.recompress import suggest_layout
 
-            chunks, shards = suggest_layout(shape)
-            suggestions["chunks"] = shape_text(chunks)
-            suggestions["shards"] = shape_text(shards) if self.zarr_format == 3 else ""
+            suggestions["chunks"] = shape_text(suggest_layout(shape)[0])
         self.form.suggest(**suggestions)
+        # the shards follow the chunks shown (the user's own, or those just suggested)
+        self.form.set_source_shape(self.level0_shape)
         if not same:
             self.estimate_table.setRowCount(0)
             self.estimate_label.setText("")
@@ -356,14 +359,6 @@ class RecompressWidget(QWidget):
     def set_compressor(self, text: str) -> None:
         """Choose an encoding given as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``)."""
         self.form.set_compressor(text)
-
-    def _on_format(self, *_: Any) -> None:
-        if self.zarr_format != 3:
-            return
-        if self.level0_shape and not str(self.form.shards.value):
-            from napari_zarr_explorer.recompress import suggest_layout
-
-            self.form.put(shards=shape_text(suggest_layout(self.level0_shape)[1]))
 
     def _browse(self) -> None:
         folder = QFileDialog.getSaveFileName(
