@@ -138,6 +138,13 @@ class SaveForm(CodecForm):
             "overwrite": bool(self.overwrite.value),
         }
 
+    def output_text(self) -> str:
+        """Return the output as typed: a path, or a URL (``s3://...``).
+
+        The field's value is a path, which would make ``s3://b/x`` the local ``s3:/b/x``.
+        """
+        return str(self.path.line_edit.value or "").strip()
+
     def selected_layers(self) -> list[Any]:
         """Return the chosen layers, in the order of the layer list."""
         layers = self._get_layers()

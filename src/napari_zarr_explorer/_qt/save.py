@@ -88,7 +88,7 @@ class SaveWidget(QWidget):
     def start(self, *_: Any) -> None:
         if self.task is not None and self.task.running:
             return
-        path = str(self.form.path.value or "").strip()
+        path = self.form.output_text()  # as typed: a URL stays a URL
         layers = self.form.selected_layers()
         if not path or path == "." or not layers:
             self.status.value = "Choose an output folder and at least one layer."
