@@ -460,7 +460,8 @@ class RecompressForm(CodecForm):
         )
         # how values fewer (or more) than the dimensions apply; shown only when they are
         self.layout_note = Label(name="layout_note", value="")
-        self.layout_note.visible = False
+        self._note_row = _row([self.layout_note])  # a row of its own: no label beside it
+        self._note_row.visible = False
         self.zarr_format = ComboBox(
             name="zarr_format",
             label="Format",
@@ -502,7 +503,7 @@ class RecompressForm(CodecForm):
                 *codec_rows,
                 self.chunks,
                 self.shards,
-                self.layout_note,
+                self._note_row,
                 self.zarr_format,
                 options,
                 self.sample,
@@ -560,7 +561,7 @@ class RecompressForm(CodecForm):
         text = layout_note(str(self.chunks.value), shards, self.source_shape)
         with self.quietly():
             self.layout_note.value = text
-        self.layout_note.visible = bool(text)
+        self._note_row.visible = bool(text)
 
     def _on_format(self, *_: Any) -> None:
         """Zarr v2 shows no shards (it has none); back in v3 they return.
