@@ -127,15 +127,17 @@ def test_recompress_dock_output_bucket_refuses_writes(
 
 
 def test_save_dock_layer_chunks_failing_over_http(
-    make_napari_viewer, qtbot, http_server, tmp_path, notifications
+    make_napari_viewer, qtbot, http_server, tmp_path, notifications, screenshot_dir
 ):
     write_ome_image(http_server.root / "img.ome.zarr", shape=(2, 64, 64), axes="cyx", levels=1)
     # the chunks fail from the start: napari shows them as the fill value, with a warning
     http_server.fail("img.ome.zarr/0/c/*", 500)
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     viewer.open(f"{http_server.url}/img.ome.zarr", plugin="napari-zarr-explorer")
     assert len(viewer.layers) >= 1
     widget = SaveWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.window._qt_window.resize(1280, 800)
     out = tmp_path / "copy.ome.zarr"
     widget.form.path.value = str(out)
     with qtbot.waitSignal(widget.finished, timeout=120_000):
@@ -146,6 +148,17 @@ def test_save_dock_layer_chunks_failing_over_http(
     assert "Recompress" not in status and "Resume" not in status, status
     assert f"{http_server.url}/img.ome.zarr/0/c/" in status and "HTTP 500" in status, status
     assert "Nothing was kept" in status, status
+    # the form was filled in all the same (its estimate samples what napari shows)
+    assert widget.form.chunks.value and widget.form.shards.value
+    # the message is scrolled into view, whole
+    status_label = widget.status.native
+
+    def shown_whole() -> bool:
+        tall = status_label.height() >= status_label.heightForWidth(status_label.width())
+        return tall and status_label.visibleRegion().boundingRect() == status_label.rect()
+
+    qtbot.waitUntil(shown_whole)
+    viewer.screenshot(str(screenshot_dir / "save-remote-failure.png"), canvas_only=False)
     # nothing written with the chunks it could not read (no zeros saved as data)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if "copy" in p.name] == []
