@@ -900,8 +900,11 @@ def recompress(
     Raises
     ------
     ExplorerError
-        When the output exists (without *resume*/*overwrite*), overlaps the source, the
-        options are invalid, or a task fails (the output stays marked incomplete).
+        When the output exists (without *resume*/*overwrite*: its subclass
+        :class:`~napari_zarr_explorer.errors.OutputExistsError`), overlaps the source, the
+        options are invalid, or a task fails (its subclass
+        :class:`~napari_zarr_explorer.errors.RunFailedError`: the output stays marked
+        incomplete, and resuming continues it).
     """
     if progress is True:
         from napari_zarr_explorer.recompress._progress import RichProgress
