@@ -434,7 +434,11 @@ class RecompressForm(CodecForm):
     ----------
     output, compressor, level, shuffle, chunks, shards, zarr_format, verify, overwrite, resume,
     sample
-        The fields.
+        The fields. Shards follow Chunks (:meth:`follow_chunks`) until the user types Shards,
+        and are empty and disabled while Zarr v2 is chosen.
+    layout_note
+        A note under Chunks and Shards saying how fewer (or more) values than the source has
+        dimensions apply (:func:`layout_note`); hidden when there is nothing to say.
     estimate_button, run_button, cancel_button
         The buttons (the view connects them).
     """
