@@ -93,6 +93,9 @@ def test_recompress_dock_source_chunks_failing_over_http(
     assert "incomplete" in status and "Resume" in status, status
     assert output_state(str(out)) == "incomplete"
     assert widget.run_button.isEnabled() and widget.report is None
+    # what became of the output is in view, whole, above the message
+    label = widget.progress_label
+    qtbot.waitUntil(lambda: label.visibleRegion().boundingRect() == label.rect())
     widget.grab().save(str(screenshot_dir / "recompress-remote-failure.png"))
     # the server is back: Resume finishes it, every value as the source's
     http_server.clear_faults()

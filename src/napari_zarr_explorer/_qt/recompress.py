@@ -689,6 +689,8 @@ class RecompressWidget(QWidget):
         message = error_text(exc)
         self.report_view.setPlainText(message)  # stays when the notification goes
         notify_error(message)
+        # what became of the output, then the message (as a finished run's report)
+        self._bring_into_view(self.report_view, self.progress_label)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
