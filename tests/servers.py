@@ -125,20 +125,33 @@ class LoopbackHTTPServer:
         return f"http://127.0.0.1:{self.port}"
 
     # -- faults -----------------------------------------------------------------------------
+    @staticmethod
+    def _pattern(pattern: str) -> str:
+        """Check *pattern*: request paths are relative to the served root (``a.zarr/c/0``).
+
+        A pattern with a leading "/" would match no request, and a test relying on it would
+        test nothing.
+        """
+        if pattern.startswith("/"):
+            raise ValueError(
+                f"request paths have no leading '/': use {pattern.lstrip('/')!r}, not {pattern!r}"
+            )
+        return pattern
+
     def fail(self, pattern: str, status: int, *, times: int | None = None) -> None:
         """Answer requests whose path matches *pattern* (fnmatch) with *status*."""
         with self._lock:
-            self._faults.append(_Fault(pattern, status=status, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), status=status, times=times))
 
     def slow(self, pattern: str, delay: float, *, times: int | None = None) -> None:
         """Delay answers to requests matching *pattern* by *delay* seconds."""
         with self._lock:
-            self._faults.append(_Fault(pattern, delay=delay, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), delay=delay, times=times))
 
     def reset(self, pattern: str, *, times: int | None = None) -> None:
         """Drop the connection (TCP reset) for requests matching *pattern*."""
         with self._lock:
-            self._faults.append(_Fault(pattern, reset=True, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), reset=True, times=times))
 
     def hold(self, pattern: str) -> None:
         """Leave requests matching *pattern* unanswered until :meth:`release` (or the end).
@@ -148,7 +161,7 @@ class LoopbackHTTPServer:
         with self._lock:
             if self._released.is_set():
                 self._released = threading.Event()
-            self._holds.append(pattern)
+            self._holds.append(self._pattern(pattern))
 
     def release(self) -> None:
         """Answer the requests held by :meth:`hold`, and hold no more."""
@@ -164,17 +177,17 @@ class LoopbackHTTPServer:
     def truncate(self, pattern: str, nbytes: int, *, times: int | None = None) -> None:
         """Send only the first *nbytes* of the body (with the full Content-Length), then close."""
         with self._lock:
-            self._faults.append(_Fault(pattern, truncate=nbytes, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), truncate=nbytes, times=times))
 
     def lie_about_length(self, pattern: str, delta: int, *, times: int | None = None) -> None:
         """Announce ``Content-Length`` *delta* bytes off the body actually sent, then close."""
         with self._lock:
-            self._faults.append(_Fault(pattern, length_delta=delta, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), length_delta=delta, times=times))
 
     def redirect(self, pattern: str, location: str, *, times: int | None = None) -> None:
         """Answer requests matching *pattern* with ``302 Found`` to *location*."""
         with self._lock:
-            self._faults.append(_Fault(pattern, redirect=location, times=times))
+            self._faults.append(_Fault(self._pattern(pattern), redirect=location, times=times))
 
     def clear_faults(self) -> None:
         """Remove every injected fault and required header."""
@@ -197,6 +210,7 @@ class LoopbackHTTPServer:
     # -- request log ------------------------------------------------------------------------
     def count(self, pattern: str = "*", *, method: str | None = None) -> int:
         """Number of logged requests whose path matches *pattern* (and *method*)."""
+        self._pattern(pattern)
         with self._lock:
             return sum(
                 1

@@ -166,13 +166,14 @@ def test_estimate_cli(stores):
     )
     human = _run("estimate", str(stores["image"]), "--compressor", "gzip:6")
     assert human.returncode == 0, human.stderr
-    assert "gzip:6" in human.stdout and "ratio" in human.stdout
-    # the ratio column is the one to compare with the ratio now: logical bytes over projected
+    assert "gzip:6" in human.stdout and "compression ratio" in human.stdout
+    # the compression ratio column is the one to compare with the compression ratio now:
+    # logical bytes over projected
     gzip = json.loads(
         _run("estimate", str(stores["image"]), "--compressor", "gzip:6", "--json").stdout
     )["candidates"][0]
     (row,) = [line for line in human.stdout.splitlines() if "gzip:6" in line]
-    assert f"{gzip['projected_ratio']:.2f}" in row.split()
+    assert f"{gzip['projected_ratio']:.2f}x" in row.split()
     bad = _run("estimate", str(stores["image"]), "--compressor", "what")
     assert bad.returncode == 1 and "what" in bad.stderr
     # a candidate the codec cannot encode: its row says so, the reason follows the table whole

@@ -430,3 +430,21 @@ def test_the_v2_codec_of_an_image_codec_pickles() -> None:
     again = pickle.loads(pickle.dumps(codec))
     assert again.get_config() == codec.get_config()
     assert again.get_config()["id"].endswith("png")
+
+
+@pytest.mark.parametrize("spec", ["png", "jpeg2k", "lzw", "zfp:reversible"])
+def test_zarr_v3_imagecodecs_arrays_open_without_a_warning(tmp_path: Path, spec: str) -> None:
+    """``imagecodecs_NAME`` is imagecodecs' own Zarr 3 name, which other implementations read:
+    opening and inspecting such an array warns about nothing (zarr 3.1 warned that numcodecs
+    codecs may not be supported by other implementations, of the wrapper our codecs build on)."""
+    dtype = "float32" if spec.startswith("zfp") else "uint16"
+    data = _image((2, 64, 96), dtype, 1.0 if dtype == "float32" else 60000)
+    src = testing.write_array(tmp_path / "src.zarr", data, chunks=(1, 32, 48))
+    out = tmp_path / "out.zarr"
+    assert recompress(src, out, compressor=spec, chunks=(1, 32, 48), zarr_format=3).ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = np.asarray(open_layers(out)[0][0])
+        (arr,) = nze.inspect(out).arrays
+    np.testing.assert_array_equal(got, data)
+    assert f"imagecodecs_{spec.partition(':')[0]}" in [c.name for c in arr.codecs]

@@ -308,16 +308,166 @@ def test_a_password_with_unencoded_url_characters_is_hidden():
         url = f"https://ann:{password}@example.org/a.zarr"
         assert shown_url(url) == "https://ann:***@example.org/a.zarr", shown_url(url)
         assert password not in redact_urls(f"reading {url} failed")
-    # what only looks like it keeps its place: a port, an '@' in a path or a query
+    # what only looks like it keeps its place: an '@' in a path or a query
     for url in (
-        "https://host:8080/path@x/y",
         "s3://bucket/user@example.com/d.zarr",
         "http://h/a.zarr?email=a@b.org",
+        "https://host:8080/a.zarr",
+        # a host that is plainly one (a dot, localhost, an address) and a port: '@' in the path
+        "http://localhost:8000/img@2x.zarr",
+        "https://data.example.org:8443/v@2/a.zarr",
+        "http://127.0.0.1:9000/bucket/a@b.zarr",
+        "http://[::1]:8000/a@b.zarr",
     ):
         assert shown_url(url) == url and redact_urls(f"see {url}.") == f"see {url}."
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/img@2x.zarr",
+        "https://data.example.org:8443/v@2/a.zarr",
+        "http://127.0.0.1:9000/bucket/a@b.zarr",
+    ],
+)
+def test_a_path_holding_at_after_a_real_host_and_port_opens_as_typed(url):
+    """``python -m http.server`` serves ``img@2x.zarr`` at ``http://localhost:8000/...``: the
+    URL is what it says, not a password, and is neither refused nor hidden."""
+    loc = parse_location(url)
+    assert loc.url == url and loc.shown == url
 
 
 def test_a_store_at_a_root_is_named_by_its_host():
     assert parse_location("s3://bucket").name == "bucket"
     assert parse_location(f"https://ann:{SECRET}@example.org:8443").name == "example.org:8443"
     assert parse_location("https://example.org/a/img.zarr").name == "img.zarr"
+
+
+# -- every form of credential, in every text -----------------------------------------------------
+
+#: URLs carrying a secret in a form a URL parser may split elsewhere, with the secret each
+#: carries and the form it is shown in. The secrets are all different from any other part.
+TRICKY_URLS = [
+    # numeric passwords, alone and followed by '/', '?' or '#' (read as a port and a path)
+    ("https://ann:98765@example.org/a.zarr", "98765", "https://ann:***@example.org/a.zarr"),
+    ("https://ann:98765/xyz@example.org/a.zarr", "98765/xyz", "https://ann:***@example.org/a.zarr"),
+    ("https://ann:98765?xyz@example.org/a.zarr", "98765?xyz", "https://ann:***@example.org/a.zarr"),
+    ("https://ann:98765#xyz@example.org/a.zarr", "98765#xyz", "https://ann:***@example.org/a.zarr"),
+    ("https://ann:98765/@example.org/a.zarr", "98765/", "https://ann:***@example.org/a.zarr"),
+    (
+        "http://ann:98765/xyz@127.0.0.1:8080/a.zarr",
+        "98765/xyz",
+        "http://ann:***@127.0.0.1:8080/a.zarr",
+    ),
+    ("s3://AKIAKEY:98765/xyz@bucket/a.zarr", "98765/xyz", "s3://AKIAKEY:***@bucket/a.zarr"),
+    # '/', '?', '#' and '@' unencoded in other passwords, an empty user name
+    (
+        "https://ann:pq/rs?tu#vw@example.org/a.zarr",
+        "pq/rs?tu#vw",
+        "https://ann:***@example.org/a.zarr",
+    ),
+    ("https://ann:pq@rs/tu@example.org/a.zarr", "pq@rs/tu", "https://ann:***@example.org/a.zarr"),
+    ("https://:pq/rs@example.org/a.zarr", "pq/rs", "https://:***@example.org/a.zarr"),
+    # a token in place of the user name
+    (
+        "https://ghp_T0kenT0ken@example.org/a.zarr",
+        "ghp_T0kenT0ken",
+        "https://***@example.org/a.zarr",
+    ),
+    (
+        "https://T0k.en-~+=@example.org:8443/a.zarr",
+        "T0k.en-~+=",
+        "https://***@example.org:8443/a.zarr",
+    ),
+    # tokens in the query string and the fragment, with both separators
+    (
+        "https://example.org/a.zarr?token=T0KVAL&v=1",
+        "T0KVAL",
+        "https://example.org/a.zarr?token=***&v=1",
+    ),
+    (
+        "https://example.org/a.zarr?v=1;access_token=T0KVAL",
+        "T0KVAL",
+        "https://example.org/a.zarr?v=1;access_token=***",
+    ),
+    (
+        "https://example.org/a.zarr#access_token=T0KVAL&v=1",
+        "T0KVAL",
+        "https://example.org/a.zarr#access_token=***&v=1",
+    ),
+    (
+        "https://example.org/a.zarr?v=1#id_token=T0KVAL",
+        "T0KVAL",
+        "https://example.org/a.zarr?v=1#id_token=***",
+    ),
+    (
+        "https://ann:98765?xyz@example.org/a.zarr?sig=T0KVAL",
+        "T0KVAL",
+        "https://ann:***@example.org/a.zarr?sig=***",
+    ),
+]
+
+
+def _secret_parts(secret: str) -> list[str]:
+    """The secret and every piece of it a parser could cut at '/', '?', '#' or '@'."""
+    import re
+
+    return [secret, *(p for p in re.split(r"[/?#@]", secret) if len(p) >= 3)]
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "shown"), TRICKY_URLS, ids=[u for u, _, _ in TRICKY_URLS]
+)
+def test_no_form_of_credential_is_shown(url, secret, shown, caplog):
+    assert shown_url(url) == shown
+    texts = [
+        shown_url(url),
+        redact_urls(f"reading {url} failed"),
+        redact_urls(f"reading '{url}/zarr.json': HTTP 404."),
+        redact_urls(f'("{url}", {url})'),
+        str(ExplorerError(f"{url}: broken", hint=f"open {url}/0")),
+        error_message(OSError(f"cannot read {url}")),
+        error_message(ValueError(url)),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn(f"odd metadata at {url}", ExplorerWarning, stacklevel=1)
+    texts.append(str(caught[0].message))
+    from napari_zarr_explorer.store.remote import logger  # the package's only logger
+
+    with caplog.at_level(logging.DEBUG, logger="napari_zarr_explorer"):
+        logger.debug("read %s", url)
+        try:
+            raise OSError(f"failed for {url}")
+        except OSError:
+            logger.debug("failed", exc_info=True)
+    texts.append(caplog.text)
+    for text in texts:
+        for part in _secret_parts(secret):
+            assert part not in text, (part, text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ann:98765/xyz@127.0.0.1:1/a.zarr",
+        "https://ann:pq/rs@127.0.0.1:1/a.zarr",
+        "s3://AKIAKEY:98765/xyz@bucket/a.zarr",
+        "https://host:8080/path@v2/a.zarr",
+    ],
+)
+def test_a_url_whose_password_a_parser_would_split_is_refused_without_showing_it(url):
+    """Read by the rules of URLs, ``ann:98765`` is a host and a port, and the rest of the
+    password a path, sent to that host: such a URL is refused, before any connection, with
+    how to write it (a path holding '@' after a port reads the same, and is refused alike)."""
+    with pytest.raises(ExplorerError) as info:
+        parse_location(url)
+    message = error_message(info.value)
+    assert "%40" in message and "%2F" in message, message
+    for part in ("98765", "xyz", "pq/rs", "8080/path"):
+        assert part not in message, message
+    proc = _run("inspect", url)
+    assert proc.returncode == 1
+    assert "%2F" in proc.stderr, proc.stderr
+    for part in ("98765", "xyz", "pq/rs"):
+        assert part not in proc.stdout + proc.stderr

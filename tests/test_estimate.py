@@ -187,8 +187,8 @@ def test_candidate_ratio_compares_with_the_ratio_now(tmp_path):
         assert c.projected_ratio == pytest.approx(report.logical_bytes / c.projected_bytes)
         assert c.to_dict()["projected_ratio"] == pytest.approx(c.projected_ratio, abs=1e-3)
         shown = f"{c.projected_ratio:.2f}"
-        assert f"{c.label}: ratio {shown}" in str(report)
-        assert f"<td>{shown}</td>" in report._repr_html_()
+        assert f"{c.label}: compression ratio {shown}x" in str(report)
+        assert f"<td>{shown}x</td>" in report._repr_html_()
 
 
 def test_a_small_array_says_how_many_chunks_were_sampled(tmp_path):

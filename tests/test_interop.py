@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -36,9 +35,9 @@ from cachelock import Background, cache_lock
 from napari_zarr_explorer.layers import open_layers
 from napari_zarr_explorer.ome.validate import validate
 from napari_zarr_explorer.testing import write_plate
+from peerenv import CACHE, Env, env_python
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("NZE_INTEROP_CACHE", REPO / ".interop-cache"))
 DOC = REPO / "docs" / "interoperability.md"
 ZARRITA = "0.7.5"
 ZARRITA_STORAGE = "0.2.0"
@@ -59,15 +58,6 @@ CODECS = (
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Env:
-    """An isolated Python environment for one implementation."""
-
-    key: str
-    python: str  # "3.11", "3.12"
-    packages: tuple[str, ...]
-
-
 ENVS = {
     "napari-ome-zarr 0.10": Env(
         "napari-ome-zarr-0.10.0-py3.11", "3.11", ("napari-ome-zarr==0.10.0",)
@@ -77,67 +67,6 @@ ENVS = {
     ),
     "zarr-python 2": Env("zarr-2.18-py3.11", "3.11", ("zarr>=2.18,<3",)),
 }
-
-
-def _interpreter(version: str) -> str:
-    """A working Python *version* interpreter: this one, pyenv's, or one on the PATH.
-
-    pyenv's shims are on the PATH but fail for versions that are not selected, so every
-    candidate is tried before it is used.
-    """
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
-        return sys.executable
-    candidates: list[str] = []
-    if shutil.which("pyenv"):
-        bare = subprocess.run(
-            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for v in sorted((b for b in bare if b.startswith(version + ".")), reverse=True):
-            out = subprocess.run(
-                ["pyenv", "which", "python"],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYENV_VERSION": v},
-                check=False,
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                candidates.append(out.stdout.strip())
-    found = shutil.which(f"python{version}")
-    if found:
-        candidates.append(found)
-    for cand in candidates:
-        probe = subprocess.run(
-            [cand, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == version:
-            return cand
-    raise RuntimeError(f"No working Python {version} found (install it, e.g. with pyenv).")
-
-
-def _env_python(env: Env) -> Path:
-    """Create (once) the virtual environment of *env* and return its interpreter."""
-    folder = CACHE / "venvs" / env.key
-    py = folder / "bin" / "python"
-    stamp = folder / ".ready"
-    want = json.dumps(env.packages)
-    with cache_lock(folder):  # another test run may be building it
-        if stamp.exists() and stamp.read_text() == want and py.exists():
-            return py
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_interpreter(env.python), "-m", "venv", str(folder)], check=True)
-        pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(
-            [*pip, *env.packages],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        stamp.write_text(want)
-    return py
 
 
 def _node_modules() -> Path:
@@ -571,7 +500,7 @@ def _build_environments() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(len(ENVS) + 1) as pool:
-        futures = [pool.submit(_env_python, env) for env in ENVS.values()]
+        futures = [pool.submit(env_python, env) for env in ENVS.values()]
         futures.append(pool.submit(_node_modules))
         for f in futures:
             f.result()
@@ -626,7 +555,7 @@ def matrix(
             node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
             versions["zarrita (JS)"] = f"zarrita {pkg['version']} (Node {node.strip()})"
         else:
-            py = sys.executable if env == "main" else str(_env_python(ENVS[env]))
+            py = sys.executable if env == "main" else str(env_python(ENVS[env]))
             results = _run_python(py, jobs, work)
             if env != "main":
                 v = _versions(py, ["napari-ome-zarr", "napari", "zarr"])
@@ -699,7 +628,7 @@ def foreign(environments: None, tmp_path_factory: pytest.TempPathFactory) -> dic
     out: dict[str, Any] = {}
     # zarr-python 2 (its own environment)
     p = work / "zarr2.zarr"
-    py = _env_python(ENVS["zarr-python 2"])
+    py = env_python(ENVS["zarr-python 2"])
     script = work / "w2.py"
     script.write_text(_ZARR2_WRITER)
     v = subprocess.run([str(py), str(script), str(p)], capture_output=True, text=True, check=True)

@@ -397,13 +397,19 @@ def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, ht
         http_server.release()
     assert w.wait(timeout=120)
     run = w.estimate_report
-    # the array being sampled finished; the other level is projected at its ratio
+    # the chunk being read finished; the other level is projected at the compression ratio
+    # of the chunks sampled, and the view says how much that was, first
     assert run is not None, w.estimate_view.value
-    assert [a.path for a in run.arrays] == ["0"] and run.unsampled == 1
+    assert [a.path for a in run.arrays] == ["0"] and run.unsampled == 1 and run.cancelled
     shown = _text(w.estimate_view.value)
-    assert shown.startswith("Estimate cancelled."), shown
-    assert shown.count("Estimate cancelled") == 1
-    assert "1 array not sampled: projected at the ratio of the others." in shown
+    n = run.chunks_sampled
+    assert 1 <= n < run.arrays[0].report.chunks_to_sample
+    assert shown.startswith(f"Estimate cancelled after sampling {n} chunk"), shown
+    assert shown.count("Estimate cancelled") == 1 and "Sampled" not in shown
+    assert (
+        "1 array was not sampled: it is projected at the compression ratio of those sampled."
+        in shown
+    )
     assert form.estimate_button.enabled and not form.cancel_button.enabled
     # estimated again without a cancel: every level, and no word of a cancel
     assert w.estimate(wait=True) is w.estimate_report
@@ -487,7 +493,7 @@ def test_the_estimate_leaves_a_real_kernel_free(
         "form.cancel_button.native.click()",
         "print(w.wait(timeout=120), [a.path for a in w.estimate_report.arrays], "
         "w.estimate_report.unsampled)\n"
-        "print('cancelled' if 'Estimate cancelled.' in w.estimate_view.value else 'not said')",
+        "print('cancelled' if 'Estimate cancelled' in w.estimate_view.value else 'not said')",
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]

@@ -1183,3 +1183,20 @@ def test_over_plain_http_the_plan_says_only_named_members_are_copied(
     local = plan_recompress(src)  # a folder lists: every member, no such note
     assert sorted(a.target.path for a in local.arrays) == ["0", "extra"]
     assert not any("cannot list" in n for n in local.notes)
+
+
+def test_an_output_bucket_that_is_not_there_is_named(tmp_path: Path, s3_server: Any) -> None:
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    src = testing.write_array(tmp_path / "src.zarr", image((2, 16, 16)), zarr_format=2)
+    opts = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    url = f"s3://no-bucket-{os.getpid()}/out.zarr"
+    with pytest.raises(ExplorerError) as info:
+        recompress(src, url, dst_storage_options=opts)
+    message = str(info.value)
+    assert message.startswith(f"Writing {url}/zarr.json failed: the bucket"), message
+    assert "does not exist" in message and "Error:" not in message

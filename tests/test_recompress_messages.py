@@ -302,3 +302,28 @@ def test_a_resumed_run_counts_the_objects_holding_only_the_fill_value_as_a_fresh
     assert again.objects_empty == 3 and again.objects_written == 0
     if verify:
         assert _lines(again)[1] == _lines(fresh)[1]
+
+
+def test_an_existing_output_says_whether_resume_continues_it(tmp_path: Path) -> None:
+    """Resume is named for an interrupted run's output only; a finished one gets Overwrite."""
+    import numpy as np
+
+    from napari_zarr_explorer.errors import OutputExistsError, RunFailedError
+
+    src = testing.write_array(tmp_path / "src.zarr", np.ones((8, 8), "uint8"), chunks=(4, 4))
+    cancel = threading.Event()
+    cancel.set()
+    assert recompress(src, tmp_path / "unfinished.zarr", cancel=cancel).cancelled
+    with pytest.raises(OutputExistsError) as info:
+        recompress(src, tmp_path / "unfinished.zarr")
+    assert info.value.incomplete and "--resume" in str(info.value), info.value
+    recompress(src, tmp_path / "done.zarr")
+    with pytest.raises(OutputExistsError) as info:
+        recompress(src, tmp_path / "done.zarr")
+    assert not info.value.incomplete and "--resume" not in str(info.value), info.value
+    assert "--overwrite" in str(info.value)
+    # a settings error is neither: nothing written, nothing to resume
+    with pytest.raises(ExplorerError) as other:
+        recompress(src, tmp_path / "x.zarr", chunks=(4, 4), shards=(6, 6))
+    assert not isinstance(other.value, OutputExistsError | RunFailedError)
+    assert "--resume" not in str(other.value)

@@ -598,6 +598,8 @@ def test_chunks_the_server_does_not_deliver_are_unknown_not_corrupt(
     (warning,) = cmap.warnings
     assert f"{url}: the store failed to answer for {what} show as unknown." in warning, warning
     assert f"{url}/c/1/0" in warning and "connection dropped" in warning, warning
+    assert "answered connection" not in warning, warning  # said as what happened
+    assert f"from 127.0.0.1:{http_server.port} failed after 3 attempts" in warning, warning
     # the map is incomplete, and says so: not verified, what was not delivered counted
     assert cmap.unanswered >= 1 and cmap.verified is False
     assert cmap.to_dict()["unanswered"] == cmap.unanswered
@@ -874,3 +876,124 @@ def test_a_broken_pipe_is_not_a_network_problem():
 
     msg = error_message(BrokenPipeError(32, "Broken pipe"))
     assert msg == "BrokenPipeError: Broken pipe" and "network" not in msg
+
+
+# --------------------------------------------------------------------------------------------
+# sizes: a missing key is FileNotFoundError, as in every zarr store; a failure is a RemoteError
+
+HTTP_CLIENTS = {"lean": {}, "aiohttp": {"client_kwargs": {}}}
+
+
+def _array_missing_one_chunk(root: Path) -> Path:
+    data = np.full((32, 32), 5, dtype="uint8")
+    local = testing.write_array(root / "a.zarr", data, chunks=(16, 16), fill_value=1)
+    (local / "c" / "1" / "1").unlink()
+    return local
+
+
+@pytest.mark.parametrize("client", sorted(HTTP_CLIENTS))
+def test_the_size_of_a_missing_key_is_file_not_found(http_server, client):
+    from zarr.core.sync import sync
+
+    local = _array_missing_one_chunk(http_server.root)
+    store = _store(f"{http_server.url}/a.zarr", **HTTP_CLIENTS[client], **FAST)
+    assert sync(store.getsize("c/0/0")) == (local / "c" / "0" / "0").stat().st_size
+    with pytest.raises(FileNotFoundError) as info:
+        sync(store.getsize("c/1/1"))
+    assert f"{http_server.url}/a.zarr/c/1/1" in str(info.value)
+    assert not sync(store.exists("c/1/1"))
+    assert store.stats.retries == 0  # an answer, not a failure
+    asked = http_server.count("a.zarr/c/1/1")
+    with pytest.raises(FileNotFoundError):  # remembered, as a missing chunk read is
+        sync(store.getsize("c/1/1"))
+    assert http_server.count("a.zarr/c/1/1") == asked
+
+
+@pytest.mark.parametrize("client", sorted(HTTP_CLIENTS))
+def test_the_size_of_a_key_that_cannot_be_read_is_a_remote_error(http_server, client):
+    """Failures stay failures: a server error after the retries, a refusal."""
+    from zarr.core.sync import sync
+
+    _array_missing_one_chunk(http_server.root)
+    http_server.fail("a.zarr/c/0/0", 503)
+    http_server.fail("a.zarr/c/0/1", 403)
+    store = _store(f"{http_server.url}/a.zarr", **HTTP_CLIENTS[client], **FAST)
+    with pytest.raises(RemoteError, match="HTTP 503") as failed:
+        sync(store.getsize("c/0/0"))
+    assert not isinstance(failed.value, FileNotFoundError)
+    assert store.stats.retries == 2  # retried
+    with pytest.raises(AccessDeniedError, match="HTTP 403") as denied:
+        sync(store.getsize("c/0/1"))
+    assert not isinstance(denied.value, FileNotFoundError)
+    assert "a.zarr/c/0/1" in str(denied.value)
+
+
+@pytest.mark.parametrize("access", sorted(REFUSING))
+def test_the_size_on_a_refused_connection_is_a_remote_error(tmp_path, access):
+    from zarr.core.sync import sync
+
+    url, options = REFUSING[access](_closed_endpoint(tmp_path))
+    store = _store(url, **options, **FAST)
+    with pytest.raises(RemoteError, match="Connection refused by") as info:
+        sync(store.getsize("c/0/0"))
+    assert not isinstance(info.value, FileNotFoundError)
+
+
+def test_the_chunk_map_over_http_says_a_missing_chunk_is_missing(http_server):
+    """It asks each chunk's size: a missing chunk was "unknown", as if the request had failed."""
+    from napari_zarr_explorer import chunk_map
+    from napari_zarr_explorer.chunks import MISSING, PRESENT
+
+    _array_missing_one_chunk(http_server.root)
+    cmap = chunk_map(f"{http_server.url}/a.zarr", storage_options=FAST)
+    assert not cmap.problems
+    assert cmap.state.tolist() == [[PRESENT, PRESENT], [PRESENT, MISSING]]
+    assert cmap.chunks_present == 3
+
+
+# --------------------------------------------------------------------------------------------
+# a closed client
+
+
+def test_a_closed_client_refuses_new_requests(http_server):
+    """``close()`` is final: a request after it says the client is closed (it used to open new
+    connections and threads, which nothing would close again)."""
+    from napari_zarr_explorer.store._http import ClientClosedError, HTTPClient
+
+    _image(http_server.root)
+    client = HTTPClient(f"{http_server.url}/img.ome.zarr", timeout=60)
+    assert client.get("zarr.json") is not None
+    client.close()
+    http_server.clear_log()
+    for use in (
+        lambda: client.get("zarr.json"),
+        lambda: client.get("0/zarr.json", ("range", 0, 10)),
+        lambda: client.head("zarr.json"),
+        lambda: client.request("zarr.json"),
+        lambda: client.fetch_ahead(["0/zarr.json"], 2**20),
+        lambda: client.executor,
+    ):
+        with pytest.raises(ClientClosedError, match="closed") as info:
+            use()
+        assert f"{http_server.url}/img.ome.zarr" in str(info.value)
+    assert not http_server.requests
+    assert not client._pool.idle and client._pool.executor is None
+    assert client.closed
+    client.close()  # closing again is harmless
+
+
+def test_a_store_over_a_closed_client_says_so(http_server):
+    """A store whose client was closed fails at once with that reason: not retried, not taken
+    for a missing key or a server that is down."""
+    from napari_zarr_explorer.store._http import ClientClosedError
+
+    _image(http_server.root)
+    store = _store(f"{http_server.url}/img.ome.zarr", explorer_read_ahead=0, **FAST)
+    assert fetch_many(store, ["zarr.json"])["zarr.json"] is not None
+    store._store.client.close()
+    with pytest.raises(ClientClosedError, match="closed"):
+        fetch_many(store, ["0/zarr.json"])
+    assert store.stats.retries == 0
+    store.clear_cache()
+    with pytest.raises(ClientClosedError):
+        fetch_many(store, ["zarr.json"])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from napari_zarr_explorer import testing
-from napari_zarr_explorer.errors import AccessDeniedError
+from napari_zarr_explorer.errors import AccessDeniedError, ExplorerWarning
 from napari_zarr_explorer.store import parse_location
-from napari_zarr_explorer.store.remote import fetch_many, open_remote_store
+from napari_zarr_explorer.store.remote import ChunkFetchError, fetch_many, open_remote_store
 
 FAST = {"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 10}
 _AWS_VARS = (
@@ -192,6 +192,145 @@ def test_inspect_on_s3_matches_local(s3_server, image, no_aws):
 
 
 # --------------------------------------------------------------------------------------------
+# S3: refused is not missing
+
+
+def _bucket_refusing(s3_server, *denied: str) -> str:
+    """A new bucket whose policy lets anyone read objects (not list), but not *denied* keys.
+
+    A key under a denied pattern is answered 403 whether it exists or not, as S3 answers every
+    missing key of a bucket that does not allow ``s3:ListBucket``.
+    """
+    name = f"refusing-{uuid.uuid4().hex[:8]}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=name)
+    statements = [
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{name}/*"],
+        }
+    ]
+    if denied:
+        statements.append(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{name}/{key}" for key in denied],
+            }
+        )
+    client.put_bucket_policy(
+        Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements})
+    )
+    return name
+
+
+def _says_refused_not_missing(text: str, bucket: str) -> None:
+    assert "Access denied" in text and "HTTP 403" in text, text
+    assert f"bucket {bucket!r}" in text, text
+    assert "policy" in text and "AWS_ACCESS_KEY_ID" in text, text  # what to do
+    assert "not found" not in text.lower() and "does not exist" not in text.lower(), text
+
+
+def test_a_refused_chunk_is_not_shown_as_a_missing_one(s3_server, tmp_path, no_aws):
+    """A chunk the bucket refuses (403) is stored: it shows as the fill value with a warning
+    saying access was refused, never silently as if it were missing (S3's 404 NoSuchKey)."""
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    data = np.full((32, 32), 5, dtype="uint8")
+    local = testing.write_array(tmp_path / "a.zarr", data, chunks=(16, 16), fill_value=1)
+    (local / "c" / "0" / "1").unlink()  # really missing: the fill value, said by a 404
+    bucket = _bucket_refusing(s3_server, "img/a.zarr/c/1/*")
+    url = s3_server.upload(local, bucket, "img/a.zarr")
+    options = {"endpoint_url": s3_server.endpoint_url, **FAST}
+    (level,) = open_pyramid(url, storage_options=options)
+    with pytest.warns(ExplorerWarning) as record:
+        out = level.compute()
+    assert (out[:16, :16] == 5).all() and (out[:16, 16:] == 1).all() and (out[16:] == 1).all()
+    texts = [str(w.message) for w in record if issubclass(w.category, ExplorerWarning)]
+    assert any("c/1/0" in t for t in texts) and any("c/1/1" in t for t in texts), texts
+    assert not any("c/0/1" in t for t in texts), texts
+    for text in texts:
+        _says_refused_not_missing(text, bucket)
+
+    store = open_remote_store(parse_location(url, options))
+    assert fetch_many(store, ["zarr.json", "c/0/1"])["c/0/1"] is None
+    with pytest.raises(ChunkFetchError) as info:
+        fetch_many(store, ["c/1/0"])
+    assert isinstance(info.value.__cause__, AccessDeniedError)
+    _says_refused_not_missing(str(info.value), bucket)
+    assert "img/a.zarr/c/1/0" in str(info.value)
+
+
+def test_a_refused_metadata_document_is_access_denied_not_not_found(s3_server, image, no_aws):
+    from napari_zarr_explorer.errors import NotFoundError
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    bucket = _bucket_refusing(s3_server, "img.ome.zarr/1/zarr.json")
+    url = s3_server.upload(image, bucket, "img.ome.zarr")
+    options = {"endpoint_url": s3_server.endpoint_url, **FAST}
+    with pytest.raises(AccessDeniedError) as info:
+        open_pyramid(url, storage_options=options)
+    assert not isinstance(info.value, NotFoundError)
+    _says_refused_not_missing(str(info.value), bucket)
+    assert f"{url}/1/zarr.json" in str(info.value)
+
+
+def test_an_image_whose_labels_the_bucket_refuses_opens_and_says_so(s3_server, image, no_aws):
+    """The labels group is looked for in every image; a bucket that does not allow listing
+    refuses it when absent. The image opens, and a warning says the labels were refused."""
+    from napari_zarr_explorer.layers import open_layers
+
+    bucket = _bucket_refusing(s3_server, "img.ome.zarr/labels/*")
+    url = s3_server.upload(image, bucket, "img.ome.zarr")
+    with pytest.warns(ExplorerWarning, match="labels skipped") as record:
+        layers = open_layers(url, storage_options={"endpoint_url": s3_server.endpoint_url, **FAST})
+    assert [kind for *_, kind in layers] == ["image"]
+    text = next(str(w.message) for w in record if "labels skipped" in str(w.message))
+    _says_refused_not_missing(text, bucket)
+    assert f"{url}/labels/zarr.json" in text
+
+
+def test_the_size_of_a_key_in_a_bucket(s3_server, tmp_path, no_aws):
+    """Missing (404) is FileNotFoundError; refused (403) is AccessDeniedError, never a size of
+    None or "missing"."""
+    from zarr.core.sync import sync
+
+    data = np.full((32, 32), 5, dtype="uint8")
+    local = testing.write_array(tmp_path / "a.zarr", data, chunks=(16, 16), fill_value=1)
+    (local / "c" / "0" / "1").unlink()
+    bucket = _bucket_refusing(s3_server)
+    url = s3_server.upload(local, bucket, "a.zarr")
+    env = s3_server.credentials_env
+    signed = open_remote_store(
+        parse_location(
+            url,
+            {
+                "endpoint_url": s3_server.endpoint_url,
+                "key": env["AWS_ACCESS_KEY_ID"],
+                "secret": env["AWS_SECRET_ACCESS_KEY"],
+                **FAST,
+            },
+        )
+    )
+    assert sync(signed.getsize("c/0/0")) == (local / "c" / "0" / "0").stat().st_size
+    with pytest.raises(FileNotFoundError):
+        sync(signed.getsize("c/0/1"))
+    # Read anonymously, the emulator refuses HEAD requests (S3 itself authorises them as GET):
+    # a refusal, after reads have worked, is still a refusal
+    anonymous = open_remote_store(
+        parse_location(url, {"endpoint_url": s3_server.endpoint_url, "anon": True, **FAST})
+    )
+    assert fetch_many(anonymous, ["zarr.json"])["zarr.json"] is not None
+    with pytest.raises(AccessDeniedError) as info:
+        sync(anonymous.getsize("c/0/0"))
+    assert not isinstance(info.value, FileNotFoundError)
+    _says_refused_not_missing(str(info.value), bucket)
+
+
+# --------------------------------------------------------------------------------------------
 # GCS
 
 
@@ -239,3 +378,14 @@ def test_reader_and_inspect_on_gcs(gcs_server, image, monkeypatch):
     here = report.inspect(str(image))
     assert not there.errors
     assert [n.path for n in there.nodes] == [n.path for n in here.nodes]
+
+
+def test_the_size_of_a_missing_key_on_gcs_is_file_not_found(gcs_server, image, monkeypatch):
+    from zarr.core.sync import sync
+
+    url = gcs_server.upload(image, _prefix())
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint_url)
+    store = open_remote_store(parse_location(url, FAST))
+    assert sync(store.getsize("zarr.json")) == (image / "zarr.json").stat().st_size
+    with pytest.raises(FileNotFoundError):
+        sync(store.getsize("0/c/9/9/9/9"))

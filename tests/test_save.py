@@ -376,3 +376,30 @@ def test_plan_save_takes_a_location_or_no_output(tmp_path):
     nowhere, _ = plan_save([cells], None)
     assert [a.target for a in nowhere.arrays] == [a.target for a in at.arrays]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_layer_chunk_that_cannot_be_read_is_never_saved_as_the_fill_value(
+    tmp_path, http_server, monkeypatch
+):
+    """napari shows a remote chunk that fails as the fill value; a save of it fails instead."""
+    import warnings
+
+    from napari_zarr_explorer.testing import write_ome_image
+
+    monkeypatch.setenv("NZE_REMOTE_RETRIES", "1")
+    monkeypatch.setenv("NZE_REMOTE_BACKOFF", "0.01")
+    write_ome_image(http_server.root / "img.ome.zarr", shape=(64, 64), axes="yx", levels=1)
+    http_server.fail("img.ome.zarr/0/c/*", 500)
+    ((data, kwargs, kind),) = open_layers(f"{http_server.url}/img.ome.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shown = np.asarray(data[0] if isinstance(data, list) else data)  # as napari shows it
+    assert not shown.any()
+    out = tmp_path / "copy.ome.zarr"
+    with pytest.raises(ExplorerError) as info:
+        nze.save([(data, kwargs, kind)], str(out))
+    message = str(info.value)
+    assert message.startswith(f"Saving layers {kwargs['name']!r} to {out} failed at"), message
+    assert f"{http_server.url}/img.ome.zarr/0/c/0/0" in message and "HTTP 500" in message
+    assert "Nothing was kept" in message and "--resume" not in message
+    assert not out.exists()

@@ -770,7 +770,7 @@ class ChunkMap:
         stored = self.bytes_stored
         lines.append(
             f"  bytes stored: {_human(stored)}  logical: {_human(self.logical_bytes)}"
-            + (f"  ratio {self.logical_bytes / stored:.2f}" if stored else "")
+            + (f"  compression ratio {self.logical_bytes / stored:.2f}x" if stored else "")
         )
         lines.append(f"  verified: {self.verified_text()}")
         for key in self.corrupt_keys[:20]:
@@ -799,7 +799,7 @@ class ChunkMap:
             ("corrupt", self.chunks_corrupt),
             ("bytes stored", human_bytes(stored)),
             ("logical bytes", human_bytes(self.logical_bytes)),
-            ("ratio", f"{self.logical_bytes / stored:.2f}" if stored else "-"),
+            ("compression ratio", f"{self.logical_bytes / stored:.2f}x" if stored else "-"),
             ("verified", self.verified_text()),
         ]
         if self.shard_nbytes is not None:

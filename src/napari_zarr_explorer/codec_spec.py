@@ -865,6 +865,8 @@ def _zfpy_numcodec(config: dict[str, Any]) -> Any:
 
 #: Zarr v3 classes made here, by the name they are registered under.
 _V3_CLASSES: dict[str, Any] = {}
+#: What zarr 3.1's numcodecs wrapper warns on every codec it makes (gone in later zarr).
+_NUMCODECS_V3_WARNING = "Numcodecs codecs are not in the Zarr version 3 specification"
 
 
 def _numcodec_class(codec_id: str) -> Any:
@@ -901,6 +903,7 @@ def imagecodecs_v3_class(codec_id: str, *, legacy: bool = False) -> Any:
         return _V3_CLASSES[key]
     numcodec = _numcodec_class(codec_id)
     import inspect
+    import warnings
 
     import zarr.registry
 
@@ -928,7 +931,12 @@ def imagecodecs_v3_class(codec_id: str, *, legacy: bool = False) -> Any:
             if not isinstance(cfg, dict):
                 raise CodecError(f"{codec_id}: the configuration must be a JSON object.")
             # options this imagecodecs does not know only matter when encoding
-            return klass(**{k: v for k, v in cfg.items() if k in accepted})
+            kwargs = {k: v for k, v in cfg.items() if k in accepted}
+            with warnings.catch_warnings():
+                # zarr 3.1's wrapper warns that other implementations may not read numcodecs
+                # codecs; this name is imagecodecs' own Zarr 3 codec, which they do read
+                warnings.filterwarnings("ignore", message=_NUMCODECS_V3_WARNING)
+                return klass(**kwargs)
 
         def to_dict(self: Any) -> dict[str, Any]:
             cfg = {k: v for k, v in self.codec_config.items() if k != "id"}

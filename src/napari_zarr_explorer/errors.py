@@ -22,9 +22,12 @@ __all__ = [
     "MetadataError",
     "NotAnObjectError",
     "NotFoundError",
+    "OutputExistsError",
     "PathEscapeError",
     "RemoteError",
+    "RunFailedError",
     "UnsafeDataError",
+    "ambiguous_userinfo",
     "connection_refused",
     "error_message",
     "os_error_text",
@@ -88,9 +91,19 @@ _SECRET_PARAMS = frozenset(
         "client_secret",
     }
 )
-#: The user information of a URL whose password holds "/", "?" or "#" unencoded (a parser
-#: ends the authority there): ``user:`` then a password that is not a port, up to an "@".
-_MISPLACED_PASSWORD = re.compile(r"[^/?#@\s:]*:(?![0-9]*(?:[/?#@]|$))[^@\s]*@")
+#: The start of a URL's user information with a password (``user:``): a name, then a colon
+#: before any "/", "?", "#" or "@". A URL so started with an "@" further on may carry a password
+#: holding "/", "?", "#" or "@" unencoded, which a URL parser splits (``ann:1234/ab@host`` reads
+#: as the host ``ann``, the port 1234 and the path ``/ab@host``).
+_USER_COLON = re.compile(r"[^/?#@\s:]*:")
+#: An authority that is plainly a host and a port, not a user name and a password: a name with
+#: a dot, ``localhost``, an IPv4 or a bracketed IPv6 address, and a port up to 65535. An "@"
+#: after it is in the path (``http://localhost:8000/img@2x.zarr``), as the rules of URLs say.
+_PLAIN_HOST_PORT = re.compile(
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|localhost|\[[0-9A-Fa-f:.]+\])"
+    r":(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})",
+    re.IGNORECASE,
+)
 #: Parts of parameter names that mark a secret whatever the rest (``X-Custom-Token``).
 _SECRET_PARTS = ("signature", "token", "secret", "password", "credential")
 #: A URL within a text: a scheme, ``://``, its user information up to the last ``@`` (a
@@ -116,15 +129,86 @@ def shown_userinfo(userinfo: str) -> str:
     return REDACTED
 
 
+def _userinfo_end(rest: str) -> int:
+    """Return where the user information of a URL ends (its "@"), or -1 when it has none.
+
+    *rest* is the URL after ``scheme://``. By the rules of URLs the user information is what
+    comes before the last "@" of the authority (up to the first "/", "?" or "#"). A password may
+    hold those characters unencoded, though, and is then split by a parser: the rules here read
+    the user information up to the last "@" before the query (a "?" or "#" after the first
+    "@"), whenever that text starts as ``user:`` does (a name and a colon), or holds no "/",
+    "?" or "#". ``host:8080/path@x`` is so read as a user ``host`` and a password
+    ``8080/path``, which is as likely: in doubt, the text is hidden. An authority that is
+    plainly a host and a port (``localhost:8000``, ``data.example.org:8443``, an IP address)
+    is read by the rules of URLs: the "@" after it is in the path.
+    """
+    first = rest.find("@")
+    if first == -1:
+        return -1
+    stop = len(rest)
+    for ch in "?#":
+        i = rest.find(ch, first)
+        if i != -1:
+            stop = min(stop, i)
+    at = rest.rfind("@", 0, stop)
+    if not any(ch in rest[:at] for ch in "/?#"):
+        return at
+    authority = rest[: _authority_end(rest)]
+    if _USER_COLON.match(rest) and not _PLAIN_HOST_PORT.fullmatch(authority):
+        return at
+    return rest.rfind("@", 0, len(authority))
+
+
+def _authority_end(rest: str) -> int:
+    """Return where the authority of a URL ends by the rules of URLs (its first "/?#")."""
+    end = len(rest)
+    for ch in "/?#":
+        i = rest.find(ch)
+        if i != -1:
+            end = min(end, i)
+    return end
+
+
+def ambiguous_userinfo(url: str) -> bool:
+    """Tell whether a URL parser would read the user information of *url* otherwise than shown.
+
+    True for ``https://ann:1234/ab@host/x`` (a password holding "/", "?", "#" or "@"
+    unencoded, which a parser reads as host ``ann``, port 1234 and path ``/ab@host/x``), and
+    for what cannot be told from it (``https://host:8080/path@x``: a path holding "@" after a
+    port). Such a URL would send part of a password to another host, or name a host in
+    messages that is not the one connected to.
+    """
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    return _userinfo_end(rest) != rest.rfind("@", 0, _authority_end(rest))
+
+
+def _shown_params(text: str) -> str:
+    """Return query or fragment parameters (``a=1&token=x;b=2``) with secret values as ``***``."""
+    out = []
+    for item in re.split(r"([&;])", text):
+        name, eq, value = item.partition("=")
+        if eq and value and _secret_param(name):
+            item = f"{name}={REDACTED}"
+        out.append(item)
+    return "".join(out)
+
+
 def shown_url(url: str) -> str:
     """Return *url* as it may be shown to people: without its secrets.
 
     The password of the user information (``https://user:secret@host``) becomes ``***`` (the
     user name stays, so that one can tell which account is used; a user name alone, often a
-    token, becomes ``***`` whole), and so do the values of
-    query parameters that carry credentials: presigned signatures (``X-Amz-Signature``,
-    ``X-Amz-Credential``, ``X-Goog-Signature``, Azure's ``sig``), ``token``, ``key`` and the
-    like. Everything else is kept as it is; a text that is not a URL is returned unchanged.
+    token, becomes ``***`` whole), and so do the values of query (and fragment) parameters
+    that carry credentials: presigned signatures (``X-Amz-Signature``, ``X-Amz-Credential``,
+    ``X-Goog-Signature``, Azure's ``sig``), ``token``, ``access_token``, ``key`` and the like.
+    A password holding "/", "?", "#" or "@" unencoded is hidden whole too, even where a URL
+    parser would take part of it for a port or a path (``https://ann:1234/ab@host``), and so is
+    what cannot be told from one (``https://host:8080/path@x`` shows as
+    ``https://host:***@x``; a host that is plainly one, ``http://localhost:8000/a@b`` or a
+    dotted name or an address with a port, keeps its path as typed). Everything else is kept
+    as it is; a text that is not a URL is returned unchanged.
 
     Parameters
     ----------
@@ -147,34 +231,22 @@ def shown_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    end = len(rest)
-    for ch in "/?#":
-        i = rest.find(ch)
-        if i != -1:
-            end = min(end, i)
-    misplaced = _MISPLACED_PASSWORD.match(rest) if "@" not in rest[:end] else None
-    if misplaced:  # "user:pa/ss@host": a password a URL parser would split; hidden all the same
-        end = misplaced.end() - 1
-    authority, tail = rest[:end], rest[end:]
-    userinfo, at, hostport = authority.rpartition("@")
-    if at and userinfo:
-        authority = f"{shown_userinfo(userinfo)}@{hostport}"
-    elif misplaced:
-        tail = tail[1:]  # the "@" that ended the password
-        authority = f"{shown_userinfo(authority)}@"
-        end = tail.find("/") if "/" in tail else len(tail)
-        authority, tail = authority + tail[:end], tail[end:]
+    at = _userinfo_end(rest)
+    userinfo = ""
+    if at != -1:
+        userinfo, rest = f"{shown_userinfo(rest[:at])}@", rest[at + 1 :]
+    end = _authority_end(rest)
+    hostport, tail = rest[:end], rest[end:]
     path, q, query = tail.partition("?")
-    if q:
+    if not q:
+        path, h, fragment = tail.partition("#")
+    else:
         query, h, fragment = query.partition("#")
-        params = []
-        for item in query.split("&"):
-            name, eq, value = item.partition("=")
-            if eq and value and _secret_param(name):
-                item = f"{name}={REDACTED}"
-            params.append(item)
-        tail = f"{path}?{'&'.join(params)}{h}{fragment}"
-    return f"{scheme}://{authority}{tail}"
+    if q:
+        query = _shown_params(query)
+    if h:
+        fragment = _shown_params(fragment)
+    return f"{scheme}://{userinfo}{hostport}{path}{q}{query}{h}{fragment}"
 
 
 def redact_urls(text: str) -> str:
@@ -251,6 +323,28 @@ class NotFoundError(RemoteError, FileNotFoundError):
 
 class NotAnObjectError(ExplorerError, IsADirectoryError):
     """A key names a folder of a local store (a group, an array, a folder), not an object."""
+
+
+class OutputExistsError(ExplorerError, FileExistsError):
+    """The output of a run exists, and neither resuming nor overwriting it was asked for.
+
+    Attributes
+    ----------
+    incomplete
+        True when it is the unfinished output of an earlier run (which resuming continues).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, incomplete: bool = False):
+        super().__init__(message, hint=hint)
+        self.incomplete = incomplete
+
+
+class RunFailedError(ExplorerError):
+    """A run failed after it began writing; its output is left marked incomplete.
+
+    Resuming with the same settings continues it once the cause is fixed. Errors raised before
+    anything is written (invalid settings, an existing output) are other errors.
+    """
 
 
 class ExplorerWarning(UserWarning):

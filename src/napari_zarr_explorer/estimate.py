@@ -211,6 +211,11 @@ class EstimateReport:
         One :class:`CandidateResult` per candidate, in the order given.
     sample, seed
         The sample size asked for and the random seed.
+    chunks_to_sample
+        The sampled chunks drawn (at most ``sample``: fewer when the array has fewer).
+    cancelled
+        True when a cancel stopped the sampling before every drawn chunk was read: the
+        figures are of the chunks read before (:attr:`chunks_sampled`).
     """
 
     url: str
@@ -226,10 +231,12 @@ class EstimateReport:
     sample: int = 16
     seed: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    chunks_to_sample: int = 0
+    cancelled: bool = False
 
     @property
     def ratio(self) -> float | None:
-        """The current compression ratio."""
+        """The compression ratio now: logical bytes over the bytes stored."""
         if not self.bytes_stored:
             return None
         return self.logical_bytes / self.bytes_stored
@@ -244,6 +251,23 @@ class EstimateReport:
     def chunks_sampled(self) -> int:
         """Chunks actually sampled (at most ``sample``: fewer when the array has fewer)."""
         return max((c.sampled for c in self.candidates), default=0)
+
+    @property
+    def cancelled_text(self) -> str | None:
+        """Say how much a cancelled estimate sampled (None when it was not cancelled).
+
+        ``"Estimate cancelled after sampling 3 of 16 chunks: the figures are projected from
+        those alone."``
+        """
+        if not self.cancelled:
+            return None
+        n = self.chunks_sampled
+        if n == 0:
+            return "Estimate cancelled before any chunk was sampled: nothing is projected."
+        return (
+            f"Estimate cancelled after sampling {n} of {self.chunks_to_sample} chunks: the "
+            "figures are projected from those alone."
+        )
 
     @property
     def best(self) -> CandidateResult | None:
@@ -283,7 +307,7 @@ class EstimateReport:
             f"{self.dtype}, chunks {list(self.chunk_shape)}"
             + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
             f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_text}"
-            + (f", ratio {ratio:.2f}" if ratio else ""),
+            + (f", compression ratio {ratio:.2f}x" if ratio else ""),
         ]
         for c in self.candidates:
             if c.problems:
@@ -293,7 +317,7 @@ class EstimateReport:
                 lines.append(f"  {c.label}: nothing projected")
                 continue
             lines.append(
-                f"  {c.label}: ratio {c.projected_ratio or 0:.2f}, "
+                f"  {c.label}: compression ratio {c.projected_ratio or 0:.2f}x, "
                 f"encode {c.encode_mbps or 0:.0f} MB/s, decode {c.decode_mbps or 0:.0f} MB/s, "
                 f"projected {human_bytes(c.projected_bytes)}"
                 f" in {plural(c.projected_objects or 0, 'object')}"
@@ -303,6 +327,8 @@ class EstimateReport:
                     else ""
                 )
             )
+        if self.cancelled:
+            lines.append(f"  {self.cancelled_text}")
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -314,15 +340,17 @@ class EstimateReport:
             f"<div><b>{_html.esc(self.url)}</b>{_html.esc('/' + self.path if self.path else '')}"
             f": {_html.esc(list(self.shape))} {_html.esc(self.dtype)}, now "
             f"{_html.human_bytes(self.bytes_stored)} stored"
-            + (f", ratio {ratio:.2f}" if ratio else "")
+            + (f", compression ratio {ratio:.2f}x" if ratio else "")
             + "</div>"
         )
+        if self.cancelled_text:
+            head += f"<div class='nze-warn'>{_html.esc(self.cancelled_text)}</div>"
         rows = []
         for c in self.candidates:
             rows.append(
                 (
                     c.label,
-                    f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
+                    f"{c.projected_ratio:.2f}x" if c.projected_ratio else "-",
                     f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
                     f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
                     _html.human_bytes(c.projected_bytes) if c.projected_bytes is not None else "-",
@@ -334,7 +362,7 @@ class EstimateReport:
         return head + _html.table(
             [
                 "candidate",
-                "ratio",
+                "compression ratio",
                 "encode MB/s",
                 "decode MB/s",
                 "projected size",
@@ -377,17 +405,24 @@ def _sample_blocks(
     seed: int,
     where: str,
     warnings: list[str],
-) -> list[tuple[npt.NDArray[Any], bool]]:
+    cancel: Any = None,
+) -> tuple[list[tuple[npt.NDArray[Any], bool]], int, bool]:
     """Read the sampled *chunk*-shaped regions of *arr*; each unreadable one adds to *warnings*.
 
     When none can be read, one warning says so with the first reason, not one per region.
+    Returns the regions read, how many were drawn, and whether *cancel* (an event) stopped
+    the reading before the last one was tried.
     """
     from napari_zarr_explorer import codecs as _codecs
 
     blocks: list[tuple[npt.NDArray[Any], bool]] = []
     unreadable: list[tuple[str, str]] = []  # (region and key, reason)
     indices = _sample_indices(_codecs.grid_shape(arr.shape, chunk), sample, seed)
-    for idx in indices:
+    drawn = len(indices)
+    for n, idx in enumerate(indices):
+        if cancel is not None and cancel.is_set():
+            # the figures are of the regions tried before the cancel
+            return _blocks_read(blocks, unreadable, indices[:n], where, warnings), drawn, True
         try:
             blocks.append(_read_block(arr, idx, chunk, fill_value))
         except Exception as exc:  # a corrupt chunk must not stop the estimate
@@ -400,6 +435,17 @@ def _sample_blocks(
                     f"{type(exc).__name__}: {exc}",
                 )
             )
+    return _blocks_read(blocks, unreadable, indices, where, warnings), drawn, False
+
+
+def _blocks_read(
+    blocks: list[tuple[npt.NDArray[Any], bool]],
+    unreadable: list[tuple[str, str]],
+    indices: Sequence[Any],
+    where: str,
+    warnings: list[str],
+) -> list[tuple[npt.NDArray[Any], bool]]:
+    """Return *blocks*, adding the warnings of the *unreadable* regions among *indices*."""
     if indices and not blocks:
         region, reason = unreadable[0]
         warnings.append(
@@ -451,6 +497,7 @@ def estimate(
     seed: int = 0,
     storage_options: Mapping[str, Any] | None = None,
     level: int | None = None,
+    cancel: Any = None,
 ) -> EstimateReport:
     """Estimate ratio, speed and projected size of candidate encodings on sampled chunks.
 
@@ -475,6 +522,9 @@ def estimate(
         Options for remote stores.
     level
         Multiscale level when *path* is an OME image group.
+    cancel
+        A ``threading.Event``: once set, no further sampled chunk is read, and the candidates
+        are evaluated on the chunks read before (the report says ``cancelled``).
 
     Returns
     -------
@@ -529,6 +579,8 @@ def estimate(
         warnings.append(NOTHING_TO_SAMPLE)
 
     samples: dict[tuple[int, ...], list[tuple[npt.NDArray[Any], bool]]] = {}
+    drawn = 0  # the most sampled chunks drawn for one chunk shape
+    cancelled = False
     results: list[CandidateResult] = []
     for cand in cands:
         chunk = tuple(cand.chunks) if cand.chunks else tuple(inner)
@@ -562,9 +614,20 @@ def estimate(
                 samples[chunk] = []
             else:
                 node = node_where(where, path)
-                samples[chunk] = _sample_blocks(
-                    arr, chunk, outer, key_encoding, fill_value, sample, seed, node, warnings
+                samples[chunk], tried, stopped = _sample_blocks(
+                    arr,
+                    chunk,
+                    outer,
+                    key_encoding,
+                    fill_value,
+                    sample,
+                    seed,
+                    node,
+                    warnings,
+                    cancel,
                 )
+                drawn = max(drawn, tried)
+                cancelled = cancelled or stopped
         if problems or not samples[chunk]:  # not possible, or nothing stored or read
             results.append(
                 CandidateResult(
@@ -591,6 +654,8 @@ def estimate(
         sample=sample,
         seed=seed,
         warnings=tuple(warnings),
+        chunks_to_sample=drawn,
+        cancelled=cancelled,
     )
 
 
@@ -751,6 +816,62 @@ class RunEstimate:
     When set, :attr:`arrays` holds the first array alone, at the shapes as typed: the figures
     are not the run's.
     """
+    cancelled: bool = False
+    """True when a cancel stopped the estimate: the figures are projected from the chunks
+    sampled before it (:attr:`chunks_sampled`), and the arrays not reached are projected at the
+    compression ratio of those sampled."""
+
+    @property
+    def chunks_sampled(self) -> int:
+        """Chunks sampled in all, over every array."""
+        return sum(a.report.chunks_sampled for a in self.arrays)
+
+    def sampled_text(self, *, seed: bool = True) -> str:
+        """Say what was sampled, in one sentence that never claims more than was read.
+
+        ``"Sampled up to 16 chunks per array (seed 0)."``, ``"Sampled 4 chunks (seed 0)."``
+        for one array; a cancelled estimate says how much it read:
+        ``"Estimate cancelled after sampling 3 of 16 chunks: the figures are projected from
+        those alone."``, ``"Estimate cancelled after sampling 19 chunks in 2 of 6 arrays: ..."``
+        or ``"Estimate cancelled before any chunk was sampled: nothing is projected."``.
+        """
+        count = len(self.arrays) + self.unsampled
+        seeded = f" (seed {self.arrays[0].report.seed})" if seed and self.arrays else ""
+        if self.cancelled:
+            total = self.chunks_sampled
+            if total == 0:
+                return "Estimate cancelled before any chunk was sampled: nothing is projected."
+            if count == 1:
+                report = self.arrays[0].report
+                of = f" of {report.chunks_to_sample}" if report.chunks_to_sample else ""
+                done = f"{total}{of} {'chunk' if total == 1 and not of else 'chunks'}"
+            else:
+                reached = sum(1 for a in self.arrays if a.report.chunks_sampled)
+                done = f"{plural(total, 'chunk')} in {reached} of {count} arrays"
+            return (
+                f"Estimate cancelled after sampling {done}{seeded}: the figures are projected "
+                "from those alone."
+            )
+        n = max((a.report.chunks_sampled for a in self.arrays), default=0)
+        if count == 1:
+            return f"Sampled {plural(n, 'chunk')}{seeded}."
+        return f"Sampled up to {plural(n, 'chunk')} per array{seeded}."
+
+    @property
+    def unsampled_text(self) -> str | None:
+        """Say which arrays were not sampled and how they are projected (None when all were).
+
+        ``"2 arrays were not sampled: they are projected at the compression ratio of those
+        sampled."``
+        """
+        if not self.unsampled:
+            return None
+        one = self.unsampled == 1
+        return (
+            f"{plural(self.unsampled, 'array')} {'was' if one else 'were'} not sampled: "
+            f"{'it is' if one else 'they are'} projected at the compression ratio of those "
+            "sampled."
+        )
 
     @property
     def nbytes(self) -> int:
@@ -913,18 +1034,12 @@ class RunEstimate:
             rows,
             raw_columns=range(2, 2 + len(self.compressors)),
         )
-        notes = []
-        if self.arrays:
-            first = self.arrays[0].report
-            notes.append(
-                f"Sampled up to {_html.plural(first.sample, 'chunk')} per array"
-                f" (seed {first.seed}); nothing was written."
-            )
-        if self.unsampled:
-            notes.append(
-                f"{_html.plural(self.unsampled, 'array')} not sampled: projected at the ratio "
-                "of the others."
-            )
+        # a cancelled estimate says so first, with how much it sampled
+        notes = [] if self.cancelled else [f"{self.sampled_text()} Nothing was written."]
+        if self.cancelled:
+            head = f"<div><b>{esc(self.sampled_text())}</b></div>" + head
+        if self.unsampled_text:
+            notes.append(self.unsampled_text)
         lines = [f"<div>{esc(n)}</div>" for n in notes]
         for i, name in enumerate(self.compressors):
             lines.extend(
@@ -987,6 +1102,11 @@ def growth_warning(
 ) -> str | None:
     """Return the warning to show when candidate *index* is projected to write more than now.
 
+    The advice fits what the estimate found: when another encoding estimated is projected
+    smaller, choose it; when none is (data already compressed as well as these codecs can,
+    or noise-like), no codec helps, and the warning says so, names the arrays that grow and
+    advises keeping the source, or its encoding, no compression or larger chunks.
+
     Parameters
     ----------
     run
@@ -1005,7 +1125,12 @@ def growth_warning(
     str or None
         ``"Warning: the estimate predicts the output will be 12% larger than the source
         (1.0 MiB -> 1.1 MiB with none): choose a stronger codec (...) or keep the source."``;
-        None when it is projected no larger (or either size is unknown).
+        when every encoding estimated grows the data: ``"Warning: ... No encoding
+        estimated is projected smaller than now (every array grows: 0, 1, labels/0): the data
+        does not compress further with these codecs (...). Keep the source as it is, or keep its
+        encoding; to rewrite it anyway, use no compression (none) or larger chunks (fewer,
+        fuller objects)."``; None when it is projected no larger (or either size is
+        unknown).
     """
     from napari_zarr_explorer._html import human_bytes
 
@@ -1015,11 +1140,49 @@ def growth_warning(
     larger = max(1, round(100 * (projected - now) / now))
     text = (
         f"Warning: the estimate predicts the output will be {larger}% larger than the source "
-        f"({human_bytes(now)} -> {human_bytes(projected)} with {run.compressors[index]}): "
-        f"choose a stronger codec ({pick}) or keep the source."
+        f"({human_bytes(now)} -> {human_bytes(projected)} with {run.compressors[index]})"
     )
+    smaller = [
+        i
+        for i in range(len(run.compressors))
+        if not run.problems(i) and (size := run.projected(i)) is not None and size <= now
+    ]
+    if smaller or len(run.compressors) == 1:  # another encoding helps, or none other was tried
+        text += f": choose a stronger codec ({pick}) or keep the source."
+    else:
+        text += (
+            f". {_every_encoding_grows(run, index)} the data does not compress further with "
+            "these codecs (it is already compressed well, or noise-like). Keep the source as "
+            "it is, or keep its encoding; to rewrite it anyway, use no compression (none) or "
+            "larger chunks (fewer, fuller objects)."
+        )
     note = run.plan_note if plan_note else None
     return text if note is None else f"{text} {note}"
+
+
+def _every_encoding_grows(run: RunEstimate, index: int) -> str:
+    """Say that no encoding estimated is smaller, naming the arrays candidate *index* grows."""
+    lead = "No encoding estimated is projected smaller than now"
+    count = len(run.arrays) + run.unsampled
+    if count == 1:
+        return f"{lead}:"
+    growing = [
+        a.path or a.report.path or "/"
+        for a in run.arrays
+        if a.bytes_now is not None
+        and (size := run.projected_of(a, index)) is not None
+        and size > a.bytes_now
+    ]
+    if not growing:
+        return f"{lead}:"
+    names = ", ".join(growing[:6]) + (f" and {len(growing) - 6} more" if len(growing) > 6 else "")
+    if len(growing) == len(run.arrays):
+        which = f"every array grows: {names}"
+        if run.unsampled:
+            which += f", and the {plural(run.unsampled, 'array')} not sampled"
+    else:
+        which = f"{plural(len(growing), 'array')} of {count} grow: {names}"
+    return f"{lead} ({which}):"
 
 
 def estimate_run(
@@ -1059,8 +1222,11 @@ def estimate_run(
     sample
         Chunks sampled per array.
     cancel
-        A ``threading.Event``: when set, the arrays not sampled yet are projected at the ratio
-        of those sampled (at least one array is sampled).
+        A ``threading.Event``: once set, no further chunk is read; the figures are projected
+        from the chunks sampled before, the arrays not reached at the compression ratio of
+        those sampled, and :attr:`RunEstimate.cancelled` is True (its
+        :meth:`~RunEstimate.sampled_text` says how much was sampled). The first array is
+        always opened, so the sizes now are known even when nothing was sampled.
     seed
         Seed of each array's random sample.
     storage_options
@@ -1089,21 +1255,32 @@ def estimate_run(
         from napari_zarr_explorer.errors import error_message
 
         first = _first_array(url, path, options)
-        report = estimate(url, first, candidates, sample=sample, seed=seed, storage_options=options)
+        report = estimate(
+            url,
+            first,
+            candidates,
+            sample=sample,
+            seed=seed,
+            storage_options=options,
+            cancel=cancel,
+        )
         return RunEstimate(
             source,
             (ArrayEstimate(report.path, report, report.bytes_stored),),
             tuple(c.compressor for c in report.candidates),
             plan_error=error_message(exc),
+            cancelled=report.cancelled,
         )
     arrays: list[ArrayEstimate] = []
     rest = plan.arrays[ESTIMATE_ARRAYS:]
     to_sample = len(plan.arrays[:ESTIMATE_ARRAYS])
     if progress is not None:
         progress(0, to_sample)
+    cancelled = False
     for planned in plan.arrays[:ESTIMATE_ARRAYS]:
         if cancel is not None and cancel.is_set() and arrays:
             rest = plan.arrays[len(arrays) :]
+            cancelled = True
             break
         target = planned.target
         layout = {"chunks": target.chunks, "shards": target.shards or "none"}
@@ -1115,11 +1292,21 @@ def estimate_run(
             sample=sample,
             seed=seed,
             storage_options=options,
+            cancel=cancel,
         )
+        if report.cancelled and not report.chunks_sampled and arrays:
+            # stopped before its first chunk: projected with the arrays not reached
+            rest = plan.arrays[len(arrays) :]
+            cancelled = True
+            break
         now = planned.bytes_before if planned.bytes_before is not None else report.bytes_stored
         arrays.append(ArrayEstimate(target.path, report, now))
         if progress is not None:
             progress(len(arrays), to_sample)
+        if report.cancelled:
+            rest = plan.arrays[len(arrays) :]
+            cancelled = True
+            break
     if not arrays:
         from napari_zarr_explorer.errors import shown_url
 
@@ -1132,4 +1319,5 @@ def estimate_run(
         unsampled=len(rest),
         unsampled_nbytes=sum(a.nbytes for a in rest),
         unsampled_now=None if any(b is None for b in befores) else sum(b or 0 for b in befores),
+        cancelled=cancelled,
     )

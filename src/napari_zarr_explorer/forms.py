@@ -40,6 +40,7 @@ __all__ = [
     "Form",
     "OpenForm",
     "RecompressForm",
+    "layout_note",
     "parse_shape",
     "shape_text",
 ]
@@ -120,6 +121,42 @@ def parse_shape(text: str, what: str) -> tuple[int, ...] | str | None:
     if not values:
         raise ExplorerError(f"{what} {text!r} has no numbers.", hint="Write e.g. 1,1,256,256.")
     return values
+
+
+def layout_note(chunks: str, shards: str, shape: Sequence[int] | None) -> str:
+    """Say how Chunks or Shards with fewer (or more) values than *shape* has dimensions apply.
+
+    The rule is the command line's (:func:`napari_zarr_explorer.recompress.fit_shape`): the
+    values go to the last axes and the leading axes get 1; extra values are left out. Returns
+    ``""`` when there is nothing to say (as many values as dimensions, an empty field, text
+    that is not a shape yet, or an unknown *shape*).
+    """
+    if not shape:
+        return ""
+    from napari_zarr_explorer.recompress import fit_shape
+
+    nd = len(shape)
+    parts = []
+    for what, text in (("Chunks", chunks), ("Shards", shards)):
+        try:
+            value = parse_shape(text, what)
+        except ExplorerError:
+            continue
+        if not isinstance(value, tuple) or len(value) == nd:
+            continue
+        n = len(value)
+        full = shape_text(fit_shape(value, shape))
+        if n < nd:
+            parts.append(
+                f"{what} {shape_text(value)}: {n} values for {nd}-D data apply to the last {n} "
+                f"axes, and the first {nd - n} get 1 ({full})."
+            )
+        else:
+            parts.append(
+                f"{what} {shape_text(value)}: {n} values for {nd}-D data; the first {n - nd} "
+                f"{'is' if n - nd == 1 else 'are'} left out ({full})."
+            )
+    return " ".join(parts)
 
 
 def _placeholder(widget: Widget, text: str) -> None:
@@ -397,7 +434,11 @@ class RecompressForm(CodecForm):
     ----------
     output, compressor, level, shuffle, chunks, shards, zarr_format, verify, overwrite, resume,
     sample
-        The fields.
+        The fields. Shards follow Chunks (:meth:`follow_chunks`) until the user types Shards,
+        and are empty and disabled while Zarr v2 is chosen.
+    layout_note
+        A note under Chunks and Shards saying how fewer (or more) values than the source has
+        dimensions apply (:func:`layout_note`); hidden when there is nothing to say.
     estimate_button, run_button, cancel_button
         The buttons (the view connects them).
     """
@@ -421,6 +462,10 @@ class RecompressForm(CodecForm):
             tooltip="Shard shape (Zarr v3), e.g. 1,1,2048,2048; 'none' for no shards; "
             "empty keeps the source's",
         )
+        # how values fewer (or more) than the dimensions apply; shown only when they are
+        self.layout_note = Label(name="layout_note", value="")
+        self._note_row = _row([self.layout_note])  # a row of its own: no label beside it
+        self._note_row.visible = False
         self.zarr_format = ComboBox(
             name="zarr_format",
             label="Format",
@@ -462,6 +507,7 @@ class RecompressForm(CodecForm):
                 *codec_rows,
                 self.chunks,
                 self.shards,
+                self._note_row,
                 self.zarr_format,
                 options,
                 self.sample,
@@ -472,11 +518,77 @@ class RecompressForm(CodecForm):
         _placeholder(self.output, "new .zarr folder")
         _placeholder(self.chunks, "keep")
         _placeholder(self.shards, "keep")
+        self.source_shape: tuple[int, ...] | None = None
+        """The shape of the source (level 0 of a pyramid), when known: what shards are
+        suggested for, and what the chunk and shard values are explained against."""
+        # the Shards shown while Zarr v3 was chosen, and whether the user typed them
+        self._v3_shards: tuple[str, bool] | None = None
         self._connect_codec()
         self.zarr_format.changed.connect(self._on_format)
+        self.chunks.changed.connect(self.follow_chunks)
+        self.shards.changed.connect(self._show_note)
+
+    def set_source_shape(self, shape: Sequence[int] | None) -> None:
+        """Use *shape* for the suggested shards and the notes; suggest shards again."""
+        self.source_shape = tuple(int(n) for n in shape) if shape else None
+        self.follow_chunks()
+
+    def suggested_shards(self) -> str | None:
+        """Return the Shards that go with the Chunks shown, or None while they are not a shape.
+
+        Empty Chunks keep the source's chunks, and empty Shards then keep its sharding too;
+        chunks typed get shards made of whole chunks (for imaging data, as
+        :func:`napari_zarr_explorer.recompress.suggest_shards`). Zarr v2 has no shards.
+        """
+        if self.zarr_format.value != 3:
+            return ""
+        try:
+            chunks = parse_shape(str(self.chunks.value), "Chunks")
+        except ExplorerError:
+            return None  # being typed: leave the shards as they are
+        if not isinstance(chunks, tuple) or not self.source_shape:
+            return ""
+        from napari_zarr_explorer.recompress import suggest_shards
+
+        return shape_text(suggest_shards(self.source_shape, chunks))
+
+    def follow_chunks(self, *_: Any) -> None:
+        """Make Shards follow Chunks, unless the user typed Shards; explain the values."""
+        if "shards" not in self.edited:
+            shards = self.suggested_shards()
+            if shards is not None and shards != str(self.shards.value):
+                self.put(shards=shards)
+        self._show_note()
+
+    def _show_note(self, *_: Any) -> None:
+        shards = str(self.shards.value) if self.zarr_format.value == 3 else ""
+        text = layout_note(str(self.chunks.value), shards, self.source_shape)
+        with self.quietly():
+            self.layout_note.value = text
+        self._note_row.visible = bool(text)
 
     def _on_format(self, *_: Any) -> None:
-        self.shards.enabled = self.zarr_format.value == 3
+        """Zarr v2 shows no shards (it has none); back in v3 they return.
+
+        Shards the user typed come back as typed; suggested ones follow the chunks shown then.
+        """
+        v3 = self.zarr_format.value == 3
+        self.shards.enabled = v3
+        if not v3:
+            if self._v3_shards is None:
+                self._v3_shards = (str(self.shards.value), "shards" in self.edited)
+            self.put(shards="")
+            self.edited.discard("shards")
+            _placeholder(self.shards, "none in Zarr v2")
+        else:
+            _placeholder(self.shards, "keep")
+            kept, typed = self._v3_shards or ("", False)
+            self._v3_shards = None
+            if typed:
+                self.put(shards=kept)
+                self.edited.add("shards")
+            self.follow_chunks()
+        self._show_note()
 
     # ------------------------------------------------------------------ reading the choices
     def layout_args(self) -> tuple[Any, Any]:

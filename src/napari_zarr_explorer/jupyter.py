@@ -352,8 +352,9 @@ class NotebookExplorer:
             from napari_zarr_explorer.forms import shape_text
             from napari_zarr_explorer.recompress import suggest_layout
 
-            chunks, shards = suggest_layout(node.shape)
-            self.recompress_form.suggest(chunks=shape_text(chunks), shards=shape_text(shards))
+            self.recompress_form.suggest(chunks=shape_text(suggest_layout(node.shape)[0]))
+            # the shards follow the chunks shown (the user's own, or those just suggested)
+            self.recompress_form.set_source_shape(node.shape)
 
     def _levels(self, node: NodeView) -> list[str]:
         if node.report.kind == "array":
@@ -539,7 +540,9 @@ class NotebookExplorer:
         labels; up to :data:`~napari_zarr_explorer.estimate.ESTIMATE_ARRAYS`) is sampled at
         the chunks and shards the run gives it, as the Recompress dock does, on a thread of its
         own: the view says how many arrays are sampled, and **Cancel** (:meth:`cancel`) stops
-        after the array being sampled (the others are projected at its ratio). The view then
+        at the chunk being read (the figures are projected from the chunks sampled, the
+        arrays not reached at the compression ratio of those sampled, and the view says how
+        much was sampled). The view then
         shows the :class:`~napari_zarr_explorer.estimate.RunEstimate` (kept in
         :attr:`estimate_report`), with a warning when the chosen encoding is projected to
         write more than the source stores now.
@@ -604,7 +607,15 @@ class NotebookExplorer:
                 shown = _error_html(exc)
             finally:
                 with self._lock:
-                    head = "<div><b>Estimate cancelled.</b></div>" if cancel.is_set() else ""
+                    head = ""
+                    if cancel.is_set() and run is None:  # cancelled, then failed
+                        head = "<div><b>Estimate cancelled.</b></div>"
+                    elif cancel.is_set() and run is not None and not run.cancelled:
+                        # every chunk was read before the cancel
+                        head = (
+                            "<div><b>The estimate finished before the cancel took effect.</b></div>"
+                        )
+                    # a cancelled estimate says itself, first, how much it sampled
                     self.estimate_report = run
                     self.estimate_view.value = head + shown
                     self._estimating = False
@@ -686,8 +697,8 @@ class NotebookExplorer:
             if self._estimating:
                 self._estimate_cancel.set()
                 self.estimate_view.value = (
-                    "<small>Cancelling the estimate: the array being sampled is finished "
-                    "first...</small>"
+                    "<small>Cancelling the estimate: the chunk being read finishes, then it "
+                    "stops...</small>"
                 )
             if self._running:
                 self._cancel.set()

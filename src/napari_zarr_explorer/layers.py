@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_zarr_explorer.errors import (
+    AccessDeniedError,
     ExplorerError,
     ExplorerWarning,
     MetadataError,
@@ -535,7 +536,9 @@ class _Ctx:
         key = safe_join(image_path, "labels")
         try:
             node = read_node(self.store, key, where=self.loc.shown)
-        except MetadataError as exc:
+        except (MetadataError, AccessDeniedError) as exc:
+            # Refused: a bucket that does not allow listing refuses an absent labels group
+            # too. The image is shown; the warning says the labels were refused.
             self.warn(image_path, f"labels skipped: {exc}")
             return []
         if node is None or node.kind != "group":

@@ -28,6 +28,7 @@ Reading is guarded:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -74,6 +75,7 @@ __all__ = [
     "max_chunk_bytes",
     "open_pyramid",
     "resolve_levels",
+    "strict_reads",
 ]
 
 #: Default limit of decoded bytes per read (1 GiB).
@@ -84,6 +86,30 @@ LIMIT_ENV = "NAPARI_ZARR_EXPLORER_MAX_CHUNK_BYTES"
 MAX_BLOCKS = 100_000
 #: Blocks are grown (in whole chunks) up to about this many bytes, to cut per-task overhead.
 MIN_BLOCK_BYTES = 128 * 1024 * 1024
+
+
+_STRICT = threading.local()
+
+
+@contextlib.contextmanager
+def strict_reads() -> Iterator[None]:
+    """Make a chunk that cannot be read an error, in this thread, inside this block.
+
+    Shown in napari, a chunk that cannot be fetched or decoded reads as the fill value (with a
+    warning), so that the rest of the image stays visible. Data that is being *saved* must never
+    get fill values in place of what could not be read: the writer reads its layers inside this
+    block, and such a chunk then raises, naming it.
+    """
+    depth = getattr(_STRICT, "depth", 0)
+    _STRICT.depth = depth + 1
+    try:
+        yield
+    finally:
+        _STRICT.depth = depth
+
+
+def _strict() -> bool:
+    return bool(getattr(_STRICT, "depth", 0))
 
 
 #: Environment variable setting the size of the cache of decoded chunks (bytes; K, M, G, T).
@@ -433,7 +459,7 @@ class ChunkReader:
         if 0 in shape:
             return np.empty(shape, dtype=self.dtype) if out is None else out
         self.check_limit(sel)
-        if self.cache is not None:
+        if self.cache is not None and not (_strict() and self._touches_bad(sel)):
             data = self._read_cached(sel, shape)
             if out is None:
                 return data
@@ -446,7 +472,7 @@ class ChunkReader:
     ) -> np.ndarray:
         with self._lock:
             known_bad = bool(self._bad)
-        if not known_bad or not self._touches_bad(sel):
+        if not known_bad or _strict() or not self._touches_bad(sel):
             try:
                 return self._fetch(sel, out)
             except (LimitError, UnsafeDataError, PathEscapeError, MetadataError):
@@ -560,7 +586,7 @@ class ChunkReader:
         for coords, src, dst in self._iter_chunks(sel):
             with self._lock:
                 bad = coords in self._bad
-            if not bad:
+            if not bad or _strict():
                 try:
                     out[dst] = self._fetch(src)
                     continue
@@ -569,6 +595,12 @@ class ChunkReader:
                         raise
                 except Exception as exc:
                     key = self.chunk_key(coords)
+                    if _strict():  # never fill values in for what is being saved
+                        detail = exc.message if isinstance(exc, ExplorerError) else exc
+                        raise ExplorerError(
+                            f"{self.where}: chunk {key} could not be read: {detail}",
+                            hint=exc.hint if isinstance(exc, ExplorerError) else None,
+                        ) from exc
                     stored = key.split(" ", 1)[0]  # the shard's key for inner chunks
                     with self._lock:
                         self._bad.add(coords)

@@ -408,7 +408,7 @@ class ArrayReport:
             ("order / byte order", f"{self.order} / {self.endianness or '-'}"),
             ("bytes stored", _html.human_bytes(self.bytes_stored)),
             ("logical bytes", _html.human_bytes(self.logical_bytes)),
-            ("ratio", f"{ratio:.2f}" if ratio else "-"),
+            ("compression ratio", f"{ratio:.2f}x" if ratio else "-"),
         ]
         rows.extend(("error", e) for e in self.errors)
         rows.extend(("warning", w) for w in self.warnings)
@@ -438,7 +438,8 @@ class ArrayReport:
             f"array{' ' + name if name else ''} (Zarr v{self.zarr_format}) "
             f"{list(self.shape)} {self.dtype} "
             f"chunks {list(self.chunk_shape)}{shard} [{self.codecs_text}] "
-            f"stored {human_bytes(self.bytes_stored)}" + (f" ratio {ratio:.2f}" if ratio else "")
+            f"stored {human_bytes(self.bytes_stored)}"
+            + (f", compression ratio {ratio:.2f}x" if ratio else "")
         )
 
 
@@ -646,7 +647,7 @@ class StoreReport:
                     a.codecs_text,
                     _html.human_bytes(a.bytes_stored),
                     _html.human_bytes(a.logical_bytes),
-                    f"{ratio:.2f}" if ratio else "-",
+                    f"{ratio:.2f}x" if ratio else "-",
                 )
             )
         parts = [head]
@@ -665,7 +666,7 @@ class StoreReport:
                         "codecs",
                         "stored",
                         "logical",
-                        "ratio",
+                        "compression ratio",
                     ],
                     array_rows,
                 )

@@ -84,15 +84,22 @@ class SaveForm(CodecForm):
                 self.status,
             ]
         )
+        # the chunks filled in from the data, and the shards suggested with the chunks shown
         self._defaults: tuple[str, str] = ("", "")
+        # the data's own shards, the shape of the main image, and the shards the user typed
+        # (kept while OME-Zarr 0.4, which has none, is chosen)
+        self._data_shards = ""
+        self._shape: tuple[int, ...] | None = None
+        self._typed_shards: str | None = None
         self._connect_codec()
         self.ome_version.changed.connect(self._layout_changed)
         self.layer_names.changed.connect(self._layers_changed)
         # after the codec rules have set the other fields (quietly): one estimate per choice
         for choice in (self.codec, self.compressor):
             choice.changed.connect(self.update_estimate)
-        for field in (self.lossy_value, self.level, self.shuffle, self.chunks, self.shards):
+        for field in (self.lossy_value, self.level, self.shuffle, self.shards):
             field.changed.connect(self._user_changed)
+        self.chunks.changed.connect(self._chunks_changed)
 
     # ---------------------------------------------------------------- choices
     def save_compressor(self) -> str:
@@ -131,6 +138,13 @@ class SaveForm(CodecForm):
             "overwrite": bool(self.overwrite.value),
         }
 
+    def output_text(self) -> str:
+        """Return the output as typed: a path, or a URL (``s3://...``).
+
+        The field's value is a path, which would make ``s3://b/x`` the local ``s3:/b/x``.
+        """
+        return str(self.path.line_edit.value or "").strip()
+
     def selected_layers(self) -> list[Any]:
         """Return the chosen layers, in the order of the layer list."""
         layers = self._get_layers()
@@ -151,9 +165,49 @@ class SaveForm(CodecForm):
         if not self._quiet:  # the program's changes come with an estimate of their own
             self.update_estimate()
 
+    def _shards_typed(self) -> bool:
+        return str(self.shards.value).strip() not in ("", self._defaults[1])
+
+    def _chunks_changed(self, *_: Any) -> None:
+        """Make the shards follow the chunks typed, unless the user typed the shards too.
+
+        Empty chunks are the data's default ones, with their shards; chunks typed get shards
+        made of whole chunks (:func:`napari_zarr_explorer.recompress.suggest_shards`).
+        """
+        if self._quiet:
+            return
+        if self.ome_version.value == "0.5" and not self._shards_typed():
+            from napari_zarr_explorer.errors import ExplorerError
+            from napari_zarr_explorer.forms import parse_shape
+
+            shards: str | None = None
+            try:
+                chunks = parse_shape(str(self.chunks.value), "Chunks")
+            except ExplorerError:  # being typed: the shards stay as they are
+                chunks = None
+            else:
+                shards = self._data_shards
+            if isinstance(chunks, tuple) and self._shape:
+                from napari_zarr_explorer.recompress import suggest_shards
+
+                shards = _shape_text(suggest_shards(self._shape, chunks))
+            if shards is not None:
+                self._defaults = (self._defaults[0], shards)
+                with self.quietly():
+                    self.shards.value = shards
+        self.update_estimate()
+
     def _layout_changed(self, *_: Any) -> None:
-        self.shards.enabled = self.ome_version.value == "0.5"
+        v5 = self.ome_version.value == "0.5"
+        if not v5 and self._shards_typed():  # back when 0.5 is chosen again
+            self._typed_shards = str(self.shards.value).strip()
+        self.shards.enabled = v5
         self._set_defaults()
+        if v5 and self._typed_shards is not None:
+            with self.quietly():
+                self.shards.value = self._typed_shards
+            self._typed_shards = None
+            self.update_estimate()
 
     def _layers_changed(self, *_: Any) -> None:
         self._set_defaults()
@@ -172,10 +226,24 @@ class SaveForm(CodecForm):
             self.estimate.value = error_message(exc)
             return
         chunks, shards = _shape_text(pv.chunks), _shape_text(pv.shards)
-        if str(self.chunks.value).strip() in ("", self._defaults[0]):
+        self._shape, self._data_shards = tuple(pv.shape), shards
+        typed_chunks = str(self.chunks.value).strip() not in ("", self._defaults[0])
+        if not typed_chunks:
             self.chunks.value = chunks
-        if str(self.shards.value).strip() in ("", self._defaults[1]) or not shards:
-            self.shards.value = shards
+        elif shards:  # the shards that go with the chunks the user typed
+            from napari_zarr_explorer.errors import ExplorerError
+            from napari_zarr_explorer.forms import parse_shape
+            from napari_zarr_explorer.recompress import suggest_shards
+
+            try:
+                given = parse_shape(str(self.chunks.value), "Chunks")
+            except ExplorerError:
+                given = None
+            if isinstance(given, tuple):
+                shards = _shape_text(suggest_shards(self._shape, given))
+        with self.quietly():
+            if not self._shards_typed() or not shards:
+                self.shards.value = shards
         self._defaults = (chunks, shards)
         self.update_estimate()
 
@@ -199,4 +267,8 @@ class SaveForm(CodecForm):
         except Exception as exc:  # a form must never fail on what the data is
             self.estimate.value = error_message(exc)
             return
-        self.estimate.value = str(pv)
+        from napari_zarr_explorer.forms import layout_note
+
+        # fewer values than dimensions: how they apply (the rule of the command line)
+        note = layout_note(str(self.chunks.value), opts["shards"] or "", pv.shape)
+        self.estimate.value = f"{note} {pv}" if note else str(pv)

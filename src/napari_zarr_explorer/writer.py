@@ -1126,6 +1126,9 @@ def save(
             cancel=cancel,
             threads=threads,
             started=t0,
+            output_name=str(final),
+            failed_as=f"Saving {plan.source} to {final}",
+            failure_hint="Nothing was kept; fix the cause and save again.",
         )
     except BaseException:
         _remove(target)
@@ -1192,7 +1195,7 @@ class SavePreview:
         )
         if self.projected_bytes is not None:
             ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
-            text += f" -> about {human_bytes(self.projected_bytes)} (ratio {ratio})"
+            text += f" -> about {human_bytes(self.projected_bytes)} (compression ratio {ratio})"
         return text
 
 
@@ -1252,7 +1255,7 @@ def preview_save(
     total = math.prod(grid)
     rng = np.random.default_rng(0)
     picks = {tuple(int(rng.integers(0, g)) for g in grid) for _ in range(min(sample, total))}
-    src = InMemorySource(data)
+    src = InMemorySource(data, strict=False)  # a sample, read as napari shows it
     dtype = np.dtype(data.dtype)
     blocks = []
     for coords in sorted(picks):

@@ -38,7 +38,7 @@ def test_sample_tree_and_panels(make_napari_viewer, qtbot, sample: Path, screens
     # array panel of a sharded level
     assert widget.select_path("0")
     text = widget.array_view.toPlainText()
-    assert "Shards" in text and dims("1,32,512,512") in text and "Ratio" in text
+    assert "Shards" in text and dims("1,32,512,512") in text and "Compression ratio" in text
     codec_names = [
         widget.codec_tree.topLevelItem(i).text(0)
         for i in range(widget.codec_tree.topLevelItemCount())

@@ -159,7 +159,7 @@ def _print_human(cmap: ChunkMap, console: Any, *, verify: bool = False) -> None:
         ("corrupt", f"[red]{cmap.chunks_corrupt}[/]" if cmap.chunks_corrupt else "0"),
         ("bytes stored", human_bytes(stored)),
         ("logical bytes", human_bytes(cmap.logical_bytes)),
-        ("ratio", f"{cmap.logical_bytes / stored:.2f}" if stored else "-"),
+        ("compression ratio", f"{cmap.logical_bytes / stored:.2f}x" if stored else "-"),
         ("verified", _verified_text(cmap, verify)),
     ]
     if cmap.chunks_unknown:

@@ -24,8 +24,9 @@ def register(subparsers: Any) -> None:
         help="ratio and speed of candidate encodings on sampled chunks (writes nothing)",
         description=(
             "Encode a random sample of chunks of one array with each candidate compressor and "
-            "report compression ratio, encode and decode speed, and the projected stored size "
-            "and object count of the whole array. Nothing is written."
+            "report the compression ratio (logical size / projected stored size), encode and "
+            "decode speed, and the projected stored size and object count of the whole array. "
+            "Nothing is written."
         ),
     )
     add_array_arguments(parser)
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
         + f"; now {human_bytes(report.bytes_stored)} in {report.objects_text}"
-        + (f", ratio {ratio:.2f}" if ratio else "")
+        + (f", compression ratio {ratio:.2f}x" if ratio else "")
     )
     warnings = [w for w in report.warnings if w != NOTHING_TO_SAMPLE]
     if NOTHING_TO_SAMPLE in report.warnings:  # no table of numbers measured on nothing
@@ -120,7 +121,14 @@ def run(args: argparse.Namespace) -> int:
     else:  # every candidate is "not possible": none was tried on a chunk
         title = "no candidate is possible: nothing sampled"
     table = Table(title=title)
-    for col in ("candidate", "ratio", "encode MB/s", "decode MB/s", "projected", "objects"):
+    for col in (
+        "candidate",
+        "compression ratio",
+        "encode MB/s",
+        "decode MB/s",
+        "projected size",
+        "objects",
+    ):
         table.add_column(col, justify="left" if col == "candidate" else "right")
     table.add_column("max error", justify="right")
     best = report.best
@@ -131,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         style = "bold green" if best is not None and c is best else ""
         table.add_row(
             escape(printable(c.label)),
-            f"{c.projected_ratio:.2f}" if c.projected_ratio else "-",
+            f"{c.projected_ratio:.2f}x" if c.projected_ratio else "-",
             f"{c.encode_mbps:.0f}" if c.encode_mbps else "-",
             f"{c.decode_mbps:.0f}" if c.decode_mbps else "-",
             human_bytes(c.projected_bytes) if c.projected_bytes is not None else "-",
@@ -173,7 +181,7 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
     from napari_zarr_explorer._cli._common import out_console, print_json
     from napari_zarr_explorer._html import human_bytes, plural
     from napari_zarr_explorer.errors import ExplorerError
-    from napari_zarr_explorer.estimate import estimate_run
+    from napari_zarr_explorer.estimate import estimate_run, growth_warning
     from napari_zarr_explorer.store import parse_location
 
     if args.level is not None:
@@ -237,16 +245,17 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
         totals.append(f"[bold green]{text}[/]" if i == best else text)
     table.add_row("[bold]total[/]", human_bytes(now), *totals, end_section=True)
     out_console.print(table)
-    out_console.print(f"Sampled up to {plural(args.sample, 'chunk')} per array (seed {args.seed}).")
-    if run.unsampled:
-        out_console.print(
-            f"{plural(run.unsampled, 'array')} not sampled: projected at the ratio of the others."
-        )
+    out_console.print(escape(run.sampled_text()))
+    if run.unsampled_text:
+        out_console.print(escape(run.unsampled_text))
     for i, name in enumerate(run.compressors):
         for problem in run.problems(i):
             out_console.print(f"[red]{escape(printable(name))}:[/] {escape(printable(problem))}")
     for warn in run.warnings():  # each names its array
         out_console.print(f"[yellow]warning:[/] {escape(printable(warn))}")
+    growth = growth_warning(run, 0, pick="a column of the table with a smaller total")
+    if growth:
+        out_console.print(f"[bold yellow]{escape(printable(growth))}[/]")
     return 0
 
 

@@ -98,7 +98,7 @@ def _node_label(node: NodeReport, name: str | None = None) -> str:
             f"stored {human_bytes(node.bytes_stored)}"
         )
         if ratio:
-            text += f" [green]ratio {ratio:.2f}[/]"
+            text += f" [green]compression ratio {ratio:.2f}x[/]"
         return text
     if isinstance(node, GroupReport):
         text = _named(name, "bold") + f"[dim]group v{node.zarr_format}[/]"
@@ -187,7 +187,7 @@ def _totals(report: StoreReport) -> str:
         f"{human_bytes(stored)}, logical {human_bytes(report.logical_bytes)}"
     )
     if stored and report.logical_bytes:
-        text += f", ratio {report.logical_bytes / stored:.2f}"
+        text += f", compression ratio {report.logical_bytes / stored:.2f}x"
     problems = len(report.problems)
     if problems:
         text += f"; [red]{plural(problems, 'problem')}[/]"

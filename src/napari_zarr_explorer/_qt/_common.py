@@ -177,10 +177,27 @@ _DOCK_WORDS: tuple[tuple[str, str], ...] = (
         "Resume with the same settings, or tick Overwrite to start again.",
     ),
     (
-        "Choose a new output, continue an interrupted run with --resume, or replace it with "
-        "--overwrite.",
-        "Choose a new Output, tick Resume to continue an interrupted run, or tick Overwrite to "
-        "replace it.",
+        "Continue it with --resume (with the same settings), start it again with --overwrite, "
+        "or choose a new output.",
+        "Tick Resume to continue it (with the same settings), tick Overwrite to start it again, "
+        "or choose a new Output.",
+    ),
+    (
+        "Choose a new output, or replace it with --overwrite.",
+        "Choose a new Output, or tick Overwrite to replace it.",
+    ),
+    # writing to a bucket (the output's storage options are not the docks')
+    (
+        'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass {"key": ..., '
+        '"secret": ...} in the output\'s storage options.',
+        "start napari with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) set in "
+        "its environment, or with the credentials in ~/.aws/credentials.",
+    ),
+    (
+        "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run `gcloud auth "
+        'application-default login`, or pass {"token": ...} in the output\'s storage options.',
+        "start napari with GOOGLE_APPLICATION_CREDENTIALS set to a service-account key file, or "
+        "after `gcloud auth application-default login`.",
     ),
     (
         "Use a larger --task-size (MiB per task), or recompress a smaller part of the hierarchy.",

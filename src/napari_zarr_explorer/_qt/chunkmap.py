@@ -627,7 +627,7 @@ class ChunkMapWidget(QWidget):
         if stored is None:
             parts.append(f"stored size unknown; {format_bytes(cmap.logical_bytes)} logical")
         else:
-            ratio = f", ratio {cmap.logical_bytes / stored:.2f}" if stored else ""
+            ratio = f", compression ratio {cmap.logical_bytes / stored:.2f}x" if stored else ""
             parts.append(
                 f"{format_bytes(stored)} stored of {format_bytes(cmap.logical_bytes)}{ratio}"
             )

@@ -141,7 +141,7 @@ def array_rows(report: Any) -> list[tuple[str, str]]:
     rows.append(("Bytes stored", _esc(format_bytes(report.bytes_stored))))
     rows.append(("Bytes logical", _esc(format_bytes(report.logical_bytes))))
     ratio = report.ratio
-    rows.append(("Ratio", _esc(f"{ratio:.2f}x" if ratio else "-")))
+    rows.append(("Compression ratio", _esc(f"{ratio:.2f}x" if ratio else "-")))
     rows.append(("Fill value", _esc(report.fill_value)))
     if report.dimension_names:
         rows.append(("Dimensions", _esc(", ".join(str(d) for d in report.dimension_names))))
@@ -168,7 +168,7 @@ def group_rows(node: NodeView, nodes: Mapping[str, NodeView]) -> list[tuple[str,
         ("Arrays below", _esc(len(below))),
         ("Bytes stored", _esc(format_bytes(stored))),
         ("Bytes logical", _esc(format_bytes(logical))),
-        ("Ratio", _esc(f"{logical / stored:.2f}x" if stored else "-")),
+        ("Compression ratio", _esc(f"{logical / stored:.2f}x" if stored else "-")),
     ]
     if node.shape is not None:
         rows.insert(2, ("Level 0", _esc(f"{_shape_text(node.shape)} {node.dtype or ''}")))
@@ -810,7 +810,9 @@ class ExplorerWidget(QWidget):
         elif report.kind != "error":
             rows = group_rows(node, self.nodes)
         if self.incomplete:  # bytes of data never written would make any ratio a fiction
-            rows = [(k, "- (unfinished output)" if k == "Ratio" else v) for k, v in rows]
+            rows = [
+                (k, "- (unfinished output)" if k == "Compression ratio" else v) for k, v in rows
+            ]
             problems.insert(0, "Unfinished recompression output: parts are not written yet.")
         body = _html_table(rows, colors) if rows else ""
         if problems:

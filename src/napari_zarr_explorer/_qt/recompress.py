@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_zarr_explorer._html import plural
 from napari_zarr_explorer._qt._common import (
     ElidedLabel,
     Task,
@@ -103,6 +102,7 @@ class RecompressWidget(QWidget):
         self.report: Any = None
         self._tasks: list[Task] = []
         self._run_task: Task | None = None
+        self._estimate_task: Task | None = None
         self._explorer: Any = None
         self._cancelling = False
         self.setObjectName("napari-zarr-explorer recompress")
@@ -124,6 +124,10 @@ class RecompressWidget(QWidget):
         # the form never shrinks below its fields, even when docks stack
         self.form.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         layout.addWidget(self.form.native)
+        # how chunk values fewer than the dimensions apply: a sentence, wrapped, never markup
+        note: Any = self.form.layout_note.native
+        note.setWordWrap(True)
+        note.setTextFormat(Qt.TextFormat.PlainText)
         # the native widgets, for the view's own wiring
         self.destination_edit: Any = self.form.output.native
         self.chunks_edit: Any = self.form.chunks.native
@@ -137,6 +141,7 @@ class RecompressWidget(QWidget):
         self.resume_box: Any = self.form.resume.native
         self.estimate_button: Any = self.form.estimate_button.native
         self.run_button: Any = self.form.run_button.native
+        self._run_tip = str(self.run_button.toolTip())
         self.cancel_button: Any = self.form.cancel_button.native
         # a folder chooser next to the output field (Qt only; the form itself stays portable)
         self.destination_button = QToolButton()
@@ -157,8 +162,12 @@ class RecompressWidget(QWidget):
 
         self.estimate_table = QTableWidget(0, 5)
         self.estimate_table.setHorizontalHeaderLabels(
-            ["Encoding", "Ratio", "Projected", "Enc MB/s", "Dec MB/s"]
+            ["Encoding", "Compression\nratio", "Projected\nsize", "Enc.\nMB/s", "Dec.\nMB/s"]
         )
+        for col, tip in enumerate(_ESTIMATE_COLUMN_TIPS):
+            header_item = self.estimate_table.horizontalHeaderItem(col)
+            if header_item is not None:
+                header_item.setToolTip(tip)
         vertical = self.estimate_table.verticalHeader()
         assert vertical is not None
         vertical.setVisible(False)
@@ -169,7 +178,7 @@ class RecompressWidget(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, 5):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.estimate_table.setMaximumHeight(150)
+        self.estimate_table.setMaximumHeight(170)  # the two-line header and four rows
         self.estimate_table.setMinimumHeight(60)
         layout.addWidget(self.estimate_table)
         # data-derived text (node names, messages): shown as typed, never as markup
@@ -196,7 +205,6 @@ class RecompressWidget(QWidget):
         self.open_result_button.setEnabled(False)
         layout.addWidget(self.open_result_button)
 
-        self.form.zarr_format.changed.connect(self._on_format)
         self.form.changed.connect(self._on_choice)
         self.destination_button.clicked.connect(self._browse)
         self.form.estimate_button.clicked.connect(self.estimate)
@@ -306,10 +314,10 @@ class RecompressWidget(QWidget):
         if shape:
             from napari_zarr_explorer.recompress import suggest_layout
 
-            chunks, shards = suggest_layout(shape)
-            suggestions["chunks"] = shape_text(chunks)
-            suggestions["shards"] = shape_text(shards) if self.zarr_format == 3 else ""
+            suggestions["chunks"] = shape_text(suggest_layout(shape)[0])
         self.form.suggest(**suggestions)
+        # the shards follow the chunks shown (the user's own, or those just suggested)
+        self.form.set_source_shape(self.level0_shape)
         if not same:
             self.estimate_table.setRowCount(0)
             self.estimate_label.setText("")
@@ -351,14 +359,6 @@ class RecompressWidget(QWidget):
     def set_compressor(self, text: str) -> None:
         """Choose an encoding given as a codec spec (``"zstd:5"``, ``"lerc:maxerror=0.01"``)."""
         self.form.set_compressor(text)
-
-    def _on_format(self, *_: Any) -> None:
-        if self.zarr_format != 3:
-            return
-        if self.level0_shape and not str(self.form.shards.value):
-            from napari_zarr_explorer.recompress import suggest_layout
-
-            self.form.put(shards=shape_text(suggest_layout(self.level0_shape)[1]))
 
     def _browse(self) -> None:
         folder = QFileDialog.getSaveFileName(
@@ -432,11 +432,19 @@ class RecompressWidget(QWidget):
         return any(t.running for t in self._tasks)
 
     def _update_enabled(self) -> None:
-        running = self._run_task is not None and self._run_task.running
         has_source = self.source_url is not None
         self.form.estimate_button.enabled = has_source and not self.busy
-        self.form.run_button.enabled = has_source and not running
+        # one thing at a time: a run waits for the estimate to end (or to be cancelled)
+        self.form.run_button.enabled = has_source and not self.busy
+        self.run_button.setToolTip(
+            "Wait for the estimate to end, or Cancel it" if self.estimating else self._run_tip
+        )
         self.form.cancel_button.enabled = self.busy
+
+    @property
+    def estimating(self) -> bool:
+        """True while an estimate runs."""
+        return self._estimate_task is not None and self._estimate_task.running
 
     def _start(self, func: Any, desc: str, on_result: Any, on_error: Any = None) -> Task:
         # a cancelled run still reports what it did (and how to resume)
@@ -460,6 +468,8 @@ class RecompressWidget(QWidget):
         if task is self._run_task:
             self._run_task = None
             self._cancelling = False
+        if task is self._estimate_task:
+            self._estimate_task = None
         self._update_enabled()
 
     def cancel(self) -> None:
@@ -469,6 +479,10 @@ class RecompressWidget(QWidget):
         if self._run_task is not None:
             self._cancelling = True
             self.progress_label.setText("Cancelling: running tasks finish, then the run stops...")
+        if self.estimating:
+            self.estimate_label.setText(
+                "Cancelling the estimate: the chunk being read finishes, then it stops..."
+            )
 
     # ------------------------------------------------------------------ estimate
     def estimate(self) -> None:
@@ -504,9 +518,12 @@ class RecompressWidget(QWidget):
 
         def done(run: RunEstimate) -> None:
             shown.append(True)
-            self._show_estimate(run, cancelled=task.cancel_event.is_set())
+            # a cancel that came once every chunk was read changes nothing: say so
+            self._show_estimate(run, late=task.cancel_event.is_set() and not run.cancelled)
 
         task = self._start(work, f"Estimating {what}", done, self._estimate_failed)
+        self._estimate_task = task
+        self._update_enabled()
         # a cancelled estimate that then fails reports no error: say it was cancelled anyway
         task.finished.connect(lambda: self._estimate_ended(task, bool(shown)))
 
@@ -518,7 +535,7 @@ class RecompressWidget(QWidget):
         self.estimate_label.setText("The estimate failed (see the notification).")
         notify_error(error_text(exc))
 
-    def _show_estimate(self, run: RunEstimate, *, cancelled: bool = False) -> None:
+    def _show_estimate(self, run: RunEstimate, *, late: bool = False) -> None:
         self.run_estimate = run
         self.estimate_report = run.arrays[0].report
         self.estimate_table.setRowCount(0)
@@ -553,8 +570,9 @@ class RecompressWidget(QWidget):
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
                 self.estimate_table.setItem(row, col, item)
-        before = "Estimate cancelled. " if cancelled else ""
-        self._estimate_text = before + estimate_summary(run) + " Double-click a row to use it."
+        before = "The estimate finished before the cancel took effect. " if late else ""
+        use = " Double-click a row to use it." if run.chunks_sampled else ""
+        self._estimate_text = before + estimate_summary(run) + use
         self._on_choice()  # the summary and the warning, as for the settings shown now
         shown = self.estimate_warning if self.estimate_warning.isVisibleTo(self) else None
         self._bring_into_view(self.estimate_label, *([shown] if shown is not None else []))
@@ -592,8 +610,8 @@ class RecompressWidget(QWidget):
     # ------------------------------------------------------------------ run
     def run(self) -> None:
         """Recompress the source into the output (in the background, with progress)."""
-        if self.source_url is None:
-            return
+        if self.source_url is None or self.busy:
+            return  # a run waits for the estimate to end (its button says so)
         destination = str(self.form.output.value).strip()
         if not destination:
             notify_error("Choose where to write the recompressed data (Output).")
@@ -639,13 +657,28 @@ class RecompressWidget(QWidget):
         )
 
     def _run_failed(self, exc: BaseException, destination: str) -> None:
-        state = output_state(destination)
-        if state == "incomplete":
+        """Say what became of the output; advise Resume only where Resume would help.
+
+        Resume continues a run that stopped partway with the same settings: it helps after a
+        failure while writing (the engine's :class:`RunFailedError`) and for an existing
+        unfinished output. A settings error, or an output refused as it is, writes nothing, and
+        ticking Resume would not change that.
+        """
+        from napari_zarr_explorer.errors import OutputExistsError, RunFailedError
+
+        if isinstance(exc, RunFailedError):
             text = (
-                "The run stopped (see the message below); the output is marked incomplete: tick "
-                "Resume and run again to continue, or Overwrite to start over."
+                "The run stopped (see the message below); the output is marked incomplete: once "
+                "the cause is fixed, tick Resume and run again to continue, or Overwrite to "
+                "start over."
             )
-        elif state == "complete":
+        elif isinstance(exc, OutputExistsError) and exc.incomplete:
+            text = (
+                "Nothing was written (see the message below): the output is an interrupted "
+                "run's. Tick Resume to continue it with the same settings, or Overwrite to "
+                "start over."
+            )
+        elif isinstance(exc, OutputExistsError):
             text = (
                 "Nothing was written (see the message below): the output already exists and is "
                 "complete. Choose another Output, or tick Overwrite."
@@ -656,6 +689,8 @@ class RecompressWidget(QWidget):
         message = error_text(exc)
         self.report_view.setPlainText(message)  # stays when the notification goes
         notify_error(message)
+        # what became of the output, then the message (as a finished run's report)
+        self._bring_into_view(self.report_view, self.progress_label)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
@@ -717,12 +752,13 @@ def estimate_summary(run: RunEstimate) -> str:
     """One paragraph about an estimate: the run's total now and projected, level by level.
 
     The totals are of the chosen encoding (the table's first row) over every array the run
-    writes; the largest arrays are named with their own figures when there are several. A run
-    that cannot be planned as set starts with why, and that the figures are of one array.
+    writes; the largest arrays are named with their own figures when there are several. A
+    cancelled estimate starts by saying how much it sampled before it stopped (never that it
+    sampled everything); a run that cannot be planned as set says why, and that the figures
+    are of one array. Sizes are compared as a compression ratio (logical size / stored size)
+    and as a share of what is stored now.
     """
     first = run.arrays[0].report
-    # the most any array sampled: an array storing nothing samples none
-    n = max(a.report.chunks_sampled for a in run.arrays)
     count = len(run.arrays) + run.unsampled
     now_total = run.bytes_now
     projected = run.projected(0)
@@ -733,7 +769,7 @@ def estimate_summary(run: RunEstimate) -> str:
         what = f"The run writes {count} arrays: now {format_bytes(now_total)} in all"
     ratio = first.ratio if count == 1 else (run.nbytes / now_total if now_total else None)
     if ratio:
-        what += f" (ratio {ratio:.2f}x)"
+        what += f" (compression ratio {ratio:.2f}x)"
     if projected is not None:
         what += f" -> about {format_bytes(projected)} with {chosen}"
         what += _share(projected, now_total)
@@ -749,22 +785,32 @@ def estimate_summary(run: RunEstimate) -> str:
         more = count - len(parts)
         text += " Per array: " + "; ".join(parts) + (f"; {more} more" if more > 0 else "")
         text += "."
-        if run.unsampled:
-            one = run.unsampled == 1
-            text += (
-                f" {plural(run.unsampled, 'array')} {'was' if one else 'were'} not sampled: "
-                f"{'it is' if one else 'they are'} projected at the ratio of the others."
-            )
-    layout = first.candidates[0].label[len(first.candidates[0].compressor) :].strip()
-    per = " per array" if count > 1 else ""
-    text += f" Sampled {n} chunk{'' if n == 1 else 's'}{per}" + (f" ({layout})" if layout else "")
-    text += "."
+        if run.unsampled_text:
+            text += " " + run.unsampled_text
+    sampled = run.sampled_text(seed=False)
+    if not run.cancelled:
+        layout = first.candidates[0].label[len(first.candidates[0].compressor) :].strip()
+        if layout:
+            sampled = sampled.removesuffix(".") + f" ({layout})."
+        text += " " + sampled
     best = run.best
     if best is not None:
         size = run.projected(best) or 0
         text += f" Smallest: {run.compressors[best]}, {format_bytes(size)}."
     note = run.plan_note
-    return text if note is None else f"{dock_words(note)} {text}"
+    if note is not None:
+        text = f"{dock_words(note)} {text}"
+    return f"{sampled} {text}" if run.cancelled else text
+
+
+#: What each column of the estimate table shows (its header's tooltip).
+_ESTIMATE_COLUMN_TIPS = (
+    "The encoding (double-click a row to use it)",
+    "Compression ratio of the output: logical size / projected stored size (higher is smaller)",
+    "Projected stored size of everything the run writes",
+    "Encoding speed on this machine, one thread (MB of raw data per second)",
+    "Decoding speed on this machine, one thread (MB of raw data per second)",
+)
 
 
 def output_state(destination: str) -> str:

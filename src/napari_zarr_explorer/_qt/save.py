@@ -6,10 +6,11 @@ It shows :class:`~napari_zarr_explorer.save_form.SaveForm` and runs
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt, Signal  # type: ignore[attr-defined]
-from qtpy.QtWidgets import QWidget
+from qtpy.QtCore import QEvent, Qt, QTimer, Signal  # type: ignore[attr-defined]
+from qtpy.QtWidgets import QApplication, QScrollArea, QWidget
 
 from napari_zarr_explorer._qt._common import (
     DOCK_PREFIX,
@@ -67,6 +68,7 @@ class SaveWidget(QWidget):
         for label in (self.form.estimate, self.status):
             label.native.setWordWrap(True)
             label.native.setTextFormat(Qt.TextFormat.PlainText)
+        self.status.native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
         self.form.save_button.clicked.connect(self.start)
         self.form.cancel_button.clicked.connect(self.cancel)
@@ -88,7 +90,7 @@ class SaveWidget(QWidget):
     def start(self, *_: Any) -> None:
         if self.task is not None and self.task.running:
             return
-        path = str(self.form.path.value or "").strip()
+        path = self.form.output_text()  # as typed: a URL stays a URL
         layers = self.form.selected_layers()
         if not path or path == "." or not layers:
             self.status.value = "Choose an output folder and at least one layer."
@@ -137,4 +139,39 @@ class SaveWidget(QWidget):
     def _finished(self) -> None:
         self.form.save_button.enabled = True
         self.form.cancel_button.enabled = False
+        self._show_status()
         self.finished.emit()
+
+    def _fit_status(self) -> None:
+        """Make the status as tall as its wrapped lines (a long error is several lines).
+
+        The form's layout sizes a wrapped label for its first lines only; the dock scrolls
+        instead of cutting the rest off.
+        """
+        with contextlib.suppress(RuntimeError):  # the dock was closed meanwhile
+            label = self.status.native
+            needed = label.heightForWidth(label.width()) if label.isVisible() else -1
+            label.setMinimumHeight(max(needed, 0))
+
+    def _show_status(self) -> None:
+        """Scroll the dock to show the status whole, once laid out again."""
+        area = self.findChild(QScrollArea)
+        if area is None:
+            return
+
+        def scroll() -> None:
+            with contextlib.suppress(RuntimeError):  # the dock was closed meanwhile
+                # the pending layout first: the scroll range of the new height
+                for _ in range(8):  # each layout posts its parent's request
+                    QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+                area.ensureWidgetVisible(self.status.native)
+
+        def fit() -> None:  # once laid out with the text, at the label's width
+            self._fit_status()
+            QTimer.singleShot(0, scroll)  # once laid out for the new height
+
+        QTimer.singleShot(0, fit)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_status)  # once the label has its new width

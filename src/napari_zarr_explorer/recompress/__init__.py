@@ -15,7 +15,14 @@ from napari_zarr_explorer.recompress._engine import (
     recompress,
     store_root,
 )
-from napari_zarr_explorer.recompress._plan import MARKER_KEY, ArrayPlan, Plan, suggest_layout
+from napari_zarr_explorer.recompress._plan import (
+    MARKER_KEY,
+    ArrayPlan,
+    Plan,
+    fit_shape,
+    suggest_layout,
+    suggest_shards,
+)
 from napari_zarr_explorer.recompress._progress import RichProgress
 from napari_zarr_explorer.recompress._report import ArrayResult, ProgressEvent, RecompressReport
 
@@ -29,8 +36,10 @@ __all__ = [
     "RecompressReport",
     "RichProgress",
     "default_output",
+    "fit_shape",
     "plan_recompress",
     "recompress",
     "store_root",
     "suggest_layout",
+    "suggest_shards",
 ]

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from napari_zarr_explorer.codec_spec import CompressorSpec, parse_compressor
-from napari_zarr_explorer.errors import ExplorerError, LimitError
+from napari_zarr_explorer.errors import (
+    ExplorerError,
+    LimitError,
+    OutputExistsError,
+    RunFailedError,
+)
 from napari_zarr_explorer.recompress import _io
 from napari_zarr_explorer.recompress._plan import (
     MARKER_KEY,
@@ -517,6 +522,30 @@ def _is_zarr_output(writer: _io.StoreWriter) -> bool:
     return any(writer.get(k) is not None for k in ("zarr.json", ".zgroup", ".zarray", JOURNAL_NAME))
 
 
+def _name_of(url: str | None) -> str:
+    """Return the last component of a path or URL (``""`` for None)."""
+    return url.rstrip("/").rsplit("/", 1)[-1] if url else ""
+
+
+def _is_unfinished(writer: _io.StoreWriter) -> bool:
+    """Return True when the output holds a journal or root metadata marked incomplete."""
+    try:
+        if writer.get(JOURNAL_NAME) is not None:
+            return True
+        for key in ("zarr.json", ".zattrs"):
+            raw = writer.get(key)
+            if not raw:
+                continue
+            doc = json.loads(raw)
+            attrs = doc.get("attributes") if key == "zarr.json" else doc
+            marker = attrs.get(MARKER_KEY) if isinstance(attrs, dict) else None
+            if isinstance(marker, dict) and marker.get("incomplete"):
+                return True
+    except (ExplorerError, OSError, ValueError):  # not readable as an output of ours
+        return False
+    return False
+
+
 def _output_exists(dst: Location, writer: _io.StoreWriter) -> bool:
     if dst.is_local:
         p = dst.path
@@ -874,8 +903,11 @@ def recompress(
     Raises
     ------
     ExplorerError
-        When the output exists (without *resume*/*overwrite*), overlaps the source, the
-        options are invalid, or a task fails (the output stays marked incomplete).
+        When the output exists (without *resume*/*overwrite*: its subclass
+        :class:`~napari_zarr_explorer.errors.OutputExistsError`), overlaps the source, the
+        options are invalid, or a task fails (its subclass
+        :class:`~napari_zarr_explorer.errors.RunFailedError`: the output stays marked
+        incomplete, and resuming continues it).
     """
     if progress is True:
         from napari_zarr_explorer.recompress._progress import RichProgress
@@ -958,6 +990,9 @@ def run_plan(
     threads: int | None = None,
     task_bytes: int = DEFAULT_TASK_BYTES,
     started: float | None = None,
+    output_name: str | None = None,
+    failed_as: str | None = None,
+    failure_hint: str | None = None,
 ) -> RecompressReport:
     """Write every array of *plan* to *dst_loc*: the engine behind :func:`recompress`.
 
@@ -981,6 +1016,21 @@ def run_plan(
         As for :func:`recompress`.
     started
         ``time.monotonic()`` when the work began (for the report's duration).
+    output_name
+        How messages name the output (*dst_loc* by default; a save names the store it swaps
+        its temporary folder into).
+    failed_as, failure_hint
+        What a failed task's message says was being done (``"Recompressing SRC"`` by default)
+        and its hint. With a *failure_hint* the caller removes the output itself, and the error
+        is an :class:`ExplorerError`; without, it is a :class:`RunFailedError` whose hint says to
+        resume.
+
+    Raises
+    ------
+    OutputExistsError
+        When *dst_loc* exists and neither *resume* nor *overwrite* is given.
+    RunFailedError
+        When a task fails (after the running ones finished); the output stays marked incomplete.
 
     Returns
     -------
@@ -1040,11 +1090,18 @@ def run_plan(
             _remove_output(dst_loc, writer)
             writer = _io.StoreWriter(_io.open_output_store(dst_loc.url, dst_loc.storage_options))
             journal = _Journal(writer)
+        elif _is_unfinished(writer):
+            raise OutputExistsError(
+                f"The output {output_name or dst_loc} already exists: it is the unfinished "
+                "output of an interrupted run.",
+                hint="Continue it with --resume (with the same settings), start it again with "
+                "--overwrite, or choose a new output.",
+                incomplete=True,
+            )
         else:
-            raise ExplorerError(
-                f"The output {dst_loc} already exists.",
-                hint="Choose a new output, continue an interrupted run with --resume, or "
-                "replace it with --overwrite.",
+            raise OutputExistsError(
+                f"The output {output_name or dst_loc} already exists.",
+                hint="Choose a new output, or replace it with --overwrite.",
             )
 
     marker = {
@@ -1052,20 +1109,44 @@ def run_plan(
         "source": label,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    doing = failed_as or f"Recompressing {label}"
+
+    def failed(at: str, error: BaseException) -> ExplorerError:
+        """Return the error of a run that stopped after it began writing (*at*: where)."""
+        cause = (
+            error.message
+            if isinstance(error, ExplorerError)
+            else f"{type(error).__name__}: {error}"
+        )
+        hint = (f"{error.hint} " if isinstance(error, ExplorerError) and error.hint else "") + (
+            failure_hint
+            or "The output is marked incomplete; fix the cause and continue with --resume."
+        )
+        # a run left to resume, or (failure_hint) one whose caller cleans up and says so
+        kind = ExplorerError if failure_hint else RunFailedError
+        return kind(f"{doing} failed {at}: {cause}", hint=hint)
+
     # The marker goes first, so no reader ever sees unmarked partial data.
-    for key, data in _root_docs(plan, marker).items():
-        writer.set(key, data, atomic=True)
-    journal.start(header, keep=resumed and writer.get(JOURNAL_NAME) is not None)
-    for g in plan.groups:
-        if g.path:
-            for key, data in _group_docs(g.path, g.attributes, plan.zarr_format).items():
-                writer.set(key, data, atomic=True)
-        for name, data in g.extra_files:
-            writer.set(f"{g.path}/{name}" if g.path else name, data)
-    for a in plan.arrays:
-        if a.target.path:
-            for key, data in _array_docs(a, plan.spec, a.attributes).items():
-                writer.set(key, data, atomic=True)
+    began = resumed  # whether the output is marked incomplete by now
+    try:
+        for key, data in _root_docs(plan, marker).items():
+            writer.set(key, data, atomic=True)
+            began = True
+        journal.start(header, keep=resumed and writer.get(JOURNAL_NAME) is not None)
+        for g in plan.groups:
+            if g.path:
+                for key, data in _group_docs(g.path, g.attributes, plan.zarr_format).items():
+                    writer.set(key, data, atomic=True)
+            for name, data in g.extra_files:
+                writer.set(f"{g.path}/{name}" if g.path else name, data)
+        for a in plan.arrays:
+            if a.target.path:
+                for key, data in _array_docs(a, plan.spec, a.attributes).items():
+                    writer.set(key, data, atomic=True)
+    except Exception as exc:
+        if not began:  # nothing written: the error as it is
+            raise
+        raise failed("writing the metadata", exc) from exc
 
     # ---------------------------------------------------------------- tasks
     run_id = uuid.uuid4().hex
@@ -1185,7 +1266,9 @@ def run_plan(
                     if error is None:
                         error = exc
                         # the array as the user named it (the root array is the store itself)
-                        store = label if a.target.path not in sources else str(dst_loc)
+                        store = (
+                            label if a.target.path not in sources else (output_name or str(dst_loc))
+                        )
                         region = f" {_region_text(a, ts.units)}" if ts.units else ""
                         failed_at = (
                             f"{node_where(store, a.target.path)}{region} "
@@ -1212,7 +1295,7 @@ def run_plan(
                         elapsed=elapsed,
                         rate=rate,
                         eta=left / rate if rate > 0 else None,
-                        message=f"{a.target.path or dst_loc.name}: "
+                        message=f"{a.target.path or _name_of(output_name) or dst_loc.name}: "
                         f"{_part_text(a, ts.units)} {_done_text(ts, res, nunits)}",
                     )
                 )
@@ -1223,16 +1306,7 @@ def run_plan(
         ex.close()
         journal.close()
     if error is not None:
-        if isinstance(error, ExplorerError):
-            raise ExplorerError(
-                f"Recompressing {label} failed at {failed_at}: {error.message}",
-                hint=(f"{error.hint} " if error.hint else "")
-                + "The output is marked incomplete; fix the cause and continue with --resume.",
-            ) from error
-        raise ExplorerError(
-            f"Recompressing {label} failed at {failed_at}: {type(error).__name__}: {error}",
-            hint="The output is marked incomplete; fix the cause and continue with --resume.",
-        ) from error
+        raise failed(f"at {failed_at}", error) from error
 
     # ---------------------------------------------------------------- report
     cancelled = cancel.is_set() and sum(len(v) for v in results.values()) < len(tasks)

@@ -323,12 +323,10 @@ class SourceReader:
 
         total = 0
         for size in _sync(sizes()):
-            if _missing(size):
-                continue
+            if isinstance(size, FileNotFoundError | KeyError | NotAnObjectError):
+                continue  # absent (every store of this package says so as FileNotFoundError)
             if not isinstance(size, int):
-                # an error, or None: a store answering "missing" to a refused request (S3
-                # without listing rights) cannot tell an absent object from a present one
-                return None
+                return None  # refused or failed (a RemoteError): the size is not known
             total += size
         return total
 
@@ -408,19 +406,6 @@ class SourceReader:
         return chunk
 
 
-def _missing(found: Any) -> bool:
-    """Tell whether *found*, what asking a store for a size raised, says the key is absent.
-
-    Remote stores of this package raise their own error for it, caused by the file system's
-    ``FileNotFoundError``.
-    """
-    if not isinstance(found, BaseException):
-        return False
-    return isinstance(found, FileNotFoundError | KeyError | NotAnObjectError) or isinstance(
-        found.__cause__, FileNotFoundError
-    )
-
-
 _THREAD = threading.local()
 
 
@@ -477,11 +462,22 @@ class StoreWriter:
     through the zarr store.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, url: str | None = None) -> None:
         self.store = store
         root = getattr(store, "root", None)
         self.root: Path | None = root if isinstance(root, Path) else None
         self._dirs: set[Path] = set()
+        self.url = url or _store_url(store)
+        """The output's path or URL, as messages name it."""
+
+    def _remote(self, doing: str, key: str, call: Any) -> Any:
+        """Run *call* (a request to the remote output); say what failed, naming the key."""
+        try:
+            return call()
+        except ExplorerError:
+            raise
+        except Exception as exc:
+            raise output_error(doing, f"{self.url.rstrip('/')}/{key}", exc) from exc
 
     def set(self, key: str, data: bytes | Sequence[bytes], *, atomic: bool = False) -> None:
         """Write the object *key* in one go.
@@ -510,11 +506,15 @@ class StoreWriter:
         from zarr.core.buffer import default_buffer_prototype
 
         joined = parts[0] if len(parts) == 1 else b"".join(parts)
-        _sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(joined)))
+        buffer = default_buffer_prototype().buffer.from_bytes(joined)
+        self._remote("Writing", key, lambda: _sync(self.store.set(key, buffer)))
 
     def get(self, key: str) -> bytes | None:
         """Read the object *key* back (None when absent)."""
-        return read_bytes(self.store, key)
+        if self.root is not None:
+            return read_bytes(self.store, key)
+        result: bytes | None = self._remote("Reading", key, lambda: read_bytes(self.store, key))
+        return result
 
     def delete(self, key: str) -> None:
         """Delete the object *key* if it exists."""
@@ -522,8 +522,66 @@ class StoreWriter:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.root / key)
             return
-        with contextlib.suppress(FileNotFoundError, KeyError):
-            _sync(self.store.delete(key))
+
+        def delete() -> None:
+            with contextlib.suppress(FileNotFoundError, KeyError):
+                _sync(self.store.delete(key))
+
+        self._remote("Deleting", key, delete)
+
+
+def _store_url(store: Any) -> str:
+    """Return the URL of a zarr store (``s3://bucket/prefix`` for an fsspec store), or its text."""
+    root = getattr(store, "root", None)
+    if isinstance(root, Path):
+        return str(root)
+    fs, path = getattr(store, "fs", None), getattr(store, "path", None)
+    protocol = getattr(fs, "protocol", None)
+    if isinstance(protocol, tuple | list):
+        protocol = protocol[0] if protocol else None
+    if isinstance(protocol, str) and isinstance(path, str):
+        return f"{protocol}://{path.strip('/')}"
+    return str(store)
+
+
+#: What to do when writing to a bucket is refused, by protocol (the docks say it their way).
+_WRITE_HINTS = {
+    "s3": "Writing needs credentials allowed to write there: set AWS_ACCESS_KEY_ID and "
+    'AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass {"key": ..., "secret": ...} in the '
+    "output's storage options.",
+    "gs": "Writing needs credentials allowed to write there: set GOOGLE_APPLICATION_CREDENTIALS "
+    "to a service-account key file, run `gcloud auth application-default login`, or pass "
+    '{"token": ...} in the output\'s storage options.',
+}
+
+
+def output_error(doing: str, where: str, exc: BaseException) -> ExplorerError:
+    """Return the error for a request to a remote output that failed: what, where, why.
+
+    *doing* is ``"Writing"``, ``"Reading"`` or ``"Deleting"``, *where* the object's URL.
+    """
+    from napari_zarr_explorer.errors import AccessDeniedError, NotFoundError, RemoteError
+    from napari_zarr_explorer.store.remote import _classify
+
+    kind, detail = _classify(exc)
+    protocol = where.partition("://")[0] if "://" in where else ""
+    if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():  # NoSuchBucket
+        bucket = where.partition("://")[2].partition("/")[0]
+        return NotFoundError(
+            f"{doing} {where} failed: the bucket {bucket!r} does not exist.",
+            hint="Check the bucket's name in the output URL, or create the bucket first.",
+        )
+    if kind == "denied":
+        return AccessDeniedError(
+            f"{doing} {where} was refused ({detail}).",
+            hint=_WRITE_HINTS.get("gs" if protocol == "gcs" else protocol),
+        )
+    if kind in ("transient", "timeout", "connection", "refused", "dns"):
+        return RemoteError(
+            f"{doing} {where} failed ({detail}).",
+            hint="Check the connection to the server, and try again.",
+        )
+    return RemoteError(f"{doing} {where} failed: {detail}.")
 
 
 # --------------------------------------------------------------------------------------------

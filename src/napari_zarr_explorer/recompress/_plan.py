@@ -38,9 +38,11 @@ __all__ = [
     "ArrayPlan",
     "GroupPlan",
     "Plan",
+    "fit_shape",
     "make_plan",
     "resolve_layout",
     "suggest_layout",
+    "suggest_shards",
 ]
 
 META_DOCS = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
@@ -174,6 +176,38 @@ def _fit(arg: Sequence[int], shape: Sequence[int], what: str) -> list[int]:
     return out
 
 
+def fit_shape(arg: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
+    """Apply a chunk or shard shape given for the full rank to an array of *shape*.
+
+    The one rule of ``--chunks`` and ``--shards`` (and of the docks' fields): the values are
+    right-aligned to the array's dimensions. Fewer values than dimensions apply to the last
+    axes and the leading axes get 1; more values than dimensions lose their first ones (a
+    lower-rank array of the hierarchy, such as a ``zyx`` label image, takes the last three).
+    Values <= 0 mean the whole dimension. Not clipped to the shape.
+    """
+    return tuple(_fit(arg, shape, "shape"))
+
+
+def suggest_shards(
+    shape: Sequence[int], chunks: Sequence[int], *, shard_tile: int = 2048
+) -> tuple[int, ...]:
+    """Suggest a shard shape made of whole *chunks* for imaging data of *shape*.
+
+    *chunks* is given for the full rank (see :func:`fit_shape`). In the last two dimensions
+    (y, x) a shard holds as many chunks as fit in ``shard_tile`` (at least one), clipped to the
+    shape rounded up to whole chunks; in every other dimension it is one chunk.
+    """
+    nd = len(shape)
+    given = zip(fit_shape(chunks, shape), shape, strict=True)
+    fitted = [max(1, min(c, max(int(n), 1))) for c, n in given]
+    shards = list(fitted)
+    for d in range(max(0, nd - 2), nd):
+        c, n = fitted[d], max(int(shape[d]), 1)
+        whole = math.ceil(n / c) * c
+        shards[d] = max(c, min(whole, shard_tile // c * c))
+    return tuple(shards)
+
+
 def suggest_layout(
     shape: Sequence[int], *, tile: int = 256, shard_tile: int = 2048
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -190,12 +224,9 @@ def suggest_layout(
     """
     nd = len(shape)
     chunks = [1] * nd
-    shards = [1] * nd
     for d in range(max(0, nd - 2), nd):
-        n = max(int(shape[d]), 1)
-        chunks[d] = min(tile, n)
-        shards[d] = min(math.ceil(min(shard_tile, n) / chunks[d]) * chunks[d], shard_tile)
-    return tuple(chunks), tuple(shards)
+        chunks[d] = min(tile, max(int(shape[d]), 1))
+    return tuple(chunks), suggest_shards(shape, chunks, shard_tile=shard_tile)
 
 
 def parse_shape_arg(arg: ShapeArg, what: str) -> tuple[int, ...] | str | None:

@@ -412,9 +412,11 @@ class RecompressReport:
             before = human_bytes(self.bytes_before) + self._read_label()
             return f"stored {before} -> {after} so far ({logical})"
         if self.bytes_before:
-            ratio = f"{self.ratio:.2f}x" if self.ratio else "?"
+            # the share of the size before, as the done line says it (not a second "ratio"
+            # next to the compression ratio: logical size / stored size)
+            share = f"{self.bytes_after / self.bytes_before:.0%} of the original"
             before = human_bytes(self.bytes_before) + self._read_label()
-            return f"stored {before} -> {after} (ratio {ratio}; {logical})"
+            return f"stored {before} -> {after} ({share}; {logical})"
         made = self.compression_ratio
         tail = logical + (unknown if self.bytes_before is None else "")
         return f"stored {after} (" + (

@@ -12,6 +12,7 @@ memory a task uses is bounded by its region, never by the whole array.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -49,18 +50,25 @@ class InMemorySource:
     """An array in memory or a lazy array (dask, zarr, anything sliceable with ``shape``).
 
     Dask arrays are computed region by region with the synchronous scheduler (the engine
-    already runs tasks in parallel), so only the chunks under a region are ever loaded.
+    already runs tasks in parallel), so only the chunks under a region are ever loaded. Data
+    opened by this package's reader is read strictly: a chunk that cannot be read is an error,
+    never the fill value napari shows for it (unless *strict* is False: an estimate samples
+    what napari shows).
     """
 
     data: Any
     stage: int = 0
+    strict: bool = True
 
     def read(self, region: Sequence[slice]) -> tuple[npt.NDArray[Any], int]:
         """Return the data of *region*."""
-        part = self.data[tuple(region)]
-        if hasattr(part, "compute"):
-            part = part.compute(scheduler="synchronous")
-        return _native(np.asarray(part)), 0
+        from napari_zarr_explorer.pyramid import strict_reads
+
+        with strict_reads() if self.strict else contextlib.nullcontext():
+            part = self.data[tuple(region)]
+            if hasattr(part, "compute"):
+                part = part.compute(scheduler="synchronous")
+            return _native(np.asarray(part)), 0
 
 
 def downsample(

@@ -39,12 +39,13 @@ from posixpath import normpath
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from napari_zarr_explorer.errors import RemoteError
+from napari_zarr_explorer.errors import ExplorerError, RemoteError
 from napari_zarr_explorer.store.keys import check_key
 from napari_zarr_explorer.store.limits import metadata_too_large
 
 __all__ = [
     "MAX_REDIRECTS",
+    "ClientClosedError",
     "HTTPClient",
     "HTTPStatusError",
     "RedirectRefusedError",
@@ -70,6 +71,15 @@ class RedirectRefusedError(RemoteError):
     Redirects are followed only to the same scheme, host and port, below the store's URL;
     anything else stops the read before a request is sent there, so headers and credentials
     never leave the origin.
+    """
+
+
+class ClientClosedError(ExplorerError, RuntimeError):
+    """A request was made of an :class:`HTTPClient` after :meth:`HTTPClient.close`.
+
+    Closing is final: a closed client makes no new request (it would open connections and
+    threads nothing closes again). Not a :class:`~napari_zarr_explorer.errors.RemoteError`:
+    the server is not at fault, and a store reading through the client is not retried.
     """
 
 
@@ -123,9 +133,10 @@ class _DaemonThreads(Executor):
     *max_workers*, and reused.
     """
 
-    def __init__(self, max_workers: int, name: str) -> None:
+    def __init__(self, max_workers: int, name: str, where: str = "") -> None:
         self._max = max(1, int(max_workers))
         self._name = name
+        self._where = where
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
@@ -139,7 +150,7 @@ class _DaemonThreads(Executor):
         fut: Future[Any] = Future()
         with self._lock:
             if self._closed:
-                raise RuntimeError("the HTTP client is closed: no new request can start")
+                raise _closed_error(self._where)
             self._pending += 1
             self._queue.put((fut, fn, args, kwargs))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self._max:
@@ -330,20 +341,41 @@ class HTTPClient:
 
     @property
     def executor(self) -> Executor:
-        """The threads requests run in (made on first use; they never delay the exit)."""
+        """The threads requests run in (made on first use; they never delay the exit).
+
+        Raises
+        ------
+        ClientClosedError
+            After :meth:`close`.
+        """
         pool = self._pool
         with pool.lock:
+            if pool.final:
+                raise _closed_error(self.base_url)
             if pool.executor is None:
-                pool.executor = _DaemonThreads(self.max_connections, "nze-http")
+                pool.executor = _DaemonThreads(self.max_connections, "nze-http", self.base_url)
             return pool.executor
 
-    def close(self) -> None:
-        """Close the idle connections and stop the threads (requests in flight finish).
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the client then makes no new request)."""
+        return self._pool.final
 
-        Requests queued and not started are cancelled; :meth:`wait_idle` waits for those in
-        flight. The client is also closed when it is collected and at interpreter exit.
+    def close(self) -> None:
+        """Close the idle connections and stop the threads; the client is closed for good.
+
+        Requests in flight finish (and close their connections); requests queued and not
+        started are cancelled; :meth:`wait_idle` waits for those in flight. Any request after
+        it (:meth:`get`, :meth:`head`, :meth:`request`, :meth:`fetch_ahead`, :attr:`executor`)
+        raises :class:`ClientClosedError`; answers already fetched ahead can still be looked
+        at (:meth:`peek_early`). Closing again does nothing. The client is also closed when it
+        is collected and at interpreter exit. A pickled copy is a new, open client.
         """
-        self._pool.close()
+        self._pool.close(final=True)
+
+    def _check_open(self) -> None:
+        if self._pool.final:
+            raise _closed_error(self.base_url)
 
     # -- connections -----------------------------------------------------------------------
     def _connect(self) -> http.client.HTTPConnection:
@@ -412,6 +444,7 @@ class HTTPClient:
             :class:`~napari_zarr_explorer.errors.MetadataError` before the body is read, and a
             body without one is cut off after *limit* + 1 bytes (the caller then refuses it).
         """
+        self._check_open()
         check_key(key, where=self.base_url)
         url = self.url_of(key)
         path = self._path_of(key)
@@ -505,6 +538,7 @@ class HTTPClient:
         *byte_range* is ``("range", start, end)`` (end excluded), ``("offset", start, 0)`` or
         ``("suffix", n, 0)``. An answer fetched ahead by :func:`prefetch` is used once.
         """
+        self._check_open()
         if byte_range is None and limit is not None:
             early = self._take_early(key)
             if early is not _NOTHING:
@@ -547,6 +581,7 @@ class HTTPClient:
     # -- fetching ahead --------------------------------------------------------------------
     def fetch_ahead(self, keys: Iterable[str], limit: int) -> None:
         """Start bounded reads of metadata *keys* in the background; :meth:`get` takes them."""
+        self._check_open()
         now = time.monotonic()
         for key in keys:
             with self._lock:
@@ -554,7 +589,13 @@ class HTTPClient:
                     continue  # fetched ahead already, or asked for by the store meanwhile
                 fut: Future[tuple[int, bytes | None]] = Future()
                 self._early[key] = (now, fut)
-            self.executor.submit(self._early_one, key, limit, fut)
+            try:
+                self.executor.submit(self._early_one, key, limit, fut)
+            except ClientClosedError:  # closed meanwhile: leave no answer that never comes
+                with self._lock:
+                    self._early.pop(key, None)
+                fut.cancel()
+                raise
 
     def _early_one(self, key: str, limit: int, fut: Future[tuple[int, bytes | None]]) -> None:
         if not fut.set_running_or_notify_cancel():
@@ -637,6 +678,13 @@ class HTTPClient:
         """Keys fetched ahead and not used yet."""
         with self._lock:
             return list(self._early)
+
+
+def _closed_error(where: str) -> ClientClosedError:
+    return ClientClosedError(
+        f"The HTTP client of {where or 'this store'} is closed: it makes no new request.",
+        hint="Open the URL again for a new store (a closed client is not reopened).",
+    )
 
 
 _NOTHING = object()

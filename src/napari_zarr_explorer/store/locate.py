@@ -16,12 +16,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from napari_zarr_explorer.errors import ExplorerError, shown_url, shown_userinfo
+from napari_zarr_explorer.errors import (
+    ExplorerError,
+    ambiguous_userinfo,
+    shown_url,
+    shown_userinfo,
+)
 from napari_zarr_explorer.store.keys import safe_join
 
 __all__ = [
     "REMOTE_PROTOCOLS",
     "Location",
+    "check_userinfo",
     "in_n5_container",
     "node_where",
     "parse_location",
@@ -157,11 +163,36 @@ def parse_location(
             f"{text!r}: the URL scheme {parts.scheme!r} is not supported.",
             hint="Use a local path, file://, http(s)://, s3:// or gs://.",
         )
+    check_userinfo(text)
     netloc = _with_password(scheme, parts.netloc)
     url = f"{scheme}://{netloc}{parts.path}".rstrip("/")
     if parts.query:
         url = f"{url}?{parts.query}"
     return Location(url=url, protocol=scheme, storage_options=dict(storage_options or {}))
+
+
+def check_userinfo(url: str) -> None:
+    """Refuse a URL whose user information a URL parser would read otherwise than it is shown.
+
+    ``https://ann:1234/ab@host/x`` reads, by the rules of URLs, as the host ``ann`` at port
+    1234 and the path ``/ab@host/x``: the password would go, in part, to another host, and
+    messages would name that host with part of the password. A path holding "@" after a port
+    (``https://host:8080/a@b``) cannot be told from it and is refused alike, unless the host is
+    plainly one (a dotted name, ``localhost``, an IP address: ``http://localhost:8000/a@b``).
+
+    Raises
+    ------
+    ExplorerError
+        Naming the URL as shown (without the password) and how to write it.
+    """
+    if ambiguous_userinfo(url):
+        raise ExplorerError(
+            f"{shown_url(url)}: the text before '@' reads as a user name and a password "
+            "holding '/', '?', '#' or '@', which a URL takes for a host, a port and a path; "
+            "nothing was requested.",
+            hint="Percent-encode those characters in a password ('/' as %2F, '?' as %3F, "
+            "'#' as %23, '@' as %40); an '@' in the path is written %40 too.",
+        )
 
 
 def _resolved(path: Path, text: str) -> str:

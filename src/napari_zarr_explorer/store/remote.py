@@ -8,7 +8,9 @@ a :class:`RemoteStore`: zarr's ``FsspecStore`` (over aiohttp, s3fs or gcsfs) wra
   a server that is down) is tried once more only;
 - clear errors for permanent ones (:class:`~napari_zarr_explorer.errors.AccessDeniedError`,
   :class:`~napari_zarr_explorer.errors.RemoteError` naming the host and key); a missing key is
-  not an error: the store answers ``None`` and zarr uses the fill value;
+  not an error: the store answers ``None`` and zarr uses the fill value (``getsize`` raises
+  ``FileNotFoundError``, as zarr's stores do). Missing is what the server says with 404
+  (S3's ``NoSuchKey``); a refusal (401, 403) is never taken for it;
 - a limit on concurrent requests and an in-memory LRU cache of recently read values keyed by
   ``(key, byte range)``, so panning back over an image does not fetch it again, plus merging of
   identical requests that are in flight at the same time;
@@ -61,6 +63,7 @@ from napari_zarr_explorer.errors import (
     REFUSED_HINT,
     AccessDeniedError,
     ExplorerError,
+    NotFoundError,
     RemoteError,
     connection_refused,
     os_error_text,
@@ -301,14 +304,16 @@ class RemoteStore(WrapperStore[Store]):
 
     listable
         Whether the store can list its keys (None: ask the wrapped store). Web servers cannot.
-    missing_on_denied
-        Treat a refusal as a missing key once reading has worked (S3 answers 403 instead of 404
-        for missing keys when listing is not allowed).
 
     Notes
     -----
-    ``get`` answers ``None`` for keys that do not exist (zarr then uses the fill value). A
-    metadata document that still fails after the retries raises
+    ``get`` answers ``None`` for keys that do not exist (zarr then uses the fill value),
+    ``exists`` False and ``getsize`` raises
+    :class:`~napari_zarr_explorer.errors.NotFoundError` (a ``FileNotFoundError``). A key
+    does not exist when the server says so (HTTP 404 or 410, S3's ``NoSuchKey``); a refusal
+    (HTTP 401 or 403) raises :class:`~napari_zarr_explorer.errors.AccessDeniedError`, even
+    where it may stand for a missing key (S3 answers 403 for those when listing is not
+    allowed). A metadata document that still fails after the retries raises
     :class:`~napari_zarr_explorer.errors.RemoteError` (or its subclass
     :class:`~napari_zarr_explorer.errors.AccessDeniedError`) naming the host and the key; a
     chunk raises :class:`ChunkFetchError`, which readers show as the fill value with a warning.
@@ -326,7 +331,6 @@ class RemoteStore(WrapperStore[Store]):
         alternate: Callable[[], Store] | None = None,
         credentials_hint: str = "",
         listable: bool | None = None,
-        missing_on_denied: bool = False,
     ) -> None:
         super().__init__(store)
         self.url = url.rstrip("/")
@@ -341,7 +345,6 @@ class RemoteStore(WrapperStore[Store]):
         self._alternate = alternate
         self._credentials_hint = credentials_hint
         self._listable = listable
-        self._missing_on_denied = missing_on_denied
         self._reopen: Callable[[], RemoteStore] | None = None
         self._setup()
 
@@ -374,7 +377,6 @@ class RemoteStore(WrapperStore[Store]):
             "alternate": self._alternate,
             "credentials_hint": self._credentials_hint,
             "listable": self._listable,
-            "missing_on_denied": self._missing_on_denied,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -391,7 +393,6 @@ class RemoteStore(WrapperStore[Store]):
             alternate=self._alternate,
             credentials_hint=self._credentials_hint,
             listable=self._listable,
-            missing_on_denied=self._missing_on_denied,
         )
 
     def with_read_only(self, read_only: bool = False) -> RemoteStore:
@@ -678,7 +679,10 @@ class RemoteStore(WrapperStore[Store]):
             buf = await store.get(key, default_buffer_prototype(), byte_range)
             return None if buf is None else _trim(buf.to_bytes(), byte_range)
 
-        data = await self._call(key, attempt)
+        try:
+            data = await self._call(key, attempt)
+        except NotFoundError:  # the server said so (HTTP 410, an object store's "no such key")
+            return None
         if data is not None:
             self.stats.bytes_read += len(data)
         return data
@@ -710,6 +714,9 @@ class RemoteStore(WrapperStore[Store]):
                 raise  # refused by a rule of this package (redirect, size limit): final
             except Exception as exc:
                 kind, detail = _classify(exc)
+                if kind == "missing":  # an answer: the key does not exist
+                    self._failed_in_a_row = 0
+                    raise NotFoundError(f"No object at {self._where(key)} ({detail}).") from exc
                 if kind == "denied":
                     if self._reads_ok == 0 or self._store is not store:
                         async with self._lock():
@@ -718,11 +725,9 @@ class RemoteStore(WrapperStore[Store]):
                             result = await self._try_alternate(func)
                             if result is not _MISSING:
                                 return result
-                    if self._missing_on_denied and self._reads_ok > 0:
-                        # S3 answers 403 instead of 404 for missing keys when listing is not
-                        # allowed: once reading works, a refusal means a missing key.
-                        logger.debug("%s: access denied, treated as missing", self._where(key))
-                        return None  # type: ignore[return-value]
+                    # Never taken for a missing key, even where it may be one (S3 answers 403
+                    # for those when listing is not allowed): a refused chunk would show as
+                    # the fill value without a word.
                     raise AccessDeniedError(
                         f"Access denied ({detail}) reading {self._where(key)} from {self.host}.",
                         hint=self._credentials_hint or None,
@@ -804,6 +809,12 @@ class RemoteStore(WrapperStore[Store]):
                 f"Unknown host {self.host}: its name could not be resolved ({detail}).",
                 hint="Check the host name in the URL and your network connection.",
             )
+        if kind == "transient" and not detail.startswith("HTTP "):
+            # what went wrong on the way (a dropped connection), not an answer of the server
+            return RemoteError(
+                f"Reading {self._where(key)} from {self.host} failed{tries}: {detail}.",
+                hint="The server or the network had a problem; try again later.",
+            )
         return RemoteError(
             f"{self.host} answered {detail}{tries} for {self._where(key)}.",
             hint="The server had a problem; try again later."
@@ -848,20 +859,56 @@ class RemoteStore(WrapperStore[Store]):
             yield key, value
 
     async def exists(self, key: str) -> bool:
-        """Tell whether *key* exists (answered from the cache when possible)."""
+        """Tell whether *key* exists (answered from the cache when possible).
+
+        Raises
+        ------
+        AccessDeniedError
+            When the server refuses to tell (never False for a refusal).
+        RemoteError
+            When the request failed after the retries.
+        """
         check_key(key, where=self.shown)
         cached = self._cache.get((key, None))
         if cached is not _MISSING:
+            self.stats.cache_hits += 1
             return cached is not None
-        return await self._call(key, lambda s: s.exists(key))
+        try:
+            found = bool(await self._call(key, lambda s: s.exists(key)))
+        except NotFoundError:
+            found = False
+        if not found:
+            self._cache.put((key, None), None)
+        return found
 
     async def getsize(self, key: str) -> int:
-        """Size of *key* in bytes."""
+        """Size of *key* in bytes.
+
+        Raises
+        ------
+        NotFoundError
+            A ``FileNotFoundError``, when the key does not exist (the server said 404), as
+            zarr's stores and local stores raise it.
+        AccessDeniedError
+            When the server refuses to tell (HTTP 401, 403): never taken for a missing key.
+        RemoteError
+            When the request failed after the retries (server errors, a refused connection,
+            a timeout).
+        """
         check_key(key, where=self.shown)
         cached = self._cache.get((key, None))
         if isinstance(cached, bytes):
+            self.stats.cache_hits += 1
             return len(cached)
-        return await self._call(key, lambda s: s.getsize(key))
+        if cached is None:  # known to be missing
+            self.stats.cache_hits += 1
+            raise NotFoundError(f"No object at {self._where(key)}.")
+        try:
+            size = await self._call(key, lambda s: s.getsize(key))
+        except NotFoundError:
+            self._cache.put((key, None), None)
+            raise
+        return int(size)
 
     @property
     def supports_listing(self) -> bool:
@@ -935,9 +982,10 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     Returns
     -------
     tuple
-        ``(kind, detail)`` where kind is ``"denied"``, ``"transient"``, ``"timeout"``,
-        ``"refused"``, ``"connection"``, ``"dns"`` or ``"fatal"``. The detail of an OS error
-        is its text without ``[Errno N]``.
+        ``(kind, detail)`` where kind is ``"missing"`` (the server said the key does not
+        exist: HTTP 404 or 410, S3's ``NoSuchKey``, a file system's ``FileNotFoundError``),
+        ``"denied"``, ``"transient"``, ``"timeout"``, ``"refused"``, ``"connection"``,
+        ``"dns"`` or ``"fatal"``. The detail of an OS error is its text without ``[Errno N]``.
     """
     import http.client
     import socket
@@ -951,9 +999,15 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "timeout", "timed out"
     # the lean HTTP client (store._http)
     if isinstance(exc, HTTPStatusError):
-        kind = _status_kind(exc.status)
-        detail = f"HTTP {exc.status} {exc.reason}".strip()
-        return ("fatal" if kind == "missing" else kind), detail
+        return _status_kind(exc.status), f"HTTP {exc.status} {exc.reason}".strip()
+    if isinstance(exc, FileNotFoundError) and exc.filename is None:
+        # How zarr's stores, fsspec, s3fs and gcsfs say "no such key" (a local file the
+        # client needs, such as a key file, names itself and is no missing key). fsspec's
+        # HTTP file system raises it for any failure to tell a size, caused by the failure.
+        cause = exc.__cause__
+        if cause is not None and cause is not exc:
+            return _classify(cause)
+        return "missing", "HTTP 404"
     if isinstance(exc, socket.gaierror):
         return "dns", os_error_text(exc)
     if connection_refused(exc):  # any layer: the lean client, aiohttp, botocore
@@ -962,9 +1016,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "transient", f"connection dropped ({name})"
     if aiohttp is not None:
         if isinstance(exc, aiohttp.ClientResponseError):
-            kind = _status_kind(exc.status)
-            detail = f"HTTP {exc.status} {exc.message}".strip()
-            return ("fatal" if kind == "missing" else kind), detail
+            return _status_kind(exc.status), f"HTTP {exc.status} {exc.message}".strip()
         dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
         if dns_error is not None and isinstance(exc, dns_error):
             return "dns", os_error_text(exc)
@@ -980,7 +1032,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         # gcsfs words a failed token refresh (its endpoint unreachable a moment) as a 401
         return "transient", "the access token could not be refreshed"
     if name == "HttpError" and isinstance(code, int):
-        return _status_kind(code) if _status_kind(code) != "missing" else "fatal", f"HTTP {code}"
+        return _status_kind(code), f"HTTP {code}"
     # botocore (through s3fs when not translated)
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return "denied", "no credentials found"
@@ -1040,6 +1092,26 @@ _GCS_HINT = (
     "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run `gcloud auth "
     f'application-default login`, or pass {{"token": ...}} {_OPTIONS_HOW}.'
 )
+
+
+def _s3_hint(bucket: str) -> str:
+    """Say what to do when S3 refuses a request to *bucket*: credentials, then the policy."""
+    return (
+        f"{_S3_HINT} With credentials, the policy of bucket {bucket!r} (or your IAM policy) "
+        "must allow s3:GetObject on the key. A bucket that does not allow s3:ListBucket "
+        "answers 403 for absent keys too: allowing it lets absent chunks read as the fill "
+        "value."
+    )
+
+
+def _gcs_hint(bucket: str) -> str:
+    """Say what to do when GCS refuses a request to *bucket*: credentials, the permission."""
+    return (
+        f"{_GCS_HINT} With credentials, the account needs storage.objects.get on bucket "
+        f"{bucket!r} (the Storage Object Viewer role, or the bucket's policy)."
+    )
+
+
 _HTTP_HINT = (
     f'Pass credentials, e.g. {{"headers": {{"Authorization": "Bearer ..."}}}}, {_OPTIONS_HOW}.'
 )
@@ -1388,9 +1460,12 @@ def open_remote_store(
 
 
 def _open(location: Location, env: Mapping[str, str]) -> RemoteStore:
+    from napari_zarr_explorer.store.locate import check_userinfo
+
     opts, fs_options = RemoteOptions.split(location.storage_options, env)
     protocol = location.protocol
     url = location.url
+    check_userinfo(url)
     try:
         if protocol in ("http", "https"):
             if "?" in url:
@@ -1430,7 +1505,7 @@ def _split_bucket(url: str) -> tuple[str, str]:
 def _open_s3(
     url: str, fs_options: dict[str, Any], opts: RemoteOptions, env: Mapping[str, str]
 ) -> RemoteStore:
-    _, path = _split_bucket(url)
+    bucket, path = _split_bucket(url)
     endpoint = (
         fs_options.get("endpoint_url")
         or (fs_options.get("client_kwargs") or {}).get("endpoint_url")
@@ -1454,8 +1529,7 @@ def _open_s3(
         url=url,
         options=opts,
         alternate=alternate,
-        credentials_hint=_S3_HINT,
-        missing_on_denied=True,
+        credentials_hint=_s3_hint(bucket),
     )
     rs.host = urlsplit(endpoint).netloc.rpartition("@")[2] if endpoint else "s3.amazonaws.com"
     rs.peer = _authority(endpoint) if endpoint else "s3.amazonaws.com:443"
@@ -1465,7 +1539,7 @@ def _open_s3(
 def _open_gcs(
     url: str, fs_options: dict[str, Any], opts: RemoteOptions, env: Mapping[str, str]
 ) -> RemoteStore:
-    _, path = _split_bucket(url)
+    bucket, path = _split_bucket(url)
     url = "gs://" + path
     emulator = _emulator_host(env)
     endpoint = fs_options.get("endpoint_url") or emulator
@@ -1482,7 +1556,9 @@ def _open_gcs(
     else:
         # gcsfs would otherwise probe the cloud metadata server, which takes seconds off GCP.
         store = _gcs_store(path, fs_options, opts, "anon")
-    rs = RemoteStore(store, url=url, options=opts, alternate=alternate, credentials_hint=_GCS_HINT)
+    rs = RemoteStore(
+        store, url=url, options=opts, alternate=alternate, credentials_hint=_gcs_hint(bucket)
+    )
     rs.host = urlsplit(endpoint).netloc.rpartition("@")[2] if endpoint else "storage.googleapis.com"
     rs.peer = _authority(endpoint) if endpoint else "storage.googleapis.com:443"
     return rs
