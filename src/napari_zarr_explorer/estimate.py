@@ -1118,7 +1118,8 @@ def growth_warning(
         table has one row per encoding, the notebook's one column).
     plan_note
         End with :attr:`RunEstimate.plan_note` when the run cannot be planned (False: a view
-        that says it elsewhere, such as the notebook's table, leaves it out here).
+        that says it elsewhere, such as the notebook's table or the Recompress dock's summary,
+        leaves it out here).
 
     Returns
     -------

@@ -706,12 +706,17 @@ def test_an_estimate_of_a_run_that_cannot_be_planned_says_so(
     qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
     text = widget.estimate_label.text()
     said = "The run as set cannot be planned: "
+    only = "The figures are for the first array only (a)."
     assert text.startswith(said) and "cannot be recompressed" in text, text
-    assert "The figures are for the first array only (a)." in text
     assert widget.estimate_warning.isVisible()
     warning = widget.estimate_warning.text()
     assert warning.startswith("Warning: the estimate predicts"), warning
-    assert said in warning and "The figures are for the first array only (a)." in warning
+    # said once, in the summary the user reads first: the warning under it does not repeat it
+    shown = text + "\n" + warning
+    assert shown.count(said) == 1 and shown.count(only) == 1, shown
+    assert said not in warning and only not in warning, warning
+    label = widget.estimate_label
+    qtbot.waitUntil(lambda: label.visibleRegion().boundingRect() == label.rect())
 
 
 def test_the_growth_warning_goes_when_the_settings_change(

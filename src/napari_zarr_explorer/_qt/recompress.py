@@ -600,10 +600,11 @@ class RecompressWidget(QWidget):
         text = None
         if run is not None and self._estimate_current():
             chosen = self.compressor_text()
+            # the summary above says why the run cannot be planned, when it cannot: not again
             if chosen == self._estimated_choice:
-                text = growth_warning(run, 0)
+                text = growth_warning(run, 0, plan_note=False)
             elif chosen in run.compressors:
-                text = growth_warning(run, run.compressors.index(chosen))
+                text = growth_warning(run, run.compressors.index(chosen), plan_note=False)
         self.estimate_warning.setText(dock_words(text) if text else "")
         self.estimate_warning.setVisible(bool(text))
 
