@@ -11,6 +11,7 @@ from qtkeys import type_text
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
+from napari_zarr_explorer._qt._common import format_bytes
 from napari_zarr_explorer._qt.explorer import ExplorerWidget
 from napari_zarr_explorer._qt.recompress import RecompressWidget
 from napari_zarr_explorer.testing import write_array, write_ome_image
@@ -717,6 +718,40 @@ def test_an_estimate_of_a_run_that_cannot_be_planned_says_so(
     assert said not in warning and only not in warning, warning
     label = widget.estimate_label
     qtbot.waitUntil(lambda: label.visibleRegion().boundingRect() == label.rect())
+
+
+@pytest.mark.parametrize("path", ["", "0"], ids=["image", "level"])
+def test_an_estimate_of_a_store_that_cannot_list_says_its_size_now_is_unknown(
+    make_napari_viewer, qtbot, http_server, path: str, screenshot_dir: Path
+) -> None:
+    """Over plain HTTP the size stored now is unknown: said in words, the projection still shown."""
+    write_ome_image(http_server.root / "img.ome.zarr", shape=(2, 64, 64), axes="cyx", levels=2)
+    url = f"{http_server.url}/img.ome.zarr"
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    widget = RecompressWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_source(url, path, None)
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.run_estimate is not None and not widget.busy, timeout=120000)
+    run = widget.run_estimate
+    assert run.bytes_now is None  # the store cannot list: nothing to add up
+    projected = run.projected(0)
+    assert projected
+    text = widget.estimate_label.text()
+    assert "stored size now unknown" in text, text
+    assert " - " not in text and ": -" not in text and "?" not in text, text
+    # the projected size is still said, for the whole run and per array
+    in_all = "" if path else " in all"
+    assert f"projected about {format_bytes(projected)}{in_all} with zstd:3" in text, text
+    if not path:
+        for a in run.arrays:
+            assert f"{a.path}: unknown now -> {format_bytes(run.projected_of(a, 0))}" in text
+    assert widget.estimate_table.item(0, 2).text() == format_bytes(projected)
+    assert not widget.estimate_warning.isVisible()  # no comparison with an unknown size
+    label = widget.estimate_label
+    qtbot.waitUntil(lambda: label.visibleRegion().boundingRect() == label.rect())
+    widget.grab().save(str(screenshot_dir / f"recompress-size-unknown-{path or 'image'}.png"))
 
 
 def test_the_growth_warning_goes_when_the_settings_change(

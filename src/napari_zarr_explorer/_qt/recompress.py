@@ -757,21 +757,30 @@ def estimate_summary(run: RunEstimate) -> str:
     cancelled estimate starts by saying how much it sampled before it stopped (never that it
     sampled everything); a run that cannot be planned as set says why, and that the figures
     are of one array. Sizes are compared as a compression ratio (logical size / stored size)
-    and as a share of what is stored now.
+    and as a share of what is stored now. When the size stored now is unknown (a store that
+    cannot list, such as plain HTTP) the summary says so in words and gives the projected size
+    alone: ``"0: stored size now unknown; projected about 11.4 KiB with zstd:3."``.
     """
     first = run.arrays[0].report
     count = len(run.arrays) + run.unsampled
     now_total = run.bytes_now
     projected = run.projected(0)
     chosen = run.compressors[0]
-    if count == 1:
-        what = f"{run.arrays[0].path or first.path or '/'}: now {format_bytes(now_total)}"
+    in_all = " in all" if count > 1 else ""
+    if now_total is None:  # a store that cannot list (plain HTTP): said, never shown as "-"
+        now = "stored size now unknown"
     else:
-        what = f"The run writes {count} arrays: now {format_bytes(now_total)} in all"
+        now = f"now {format_bytes(now_total)}{in_all}"
+    if count == 1:
+        what = f"{run.arrays[0].path or first.path or '/'}: {now}"
+    else:
+        what = f"The run writes {count} arrays: {now}"
     ratio = first.ratio if count == 1 else (run.nbytes / now_total if now_total else None)
     if ratio:
         what += f" (compression ratio {ratio:.2f}x)"
-    if projected is not None:
+    if projected is not None and now_total is None:
+        what += f"; projected about {format_bytes(projected)}{in_all} with {chosen}"
+    elif projected is not None:
         what += f" -> about {format_bytes(projected)} with {chosen}"
         what += _share(projected, now_total)
     text = what + "."
@@ -779,7 +788,8 @@ def estimate_summary(run: RunEstimate) -> str:
         parts = []
         for a in sorted(run.arrays, key=lambda a: -(a.bytes_now or 0))[:4]:
             after = run.projected_of(a, 0)
-            figure = f"{a.path or '/'}: {format_bytes(a.bytes_now)}"
+            before = "unknown now" if a.bytes_now is None else format_bytes(a.bytes_now)
+            figure = f"{a.path or '/'}: {before}"
             if after is not None:
                 figure += f" -> {format_bytes(after)}"
             parts.append(figure)
