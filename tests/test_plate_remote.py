@@ -255,3 +255,116 @@ def test_damaged_shard_shows_its_well_empty_with_a_warning(http_server, tmp_path
         got = _tile(data, 1, 1, 0)
     assert not got.any()  # the fill value, never wrong pixels
     np.testing.assert_array_equal(_tile(data, 1, 0, 1), _own(root, "A/2", "0", 1))
+
+
+def _move_fields(root: Path, well: str) -> None:
+    """Store *well*'s fields under ``field-N`` (a valid plate: its chunks are not where the
+    first well's layout puts them, so reading it needs its own metadata)."""
+    wdir = root / well
+    for f in sorted(p.name for p in wdir.iterdir() if p.is_dir()):
+        (wdir / f).rename(wdir / f"field-{f}")
+    doc = json.loads((wdir / ".zattrs").read_text())
+    for im in doc["well"]["images"]:
+        im["path"] = f"field-{im['path']}"
+    (wdir / ".zattrs").write_text(json.dumps(doc))
+
+
+def test_saving_a_plate_with_a_well_that_cannot_be_read_fails_and_keeps_nothing(
+    http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shown, a well that cannot be read is empty with a warning; saved, it is never zeros."""
+    from napari_zarr_explorer import save
+    from napari_zarr_explorer.errors import ExplorerError
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setenv("NZE_REMOTE_RETRIES", "1")
+    monkeypatch.setenv("NZE_REMOTE_BACKOFF", "0.01")
+    # failures are not remembered: once the server is back, the next save asks it again
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
+    _move_fields(root, "B/1")
+    http_server.fail("plate.zarr/B/1/.z*", 500)  # its metadata: the server fails
+    layer = open_layers(url)[0]
+    data = layer[0]
+    # napari shows the other wells, and this one empty, with one warning naming it
+    with pytest.warns(ExplorerWarning, match="'B/1' is shown empty") as record:
+        assert not _tile(data, 0, 1, 0).any()
+        np.testing.assert_array_equal(_tile(data, 0, 1, 1), _own(root, "B/2", "0", 0))
+    assert sum("'B/1'" in str(w.message) for w in record) == 1
+    # a save never writes those zeros as the well's data: it fails, naming the well's URL
+    out = tmp_path / "saved.ome.zarr"
+    with pytest.raises(ExplorerError) as caught:
+        save([layer], str(out))
+    message = str(caught.value)
+    assert "well 'B/1'" in message and f"{url}/B/1/.z" in message, message
+    assert "HTTP 500" in message and "Nothing was kept" in message, message
+    assert not out.exists()
+    assert not list(tmp_path.glob(".saved.ome.zarr*"))
+    # the server is back: the same layer saves, the well with its own pixels
+    http_server.clear_faults()
+    report = save([layer], str(out))
+    assert report.ok
+    saved = zarr.open_array(str(out / "0"), mode="r")
+    np.testing.assert_array_equal(saved[:, TILE:, :TILE], _own(root, "B/1", "field-0", 0))
+    np.testing.assert_array_equal(saved[:, :TILE, TILE:], _own(root, "A/2", "0", 0))
+
+
+def test_saving_a_plate_well_of_another_data_type_fails_and_a_missing_well_saves_empty(
+    http_server, tmp_path: Path
+) -> None:
+    """A well whose data the mosaic cannot hold fails the save; a well not stored at all is
+    saved as the fill value, as a chunk not stored is."""
+    from napari_zarr_explorer import save
+    from napari_zarr_explorer.errors import ExplorerError
+
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
+    shutil.rmtree(root / "A" / "2")  # listed by the plate, not stored
+    out = tmp_path / "saved.ome.zarr"
+    with pytest.warns(ExplorerWarning, match="'A/2' is shown empty"):
+        report = save([open_layers(url)[0]], str(out))
+    assert report.ok
+    saved = zarr.open_array(str(out / "0"), mode="r")
+    assert not saved[:, :TILE, TILE:].any()
+    np.testing.assert_array_equal(saved[:, TILE:, TILE:], _own(root, "B/2", "0", 0))
+    # B/2: float data where the first well has integers
+    for level in (0, 1):
+        path = root / "B" / "2" / "0" / str(level)
+        values = _own(root, "B/2", "0", level).astype("float64") + 0.5
+        shutil.rmtree(path)
+        testing.write_array(path, values, zarr_format=2, chunks=(1, 16, 16))
+    other = tmp_path / "other.ome.zarr"
+    with pytest.raises(ExplorerError) as caught:
+        save([open_layers(url)[0]], str(other))
+    message = str(caught.value)
+    assert "well 'B/2'" in message and f"{url}/B/2" in message and "float64" in message, message
+    assert "Nothing was kept" in message, message
+    assert not other.exists()
+
+
+def test_saving_a_plate_well_with_a_damaged_chunk_fails_after_it_was_shown(
+    http_server, tmp_path: Path
+) -> None:
+    """A well read through its own arrays shows a damaged chunk as the fill value; the save
+    that follows reads it again and fails, naming the chunk, rather than saving what was shown."""
+    from napari_zarr_explorer import save
+    from napari_zarr_explorer.errors import ExplorerError
+
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
+    _move_fields(root, "B/1")  # read through its own metadata and arrays
+    level = root / "B" / "1" / "field-0" / "0"
+    values = _own(root, "B/1", "field-0", 0)
+    shutil.rmtree(level)
+    testing.write_array(level, values, zarr_format=2, chunks=(1, 16, 16))
+    (level / "1.2.3").write_bytes(b"not a blosc frame")
+    layer = open_layers(url)[0]
+    with pytest.warns(ExplorerWarning, match="1.2.3"):
+        shown = _tile(layer[0], 0, 1, 0)
+    assert not shown[1, 32:48, 48:64].any()  # the fill value, where napari shows it
+    np.testing.assert_array_equal(shown[0], values[0])
+    out = tmp_path / "saved.ome.zarr"
+    with pytest.raises(ExplorerError) as caught:
+        save([layer], str(out))
+    message = str(caught.value)
+    assert "chunk 1.2.3 could not be read" in message and f"{url}/B/1/field-0/0" in message
+    assert "Nothing was kept" in message, message
+    assert not out.exists()

@@ -11,6 +11,12 @@ once. That assumption is checked lazily, per well, when the well is first read:
   (cropped or padded to the tile, cast when the data type converts safely);
 - when it cannot be read (missing, unusable), it is shown empty, with one warning per well.
 
+A save reads the mosaic inside :func:`~napari_zarr_explorer.pyramid.strict_reads`: a well that
+is not stored (the plate lists it, the store has nothing there) is saved empty, as a chunk not
+stored is saved as the fill value, but a well that cannot be read (its metadata refused or
+failing, its data of another shape or type) fails the save, naming the well and its URL, instead
+of being written as zeros. A well shown empty before is tried again then.
+
 :class:`PlateLevel` is one multiscale level of the mosaic of one field; napari slices it
 directly (no dask graph). Levels beyond the fields' own coarsest level sample that level with a
 stride, so that the coarsest mosaic level fits a GPU texture (:data:`MAX_TEXTURE`).
@@ -28,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_zarr_explorer.errors import ExplorerError, ExplorerWarning, MetadataError
+from napari_zarr_explorer.errors import ExplorerError, ExplorerWarning, MetadataError, NotFoundError
 
 __all__ = ["MAX_TEXTURE", "PlateLevel", "PlateSource", "plate_levels"]
 
@@ -41,10 +47,23 @@ WHOLE_WELL_BYTES = 8 * 2**20
 CACHE_BYTES = 256 * 2**20
 
 
+class _Absent(ExplorerError):
+    """The store has no data for a well's field: the well is empty, nothing failed."""
+
+
+def _is_absent(exc: BaseException) -> bool:
+    return isinstance(exc, _Absent | NotFoundError)
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ExplorerError) else f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class _Well:
     path: str  # store key of the well group
     state: str = "assumed"  # assumed | own | empty
+    absent: bool = False  # empty because the store has nothing there (not because of a failure)
     checked: set[tuple[int, int]] = field(default_factory=set)  # (field, level) found alike
     arrays: dict[tuple[int, int], Any] = field(default_factory=dict)  # (field, level) -> reader
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,10 +132,12 @@ class PlateSource:
         loc, store = self.ctx.loc, self.ctx.store
         wnode = read_node(store, well.path, where=loc.url)
         if wnode is None:
-            raise ExplorerError("the well does not exist")
+            raise _Absent("the well does not exist")
         wome = parse_ome(wnode.attributes, zarr_format=wnode.zarr_format)
-        if wome is None or wome.well is None or len(wome.well.images) <= fld_index:
-            raise MetadataError(f"the well lists no field {fld_index}")
+        if wome is None or wome.well is None:
+            raise MetadataError("its metadata describes no well")
+        if len(wome.well.images) <= fld_index:
+            raise _Absent(f"the well lists no field {fld_index}")
         fkey = safe_join(well.path, wome.well.images[fld_index].path)
         key = safe_join(fkey, self.level_paths[level])
         fnode = read_node(store, fkey, where=loc.url)
@@ -146,6 +167,28 @@ class PlateSource:
             stacklevel=4,
         )
 
+    def unreadable(self, well: _Well, reason: str, cause: BaseException | None = None) -> Exception:
+        """Return the error a save meets for a well that cannot be read (never saved as zeros)."""
+        hint = cause.hint if isinstance(cause, ExplorerError) else None
+        return ExplorerError(
+            f"{self.ctx.where(well.path)}: well {well.path!r} could not be read: {reason}",
+            hint=hint,
+        )
+
+    def _empty(self, well: _Well, exc: BaseException) -> None:
+        """Show *well* empty because of *exc*, with one warning.
+
+        A save (strict reads) raises instead, naming the well, unless the store has nothing
+        there (a well not stored is empty, as a chunk not stored is the fill value).
+        """
+        from napari_zarr_explorer.pyramid import _strict
+
+        if _strict() and not _is_absent(exc):
+            raise self.unreadable(well, _reason(exc), exc) from exc
+        well.state = "empty"
+        well.absent = _is_absent(exc)
+        self.warn_empty(well, _reason(exc))
+
     # -- reading --------------------------------------------------------------------------
     def cached(self, well: str, fld: str, level: int) -> np.ndarray | None:
         """Return a whole well level read before (None when not kept)."""
@@ -170,13 +213,22 @@ class PlateSource:
     def read_wells(
         self, fld: str, fld_index: int, level: int, requests: list[tuple[str, tuple[slice, ...]]]
     ) -> list[np.ndarray]:
-        """Read ``(well, region of the field level)`` pairs, all at once; fill value if empty."""
+        """Read ``(well, region of the field level)`` pairs, all at once; fill value if empty.
+
+        Inside :func:`~napari_zarr_explorer.pyramid.strict_reads` (a save), a well shown empty
+        because it could not be read is read again through its own metadata, and raises if it
+        still cannot be.
+        """
+        from napari_zarr_explorer.pyramid import _strict
+
         tmpl = self.templates[level]
         out: list[np.ndarray | None] = [None] * len(requests)
         todo: list[int] = []
         for i, (rel, sel) in enumerate(requests):
             well = self.wells[rel]
-            if well.state == "empty":
+            if well.state == "empty" and _strict() and not well.absent:
+                out[i] = self._read_own(well, fld_index, level, sel)
+            elif well.state == "empty":
                 out[i] = np.zeros(_shape(sel), dtype=tmpl.dtype)
             elif well.state == "own":
                 out[i] = self._read_own(well, fld_index, level, sel)
@@ -267,13 +319,8 @@ class PlateSource:
             if well.state == "assumed":
                 try:
                     reader = self._own(well, fld_index, level)
-                except ExplorerError as exc:
-                    well.state = "empty"
-                    self.warn_empty(well, exc.message)
-                    return np.zeros(_shape(sel), dtype=tmpl.dtype)
                 except Exception as exc:
-                    well.state = "empty"
-                    self.warn_empty(well, f"{type(exc).__name__}: {exc}")
+                    self._empty(well, exc)
                     return np.zeros(_shape(sel), dtype=tmpl.dtype)
                 assumed = safe_join(safe_join(well.path, fld), self.level_paths[level])
                 if data is None or reader.key != assumed or self._differs(reader, level):
@@ -299,11 +346,18 @@ class PlateSource:
                     try:
                         reader = self._own(well, fld_index, level)
                     except Exception as exc:
-                        well.state = "empty"
-                        self.warn_empty(well, str(exc))
+                        self._empty(well, exc)
                         return out
                     well.arrays[(fld_index, level)] = reader
         if reader.ndim != len(sel) or not np.can_cast(reader.dtype, tmpl.dtype, "same_kind"):
+            from napari_zarr_explorer.pyramid import _strict
+
+            if _strict():  # saved, such a well is never zeros
+                raise self.unreadable(
+                    well,
+                    f"its data ({reader.shape}, {reader.dtype}) does not fit the first well's "
+                    f"({tmpl.shape}, {tmpl.dtype}), which the plate's mosaic has",
+                )
             with well.lock:
                 if well.state != "empty":
                     well.state = "empty"
@@ -437,10 +491,20 @@ class PlateLevel:
                         slice(None, None, s),
                     )
                 wanted.append((rel, src, pick, dst))
+        from napari_zarr_explorer.pyramid import _strict
+
+        strict = _strict()
         need = []
         got: dict[int, np.ndarray] = {}
         for i, (rel, _src, _, _) in enumerate(wanted):
-            hit = self.source.cached(rel, self.fld, self.level) if whole else None
+            # a well read through its own arrays may have been kept with the fill value where a
+            # chunk could not be read (as napari shows it): a save reads it again, strictly
+            own = self.source.wells[rel].state == "own"
+            hit = (
+                self.source.cached(rel, self.fld, self.level)
+                if whole and not (strict and own)
+                else None
+            )
             if hit is not None:
                 got[i] = hit
             else:

@@ -168,6 +168,52 @@ def test_save_dock_layer_chunks_failing_over_http(
     assert widget.form.save_button.enabled
 
 
+def test_save_dock_plate_with_a_well_failing_over_http(
+    make_napari_viewer, qtbot, http_server, tmp_path, notifications, screenshot_dir
+):
+    """napari shows a plate well it cannot read as empty; the Save dock never saves it so."""
+    import json
+
+    from napari_zarr_explorer.testing import write_plate
+
+    root = write_plate(http_server.root / "plate.zarr", version="0.4", rows=2, cols=2, fields=1)
+    # B/1 keeps its fields under other paths (its own metadata says where) ...
+    well = root / "B" / "1"
+    (well / "0").rename(well / "field-0")
+    doc = json.loads((well / ".zattrs").read_text())
+    doc["well"]["images"][0]["path"] = "field-0"
+    (well / ".zattrs").write_text(json.dumps(doc))
+    # ... and the server fails on that metadata: napari shows the well empty, with a warning
+    http_server.fail("plate.zarr/B/1/.z*", 500)
+    url = f"{http_server.url}/plate.zarr"
+    viewer = make_napari_viewer(show=True)
+    viewer.open(url, plugin="napari-zarr-explorer")
+    assert len(viewer.layers) >= 1
+    widget = SaveWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.window._qt_window.resize(1280, 800)
+    out = tmp_path / "plate-copy.ome.zarr"
+    widget.form.path.value = str(out)
+    with qtbot.waitSignal(widget.finished, timeout=120_000):
+        qtbot.mouseClick(widget.form.save_button.native, Qt.MouseButton.LeftButton)
+    status = widget.status.value
+    assert status.startswith("Saving"), status
+    assert f"{url}/B/1: well 'B/1' could not be read" in status, status
+    assert "HTTP 500" in status and "Nothing was kept" in status, status
+    status_label = widget.status.native
+
+    def shown_whole() -> bool:
+        tall = status_label.height() >= status_label.heightForWidth(status_label.width())
+        return tall and status_label.visibleRegion().boundingRect() == status_label.rect()
+
+    qtbot.waitUntil(shown_whole)
+    viewer.screenshot(str(screenshot_dir / "save-plate-well-failure.png"), canvas_only=False)
+    # nothing written, no zeros saved as the well's data
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if "plate-copy" in p.name] == []
+    assert widget.form.save_button.enabled
+
+
 def test_save_dock_to_a_bucket_that_refuses_writes(
     make_napari_viewer, qtbot, tmp_path, notifications, s3_env
 ):
