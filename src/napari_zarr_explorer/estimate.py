@@ -306,7 +306,11 @@ class EstimateReport:
             f"Estimate for {node_where(self.url, self.path)}: {list(self.shape)} "
             f"{self.dtype}, chunks {list(self.chunk_shape)}"
             + (f", shards {list(self.shard_shape)}" if self.shard_shape else ""),
-            f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_text}"
+            (
+                "  now: stored size unknown"
+                if self.bytes_stored is None
+                else f"  now: {human_bytes(self.bytes_stored)} stored in {self.objects_text}"
+            )
             + (f", compression ratio {ratio:.2f}x" if ratio else ""),
         ]
         for c in self.candidates:
@@ -338,8 +342,12 @@ class EstimateReport:
         ratio = self.ratio
         head = (
             f"<div><b>{_html.esc(self.url)}</b>{_html.esc('/' + self.path if self.path else '')}"
-            f": {_html.esc(list(self.shape))} {_html.esc(self.dtype)}, now "
-            f"{_html.human_bytes(self.bytes_stored)} stored"
+            f": {_html.esc(list(self.shape))} {_html.esc(self.dtype)}, "
+            + (
+                "stored size now unknown"
+                if self.bytes_stored is None
+                else f"now {_html.human_bytes(self.bytes_stored)} stored"
+            )
             + (f", compression ratio {ratio:.2f}x" if ratio else "")
             + "</div>"
         )
@@ -990,12 +998,16 @@ class RunEstimate:
         from napari_zarr_explorer.errors import redact_urls, shown_url
 
         esc = _html.esc
-        human = _html.human_bytes
+
+        def human(size: int | None) -> str:  # a size a store cannot tell is said in words
+            return "unknown" if size is None else _html.human_bytes(size)
+
         now = self.bytes_now
         count = len(self.arrays) + self.unsampled
+        stored = "stored size now unknown" if now is None else f"now {human(now)} stored"
         head = (
             f"<div><b>{esc(shown_url(self.source))}</b>: the run writes "
-            f"{_html.plural(count, 'array')}; now {human(now)} stored"
+            f"{_html.plural(count, 'array')}; {stored}"
             f" (logical {human(self.nbytes)})</div>"
         )
         indices = range(len(self.compressors))

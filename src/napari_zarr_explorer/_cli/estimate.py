@@ -101,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]{escape(printable(where, one_line=True))}[/]: "
         f"{list(report.shape)} {report.dtype}, chunks {list(report.chunk_shape)}"
         + (f", shards {list(report.shard_shape)}" if report.shard_shape else "")
-        + f"; now {human_bytes(report.bytes_stored)} in {report.objects_text}"
+        + (
+            "; stored size now unknown"
+            if report.bytes_stored is None
+            else f"; now {human_bytes(report.bytes_stored)} in {report.objects_text}"
+        )
         + (f", compression ratio {ratio:.2f}x" if ratio else "")
     )
     warnings = [w for w in report.warnings if w != NOTHING_TO_SAMPLE]
@@ -210,11 +214,16 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
         print_json(run.to_dict())
         return 0
     now = run.bytes_now
+
+    def known(size: int | None) -> str:  # a size a store cannot tell is said in words
+        return "unknown" if size is None else human_bytes(size)
+
     count = len(run.arrays) + run.unsampled
     out_console.print(
         f"[bold]{escape(printable(str(parse_location(run.source)), one_line=True))}[/]: "
-        f"recompress writes {plural(count, 'array')}; now {human_bytes(now)}"
-        f" (logical {human_bytes(run.nbytes)})"
+        f"recompress writes {plural(count, 'array')}; "
+        + ("stored size now unknown" if now is None else f"now {human_bytes(now)}")
+        + f" (logical {human_bytes(run.nbytes)})"
     )
     table = Table()
     table.add_column("array")
@@ -232,7 +241,7 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
                 if size is not None
                 else "-"
             )
-        table.add_row(escape(printable(a.path or "/")), human_bytes(a.bytes_now), *cells)
+        table.add_row(escape(printable(a.path or "/")), known(a.bytes_now), *cells)
     if run.unsampled:
         table.add_row(f"{run.unsampled} more, not sampled", "-", *("-" for _ in run.compressors))
     best = run.best
@@ -243,7 +252,7 @@ def _run_all(args: argparse.Namespace, options: dict[str, Any] | None) -> int:
             totals.append("[red]not possible[/]")
             continue
         totals.append(f"[bold green]{text}[/]" if i == best else text)
-    table.add_row("[bold]total[/]", human_bytes(now), *totals, end_section=True)
+    table.add_row("[bold]total[/]", known(now), *totals, end_section=True)
     out_console.print(table)
     out_console.print(escape(run.sampled_text()))
     if run.unsampled_text:
