@@ -189,6 +189,20 @@ def _lines(report: Any) -> tuple[str, str]:
     return written.strip(), verified.strip()
 
 
+def _html_rows(report: Any) -> list[dict[str, str]]:
+    """The per-array rows of the report's HTML table, by column, as the browser shows them."""
+    import html
+    import re
+
+    markup = report._repr_html_()
+    table = markup[markup.index("<table>") : markup.index("</table>")]
+    rows = [
+        [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells]
+        for cells in (re.findall(r"<t[hd]>(.*?)</t[hd]>", r) for r in table.split("<tr>")[1:])
+    ]
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
 def test_the_report_says_which_verified_objects_hold_only_the_fill_value(tmp_path: Path) -> None:
     """Objects holding only the fill value are verified (nothing stored for them) but not
     written: the report says so, so that more objects verified than written adds up."""
@@ -215,6 +229,13 @@ def test_the_report_says_which_verified_objects_hold_only_the_fill_value(tmp_pat
     )
     shown = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", report._repr_html_())).split())
     assert written in shown and verified in shown, shown
+    # the array's row says it too, in the same words
+    (row,) = _html_rows(report)
+    assert row["only the fill value (not stored)"] == "1"
+    assert (
+        row["verified"] == "4 objects (3 read back, 1 only the fill value: not stored) / 9 chunks"
+    )
+    assert f"verified {row['verified']}, 0 mismatches" == verified
     doc = report.to_dict()
     assert doc["objects_empty"] == 1 and doc["objects_verified"] == 4
     assert doc["objects_written"] == 3  # the keys it had keep their meaning
@@ -228,6 +249,9 @@ def test_the_report_says_which_verified_objects_hold_only_the_fill_value(tmp_pat
     written, verified = _lines(quick)
     assert written.endswith("3 objects (9 chunks) written, 1 only the fill value: not stored")
     assert verified == "verified 0 objects / 0 chunks, 0 mismatches"
+    (row,) = _html_rows(quick)
+    assert row["only the fill value (not stored)"] == "1"
+    assert row["verified"] == "0 objects / 0 chunks"
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -284,6 +308,13 @@ def test_a_resumed_run_counts_the_objects_holding_only_the_fill_value_as_a_fresh
             f"not stored) / {first.chunks_written} chunks, 0 mismatches"
         )
         assert _lines(resumed)[1] == said, str(resumed)
+        # the array's row of the HTML splits its verified objects as the line does
+        (row,) = _html_rows(resumed)
+        assert row["verified"] == (
+            f"{read + empty} objects ({read} read back, {empty} only the fill value: "
+            f"not stored) / {first.chunks_written} chunks"
+        )
+        assert row["only the fill value (not stored)"] == "3"
         assert resumed.objects_empty_verified == empty and fresh.objects_empty_verified == 0
         # the written line counts every object holding only the fill value, as the fresh run's
         assert _lines(fresh)[0].endswith("3 only the fill value: not stored")
