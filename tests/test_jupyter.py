@@ -356,6 +356,9 @@ def test_explore_says_when_the_stored_size_is_unknown(image: Path, http_server) 
     assert "stored size unknown" not in local.status.value and " stored" in local.status.value
 
 
+WAIT_FOR_ESTIMATE = "Wait for the estimate to end, or Cancel it"
+
+
 def _arrived(server: Any, pattern: str) -> None:
     """Wait until a request matching *pattern* reached *server* (fails on a hang only)."""
     import fnmatch
@@ -367,7 +370,9 @@ def _arrived(server: Any, pattern: str) -> None:
         time.sleep(0.01)
 
 
-def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, http_server) -> None:
+def test_the_estimate_runs_in_the_background_and_cancel_stops_it(
+    image: Path, http_server, tmp_path: Path
+) -> None:
     """Estimate returns at once, as Recompress does: the kernel stays free while chunks are
     sampled, Cancel is offered, and a cancelled estimate projects the arrays not sampled."""
     import shutil
@@ -382,6 +387,7 @@ def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, ht
     assert w.error is None, w.error
     form = w.recompress_form
     assert form.estimate_button.enabled and not form.cancel_button.enabled
+    form.output.value = str(tmp_path / "out.zarr")
     http_server.hold("img.ome.zarr/0/c/*")  # level 0's chunks are not answered for now
     try:
         form.estimate_button.native.click()  # returns while the estimate waits for them
@@ -390,9 +396,14 @@ def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, ht
         # the estimate says how far it is: the first of the two levels is being sampled
         assert "on sampled chunks: 0 of 2 arrays sampled" in _text(w.estimate_view.value)
         assert not form.estimate_button.enabled  # one estimate at a time
-        assert form.cancel_button.enabled and form.run_button.enabled
+        # a run waits for the estimate, as in the dock, and its button says why
+        assert form.cancel_button.enabled and not form.run_button.enabled
+        assert form.run_button.tooltip == WAIT_FOR_ESTIMATE
+        assert w.run() is None  # nor does a run start from code
+        assert w.recompress_report is None and not (tmp_path / "out.zarr").exists()
         form.cancel_button.native.click()
         assert "Cancelling" in _text(w.estimate_view.value)
+        assert not form.run_button.enabled  # not before the estimate has stopped
     finally:
         http_server.release()
     assert w.wait(timeout=120)
@@ -411,10 +422,19 @@ def test_the_estimate_runs_in_the_background_and_cancel_stops_it(image: Path, ht
         in shown
     )
     assert form.estimate_button.enabled and not form.cancel_button.enabled
+    assert form.run_button.enabled and form.run_button.tooltip != WAIT_FOR_ESTIMATE
     # estimated again without a cancel: every level, and no word of a cancel
-    assert w.estimate(wait=True) is w.estimate_report
+    http_server.hold("img.ome.zarr/1/c/*")
+    try:
+        form.estimate_button.native.click()
+        _arrived(http_server, "img.ome.zarr/1/c/*")
+        assert not form.run_button.enabled
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
     assert [a.path for a in w.estimate_report.arrays] == ["0", "1"]
     assert "cancel" not in _text(w.estimate_view.value).lower()
+    assert form.run_button.enabled and form.run_button.tooltip != WAIT_FOR_ESTIMATE
 
 
 def test_an_estimate_that_fails_says_why_once(tmp_path: Path) -> None:
@@ -439,6 +459,9 @@ def test_an_estimate_that_fails_says_why_once(tmp_path: Path) -> None:
     assert w.estimate_report is None
     assert w.recompress_form.estimate_button.enabled
     assert not w.recompress_form.cancel_button.enabled
+    # a failed estimate lets a run start again
+    assert w.recompress_form.run_button.enabled
+    assert w.recompress_form.run_button.tooltip != WAIT_FOR_ESTIMATE
 
 
 def test_an_estimate_of_a_run_that_cannot_be_planned_says_why_once(tmp_path: Path) -> None:
@@ -680,6 +703,110 @@ def test_a_chunk_map_asked_for_a_group_stops_the_map_going(tmp_path: Path, http_
     assert w.wait(timeout=120)
     assert w.cmap is None and not w.chunk_image.value
     assert _text(w.chunk_summary.value) == "Select an array or an image to map its chunks."
+
+
+def test_another_node_selected_while_mapping_stops_that_map(tiled: Path, http_server) -> None:
+    """Selecting another node while a map is made stops that map, as the Chunk map dock stops
+    it on another layer, and maps the node selected: the map of the node left is never drawn,
+    even when the Level stays 0."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(tiled, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    w.select("0")
+    shown: list[str] = []
+    w.chunk_summary.observe(lambda change: shown.append(_text(change["new"])), names="value")
+    http_server.hold("img.ome.zarr/0/c/*")
+    try:
+        w.chunk_form.compute_button.native.click()
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        w.select("1")  # an array too: its Level is 0, as the one left
+        assert w.chunk_form.level.value == 0
+        assert _text(w.chunk_summary.value).startswith("Mapping the chunks of /1")
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and w.cmap.path == "1" and not w.cmap.cancelled
+    assert _text(w.chunk_summary.value).startswith("/1:"), w.chunk_summary.value
+    # the map of /0 stopped (it probes 128 chunks) and was never drawn, nor said cancelled
+    assert http_server.count("img.ome.zarr/0/c/*") < 128
+    assert not [line for line in shown if line.startswith("/0") or "cancel" in line], shown
+    assert w.chunk_form.compute_button.enabled and not w.chunk_form.cancel_button.enabled
+
+
+def test_the_chunk_map_shown_follows_the_selected_node(image: Path) -> None:
+    """Once a map is shown, selecting another node shows that node's map, as choosing another
+    Level does: never the map of the node left. Without a map asked for, nothing is mapped."""
+    import napari_zarr_explorer as nze
+
+    w = nze.explore(str(image))
+    w.select("1")  # browsing alone maps nothing
+    assert w.wait(timeout=120) and w.cmap is None and not w.chunk_image.value
+    w.select("")  # the image: its level 0 is mapped
+    cmap = w.map_chunks(wait=True)
+    assert cmap is not None and cmap.path == "0"
+    w.select("0")  # the same array: its map stays
+    assert w.wait(timeout=120) and w.cmap is cmap
+    w.select("1")
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and w.cmap.path == "1"
+    assert _text(w.chunk_summary.value).startswith("/1:"), w.chunk_summary.value
+    w.select("")
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and w.cmap.path == "0"
+    assert _text(w.chunk_summary.value).startswith("/0:"), w.chunk_summary.value
+
+
+def test_the_chunk_map_summary_says_whether_it_was_verified(tiled: Path, http_server) -> None:
+    """The summary says whether every stored chunk was decoded, in the words of the command
+    line's and the HTML's "verified" row."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(tiled, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    w.select("1")
+    cmap = w.map_chunks(wait=True)
+    assert cmap is not None and not cmap.verified
+    shown = _text(w.chunk_summary.value)
+    assert shown.endswith("Verified: no (listing only; tick Verify to decode)"), shown
+    w.chunk_form.verify.value = True
+    cmap = w.map_chunks(wait=True)
+    assert cmap is not None and cmap.verified and cmap.verified_text() == "yes"
+    assert _text(w.chunk_summary.value).endswith("Verified: yes"), w.chunk_summary.value
+    # chunks the server did not deliver: not verified, and the summary says why
+    http_server.fail("img.ome.zarr/1/c/*", 500)
+    cmap = w.map_chunks(wait=True)
+    assert cmap is not None and cmap.unanswered and not cmap.verified
+    shown = _text(w.chunk_summary.value)
+    assert f"Verified: {cmap.verified_text()}" in shown, shown
+    assert "did not deliver" in cmap.verified_text()
+    http_server.clear_faults()
+    # cancelled while decoding: not verified, for that reason
+    w.select("0")
+    http_server.hold("img.ome.zarr/0/c/*")
+    try:
+        w.chunk_form.compute_button.native.click()
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        w.chunk_form.cancel_button.native.click()
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    assert w.cmap is not None and w.cmap.cancelled and not w.cmap.verified
+    shown = _text(w.chunk_summary.value)
+    assert shown.startswith("Chunk map cancelled"), shown
+    assert shown.endswith("Verified: no: cancelled"), shown
 
 
 @pytest.mark.slow
