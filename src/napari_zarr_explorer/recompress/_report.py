@@ -277,15 +277,10 @@ class RecompressReport:
         The objects holding only the fill value are verified without a read (nothing is stored
         for them): the line says how many, so that more verified than written adds up.
         """
-        objects = _count(self.objects_verified, "object")
-        empty = self.objects_empty_verified
-        if empty:
-            read = self.objects_verified - empty
-            objects += f" ({read} read back, {empty} only the fill value: not stored)"
-        return (
-            f"verified {objects} / {_count(self.chunks_verified, 'chunk')}, "
-            f"{_count(len(self.mismatches), 'mismatch')}"
+        objects = _verified_objects(
+            self.objects_verified, self.objects_empty_verified, self.chunks_verified
         )
+        return f"verified {objects}, {_count(len(self.mismatches), 'mismatch')}"
 
     @property
     def arrays_written(self) -> int:
@@ -453,7 +448,8 @@ class RecompressReport:
             f"<tr><td><code>{e(a.path or '/')}</code></td><td>{e(str(a.shape))}</td>"
             f"<td>{e(a.dtype)}</td><td>{e(str(a.chunks))}</td><td>{e(str(a.shards))}</td>"
             f"<td>{e(_before_cell(a, has_source))}</td><td>{human_bytes(a.bytes_after)}</td>"
-            f"<td>{a.objects_written}</td><td>{a.objects_empty}</td><td>{a.chunks_verified}</td>"
+            f"<td>{a.objects_written}</td><td>{a.objects_empty}</td>"
+            f"<td>{e(_array_verified(a))}</td>"
             f"<td>{len(a.mismatches)}</td></tr>"
             for a in self.arrays
         )
@@ -474,13 +470,30 @@ class RecompressReport:
             "<table><tr><th>array</th><th>shape</th><th>dtype</th><th>chunks</th>"
             "<th>shards</th><th>before</th><th>after</th><th>objects written</th>"
             "<th>only the fill value (not stored)</th>"
-            f"<th>chunks verified</th><th>mismatches</th></tr>{rows}</table>{extra}</div>"
+            f"<th>verified</th><th>mismatches</th></tr>{rows}</table>{extra}</div>"
         )
 
 
 def _count(n: int, word: str) -> str:
     """``1 array``, ``2 arrays``, ``2 mismatches``."""
     return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("ch") else "s")
+
+
+def _verified_objects(objects: int, empty: int, chunks: int) -> str:
+    """Count what was verified: ``384 objects (372 read back, 12 only ...) / 735 chunks``.
+
+    The objects holding only the fill value are verified without a read (nothing is stored for
+    them): said apart, so that more verified than written adds up.
+    """
+    text = _count(objects, "object")
+    if empty:
+        text += f" ({objects - empty} read back, {empty} only the fill value: not stored)"
+    return f"{text} / {_count(chunks, 'chunk')}"
+
+
+def _array_verified(a: ArrayResult) -> str:
+    """Say what was verified of *a*, in the words of the report's verified line."""
+    return _verified_objects(a.objects_verified, a.objects_empty_verified, a.chunks_verified)
 
 
 def _read_unit(a: ArrayResult) -> str:
