@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["NotebookExplorer", "explore", "png_of_states"]
 
+# the Recompress button's tooltip while an estimate runs (the Recompress dock's words)
+_WAIT_FOR_ESTIMATE = "Wait for the estimate to end, or Cancel it"
+
 
 @contextlib.contextmanager
 def _ipywidgets_backend() -> Iterator[None]:
@@ -186,6 +189,7 @@ class NotebookExplorer:
             self.open_form: OpenForm = OpenForm()
             self.chunk_form: ChunkMapForm = ChunkMapForm()
             self.recompress_form: RecompressForm = RecompressForm()
+        self._run_tip = str(self.recompress_form.run_button.tooltip or "")
         self.status = widgets.HTML()
         self.tree = widgets.Select(options=[], rows=14, layout=widgets.Layout(width="100%"))
         self.panels = {
@@ -525,13 +529,15 @@ class NotebookExplorer:
     def _update_buttons(self) -> None:
         """Enable the buttons as the Recompress dock does (call with :attr:`_lock` held).
 
-        One estimate at a time and none during a run, one run at a time, Cancel while either
-        goes.
+        One thing at a time: an estimate or a run, and Cancel while either goes. A run waits
+        for the estimate to end (or to be cancelled), and its button's tooltip says so.
         """
         form = self.recompress_form
-        form.estimate_button.enabled = not (self._estimating or self._running)
-        form.run_button.enabled = not self._running
-        form.cancel_button.enabled = self._estimating or self._running
+        busy = self._estimating or self._running
+        form.estimate_button.enabled = not busy
+        form.run_button.enabled = not busy
+        form.run_button.tooltip = _WAIT_FOR_ESTIMATE if self._estimating else self._run_tip
+        form.cancel_button.enabled = busy
 
     def estimate(self, *, wait: bool = False) -> Any:
         """Estimate the chosen encoding and others on sampled chunks of the whole run.
@@ -632,15 +638,25 @@ class NotebookExplorer:
     def run(self, *, wait: bool = False) -> Any:
         """Recompress the selected node into the form's Output, in a thread with progress.
 
+        As in the Recompress dock, a run waits for the estimate going to end (or to be
+        cancelled): **Recompress** is off meanwhile.
+
         Parameters
         ----------
         wait
             Block until the run ends and return its report.
+
+        Returns
+        -------
+        RecompressReport or None
+            With ``wait=True``, the report (kept in :attr:`recompress_report`); None when there
+            is no store, an estimate or a run is going, or the run failed (the view says why).
+            Always None without ``wait``.
         """
         from napari_zarr_explorer.recompress import recompress
 
         with self._lock:
-            if self.url is None or self._running:
+            if self.url is None or self._running or self._estimating:
                 return None
             destination = str(self.recompress_form.output.value).strip()
             try:
