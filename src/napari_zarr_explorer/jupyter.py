@@ -184,6 +184,10 @@ class NotebookExplorer:
         self._map_threads: list[threading.Thread] = []
         self._map_generation = 0
         self._mapping = False
+        self._map_key: tuple[str, str] | None = None  # (store, array) of the last map asked
+        # the node shown, (store, path): another one drops the map of the one left
+        self._shown_node: tuple[str | None, str] | None = None
+        self._showing = False  # a node is being shown: its Level list is set, not chosen
 
         with _ipywidgets_backend():
             self.open_form: OpenForm = OpenForm()
@@ -313,6 +317,11 @@ class NotebookExplorer:
     def _show(self, path: str) -> None:
         node = self.nodes[path]
         report = node.report
+        levels = self._levels(node)
+        follow = False
+        if self._shown_node != (self.url, path):
+            self._shown_node = (self.url, path)
+            follow = self._leave_map(levels)
         self.panels["Array"].value = (
             report._repr_html_() if hasattr(report, "_repr_html_") else _esc(report)
         )
@@ -350,8 +359,13 @@ class NotebookExplorer:
             "".join(f"<div style='color:#b26a00'>{_esc(p)}</div>" for p in problems)
             or "<i>No problems on this node.</i>"
         )
-        levels = self._levels(node)
-        self.chunk_form.set_levels(levels)
+        self._showing = True  # no map for a Level the program sets
+        try:
+            self.chunk_form.set_levels(levels)
+        finally:
+            self._showing = False
+        if follow:  # the map shown (or being made) was of the node left: this node's instead
+            self.map_chunks()
         if node.shape:
             from napari_zarr_explorer.forms import shape_text
             from napari_zarr_explorer.recompress import suggest_layout
@@ -369,8 +383,39 @@ class NotebookExplorer:
         return []
 
     def _on_level(self) -> None:
-        if self.cmap is not None or self._mapping:
+        if not self._showing and (self.cmap is not None or self._mapping):
             self.map_chunks()
+
+    def _leave_map(self, levels: list[str]) -> bool:
+        """Drop the map of the node left, unless it is the map of the node shown now.
+
+        As the Chunk map dock cancels the map of the layer left: the map going stops and shows
+        nothing, the map shown goes away. *levels* are the arrays of the node shown now; return
+        True when a map was shown or being made (the node shown now is then mapped), False
+        when there was none or it is this node's own (its level 0: an image and its first
+        level).
+        """
+        with self._lock:
+            following = self._mapping or self.cmap is not None
+            if following and levels and self._map_key == (self.url, levels[0]):
+                return False
+            self._drop_map()
+            return following
+
+    def _drop_map(self) -> None:
+        """Stop the map going and show none (call with :attr:`_lock` held).
+
+        A map going ends without showing anything (a newer generation is current).
+        """
+        self._map_cancel.set()
+        self._map_generation += 1
+        self._mapping = False
+        self._map_key = None
+        self.cmap = None
+        self.chunk_image.value = b""
+        self.chunk_legend.value = ""
+        self.chunk_summary.value = ""
+        self._update_map_buttons()
 
     # ------------------------------------------------------------------ chunk map
     def _update_map_buttons(self) -> None:
@@ -385,7 +430,8 @@ class NotebookExplorer:
         how far it is, and **Cancel** (:meth:`cancel_map`) stops it (the chunks not reached are
         drawn as unknown and the view starts with "Chunk map cancelled."). A map asked for
         while one is made (another Level chosen) replaces it: the one going stops and shows
-        nothing.
+        nothing. While a map is shown or made, selecting another node maps that node, as the
+        dock maps the layer selected: the map of the node left is never drawn over it.
 
         Parameters
         ----------
@@ -407,11 +453,8 @@ class NotebookExplorer:
                 return None
             levels = self._levels(self.nodes[path])
             if not levels:
-                if self._mapping:  # the map going is of a node no longer selected: it stops
-                    self._map_cancel.set()
-                    self._map_generation += 1
-                    self._mapping = False
-                    self._update_map_buttons()
+                # the map going, or shown, is of a node no longer selected: it stops, or goes
+                self._drop_map()
                 self.chunk_summary.value = "<i>Select an array or an image to map its chunks.</i>"
                 return None
             level = int(self.chunk_form.level.value or 0)
@@ -423,6 +466,7 @@ class NotebookExplorer:
             generation = self._map_generation
             self.cmap = None
             self._mapping = True
+            self._map_key = (url, target)
             self._update_map_buttons()
             self.chunk_image.value = b""
             self.chunk_legend.value = ""
