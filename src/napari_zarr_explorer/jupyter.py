@@ -500,7 +500,7 @@ class NotebookExplorer:
                 with self._lock:
                     if generation == self._map_generation:
                         if cmap is not None:
-                            self._draw_map(cmap, target)
+                            self._draw_map(cmap, target, verify=verify)
                         elif error is not None:
                             self.chunk_summary.value = (
                                 "<span style='color:#c62828'>Could not map the chunks. "
@@ -517,8 +517,12 @@ class NotebookExplorer:
             return self.cmap
         return None
 
-    def _draw_map(self, cmap: ChunkMap, target: str) -> None:
-        """Show *cmap*: its picture, legend and summary (call with :attr:`_lock` held)."""
+    def _draw_map(self, cmap: ChunkMap, target: str, *, verify: bool) -> None:
+        """Show *cmap*: its picture, legend and summary (call with :attr:`_lock` held).
+
+        The summary says whether the map was verified (:meth:`ChunkMap.verified_text`, as the
+        command line and the map's HTML say it); a map made without **Verify** says so.
+        """
         self.cmap = cmap
         blocks, factor = cmap.aggregated(96)
         self.chunk_image.value = png_of_states(blocks)
@@ -539,9 +543,15 @@ class NotebookExplorer:
         warnings = "".join(
             f"<div style='color:#b26a00'>{_esc(redact_urls(w))}</div>" for w in cmap.warnings
         )
+        verified = (
+            cmap.verified_text()
+            if cmap.verified or verify
+            else "no (listing only; tick Verify to decode)"
+        )
         self.chunk_summary.value = (
             f"{head}<div style='font-size:12px'>/{_esc(target)}: {grid} chunks{_esc(note)}, "
-            f"{_esc(size)}</div>{warnings}"
+            f"{_esc(size)}</div><div style='font-size:12px'>Verified: {_esc(verified)}</div>"
+            f"{warnings}"
         )
 
     def cancel_map(self) -> None:
