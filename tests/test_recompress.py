@@ -1200,3 +1200,50 @@ def test_an_output_bucket_that_is_not_there_is_named(tmp_path: Path, s3_server: 
     message = str(info.value)
     assert message.startswith(f"Writing {url}/zarr.json failed: the bucket"), message
     assert "does not exist" in message and "Error:" not in message
+
+
+def test_a_missing_key_in_a_bucket_named_bucket_is_not_a_missing_bucket() -> None:
+    """Only S3's own NoSuchBucket means the bucket is not there, not the word in a name."""
+    from napari_zarr_explorer.recompress._io import output_error
+
+    where = "s3://my-bucket/out.zarr/c/0/0"
+    lost = output_error("Reading", where, FileNotFoundError("my-bucket/out.zarr/c/0/0"))
+    assert "bucket 'my-bucket' does not exist" not in str(lost), lost
+    gone = output_error("Writing", where, FileNotFoundError("The specified bucket does not exist"))
+    assert "the bucket 'my-bucket' does not exist" in str(gone), gone
+
+
+def test_a_v2_output_is_marked_incomplete_before_its_other_root_document(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    """The document holding the marker (.zattrs) is written first: a run whose next document
+    is refused is an unfinished output, which the error and Resume say, not a bare refusal."""
+    from napari_zarr_explorer.errors import RunFailedError
+    from servers import FAKE_KEY_ID, FAKE_SECRET
+
+    bucket = f"zgroup-refused-{os.getpid()}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:PutObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/out.zarr/.zarray"],
+            }
+        ],
+    }
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    src = testing.write_array(tmp_path / "src.zarr", image((2, 16, 16)), zarr_format=2)
+    opts = {
+        "key": FAKE_KEY_ID,
+        "secret": FAKE_SECRET,
+        "client_kwargs": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
+    }
+    with pytest.raises(RunFailedError) as info:
+        recompress(src, f"s3://{bucket}/out.zarr", dst_storage_options=opts, zarr_format=2)
+    assert "marked incomplete" in (info.value.hint or ""), info.value
+    attrs = json.loads(client.get_object(Bucket=bucket, Key="out.zarr/.zattrs")["Body"].read())
+    assert any(isinstance(v, dict) and v.get("incomplete") for v in attrs.values()), attrs

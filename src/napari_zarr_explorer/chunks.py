@@ -354,8 +354,13 @@ def _unanswered(
     if at not in message:
         message = f"{at}: {message}"
     which = "their chunks show" if what == "shards" else "they show"
+    from napari_zarr_explorer.errors import AccessDeniedError
+
+    # a store that refuses (HTTP 403; S3 answers so for absent keys when it may not list)
+    # did answer: it would not say
+    did = "refused access to" if isinstance(exc, AccessDeniedError) else "failed to answer for"
     return (
-        f"{_node_where(where, path)}: the store failed to answer for {count} of {total} {what}; "
+        f"{_node_where(where, path)}: the store {did} {count} of {total} {what}; "
         f"{which} as unknown. The first: {message}"
     )
 
@@ -552,10 +557,11 @@ class ChunkMap:
     cancelled
         True when the work was cancelled: states not reached are :data:`UNKNOWN`.
     unanswered
-        Number of objects (chunks, or shards and their indexes) the store failed to deliver (a
-        server error, a dropped connection, a time-out after the retries): their chunks are
-        :data:`UNKNOWN` and a line of *warnings* names the first. The map is then incomplete:
-        ``verified`` is False and the command line exits with 3.
+        Number of objects the store did not deliver (a server error, a dropped connection, a
+        time-out after the retries, or a refusal): chunks, or shards when a whole shard or its
+        index was not delivered (a sharded array's inner chunks when decoding them failed so).
+        Their chunks are :data:`UNKNOWN` and a line of *warnings* names the first. The map is
+        then incomplete: ``verified`` is False and the command line exits with 3.
     warnings
         Anything noteworthy (unlistable store, unsupported index codec...).
     """

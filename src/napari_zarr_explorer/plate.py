@@ -312,6 +312,7 @@ class PlateSource:
         sel: tuple[slice, ...],
         data: np.ndarray | None,
     ) -> np.ndarray:
+        from napari_zarr_explorer.pyramid import _strict
         from napari_zarr_explorer.store import safe_join
 
         tmpl = self.templates[level]
@@ -329,7 +330,9 @@ class PlateSource:
                 else:
                     well.checked.add((fld_index, level))  # same layout: really empty there
                     return data
-        if well.state == "empty":
+        # a well another reader (napari, drawing) found unreadable meanwhile: shown empty, but
+        # a strict read (a save) asks again, as read_wells does
+        if well.state == "empty" and not (_strict() and not well.absent):
             return np.zeros(_shape(sel), dtype=tmpl.dtype)
         return self._read_own(well, fld_index, level, sel)
 

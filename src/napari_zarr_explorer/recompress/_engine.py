@@ -23,6 +23,7 @@ from napari_zarr_explorer.errors import (
     ExplorerError,
     LimitError,
     OutputExistsError,
+    RemoteError,
     RunFailedError,
 )
 from napari_zarr_explorer.recompress import _io
@@ -541,6 +542,8 @@ def _is_unfinished(writer: _io.StoreWriter) -> bool:
             marker = attrs.get(MARKER_KEY) if isinstance(attrs, dict) else None
             if isinstance(marker, dict) and marker.get("incomplete"):
                 return True
+    except RemoteError:  # the output could not be read: say so, not "a finished output"
+        raise
     except (ExplorerError, OSError, ValueError):  # not readable as an output of ours
         return False
     return False
@@ -1051,9 +1054,10 @@ def run_plan(
             progress(ev)
 
     _check_task_count(plan, task_bytes, label)
+    named = output_name or str(dst_loc)  # what the user asked for (a save: not its temporary)
     if dst_loc.is_local and dst_loc.path.exists() and not dst_loc.path.is_dir():
         raise ExplorerError(
-            f"The output {dst_loc} is an existing file.", hint="Choose a new output folder."
+            f"The output {named} is an existing file.", hint="Choose a new output folder."
         )
     writer = _io.StoreWriter(_io.open_output_store(dst_loc.url, dst_loc.storage_options))
     journal = _Journal(writer)
@@ -1066,7 +1070,7 @@ def run_plan(
             old_header, done = journal.read()
             if old_header is not None and old_header.get("params") != plan.params:
                 raise ExplorerError(
-                    f"{dst_loc}: the unfinished output was started with different settings "
+                    f"{named}: the unfinished output was started with different settings "
                     "(source, compressor, format, chunks or shards).",
                     hint="Resume with the same settings, or start again with --overwrite.",
                 )
@@ -1083,7 +1087,7 @@ def run_plan(
         elif overwrite:
             if not _is_zarr_output(writer):
                 raise ExplorerError(
-                    f"The output {dst_loc} exists and is not a Zarr store; --overwrite only "
+                    f"The output {named} exists and is not a Zarr store; --overwrite only "
                     "replaces Zarr stores.",
                     hint="Delete it yourself if it is not needed, or choose another output.",
                 )
@@ -1126,11 +1130,13 @@ def run_plan(
         kind = ExplorerError if failure_hint else RunFailedError
         return kind(f"{doing} failed {at}: {cause}", hint=hint)
 
-    # The marker goes first, so no reader ever sees unmarked partial data.
+    # The marker goes first, so no reader ever sees unmarked partial data: the document holding
+    # it (zarr.json; .zattrs in Zarr v2, before .zgroup or .zarray) is the first one written.
     began = resumed  # whether the output is marked incomplete by now
     try:
-        for key, data in _root_docs(plan, marker).items():
-            writer.set(key, data, atomic=True)
+        root_docs = _root_docs(plan, marker)
+        for key in sorted(root_docs, key=lambda k: k not in ("zarr.json", ".zattrs")):
+            writer.set(key, root_docs[key], atomic=True)
             began = True
         journal.start(header, keep=resumed and writer.get(JOURNAL_NAME) is not None)
         for g in plan.groups:

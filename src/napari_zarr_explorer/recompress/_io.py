@@ -555,6 +555,26 @@ _WRITE_HINTS = {
 }
 
 
+def _no_such_bucket(exc: BaseException) -> bool:
+    """Tell whether *exc* says the bucket itself does not exist (S3's ``NoSuchBucket``).
+
+    Matched on the error's code or S3's own wording, never on the word "bucket" alone, which
+    a bucket's or key's name may hold.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        response = getattr(e, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return True
+        text = str(e).lower()
+        if "nosuchbucket" in text or "bucket does not exist" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def output_error(doing: str, where: str, exc: BaseException) -> ExplorerError:
     """Return the error for a request to a remote output that failed: what, where, why.
 
@@ -565,7 +585,7 @@ def output_error(doing: str, where: str, exc: BaseException) -> ExplorerError:
 
     kind, detail = _classify(exc)
     protocol = where.partition("://")[0] if "://" in where else ""
-    if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():  # NoSuchBucket
+    if isinstance(exc, FileNotFoundError) and _no_such_bucket(exc):
         bucket = where.partition("://")[2].partition("/")[0]
         return NotFoundError(
             f"{doing} {where} failed: the bucket {bucket!r} does not exist.",

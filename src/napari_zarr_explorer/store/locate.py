@@ -187,9 +187,10 @@ def check_userinfo(url: str) -> None:
     """
     if ambiguous_userinfo(url):
         raise ExplorerError(
-            f"{shown_url(url)}: the text before '@' reads as a user name and a password "
-            "holding '/', '?', '#' or '@', which a URL takes for a host, a port and a path; "
-            "nothing was requested.",
+            f"{shown_url(url)}: where the user name and password end cannot be told (a "
+            "password holding '/', '?', '#' or '@', which a URL takes for a host, a port and a "
+            "path, or an '@' in the path); in doubt all of it is hidden and nothing was "
+            "requested.",
             hint="Percent-encode those characters in a password ('/' as %2F, '?' as %3F, "
             "'#' as %23, '@' as %40); an '@' in the path is written %40 too.",
         )
