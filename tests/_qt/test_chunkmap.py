@@ -313,3 +313,44 @@ def test_3d_view_and_channel_switch_reuse_the_map(make_napari_viewer, qtbot, sam
     assert "3-D" in widget.view_label.text()
     viewer.dims.ndisplay = 2
     widget.close()
+
+
+def test_summary_says_whether_the_map_was_verified(
+    make_napari_viewer, qtbot, http_server, tmp_path, monkeypatch
+):
+    """The dock's summary says whether every stored chunk was decoded, in the notebook's and
+    the command line's words: listing only, verified, or left incomplete by the server."""
+    from servers import serve_sharded_image
+
+    monkeypatch.setenv("NZE_REMOTE_RETRIES", "0")
+    monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "30")
+    url, _ = serve_sharded_image(http_server, tmp_path, size=32)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-zarr-explorer", "Chunk map")
+    viewer.open(url, plugin="napari-zarr-explorer")
+    _wait_map(qtbot, widget)
+    assert not widget.cmap.verified
+    lines = widget.summary_label.text().splitlines()
+    assert "Verified: no (listing only; tick Verify to decode)" in lines, lines
+
+    widget.verify_box.setChecked(True)
+    widget.compute_button.click()
+    qtbot.waitUntil(lambda: widget.cmap.verified and not widget.busy, timeout=60000)
+    lines = widget.summary_label.text().splitlines()
+    assert "Verified: yes" in lines, lines
+    assert not any(line.startswith("Verified: no") for line in lines), lines
+
+    # the server fails the chunks: the map is incomplete, not verified, and says why
+    http_server.fail("img.ome.zarr/0/c/*", 500)
+    widget.compute_button.click()
+    qtbot.waitUntil(lambda: widget.cmap.unanswered and not widget.busy, timeout=60000)
+    assert not widget.cmap.verified
+    lines = widget.summary_label.text().splitlines()
+    assert f"Verified: {widget.cmap.verified_text()}" in lines, lines
+    assert any(
+        line.startswith("Verified: no: the store did not deliver some of the data")
+        for line in lines
+    ), lines
+    assert "Verified: yes" not in lines
+    http_server.clear_faults()
+    widget.close()

@@ -10,6 +10,7 @@ on screen to be seen.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -322,6 +323,7 @@ class ChunkMapWidget(QWidget):
         self.task: Task | None = None
         self.touched: tuple[tuple[int, int], ...] | None = None  # per array axis (lo, hi)
         self._recent_maps: dict[tuple[str, str, bool], ChunkMap] = {}
+        self._map_verify = False  # whether the map shown was made with Verify ticked
 
         self.setObjectName("napari-zarr-explorer chunk map")
         layout = QVBoxLayout(self)
@@ -535,7 +537,7 @@ class ChunkMapWidget(QWidget):
         key = (prov.url, path, verify)
         cached = self._recent_maps.get(key)
         if reuse and cached is not None:
-            self._on_map(cached)
+            self._on_map(cached, verify=verify)
             return
 
         def work(progress: Any, cancel: Any) -> Any:
@@ -547,7 +549,7 @@ class ChunkMapWidget(QWidget):
             work,
             desc=f"Chunk map of {path or prov.url}",
             parent=self,
-            on_result=self._on_map,
+            on_result=functools.partial(self._on_map, verify=verify),
             on_error=self._on_error,
         )
         task.finished.connect(self._on_task_finished)
@@ -586,7 +588,8 @@ class ChunkMapWidget(QWidget):
         for label in (self.summary_label, self.view_label, self.mouse_label):
             label.setText("")
 
-    def _on_map(self, cmap: ChunkMap) -> None:
+    def _on_map(self, cmap: ChunkMap, *, verify: bool = False) -> None:
+        """Show *cmap*, made with Verify ticked when *verify*."""
         if self.source is None or self.provenance is None:
             return
         if not cmap.cancelled and not cmap.unanswered:  # a map with gaps is asked for again
@@ -602,12 +605,18 @@ class ChunkMapWidget(QWidget):
             self._on_error(f"{at}: cannot line the chunks up with the layer: {exc}")
             return
         self.cmap = cmap
+        self._map_verify = verify
         self.level_geometry = geometry
         self._render_overlay()
         self._update_summary()
         self._update_view()
 
     def _update_summary(self) -> None:
+        """Say the map's totals and whether it was verified, then its warnings.
+
+        Whether it was verified is said as the notebook and the command line say it
+        (:meth:`ChunkMap.verified_text`); a map made without Verify says so.
+        """
         cmap = self.cmap
         if cmap is None:
             return
@@ -631,6 +640,12 @@ class ChunkMapWidget(QWidget):
             parts.append(
                 f"{format_bytes(stored)} stored of {format_bytes(cmap.logical_bytes)}{ratio}"
             )
+        verified = (
+            cmap.verified_text()
+            if cmap.verified or self._map_verify
+            else "no (listing only; tick Verify to decode)"
+        )
+        parts.append(f"Verified: {verified}")
         if cmap.cancelled:
             parts.append("cancelled: some states are unknown")
         parts.extend(dock_words(redact_urls(w)) for w in cmap.warnings)
