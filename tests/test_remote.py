@@ -642,6 +642,119 @@ def test_host_failing_repeatedly_is_not_asked_again_for_a_while(http_server):
     assert http_server.requests == []
 
 
+def test_a_remembered_failure_says_so_and_when_it_is_asked_again(http_server, monkeypatch):
+    """Asked again right after a failure, a store answers with the failure it remembers, and
+    says so: the server may have recovered meanwhile, and it was not asked."""
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setattr(remote, "FAILURE_TTL", 3600.0)  # whatever the machine's speed
+    monkeypatch.setattr(remote, "_FRESH_FAILURE", 0.0)  # asked again later, not in this read
+    _image(http_server.root)
+    url = f"{http_server.url}/img.ome.zarr"
+    store = _store(url, explorer_read_ahead=0, **FAST)
+    http_server.fail("img.ome.zarr/zarr.json", 500)
+    with pytest.raises(RemoteError) as first:
+        fetch_many(store, ["zarr.json"])
+    assert "HTTP 500" in first.value.message and "(Remembered" not in str(first.value)
+
+    # the server recovered; this store does not ask it yet, and says why it fails
+    http_server.clear_faults()
+    http_server.clear_log()
+    with pytest.raises(RemoteError) as again:
+        fetch_many(store, ["zarr.json"])
+    assert http_server.requests == []
+    message = again.value.message
+    assert message.startswith(first.value.message), message  # the failure remembered...
+    assert "(Remembered from a failure " in message and " ago; asked again in " in message
+    assert message.endswith(" s.)"), message  # ... when it was, when it is asked again
+    assert again.value.hint == first.value.hint
+
+    # once the failure is forgotten, the same store asks again and reads it
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    assert fetch_many(store, ["zarr.json"])["zarr.json"] is not None
+    assert http_server.count("img.ome.zarr/zarr.json") == 1
+
+
+def test_a_remembered_chunk_failure_says_so_in_the_save_that_meets_it(
+    http_server, tmp_path, monkeypatch
+):
+    """A layer's store remembers a chunk the server failed for: saving the layer right after
+    the server recovered fails again, saying the failure was remembered, not seen anew."""
+    from napari_zarr_explorer import save
+    from napari_zarr_explorer.layers import open_layers
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setenv("NZE_REMOTE_RETRIES", "0")
+    monkeypatch.setattr(remote, "FAILURE_TTL", 3600.0)  # whatever the machine's speed
+    # the save reads the chunks again one by one after its read of several failed: the same
+    # failure, the save's own (however slow the machine), said as it was
+    monkeypatch.setattr(remote, "_FRESH_FAILURE", 3600.0)
+    data = np.arange(32 * 32, dtype="uint16").reshape(32, 32)
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16), fill_value=0)
+    layer = open_layers(f"{http_server.url}/a.zarr")[0]
+    http_server.fail("a.zarr/c/1/*", 500)
+    out = tmp_path / "saved.ome.zarr"
+    with pytest.raises(ExplorerError) as first:
+        save([layer], str(out))
+    assert "HTTP 500" in str(first.value) and "(Remembered" not in str(first.value)
+    assert not out.exists()
+
+    # the server recovered; the user saves again (later than the save's own reads)
+    http_server.clear_faults()
+    monkeypatch.setattr(remote, "_FRESH_FAILURE", 0.0)
+    with pytest.raises(ExplorerError) as again:
+        save([layer], str(out))
+    shown = str(again.value)
+    assert "HTTP 500" in shown and "(Remembered from a failure " in shown, shown
+    assert " ago; asked again in " in shown, shown
+    assert not out.exists()
+
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    assert save([layer], str(out)).ok
+    saved = zarr.open_array(str(out / "0"), mode="r")[:]
+    np.testing.assert_array_equal(saved.reshape(data.shape), data)
+
+
+def test_a_store_opened_again_asks_the_server_whatever_another_remembers(http_server, monkeypatch):
+    """What a store remembers of failures is its own: a store opened again for the same URL
+    (the Explorer's Refresh, a new chunk map, another command) asks the server at once."""
+    from napari_zarr_explorer.chunks import chunk_map
+    from napari_zarr_explorer.report import inspect
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setattr(remote, "FAILURE_TTL", 3600.0)  # whatever the machine's speed
+    monkeypatch.setattr(remote, "_FRESH_FAILURE", 0.0)
+    data = np.full((32, 32), 9, dtype="uint16")
+    testing.write_array(http_server.root / "a.zarr", data, chunks=(16, 16))
+    url = f"{http_server.url}/a.zarr"
+    old = _store(url, **FAST)
+    http_server.fail("a.zarr/*", 500)
+    for key in ("zarr.json", "c/0/0", "c/0/1"):  # three failures in a row: the host too
+        with pytest.raises((RemoteError, ChunkFetchError)):
+            fetch_many(old, [key])
+    with pytest.raises(ChunkFetchError, match="not asking it again"):
+        fetch_many(old, ["c/1/1"])
+
+    with pytest.raises(ChunkFetchError, match="not asking it again") as left_alone:
+        fetch_many(old, ["c/1/1"])
+    # said as the host left alone (with the time left), not as a failure of that key
+    assert "(Remembered" not in str(left_alone.value), left_alone.value
+
+    http_server.clear_faults()
+    http_server.clear_log()
+    with pytest.raises(RemoteError, match="not asking it again"):
+        fetch_many(old, [".zattrs"])  # that store still leaves the host alone
+    assert http_server.requests == []
+    fresh = _store(url, **FAST)
+    assert fetch_many(fresh, ["zarr.json", "c/0/0"])["c/0/0"] is not None
+    report = inspect(url, storage_options=FAST)
+    assert report.nodes and not report.errors, report.errors
+    cmap = chunk_map(url, verify=True, storage_options=FAST)
+    assert cmap.verified and cmap.chunks_present == 4
+    old.clear_cache()  # and a store told to forget asks again too
+    assert fetch_many(old, ["zarr.json"])["zarr.json"] is not None
+
+
 def test_chunk_fetch_error_is_not_a_remote_error():
     # readers treat it like a corrupt chunk; metadata failures stay RemoteError
     assert not issubclass(ChunkFetchError, RemoteError)

@@ -119,8 +119,14 @@ _T = TypeVar("_T")
 
 #: Names of metadata documents; every other key is data (a chunk or a shard).
 METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
-#: Seconds a failed read is remembered, so that a retry right away fails at once.
+#: Seconds a failed read is remembered by its store, so that a retry right away fails at once
+#: (its message says it was remembered). Each store remembers its own failures: a store opened
+#: again for the same URL asks the server at once.
 FAILURE_TTL = 10.0
+#: A remembered failure younger than this many seconds is said as it was: it is the failure of
+#: the read going on (a reader whose read of several chunks failed reads them again one by one).
+#: An older one says it was remembered, and when the server is asked again.
+_FRESH_FAILURE = 1.0
 #: Jitter of retry delays: its own generator, so a session's seeded ``random`` stays as seeded.
 _JITTER = random.Random()
 #: After this many requests in a row failed (after their retries), the host is not asked
@@ -133,6 +139,27 @@ _BREAKER_SECONDS = 30.0
 _REFUSED_RETRIES = 1
 _V2_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 _READ_AHEAD_MAX_DOC = 4 * 2**20
+
+
+class _HostLeftAlone(RemoteError):
+    """The host failed too many requests in a row: this one was not sent (see ``_call``)."""
+
+
+def _remembered(known: ExplorerError, age: float) -> ExplorerError:
+    """Return *known*, a failure remembered for *age* seconds, saying it was remembered.
+
+    The server may have recovered since: the message says when it failed and when it is
+    asked again, so that a user trying again at once knows it was not asked this time. A
+    failure younger than ``_FRESH_FAILURE`` is the read's own: said as it was.
+    """
+    message = known.message
+    if age >= _FRESH_FAILURE:
+        ago = "less than 1 s" if age < 1 else f"{age:.0f} s"
+        left = max(math.ceil(FAILURE_TTL - age), 1)
+        message += f" (Remembered from a failure {ago} ago; asked again in {left} s.)"
+    error = type(known)(message, hint=known.hint)
+    error.__cause__ = known.__cause__  # a chunk's error keeps the original one as its cause
+    return error
 
 
 class ChunkFetchError(ExplorerError, OSError):
@@ -531,8 +558,9 @@ class RemoteStore(WrapperStore[Store]):
         failed = self._failures.get(ck)
         if failed is not None:
             when, known = failed
-            if time.monotonic() - when < FAILURE_TTL:
-                raise type(known)(known.message, hint=known.hint)
+            age = time.monotonic() - when
+            if age < FAILURE_TTL:
+                raise _remembered(known, age)
             self._failures.pop(ck, None)
         loop = asyncio.get_running_loop()
         fkey = (id(loop), *ck)
@@ -564,7 +592,9 @@ class RemoteStore(WrapperStore[Store]):
                     f"Could not fetch chunk {key!r}: {exc.message}", hint=exc.hint
                 )
                 err.__cause__ = exc
-            if isinstance(err, ExplorerError):
+            if isinstance(err, ExplorerError) and not isinstance(exc, _HostLeftAlone):
+                # (a host left alone was not asked: _call says so, with the time left, until
+                # it asks again)
                 self._failures[ck] = (time.monotonic(), err)
             if not fut.done():
                 fut.set_exception(err)
@@ -693,7 +723,7 @@ class RemoteStore(WrapperStore[Store]):
         attempt = 0
         if self._unreachable is not None and time.monotonic() < self._unreachable[0]:
             left = self._unreachable[0] - time.monotonic()
-            raise RemoteError(
+            raise _HostLeftAlone(
                 f"{self.host} failed {_BREAKER_FAILURES} requests in a row; not asking it again "
                 f"for {left:.0f} s (reading {self._where(key)}). Last error: "
                 f"{self._unreachable[1]}",
