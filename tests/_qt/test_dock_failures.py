@@ -166,3 +166,46 @@ def test_chunk_map_of_a_remote_store_names_what_failed(
     assert chunks.cmap is None and chunks.overlay is None
     assert not [layer for layer in viewer.layers if layer.name.endswith("chunk map")]
     chunks.grab().save(str(screenshot_dir / "chunkmap-server-stopped.png"))
+
+
+def test_refresh_and_map_chunks_ask_the_server_again_once_it_recovered(
+    make_napari_viewer, qtbot, http_server, tmp_path: Path, monkeypatch
+) -> None:
+    """Clicked again right after the server recovered, Refresh and Map chunks read the store:
+    what an earlier read's store remembers of its failures is not theirs."""
+    from napari_zarr_explorer.store import remote
+    from servers import serve_sharded_image
+
+    monkeypatch.setattr(remote, "FAILURE_TTL", 3600.0)  # whatever the machine's speed
+    monkeypatch.setattr(remote, "_FRESH_FAILURE", 0.0)
+    url, _ = serve_sharded_image(http_server, tmp_path, size=32)
+    viewer = make_napari_viewer(show=True)
+    _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
+    _, chunks = viewer.window.add_plugin_dock_widget(PLUGIN, "Chunk map")
+    open_in_explorer(qtbot, explorer, url)
+    assert explorer.url == url
+    viewer.open(url, plugin=PLUGIN)
+    qtbot.waitUntil(lambda: chunks.cmap is not None and not chunks.busy, timeout=60000)
+
+    # the server fails: Refresh and Map chunks say so
+    http_server.fail("img.ome.zarr/*", 500)
+    qtbot.mouseClick(explorer.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not explorer.busy, timeout=60000)
+    assert explorer.status_label.fullText() == f"Could not read {url} again."
+    assert "HTTP 500" in explorer.problem_label.text()
+    qtbot.mouseClick(chunks.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chunks.busy and chunks.cmap is None, timeout=60000)
+    assert "HTTP 500" in chunks.summary_label.text(), chunks.summary_label.text()
+
+    # the server recovered: clicked again at once, both read it
+    http_server.clear_faults()
+    qtbot.mouseClick(explorer.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not explorer.busy, timeout=60000)
+    assert "Could not" not in explorer.status_label.fullText()
+    assert not explorer.problem_label.isVisible()
+    assert explorer.url == url and _root_text(explorer) == "img.ome.zarr"
+    qtbot.mouseClick(chunks.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chunks.busy and chunks.cmap is not None, timeout=60000)
+    assert chunks.cmap.chunks_present == chunks.cmap.chunks_total
+    summary = chunks.summary_label.text()
+    assert "Remembered" not in summary and "HTTP 500" not in summary, summary
