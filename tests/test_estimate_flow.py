@@ -46,7 +46,7 @@ def test_an_estimate_cancelled_while_sampling_says_how_many_chunks_it_read(
     """A cancel in the middle of an array stops at the chunk being read, and says so."""
     write_array(http_server.root / "a.zarr", blobs((128, 128), dtype="uint16"), chunks=(16, 16))
     url = f"{http_server.url}/a.zarr"
-    http_server.slow("a.zarr/c/*", 0.5)  # every chunk takes a while to come
+    http_server.hold("a.zarr/c/*")  # every chunk waits until released
     cancel = threading.Event()
     result: list = []
     worker = threading.Thread(target=lambda: result.append(_run(url, cancel)))
@@ -54,6 +54,7 @@ def test_an_estimate_cancelled_while_sampling_says_how_many_chunks_it_read(
     while worker.is_alive() and not any("/c/" in p for p in http_server.arrived):
         worker.join(0.01)
     cancel.set()  # a chunk is being read
+    http_server.release()
     worker.join(60)
     (run,) = result
     n = run.chunks_sampled
@@ -80,7 +81,7 @@ def test_a_cancel_in_a_later_array_says_how_many_arrays_were_sampled(
         http_server.root / "img.ome.zarr", shape=(128, 128), axes="yx", levels=3, chunks=(16, 16)
     )
     url = f"{http_server.url}/img.ome.zarr"
-    http_server.slow("img.ome.zarr/1/c/*", 0.5)  # the second level takes a while
+    http_server.hold("img.ome.zarr/1/c/*")  # the second level waits until released
     cancel = threading.Event()
     result: list = []
     worker = threading.Thread(target=lambda: result.append(_run(url, cancel)))
@@ -88,6 +89,7 @@ def test_a_cancel_in_a_later_array_says_how_many_arrays_were_sampled(
     while worker.is_alive() and not any("/1/c/" in p for p in http_server.arrived):
         worker.join(0.01)
     cancel.set()  # the first level is sampled, a chunk of the second is being read
+    http_server.release()
     worker.join(60)
     (run,) = result
     assert run.cancelled and [a.path for a in run.arrays] == ["0", "1"] and run.unsampled == 1

@@ -50,9 +50,9 @@ def _noise(path: Path) -> Path:
 
 @pytest.fixture
 def slow_image(http_server: LoopbackHTTPServer) -> str:
-    """An array whose every chunk takes half a second to come: an estimate takes a while."""
+    """An array whose chunks are held until the test releases them: an estimate waits."""
     write_array(http_server.root / "a.zarr", blobs((128, 128), dtype="uint16"), chunks=(16, 16))
-    http_server.slow("a.zarr/c/*", 0.5)
+    http_server.hold("a.zarr/c/*")
     return f"{http_server.url}/a.zarr"
 
 
@@ -81,6 +81,8 @@ def test_cancelling_an_estimate_says_so_then_says_what_was_sampled(
     assert not widget.run_button.isEnabled()  # not before the estimate has stopped
     qtbot.wait(20)
     viewer.window._qt_window.grab().save(str(screenshot_dir / "estimate-cancelling.png"))
+    assert widget.busy  # the chunk being read is still held
+    http_server.release()
     qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
     run = widget.run_estimate
     assert run is not None and run.cancelled
@@ -214,6 +216,7 @@ def test_a_cancel_once_every_chunk_was_read_says_the_estimate_finished(
     qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any("/c/" in p for p in http_server.arrived), timeout=60000)
     qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+    http_server.release()  # the one chunk comes after the cancel
     qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
     assert not widget.run_estimate.cancelled
     text = widget.estimate_label.text()
