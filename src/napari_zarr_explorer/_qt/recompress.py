@@ -633,12 +633,15 @@ class RecompressWidget(QWidget):
         self._cancelling = False
         self.open_result_button.setEnabled(False)
         self.report_view.setPlainText("")
-        self.progress_label.setText(f"Recompressing {self.shown_source} into {destination}...")
+        # the Output as it may be shown: a password or a key in its URL reads ***
+        self.progress_label.setText(
+            f"Recompressing {self.shown_source} into {shown_url(destination)}..."
+        )
         task = self._start(
             work,
             f"Recompressing {Path(self.shown_source).name}",
             self._show_report,
-            lambda exc: self._run_failed(exc, destination),
+            self._run_failed,
         )
         task.progressed.connect(self._on_progress)
         self._run_task = task
@@ -657,7 +660,7 @@ class RecompressWidget(QWidget):
             f"{format_bytes(event.rate)}/s{left}"
         )
 
-    def _run_failed(self, exc: BaseException, destination: str) -> None:
+    def _run_failed(self, exc: BaseException) -> None:
         """Say what became of the output; advise Resume only where Resume would help.
 
         Resume continues a run that stopped partway with the same settings: it helps after a

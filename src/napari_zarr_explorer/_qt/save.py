@@ -21,6 +21,7 @@ from napari_zarr_explorer._qt._common import (
     scroll_body,
     tabify_on_show,
 )
+from napari_zarr_explorer.errors import redact_urls, shown_url
 from napari_zarr_explorer.save_form import SaveForm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +119,8 @@ class SaveWidget(QWidget):
         self.task.finished.connect(self._finished)
         self.form.save_button.enabled = False
         self.form.cancel_button.enabled = True
-        self.status.value = f"Saving to {path}..."
+        # the Output as it may be shown: a password or a key in its URL reads ***
+        self.status.value = f"Saving to {shown_url(path)}..."
         self.task.start()
 
     def cancel(self, *_: Any) -> None:
@@ -130,7 +132,7 @@ class SaveWidget(QWidget):
             self.status.value = "Cancelled: nothing was kept."
             return
         how = "" if report.verification == "exact" else f" {report.verification}"
-        self.status.value = f"OK, verified{how}: {report.destination}"
+        self.status.value = redact_urls(f"OK, verified{how}: {report.destination}")
         notify_info(f"Saved {report.destination}")
 
     def _failed(self, exc: BaseException) -> None:
