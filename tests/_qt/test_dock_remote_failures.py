@@ -235,3 +235,37 @@ def test_save_dock_to_a_bucket_that_refuses_writes(
     # nothing was made locally from the URL's text either
     assert not any("no-such-bucket" in str(p) for p in tmp_path.parent.rglob("*s3:*"))
     assert not os.path.exists("s3:")
+
+
+def test_recompress_dock_run_cancelled_then_failing_says_it_ended(
+    make_napari_viewer, qtbot, http_server, tmp_path, notifications
+):
+    """Cancel stops the tasks not started; a running one that then fails ends the run with
+    no report: the dock says the run ended and why, and is usable again."""
+    data = (np.arange(4 * 64 * 64, dtype="uint16").reshape(4, 64, 64) * 7) % 1000
+    write_array(http_server.root / "a.zarr", data, zarr_format=3, chunks=(1, 32, 32))
+    url = f"{http_server.url}/a.zarr"
+    _, widget = _recompress_dock(make_napari_viewer)
+    widget.set_source(url, "", data.shape)
+    widget.destination_edit.setText(str(tmp_path / "out.zarr"))
+    http_server.hold("a.zarr/c/*")
+    try:
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any("/c/" in p for p in http_server.arrived), timeout=60000)
+        qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+        assert widget.progress_label.text().startswith("Cancelling")
+        notifications.clear()
+        http_server.fail("a.zarr/c/*", 500)  # the chunks being read fail once released
+    finally:
+        http_server.release()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
+    assert widget.report is None  # the run ended with an error, not a report
+    status = widget.progress_label.text()
+    assert not status.startswith("Cancelling"), status
+    assert status.startswith("Cancelled, then a task still running failed. "), status
+    # the error is shown, as a run failing without a cancel shows it
+    qtbot.waitUntil(lambda: bool(notifications), timeout=10000)
+    assert "HTTP 500" in notifications[-1], notifications
+    assert widget.report_view.toPlainText() == notifications[-1]
+    assert widget.run_button.isEnabled() and widget.estimate_button.isEnabled()
+    assert not widget.cancel_button.isEnabled()

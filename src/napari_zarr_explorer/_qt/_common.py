@@ -540,7 +540,9 @@ class Task(QObject):
     :class:`threading.Event` the core checks. The result goes to *on_result* and an error to
     *on_error* (default: a napari error notification) in the GUI thread; an exception raised by
     either becomes a notification too. Nothing is delivered after :meth:`cancel` unless
-    *deliver_after_cancel* (for work that reports what it did before stopping).
+    *deliver_after_cancel* (for work that reports what it did before stopping); an error is
+    never delivered once cancelled, but kept in :attr:`error` for a view that says how a
+    cancelled task ended (on :attr:`finished`).
     """
 
     progressed = Signal(object)  # (done, total, message, raw event); ints may exceed 32 bits
@@ -570,6 +572,8 @@ class Task(QObject):
         self._show_progress = show_progress
         self._worker: Any = None
         self.running = False
+        #: the error the work ended with (also when it was not delivered, after a cancel)
+        self.error: BaseException | None = None
         self.progressed.connect(self._on_progress)
 
     # -- worker side ----------------------------------------------------------------------
@@ -633,6 +637,8 @@ class Task(QObject):
         self.returned.emit(value)
 
     def _on_errored(self, exc: BaseException) -> None:
+        if not isinstance(exc, Cancelled):
+            self.error = exc
         if self.cancel_event.is_set() or isinstance(exc, Cancelled):
             return
         handler = self._on_error if self._on_error is not None else notify_error

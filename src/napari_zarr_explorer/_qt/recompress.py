@@ -637,15 +637,32 @@ class RecompressWidget(QWidget):
         self.progress_label.setText(
             f"Recompressing {self.shown_source} into {shown_url(destination)}..."
         )
+        reported: list[bool] = []  # whether the run's report came
+
+        def done(report: Any) -> None:
+            reported.append(True)
+            self._show_report(report)
+
         task = self._start(
-            work,
-            f"Recompressing {Path(self.shown_source).name}",
-            self._show_report,
-            self._run_failed,
+            work, f"Recompressing {Path(self.shown_source).name}", done, self._run_failed
         )
         task.progressed.connect(self._on_progress)
         self._run_task = task
         self._update_enabled()
+        # a cancelled run whose running task then fails reports nothing: say how it ended
+        task.finished.connect(lambda: self._run_ended(task, bool(reported)))
+
+    def _run_ended(self, task: Task, reported: bool) -> None:
+        """Say how a cancelled run ended when it gave no report (as the estimate says it)."""
+        if not task.cancel_event.is_set() or reported:
+            return
+        if task.error is None:
+            self.progress_label.setText("Cancelled; the run ended before it reported.")
+            return
+        self._run_failed(task.error)
+        self.progress_label.setText(
+            "Cancelled, then a task still running failed. " + self.progress_label.text()
+        )
 
     def _on_progress(self, update: tuple[int, int, str, Any]) -> None:
         event = update[3]

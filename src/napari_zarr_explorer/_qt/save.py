@@ -58,6 +58,7 @@ class SaveWidget(QWidget):
         self.form = _DockSaveForm(self._layers)
         self.status = self.form.status
         self.task: Task | None = None
+        self._reported = False  # whether the save going gave its report
         self.setObjectName(f"{DOCK_PREFIX} save")
         # a tab with the other docks, its form scrolling when the window is short
         tabify_on_show(self)
@@ -117,6 +118,7 @@ class SaveWidget(QWidget):
             deliver_after_cancel=True,
         )
         self.task.finished.connect(self._finished)
+        self._reported = False
         self.form.save_button.enabled = False
         self.form.cancel_button.enabled = True
         # the Output as it may be shown: a password or a key in its URL reads ***
@@ -128,6 +130,7 @@ class SaveWidget(QWidget):
             self.task.cancel()
 
     def _done(self, report: Any) -> None:
+        self._reported = True
         if report.cancelled:
             self.status.value = "Cancelled: nothing was kept."
             return
@@ -139,6 +142,11 @@ class SaveWidget(QWidget):
         self.status.value = error_text(exc)
 
     def _finished(self) -> None:
+        task = self.task
+        if task is not None and task.cancel_event.is_set() and not self._reported:
+            # cancelled, then the work failed (an error is not delivered after a cancel)
+            error = task.error
+            self.status.value = "Cancelled" + (f": {error_text(error)}" if error else ".")
         self.form.save_button.enabled = True
         self.form.cancel_button.enabled = False
         self._show_status()
