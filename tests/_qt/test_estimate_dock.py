@@ -223,3 +223,56 @@ def test_a_cancel_once_every_chunk_was_read_says_the_estimate_finished(
     assert text.startswith("The estimate finished before the cancel took effect. "), text
     assert "Sampled 1 chunk" in text and "cancelled" not in text
     assert widget.run_button.isEnabled()
+
+
+def test_another_source_while_estimating_stops_the_estimate_and_never_shows_it(
+    make_napari_viewer, qtbot, slow_image: str, http_server: LoopbackHTTPServer, tmp_path: Path
+) -> None:
+    """The estimate is of the node selected when it started: another node selected stops it,
+    and its table and summary are never drawn under the node selected now."""
+    _viewer, widget = _dock(make_napari_viewer, slow_image, (128, 128))
+    type_into(qtbot, widget.chunks_edit, "16,16")
+    type_into(qtbot, widget.shards_edit, "none")
+    other = write_array(tmp_path / "b.zarr", blobs((32, 32), dtype="uint16"), chunks=(16, 16))
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any("/c/" in p for p in http_server.arrived), timeout=60000)
+    widget.set_source(str(other), "", (32, 32))
+    task = widget._estimate_task
+    assert task is not None and task.cancel_event.is_set()  # the estimate left stops
+    assert "a.zarr" not in widget.estimate_label.text()
+    http_server.release()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
+    assert widget.run_estimate is None and widget.estimate_table.rowCount() == 0
+    assert widget.estimate_label.text() == "", widget.estimate_label.text()
+    assert not widget.estimate_warning.isVisibleTo(widget)
+    assert http_server.count("a.zarr/c/*") < 16  # it stopped at the chunk being read
+    # the node selected now is estimated as usual
+    _estimate(qtbot, widget)
+    assert widget.run_estimate.bytes_now and widget.estimate_table.rowCount() > 0
+    assert widget.estimate_label.text().startswith("/: now"), widget.estimate_label.text()
+
+
+def test_the_estimate_says_how_many_arrays_are_sampled(
+    make_napari_viewer, qtbot, http_server: LoopbackHTTPServer
+) -> None:
+    """An estimate of an image samples each level: the dock says how far it is, as the
+    notebook does, then shows the figures."""
+    from napari_zarr_explorer.testing import write_ome_image
+
+    write_ome_image(http_server.root / "img.ome.zarr", shape=(64, 64), axes="yx", levels=2)
+    _viewer, widget = _dock(make_napari_viewer, f"{http_server.url}/img.ome.zarr", (64, 64))
+    http_server.hold("img.ome.zarr/1/c/*")  # the second level waits
+    try:
+        qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: "1 of 2 arrays sampled" in widget.estimate_label.text(), timeout=60000
+        )
+        assert widget.estimate_label.text() == (
+            "Estimating on sampled chunks: 1 of 2 arrays sampled..."
+        )
+        assert widget.busy
+    finally:
+        http_server.release()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
+    assert widget.run_estimate is not None and len(widget.run_estimate.arrays) == 2
+    assert "sampled..." not in widget.estimate_label.text()

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_zarr_explorer._html import plural
 from napari_zarr_explorer._qt._common import (
     ElidedLabel,
     Task,
@@ -319,6 +320,9 @@ class RecompressWidget(QWidget):
         # the shards follow the chunks shown (the user's own, or those just suggested)
         self.form.set_source_shape(self.level0_shape)
         if not same:
+            estimating = self._estimate_task if self.estimating else None
+            if estimating is not None:  # the estimate of the node left stops, and is not shown
+                estimating.cancel_event.set()
             self.estimate_table.setRowCount(0)
             self.estimate_label.setText("")
             self.run_estimate = None
@@ -509,23 +513,49 @@ class RecompressWidget(QWidget):
         def work(progress: Any, cancel: Any) -> Any:
             from napari_zarr_explorer.estimate import estimate_run
 
-            return estimate_run(url, path, source, candidates, plan_kwargs, sample, cancel)
+            return estimate_run(
+                url, path, source, candidates, plan_kwargs, sample, cancel, progress=progress
+            )
 
         self.estimate_label.setText("Estimating on sampled chunks...")
         self._show_growth(None)
         what = path or shown_url(url)
         shown: list[bool] = []  # whether the estimate's figures came
 
+        def current() -> bool:  # the node estimated is still the source (never drawn else)
+            return (self.source_url, self.source_path) == (url, path)
+
         def done(run: RunEstimate) -> None:
+            if not current():
+                return
             shown.append(True)
             # a cancel that came once every chunk was read changes nothing: say so
             self._show_estimate(run, late=task.cancel_event.is_set() and not run.cancelled)
 
-        task = self._start(work, f"Estimating {what}", done, self._estimate_failed)
+        def failed(exc: BaseException) -> None:
+            if current():
+                self._estimate_failed(exc)
+
+        task = self._start(work, f"Estimating {what}", done, failed)
         self._estimate_task = task
         self._update_enabled()
-        # a cancelled estimate that then fails reports no error: say it was cancelled anyway
-        task.finished.connect(lambda: self._estimate_ended(task, bool(shown)))
+        task.progressed.connect(lambda update: current() and self._estimate_progress(task, update))
+
+        def ended() -> None:
+            # a cancelled estimate that then fails reports no error: say it was cancelled anyway
+            if current():
+                self._estimate_ended(task, bool(shown))
+
+        task.finished.connect(ended)
+
+    def _estimate_progress(self, task: Task, update: tuple[int, int, str, Any]) -> None:
+        """Say how many of the run's arrays are sampled (a cancel's word stays until the end)."""
+        done, total = update[0], update[1]
+        if task.cancel_event.is_set() or not task.running or total <= 0:
+            return
+        self.estimate_label.setText(
+            f"Estimating on sampled chunks: {done} of {plural(total, 'array')} sampled..."
+        )
 
     def _estimate_ended(self, task: Task, shown: bool) -> None:
         if task.cancel_event.is_set() and not shown:
