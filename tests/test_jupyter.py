@@ -855,3 +855,106 @@ def test_the_chunk_map_leaves_a_real_kernel_free(
     assert printed[0][0] == "clicked"
     assert printed[1][0] == "True False True"
     assert printed[2][:2] == ["True True True", "cancelled"]
+
+
+def test_another_node_selected_while_estimating_stops_that_estimate(
+    image: Path, http_server
+) -> None:
+    """The estimate is of the node selected when it started: selecting another node stops it,
+    as the Recompress dock stops it on another source, and its figures are never drawn under
+    the node selected now."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    shown: list[str] = []
+    w.estimate_view.observe(lambda change: shown.append(_text(change["new"])), names="value")
+    form = w.recompress_form
+    http_server.hold("img.ome.zarr/*/c/*")  # every level's chunks wait
+    try:
+        form.estimate_button.native.click()
+        _arrived(http_server, "img.ome.zarr/0/c/*")
+        w.select("1")
+        assert w._estimate_cancel.is_set()  # the estimate of the image stops
+        assert _text(w.estimate_view.value) == ""
+        # one thing at a time: nothing starts before the estimate left has stopped
+        assert not form.estimate_button.enabled and not form.run_button.enabled
+        at_switch = len(shown)
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    assert w.estimate_report is None
+    assert shown[at_switch:] == [], shown[at_switch:]  # nothing drawn after the switch
+    assert form.estimate_button.enabled and form.run_button.enabled
+    assert not form.cancel_button.enabled
+    # the node selected now is estimated as usual
+    run = w.estimate(wait=True)
+    assert run is not None and run.source.endswith("/img.ome.zarr/1"), w.estimate_view.value
+
+
+def test_a_cancelled_run_keeps_saying_cancelling_until_it_ends(
+    image: Path, http_server, tmp_path: Path
+) -> None:
+    """While the running tasks finish after Cancel, the run's line keeps saying it is
+    cancelling (as the dock's does): no phase line comes over it."""
+    import shutil
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+    assert w.error is None, w.error
+    w.recompress_form.output.value = str(tmp_path / "out.zarr")
+    lines: list[str] = []
+    http_server.hold("img.ome.zarr/*/c/*")
+    try:
+        w.recompress_form.run_button.native.click()
+        _arrived(http_server, "img.ome.zarr/*/c/*")
+        w.recompress_form.cancel_button.native.click()
+        assert _text(w.progress_label.value) == "Cancelling..."
+        w.progress_label.observe(lambda change: lines.append(_text(change["new"])), names="value")
+    finally:
+        http_server.release()
+    assert w.wait(timeout=120)
+    report = w.recompress_report
+    assert report is not None, w.progress_label.value
+    # only the end is said after "Cancelling...": how the run ended
+    assert len(lines) <= 1, lines
+    assert not [line for line in lines if re.match(r"\w+: \d+/\d+$", line)], lines
+
+
+def test_an_observer_may_cancel_from_a_view_it_watches(image: Path, http_server) -> None:
+    """A callback watching a view (a value set while the explorer updates its state) may call
+    cancel() or map_chunks(): nothing deadlocks."""
+    import shutil
+    import threading
+
+    import napari_zarr_explorer as nze
+
+    shutil.copytree(image, http_server.root / "img.ome.zarr")
+    w = nze.explore(
+        f"{http_server.url}/img.ome.zarr",
+        storage_options={"explorer_retries": 0, "explorer_timeout": 60},
+    )
+
+    def on_view(change: Any) -> None:
+        if "Estimating" in _text(change["new"]):
+            w.cancel()
+            w.cancel_map()
+
+    w.estimate_view.observe(on_view, names="value")
+    clicked = threading.Thread(target=w.recompress_form.estimate_button.native.click, daemon=True)
+    clicked.start()
+    clicked.join(60)  # a deadlock would never end: fail instead of hanging the suite
+    assert not clicked.is_alive(), "estimate() deadlocked on an observer calling cancel()"
+    assert w.wait(timeout=120)
+    assert w._estimate_cancel.is_set() and not w._estimating

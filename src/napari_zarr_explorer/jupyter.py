@@ -177,7 +177,12 @@ class NotebookExplorer:
         # and the lock under which the buttons and the views follow it
         self._running = False
         self._estimating = False
-        self._lock = threading.Lock()
+        # reentrant: a widget value set under it calls the user's observers, which may call
+        # cancel() or map_chunks() in turn (on the same thread)
+        self._lock = threading.RLock()
+        # the estimate's: another node selected makes the estimate going stale (it stops and
+        # shows nothing)
+        self._estimate_generation = 0
         # the chunk map's: a map asked for replaces the one going (older generations are
         # cancelled and show nothing)
         self._map_cancel = threading.Event()
@@ -322,6 +327,7 @@ class NotebookExplorer:
         if self._shown_node != (self.url, path):
             self._shown_node = (self.url, path)
             follow = self._leave_map(levels)
+            self._leave_estimate()
         self.panels["Array"].value = (
             report._repr_html_() if hasattr(report, "_repr_html_") else _esc(report)
         )
@@ -401,6 +407,19 @@ class NotebookExplorer:
                 return False
             self._drop_map()
             return following
+
+    def _leave_estimate(self) -> None:
+        """Stop the estimate of the node left: it ends without showing anything.
+
+        As the Recompress dock stops the estimate of the source left, the estimate's table and
+        summary are never drawn under another node. Until it has stopped, Estimate and
+        Recompress stay off (one thing at a time).
+        """
+        with self._lock:
+            if self._estimating:
+                self._estimate_cancel.set()
+                self._estimate_generation += 1
+                self.estimate_view.value = ""
 
     def _drop_map(self) -> None:
         """Stop the map going and show none (call with :attr:`_lock` held).
@@ -573,12 +592,14 @@ class NotebookExplorer:
         total = getattr(event, "objects_total", None)
         if done is None and len(args) >= 2:
             done, total = args[0], args[1]
-        if total:
-            self.progress.max = int(total)
-            self.progress.value = int(done or 0)
-        phase = getattr(event, "phase", "")
-        if phase and done is not None:
-            self.progress_label.value = f"<small>{_esc(phase)}: {done}/{total}</small>"
+        with self._lock:
+            if total:
+                self.progress.max = int(total)
+                self.progress.value = int(done or 0)
+            phase = getattr(event, "phase", "")
+            # "Cancelling..." stays while the running tasks finish (as in the dock)
+            if phase and done is not None and not self._cancel.is_set():
+                self.progress_label.value = f"<small>{_esc(phase)}: {done}/{total}</small>"
 
     def _update_buttons(self) -> None:
         """Enable the buttons as the Recompress dock does (call with :attr:`_lock` held).
@@ -633,6 +654,8 @@ class NotebookExplorer:
             url, path, source = self.url, self.selected_path or "", self._source()
             sample = int(self.recompress_form.sample.value)
             cancel = self._estimate_cancel = threading.Event()
+            self._estimate_generation += 1
+            generation = self._estimate_generation
             self.estimate_report = None
             self._estimating = True
             self._update_buttons()
@@ -641,7 +664,8 @@ class NotebookExplorer:
 
         def progress(done: int, total: int) -> None:
             with self._lock:
-                if not cancel.is_set():  # a cancel's word stays until the estimate ends
+                # a cancel's word stays until the estimate ends; a stale one says nothing
+                if not cancel.is_set() and generation == self._estimate_generation:
                     self.estimate_view.value = (
                         f"<small>Estimating {what} on sampled chunks: {done} of "
                         f"{_esc(plural(total, 'array'))} sampled...</small>"
@@ -667,17 +691,21 @@ class NotebookExplorer:
                 shown = _error_html(exc)
             finally:
                 with self._lock:
-                    head = ""
-                    if cancel.is_set() and run is None:  # cancelled, then failed
-                        head = "<div><b>Estimate cancelled.</b></div>"
-                    elif cancel.is_set() and run is not None and not run.cancelled:
-                        # every chunk was read before the cancel
-                        head = (
-                            "<div><b>The estimate finished before the cancel took effect.</b></div>"
-                        )
-                    # a cancelled estimate says itself, first, how much it sampled
-                    self.estimate_report = run
-                    self.estimate_view.value = head + shown
+                    # the estimate of a node no longer selected is never drawn under the one
+                    # selected now
+                    if generation == self._estimate_generation:
+                        head = ""
+                        if cancel.is_set() and run is None:  # cancelled, then failed
+                            head = "<div><b>Estimate cancelled.</b></div>"
+                        elif cancel.is_set() and run is not None and not run.cancelled:
+                            # every chunk was read before the cancel
+                            head = (
+                                "<div><b>The estimate finished before the cancel took "
+                                "effect.</b></div>"
+                            )
+                        # a cancelled estimate says itself, first, how much it sampled
+                        self.estimate_report = run
+                        self.estimate_view.value = head + shown
                     self._estimating = False
                     self._update_buttons()
 
