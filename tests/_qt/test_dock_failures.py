@@ -8,6 +8,7 @@ and the URL. Everything runs against a real HTTP server on loopback, in a real n
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,17 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "5")
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test.
+
+    The socket stays bound but never listens: the port is not handed to anyone else meanwhile
+    (a port merely freed could be reused by another server), and a connection to it is
+    refused at once.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 def _root_text(explorer) -> str:
@@ -48,7 +56,13 @@ def _laptop(viewer) -> None:
 
 
 def test_a_failed_open_says_what_failed_what_to_do_and_what_is_still_shown(
-    make_napari_viewer, qtbot, http_server, tmp_path: Path, notifications, screenshot_dir: Path
+    make_napari_viewer,
+    qtbot,
+    http_server,
+    tmp_path: Path,
+    notifications,
+    screenshot_dir: Path,
+    refused_port: int,
 ) -> None:
     write_ome_image(http_server.root / "img.ome.zarr", shape=(2, 32, 32), axes="cyx", levels=2)
     http_server.fail("broken.zarr/*", 500)
@@ -60,7 +74,7 @@ def test_a_failed_open_says_what_failed_what_to_do_and_what_is_still_shown(
     _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
 
     # nothing shown yet: the dock says why and what to do, and shows no store
-    port = _closed_port()
+    port = refused_port
     open_in_explorer(qtbot, explorer, f"http://127.0.0.1:{port}/x.zarr")
     assert explorer.status_label.fullText() == f"Could not read http://127.0.0.1:{port}/x.zarr."
     problem = explorer.problem_label.text()

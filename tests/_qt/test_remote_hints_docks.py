@@ -76,10 +76,17 @@ def silent() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test.
+
+    The socket stays bound but never listens: the port is not handed to anyone else meanwhile
+    (a port merely freed could be reused by another server), and a connection to it is
+    refused at once.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 def _open(qtbot, explorer: ExplorerWidget, url: str) -> None:
@@ -197,13 +204,33 @@ def test_every_remote_hint_of_the_core_reads_in_dock_words() -> None:
     assert "GOOGLE_APPLICATION_CREDENTIALS" in gcs and "start napari" in gcs, gcs
 
 
+def test_every_write_hint_of_a_recompression_reads_in_dock_words() -> None:
+    """The hints for a bucket refusing a write (S3, GCS), as the Recompress dock shows them,
+    name the environment napari starts with, never the output's storage options: the docks'
+    replacements must match the core's words character for character."""
+    from napari_zarr_explorer._qt._common import dock_words, error_text
+    from napari_zarr_explorer.errors import AccessDeniedError
+    from napari_zarr_explorer.recompress import _io
+
+    assert set(_io._WRITE_HINTS) == {"s3", "gs"}, "a new hint: check it reads in dock words"
+    for protocol, hint in _io._WRITE_HINTS.items():
+        error = AccessDeniedError(
+            f"Writing {protocol}://b/out.zarr/zarr.json was refused.", hint=hint
+        )
+        for shown in (dock_words(hint), error_text(error)):
+            assert not re.search(r"storage[-_ ]options", shown), shown
+            assert "start napari with" in shown, shown
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in dock_words(_io._WRITE_HINTS["gs"])
+    assert "AWS_ACCESS_KEY_ID" in dock_words(_io._WRITE_HINTS["s3"])
+
+
 def test_a_url_that_failed_to_open_stays_in_the_box_as_typed(
-    make_napari_viewer, qtbot, private, notifications, forget_passwords
+    make_napari_viewer, qtbot, private, notifications, forget_passwords, refused_port
 ):
     viewer = make_napari_viewer(show=True)
     _, explorer = viewer.window.add_plugin_dock_widget(PLUGIN, "Explorer")
     # the host's port mistyped: nothing listens there
-    typo = f"http://ann:{SECRET}@127.0.0.1:{_closed_port()}/img.ome.zarr"
+    typo = f"http://ann:{SECRET}@127.0.0.1:{refused_port}/img.ome.zarr"
     message = _failed_open(qtbot, explorer, typo, notifications)
     assert "ann:***@127.0.0.1" in message, message
     # the box keeps what the user typed, password and all, to correct the typo in it
