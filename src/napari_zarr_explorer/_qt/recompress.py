@@ -539,7 +539,12 @@ class RecompressWidget(QWidget):
         task = self._start(work, f"Estimating {what}", done, failed)
         self._estimate_task = task
         self._update_enabled()
-        task.progressed.connect(lambda update: current() and self._estimate_progress(task, update))
+
+        def progressed(update: tuple[int, int, str, Any]) -> None:
+            if current():
+                self._estimate_progress(task, update)
+
+        task.progressed.connect(progressed)
 
         def ended() -> None:
             # a cancelled estimate that then fails reports no error: say it was cancelled anyway
