@@ -471,3 +471,26 @@ def test_a_url_whose_password_a_parser_would_split_is_refused_without_showing_it
     assert "%2F" in proc.stderr, proc.stderr
     for part in ("98765", "xyz", "pq/rs"):
         assert part not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIDEXAMPLE:Sup3rS3cret@bucket/a.zarr",
+        "gs://svc:Sup3rS3cret@bucket/a.zarr",
+        "s3://Sup3rS3cret@bucket/a.zarr",
+    ],
+)
+def test_credentials_in_a_bucket_url_are_refused_without_showing_them(url):
+    """An s3:// or gs:// URL has no user information: fsspec would take ``KEY:SECRET@bucket``
+    for the bucket's name and send it, and the refusal would quote it. Refused before any
+    request, saying where credentials go."""
+    with pytest.raises(ExplorerError) as info:
+        parse_location(url)
+    message = error_message(info.value)
+    assert "Sup3rS3cret" not in message, message
+    assert "credentials" in message and "storage_options=" in message, message
+    scheme = url.partition("://")[0]
+    assert ("AWS_ACCESS_KEY_ID" if scheme == "s3" else "GOOGLE_APPLICATION_CREDENTIALS") in message
+    proc = _run("inspect", url)
+    assert proc.returncode == 1 and "Sup3rS3cret" not in proc.stdout + proc.stderr

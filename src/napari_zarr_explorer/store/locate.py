@@ -164,6 +164,16 @@ def parse_location(
             hint="Use a local path, file://, http(s)://, s3:// or gs://.",
         )
     check_userinfo(text)
+    if scheme in ("s3", "gs") and "@" in parts.netloc:
+        # fsspec would take KEY:SECRET@bucket for the bucket's name, send it, and quote it back
+        from napari_zarr_explorer.store.remote import _GCS_HINT, _S3_HINT  # only when refusing
+
+        raise ExplorerError(
+            f"{shown_url(text)}: an {scheme}:// URL cannot carry credentials (the text before "
+            "'@' would be taken for the bucket's name); nothing was requested.",
+            hint=f"Give the URL as {scheme}://BUCKET/PATH. "
+            + (_S3_HINT if scheme == "s3" else _GCS_HINT),
+        )
     netloc = _with_password(scheme, parts.netloc)
     url = f"{scheme}://{netloc}{parts.path}".rstrip("/")
     if parts.query:
