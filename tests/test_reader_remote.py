@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_zarr_explorer import testing
 from napari_zarr_explorer._reader import napari_get_reader
@@ -70,6 +71,7 @@ def test_unfetchable_chunk_shows_fill_and_warns(http_server, tmp_path: Path) -> 
 _FIRST_IMAGE = r"""
 import json, sys
 import numpy as np
+import pytest
 from napari_zarr_explorer._reader import napari_get_reader
 heavy = ("zarr", "numcodecs", "fsspec", "aiohttp", "distributed", "imagecodecs", "s3fs")
 url = sys.argv[1]
@@ -323,6 +325,7 @@ def at_exit():
 atexit.register(at_exit)
 
 import numpy as np
+import pytest
 from napari_zarr_explorer._reader import napari_get_reader
 from napari_zarr_explorer.store._http import peek_prefetched
 url = sys.argv[1]
@@ -414,3 +417,106 @@ def test_waiting_until_a_client_has_fetched_ahead(http_server, tmp_path: Path) -
         taken = _http.take_prefetched(url, {})
         assert taken is client
         client.close()
+
+
+def _read(http_server, layout: str, how: str, **options):
+    """Write a 40 x 40 array served over HTTP; a function reading it the way napari does.
+
+    ``layout`` "v2": chunks of 20 x 20 (the stored object ``a.zarr/1.0`` holds [20:, :20]);
+    "sharded": Zarr v3 shards of 20 x 20 holding chunks of 10 x 10 (``a.zarr/c/1/0``).
+    ``how`` "layer": the layer data napari slices (through the cache of decoded chunks);
+    "pyramid": an ``open_pyramid`` level computed (no cache).
+    """
+    from napari_zarr_explorer.pyramid import open_pyramid
+
+    values = np.arange(40 * 40, dtype="uint16").reshape(40, 40) + 1
+    if layout == "v2":
+        testing.write_array(http_server.root / "a.zarr", values, zarr_format=2, chunks=(20, 20))
+        key = "a.zarr/1.0"
+    else:
+        testing.write_array(
+            http_server.root / "a.zarr", values, zarr_format=3, chunks=(10, 10), shards=(20, 20)
+        )
+        key = "a.zarr/c/1/0"
+    url = f"{http_server.url}/a.zarr"
+    opts = {"explorer_retries": 0, "explorer_backoff": 0, **options}
+    if how == "layer":
+        ((data, _, _),) = open_layers(url, storage_options=opts)
+        return values, key, lambda: np.asarray(data)
+    (level,) = open_pyramid(url, storage_options=opts)
+    return values, key, lambda: np.asarray(level)
+
+
+def _explorer_warnings(read):
+    import warnings
+
+    from napari_zarr_explorer.errors import ExplorerWarning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = read()
+    return out, [str(w.message) for w in seen if issubclass(w.category, ExplorerWarning)]
+
+
+@pytest.mark.parametrize("how", ["layer", "pyramid"])
+@pytest.mark.parametrize("layout", ["v2", "sharded"])
+def test_a_chunk_the_server_failed_shows_once_the_server_recovered(
+    http_server, monkeypatch, layout: str, how: str
+) -> None:
+    """Panning back after the server recovered shows the real pixels, not the fill value."""
+    from napari_zarr_explorer.store import remote
+
+    # what the store remembers of a failure is over at once (it is 10 s for users), and the
+    # host is never left alone: each read asks the server again
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    monkeypatch.setattr(remote, "_BREAKER_FAILURES", 1000)
+    values, key, read = _read(http_server, layout, how)
+    http_server.fail(key, 500)
+    expected = values.copy()
+    expected[20:, :20] = 0
+
+    out, said = _explorer_warnings(read)
+    np.testing.assert_array_equal(out, expected)
+    assert len(said) == 1
+    assert "500" in said[0] and "fill value" in said[0]
+    assert "decoded" not in said[0]  # the server failed: nothing says the data is damaged
+
+    asked = http_server.count(key)
+    out, said = _explorer_warnings(read)  # still failing: asked again, not warned again
+    np.testing.assert_array_equal(out, expected)
+    assert said == []
+    assert http_server.count(key) > asked
+
+    http_server.clear_faults()
+    out, said = _explorer_warnings(read)
+    np.testing.assert_array_equal(out, values)
+    assert said == []
+
+
+@pytest.mark.parametrize("how", ["layer", "pyramid"])
+@pytest.mark.parametrize("layout", ["v2", "sharded"])
+def test_a_damaged_chunk_stays_the_fill_value_and_is_not_asked_again(
+    http_server, monkeypatch, layout: str, how: str
+) -> None:
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    # no bytes kept by the store either: every decode of the chunk would be a request
+    values, key, read = _read(http_server, layout, how, explorer_cache_mb=0)
+    stored = http_server.root / key
+    stored.write_bytes(b"\x00not a chunk\xff" * 4)
+    expected = values.copy()
+    if layout == "v2":
+        expected[20:, :20] = 0
+    else:
+        expected[20:40, 0:20] = 0  # every inner chunk of the damaged shard
+
+    out, said = _explorer_warnings(read)
+    np.testing.assert_array_equal(out, expected)
+    assert len(said) == 1 and "decoded" in said[0]
+    asked = http_server.count(key)
+    for _ in range(3):
+        out, said = _explorer_warnings(read)
+        np.testing.assert_array_equal(out, expected)
+        assert said == []
+    assert http_server.count(key) == asked
