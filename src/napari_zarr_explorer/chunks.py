@@ -29,6 +29,7 @@ from napari_zarr_explorer.errors import (
     LimitError,
     MetadataError,
     RemoteError,
+    not_delivered,
 )
 
 if TYPE_CHECKING:
@@ -363,27 +364,6 @@ def _unanswered(
         f"{_node_where(where, path)}: the store {did} {count} of {total} {what}; "
         f"{which} as unknown. The first: {message}"
     )
-
-
-def _fetch_failed(exc: BaseException) -> bool:
-    """Tell whether *exc* says the store did not deliver the bytes (not that they are damaged).
-
-    A server error, a dropped connection or a time-out after the retries leaves a chunk unknown:
-    calling it corrupt would send the user looking for damage that is not there.
-    """
-    from napari_zarr_explorer.errors import NotFoundError
-    from napari_zarr_explorer.store.remote import ChunkFetchError
-
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ChunkFetchError | ConnectionError | TimeoutError) or (
-            isinstance(e, RemoteError) and not isinstance(e, NotFoundError)
-        ):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -1355,7 +1335,7 @@ def _shard_occupancy(
             nbytes[blk] = -1
             continue
         shard_size = int(outer_sizes[flat_index])
-        if isinstance(raw, BaseException) and _fetch_failed(raw):
+        if isinstance(raw, BaseException) and not_delivered(raw):
             state[blk] = UNKNOWN
             nbytes[blk] = -1
             unanswered[flat_index] = raw
@@ -1502,7 +1482,7 @@ def _verify(
         except Exception as exc:
             outer_idx = idx if per is None else tuple(i // p for i, p in zip(idx, per, strict=True))
             key = _codecs.chunk_key(outer_idx, encoding)
-            if _fetch_failed(exc):
+            if not_delivered(exc):
                 state[idx] = UNKNOWN
                 unanswered[idx] = (key, exc)
                 return

@@ -30,6 +30,7 @@ __all__ = [
     "ambiguous_userinfo",
     "connection_refused",
     "error_message",
+    "not_delivered",
     "os_error_text",
     "redact_urls",
     "shown_url",
@@ -355,6 +356,29 @@ class ExplorerWarning(UserWarning):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact_urls(a) if isinstance(a, str) else a for a in args))
+
+
+def not_delivered(exc: BaseException) -> bool:
+    """Tell whether *exc* says the store did not deliver the bytes (not that they are damaged).
+
+    A server error, a dropped connection or a time-out after the retries leaves a chunk unknown:
+    calling it corrupt would send the user looking for damage that is not there, and it may be
+    delivered when asked again. True for a ``ChunkFetchError``, a ``ConnectionError``, a
+    ``TimeoutError`` or a :class:`RemoteError` other than :class:`NotFoundError`, found in *exc*
+    or in what caused it (``__cause__``, else ``__context__``).
+    """
+    from napari_zarr_explorer.store.remote import ChunkFetchError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ChunkFetchError | ConnectionError | TimeoutError) or (
+            isinstance(e, RemoteError) and not isinstance(e, NotFoundError)
+        ):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def error_message(exc: BaseException) -> str:
