@@ -486,6 +486,12 @@ def test_a_chunk_the_server_failed_shows_once_the_server_recovered(
     np.testing.assert_array_equal(out, expected)
     assert said == []
     assert http_server.count(key) > asked
+    if how == "layer":  # saving the layer never writes fill values for what was not read
+        from napari_zarr_explorer.errors import ExplorerError
+        from napari_zarr_explorer.pyramid import strict_reads
+
+        with strict_reads(), pytest.raises(ExplorerError, match="could not be read"):
+            read()
 
     http_server.clear_faults()
     out, said = _explorer_warnings(read)

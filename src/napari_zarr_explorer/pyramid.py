@@ -52,6 +52,7 @@ from napari_zarr_explorer.errors import (
     PathEscapeError,
     RemoteError,
     UnsafeDataError,
+    not_delivered,
 )
 
 if TYPE_CHECKING:
@@ -381,7 +382,8 @@ class ChunkReader:
         self.chunk_nbytes = math.prod(self.chunks) * self.dtype.itemsize
         self.fill_value: Any = fill_value
         self._bad: set[tuple[int, ...]] = set()
-        self._warned: set[str] = set()
+        #: (not delivered, stored key) of the chunks warned about: each warned about once
+        self._warned: set[tuple[bool, str]] = set()
         self._lock = threading.Lock()
 
     #: Where the array was opened from, ``(location, path)``, when known: a reader that knows
@@ -403,7 +405,11 @@ class ChunkReader:
 
     @property
     def bad_chunks(self) -> frozenset[tuple[int, ...]]:
-        """Grid coordinates of chunks that failed to decode so far."""
+        """Grid coordinates of chunks that failed to decode so far.
+
+        Chunks the store did not deliver (a server error, a dropped connection, a time-out)
+        are not among them: they are asked for again by later reads.
+        """
         with self._lock:
             return frozenset(self._bad)
 
@@ -468,8 +474,16 @@ class ChunkReader:
         return self._read_region(sel, shape, out)
 
     def _read_region(
-        self, sel: tuple[slice, ...], shape: tuple[int, ...], out: np.ndarray | None = None
+        self,
+        sel: tuple[slice, ...],
+        shape: tuple[int, ...],
+        out: np.ndarray | None = None,
+        missed: set[tuple[int, ...]] | None = None,
     ) -> np.ndarray:
+        """Read *sel*, damaged chunks and chunks not delivered shown as the fill value.
+
+        The grid coordinates of the chunks not delivered are added to *missed* when given.
+        """
         with self._lock:
             known_bad = bool(self._bad)
         if not known_bad or _strict() or not self._touches_bad(sel):
@@ -482,7 +496,7 @@ class ChunkReader:
                     raise
             except Exception as exc:  # retried chunk by chunk below, naming the bad chunk
                 del exc
-        return self._read_tolerant(sel, shape, out)
+        return self._read_tolerant(sel, shape, out, missed)
 
     def _chunk_region(self, lo: Sequence[int], hi: Sequence[int]) -> tuple[slice, ...]:
         """Return the array region of the chunks ``lo`` (inclusive) to ``hi`` (exclusive)."""
@@ -510,14 +524,19 @@ class ChunkReader:
                 held[coords] = chunk
         boxes = _boxes(missing)
         fetched = []
+        # chunks the store did not deliver are not kept: their fill values would hide the real
+        # ones from every later read, once the server has recovered
+        missed: set[tuple[int, ...]] = set()
         for lo, hi in boxes:
             region = self._chunk_region(lo, hi)
-            data = self._read_region(region, tuple(s.stop - s.start for s in region))
+            data = self._read_region(region, tuple(s.stop - s.start for s in region), None, missed)
             # The cache keeps views of the chunks into the region read, and the region may be
             # returned as it is: no copy, and no fresh memory to touch. So it is read-only.
             data.flags.writeable = False
             fetched.append((region, data))
             for coords in product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
+                if coords in missed:
+                    continue
                 part = tuple(
                     slice(c * size - r.start, min((c + 1) * size, n) - r.start)
                     for c, size, r, n in zip(coords, self.chunks, region, self.shape, strict=True)
@@ -579,8 +598,19 @@ class ChunkReader:
             yield coords, tuple(src), tuple(dst)
 
     def _read_tolerant(
-        self, sel: tuple[slice, ...], shape: tuple[int, ...], out: np.ndarray | None = None
+        self,
+        sel: tuple[slice, ...],
+        shape: tuple[int, ...],
+        out: np.ndarray | None = None,
+        missed: set[tuple[int, ...]] | None = None,
     ) -> np.ndarray:
+        """Read *sel* chunk by chunk; a chunk that fails is shown as the fill value, warned once.
+
+        A damaged chunk is remembered as bad and not read again. A chunk the store did not
+        deliver (:func:`~napari_zarr_explorer.errors.not_delivered`) is not: a later read asks
+        the store again, which answers from its own memory of the failure until that expires
+        (``FAILURE_TTL``), then asks the server. Its coordinates are added to *missed*.
+        """
         if out is None:
             out = np.empty(shape, dtype=self.dtype)
         for coords, src, dst in self._iter_chunks(sel):
@@ -602,15 +632,28 @@ class ChunkReader:
                             hint=exc.hint if isinstance(exc, ExplorerError) else None,
                         ) from exc
                     stored = key.split(" ", 1)[0]  # the shard's key for inner chunks
+                    lost = not_delivered(exc)
                     with self._lock:
-                        self._bad.add(coords)
-                        first = stored not in self._warned
-                        self._warned.add(stored)
+                        if not lost:
+                            self._bad.add(coords)
+                        first = (lost, stored) not in self._warned
+                        self._warned.add((lost, stored))
+                    if lost and missed is not None:
+                        missed.add(coords)
                     if first:  # once per stored object, not on every redraw
+                        if lost:
+                            said = (
+                                f"could not be fetched ({type(exc).__name__}: {exc}); it is "
+                                f"shown as the fill value {self.fill_value!r} until a later "
+                                "read gets it"
+                            )
+                        else:
+                            said = (
+                                f"could not be decoded ({type(exc).__name__}: {exc}); it is "
+                                f"shown as the fill value {self.fill_value!r}"
+                            )
                         warnings.warn(
-                            f"{self.where}: chunk {key} could not be decoded "
-                            f"({type(exc).__name__}: {exc}); it is shown as the fill value "
-                            f"{self.fill_value!r}.",
+                            f"{self.where}: chunk {key} {said}.",
                             ExplorerWarning,
                             stacklevel=2,
                         )
