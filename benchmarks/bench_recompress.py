@@ -11,7 +11,9 @@ it as Zarr v3 with zstd level 3, chunks 1x512x512 and shards 8x1024x1024, in its
 - tensorstore: a tensorstore ``zarr`` -> ``zarr3`` copy;
 - tensorstore-verify: the same copy, then everything written read back from the files and
   compared with the source (the work ours does; a reference only, the target is against the
-  plain copy).
+  plain copy);
+- tensorstore-nosync: the plain copy without syncing each file (``file_io_sync`` off), as ours
+  and zarr-python write (a reference: tensorstore syncs by default, which the target keeps).
 
 Targets: ours <= 1.0x tensorstore's time (and <= 0.8x zarr's), peak memory <= 400 MB. The runs
 alternate between contestants, so a machine whose load changes affects them alike; the best of
@@ -132,6 +134,22 @@ def run_tensorstore(src: str, dst: str) -> dict[str, Any]:
     return {}
 
 
+def run_tensorstore_nosync(src: str, dst: str) -> dict[str, Any]:
+    """tensorstore's copy without syncing each file it writes (``file_io_sync`` off), as ours
+    and zarr-python write: a reference for what the sync costs on this machine's disk."""
+    import tensorstore as ts
+
+    from napari_zarr_explorer.testing import tensorstore_sharded_spec
+
+    context = ts.Context({"file_io_sync": False})
+    source = ts.open(
+        {"driver": "zarr", "kvstore": {"driver": "file", "path": src}}, context=context
+    ).result()
+    spec = tensorstore_sharded_spec(dst, source.shape, dtype="uint16", chunks=CHUNKS, shards=SHARDS)
+    ts.open(spec, context=context).result().write(source).result()
+    return {}
+
+
 def run_tensorstore_verify(src: str, dst: str) -> dict[str, Any]:
     """tensorstore doing the same work as ours: its copy (as ``run_tensorstore``), then every
     shard read back from the files (a fresh handle, no cache) and compared with the source's
@@ -169,6 +187,7 @@ CONTESTANTS = {
     "zarr": run_zarr,
     "tensorstore": run_tensorstore,
     "tensorstore-verify": run_tensorstore_verify,
+    "tensorstore-nosync": run_tensorstore_nosync,
 }
 
 
@@ -278,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, name, _ in entries:
             r = best[label]
             note = "verify included" if name in ("ours", "tensorstore-verify") else "no verify"
+            if name == "tensorstore-nosync":
+                note += ", no sync"
             median = statistics.median(x["seconds"] for x in runs[label])
             print(
                 f"{label:<20}{r['seconds']:9.2f}{median:9.2f}{nbytes / 2**20 / r['seconds']:9.0f}"
@@ -314,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             if "tensorstore-verify" in best:
                 same = ours / best["tensorstore-verify"]["seconds"]
                 print(f"{label} / tensorstore-verify (the same work; a reference) = {same:.2f}")
+            if "tensorstore-nosync" in best:
+                nosync = ours / best["tensorstore-nosync"]["seconds"]
+                print(f"{label} / tensorstore-nosync (no file synced; a reference) = {nosync:.2f}")
             peak = best[label]["peak_mb"]
             checks.append(
                 (
