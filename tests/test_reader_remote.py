@@ -71,7 +71,6 @@ def test_unfetchable_chunk_shows_fill_and_warns(http_server, tmp_path: Path) -> 
 _FIRST_IMAGE = r"""
 import json, sys
 import numpy as np
-import pytest
 from napari_zarr_explorer._reader import napari_get_reader
 heavy = ("zarr", "numcodecs", "fsspec", "aiohttp", "distributed", "imagecodecs", "s3fs")
 url = sys.argv[1]
@@ -325,7 +324,6 @@ def at_exit():
 atexit.register(at_exit)
 
 import numpy as np
-import pytest
 from napari_zarr_explorer._reader import napari_get_reader
 from napari_zarr_explorer.store._http import peek_prefetched
 url = sys.argv[1]

@@ -1247,3 +1247,29 @@ def test_a_v2_output_is_marked_incomplete_before_its_other_root_document(
     assert "marked incomplete" in (info.value.hint or ""), info.value
     attrs = json.loads(client.get_object(Bucket=bucket, Key="out.zarr/.zattrs")["Body"].read())
     assert any(isinstance(v, dict) and v.get("incomplete") for v in attrs.values()), attrs
+
+
+def test_a_v2_output_stopped_after_its_first_document_is_still_ours(tmp_path: Path) -> None:
+    """A run stopped right after writing its marked .zattrs (disk full, a crash) leaves only
+    that: it is an unfinished output of ours, which --overwrite replaces and the refusal names."""
+    import shutil
+    import threading
+
+    from napari_zarr_explorer.errors import OutputExistsError
+
+    data = image((2, 16, 16))
+    src = testing.write_array(tmp_path / "src.zarr", data, zarr_format=2)
+    out = tmp_path / "out.zarr"
+    stop = threading.Event()
+    stop.set()  # cancelled before any task: the metadata documents are written, marked
+    first = recompress(src, out, zarr_format=2, cancel=stop)
+    assert first.cancelled
+    for entry in out.iterdir():  # what a stop right after the first document leaves
+        if entry.name != ".zattrs":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    with pytest.raises(OutputExistsError) as info:
+        recompress(src, out, zarr_format=2)
+    assert "unfinished" in str(info.value), info.value
+    report = recompress(src, out, zarr_format=2, overwrite=True)
+    assert report.ok, report
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], data)

@@ -389,3 +389,25 @@ def test_the_size_of_a_missing_key_on_gcs_is_file_not_found(gcs_server, image, m
     assert sync(store.getsize("zarr.json")) == (image / "zarr.json").stat().st_size
     with pytest.raises(FileNotFoundError):
         sync(store.getsize("0/c/9/9/9/9"))
+
+
+@pytest.mark.parametrize("shards", [None, (16, 32)], ids=["chunks", "shards"])
+def test_a_chunk_map_says_the_bucket_refused_the_chunks_it_could_not_check(
+    s3_server, tmp_path, no_aws, shards
+):
+    """Chunks (or a shard) the bucket refuses are unknown and the map says they were refused,
+    whichever read met the refusal (the chunks decoded with verify, a shard's index)."""
+    from napari_zarr_explorer.chunks import chunk_map
+
+    data = np.full((32, 32), 5, dtype="uint8")
+    kwargs = {"shards": shards} if shards else {}
+    local = testing.write_array(tmp_path / "a.zarr", data, chunks=(16, 16), **kwargs)
+    bucket = _bucket_refusing(s3_server, "img/a.zarr/c/1/*")
+    url = s3_server.upload(local, bucket, "img/a.zarr")
+    cmap = chunk_map(
+        url, verify=True, storage_options={"endpoint_url": s3_server.endpoint_url, **FAST}
+    )
+    assert cmap.unanswered >= 1 and cmap.chunks_corrupt == 0 and not cmap.verified
+    (warning,) = cmap.warnings
+    assert "the store refused access to" in warning and "failed to answer" not in warning, warning
+    _says_refused_not_missing(warning, bucket)

@@ -12,7 +12,7 @@ import asyncio
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
@@ -341,8 +341,29 @@ def _probe_sizes(
     return np.array(run_sync(_all()), dtype=np.int64)
 
 
+def _refused(exc: BaseException) -> bool:
+    """Tell whether *exc* is, or was caused by, a refusal (HTTP 401/403: access denied)."""
+    from napari_zarr_explorer.errors import AccessDeniedError
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, AccessDeniedError):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _unanswered(
-    where: str, path: str, count: int, total: int, what: str, key: str, exc: BaseException
+    where: str,
+    path: str,
+    count: int,
+    total: int,
+    what: str,
+    key: str,
+    exc: BaseException,
+    errors: Iterable[BaseException] = (),
 ) -> str:
     """Say that the store failed to answer for *count* of *total* chunks or shards.
 
@@ -355,11 +376,10 @@ def _unanswered(
     if at not in message:
         message = f"{at}: {message}"
     which = "their chunks show" if what == "shards" else "they show"
-    from napari_zarr_explorer.errors import AccessDeniedError
-
-    # a store that refuses (HTTP 403; S3 answers so for absent keys when it may not list)
-    # did answer: it would not say
-    did = "refused access to" if isinstance(exc, AccessDeniedError) else "failed to answer for"
+    # a store that refuses (HTTP 403; S3 answers so for absent keys when it may not list) did
+    # answer: it would not say. Said so when every failure (*errors*, else *exc*) was one.
+    refused = all(_refused(e) for e in (list(errors) or [exc]))
+    did = "refused access to" if refused else "failed to answer for"
     return (
         f"{_node_where(where, path)}: the store {did} {count} of {total} {what}; "
         f"{which} as unknown. The first: {message}"
@@ -1161,7 +1181,16 @@ def chunk_map(
             first = next(k for k in keys if k in failures)
             what = "shards" if sharding else "chunks"
             warnings.append(
-                _unanswered(where, path, len(failures), n_outer, what, first, failures[first])
+                _unanswered(
+                    where,
+                    path,
+                    len(failures),
+                    n_outer,
+                    what,
+                    first,
+                    failures[first],
+                    failures.values(),
+                )
             )
 
     outer_state = np.where(present_outer, PRESENT, MISSING).astype(np.uint8)
@@ -1379,7 +1408,16 @@ def _shard_occupancy(
         first = min(unanswered)
         key = _join(path, _codecs.chunk_key(_unravel(first, outer_grid), encoding))
         warnings.append(
-            _unanswered(where, path, len(unanswered), total, "shards", key, unanswered[first])
+            _unanswered(
+                where,
+                path,
+                len(unanswered),
+                total,
+                "shards",
+                key,
+                unanswered[first],
+                unanswered.values(),
+            )
         )
     crop = tuple(slice(0, g) for g in inner_grid)
     return state[crop].copy(), nbytes[crop].copy(), cancelled
@@ -1601,7 +1639,14 @@ def _verify(
         first_key, first_error = unanswered[min(unanswered)]
         warnings.append(
             _unanswered(
-                where, path, len(unanswered), total, "chunks", _join(path, first_key), first_error
+                where,
+                path,
+                len(unanswered),
+                total,
+                "chunks",
+                _join(path, first_key),
+                first_error,
+                (e for _, e in unanswered.values()),
             )
         )
     return cancelled

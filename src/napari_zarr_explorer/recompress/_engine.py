@@ -520,7 +520,14 @@ def _done_text(ts: TaskSpec, res: TaskResult, nunits: int) -> str:
 
 
 def _is_zarr_output(writer: _io.StoreWriter) -> bool:
-    return any(writer.get(k) is not None for k in ("zarr.json", ".zgroup", ".zarray", JOURNAL_NAME))
+    """Tell whether the output holds a Zarr store, or the start of one of ours.
+
+    A Zarr v2 run writes its marked ``.zattrs`` first: a run stopped right after it leaves
+    only that, which is still ours to overwrite or resume.
+    """
+    if any(writer.get(k) is not None for k in ("zarr.json", ".zgroup", ".zarray", JOURNAL_NAME)):
+        return True
+    return _is_unfinished(writer)
 
 
 def _name_of(url: str | None) -> str:
