@@ -252,6 +252,45 @@ def test_another_source_while_estimating_stops_the_estimate_and_never_shows_it(
     assert widget.estimate_label.text().startswith("/: now"), widget.estimate_label.text()
 
 
+@pytest.mark.parametrize("sample", [1, 16], ids=["read-every-chunk", "stopped-early"])
+def test_back_to_the_node_left_while_its_estimate_stops_shows_nothing_of_it(
+    make_napari_viewer,
+    qtbot,
+    slow_image: str,
+    http_server: LoopbackHTTPServer,
+    tmp_path: Path,
+    sample: int,
+) -> None:
+    """Leaving a node stops its estimate; coming back to it before that estimate has ended
+    must not show it as if the user had cancelled it (or as finished despite a cancel):
+    the user never clicked Cancel. Once it ends, the buttons are usable again."""
+    _viewer, widget = _dock(make_napari_viewer, slow_image, (128, 128))
+    type_into(qtbot, widget.chunks_edit, "16,16")
+    type_into(qtbot, widget.shards_edit, "none")
+    widget.form.sample.value = sample
+    other = write_array(tmp_path / "b.zarr", blobs((32, 32), dtype="uint16"), chunks=(16, 16))
+    qtbot.mouseClick(widget.estimate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any("/c/" in p for p in http_server.arrived), timeout=60000)
+    widget.set_source(str(other), "", (32, 32))
+    widget.set_source(slow_image, "", (128, 128))  # back to A while its estimate still runs
+    assert widget.busy and widget.estimate_label.text() == ""
+    assert not widget.estimate_button.isEnabled() and widget.cancel_button.isEnabled()
+    http_server.release()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120000)
+    text = widget.estimate_label.text()
+    assert text == "", text  # neither "Estimate cancelled." nor "finished before the cancel"
+    assert widget.run_estimate is None and widget.estimate_table.rowCount() == 0
+    assert not widget.estimate_warning.isVisibleTo(widget)
+    assert widget.estimate_button.isEnabled() and widget.run_button.isEnabled()
+    assert not widget.cancel_button.isEnabled()
+    assert widget.run_button.toolTip() != "Wait for the estimate to end, or Cancel it"
+    # an estimate started now is shown as usual
+    _estimate(qtbot, widget)
+    assert widget.estimate_table.rowCount() > 0
+    text = widget.estimate_label.text()
+    assert text.startswith("/: ") and "cancel" not in text, text
+
+
 def test_the_estimate_says_how_many_arrays_are_sampled(
     make_napari_viewer, qtbot, http_server: LoopbackHTTPServer
 ) -> None:

@@ -104,6 +104,9 @@ class RecompressWidget(QWidget):
         self._tasks: list[Task] = []
         self._run_task: Task | None = None
         self._estimate_task: Task | None = None
+        # bumped by each estimate started and each other node selected: only the estimate of
+        # the latest number may draw or speak (an older one ending only frees the buttons)
+        self._estimate_generation = 0
         self._explorer: Any = None
         self._cancelling = False
         self.setObjectName("napari-zarr-explorer recompress")
@@ -320,6 +323,7 @@ class RecompressWidget(QWidget):
         # the shards follow the chunks shown (the user's own, or those just suggested)
         self.form.set_source_shape(self.level0_shape)
         if not same:
+            self._estimate_generation += 1  # an estimate still running is no longer shown
             estimating = self._estimate_task if self.estimating else None
             if estimating is not None:  # the estimate of the node left stops, and is not shown
                 estimating.cancel_event.set()
@@ -521,9 +525,13 @@ class RecompressWidget(QWidget):
         self._show_growth(None)
         what = path or shown_url(url)
         shown: list[bool] = []  # whether the estimate's figures came
+        self._estimate_generation += 1
+        generation = self._estimate_generation
 
-        def current() -> bool:  # the node estimated is still the source (never drawn else)
-            return (self.source_url, self.source_path) == (url, path)
+        def current() -> bool:
+            # the latest estimate, of the node still selected: comparing the node alone would
+            # take an estimate stopped by leaving the node for one cancelled here on coming back
+            return generation == self._estimate_generation
 
         def done(run: RunEstimate) -> None:
             if not current():
