@@ -915,6 +915,7 @@ def test_a_cancelled_run_keeps_saying_cancelling_until_it_ends(
     assert w.error is None, w.error
     w.recompress_form.output.value = str(tmp_path / "out.zarr")
     lines: list[str] = []
+    moves: list[int] = []  # the progress bar's values after the cancel
     http_server.hold("img.ome.zarr/*/c/*")
     try:
         w.recompress_form.run_button.native.click()
@@ -922,12 +923,16 @@ def test_a_cancelled_run_keeps_saying_cancelling_until_it_ends(
         w.recompress_form.cancel_button.native.click()
         assert _text(w.progress_label.value) == "Cancelling..."
         w.progress_label.observe(lambda change: lines.append(_text(change["new"])), names="value")
+        w.progress.observe(lambda change: moves.append(change["new"]), names="value")
+        assert not moves  # the chunks read are held: nothing progresses before the release
     finally:
         http_server.release()
     assert w.wait(timeout=120)
     report = w.recompress_report
     assert report is not None, w.progress_label.value
-    # only the end is said after "Cancelling...": how the run ended
+    # the tasks running at the cancel finished and said so: progress did come after it ...
+    assert moves, "no progress came after the cancel: nothing could overwrite 'Cancelling...'"
+    # ... and only the end is said after "Cancelling...": how the run ended
     assert len(lines) <= 1, lines
     assert not [line for line in lines if re.match(r"\w+: \d+/\d+$", line)], lines
 
