@@ -226,7 +226,7 @@ def render_notebook(out: Path) -> None:
             "import napari_zarr_explorer as nze\n\n"
             f"explorer = nze.explore({str(sample_path())!r})\n"
             'explorer.select("0")\n'
-            "explorer.map_chunks()\n"
+            "explorer.map_chunks(wait=True)\n"
             "explorer"
         )
     ]
