@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,16 @@ def notifications() -> Iterator[list[str]]:
         yield seen
     finally:
         notification_manager.notification_ready.disconnect(_record)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test.
+
+    The socket stays bound but never listens: the port is not handed to anyone else meanwhile
+    (a port merely freed could be reused by another server), and a connection to it is
+    refused at once.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])

@@ -7,8 +7,6 @@ and the URL. Everything runs against a real HTTP server on loopback, in a real n
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,19 +27,6 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NZE_REMOTE_RETRIES", "1")
     monkeypatch.setenv("NZE_REMOTE_BACKOFF", "0.01")
     monkeypatch.setenv("NZE_REMOTE_TIMEOUT", "5")
-
-
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A loopback port that refuses connections for the whole test.
-
-    The socket stays bound but never listens: the port is not handed to anyone else meanwhile
-    (a port merely freed could be reused by another server), and a connection to it is
-    refused at once.
-    """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
 
 
 def _root_text(explorer) -> str:

@@ -76,19 +76,6 @@ def silent() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A loopback port that refuses connections for the whole test.
-
-    The socket stays bound but never listens: the port is not handed to anyone else meanwhile
-    (a port merely freed could be reused by another server), and a connection to it is
-    refused at once.
-    """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
-
-
 def _open(qtbot, explorer: ExplorerWidget, url: str) -> None:
     explorer.location_edit.setFocus()
     explorer.location_edit.selectAll()
