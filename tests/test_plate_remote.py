@@ -368,3 +368,31 @@ def test_saving_a_plate_well_with_a_damaged_chunk_fails_after_it_was_shown(
     assert "chunk 1.2.3 could not be read" in message and f"{url}/B/1/field-0/0" in message
     assert "Nothing was kept" in message, message
     assert not out.exists()
+
+
+def test_a_plate_well_chunk_the_server_failed_shows_once_the_server_recovered(
+    http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A well read through its own arrays shows a chunk the server failed as the fill value,
+    with a warning; once the server recovered, a later read shows the well's real pixels."""
+    from napari_zarr_explorer.store import remote
+
+    monkeypatch.setenv("NZE_REMOTE_RETRIES", "1")
+    monkeypatch.setenv("NZE_REMOTE_BACKOFF", "0.01")
+    monkeypatch.setattr(remote, "FAILURE_TTL", 0.0)
+    monkeypatch.setattr(remote, "_BREAKER_FAILURES", 1000)
+    root, url = _plate(http_server, tmp_path, "0.4", rows=2, cols=2, fields=1)
+    _move_fields(root, "B/1")  # read through its own metadata and arrays
+    level = root / "B" / "1" / "field-0" / "0"
+    values = _own(root, "B/1", "field-0", 0)
+    shutil.rmtree(level)
+    testing.write_array(level, values, zarr_format=2, chunks=(1, 16, 16))
+    http_server.fail("plate.zarr/B/1/field-0/0/1.2.3", 500)
+    layer = open_layers(url)[0]
+    with pytest.warns(ExplorerWarning, match="1.2.3"):
+        shown = _tile(layer[0], 0, 1, 0)
+    assert not shown[1, 32:48, 48:64].any()  # the fill value, where napari shows it
+    np.testing.assert_array_equal(shown[0], values[0])
+
+    http_server.clear_faults()
+    np.testing.assert_array_equal(_tile(layer[0], 0, 1, 0), values)

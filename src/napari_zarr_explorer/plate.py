@@ -211,9 +211,18 @@ class PlateSource:
                 self._cache_nbytes -= old.nbytes
 
     def read_wells(
-        self, fld: str, fld_index: int, level: int, requests: list[tuple[str, tuple[slice, ...]]]
+        self,
+        fld: str,
+        fld_index: int,
+        level: int,
+        requests: list[tuple[str, tuple[slice, ...]]],
+        missed: set[str] | None = None,
     ) -> list[np.ndarray]:
         """Read ``(well, region of the field level)`` pairs, all at once; fill value if empty.
+
+        The wells (store keys) where a chunk the store did not deliver is shown as the fill value
+        are added to *missed* when given (such a read is not to be kept: a later one asks
+        again).
 
         Inside :func:`~napari_zarr_explorer.pyramid.strict_reads` (a save), a well shown empty
         because it could not be read is read again through its own metadata, and raises if it
@@ -227,11 +236,11 @@ class PlateSource:
         for i, (rel, sel) in enumerate(requests):
             well = self.wells[rel]
             if well.state == "empty" and _strict() and not well.absent:
-                out[i] = self._read_own(well, fld_index, level, sel)
+                out[i] = self._read_own(well, fld_index, level, sel, missed)
             elif well.state == "empty":
                 out[i] = np.zeros(_shape(sel), dtype=tmpl.dtype)
             elif well.state == "own":
-                out[i] = self._read_own(well, fld_index, level, sel)
+                out[i] = self._read_own(well, fld_index, level, sel, missed)
             else:
                 todo.append(i)
 
@@ -244,7 +253,7 @@ class PlateSource:
                 out[i] = data
                 continue
             # nothing stored where the first well's layout says, or it did not decode
-            out[i] = self._check_and_read(well, fld, fld_index, level, sel, data)
+            out[i] = self._check_and_read(well, fld, fld_index, level, sel, data, missed)
         return [o if o is not None else np.zeros(0) for o in out]
 
     def _batch(
@@ -311,6 +320,7 @@ class PlateSource:
         level: int,
         sel: tuple[slice, ...],
         data: np.ndarray | None,
+        missed: set[str] | None = None,
     ) -> np.ndarray:
         from napari_zarr_explorer.pyramid import _strict
         from napari_zarr_explorer.store import safe_join
@@ -334,10 +344,15 @@ class PlateSource:
         # a strict read (a save) asks again, as read_wells does
         if well.state == "empty" and not (_strict() and not well.absent):
             return np.zeros(_shape(sel), dtype=tmpl.dtype)
-        return self._read_own(well, fld_index, level, sel)
+        return self._read_own(well, fld_index, level, sel, missed)
 
     def _read_own(
-        self, well: _Well, fld_index: int, level: int, sel: tuple[slice, ...]
+        self,
+        well: _Well,
+        fld_index: int,
+        level: int,
+        sel: tuple[slice, ...],
+        missed: set[str] | None = None,
     ) -> np.ndarray:
         tmpl = self.templates[level]
         out = np.zeros(_shape(sel), dtype=tmpl.dtype)
@@ -374,8 +389,11 @@ class PlateSource:
             slice(min(s.start, n), min(s.stop, n)) for s, n in zip(sel, reader.shape, strict=True)
         )
         if all(s.stop > s.start for s in inner):
-            part = reader.read(inner)
+            lost: set[tuple[int, ...]] = set()
+            part = reader.read(inner, missed=lost)
             out[tuple(slice(0, s.stop - s.start) for s in inner)] = part
+            if lost and missed is not None:
+                missed.add(well.path)
         return out
 
 
@@ -513,12 +531,20 @@ class PlateLevel:
             else:
                 need.append(i)
         if need:
+            # a well where a chunk was not delivered is not kept: its fill values would hide
+            # the real pixels from every later read, once the server has recovered
+            missed: set[str] = set()
             datas = self.source.read_wells(
-                self.fld, self.fld_index, self.level, [(wanted[i][0], wanted[i][1]) for i in need]
+                self.fld,
+                self.fld_index,
+                self.level,
+                [(wanted[i][0], wanted[i][1]) for i in need],
+                missed,
             )
             for i, data in zip(need, datas, strict=True):
                 got[i] = data
-                if whole and self.source.wells[wanted[i][0]].state != "empty":
+                well = self.source.wells[wanted[i][0]]
+                if whole and well.state != "empty" and well.path not in missed:
                     self.source.keep(wanted[i][0], self.fld, self.level, data)
         for i, (_, _, pick, dst) in enumerate(wanted):
             out[dst] = got[i][pick]

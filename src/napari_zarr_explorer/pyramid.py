@@ -453,11 +453,19 @@ class ChunkReader:
         out = self.read(region)
         return out if trivial else out[post]
 
-    def read(self, sel: tuple[slice, ...], *, out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self,
+        sel: tuple[slice, ...],
+        *,
+        out: np.ndarray | None = None,
+        missed: set[tuple[int, ...]] | None = None,
+    ) -> np.ndarray:
         """Read the region *sel* (one step-1 slice per dimension).
 
         With *out* (an array of the region's shape and of this reader's dtype, e.g. a view into
-        a larger result), the region is written into it and it is returned.
+        a larger result), the region is written into it and it is returned. The grid
+        coordinates of the chunks the store did not deliver (shown as the fill value) are added
+        to *missed* when given.
         """
         shape = tuple(s.stop - s.start for s in sel)
         if out is not None and out.shape != shape:
@@ -466,12 +474,12 @@ class ChunkReader:
             return np.empty(shape, dtype=self.dtype) if out is None else out
         self.check_limit(sel)
         if self.cache is not None and not (_strict() and self._touches_bad(sel)):
-            data = self._read_cached(sel, shape)
+            data = self._read_cached(sel, shape, missed)
             if out is None:
                 return data
             out[...] = data
             return out
-        return self._read_region(sel, shape, out)
+        return self._read_region(sel, shape, out, missed)
 
     def _read_region(
         self,
@@ -505,15 +513,23 @@ class ChunkReader:
             for a, b, c, n in zip(lo, hi, self.chunks, self.shape, strict=True)
         )
 
-    def _read_cached(self, sel: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
-        """Read *sel* through the chunk cache: only the chunks it does not hold are fetched."""
+    def _read_cached(
+        self,
+        sel: tuple[slice, ...],
+        shape: tuple[int, ...],
+        missed: set[tuple[int, ...]] | None = None,
+    ) -> np.ndarray:
+        """Read *sel* through the chunk cache: only the chunks it does not hold are fetched.
+
+        The chunks not delivered are added to *missed* when given (and never cached).
+        """
         cache = self.cache
         assert cache is not None
         ranges = self._chunk_ranges(sel)
         count = math.prod(len(r) for r in ranges)
         if count * self.chunk_nbytes > cache.max_bytes // 2:
             # more than the cache could keep: read it plainly, keep nothing
-            return self._read_region(sel, shape)
+            return self._read_region(sel, shape, None, missed)
         held: dict[tuple[int, ...], np.ndarray] = {}
         missing: list[tuple[int, ...]] = []
         for coords in product(*ranges):
@@ -526,22 +542,24 @@ class ChunkReader:
         fetched = []
         # chunks the store did not deliver are not kept: their fill values would hide the real
         # ones from every later read, once the server has recovered
-        missed: set[tuple[int, ...]] = set()
+        lost: set[tuple[int, ...]] = set()
         for lo, hi in boxes:
             region = self._chunk_region(lo, hi)
-            data = self._read_region(region, tuple(s.stop - s.start for s in region), None, missed)
+            data = self._read_region(region, tuple(s.stop - s.start for s in region), None, lost)
             # The cache keeps views of the chunks into the region read, and the region may be
             # returned as it is: no copy, and no fresh memory to touch. So it is read-only.
             data.flags.writeable = False
             fetched.append((region, data))
             for coords in product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
-                if coords in missed:
+                if coords in lost:
                     continue
                 part = tuple(
                     slice(c * size - r.start, min((c + 1) * size, n) - r.start)
                     for c, size, r, n in zip(coords, self.chunks, region, self.shape, strict=True)
                 )
                 cache.put((self._id, coords), data[part])
+        if missed is not None:
+            missed |= lost
         if len(fetched) == 1 and not held and fetched[0][0] == sel:
             return fetched[0][1]  # the read was exactly the selection
         out = np.empty(shape, dtype=self.dtype)
