@@ -179,3 +179,64 @@ def test_save_dock_errors_are_sentences_in_the_docks_words(make_napari_viewer, q
     status = widget.status.value
     assert status.startswith("The output") and status.endswith("or tick Overwrite."), status
     assert "--" not in status and "overwrite=True" not in status
+
+
+def _arrived(server, pattern: str) -> None:
+    """Wait until a request matching *pattern* reached *server* (fails on a hang only)."""
+    import fnmatch
+    import time
+
+    deadline = time.monotonic() + 120
+    while not any(fnmatch.fnmatchcase(p, pattern) for p in list(server.arrived)):
+        assert time.monotonic() < deadline, f"no request for {pattern}: {server.arrived}"
+        time.sleep(0.01)
+
+
+# the last plane of every level: napari shows the middle one, so only a save asks for these
+HELD = "img.ome.zarr/*/c/2/*"
+
+
+def _remote_layer(viewer, http_server, tmp_path, levels):
+    from napari_zarr_explorer import testing
+
+    src = testing.write_ome_image(
+        tmp_path / "img.ome.zarr",
+        shape=(3, 256, 256),
+        axes="zyx",
+        levels=levels,
+        chunks=(1, 32, 32),
+    )
+    url = http_server.publish(src, "img.ome.zarr")
+    viewer.open(url, plugin="napari-zarr-explorer")
+    assert viewer.dims.current_step[0] == 1
+    np.asarray(viewer.layers[0].data[0][1])  # what napari shows is read (and cached) first
+    http_server.clear_log()
+
+
+def _save_and_cancel_while_held(widget, qtbot, http_server, out):
+    widget.form.path.value = str(out)
+    http_server.hold(HELD)
+    try:
+        widget.form.save_button.clicked.emit()
+        _arrived(http_server, HELD)  # the save is reading: a task waits for its answer
+        with qtbot.waitSignal(widget.finished, timeout=120_000):
+            widget.form.cancel_button.clicked.emit()
+            http_server.release()
+    finally:
+        http_server.release()
+
+
+def test_save_dock_cancelled_mid_save_says_nothing_was_kept(
+    make_napari_viewer, qtbot, http_server, tmp_path
+):
+    from napari_zarr_explorer._qt.save import SaveWidget
+
+    viewer = make_napari_viewer()
+    # cancelled while its first reads wait for the server: the save is far from done
+    _remote_layer(viewer, http_server, tmp_path, levels=7)
+    widget = SaveWidget(viewer)
+    out = tmp_path / "out.ome.zarr"
+    _save_and_cancel_while_held(widget, qtbot, http_server, out)
+    assert widget.status.value == "Cancelled: nothing was kept."
+    assert not out.exists()
+    assert widget.form.save_button.enabled and not widget.form.cancel_button.enabled

@@ -126,8 +126,11 @@ class SaveWidget(QWidget):
         self.task.start()
 
     def cancel(self, *_: Any) -> None:
+        # only the event: the save stops between tasks, removes what it wrote and reports it
+        # (or, cancelled once every task was written, reports a saved output); quitting the
+        # worker would drop that report and the dock would say "Cancelled." either way
         if self.task is not None and self.task.running:
-            self.task.cancel()
+            self.task.cancel_event.set()
 
     def _done(self, report: Any) -> None:
         self._reported = True
