@@ -207,3 +207,16 @@ def test_every_figure_of_compression_is_named_for_what_it_is(
     # the estimate of a run (a group with arrays not sampled) names it the same way
     run = _run(src)
     assert not _bare_ratios(run._repr_html_())
+
+
+def test_a_cancelled_estimate_draws_no_advice_from_part_of_its_sample(tmp_path: Path) -> None:
+    """A cancelled estimate projects the arrays it did not sample from the ones it did: it says
+    what it sampled, and gives no growth warning or advice drawn from those partial figures."""
+    import dataclasses
+
+    src = _noise_group(tmp_path / "noise.zarr")
+    run = _run(src, sample=100)
+    assert growth_warning(run, 0) is not None  # the whole sample: the warning stands
+    cancelled = dataclasses.replace(run, cancelled=True)
+    assert growth_warning(cancelled, 0) is None
+    assert "Keep the source" not in cancelled._repr_html_()

@@ -1143,10 +1143,14 @@ def growth_warning(
         does not compress further with these codecs (...). Keep the source as it is, or keep its
         encoding; to rewrite it anyway, use no compression (none) or larger chunks (fewer,
         fuller objects)."``; None when it is projected no larger (or either size is
-        unknown).
+        unknown), and for a cancelled estimate: its figures come from part of the sample (the
+        arrays it did not reach are projected from those it did), so no advice is drawn from
+        them; :meth:`RunEstimate.sampled_text` says what was sampled.
     """
     from napari_zarr_explorer._html import human_bytes
 
+    if run.cancelled:  # figures from part of the sample: no advice is drawn from them
+        return None
     now, projected = run.bytes_now, run.projected(index)
     if not now or projected is None or projected <= now:
         return None

@@ -139,6 +139,35 @@ def test_partial_output_is_flagged_and_not_taken_as_source(
     assert any("unfinished" in m for m in notifications)
 
 
+def test_an_unfinished_output_inside_a_folder_is_named_not_the_folder(
+    docks, qtbot, image: Path, tmp_path: Path, notifications
+) -> None:
+    """A folder holding stores, one of them an unfinished output: the warning names that one
+    (never 'the folder is an unfinished output... delete it'), and only it is marked."""
+    import shutil
+    import threading
+
+    from napari_zarr_explorer.recompress import recompress as run
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    shutil.copytree(image, folder / "done.ome.zarr")
+    cancel = threading.Event()
+    cancel.set()
+    assert run(image, folder / "partial.zarr", cancel=cancel, chunks=(1, 1, 16, 16)).cancelled
+    _viewer, explorer, _recompress = docks
+    notifications.clear()
+    open_in_explorer(qtbot, explorer, str(folder))
+    assert not explorer.incomplete
+    assert explorer.incomplete_paths == ("partial.zarr",)
+    said = [m for m in notifications if "unfinished" in m]
+    assert said and all("partial.zarr" in m for m in said), said
+    assert not any(m.startswith(f"{folder} is an unfinished") for m in said), said
+    assert "INCOMPLETE" not in explorer.status_label.text()
+    marked = [p for p, item in explorer._items.items() if "(incomplete)" in item.text(1)]
+    assert marked == ["partial.zarr"], marked
+
+
 def test_refusing_a_complete_output_says_so_in_the_docks_words(
     make_napari_viewer, qtbot, tmp_path: Path, notifications
 ) -> None:

@@ -240,3 +240,19 @@ def test_save_dock_cancelled_mid_save_says_nothing_was_kept(
     assert widget.status.value == "Cancelled: nothing was kept."
     assert not out.exists()
     assert widget.form.save_button.enabled and not widget.form.cancel_button.enabled
+
+
+def test_the_chunk_maps_overlays_are_not_offered_for_saving(make_napari_viewer):
+    """The Chunk map's own layers (the map and the grid) are not data to save: not listed, not
+    selected, so they never make the layers 'differ in shape'."""
+    from napari_zarr_explorer._qt._provenance import OVERLAY_KEY
+    from napari_zarr_explorer._qt.save import SaveWidget
+
+    viewer = make_napari_viewer()
+    _scene(viewer)
+    viewer.add_image(np.zeros((4, 4), "float32"), name="x chunk map", metadata={OVERLAY_KEY: True})
+    widget = SaveWidget(viewer)
+    names = [layer.name for layer in widget.form.selected_layers()]
+    assert "x chunk map" not in names and names, names
+    assert "x chunk map" not in widget._layers()
+    assert "differ in shape" not in str(widget.form.estimate.value)

@@ -334,7 +334,8 @@ class ExplorerWidget(QWidget):
         self.setMinimumWidth(400)  # the tree's five columns and the five tabs, uncut
         self._pending_layer: Any = None
         self._reading: str | None = None
-        self.incomplete = False
+        self.incomplete = False  # the store shown is itself an unfinished recompression output
+        self.incomplete_paths: tuple[str, ...] = ()  # the nodes that are, the store or below
         _EXPLORERS[napari_viewer] = self
         colors = theme_colors(napari_viewer)
 
@@ -577,12 +578,29 @@ class ExplorerWidget(QWidget):
                     f"{location.shown} is an unfinished recompression output: its data is partly "
                     "missing. Finish it in Recompress with Resume ticked, or delete it."
                 )
+            elif self.incomplete_paths:  # below the store: named, the store itself is not one
+                from napari_zarr_explorer.store.locate import node_where
+
+                named = ", ".join(node_where(location.shown, p) for p in self.incomplete_paths[:3])
+                more = len(self.incomplete_paths) - 3
+                notify_warning(
+                    f"{named}{f' and {more} more' if more > 0 else ''}: unfinished recompression "
+                    "output; its data is partly missing. Select it to see it; finish it in "
+                    "Recompress with Resume ticked."
+                )
 
         def failed(exc: BaseException) -> None:
             self.open_button.setEnabled(True)
             self._open_failed(location.shown, target, _denied_text(exc, location) or exc)
 
         self._run(work, f"Reading {location.name}", done, failed)
+
+    def _unfinished(self, path: str) -> str | None:
+        """Return the unfinished recompression output holding the node *path*, or None."""
+        for root in self.incomplete_paths:
+            if not root or path == root or path.startswith(root + "/"):
+                return root
+        return None
 
     def _open_failed(self, shown: str, target: str | None, problem: BaseException | str) -> None:
         """Say that the store *shown* could not be read, why, and what the tree still shows.
@@ -617,7 +635,11 @@ class ExplorerWidget(QWidget):
         self.problem_label.hide()
         self.url = url
         self.report = report
-        self.incomplete = any("incomplete output" in w for w in report.warnings)
+        # unfinished outputs: the store itself, or nodes below it (a folder of stores)
+        self.incomplete_paths = tuple(
+            n.path for n in report.nodes if any("incomplete output" in w for w in n.warnings)
+        )
+        self.incomplete = report.path in self.incomplete_paths
         self.validation = None
         self.nodes = build_nodes(report)
         self.tree.clear()
@@ -656,7 +678,7 @@ class ExplorerWidget(QWidget):
             for col in (0, 3, 4):
                 if not item.toolTip(col):
                     item.setToolTip(col, item.text(col))
-            if self.incomplete and path == report.path:
+            if path in self.incomplete_paths:
                 item.setIcon(0, icon("warning", colors.get("warning", "#e3b617")))
                 item.setToolTip(0, "Unfinished recompression output: data partly missing")
                 item.setText(1, f"{node.label} (incomplete)")
@@ -809,7 +831,7 @@ class ExplorerWidget(QWidget):
             rows = array_rows(report)
         elif report.kind != "error":
             rows = group_rows(node, self.nodes)
-        if self.incomplete:  # bytes of data never written would make any ratio a fiction
+        if self._unfinished(node.path) is not None:  # data never written: any ratio a fiction
             rows = [
                 (k, "- (unfinished output)" if k == "Compression ratio" else v) for k, v in rows
             ]
@@ -951,10 +973,13 @@ class ExplorerWidget(QWidget):
         if node is None or self.url is None:
             return
         url = self.url
-        if self.incomplete:
+        unfinished = self._unfinished(path)
+        if unfinished is not None:
+            from napari_zarr_explorer.store.locate import node_where
+
             notify_warning(
-                f"{shown_url(url)} is an unfinished recompression output: parts not written "
-                "yet show as empty (the fill value)."
+                f"{node_where(shown_url(url), unfinished)} is an unfinished recompression output:"
+                " parts not written yet show as empty (the fill value)."
             )
         if node.kind == "error":
             from napari_zarr_explorer.store.locate import node_where

@@ -80,10 +80,15 @@ class SaveWidget(QWidget):
         self._refresh()
 
     def _layers(self) -> dict[str, Any]:
+        """Return the image and labels layers a user may save (not the Chunk map's overlays)."""
         from napari.layers import Image, Labels
 
+        from napari_zarr_explorer._qt._provenance import OVERLAY_KEY
+
         return {
-            layer.name: layer for layer in self.viewer.layers if isinstance(layer, Image | Labels)
+            layer.name: layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Image | Labels) and not layer.metadata.get(OVERLAY_KEY)
         }
 
     def _refresh(self, *_: Any) -> None:
