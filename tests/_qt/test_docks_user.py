@@ -155,7 +155,7 @@ def test_an_unfinished_output_inside_a_folder_is_named_not_the_folder(
     cancel = threading.Event()
     cancel.set()
     assert run(image, folder / "partial.zarr", cancel=cancel, chunks=(1, 1, 16, 16)).cancelled
-    _viewer, explorer, _recompress = docks
+    _viewer, explorer, recompress = docks
     notifications.clear()
     open_in_explorer(qtbot, explorer, str(folder))
     assert not explorer.incomplete
@@ -166,6 +166,13 @@ def test_an_unfinished_output_inside_a_folder_is_named_not_the_folder(
     assert "INCOMPLETE" not in explorer.status_label.text()
     marked = [p for p, item in explorer._items.items() if "(incomplete)" in item.text(1)]
     assert marked == ["partial.zarr"], marked
+    # selected, the finished store becomes the Recompress source; the unfinished one does not
+    explorer.select_path("done.ome.zarr")
+    qtbot.waitUntil(lambda: recompress.source_path == "done.ome.zarr", timeout=10000)
+    explorer.select_path("partial.zarr")
+    qtbot.waitUntil(lambda: "unfinished output" in recompress.progress_label.text(), timeout=10000)
+    assert recompress.source_path == "done.ome.zarr"
+    assert "partial.zarr is an unfinished output" in recompress.progress_label.text()
 
 
 def test_refusing_a_complete_output_says_so_in_the_docks_words(

@@ -595,7 +595,7 @@ class ExplorerWidget(QWidget):
 
         self._run(work, f"Reading {location.name}", done, failed)
 
-    def _unfinished(self, path: str) -> str | None:
+    def unfinished_at(self, path: str) -> str | None:
         """Return the unfinished recompression output holding the node *path*, or None."""
         for root in self.incomplete_paths:
             if not root or path == root or path.startswith(root + "/"):
@@ -831,7 +831,7 @@ class ExplorerWidget(QWidget):
             rows = array_rows(report)
         elif report.kind != "error":
             rows = group_rows(node, self.nodes)
-        if self._unfinished(node.path) is not None:  # data never written: any ratio a fiction
+        if self.unfinished_at(node.path) is not None:  # data never written: any ratio a fiction
             rows = [
                 (k, "- (unfinished output)" if k == "Compression ratio" else v) for k, v in rows
             ]
@@ -973,7 +973,7 @@ class ExplorerWidget(QWidget):
         if node is None or self.url is None:
             return
         url = self.url
-        unfinished = self._unfinished(path)
+        unfinished = self.unfinished_at(path)
         if unfinished is not None:
             from napari_zarr_explorer.store.locate import node_where
 

@@ -258,12 +258,16 @@ class RecompressWidget(QWidget):
             return
         if self.report is not None and explorer.url == _normal(self.report.destination):
             return  # the result of the last run, opened to look at it: keep the source
-        if explorer.incomplete:
-            # an unfinished output is something to resume or delete, not a source
-            if explorer.url != self.source_url:
+        unfinished = explorer.unfinished_at(path)
+        if unfinished is not None:
+            # an unfinished output (the store, or one inside it) is something to resume or
+            # delete, not a source
+            from napari_zarr_explorer.store.locate import node_where
+
+            if (explorer.url, unfinished) != (self.source_url, self.source_path):
+                where = node_where(explorer.shown_url or "", unfinished)
                 self.progress_label.setText(
-                    f"{explorer.shown_url} is an unfinished output, so it is not used as the "
-                    "source."
+                    f"{where} is an unfinished output, so it is not used as the source."
                 )
             return
         node = explorer.nodes.get(path)
