@@ -368,16 +368,7 @@ class EstimateReport:
                 )
             )
         return head + _html.table(
-            [
-                "candidate",
-                "compression ratio",
-                "encode MB/s",
-                "decode MB/s",
-                "projected size",
-                "objects",
-                "max error",
-                "problems",
-            ],
+            [*CANDIDATE_COLUMNS, "max error", "problems"],
             rows,
         )
 
@@ -800,6 +791,17 @@ class ArrayEstimate:
     report: EstimateReport
     bytes_now: int | None
     """What it stores now (None when unknown)."""
+
+
+#: The columns of a table of candidates (the command line's and the HTML's), before their own.
+CANDIDATE_COLUMNS = (
+    "candidate",
+    "compression ratio",
+    "encode MB/s",
+    "decode MB/s",
+    "projected size",
+    "objects",
+)
 
 
 @dataclass(frozen=True)

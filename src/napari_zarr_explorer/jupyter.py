@@ -15,7 +15,7 @@ import json
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -110,6 +110,18 @@ def _legend(cmap: ChunkMap) -> str:
 def _error_html(exc: BaseException) -> str:
     """Show *exc* as the docks do (:func:`~napari_zarr_explorer.errors.error_message`), in red."""
     return f"<span style='color:#c62828'>{_esc(error_message(exc))}</span>"
+
+
+def _background(work: Callable[[], None], name: str, *, wait: bool) -> threading.Thread:
+    """Run *work* on a daemon thread named *name*, so that the kernel stays free.
+
+    With *wait*, return once it has ended.
+    """
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    if wait:
+        thread.join()
+    return thread
 
 
 def _esc(value: Any) -> str:
@@ -528,13 +540,9 @@ class NotebookExplorer:
                         self._mapping = False
                         self._update_map_buttons()
 
-        thread = threading.Thread(target=work, name="nze-chunk-map", daemon=True)
+        thread = _background(work, "nze-chunk-map", wait=wait)
         self._map_threads = [t for t in self._map_threads if t.is_alive()] + [thread]
-        thread.start()
-        if wait:
-            thread.join()
-            return self.cmap
-        return None
+        return self.cmap if wait else None
 
     def _draw_map(self, cmap: ChunkMap, target: str, *, verify: bool) -> None:
         """Show *cmap*: its picture, legend and summary (call with :attr:`_lock` held).
@@ -709,13 +717,8 @@ class NotebookExplorer:
                     self._estimating = False
                     self._update_buttons()
 
-        thread = threading.Thread(target=work, name="nze-estimate", daemon=True)
-        self._estimate_thread = thread
-        thread.start()
-        if wait:
-            thread.join()
-            return self.estimate_report
-        return None
+        self._estimate_thread = _background(work, "nze-estimate", wait=wait)
+        return self.estimate_report if wait else None
 
     def run(self, *, wait: bool = False) -> Any:
         """Recompress the selected node into the form's Output, in a thread with progress.
@@ -778,13 +781,8 @@ class NotebookExplorer:
                     self._running = False
                     self._update_buttons()
 
-        thread = threading.Thread(target=work, name="nze-recompress", daemon=True)
-        self._thread = thread
-        thread.start()
-        if wait:
-            thread.join()
-            return self.recompress_report
-        return None
+        self._thread = _background(work, "nze-recompress", wait=wait)
+        return self.recompress_report if wait else None
 
     def cancel(self) -> None:
         """Stop the estimate (the arrays not sampled yet are projected) and the run (resumable).

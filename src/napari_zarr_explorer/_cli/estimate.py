@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from napari_zarr_explorer._cli.chunks import _default_array
     from napari_zarr_explorer._html import human_bytes, plural
-    from napari_zarr_explorer.estimate import NOTHING_TO_SAMPLE, estimate
+    from napari_zarr_explorer.estimate import CANDIDATE_COLUMNS, NOTHING_TO_SAMPLE, estimate
 
     options = storage_options(args)
     if args.all_arrays:
@@ -125,14 +125,7 @@ def run(args: argparse.Namespace) -> int:
     else:  # every candidate is "not possible": none was tried on a chunk
         title = "no candidate is possible: nothing sampled"
     table = Table(title=title)
-    for col in (
-        "candidate",
-        "compression ratio",
-        "encode MB/s",
-        "decode MB/s",
-        "projected size",
-        "objects",
-    ):
+    for col in CANDIDATE_COLUMNS:
         table.add_column(col, justify="left" if col == "candidate" else "right")
     table.add_column("max error", justify="right")
     best = report.best
