@@ -449,6 +449,22 @@ def serve_sharded_image(
 # S3 (moto)
 
 
+#: The environment variables that give AWS credentials or endpoints: cleared by tests that
+#: must not pick up the machine's own.
+AWS_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
 class S3Server:
     """moto's S3 server on loopback with a public and a private bucket.
 

@@ -13,26 +13,15 @@ from napari_zarr_explorer import testing
 from napari_zarr_explorer.errors import AccessDeniedError, ExplorerWarning
 from napari_zarr_explorer.store import parse_location
 from napari_zarr_explorer.store.remote import ChunkFetchError, fetch_many, open_remote_store
+from servers import AWS_VARS
 
 FAST = {"explorer_retries": 1, "explorer_backoff": 0.01, "explorer_timeout": 10}
-_AWS_VARS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
 
 
 @pytest.fixture
 def no_aws(monkeypatch, tmp_path):
     """An environment without any AWS credentials or configuration."""
-    for var in _AWS_VARS:
+    for var in AWS_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))

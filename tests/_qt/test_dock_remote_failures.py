@@ -19,16 +19,7 @@ from qtpy.QtCore import Qt
 from napari_zarr_explorer._qt.recompress import RecompressWidget, output_state
 from napari_zarr_explorer._qt.save import SaveWidget
 from napari_zarr_explorer.testing import write_array, write_ome_image
-
-_AWS_VARS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-)
+from servers import AWS_VARS
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +33,7 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path):
     """napari started with the loopback S3 endpoint and credentials in its environment."""
-    for var in _AWS_VARS:
+    for var in AWS_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))

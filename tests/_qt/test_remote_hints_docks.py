@@ -21,21 +21,10 @@ from qtpy.QtCore import Qt
 
 from napari_zarr_explorer._qt.explorer import ExplorerWidget
 from napari_zarr_explorer.testing import write_ome_image
+from servers import AWS_VARS
 
 PLUGIN = "napari-zarr-explorer"
 SECRET = "s3cr3t-Pa55"
-_AWS_VARS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
 
 
 def _options_named(texts: list[str]) -> list[str]:
@@ -110,7 +99,7 @@ def test_access_denied_and_timeouts_say_what_a_napari_user_can_do(
     tmp_path: Path,
     forget_passwords,
 ):
-    for var in _AWS_VARS:
+    for var in AWS_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
