@@ -343,16 +343,9 @@ def _probe_sizes(
 
 def _refused(exc: BaseException) -> bool:
     """Tell whether *exc* is, or was caused by, a refusal (HTTP 401/403: access denied)."""
-    from napari_zarr_explorer.errors import AccessDeniedError
+    from napari_zarr_explorer.errors import AccessDeniedError, cause_chain
 
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, AccessDeniedError):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(isinstance(e, AccessDeniedError) for e in cause_chain(exc))
 
 
 def _unanswered(

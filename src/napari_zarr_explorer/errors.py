@@ -28,6 +28,7 @@ __all__ = [
     "RunFailedError",
     "UnsafeDataError",
     "ambiguous_userinfo",
+    "cause_chain",
     "connection_refused",
     "error_message",
     "not_delivered",
@@ -358,6 +359,16 @@ class ExplorerWarning(UserWarning):
         super().__init__(*(redact_urls(a) if isinstance(a, str) else a for a in args))
 
 
+def cause_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield *exc*, then what caused it (``__cause__``, else ``__context__``), each once."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def not_delivered(exc: BaseException) -> bool:
     """Tell whether *exc* says the store did not deliver the bytes (not that they are damaged).
 
@@ -369,16 +380,11 @@ def not_delivered(exc: BaseException) -> bool:
     """
     from napari_zarr_explorer.store.remote import ChunkFetchError
 
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ChunkFetchError | ConnectionError | TimeoutError) or (
-            isinstance(e, RemoteError) and not isinstance(e, NotFoundError)
-        ):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(
+        isinstance(e, ChunkFetchError | ConnectionError | TimeoutError)
+        or (isinstance(e, RemoteError) and not isinstance(e, NotFoundError))
+        for e in cause_chain(exc)
+    )
 
 
 def error_message(exc: BaseException) -> str:

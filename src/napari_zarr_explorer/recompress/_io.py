@@ -561,17 +561,15 @@ def _no_such_bucket(exc: BaseException) -> bool:
     Matched on the error's code or S3's own wording, never on the word "bucket" alone, which
     a bucket's or key's name may hold.
     """
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
+    from napari_zarr_explorer.errors import cause_chain
+
+    for e in cause_chain(exc):
         response = getattr(e, "response", None)
         if isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket":
             return True
         text = str(e).lower()
         if "nosuchbucket" in text or "bucket does not exist" in text:
             return True
-        e = e.__cause__ or e.__context__
     return False
 
 
